@@ -1,0 +1,49 @@
+"""advisor: an expert system that plans deep-learning training, explains every
+choice, trains the plan on JAX/Flax/optax and diagnoses the run.
+
+The public API, re-exported here and imported lazily so that ``import advisor``
+stays free of jax and fast::
+
+    from advisor import recommend, explain, diagnose, run, load_profile
+    plan = recommend("examples/profiles/digits_mlp.json")
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+_API = {
+    "recommend": "advisor.recommend",
+    "explain": "advisor.explain",
+    "diagnose": "advisor.diagnosis",
+    "run": "advisor.running",
+    "search": "advisor.running",
+    "load_profile": "advisor.loading",
+    "load_plan": "advisor.loading",
+    "load_history": "advisor.readers",
+    "Profile": "advisor.schemas",
+    "Plan": "advisor.schemas",
+    "History": "advisor.schemas",
+    "Diagnosis": "advisor.schemas",
+    "RunResult": "advisor.schemas",
+    "AdvisorError": "advisor.errors",
+    "InputError": "advisor.errors",
+}
+
+__all__ = sorted(_API) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _API.get(name)
+    if module is None:
+        raise AttributeError(f"module 'advisor' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

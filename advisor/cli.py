@@ -1,0 +1,244 @@
+"""The ``advisor`` command: click only — parse, call the Python API, print.
+
+Errors are translated once, here: an ``AdvisorError`` becomes one line on
+stderr and its exit code (2 for bad input), never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from advisor import __version__
+from advisor.errors import AdvisorError, InputError
+
+
+class AdvisorGroup(click.Group):
+    """A click group that turns AdvisorError into one line and an exit code."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except AdvisorError as err:
+            click.echo(f"error: {err}", err=True)
+            ctx.exit(err.exit_code)
+
+
+@click.group(cls=AdvisorGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="advisor")
+def cli() -> None:
+    """An expert system that plans deep-learning training, explains every
+    choice, trains the plan (JAX/Flax/optax) and diagnoses the run.
+
+    \b
+    Example:
+      advisor recommend examples/profiles/digits_mlp.json -o plan.json
+      advisor run plan.json --out runs/digits
+      advisor diagnose runs/digits/history.json --plan plan.json -o next_plan.json
+    """
+
+
+def _emit_json(model_or_obj) -> None:
+    if hasattr(model_or_obj, "model_dump_json"):
+        click.echo(model_or_obj.model_dump_json(indent=2))
+    else:
+        click.echo(json.dumps(model_or_obj, indent=2, default=str))
+
+
+# ----------------------------------------------------------------------------- schema
+
+
+@cli.command()
+@click.argument("name", type=click.Choice(["profile", "plan", "history", "diagnosis", "run"]))
+def schema(name: str) -> None:
+    """Print the JSON Schema of a file format, for editors and validators.
+
+    \b
+    Example:
+      advisor schema profile > profile.schema.json
+    """
+    from advisor.schemas import SCHEMAS
+
+    click.echo(json.dumps(SCHEMAS[name].model_json_schema(), indent=2))
+
+
+# ----------------------------------------------------------------------------- rules
+
+
+@cli.group(cls=AdvisorGroup)
+def rules() -> None:
+    """Inspect and lint the knowledge base (rules/*.toml).
+
+    \b
+    Example:
+      advisor rules check
+      advisor rules list --domain recommend
+    """
+
+
+@rules.command("check")
+@click.option("--rules", "rules_dirs", multiple=True, type=click.Path(), help="Extra rule files or folders.")
+@click.option("--json", "as_json", is_flag=True, help="Print the issues as JSON.")
+def rules_check(rules_dirs: tuple[str, ...], as_json: bool) -> None:
+    """Lint the rules and run every rule's example; exit 2 on any error.
+
+    \b
+    Example:
+      advisor rules check --rules my_rules/
+    """
+    from advisor.lint import check_examples, example_builders, lint
+    from advisor.rules import load_rules
+
+    loaded = load_rules(list(rules_dirs))
+    issues = lint(loaded) + check_examples(loaded, example_builders())
+    errors = [i for i in issues if i.level == "error"]
+    if as_json:
+        _emit_json([i.__dict__ for i in issues])
+    else:
+        for item in issues:
+            click.echo(str(item))
+        click.echo(f"{len(loaded)} rules, {len(errors)} errors, {len(issues) - len(errors)} warnings")
+    if errors:
+        sys.exit(2)
+
+
+@rules.command("list")
+@click.option("--domain", type=click.Choice(["recommend", "diagnose"]), help="Only this domain.")
+@click.option("--rules", "rules_dirs", multiple=True, type=click.Path(), help="Extra rule files or folders.")
+@click.option("--json", "as_json", is_flag=True, help="Print the rules as JSON.")
+def rules_list(domain: str | None, rules_dirs: tuple[str, ...], as_json: bool) -> None:
+    """Show every rule: id, priority, when, conclusions and reason.
+
+    \b
+    Example:
+      advisor rules list --domain diagnose
+    """
+    from advisor.explain import render_rules
+    from advisor.rules import load_rules
+
+    loaded = [r for r in load_rules(list(rules_dirs)) if domain is None or r.domain == domain]
+    if as_json:
+        _emit_json(
+            [
+                {
+                    "id": r.id, "file": r.file, "domain": r.domain, "priority": r.priority,
+                    "when": r.describe_when(), "infer": r.infer, "recommend": r.recommend,
+                    "diagnose": r.diagnose.problem if r.diagnose else None,
+                    "reason": r.reason, "source": r.source,
+                }
+                for r in loaded
+            ]
+        )
+    else:
+        render_rules(loaded)
+
+
+# ----------------------------------------------------------------------------- recommend / explain
+
+
+@cli.command()
+@click.argument("profile", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the plan here.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON on stdout.")
+@click.option("--history", type=click.Path(dir_okay=False, path_type=Path), help="A history to diagnose and fold in.")
+@click.option("--rules", "rules_dirs", multiple=True, type=click.Path(), help="Extra rule files or folders.")
+def recommend(profile: Path, output: Path | None, as_json: bool, history: Path | None, rules_dirs: tuple[str, ...]) -> None:
+    """Recommend a complete training plan for a dataset profile, every value explained.
+
+    \b
+    Example:
+      advisor recommend examples/profiles/digits_mlp.json            # readable summary
+      advisor recommend examples/profiles/digits_mlp.json -o plan.json
+    """
+    from advisor.explain import render_plan
+    from advisor.io import write_model
+    from advisor.recommend import recommend as recommend_plan
+
+    plan = recommend_plan(profile, rules_dirs=list(rules_dirs), history=history)
+    if output is not None:
+        write_model(output, plan)
+    if as_json:
+        _emit_json(plan)
+    elif output is None:
+        render_plan(plan)
+    else:
+        click.echo(f"wrote {output} ({len(plan.explanations)} explained fields)")
+
+
+@cli.command()
+@click.argument("plan", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("field", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the explanations as JSON.")
+def explain(plan: Path, field: str | None, as_json: bool) -> None:
+    """Say why each plan value is what it is, and which rules lost.
+
+    \b
+    Example:
+      advisor explain plan.json
+      advisor explain plan.json freeze.strategy
+    """
+    from advisor.explain import explain as explain_plan
+    from advisor.explain import render_explanations
+
+    explanations = explain_plan(plan, field)
+    if as_json:
+        _emit_json({k: v.model_dump() for k, v in explanations.items()})
+    else:
+        render_explanations(explanations)
+
+
+# ----------------------------------------------------------------------------- diagnose
+
+
+@cli.command()
+@click.argument("history", type=click.Path(path_type=Path))
+@click.option("--plan", "plan_path", type=click.Path(dir_okay=False, path_type=Path), help="The plan that produced the history.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the revised plan here.")
+@click.option("--json", "as_json", is_flag=True, help="Print the diagnosis as JSON.")
+def diagnose(history: Path, plan_path: Path | None, output: Path | None, as_json: bool) -> None:
+    """Name what went wrong in a training history and, given the plan, fix it.
+
+    \b
+    Example:
+      advisor diagnose runs/digits/history.json --plan plan.json -o next_plan.json
+      advisor diagnose keras_history.csv --json
+    """
+    from advisor.diagnosis import diagnose_files
+
+    diagnose_files(history, plan_path, output, as_json)
+
+
+# ----------------------------------------------------------------------------- run
+
+
+@cli.command()
+@click.argument("plan", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Run directory.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "gpu", "tpu"]), help="Override the plan's device.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run result as JSON.")
+def run(plan: Path, out_dir: Path | None, device: str | None, as_json: bool) -> None:
+    """Train a plan on JAX/Flax and write the run directory (history, checkpoint, diagnosis).
+
+    \b
+    Example:
+      advisor run plan.json --out runs/digits
+    """
+    from advisor.running import run_files
+
+    run_files(plan, out_dir, device, as_json)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        cli(prog_name="advisor")
+    except InputError as err:  # raised outside a command (should not happen)
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,567 @@
+"""The file formats: Profile, Plan, History, Diagnosis and RunResult (pydantic v2).
+
+Every model is strict (``extra="forbid"``) and frozen, so a misspelled field is
+an error rather than a silently ignored key, and a plan cannot be changed behind
+the explanations that justify it.  Field names are the contract names of
+DESIGN.md; ``advisor schema NAME`` prints the JSON Schema built from these.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from advisor.vocabulary import (
+    CLASSIFICATION_TASKS,
+    Activation,
+    ArchName,
+    AugmentationName,
+    ClassMode,
+    DeviceName,
+    FreezeStrategy,
+    LabelEncoding,
+    LossName,
+    Modality,
+    OptimizerName,
+    Precision,
+    ProblemName,
+    ScheduleName,
+    SearchMethod,
+    Severity,
+    SimilarityClass,
+    TaskName,
+)
+
+PositiveInt = Annotated[int, Field(ge=1)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class Strict(BaseModel):
+    """Base of every file model: unknown fields are errors; instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ----------------------------------------------------------------------------- data
+
+
+BuiltinDatasetName = Literal[
+    "digits", "iris", "wine", "breast_cancer", "diabetes", "shapes", "shapes_detection"
+]
+
+
+class BuiltinData(Strict):
+    """A dataset that ships inside an installed package or is generated: no download."""
+
+    kind: Literal["builtin"] = "builtin"
+    name: BuiltinDatasetName = Field(
+        description="digits/iris/wine/breast_cancer/diabetes come with scikit-learn; "
+        "shapes and shapes_detection are generated from the seed"
+    )
+    image_size: tuple[PositiveInt, PositiveInt] | None = Field(
+        None, description="resize image datasets to (height, width); None keeps them as they are"
+    )
+    n_samples: PositiveInt | None = Field(
+        None, description="how many examples a generated dataset has; None for its default"
+    )
+    classes: list[int] | None = Field(
+        None, description="keep only these classes (relabelled 0..k-1), e.g. a digit subset"
+    )
+    subsample: PositiveInt | None = Field(
+        None, description="keep this many training examples, drawn with the split seed"
+    )
+
+
+class NpzData(Strict):
+    """Arrays in a NumPy ``.npz`` file."""
+
+    kind: Literal["npz"] = "npz"
+    path: str = Field(description="path to the .npz file, relative to the plan's folder or absolute")
+    x_key: str = Field("x", description="array holding the inputs, first axis = examples")
+    y_key: str = Field("y", description="array holding the targets, first axis = examples")
+
+
+class CsvData(Strict):
+    """A table: one row per example, one column the target."""
+
+    kind: Literal["csv"] = "csv"
+    path: str = Field(description="path to the .csv file (header row required)")
+    target: str = Field(description="the column to predict")
+    features: list[str] | None = Field(None, description="feature columns; None = every other column")
+
+
+class ImageFolderData(Strict):
+    """Images in one sub-folder per class (Keras ``flow_from_directory`` layout)."""
+
+    kind: Literal["image_folder"] = "image_folder"
+    path: str = Field(description="folder holding one sub-folder per class")
+    image_size: tuple[PositiveInt, PositiveInt] = Field(description="(height, width) to resize to")
+    color_mode: Literal["grayscale", "rgb"] = Field("rgb", description="channels to load")
+
+
+DataSource = Annotated[
+    BuiltinData | NpzData | CsvData | ImageFolderData, Field(discriminator="kind")
+]
+
+
+class DataPlan(Strict):
+    """Where the data is, how it is split and how inputs are scaled."""
+
+    source: DataSource | None = Field(
+        None, description="where the examples are; None = the plan is advice only and cannot run"
+    )
+    val_fraction: float = Field(
+        0.2, gt=0.0, lt=1.0, description="share of the examples held out for validation"
+    )
+    split_seed: int = Field(0, description="seed of the train/validation split")
+    normalize: Literal["none", "standardize", "scale_01"] = Field(
+        "standardize", description="input scaling, fitted on the training split only"
+    )
+
+
+# ----------------------------------------------------------------------------- profile
+
+
+class Pretrained(Strict):
+    """A base model to transfer from, and how close its data is to the new data."""
+
+    base: str = Field(description="a run directory / checkpoint of this project, or an import name")
+    source_domain: str | None = Field(None, description="what the base was trained on")
+    similarity: SimilarityClass | Fraction | None = Field(
+        None,
+        description="'similar' / 'different', or a measured score in [0, 1] "
+        "(see `advisor profile --base`)",
+    )
+
+
+class Budget(Strict):
+    """What the user will spend on training."""
+
+    max_epochs: PositiveInt | None = Field(None, description="most epochs to train")
+    max_minutes: float | None = Field(None, gt=0, description="wall-clock budget in minutes")
+    device: DeviceName = Field("auto", description="where training will run")
+
+
+class LrFindResult(Strict):
+    """The outcome of ``advisor lr-find``, fed back into a profile."""
+
+    learning_rate: float = Field(gt=0, description="suggested learning rate")
+    spread: float | None = Field(None, ge=0, description="spread of the suggestion across seeds")
+
+
+class Profile(Strict):
+    """What a practitioner knows about the problem before training."""
+
+    name: str | None = Field(None, description="a short name for the problem")
+    description: str | None = Field(None, description="free text; not read by the rules")
+    task: TaskName = Field(description="the learning task")
+    modality: Modality = Field(description="what one input is")
+    n_train: PositiveInt = Field(description="number of training examples")
+    n_val: PositiveInt | None = Field(None, description="number of validation examples, if fixed")
+    input_shape: list[PositiveInt] = Field(
+        min_length=1, description="shape of one input without the batch axis, e.g. [28, 28, 1]"
+    )
+    n_classes: PositiveInt | None = Field(
+        None, description="number of classes (binary: 2); omit for regression"
+    )
+    label_encoding: LabelEncoding | None = Field(
+        None, description="integer, one_hot, soft, mask (segmentation) or boxes (detection)"
+    )
+    class_counts: list[PositiveInt] | None = Field(
+        None, description="training examples per class, in class order"
+    )
+    imbalance_ratio: float | None = Field(
+        None, ge=1.0, description="largest class count over smallest, if counts are not given"
+    )
+    targets_have_outliers: bool = Field(
+        False, description="regression targets hold large outliers (favours a robust loss)"
+    )
+    margin_classifier: bool = Field(
+        False, description="a max-margin (SVM-style) binary classifier is wanted"
+    )
+    gan_objective: Literal["standard", "wasserstein"] | None = Field(
+        None, description="GAN objective, if the user has a preference"
+    )
+    gan_reconstruction: Literal["none", "l1", "l2"] | None = Field(
+        None, description="paired image-to-image GAN: pixel reconstruction term"
+    )
+    metric: str | None = Field(None, description="the metric that matters, e.g. accuracy, auc, f1, mae")
+    pretrained: Pretrained | None = Field(None, description="a base to transfer from")
+    budget: Budget | None = Field(None, description="time and device budget")
+    data: DataSource | None = Field(None, description="where the data is, so the plan can run")
+    history: str | None = Field(None, description="path of an earlier run's history to diagnose")
+    lr_find: LrFindResult | None = Field(None, description="result of `advisor lr-find`")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Profile:
+        if self.task in CLASSIFICATION_TASKS:
+            if self.n_classes is None:
+                raise ValueError(f"n_classes: required for task {self.task!r}")
+            if self.n_classes < 2:
+                raise ValueError(f"n_classes: {self.task} needs at least 2 classes, got {self.n_classes}")
+            if self.task == "binary" and self.n_classes != 2:
+                raise ValueError(f"n_classes: a binary task has 2 classes, got {self.n_classes}")
+        if self.class_counts is not None:
+            if self.n_classes is not None and len(self.class_counts) != self.n_classes:
+                raise ValueError(
+                    f"class_counts: {len(self.class_counts)} counts contradict "
+                    f"n_classes = {self.n_classes}; expected one count per class"
+                )
+            if self.imbalance_ratio is not None:
+                measured = max(self.class_counts) / min(self.class_counts)
+                if not math.isclose(measured, self.imbalance_ratio, rel_tol=0.05):
+                    raise ValueError(
+                        f"imbalance_ratio: {self.imbalance_ratio} contradicts class_counts "
+                        f"(which give {measured:.3g}); give one or make them agree"
+                    )
+        if self.label_encoding == "boxes" and self.task != "detection":
+            raise ValueError("label_encoding: 'boxes' is for task 'detection'")
+        if self.task == "detection" and self.label_encoding not in (None, "boxes"):
+            raise ValueError("label_encoding: a detection task has 'boxes' labels")
+        if self.label_encoding == "mask" and self.task not in ("binary", "multiclass"):
+            raise ValueError("label_encoding: 'mask' (segmentation) needs task binary or multiclass")
+        return self
+
+
+# ----------------------------------------------------------------------------- plan
+
+
+class ModelPlan(Strict):
+    """The network: architecture, structure hyperparameters, base and head."""
+
+    arch: ArchName = Field(description="mlp, cnn or resnet")
+    hidden_layers: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="mlp: number of hidden dense layers"
+    )
+    units: PositiveInt | None = Field(None, description="mlp: width of each hidden layer")
+    filters: list[PositiveInt] | None = Field(
+        None, description="cnn: filters of each conv block; resnet: width of each stage"
+    )
+    blocks_per_stage: PositiveInt | None = Field(None, description="resnet: residual blocks per stage")
+    kernel_size: PositiveInt | None = Field(None, description="cnn: convolution kernel size")
+    pooling: Literal["max", "avg"] | None = Field(None, description="cnn: pooling after each block")
+    batch_norm: bool = Field(False, description="batch normalisation after each conv/dense layer")
+    activation: Activation = Field("relu", description="hidden-layer activation")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout rate before each dense layer")
+    head_units: list[PositiveInt] = Field(
+        default_factory=list, description="dense layers of the head, before the output layer"
+    )
+    output_units: PositiveInt = Field(description="outputs of the last layer, sized to the task")
+    base: str | None = Field(
+        None, description="pretrained base: a run directory or checkpoint to take the backbone from"
+    )
+
+    @model_validator(mode="after")
+    def _fields_for_arch(self) -> ModelPlan:
+        need = {
+            "mlp": ("hidden_layers", "units"),
+            "cnn": ("filters", "kernel_size", "pooling"),
+            "resnet": ("filters", "blocks_per_stage"),
+        }[self.arch]
+        missing = [name for name in need if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"{missing[0]}: required for arch {self.arch!r}")
+        return self
+
+
+class LossPlan(Strict):
+    """The loss: a registry name and its parameters."""
+
+    name: LossName = Field(description="loss function, by contract name")
+    params: dict[str, float] = Field(
+        default_factory=dict, description="e.g. focal gamma/alpha, huber delta, label_smoothing"
+    )
+
+
+class OptimizerPlan(Strict):
+    """The optimizer and its hyperparameters (all from optax)."""
+
+    name: OptimizerName = Field(description="optimizer, by contract name")
+    learning_rate: float = Field(gt=0, description="peak learning rate")
+    momentum: float | None = Field(None, ge=0, lt=1, description="sgd/rmsprop momentum")
+    nesterov: bool = Field(False, description="sgd: Nesterov momentum")
+    weight_decay: float = Field(0.0, ge=0, description="decoupled (adamw) or L2 weight decay")
+    clip_norm: float | None = Field(None, gt=0, description="clip the global gradient norm to this")
+
+
+class SchedulePlan(Strict):
+    """How the learning rate moves over training."""
+
+    name: ScheduleName = Field(description="learning-rate schedule")
+    warmup_epochs: Annotated[int, Field(ge=0)] = Field(0, description="linear warmup length")
+    factor: float = Field(
+        0.1, gt=0, le=1, description="step/plateau: multiply the rate by this at each drop"
+    )
+    step_epochs: PositiveInt | None = Field(None, description="step: epochs between drops")
+    min_ratio: float = Field(0.0, ge=0, le=1, description="cosine: final rate / peak rate")
+    patience: PositiveInt | None = Field(
+        None, description="reduce_on_plateau: epochs without improvement before a drop"
+    )
+    cycle_epochs: PositiveInt | None = Field(None, description="cosine_restarts: length of a cycle")
+
+
+class FreezePlan(Strict):
+    """Transfer learning: which parts of a pretrained base train, and when."""
+
+    strategy: FreezeStrategy = Field(description="from_scratch ... two_stage (DESIGN.md)")
+    trainable_blocks: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="partial_fine_tune: the top N blocks of the base that train"
+    )
+    head_epochs: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="two_stage: epochs of the first stage (base frozen, head trains)"
+    )
+    fine_tune_lr_factor: float | None = Field(
+        None, gt=0, le=1, description="rate of the fine-tuning stage relative to the head's rate"
+    )
+    layer_lr_decay: float | None = Field(
+        None, gt=0, le=1, description="discriminative rates: each lower block group gets this x the rate above"
+    )
+
+
+class Augmentation(Strict):
+    """One augmentation, applied inside the compiled step."""
+
+    name: AugmentationName = Field(description="augmentation, by name")
+    strength: float = Field(
+        gt=0, description="flip: probability; shift/crop: fraction; rotate: degrees; noise: std; ..."
+    )
+
+
+class EarlyStopping(Strict):
+    """Stop when the monitored metric stops improving."""
+
+    monitor: str = Field("val_loss", description="history series to watch")
+    mode: Literal["min", "max"] = Field("min", description="whether lower or higher is better")
+    patience: PositiveInt = Field(description="epochs without improvement before stopping")
+    min_delta: float = Field(0.0, ge=0, description="smallest change that counts as improvement")
+    restore_best: bool = Field(True, description="end with the weights of the best epoch")
+
+
+class RegularizationPlan(Strict):
+    """Protection against overfitting."""
+
+    augmentation: list[Augmentation] = Field(default_factory=list, description="in order")
+    early_stopping: EarlyStopping | None = Field(None, description="None = train every epoch")
+
+
+class SearchParam(Strict):
+    """One dimension of a search space over a plan field."""
+
+    type: Literal["float", "int", "categorical"] = Field(description="kind of dimension")
+    low: float | None = Field(None, description="lower bound (float/int)")
+    high: float | None = Field(None, description="upper bound (float/int)")
+    log: bool = Field(False, description="sample on a log scale")
+    choices: list[Any] | None = Field(None, description="categorical: the values")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> SearchParam:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("choices: a categorical dimension needs at least one choice")
+        else:
+            if self.low is None or self.high is None:
+                raise ValueError(f"low: a {self.type} dimension needs low and high")
+            if self.low > self.high:
+                raise ValueError(f"low: {self.low} is above high = {self.high}")
+            if self.log and self.low <= 0:
+                raise ValueError(f"low: a log-scale dimension needs low > 0, got {self.low}")
+        return self
+
+
+class SearchPlan(Strict):
+    """Hyperparameter search over plan fields (Optuna samplers)."""
+
+    method: SearchMethod = Field(description="grid, random or tpe (probabilistic)")
+    space: dict[str, SearchParam] = Field(description="plan field path -> dimension")
+    n_trials: PositiveInt = Field(description="number of trials")
+    epochs_per_trial: PositiveInt | None = Field(None, description="None = the plan's epochs")
+    metric: str = Field("val_loss", description="history series to optimise")
+    direction: Literal["minimize", "maximize"] = Field("minimize", description="of the metric")
+    pruner: Literal["none", "median", "successive_halving"] = Field(
+        "none", description="stop bad trials early on the per-epoch metric"
+    )
+
+
+class Overridden(Strict):
+    """A rule that also set a field but lost to a higher-ranked one."""
+
+    rule: str
+    value: Any
+    priority: int
+    reason: str
+
+
+class Explanation(Strict):
+    """Why a field (or derived fact) has its value: the rule, its evidence and its source."""
+
+    value: Any = Field(description="the value the rule set")
+    rule: str = Field(description="id of the rule that set it")
+    reason: str = Field(description="the rule's reason, in words")
+    source: str = Field(description="where the knowledge comes from")
+    matched: dict[str, Any] = Field(
+        default_factory=dict, description="the facts the rule's conditions matched"
+    )
+    overridden: list[Overridden] = Field(
+        default_factory=list, description="rules that set another value and lost"
+    )
+
+
+class Plan(Strict):
+    """Everything the engine needs to train, and why each value is what it is."""
+
+    name: str | None = Field(None, description="the profile's name, carried over")
+    task: TaskName = Field(description="the learning task")
+    modality: Modality = Field(description="what one input is")
+    input_shape: list[PositiveInt] = Field(description="shape of one input, without batch axis")
+    n_classes: PositiveInt | None = Field(None, description="number of classes (classification)")
+    n_train: PositiveInt = Field(description="training examples the plan was sized for")
+    data: DataPlan = Field(description="data source, split and scaling")
+    model: ModelPlan = Field(description="the network")
+    loss: LossPlan = Field(description="the loss")
+    optimizer: OptimizerPlan = Field(description="the optimizer")
+    schedule: SchedulePlan = Field(description="the learning-rate schedule")
+    batch_size: PositiveInt = Field(description="examples per step")
+    epochs: PositiveInt = Field(description="passes over the training set")
+    steps_per_epoch: PositiveInt = Field(description="ceil(n_train / batch_size)")
+    class_mode: ClassMode | None = Field(None, description="binary, categorical or none")
+    freeze: FreezePlan = Field(description="transfer-learning strategy")
+    regularization: RegularizationPlan = Field(description="overfitting protection")
+    metrics: list[str] = Field(default_factory=list, description="metrics recorded each epoch")
+    search: SearchPlan | None = Field(None, description="hyperparameter search, if recommended")
+    seed: int = Field(0, description="seed of initialisation, shuffling and augmentation")
+    precision: Precision = Field("float32", description="compute precision")
+    device: DeviceName = Field("auto", description="where to train")
+    output_dir: str | None = Field(None, description="run directory; None = runs/<name>-<time>")
+    explanations: dict[str, Explanation] = Field(
+        default_factory=dict, description="plan field path -> why it has its value"
+    )
+    derived_facts: dict[str, Explanation] = Field(
+        default_factory=dict, description="facts the rules derived on the way, with their reasons"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Plan:
+        expected = math.ceil(self.n_train / self.batch_size)
+        if self.steps_per_epoch != expected:
+            raise ValueError(
+                f"steps_per_epoch: {self.steps_per_epoch} contradicts "
+                f"ceil(n_train / batch_size) = {expected}"
+            )
+        if self.task in CLASSIFICATION_TASKS and self.n_classes is None:
+            raise ValueError(f"n_classes: required for task {self.task!r}")
+        return self
+
+
+# ----------------------------------------------------------------------------- history
+
+HistoryFormat = Literal[
+    "native", "keras_json", "keras_csv", "lightning_csv", "hf_trainer_state", "tensorboard", "text_log"
+]
+
+
+class HistorySource(Strict):
+    """Where a history came from, and what its reader had to leave out."""
+
+    format: HistoryFormat = Field(description="the reader that parsed it")
+    path: str | None = Field(None, description="the file it was read from")
+    skipped: list[str] = Field(default_factory=list, description="lines/rows/series left out, and why")
+
+
+class History(Strict):
+    """Per-epoch series of one training run, under normalised names.
+
+    Names: ``loss``/``val_loss``, metrics as ``accuracy``/``val_accuracy`` etc.,
+    and engine diagnostics ``lr``, ``grad_norm``, ``grad_norm_first``,
+    ``grad_norm_last``, ``update_ratio``, ``dead_fraction``, ``epoch_time``.
+    A missing value is ``None``; NaN and infinities are kept as they are.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="constants")
+
+    source: HistorySource = Field(description="provenance")
+    epochs: list[int] = Field(description="epoch numbers, starting at 1")
+    series: dict[str, list[float | None]] = Field(description="series name -> one value per epoch")
+    task: TaskName | None = Field(None, description="the task, when known (sets chance level)")
+    n_classes: PositiveInt | None = Field(None, description="classes, when known")
+
+    @model_validator(mode="after")
+    def _aligned(self) -> History:
+        for name, values in self.series.items():
+            if len(values) != len(self.epochs):
+                raise ValueError(
+                    f"series.{name}: {len(values)} values for {len(self.epochs)} epochs; "
+                    "expected one value per epoch"
+                )
+        return self
+
+
+# ----------------------------------------------------------------------------- diagnosis
+
+
+class Problem(Strict):
+    """One thing that went wrong (or 'healthy'), with the numbers that show it."""
+
+    name: ProblemName
+    severity: Severity
+    epochs: tuple[int, int] | None = Field(None, description="first and last epoch it shows in")
+    evidence: dict[str, Any] = Field(default_factory=dict, description="curve features that show it")
+    rule: str = Field(description="the rule that named it")
+    reason: str
+    source: str
+
+
+class Fix(Strict):
+    """A plan change made to treat a problem."""
+
+    field: str = Field(description="plan field path")
+    old: Any
+    new: Any
+    problem: ProblemName
+    rule: str
+    reason: str
+    source: str
+
+
+class Diagnosis(Strict):
+    """What a history shows, and how the plan should change."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="constants")
+
+    history: HistorySource
+    problems: list[Problem]
+    features: dict[str, Any] = Field(default_factory=dict, description="curve features computed")
+    fixes: list[Fix] = Field(default_factory=list, description="plan changes (empty without a plan)")
+
+
+# ----------------------------------------------------------------------------- run result
+
+
+class RunResult(Strict):
+    """The run directory and what is in it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="constants")
+
+    run_dir: str
+    plan: str = Field(description="the resolved plan, as run")
+    history: str = Field(description="history.json")
+    metrics: dict[str, float] = Field(description="final (or restored best) validation metrics")
+    checkpoint: str | None = Field(None, description="weights (safetensors)")
+    curves: str | None = Field(None, description="curves.png")
+    diagnosis: str | None = Field(None, description="diagnosis.json")
+    next_plan: str | None = Field(None, description="next_plan.json")
+    best_epoch: int | None = None
+    stopped_early: bool = False
+    stopped_reason: str | None = None
+    device: str = Field(description="what JAX ran on")
+
+
+SCHEMAS: dict[str, type[BaseModel]] = {
+    "profile": Profile,
+    "plan": Plan,
+    "history": History,
+    "diagnosis": Diagnosis,
+    "run": RunResult,
+}
+
