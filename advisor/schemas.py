@@ -249,6 +249,7 @@ class ModelPlan(Strict):
         default_factory=list, description="dense layers of the head, before the output layer"
     )
     output_units: PositiveInt = Field(description="outputs of the last layer, sized to the task")
+    latent_dim: PositiveInt | None = Field(None, description="gan: size of the generator's noise input")
     base: str | None = Field(
         None, description="pretrained base: a run directory or checkpoint to take the backbone from"
     )
@@ -266,13 +267,27 @@ class ModelPlan(Strict):
         return self
 
 
+class LossTerm(Strict):
+    """An extra weighted loss term (detection: the class term; paired GANs: reconstruction)."""
+
+    name: LossName = Field(description="loss function, by contract name")
+    weight: float = Field(1.0, gt=0, description="multiplier of this term in the total")
+    params: dict[str, float] = Field(default_factory=dict, description="the loss's parameters")
+
+
 class LossPlan(Strict):
-    """The loss: a registry name and its parameters."""
+    """The loss: a registry name and its parameters, plus extra weighted terms.
+
+    Detection: ``name`` is the box term (iou, giou, smooth_l1) and a ``terms``
+    entry the class term (focal).  GANs: ``name`` is the adversarial objective
+    (adversarial, wasserstein) and an l1/l2 term the reconstruction.
+    """
 
     name: LossName = Field(description="loss function, by contract name")
     params: dict[str, float] = Field(
         default_factory=dict, description="e.g. focal gamma/alpha, huber delta, label_smoothing"
     )
+    terms: list[LossTerm] = Field(default_factory=list, description="extra weighted terms")
 
 
 class OptimizerPlan(Strict):
