@@ -1,0 +1,34 @@
+"""The engine's registries hold exactly the contract's names, so advisor and engine cannot drift."""
+
+from __future__ import annotations
+
+import pytest
+
+from advisor import vocabulary
+from advisor.errors import UnknownNameError
+from engine.augment import AUGMENTATIONS
+from engine.losses import LOSSES
+from engine.optimizers import OPTIMIZERS
+from engine.schedules import SCHEDULES
+
+REGISTRIES = [
+    (LOSSES, vocabulary.LOSSES, "focall", "focal"),
+    (OPTIMIZERS, vocabulary.OPTIMIZERS, "adamm", "adam"),
+    (SCHEDULES, vocabulary.SCHEDULES, "cosin", "cosine"),
+    (AUGMENTATIONS, vocabulary.AUGMENTATIONS, "rotation", "rotate"),
+]
+IDS = [registry.kind for registry, *_ in REGISTRIES]
+
+
+@pytest.mark.parametrize("registry, names, typo, meant", REGISTRIES, ids=IDS)
+def test_registry_equals_the_vocabulary(registry, names, typo, meant):
+    assert set(registry.names()) == set(names)
+
+
+@pytest.mark.parametrize("registry, names, typo, meant", REGISTRIES, ids=IDS)
+def test_unknown_name_suggests_the_close_one(registry, names, typo, meant):
+    with pytest.raises(UnknownNameError) as err:
+        registry.get(typo)
+    assert str(err.value).startswith(f"{registry.kind} {typo!r} is unknown; expected one of ")
+    assert str(err.value).endswith(f"did you mean {meant!r}?")
+    assert err.value.exit_code == 2
