@@ -72,6 +72,10 @@ class BuiltinData(Strict):
     subsample: PositiveInt | None = Field(
         None, description="keep this many training examples, drawn with the split seed"
     )
+    positive_class: int | None = Field(
+        None,
+        description="one-vs-rest binary task: this class (after `classes`) is 1, every other 0",
+    )
 
 
 class NpzData(Strict):
@@ -142,6 +146,9 @@ class Budget(Strict):
     max_epochs: PositiveInt | None = Field(None, description="most epochs to train")
     max_minutes: float | None = Field(None, gt=0, description="wall-clock budget in minutes")
     device: DeviceName = Field("auto", description="where training will run")
+    max_trials: PositiveInt | None = Field(
+        None, description="training runs a hyperparameter search may use; None or 1 = no search"
+    )
 
 
 class LrFindResult(Strict):
@@ -181,6 +188,16 @@ class Profile(Strict):
     margin_classifier: bool = Field(
         False, description="a max-margin (SVM-style) binary classifier is wanted"
     )
+    n_targets: PositiveInt | None = Field(
+        None, description="regression: values predicted per example (None = 1)"
+    )
+    sparse_inputs: bool = Field(
+        False, description="most input values are zero (one-hot, bag-of-words, counts)"
+    )
+    flip_invariant: bool = Field(
+        False,
+        description="mirroring an image left-right keeps its label (photos: yes; digits, text: no)",
+    )
     gan_objective: Literal["standard", "wasserstein"] | None = Field(
         None, description="GAN objective, if the user has a preference"
     )
@@ -203,6 +220,8 @@ class Profile(Strict):
                 raise ValueError(f"n_classes: {self.task} needs at least 2 classes, got {self.n_classes}")
             if self.task == "binary" and self.n_classes != 2:
                 raise ValueError(f"n_classes: a binary task has 2 classes, got {self.n_classes}")
+        if self.task == "detection" and self.n_classes is None:
+            raise ValueError("n_classes: required for task 'detection' (the object classes)")
         if self.class_counts is not None:
             if self.n_classes is not None and len(self.class_counts) != self.n_classes:
                 raise ValueError(
@@ -299,6 +318,12 @@ class OptimizerPlan(Strict):
     nesterov: bool = Field(False, description="sgd: Nesterov momentum")
     weight_decay: float = Field(0.0, ge=0, description="decoupled (adamw) or L2 weight decay")
     clip_norm: float | None = Field(None, gt=0, description="clip the global gradient norm to this")
+    b1: float | None = Field(
+        None, ge=0, lt=1, description="adam/adamw: first-moment decay; None = optax default 0.9"
+    )
+    b2: float | None = Field(
+        None, ge=0, lt=1, description="adam/adamw: second-moment decay; None = optax default 0.999"
+    )
 
 
 class SchedulePlan(Strict):
@@ -539,6 +564,16 @@ class Fix(Strict):
     source: str
 
 
+class Advice(Strict):
+    """A recommendation no plan field can carry (collect more data, run an LR range test)."""
+
+    name: str = Field(description="advice fact name, e.g. more_data")
+    problem: ProblemName | None = Field(None, description="the problem it treats")
+    rule: str
+    reason: str
+    source: str
+
+
 class Diagnosis(Strict):
     """What a history shows, and how the plan should change."""
 
@@ -548,6 +583,8 @@ class Diagnosis(Strict):
     problems: list[Problem]
     features: dict[str, Any] = Field(default_factory=dict, description="curve features computed")
     fixes: list[Fix] = Field(default_factory=list, description="plan changes (empty without a plan)")
+    advice: list[Advice] = Field(default_factory=list, description="what to do beyond the plan")
+    n_epochs: int = Field(0, ge=0, description="epochs in the diagnosed history")
 
 
 # ----------------------------------------------------------------------------- run result

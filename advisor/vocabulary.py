@@ -89,7 +89,7 @@ CLASSIFICATION_TASKS = ("binary", "multiclass", "multilabel")
 class FactSpec:
     """What a fact is: its value type, the values it may take, and its meaning."""
 
-    type: Literal["str", "int", "float", "bool", "list"]
+    type: Literal["str", "int", "float", "bool", "list", "dict"]
     description: str
     values: tuple[str, ...] | None = None  # allowed values of a categorical fact
     unit: str | None = None
@@ -142,9 +142,174 @@ FACTS: dict[str, FactSpec] = {
     "lr_find.learning_rate": FactSpec(
         "float", "learning rate suggested by an LR range test (advisor lr-find)"
     ),
+    "name": FactSpec("str", "the profile's short name"),
+    "n_targets": FactSpec("int", "regression: values predicted per example"),
+    "sparse_inputs": FactSpec("bool", "most input values are zero (one-hot, bag-of-words)"),
+    "flip_invariant": FactSpec("bool", "mirroring an image left-right keeps its label"),
+    "image_side": FactSpec("int", "images: the shorter of height and width", unit="pixels"),
+    "image_pixels": FactSpec("int", "images: height x width", unit="pixels"),
+    "image_channels": FactSpec("int", "images: channels of one input (1 grey, 3 colour)"),
+    "budget.max_trials": FactSpec("int", "training runs a hyperparameter search may use"),
+    "data": FactSpec("dict", "the profile's data source, as written"),
+    # --- derived by rules (rules/1*.toml ... 4*.toml) --------------------------
+    "size_class": _cat("how much data there is, per class where there are classes",
+                       ("tiny", "small", "medium", "large")),
+    "transfer_size": _cat("the lecture's dataset-size axis for transfer", ("small", "large")),
+    "pretrained.similarity_class": _cat(
+        "the lecture's similarity axis, from the user's label or the measured score",
+        get_args(SimilarityClass),
+    ),
+    "transfer_quadrant": _cat(
+        "the cell of the lecture's transfer decision framework",
+        ("large_similar", "large_different", "small_similar", "small_different"),
+    ),
+    "imbalance_class": _cat("how unequal the classes are", ("balanced", "mild", "strong")),
+    "risk.overfitting": _cat("predicted risk of memorising the training set", ("low", "high")),
+    "risk.underfitting": _cat("predicted risk of a model too small for the data", ("low", "high")),
+    "model.params_per_sample": FactSpec(
+        "float", "estimated trainable weights of the planned MLP per training example"
+    ),
+    "work_per_epoch": FactSpec("float", "n_train x input_size: input values seen per epoch"),
+    "trial_cost": _cat("cost of one training run of a search", ("cheap", "expensive")),
+    "lr.base": FactSpec("float", "learning rate of the chosen optimizer before stage scaling"),
+    "lr.stage_factor": FactSpec("float", "multiplier of the base rate for the training stage"),
+    "uses_early_stopping": FactSpec("bool", "the plan stops on the validation curve"),
+    "needs_augmentation": FactSpec("bool", "the plan should stretch the data with augmentation"),
 }
 
 
 def plan_fact(path: str) -> str:
     """The fact name under which a plan field's current value is visible to rules."""
     return f"plan.{path}"
+
+
+# --- diagnosis facts (advisor/curves.py measures them, rules/5*.toml and 6*.toml read them) ---
+
+_LOSS_CURVE = {
+    "first": ("float", "value at the first epoch"),
+    "final": ("float", "value at the last epoch"),
+    "best": ("float", "lowest value"),
+    "best_epoch": ("int", "epoch of the lowest value"),
+    "worst": ("float", "highest finite value"),
+    "epochs_since_best": ("int", "epochs from the lowest value to the end"),
+    "rel_drop": ("float", "(first - best) / first: how much it ever improved"),
+    "rise_from_best": ("float", "how far the smoothed curve ends above its lowest point (0.05 = 5 %)"),
+    "final_over_first": ("float", "mean of the last 3 values / the first value"),
+    "recent_improvement": ("float", "fall of the smoothed curve over the recent window, as a fraction"),
+    "recent_share": ("float", "share of the run's whole progress made in the recent window"),
+    "noise": ("float", "std of log-values around a local linear fit (0.05 = +-5 % wobble)"),
+    "oscillation": ("float", "fraction of epoch-to-epoch moves that reverse direction"),
+    "backtrack": ("float", "upward movement / all movement (0 = monotone fall, 0.5 = no trend)"),
+    "max_jump": ("float", "largest rise in one epoch, relative to the value before it"),
+    "linearity": ("float", "R^2 of a straight line through the curve (1 = straight)"),
+    "deceleration": ("float", "fall rate over the first half / over the second (1 = straight)"),
+    "final_flat_length": ("int", "epochs of the flat stretch the run ends on"),
+    "plateau_length": ("int", "epochs of the longest flat stretch before the end"),
+    "plateau_start": ("int", "first epoch of that flat stretch"),
+    "plateau_end": ("int", "last epoch of that flat stretch"),
+    "drop_after_plateau": ("float", "how far the curve fell after that stretch, as a fraction"),
+    "chance_ratio": ("float", "final value / chance-level loss (1 = no better than guessing)"),
+    "peak_chance_ratio": ("float", "highest value / chance-level loss"),
+}
+_SCORE_CURVE = {
+    "first": ("float", "value at the first epoch"),
+    "final": ("float", "mean of the last 3 values"),
+    "best": ("float", "highest value"),
+    "best_epoch": ("int", "epoch of the highest value"),
+    "drop_from_best": ("float", "best - final"),
+    "recent_gain": ("float", "rise over the recent window"),
+    "skill": ("float", "(final - chance) / (1 - chance): 0 = guessing, 1 = perfect"),
+}
+_RUN_CURVE = {
+    "n_epochs": ("int", "epochs in the history"),
+    "first_epoch": ("int", "first epoch number"),
+    "last_epoch": ("int", "last epoch number"),
+    "has_val": ("bool", "the history has a validation loss"),
+    "window": ("int", "epochs in the recent window (a fifth of the run, at least 3)"),
+    "window_start": ("int", "first epoch of the recent window"),
+    "planned_epochs": ("int", "epochs the plan asked for"),
+    "stopped_early": ("bool", "the run ended before the planned epochs"),
+    "nonfinite": ("bool", "a loss or gradient norm became NaN or infinite"),
+    "nonfinite_epoch": ("int", "first epoch with a NaN or infinite loss or gradient norm"),
+    "gap.final": ("float", "(val_loss - loss) / val_loss over the last 3 epochs"),
+    "gap.at_val_best": ("float", "(val_loss - loss) / val_loss at the best validation epoch"),
+    "gap.growth": ("float", "growth of val_loss - loss since the best validation epoch, / best val_loss"),
+    "gap.accuracy": ("float", "training accuracy - validation accuracy at the end"),
+    "loss.change_after_val_best": ("float", "relative change of the training loss after the best val epoch"),
+    "chance_loss": ("float", "cross-entropy of guessing: log K (log 2 for binary)"),
+    "chance_accuracy": ("float", "accuracy of guessing: 1 / K"),
+    "grad_norm.nonfinite": ("bool", "the gradient norm became NaN or infinite"),
+    "grad_norm.median": ("float", "median global gradient norm"),
+    "grad_norm.max": ("float", "largest global gradient norm"),
+    "grad_norm.final": ("float", "global gradient norm over the last fifth of the run"),
+    "grad_norm.spike": ("float", "largest / median global gradient norm"),
+    "grad_norm.growth": ("float", "gradient norm over the last fifth / over the first fifth"),
+    "grad_norm.layer_ratio": ("float", "median of first-layer / last-layer gradient norm"),
+    "update_ratio.median": ("float", "median of |update| / |weights| per step"),
+    "update_ratio.max": ("float", "largest |update| / |weights|"),
+    "dead_fraction.final": ("float", "share of hidden units that never activate, last epochs"),
+    "dead_fraction.max": ("float", "largest share of hidden units that never activate"),
+}
+
+
+def _diagnosis_facts() -> dict[str, FactSpec]:
+    facts = {}
+    for series in ("loss", "val_loss"):
+        for name, (kind, text) in _LOSS_CURVE.items():
+            facts[f"curve.{series}.{name}"] = FactSpec(kind, f"{series}: {text}")
+    for series in ("accuracy", "val_accuracy", "r2", "val_r2"):
+        for name, (kind, text) in _SCORE_CURVE.items():
+            facts[f"curve.{series}.{name}"] = FactSpec(kind, f"{series}: {text}")
+    for name, (kind, text) in _RUN_CURVE.items():
+        facts[f"curve.{name}"] = FactSpec(kind, text)
+    for name, text in THRESHOLDS.items():
+        facts[f"threshold.{name}"] = FactSpec("float", text)
+    for name, text in ADVICE.items():
+        facts[f"advice.{name}"] = FactSpec("bool", text)
+    return facts
+
+
+# Thresholds are facts set by rules (rules/50_thresholds.toml), so a user's rule file can move them.
+THRESHOLDS = {
+    "min_epochs": "fewest epochs from which a curve's shape is judged",
+    "overfit_val_rise": "validation loss this far above its best counts as overfitting",
+    "overfit_train_fall": "training loss falling this much after the best validation epoch",
+    "overfit_gap": "relative generalization gap that counts as large",
+    "overfit_gap_growth": "growth of the generalization gap that counts as large",
+    "overfit_acc_gap": "training minus validation accuracy that counts as large",
+    "noise_high": "log-space noise of the training loss that counts as oscillation",
+    "backtrack_high": "share of upward movement of the training loss that counts as unstable",
+    "jump_high": "one-epoch rise of the training loss that counts as a spike",
+    "train_rise": "training loss this far above its best counts as unstable",
+    "above_chance": "training loss this many times the chance loss counts as overshooting",
+    "diverge_rise": "training loss this many times its best, still rising, counts as divergence",
+    "diverge_over_first": "training loss this many times its first value counts as divergence",
+    "linear_r2": "R^2 above which a descent counts as a straight line",
+    "linear_deceleration": "deceleration below which a descent has not started to level off",
+    "lr_low_max_drop": "a straight descent that shed less than this share of its first value",
+    "still_improving": "fall over the recent window that counts as still improving",
+    "recent_share": "share of all progress in the recent window that counts as still improving",
+    "flat": "fall over the recent window below which a curve counts as flat",
+    "chance_ratio_high": "loss / chance loss from which a model counts as guessing",
+    "chance_ratio_poor": "loss / chance loss from which the training fit counts as poor",
+    "skill_low": "accuracy skill below which a model counts as guessing",
+    "skill_poor": "accuracy skill below which the training fit counts as poor",
+    "small_gap": "relative generalization gap below which train and val agree",
+    "r2_poor": "r2 below which a regression fit counts as poor",
+    "plateau_epochs": "epochs of a flat stretch that count as a plateau",
+    "plateau_drop": "fall after a flat stretch that shows it was a plateau, not the end",
+    "grad_spike": "largest / median gradient norm that counts as an explosion",
+    "grad_growth": "growth of the gradient norm over the run that counts as an explosion",
+    "grad_layer_ratio": "first / last layer gradient norm below which gradients vanish",
+    "update_ratio_low": "update / weight ratio below which steps are too small",
+    "update_ratio_high": "update / weight ratio above which steps are too large",
+    "dead_fraction": "share of dead hidden units that counts as a problem",
+}
+ADVICE = {
+    "more_data": "collect or synthesise more training examples",
+    "lr_range_test": "run an LR range test (advisor lr-find) to place the learning rate",
+    "check_data": "check the inputs and targets for NaN, infinities and unscaled values",
+    "he_init": "initialise ReLU layers with He (Kaiming) initialisation",
+    "longer_run": "the run is too short to judge its shape; train longer before diagnosing",
+}
+FACTS.update(_diagnosis_facts())
