@@ -13,6 +13,7 @@ derivation, which is written at fire time and is what ``advisor explain`` shows.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,9 +93,30 @@ def nest(flat: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _related(a: str, b: str) -> bool:
-    """Whether keys a and b overlap: equal, or one is a dotted prefix of the other."""
-    return a == b or a.startswith(b + ".") or b.startswith(a + ".")
+def _prefixes(key: str) -> list[str]:
+    """The proper dotted prefixes of a key: ``a.b.c`` -> ``[a, a.b]``."""
+    parts = key.split(".")
+    return [".".join(parts[:n]) for n in range(1, len(parts))]
+
+
+def _writer_index(writes: list[set[str]]) -> tuple[dict[str, set[int]], dict[str, set[int]]]:
+    """Who writes each key exactly, and who writes some key below each prefix."""
+    exact: dict[str, set[int]] = {}
+    below: dict[str, set[int]] = {}
+    for i, written in enumerate(writes):
+        for key in written:
+            exact.setdefault(key, set()).add(i)
+            for prefix in _prefixes(key):
+                below.setdefault(prefix, set()).add(i)
+    return exact, below
+
+
+def _writers_of(key: str, exact: dict[str, set[int]], below: dict[str, set[int]]) -> set[int]:
+    """Rules whose writes overlap ``key``: the key itself, a parent of it, or a part of it."""
+    found = set(exact.get(key, ())) | below.get(key, set())
+    for prefix in _prefixes(key):
+        found |= exact.get(prefix, set())
+    return found
 
 
 def stratify(rules: Iterable[Rule]) -> list[list[Rule]]:
@@ -102,34 +124,61 @@ def stratify(rules: Iterable[Rule]) -> list[list[Rule]]:
 
     Returns strongly connected components of the writer -> reader graph in
     topological order; ties are broken by the highest rank in each component.
+    Keys overlap when they are equal or one is a dotted prefix of the other.
     """
     rules = sorted(rules, key=lambda r: r.id)
-    index = {r.id: i for i, r in enumerate(rules)}
-    writes = [r.writes for r in rules]
+    exact, below = _writer_index([r.writes for r in rules])
     edges: list[set[int]] = [set() for _ in rules]
     for j, reader in enumerate(rules):
-        reads = reader.reads
-        for i, written in enumerate(writes):
-            if i != j and any(_related(k, w) for k in reads for w in written):
-                edges[i].add(j)
+        for key in reader.reads:
+            for i in _writers_of(key, exact, below):
+                if i != j:
+                    edges[i].add(j)
     components = _tarjan(len(rules), edges)
     comp_of = {node: c for c, comp in enumerate(components) for node in comp}
     # Kahn's algorithm on the condensation, highest-ranked component first among the ready ones.
-    preds = [set() for _ in components]
+    successors: list[set[int]] = [set() for _ in components]
+    n_preds = [0] * len(components)
     for i, targets in enumerate(edges):
         for j in targets:
-            if comp_of[i] != comp_of[j]:
-                preds[comp_of[j]].add(comp_of[i])
-    best = [max(rules[n].rank for n in comp) for comp in components]
-    done: set[int] = set()
+            a, b = comp_of[i], comp_of[j]
+            if a != b and b not in successors[a]:
+                successors[a].add(b)
+                n_preds[b] += 1
+    by_rank = sorted(
+        range(len(components)), key=lambda c: max(rules[n].rank for n in components[c]), reverse=True
+    )
+    position = {c: pos for pos, c in enumerate(by_rank)}
+    ready = [position[c] for c in range(len(components)) if n_preds[c] == 0]
+    heapq.heapify(ready)
     order: list[list[Rule]] = []
-    while len(done) < len(components):
-        ready = [c for c in range(len(components)) if c not in done and preds[c] <= done]
-        chosen = max(ready, key=lambda c: best[c])
-        done.add(chosen)
+    while ready:
+        chosen = by_rank[heapq.heappop(ready)]
         order.append(sorted((rules[n] for n in components[chosen]), key=lambda r: r.rank, reverse=True))
-    del index
+        for successor in successors[chosen]:
+            n_preds[successor] -= 1
+            if n_preds[successor] == 0:
+                heapq.heappush(ready, position[successor])
     return order
+
+
+_STRATA_CACHE: dict[tuple[int, ...], tuple[list[Rule], list[list[Rule]]]] = {}
+
+
+def _strata(rules: list[Rule]) -> list[list[Rule]]:
+    """``stratify(rules)``, remembered for the same rule objects in the same order.
+
+    The linter runs every rule's example over one rule base, and the search or
+    diagnosis loop may infer many times; the ordering depends only on the rules.
+    The cached entry holds the rules themselves, so their ids cannot be reused.
+    """
+    key = tuple(id(rule) for rule in rules)
+    hit = _STRATA_CACHE.get(key)
+    if hit is None:
+        if len(_STRATA_CACHE) >= 8:
+            _STRATA_CACHE.pop(next(iter(_STRATA_CACHE)))
+        hit = _STRATA_CACHE[key] = (rules, stratify(rules))
+    return hit[1]
 
 
 def _tarjan(n: int, edges: list[set[int]]) -> list[list[int]]:
@@ -182,7 +231,7 @@ def _tarjan(n: int, edges: list[set[int]]) -> list[list[int]]:
 
 def can_fire(rule: Rule, facts: Mapping[str, Any]) -> bool:
     """Conditions hold and every fact the rule's value expressions read is known."""
-    if not rule.matches(dict(facts)):
+    if not rule.matches(facts):
         return False
     needed: set[str] = set()
     for value in (*rule.infer.values(), *rule.recommend.values()):
@@ -207,7 +256,7 @@ def infer(facts: Mapping[str, Any], rules: Iterable[Rule]) -> Inference:
     findings: dict[str, Finding] = {}
     finding_rank: dict[str, tuple] = {}
     fired: list[str] = []
-    for stratum in stratify(rules):
+    for stratum in _strata(list(rules)):
         pending = list(stratum)
         while True:
             agenda = [rule for rule in pending if can_fire(rule, memory)]

@@ -16,7 +16,7 @@ from typing import Any, get_args, get_origin
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from advisor.errors import suggest
-from advisor.rules import Condition, Rule, is_expression
+from advisor.rules import Condition, Rule, contains_expression, is_expression
 from advisor.schemas import Plan
 from advisor.vocabulary import FACTS, PROBLEMS
 
@@ -119,7 +119,7 @@ def lint(rules: Iterable[Rule]) -> list[LintIssue]:
                     else "; " + suggest(path, [p for p in plan_paths() if not p.endswith("*")])
                 )
                 issue(f"recommends unknown plan field {path!r}{hint}")
-            elif not is_expression(value):
+            elif not contains_expression(value):
                 problem = _value_problem(path, value)
                 if problem:
                     issue(f"recommends {path} = {value!r}: {problem}")
@@ -209,6 +209,10 @@ def _contradiction(conditions: Iterable[Condition]) -> str | None:
                 return f"{fact} = {next(iter(box['eq']))!r} is not among its 'in' values"
         if box.get("exists") == {True, False}:
             return f"{fact} cannot be both known and unknown"
+        compared = box["lo"] or box["hi"] or box["eq"] or box["ne"] or box["in"] is not None
+        if box.get("exists") == {False} and compared:
+            # every comparison fails on an unknown fact (Condition.holds)
+            return f"{fact} must be unknown, yet it is compared with a value"
         lo, hi = box["lo"], box["hi"]
         if lo and hi and (lo[0] > hi[0] or (lo[0] == hi[0] and not (lo[1] and hi[1]))):
             return f"no {fact} is {'>=' if lo[1] else '>'} {lo[0]} and {'<=' if hi[1] else '<'} {hi[0]}"

@@ -45,6 +45,13 @@ def _round_to(a: float, b: float) -> float:
     return max(b, round(a / b) * b)
 
 
+def _scale(values: list[float] | float, factor: float) -> list[int] | int:
+    """Every element times factor, rounded to a whole number, at least 1 (e.g. conv filters)."""
+    if isinstance(values, list):
+        return [max(1, round(v * factor)) for v in values]
+    return max(1, round(values * factor))
+
+
 def _pow2(a: float) -> int:
     """The power of two nearest to a (in log space)."""
     return 2 ** max(0, round(math.log2(max(a, 1))))
@@ -65,6 +72,7 @@ ARITHMETIC: dict[str, tuple[int | None, Any]] = {
     "pow2": (1, _pow2),
     "log10": (1, math.log10),
     "sqrt": (1, math.sqrt),
+    "scale": (2, _scale),  # the one form whose first operand may be a list of numbers
 }
 EXPRESSION_KEYS = set(ARITHMETIC) | {"from"}
 
@@ -74,9 +82,24 @@ def is_expression(value: Any) -> bool:
     return isinstance(value, dict) and len(value) == 1 and next(iter(value)) in EXPRESSION_KEYS
 
 
+def contains_expression(value: Any) -> bool:
+    """Whether a value is an expression or a literal table/list with one inside."""
+    if is_expression(value):
+        return True
+    if isinstance(value, dict):
+        return any(contains_expression(v) for v in value.values())
+    if isinstance(value, list):
+        return any(contains_expression(v) for v in value)
+    return False
+
+
 def expression_facts(value: Any) -> set[str]:
-    """Fact names a value reads (empty for a literal)."""
+    """Fact names a value reads, including expressions nested in literal tables and lists."""
     if not is_expression(value):
+        if isinstance(value, dict):
+            return set().union(*(expression_facts(v) for v in value.values()))
+        if isinstance(value, list):
+            return set().union(*(expression_facts(v) for v in value))
         return set()
     (op, args), = value.items()
     if op == "from":
@@ -97,10 +120,18 @@ class MissingFact(Exception):
 def evaluate(value: Any, facts: dict[str, Any]) -> Any:
     """The value of a literal or expression under ``facts``.
 
+    Literal tables and lists are evaluated item by item, so an expression may
+    sit inside them (a search dimension whose bounds follow the learning rate);
+    strings there stay literals: only expression operands name facts.
+
     Raises:
         MissingFact: an operand names a fact that is not in ``facts``.
     """
     if not is_expression(value):
+        if isinstance(value, dict):
+            return {key: evaluate(item, facts) for key, item in value.items()}
+        if isinstance(value, list):
+            return [evaluate(item, facts) for item in value]
         return value
     (op, args), = value.items()
     if op == "from":
@@ -110,14 +141,17 @@ def evaluate(value: Any, facts: dict[str, Any]) -> Any:
     arity, fn = ARITHMETIC[op]
     args = args if isinstance(args, list) else [args]
     operands = []
-    for arg in args:
+    for index, arg in enumerate(args):
         if isinstance(arg, str):
             if arg not in facts:
                 raise MissingFact(arg)
             arg = facts[arg]
         else:
             arg = evaluate(arg, facts)
-        operands.append(_num(arg, op))
+        if op == "scale" and index == 0 and isinstance(arg, list):
+            operands.append([_num(v, op) for v in arg])
+        else:
+            operands.append(_num(arg, op))
     result = fn(*operands)
     if isinstance(result, float) and result.is_integer() and op in ("ceil_div", "round", "pow2"):
         return int(result)
@@ -240,6 +274,12 @@ def parse_condition(raw: Any, where: str) -> Condition:
 
 def _check_expression(value: Any, where: str) -> None:
     if not is_expression(value):
+        if isinstance(value, dict):
+            for key, item in value.items():
+                _check_expression(item, f"{where}.{key}")
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                _check_expression(item, f"{where}[{i}]")
         return
     (op, args), = value.items()
     if op == "from":
