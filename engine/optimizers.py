@@ -40,7 +40,12 @@ LearningRate = float | Callable[[jax.Array], jax.Array]
 
 OPTIMIZERS: Registry = Registry("optimizer")
 
-_INJECTED = (optax.InjectHyperparamsState, optax.InjectStatefulHyperparamsState)
+# optax has renamed this state once; accept whichever names the installed version has.
+_INJECTED = tuple(
+    getattr(optax, name)
+    for name in ("InjectHyperparamsState", "InjectStatefulHyperparamsState")
+    if hasattr(optax, name)
+)
 
 
 def decay_mask(params) -> object:
