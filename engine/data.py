@@ -1,0 +1,212 @@
+"""The data a plan trains on: load, split, scale; then batches cut inside jit.
+
+``load_data(plan, base_dir)`` reads the plan's ``data.source`` (a bundled or
+generated dataset, an ``.npz``, a CSV table or an image folder), keeps the
+classes and subsample asked for, splits train/validation with ``split_seed``
+(stratified for classification), and fits the input scaling on the training
+split only.  Targets stay in one raw form per task — class ids (int32) for
+binary and multiclass, 0/1 rows for multilabel, float rows for regression,
+``[x1, y1, x2, y2, class]`` for detection — and ``encode_targets`` turns them
+into what the loss expects inside the compiled step.
+
+``epoch_batches`` cuts an epoch on the device: a permutation from
+``fold_in(key, epoch)``, padded to whole batches with a mask, so every example
+counts exactly once per epoch.  The file readers and generators live in
+``engine.sources``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from advisor.errors import InputError
+from advisor.schemas import Plan
+from engine import sources
+
+CLASS_TASKS = ("binary", "multiclass")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Train and validation arrays (host memory, float32 inputs) and what they mean."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    input_shape: tuple[int, ...]
+    n_classes: int | None
+    class_names: list[str] | None = None
+    scaling: dict = field(default_factory=dict)
+
+    @property
+    def n_train(self) -> int:
+        return len(self.x_train)
+
+    @property
+    def n_val(self) -> int:
+        return len(self.x_val)
+
+
+def load_data(plan: Plan, base_dir: str | Path = ".") -> Dataset:
+    """The plan's data, split and scaled; raises InputError naming the plan field on bad data."""
+    source = plan.data.source
+    if source is None:
+        raise InputError(
+            "data.source: the plan names no data, so it cannot run; "
+            "add data.source (a builtin dataset, an .npz, a CSV or an image folder)"
+        )
+    raw = sources.read_source(source, plan, Path(base_dir))
+    x, y = raw.x.astype(np.float32), raw.y
+    x = _fit_shape(x, plan)
+    y = _check_targets(y, plan)
+    train_idx, val_idx = split_indices(y, plan.task, plan.data.val_fraction, plan.data.split_seed)
+    if raw.subsample is not None:
+        train_idx = _subsample(train_idx, y, plan.task, raw.subsample, plan.data.split_seed)
+    x_train, x_val = x[train_idx], x[val_idx]
+    x_train, x_val, scaling = _scale(x_train, x_val, plan.data.normalize, plan.modality)
+    return Dataset(
+        x_train=x_train, y_train=y[train_idx], x_val=x_val, y_val=y[val_idx],
+        input_shape=tuple(plan.input_shape), n_classes=plan.n_classes,
+        class_names=raw.class_names, scaling=scaling,
+    )
+
+
+def _fit_shape(x: np.ndarray, plan: Plan) -> np.ndarray:
+    """Reshape inputs to the plan's input_shape when only the layout differs (digits as [64] or [8, 8, 1])."""
+    want = tuple(plan.input_shape)
+    have = x.shape[1:]
+    if have == want:
+        return x
+    if math.prod(have) == math.prod(want):
+        return x.reshape(len(x), *want)
+    raise InputError(
+        f"input_shape: the plan says {list(want)} but the data has examples of shape {list(have)}; "
+        "set input_shape to the data's shape (or data.source.image_size to resize images)"
+    )
+
+
+def _check_targets(y: np.ndarray, plan: Plan) -> np.ndarray:
+    """Targets in the engine's raw form for the task; labels out of range are an InputError."""
+    task, k = plan.task, plan.n_classes
+    if task in CLASS_TASKS:
+        y = np.asarray(y).reshape(len(y), -1)
+        if y.shape[1] > 1:  # one-hot rows -> class ids
+            y = np.argmax(y, axis=1)
+        y = y.reshape(-1)
+        if not np.all(np.isfinite(y.astype(np.float64))) or not np.all(np.equal(np.mod(y, 1), 0)):
+            raise InputError(f"n_classes: the targets are not class ids; expected integers 0..{k - 1}")
+        y = y.astype(np.int32)
+        if y.min() < 0 or y.max() >= k:
+            raise InputError(
+                f"n_classes: the labels run from {y.min()} to {y.max()} but n_classes is {k}; "
+                f"expected labels 0..{k - 1}"
+            )
+        return y
+    if task == "multilabel":
+        y = np.asarray(y, np.float32).reshape(len(y), -1)
+        if y.shape[1] != k:
+            raise InputError(f"n_classes: multilabel targets have {y.shape[1]} columns; expected {k}")
+        return y
+    if task == "detection":
+        y = np.asarray(y, np.float32).reshape(len(y), -1)
+        if y.shape[1] != 5:
+            raise InputError("data.source: detection targets need 5 columns (x1, y1, x2, y2, class)")
+        if y[:, 4].max() >= k:
+            raise InputError(f"n_classes: detection labels reach {int(y[:, 4].max())}; expected 0..{k - 1}")
+        return y
+    y = np.asarray(y, np.float32)
+    return y.reshape(len(y), -1) if y.ndim == 1 else y
+
+
+def split_indices(y: np.ndarray, task: str, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded train/validation indices; stratified per class for binary/multiclass/detection."""
+    rng = np.random.default_rng(seed)
+    n = len(y)
+    if task in CLASS_TASKS or task == "detection":
+        labels = y[:, 4].astype(np.int64) if task == "detection" else y
+        val = []
+        for c in np.unique(labels):
+            members = rng.permutation(np.flatnonzero(labels == c))
+            # at least one validation example for every class with two or more
+            n_val = int(round(val_fraction * len(members)))
+            n_val = min(max(n_val, 1 if len(members) > 1 else 0), len(members) - 1)
+            val.append(members[:n_val])
+        val_idx = np.sort(np.concatenate(val))
+    else:
+        val_idx = np.sort(rng.permutation(n)[: max(1, int(round(val_fraction * n)))])
+    train_mask = np.ones(n, bool)
+    train_mask[val_idx] = False
+    train_idx = np.flatnonzero(train_mask)
+    if len(train_idx) == 0:
+        raise InputError("data.val_fraction: leaves no training example; lower it")
+    return train_idx, val_idx
+
+
+def _subsample(train_idx: np.ndarray, y: np.ndarray, task: str, n_keep: int, seed: int) -> np.ndarray:
+    """Keep ``n_keep`` training examples, drawn with the split seed (stratified for classes)."""
+    if n_keep >= len(train_idx):
+        return train_idx
+    fraction = 1.0 - n_keep / len(train_idx)
+    keep_pos, _ = split_indices(y[train_idx], task, fraction, seed + 1)
+    return train_idx[keep_pos]
+
+
+def _scale(x_train: np.ndarray, x_val: np.ndarray, mode: str, modality: str) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Input scaling fitted on the training split: per feature (tables) or per channel (images, sequences)."""
+    if mode == "none":
+        return x_train, x_val, {"normalize": "none"}
+    axes = (0,) if modality == "tabular" else tuple(range(x_train.ndim - 1))
+    if mode == "standardize":
+        shift = x_train.mean(axis=axes, keepdims=True)
+        spread = x_train.std(axis=axes, keepdims=True)
+    else:  # scale_01
+        shift = x_train.min(axis=axes, keepdims=True)
+        spread = x_train.max(axis=axes, keepdims=True) - shift
+    spread = np.where(spread > 0, spread, 1.0).astype(np.float32)  # constant features stay put
+    scaled = [((x - shift) / spread).astype(np.float32) for x in (x_train, x_val)]
+    return scaled[0], scaled[1], {"normalize": mode, "shift": shift.ravel().tolist(), "spread": spread.ravel().tolist()}
+
+
+# ----------------------------------------------------------------------------- inside jit
+
+
+def encode_targets(y: jax.Array, task: str, loss_name: str, n_classes: int | None) -> jax.Array:
+    """Raw targets -> what the loss reads (contracts.md): [B, 1] 0/1 for binary, ids or one-hot for multiclass."""
+    if task == "binary":
+        return y.astype(jnp.float32)[:, None]
+    if task == "multiclass":
+        if loss_name == "sparse_categorical_crossentropy":
+            return y
+        return jax.nn.one_hot(y, n_classes, dtype=jnp.float32)
+    return y
+
+
+def steps_for(n: int, batch_size: int) -> tuple[int, int]:
+    """(steps per epoch, examples per step); a batch at least as large as n is one full batch."""
+    if batch_size >= n:
+        return 1, n
+    return -(-n // batch_size), batch_size
+
+
+def epoch_batches(key: jax.Array, epoch: jax.Array, n: int, batch_size: int, shuffle: bool = True) -> tuple[jax.Array, jax.Array]:
+    """Indices [steps, batch] and a 0/1 mask for one epoch, cut on the device.
+
+    The order is a permutation drawn from ``fold_in(key, epoch)``; the last batch
+    is padded with the first examples again and masked out, so each example
+    counts once.  Because the padding is at the end, the first ``n`` flattened
+    positions are the whole epoch, each example once.
+    """
+    steps, size = steps_for(n, batch_size)
+    order = jax.random.permutation(jax.random.fold_in(key, epoch), n) if shuffle else jnp.arange(n)
+    pad = steps * size - n
+    if pad:
+        order = jnp.concatenate([order, order[:pad]])
+    mask = (jnp.arange(steps * size) < n).astype(jnp.float32)
+    return order.reshape(steps, size), mask.reshape(steps, size)

@@ -1,0 +1,184 @@
+"""Convolution and pooling layers with CPU-fast kernels (the models' building blocks).
+
+XLA's CPU convolution is slow on two of the three products a training step
+needs (numbers from ``benchmarks/engine_bench.py --kernels`` on the 2-core AMD
+EPYC of the dev machines, batch 128, 26x26x32 -> 64 channels, 3x3):
+
+* forward with VALID or SAME padding runs at 28-80 GFLOP/s, but the very same
+  convolution padded by ``k - 1`` on each side runs at 140-160 GFLOP/s; so the
+  forward pass (and the input gradient, itself a convolution) is computed fully
+  padded and the wanted window sliced out: 90 ms -> 26 ms.
+* the weight gradient (XLA lowers it to a convolution over the batch axis)
+  takes 100 ms; an im2col + matrix product does the same sum in 29 ms when the
+  patches are built a few images at a time inside a ``lax.scan`` (the whole
+  patch matrix at once is 85 MB and costs more to build than to multiply).
+
+``conv_nhwc(..., impl="cpu")`` wires those three pieces together with a
+``jax.custom_vjp``; ``impl="xla"`` (GPU, TPU) is the plain ``lax`` convolution,
+which cuDNN already runs well.  Max pooling is a reshape + max for the same
+reason (``reduce_window``'s gradient is a slow scatter on CPU).  Dense layers are
+Flax's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+_DIMS = ("NHWC", "HWIO", "NHWC")
+# Patch elements per scan chunk of the weight gradient: about 2.6 MB of float32,
+# the size that measured fastest (it stays in the 2 MB L2 + L3 of the dev CPU).
+_CHUNK_ELEMENTS = 700_000
+# When the fully padded form does not pay (measured, same machine): with fewer
+# than 8 input or output channels XLA's own convolution is as fast (a 1-channel
+# 28x28 input: 1.0 ms plain vs 3.4 ms padded), and when padding grows the output
+# area by more than 40% the extra work outweighs the faster kernel (8x8x128:
+# 13.9 ms plain vs 24.4 ms padded; 26x26 VALID, +36%: 78 ms plain vs 22 ms).
+_MIN_CHANNELS_FOR_PADDED = 8
+_MAX_AREA_GROWTH = 1.4
+
+Padding = tuple[tuple[int, int], tuple[int, int]]
+
+
+def same_padding(kernel: tuple[int, int]) -> Padding:
+    """SAME padding of a stride-1 convolution (extra row/column at the end for even kernels)."""
+    return tuple(((k - 1) // 2, k - 1 - (k - 1) // 2) for k in kernel)  # type: ignore[return-value]
+
+
+def _conv_padded(x: jax.Array, w: jax.Array, padding: Padding) -> jax.Array:
+    """Stride-1 convolution computed with full ``k - 1`` padding, then cropped to ``padding``."""
+    kh, kw = w.shape[0], w.shape[1]
+    (pt, pb), (pl, pr) = padding
+    out_h = x.shape[1] + pt + pb - kh + 1
+    out_w = x.shape[2] + pl + pr - kw + 1
+    growth = (x.shape[1] + kh - 1) * (x.shape[2] + kw - 1) / (out_h * out_w)
+    if min(w.shape[2], w.shape[3]) < _MIN_CHANNELS_FOR_PADDED or growth > _MAX_AREA_GROWTH:
+        return lax.conv_general_dilated(x, w, (1, 1), padding, dimension_numbers=_DIMS)
+    full = ((kh - 1, kh - 1), (kw - 1, kw - 1))
+    y = lax.conv_general_dilated(x, w, (1, 1), full, dimension_numbers=_DIMS)
+    top, left = kh - 1 - pt, kw - 1 - pl
+    return y[:, top : top + out_h, left : left + out_w, :]
+
+
+def _weight_grad(x: jax.Array, dy: jax.Array, kernel: tuple[int, int], padding: Padding) -> jax.Array:
+    """dL/dw of a stride-1 convolution as im2col + matmul, a few images per scan step."""
+    kh, kw = kernel
+    n, out_h, out_w, c_out = dy.shape
+    c_in = x.shape[-1]
+    x = jnp.pad(x, ((0, 0), padding[0], padding[1], (0, 0)))
+    per_image = out_h * out_w * kh * kw * c_in
+    chunk = max(1, min(n, _CHUNK_ELEMENTS // per_image))
+    n_chunks = -(-n // chunk)
+    extra = n_chunks * chunk - n
+    if extra:  # zero images add nothing to the sum
+        x = jnp.pad(x, ((0, extra), (0, 0), (0, 0), (0, 0)))
+        dy = jnp.pad(dy, ((0, extra), (0, 0), (0, 0), (0, 0)))
+    xs = x.reshape(n_chunks, chunk, *x.shape[1:])
+    dys = dy.reshape(n_chunks, chunk * out_h * out_w, c_out)
+
+    def add_chunk(acc, pair):
+        xb, dyb = pair
+        patches = jnp.concatenate(
+            [xb[:, i : i + out_h, j : j + out_w, :] for i in range(kh) for j in range(kw)], axis=-1
+        ).reshape(-1, kh * kw * c_in)
+        return acc + lax.dot_general(patches, dyb, (((0,), (0,)), ((), ()))), None
+
+    acc0 = jnp.zeros((kh * kw * c_in, c_out), jnp.float32)
+    grad, _ = lax.scan(add_chunk, acc0, (xs, dys))
+    return grad.reshape(kh, kw, c_in, c_out)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _conv_cpu(x: jax.Array, w: jax.Array, padding: Padding) -> jax.Array:
+    return _conv_padded(x, w, padding)
+
+
+def _conv_cpu_fwd(x, w, padding):
+    return _conv_padded(x, w, padding), (x, w)
+
+
+def _conv_cpu_bwd(padding, residuals, dy):
+    x, w = residuals
+    kh, kw = w.shape[0], w.shape[1]
+    # The input gradient is a convolution of dy with the flipped, transposed kernel.
+    w_t = jnp.flip(w, (0, 1)).transpose(0, 1, 3, 2)
+    back = ((kh - 1 - padding[0][0], kh - 1 - padding[0][1]), (kw - 1 - padding[1][0], kw - 1 - padding[1][1]))
+    dx = _conv_padded(dy, w_t, back)
+    dw = _weight_grad(x, dy, (kh, kw), padding).astype(w.dtype)
+    return dx, dw
+
+
+_conv_cpu.defvjp(_conv_cpu_fwd, _conv_cpu_bwd)
+
+
+def conv_nhwc(x: jax.Array, w: jax.Array, strides: tuple[int, int], padding: Padding, impl: str) -> jax.Array:
+    """A 2-D convolution NHWC x HWIO; ``impl='cpu'`` uses the CPU-fast kernels (stride 1 only)."""
+    if impl == "cpu" and strides == (1, 1) and x.dtype == jnp.float32:
+        return _conv_cpu(x, w, padding)
+    return lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=_DIMS)
+
+
+class Conv(nn.Module):
+    """A convolution over 1 or 2 spatial axes (NWC or NHWC), SAME or VALID padded.
+
+    Attributes:
+        features: output channels.
+        kernel_size: window size per spatial axis.
+        strides: step per spatial axis.
+        padding: "SAME" or "VALID".
+        impl: "cpu" for the CPU-fast kernels, "xla" for the plain convolution.
+    """
+
+    features: int
+    kernel_size: Sequence[int]
+    strides: Sequence[int] | None = None
+    padding: str = "SAME"
+    use_bias: bool = True
+    impl: str = "xla"
+    dtype: jnp.dtype | None = None
+    kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        one_d = x.ndim == 3
+        kernel = tuple(self.kernel_size)
+        strides = tuple(self.strides or (1,) * len(kernel))
+        if one_d:  # a sequence [B, T, C] is an image of height 1
+            x, kernel, strides = x[:, None], (1, *kernel), (1, *strides)
+        w = self.param("kernel", self.kernel_init, (*kernel, x.shape[-1], self.features), jnp.float32)
+        pad = same_padding(kernel) if self.padding == "SAME" else ((0, 0), (0, 0))
+        if self.padding == "SAME" and strides != (1, 1):
+            # XLA's SAME for strided convolutions pads so that out = ceil(in / stride).
+            pad = tuple(tuple(p) for p in lax.padtype_to_pads(x.shape[1:3], kernel, strides, "SAME"))
+        dtype = self.dtype or x.dtype
+        y = conv_nhwc(x.astype(dtype), w.astype(dtype), strides, pad, self.impl)
+        if self.use_bias:
+            y = y + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32).astype(dtype)
+        return y[:, 0] if one_d else y
+
+
+def pool(x: jax.Array, kind: str, window: int = 2) -> jax.Array:
+    """Non-overlapping max or average pooling over the spatial axes as reshape + reduce.
+
+    A trailing row/column that does not fill a window is dropped (VALID pooling).
+    Works for [B, T, C] and [B, H, W, C].
+    """
+    reduce = jnp.max if kind == "max" else jnp.mean
+    if x.ndim == 3:
+        b, t, c = x.shape
+        t2 = t // window
+        return reduce(x[:, : t2 * window].reshape(b, t2, window, c), axis=2)
+    b, h, w, c = x.shape
+    h2, w2 = h // window, w // window
+    x = x[:, : h2 * window, : w2 * window]
+    return reduce(x.reshape(b, h2, window, w2, window, c), axis=(2, 4))
+
+
+def global_pool(x: jax.Array) -> jax.Array:
+    """Mean over every spatial axis: [B, ..., C] -> [B, C]."""
+    return jnp.mean(x, axis=tuple(range(1, x.ndim - 1)))

@@ -1,0 +1,252 @@
+"""Where examples come from: bundled datasets, generated shapes, .npz, CSV, image folders.
+
+``read_source(source, plan, base_dir) -> Raw`` returns every example of one
+source as numpy arrays, before any split or scaling (``engine.data`` does
+those).  Bundled datasets ship inside scikit-learn (digits, iris, wine,
+breast_cancer, diabetes); ``shapes`` and ``shapes_detection`` are drawn from the
+data section's ``split_seed``, so a plan names its data completely and nothing
+is downloaded.  Every failure is an InputError naming the plan field.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from advisor.errors import InputError
+from advisor.schemas import BuiltinData, CsvData, ImageFolderData, NpzData, Plan
+
+SHAPE_NAMES = ("circle", "square", "triangle", "cross")
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+
+
+@dataclass(frozen=True)
+class Raw:
+    """All examples of a source: inputs, raw targets, class names, training subsample."""
+
+    x: np.ndarray
+    y: np.ndarray
+    class_names: list[str] | None = None
+    subsample: int | None = None
+
+
+def read_source(source, plan: Plan, base_dir: Path) -> Raw:
+    """Dispatch on the source kind."""
+    if isinstance(source, BuiltinData):
+        return read_builtin(source, plan)
+    path = Path(source.path)
+    if not path.is_absolute():
+        path = base_dir / path
+    if not path.exists():
+        raise InputError(f"data.source.path: {path} does not exist; expected the {source.kind} data there")
+    if isinstance(source, NpzData):
+        return read_npz(source, path)
+    if isinstance(source, CsvData):
+        return read_csv(source, path, plan.task)
+    if isinstance(source, ImageFolderData):
+        return read_image_folder(source, path, plan.class_mode)
+    raise InputError(f"data.source.kind: {source.kind!r} is not readable")
+
+
+# ----------------------------------------------------------------------------- bundled
+
+
+def read_builtin(source: BuiltinData, plan: Plan) -> Raw:
+    """A scikit-learn bundled dataset or a generated one, with class subset and resizing."""
+    name = source.name
+    if name in ("shapes", "shapes_detection"):
+        size = source.image_size or (32, 32)
+        x, y = make_shapes(source.n_samples or 1200, size, plan.data.split_seed, detection=name == "shapes_detection")
+        names = list(SHAPE_NAMES)
+    else:
+        import sklearn.datasets as skd
+
+        loaded = getattr(skd, f"load_{name}")()
+        x, y = loaded.data.astype(np.float32), loaded.target
+        names = [str(n) for n in getattr(loaded, "target_names", [])] or None
+        if name == "digits":
+            x = x.reshape(-1, 8, 8, 1)
+            names = [str(d) for d in range(10)]
+            if source.image_size is not None:
+                x = resize_images(x, source.image_size)
+        elif source.image_size is not None:
+            raise InputError(f"data.source.image_size: {name!r} is a table, not images; remove image_size")
+    if source.classes is not None:
+        x, y, names = _keep_classes(x, y, source.classes, names, detection=name == "shapes_detection")
+    return Raw(x, y, names, source.subsample)
+
+
+def _keep_classes(x, y, classes: list[int], names, detection: bool):
+    labels = (y[:, 4] if detection else y).astype(np.int64)
+    missing = [c for c in classes if c not in set(labels.tolist())]
+    if missing:
+        raise InputError(f"data.source.classes: {missing} not in the dataset; expected ids 0..{labels.max()}")
+    keep = np.isin(labels, classes)
+    relabel = {c: i for i, c in enumerate(classes)}
+    new = np.array([relabel[c] for c in labels[keep]])
+    y = y[keep].copy()
+    if detection:
+        y[:, 4] = new
+    else:
+        y = new
+    names = [names[c] for c in classes] if names else None
+    return x[keep], y, names
+
+
+def resize_images(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of [N, H, W, C] images (antialiased when shrinking)."""
+    import jax
+    import jax.numpy as jnp
+
+    out = jax.image.resize(jnp.asarray(x), (x.shape[0], size[0], size[1], x.shape[3]), "linear")
+    return np.asarray(out, np.float32)
+
+
+def make_shapes(n: int, size: tuple[int, int], seed: int, detection: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Grey images of one random shape each: circle, square, triangle or cross.
+
+    Position, size and brightness vary; a little noise is added.  Targets are
+    the class ids, or for detection ``[x1, y1, x2, y2, class]`` with the box in
+    [0, 1] image coordinates (x across, y down).
+    """
+    rng = np.random.default_rng(seed)
+    h, w = size
+    labels = np.arange(n) % len(SHAPE_NAMES)
+    rng.shuffle(labels)
+    radius = rng.uniform(0.15, 0.3, n) * min(h, w)
+    cx = rng.uniform(radius, w - radius)
+    cy = rng.uniform(radius, h - radius)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32) + 0.5
+    dx = np.abs(xx[None] - cx[:, None, None])
+    dy = yy[None] - cy[:, None, None]
+    r = radius[:, None, None]
+    masks = np.stack([
+        dx**2 + dy**2 <= r**2,  # circle
+        (dx <= r) & (np.abs(dy) <= r),  # square
+        (np.abs(dy) <= r) & (dx <= (dy + r) / 2),  # triangle, apex up
+        ((dx <= r / 3) & (np.abs(dy) <= r)) | ((np.abs(dy) <= r / 3) & (dx <= r)),  # cross
+    ])[labels, np.arange(n)]
+    brightness = rng.uniform(0.5, 1.0, n)[:, None, None]
+    images = masks * brightness + rng.normal(0.0, 0.05, (n, h, w))
+    x = images[..., None].astype(np.float32)
+    if not detection:
+        return x, labels.astype(np.int32)
+    boxes = np.stack([(cx - radius) / w, (cy - radius) / h, (cx + radius) / w, (cy + radius) / h], axis=1)
+    return x, np.concatenate([boxes, labels[:, None]], axis=1).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def read_npz(source: NpzData, path: Path) -> Raw:
+    """Inputs and targets from two arrays of an .npz file."""
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            missing = [k for k in (source.x_key, source.y_key) if k not in arrays]
+            if missing:
+                raise InputError(
+                    f"data.source.{'x_key' if missing[0] == source.x_key else 'y_key'}: {path} has no array "
+                    f"{missing[0]!r}; it has {', '.join(sorted(arrays.files))}"
+                )
+            x, y = arrays[source.x_key], arrays[source.y_key]
+    except (OSError, ValueError) as err:
+        raise InputError(f"data.source.path: {path} is not a readable .npz file ({err})") from None
+    if len(x) != len(y):
+        raise InputError(f"data.source: {path} has {len(x)} inputs but {len(y)} targets; expected one each")
+    if not np.issubdtype(x.dtype, np.number):
+        raise InputError(f"data.source.x_key: {path} inputs are {x.dtype}; expected numbers")
+    return Raw(x, y)
+
+
+def read_csv(source: CsvData, path: Path, task: str) -> Raw:
+    """A table with a header row: the target column, and numeric feature columns."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    if len(rows) < 2:
+        raise InputError(f"data.source.path: {path} has no data rows; expected a header and rows")
+    header, body = [h.strip() for h in rows[0]], rows[1:]
+    if source.target not in header:
+        raise InputError(f"data.source.target: {source.target!r} is not a column of {path}; columns: {', '.join(header)}")
+    features = source.features or [h for h in header if h != source.target]
+    for name in features:
+        if name not in header:
+            raise InputError(f"data.source.features: {name!r} is not a column of {path}")
+    columns = {name: [row[header.index(name)].strip() for row in body] for name in header}
+    x = np.empty((len(body), len(features)), np.float32)
+    for j, name in enumerate(features):
+        try:
+            x[:, j] = [float(v) if v != "" else np.nan for v in columns[name]]
+        except ValueError:
+            raise InputError(
+                f"data.source.features: column {name!r} of {path} is not numeric; encode it as numbers or leave it out"
+            ) from None
+    target = columns[source.target]
+    if task in ("binary", "multiclass"):
+        try:
+            values = [float(v) for v in target]
+            if all(v.is_integer() for v in values):
+                return Raw(x, np.array(values, np.int32))
+        except ValueError:
+            pass
+        names = sorted(set(target))  # categorical target -> class ids in name order
+        ids = {name: i for i, name in enumerate(names)}
+        return Raw(x, np.array([ids[v] for v in target], np.int32), names)
+    try:
+        return Raw(x, np.array([float(v) for v in target], np.float32))
+    except ValueError:
+        raise InputError(f"data.source.target: column {source.target!r} is not numeric; a {task} target must be") from None
+
+
+def read_image_folder(source: ImageFolderData, path: Path, class_mode: str | None) -> Raw:
+    """One sub-folder per class (Keras flow_from_directory); classes in name order."""
+    classes = sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise InputError(f"data.source.path: {path} has no class sub-folders; expected one folder per class")
+    if class_mode == "binary" and len(classes) != 2:
+        raise InputError(
+            f"class_mode: 'binary' needs 2 class folders, {path} has {len(classes)} ({', '.join(classes)})"
+        )
+    images, labels = [], []
+    for label, name in enumerate(classes):
+        files = sorted(f for f in (path / name).iterdir() if f.suffix.lower() in _IMAGE_SUFFIXES)
+        for file in files:
+            images.append(_read_image(file, source.image_size, source.color_mode))
+            labels.append(label)
+    if not images:
+        raise InputError(f"data.source.path: {path} holds no images ({', '.join(_IMAGE_SUFFIXES)})")
+    return Raw(np.stack(images), np.array(labels, np.int32), classes)
+
+
+def _read_image(file: Path, size: tuple[int, int], color_mode: str) -> np.ndarray:
+    """One image as float32 [H, W, C] in [0, 255], resized to ``size``."""
+    try:
+        from PIL import Image
+    except ImportError:  # Pillow arrives with matplotlib; this is for a bare install
+        return _read_image_matplotlib(file, size, color_mode)
+    try:
+        with Image.open(file) as image:
+            image = image.convert("L" if color_mode == "grayscale" else "RGB")
+            image = image.resize((size[1], size[0]), Image.BILINEAR)
+            array = np.asarray(image, np.float32)
+    except OSError as err:
+        raise InputError(f"data.source.path: {file} is not a readable image ({err})") from None
+    return array[..., None] if array.ndim == 2 else array
+
+
+def _read_image_matplotlib(file: Path, size: tuple[int, int], color_mode: str) -> np.ndarray:
+    import matplotlib.image as mpimg
+
+    array = np.asarray(mpimg.imread(file), np.float32)
+    if array.max() <= 1.0:
+        array = array * 255.0
+    if array.ndim == 2:
+        array = array[..., None]
+    array = array[..., :3]
+    if color_mode == "grayscale":
+        array = array.mean(axis=-1, keepdims=True)
+    elif array.shape[-1] == 1:
+        array = np.repeat(array, 3, axis=-1)
+    return resize_images(array[None], size)[0]

@@ -1,0 +1,123 @@
+"""Supervised training of a plan (every task but gan): the phases ``engine.fit`` runs.
+
+``build_supervised(plan, dataset, device, variables)`` puts the data on the
+device, builds the loss, augmentation and metrics the plan names, and returns
+one ``SupervisedPhase`` per freeze stage plus the initial ``TrainState``.  A
+phase builds its stage's optimizer (``engine.freeze``) and compiled epoch when
+it begins, so a two_stage plan compiles twice and nothing else recompiles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+
+from advisor.schemas import Plan
+from engine.augment import make_augment
+from engine.data import Dataset, steps_for
+from engine.freeze import Stage, make_stage_optimizer, stages_for
+from engine.losses import build_loss
+from engine.models import Network
+from engine.optimizers import set_lr_scale
+from engine.train import (
+    PROBE_SIZE,
+    StepConfig,
+    TrainState,
+    choose_loop,
+    make_epoch_summary,
+    make_evaluate,
+    make_metrics,
+    make_train_epoch,
+    make_train_step,
+)
+
+
+@dataclass(frozen=True)
+class DeviceData:
+    """The dataset's arrays on the training device, and the fixed probe batch."""
+
+    x_train: jax.Array
+    y_train: jax.Array
+    x_val: jax.Array
+    y_val: jax.Array
+    probe: jax.Array
+
+    @classmethod
+    def put(cls, dataset: Dataset, device: jax.Device) -> DeviceData:
+        arrays = (dataset.x_train, dataset.y_train, dataset.x_val, dataset.y_val, dataset.x_train[:PROBE_SIZE])
+        return cls(*(jax.device_put(a, device) for a in arrays))
+
+
+class SupervisedPhase:
+    """One freeze stage of supervised training."""
+
+    def __init__(
+        self, plan: Plan, network: Network, stage: Stage, data: DeviceData, loop: str, data_key: jax.Array,
+        device: jax.Device,
+    ):
+        self.plan, self.network, self.stage, self.data, self.device = plan, network, stage, data, device
+        self.epochs = stage.epochs
+        self.loop, self.data_key = loop, data_key
+        n_train, n_val = data.x_train.shape[0], data.x_val.shape[0]
+        self.n_train = n_train
+        self.steps_per_epoch = steps_for(n_train, plan.batch_size)[0]
+        self.config = StepConfig(plan.task, plan.loss.name, plan.n_classes, stage.frozen_blocks)
+        self.loss_fn = build_loss(plan.loss)
+        self.metrics_fn = make_metrics(plan.metrics, plan.task)
+        augs = plan.regularization.augmentation
+        self.augment = make_augment(augs, plan.modality, tuple(plan.input_shape)) if augs else None
+        self.evaluate = make_evaluate(network, self.loss_fn, self.config, self.metrics_fn, n_val)
+        self.train_epoch = None
+
+    def begin(self, state: TrainState) -> TrainState:
+        tx = make_stage_optimizer(self.plan, self.stage, self.steps_per_epoch, state.params)
+        step = make_train_step(self.network, self.loss_fn, tx, self.config, self.augment)
+        summary = make_epoch_summary(self.network, self.config, self.metrics_fn, self.plan.model.activation, self.n_train)
+        self.train_epoch = make_train_epoch(step, summary, self.loop, self.n_train, self.plan.batch_size, self.data_key)
+        # committed to the device like the state's other arrays, or the second epoch recompiles
+        return state.replace(opt_state=jax.device_put(tx.init(state.params), self.device))
+
+    def run_epoch(self, state: TrainState, epoch: int) -> tuple[TrainState, dict]:
+        d = self.data
+        state, summary = self.train_epoch(state, d.x_train, d.y_train, d.probe, jnp.asarray(epoch, jnp.int32))
+        return state, {**summary, **self.evaluate(state.variables(), d.x_val, d.y_val)}
+
+    def snapshot(self, state: TrainState):
+        return jax.tree.map(jnp.copy, (state.params, state.batch_stats))
+
+    def restore(self, state: TrainState, snapshot) -> TrainState:
+        params, batch_stats = snapshot
+        return state.replace(params=params, batch_stats=batch_stats)
+
+    def scale_lr(self, state: TrainState, scale: float) -> TrainState:
+        return state.replace(opt_state=jax.device_put(set_lr_scale(state.opt_state, scale), self.device))
+
+
+def has_conv(network: Network) -> bool:
+    """Whether the network's base holds convolutions (it decides the loop form on CPU)."""
+    return not network.base.flatten_input
+
+
+def build_supervised(plan: Plan, network: Network, dataset: Dataset, device: jax.Device, variables: dict, loop: str | None = None):
+    """The phases and the initial state of a supervised plan.
+
+    Args:
+        variables: initial (or transferred) parameters and batch statistics.
+        loop: force "scan" or "step"; None chooses by backend and model (``choose_loop``).
+    """
+    root = jax.random.PRNGKey(plan.seed)
+    data_key, train_key = jax.random.split(jax.random.fold_in(root, 1))
+    data = DeviceData.put(dataset, device)
+    loop = loop or choose_loop(device.platform, has_conv(network))
+    variables = jax.device_put(variables, device)
+    phases = [
+        SupervisedPhase(plan, network, stage, data, loop, data_key, device)
+        for stage in stages_for(plan, network.n_blocks)
+    ]
+    state = TrainState(
+        step=jnp.zeros((), jnp.int32), params=variables["params"],
+        batch_stats=variables.get("batch_stats", {}), opt_state=None, key=train_key,
+    )
+    return phases, jax.device_put(state, device)

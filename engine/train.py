@@ -1,0 +1,287 @@
+"""The compiled training step, the epoch (scanned or stepped), evaluation and diagnostics.
+
+Pure functions at the jit boundary (STYLE B4).  ``make_train_step`` builds
+``train_step(state, batch) -> (state, metrics)``; its metrics are the cheap
+per-step diagnostics a diagnosis reads: loss, global gradient norm, gradient
+norms of the first and last layer groups, update-to-weight ratio.
+``make_train_epoch`` runs one epoch either as a single ``lax.scan`` over the
+device-resident batches (state donated) or, where XLA runs convolution
+backward badly inside a loop (CPU, jax-ml/jax#12868), as a jitted step per
+batch; ``choose_loop`` picks the form (the measurements are in its docstring).
+Both forms end in the same jitted epoch summary (means over the epoch, train
+metrics on the epoch's outputs, the learning rate, the dead-unit fraction on a
+fixed probe batch), so they give the same history.  ``make_evaluate`` runs the
+full validation set in fixed-size chunks.  The host loop (early stopping,
+plateau, NaN) is ``engine.fit``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from engine.data import encode_targets, epoch_batches
+from engine.freeze import reported_learning_rate
+from engine.models import DEAD_UNIT_ACTIVATIONS
+
+# Guards the update-to-weight ratio of an all-zero parameter tree.
+_TINY = 1e-12
+# Examples in the dead-unit probe batch: enough to see every unit fire once.
+PROBE_SIZE = 256
+# Validation examples per compiled forward call.
+EVAL_CHUNK = 512
+
+
+class TrainState(struct.PyTreeNode):
+    """Everything that changes during training; all arrays, so it can be donated."""
+
+    step: jax.Array
+    params: Any
+    batch_stats: Any
+    opt_state: Any
+    key: jax.Array
+
+    @classmethod
+    def create(cls, variables: dict, tx: optax.GradientTransformation, key: jax.Array) -> TrainState:
+        params = variables["params"]
+        return cls(
+            step=jnp.zeros((), jnp.int32), params=params,
+            batch_stats=variables.get("batch_stats", {}), opt_state=tx.init(params), key=key,
+        )
+
+    def variables(self) -> dict:
+        """The model variables for ``Network.apply``."""
+        return {"params": self.params, "batch_stats": self.batch_stats} if self.batch_stats else {"params": self.params}
+
+
+@struct.dataclass
+class StepConfig:
+    """What the step needs to know about the task (all static)."""
+
+    task: str = struct.field(pytree_node=False)
+    loss_name: str = struct.field(pytree_node=False)
+    n_classes: int | None = struct.field(pytree_node=False)
+    frozen_blocks: int = struct.field(pytree_node=False, default=0)
+
+
+def layer_groups(params: dict) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Paths of the first (closest to the input) and last (output) layer groups."""
+    base = params.get("base", {})
+    first = ("base", "blocks_0") if "blocks_0" in base else ("head", sorted(params["head"])[0])
+    return first, ("head", "output")
+
+
+def _subtree(tree: dict, path: tuple[str, ...]):
+    for part in path:
+        tree = tree[part]
+    return tree
+
+
+def masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
+    """Mean of ``values`` [B] over the examples where ``mask`` is 1."""
+    return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+
+
+def make_train_step(
+    network: nn.Module,
+    loss_fn: Callable[[jax.Array, jax.Array], jax.Array],
+    tx: optax.GradientTransformation,
+    config: StepConfig,
+    augment: Callable | None = None,
+) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
+    """``train_step(state, batch) -> (state, metrics)`` for batches ``{"x", "y", "mask"}``.
+
+    ``batch["y"]`` holds raw targets (``engine.data``); the step encodes them for
+    the loss, augments inputs (and for mixup targets) with a key folded from the
+    step, and averages the per-example loss over the unmasked examples.  The
+    metrics carry the batch outputs, so the epoch summary can compute train metrics.
+    """
+
+    def train_step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
+        key = jax.random.fold_in(state.key, state.step)
+        aug_key, dropout_key = jax.random.split(key)
+        targets = encode_targets(batch["y"], config.task, config.loss_name, config.n_classes)
+        x = batch["x"]
+        if augment is not None:
+            x, targets = augment(aug_key, x, targets)
+
+        def objective(params):
+            variables = {"params": params, "batch_stats": state.batch_stats}
+            outputs, updates = network.apply(
+                variables, x, train=True, frozen_blocks=config.frozen_blocks,
+                rngs={"dropout": dropout_key}, mutable=["batch_stats"],
+            )
+            loss = masked_mean(loss_fn(outputs, targets), batch["mask"])
+            return loss, (outputs, updates.get("batch_stats", state.batch_stats))
+
+        (loss, (outputs, batch_stats)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        first, last = layer_groups(grads)
+        metrics = {
+            "loss": loss,
+            "grad_norm": optax.global_norm(grads),
+            "grad_norm_first": optax.global_norm(_subtree(grads, first)),
+            "grad_norm_last": optax.global_norm(_subtree(grads, last)),
+            "update_ratio": optax.global_norm(updates) / (optax.global_norm(state.params) + _TINY),
+            "outputs": outputs,
+        }
+        new_state = state.replace(
+            step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state
+        )
+        return new_state, metrics
+
+    return train_step
+
+
+def dead_fraction(network: nn.Module, variables: dict, probe: jax.Array, activation: str) -> jax.Array:
+    """Share of hidden units whose pre-activation is never positive on the probe batch.
+
+    NaN for activations without a dead region (tanh, sigmoid).
+    """
+    if activation not in DEAD_UNIT_ACTIVATIONS:
+        return jnp.asarray(jnp.nan, jnp.float32)
+    _, state = network.apply(variables, probe, train=False, mutable=["intermediates"])
+    dead = total = 0
+    for z in jax.tree.leaves(state["intermediates"]):
+        alive = jnp.max(z.reshape(-1, z.shape[-1]), axis=0) > 0  # a unit = one channel/feature
+        dead = dead + jnp.sum(~alive)
+        total = total + z.shape[-1]
+    if total == 0:
+        return jnp.asarray(jnp.nan, jnp.float32)
+    return (dead / total).astype(jnp.float32)
+
+
+def make_epoch_summary(
+    network: nn.Module, config: StepConfig, metrics_fn: Callable, activation: str, n_train: int
+) -> Callable:
+    """``summary(state, step_metrics, y_train, order, probe) -> dict`` of per-epoch scalars.
+
+    ``step_metrics`` are stacked over the epoch's steps; ``order`` is the epoch's
+    index matrix (its first ``n_train`` entries are every example once).
+    """
+
+    def summary(state: TrainState, step_metrics: dict, y_train: jax.Array, order: jax.Array, probe: jax.Array) -> dict:
+        outputs = step_metrics.pop("outputs")
+        outputs = outputs.reshape(-1, *outputs.shape[2:])[:n_train]
+        targets = y_train[order.reshape(-1)[:n_train]]
+        steps, size = order.shape
+        # each step's mean weighted by its real examples, so the epoch loss is the per-example mean
+        counts = jnp.minimum(size, n_train - size * jnp.arange(steps)).astype(jnp.float32)
+        out = {"loss": jnp.sum(step_metrics.pop("loss") * counts) / n_train}
+        out.update({name: jnp.mean(values) for name, values in step_metrics.items()})
+        out.update(metrics_fn(outputs, targets))
+        out["lr"] = reported_learning_rate(state.opt_state).astype(jnp.float32)
+        out["dead_fraction"] = dead_fraction(network, state.variables(), probe, activation)
+        return out
+
+    return summary
+
+
+def choose_loop(platform: str, has_conv: bool) -> str:
+    """"scan" (one compiled epoch) or "step" (one compiled call per batch).
+
+    Measured on the 2-core dev CPU (benchmarks/RESULTS.md, "Engine throughput"):
+    the MLP runs fastest as a scanned epoch (no per-batch dispatch), but a
+    convolution's backward inside ``lax.scan`` is many times slower on XLA:CPU
+    (jax-ml/jax#12868), so convolutional models take one jitted call per batch
+    there.  On GPU/TPU the scanned epoch wins for both.
+    """
+    return "step" if platform == "cpu" and has_conv else "scan"
+
+
+def make_train_epoch(
+    train_step: Callable, summary: Callable, loop: str, n_train: int, batch_size: int, data_key: jax.Array
+) -> Callable:
+    """``train_epoch(state, x_train, y_train, probe, epoch) -> (state, summary)``.
+
+    loop "scan": the whole epoch is one jitted ``lax.scan`` (state donated).
+    loop "step": the batch order and the summary are jitted once each, and each
+    batch is one jitted call that gathers its examples on the device.
+    """
+
+    def gather_step(state, x, y, index, mask):
+        return train_step(state, {"x": x[index], "y": y[index], "mask": mask})
+
+    def gather_step_at(state, x, y, order, mask, i):
+        return gather_step(state, x, y, order[i], mask[i])
+
+    summary_jit = jax.jit(summary)
+    order_jit = jax.jit(lambda epoch: epoch_batches(data_key, epoch, n_train, batch_size))
+
+    if loop == "scan":
+
+        def epoch_fn(state, x, y, probe, epoch):
+            order, mask = epoch_batches(data_key, epoch, n_train, batch_size)
+            state, step_metrics = jax.lax.scan(
+                lambda s, batch: gather_step(s, x, y, *batch), state, (order, mask)
+            )
+            return state, summary(state, step_metrics, y, order, probe)
+
+        return jax.jit(epoch_fn, donate_argnums=0)
+
+    step_jit = jax.jit(gather_step_at, donate_argnums=0)
+
+    def stepped_epoch(state, x, y, probe, epoch):
+        order, mask = order_jit(jnp.asarray(epoch, jnp.int32))
+        collected = []
+        for i in range(order.shape[0]):
+            state, step_metrics = step_jit(state, x, y, order, mask, jnp.asarray(i, jnp.int32))
+            collected.append(step_metrics)
+        stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *collected)
+        return state, summary_jit(state, stacked, y, order, probe)
+
+    return stepped_epoch
+
+
+def make_evaluate(network: nn.Module, loss_fn: Callable, config: StepConfig, metrics_fn: Callable, n: int) -> Callable:
+    """``evaluate(variables, x, y) -> {"val_loss", "val_<metric>"...}`` over the whole set.
+
+    The forward pass is one jitted function on fixed-size chunks (the last one
+    padded and masked), so any set size compiles once.
+    """
+    chunk = min(n, EVAL_CHUNK)
+
+    @jax.jit
+    def forward(variables, x, y, mask):
+        outputs = network.apply(variables, x, train=False, frozen_blocks=0)
+        targets = encode_targets(y, config.task, config.loss_name, config.n_classes)
+        return outputs, loss_fn(outputs, targets) * mask
+
+    @jax.jit
+    def finish(outputs, losses, y):
+        scores = metrics_fn(outputs, y)
+        out = {"val_loss": jnp.sum(losses) / n}
+        out.update({f"val_{name}": value for name, value in scores.items()})
+        return out
+
+    def evaluate(variables: dict, x: jax.Array, y: jax.Array) -> dict:
+        outputs, losses = [], []
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            index = jnp.minimum(jnp.arange(start, start + chunk), n - 1)
+            mask = (jnp.arange(start, start + chunk) < stop).astype(jnp.float32)
+            out, loss = forward(variables, x[index], y[index], mask)
+            outputs.append(out[: stop - start])
+            losses.append(loss)
+        return finish(jnp.concatenate(outputs), jnp.concatenate(losses), y)
+
+    return evaluate
+
+
+def make_metrics(names: list[str], task: str) -> Callable[[jax.Array, jax.Array], dict]:
+    """``metrics(outputs, raw_targets) -> {name: scalar}`` for the plan's metric names."""
+    from engine.metrics import metric_fn
+
+    fns = {name: metric_fn(name, task) for name in names}
+
+    def metrics(outputs: jax.Array, targets: jax.Array) -> dict:
+        return {name: fn(outputs, targets) for name, fn in fns.items()}
+
+    return metrics
