@@ -3,8 +3,8 @@
 Each registered factory is ``make(opt_plan: OptimizerPlan, learning_rate) ->
 optax.GradientTransformation``, where ``learning_rate`` is a float or an optax
 schedule; it builds the bare optax optimizer.  ``opt_plan.momentum`` and
-``nesterov`` are read by the optimizers that have them (sgd, rmsprop) and by no
-other, as the plan schema describes them.
+``nesterov`` are read by the optimizers that have them (sgd, rmsprop), ``b1``
+and ``b2`` by adam and adamw, and by no other, as the plan schema describes them.
 
 ``build_optimizer(opt_plan, schedule)`` is what the engine uses.  It chains
 
@@ -46,6 +46,15 @@ _INJECTED = tuple(
     for name in ("InjectHyperparamsState", "InjectStatefulHyperparamsState")
     if hasattr(optax, name)
 )
+
+
+def _betas(opt_plan: OptimizerPlan) -> dict[str, float]:
+    """Adam's moment decays the plan sets; the ones it leaves None keep optax's defaults."""
+    return {
+        name: getattr(opt_plan, name)
+        for name in ("b1", "b2")
+        if getattr(opt_plan, name) is not None
+    }
 
 
 def decay_mask(params) -> object:
@@ -98,9 +107,8 @@ def make_adadelta(
 
 @OPTIMIZERS.register("adam")
 def make_adam(opt_plan: OptimizerPlan, learning_rate: LearningRate) -> optax.GradientTransformation:
-    """Adam with optax's defaults (b1 0.9, b2 0.999, eps 1e-8)."""
-    del opt_plan
-    return optax.adam(learning_rate)
+    """Adam; the plan's b1/b2 where it sets them (GANs use b1 0.5), else optax's 0.9/0.999."""
+    return optax.adam(learning_rate, **_betas(opt_plan))
 
 
 @OPTIMIZERS.register("adamw")
@@ -108,7 +116,9 @@ def make_adamw(
     opt_plan: OptimizerPlan, learning_rate: LearningRate
 ) -> optax.GradientTransformation:
     """Adam with weight decay decoupled from the gradient (Loshchilov & Hutter 2019)."""
-    return optax.adamw(learning_rate, weight_decay=opt_plan.weight_decay, mask=decay_mask)
+    return optax.adamw(
+        learning_rate, weight_decay=opt_plan.weight_decay, mask=decay_mask, **_betas(opt_plan)
+    )
 
 
 def build_optimizer(

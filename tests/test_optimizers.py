@@ -31,6 +31,7 @@ _OPTIMIZERS_UNDER_TEST = [
     ("rmsprop", {"learning_rate": 0.01, "momentum": 0.5}),
     ("adadelta", {"learning_rate": 5.0}),
     ("adam", {"learning_rate": 0.05}),
+    ("adam", {"learning_rate": 0.05, "b1": 0.5, "b2": 0.99}),
     ("adamw", {"learning_rate": 0.05, "weight_decay": 1e-4}),
     ("sgd", {"learning_rate": 0.1, "weight_decay": 1e-4, "clip_norm": 1.0}),
 ]
@@ -159,3 +160,14 @@ def test_nesterov_without_momentum_is_an_input_error():
         InputError, match="^optimizer.nesterov: Nesterov momentum needs optimizer.momentum"
     ):
         build_optimizer(plan, 0.1)
+
+
+def test_adam_betas_come_from_the_plan():
+    # After one step Adam's first moment is (1 - b1) * g: b1 = 0.5 leaves half the gradient.
+    params = {"w": jnp.zeros(2, jnp.float32)}
+    grads = {"w": jnp.full(2, 2.0)}
+    for name in ("adam", "adamw"):
+        tx = build_optimizer(OptimizerPlan(name=name, learning_rate=0.1, b1=0.5), 0.1)
+        _, state = tx.update(grads, tx.init(params), params)
+        first_moment = optax.tree_utils.tree_get(state, "mu")["w"]
+        np.testing.assert_allclose(first_moment, 1.0, err_msg=name)
