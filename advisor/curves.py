@@ -1,0 +1,377 @@
+"""Curve features of a training history, computed once, for the diagnosis rules.
+
+Every feature is a fact named ``curve.<series>.<feature>`` (``curve.loss.noise``,
+``curve.val_loss.rise_from_best``) or ``curve.<name>`` for the run as a whole
+(``curve.gap.growth``, ``curve.chance_loss``); their meanings are declared in
+``advisor.vocabulary.CURVE_FACTS``.  This module only measures: the thresholds
+that turn a measurement into a problem live in ``rules/50_*.toml``.  numpy only.
+
+Loss-like curves are studied in log space where they are positive, because
+training losses fall roughly geometrically: there a steady decay is a straight
+line, and noise and flatness are relative changes, free of the loss's scale.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from advisor.schemas import History
+
+WINDOW_FRACTION = 0.2  # "recent" = the last fifth of the run, at least MIN_WINDOW epochs
+MIN_WINDOW = 3
+SMOOTH_HALF_WIDTH = 2  # local linear fit over 5 epochs
+FLAT_TOLERANCE = 0.02  # a stretch is flat when its smoothed curve moves less than 2 %
+MIN_EPOCHS_FOR_SHAPE = 4  # fewer points than this carry no trend or noise information
+CROSS_ENTROPY_LOSSES = ("binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy")
+LOSS_SERIES = ("loss", "val_loss")
+_CAP = 1e6  # ratios are capped so that facts stay finite numbers
+
+
+def curve_features(
+    history: History,
+    *,
+    task: str | None = None,
+    n_classes: int | None = None,
+    loss_name: str | None = None,
+    planned_epochs: int | None = None,
+) -> dict[str, Any]:
+    """All features of a history, as flat ``curve.*`` facts (absent when not measurable).
+
+    Args:
+        history: the run's per-epoch series.
+        task, n_classes: the task, when the history does not carry it (sets chance level).
+        loss_name: the plan's loss; chance loss is only defined for cross-entropy.
+        planned_epochs: the plan's epochs, to tell an early stop from a full run.
+    """
+    task = history.task or task
+    n_classes = history.n_classes or n_classes
+    epochs = np.asarray(history.epochs, dtype=float)
+    out: dict[str, Any] = {
+        "curve.n_epochs": len(history.epochs),
+        "curve.first_epoch": int(history.epochs[0]) if history.epochs else None,
+        "curve.last_epoch": int(history.epochs[-1]) if history.epochs else None,
+        "curve.has_val": "val_loss" in history.series,
+    }
+    window = max(MIN_WINDOW, round(WINDOW_FRACTION * len(history.epochs)))
+    out["curve.window"] = window
+    if len(history.epochs) > window:
+        out["curve.window_start"] = int(history.epochs[-window])
+    if planned_epochs is not None and history.epochs:
+        out["curve.planned_epochs"] = planned_epochs
+        out["curve.stopped_early"] = history.epochs[-1] < planned_epochs
+    out.update(_nonfinite(history))
+    for name in LOSS_SERIES:
+        if name in history.series:
+            x, y = _finite_prefix(epochs, history.series[name])
+            out.update(_loss_features(name, x, y, window))
+    for name in ("accuracy", "val_accuracy", "r2", "val_r2"):
+        if name in history.series:
+            x, y = _finite_prefix(epochs, history.series[name])
+            out.update(_score_features(name, x, y, window))
+    out.update(_gap_features(history, epochs, out, window))
+    out.update(_chance_features(task, n_classes, loss_name, out, history))
+    out.update(_gradient_features(history))
+    return {key: _plain(value) for key, value in out.items() if value is not None}
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars -> Python numbers; infinite ratios -> the cap."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        if math.isnan(value):
+            return None
+        return max(-_CAP, min(_CAP, value))
+    return value
+
+
+def _finite_prefix(epochs: np.ndarray, values: list[float | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Epochs and values that are present, up to the first NaN or infinity."""
+    x, y = [], []
+    for epoch, value in zip(epochs, values, strict=True):
+        if value is None:
+            continue
+        if not math.isfinite(value):
+            break
+        x.append(epoch)
+        y.append(value)
+    return np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+
+
+def _nonfinite(history: History) -> dict[str, Any]:
+    """Where a loss first became NaN or infinite."""
+    first = None
+    for name in (*LOSS_SERIES, "grad_norm"):
+        for epoch, value in zip(history.epochs, history.series.get(name, []), strict=False):
+            if value is not None and not math.isfinite(value):
+                first = epoch if first is None else min(first, epoch)
+                break
+    out: dict[str, Any] = {"curve.nonfinite": first is not None}
+    if first is not None:
+        out["curve.nonfinite_epoch"] = first
+    return out
+
+
+def smooth(y: np.ndarray, half_width: int = SMOOTH_HALF_WIDTH) -> np.ndarray:
+    """Local linear fit around each point (Savitzky-Golay of order 1); near the ends the
+    window keeps its full width and shifts inward, so the last value is not a lone point."""
+    n = len(y)
+    width = min(2 * half_width + 1, n)
+    if width < 3:
+        return y.astype(float).copy()
+    out = np.empty(n)
+    t = np.arange(width, dtype=float)
+    for i in range(n):
+        lo = min(max(0, i - half_width), n - width)
+        slope, intercept = np.polyfit(t, y[lo : lo + width], 1)
+        out[i] = slope * (i - lo) + intercept
+    return out
+
+
+def _log_space(y: np.ndarray) -> tuple[np.ndarray, bool]:
+    """log(y) when every value is positive (relative changes), else y itself."""
+    if len(y) and np.all(y > 0):
+        return np.log(y), True
+    return y.copy(), False
+
+
+def _relative(a: float, b: float, is_log: bool, scale: float) -> float:
+    """How much lower b is than a, as a fraction (of a, or of ``scale`` in linear space)."""
+    return float(1.0 - math.exp(b - a)) if is_log else float((a - b) / scale)
+
+
+# ----------------------------------------------------------------------------- loss curves
+
+
+def _loss_features(name: str, x: np.ndarray, y: np.ndarray, window: int) -> dict[str, Any]:
+    """Level, best, trends, noise, jumps and plateaus of a curve where lower is better."""
+    p = f"curve.{name}."
+    n = len(y)
+    if n == 0:
+        return {}
+    best = int(np.argmin(y))
+    first, final = float(y[0]), _tail_mean(y)
+    level = max(abs(float(y[best])), 0.01 * abs(first), 1e-12)
+    out: dict[str, Any] = {
+        p + "first": first,
+        p + "final": float(y[-1]),
+        p + "best": float(y[best]),
+        p + "best_epoch": int(x[best]),
+        p + "worst": float(y.max()),
+        p + "epochs_since_best": int(x[-1] - x[best]),
+        p + "rel_drop": (first - float(y[best])) / max(abs(first), 1e-12),
+        p + "rise_from_best": (final - float(y[best])) / level,
+        p + "final_over_first": final / first if first > 0 else None,
+    }
+    if n < MIN_EPOCHS_FOR_SHAPE:
+        return out
+    z, is_log = _log_space(y)
+    s = smooth(z)
+    scale = max(float(np.ptp(s)), 1e-12)
+    k = min(window, n - 1)
+    diffs = np.diff(y)
+    moves = np.abs(diffs)
+    out.update({
+        p + "rise_from_best": _rise(s, is_log, level),
+        p + "recent_improvement": _relative(s[-1 - k], s[-1], is_log, scale),
+        p + "recent_share": _share(y, k),
+        p + "noise": float(np.std(z - s)),
+        p + "oscillation": _sign_changes(diffs, level),
+        p + "backtrack": float(diffs.clip(min=0).sum() / moves.sum()) if moves.sum() > 0 else 0.0,
+        p + "max_jump": float(np.max(diffs / np.maximum(np.abs(y[:-1]), 1e-12))),
+        p + "linearity": _r_squared(x, y),
+        p + "deceleration": _deceleration(s),
+    })
+    out.update(_plateau(p, x, s, is_log))
+    return out
+
+
+def _rise(s: np.ndarray, is_log: bool, level: float) -> float:
+    """How far the smoothed curve ends above its lowest point, as a fraction of that point."""
+    if is_log:
+        return float(math.exp(s[-1] - s.min()) - 1.0)
+    return float((s[-1] - s.min()) / level)
+
+
+def _tail_mean(y: np.ndarray) -> float:
+    """Mean of the last (up to) three values: the final level, less its noise."""
+    return float(np.mean(y[-3:]))
+
+
+def _share(y: np.ndarray, k: int) -> float | None:
+    """Share of the run's whole progress made in its last k epochs."""
+    s = smooth(y)
+    total = float(s[0] - s.min())
+    if total <= 1e-12:
+        return None
+    return float((s[-1 - k] - s[-1]) / total)
+
+
+def _sign_changes(diffs: np.ndarray, level: float) -> float:
+    """Fraction of consecutive moves that reverse direction (moves under 0.1 % ignored)."""
+    signs = np.sign(diffs[np.abs(diffs) > 1e-3 * level])
+    if len(signs) < 2:
+        return 0.0
+    return float(np.mean(signs[1:] != signs[:-1]))
+
+
+def _r_squared(x: np.ndarray, y: np.ndarray) -> float:
+    """How well a straight line explains the curve (1 = a straight line)."""
+    total = float(np.sum((y - y.mean()) ** 2))
+    if total <= 1e-24:
+        return 0.0
+    slope, intercept = np.polyfit(x, y, 1)
+    return float(1.0 - np.sum((y - (slope * x + intercept)) ** 2) / total)
+
+
+def _deceleration(s: np.ndarray) -> float | None:
+    """Drop rate over the first half / drop rate over the second (1 = straight, big = converging)."""
+    h = len(s) // 2
+    early = (s[0] - s[h]) / h
+    late = (s[h] - s[-1]) / (len(s) - 1 - h)
+    if early <= 0:
+        return None
+    return float(early / late) if late > 0 else _CAP
+
+
+def _plateau(p: str, x: np.ndarray, s: np.ndarray, is_log: bool) -> dict[str, Any]:
+    """The longest flat stretch before the end and how far the curve fell after it,
+    and the flat stretch the run ends on."""
+    tolerance = math.log1p(FLAT_TOLERANCE) if is_log else FLAT_TOLERANCE * max(float(np.ptp(s)), 1e-12)
+    n = len(s)
+    # The flat stretch starting at i reaches j while max - min of s[i..j] stays within tolerance.
+    reach = np.empty(n, dtype=int)
+    for i in range(n):
+        lo = hi = s[i]
+        j = i
+        while j + 1 < n and max(hi, s[j + 1]) - min(lo, s[j + 1]) <= tolerance:
+            j += 1
+            lo, hi = min(lo, s[j]), max(hi, s[j])
+        reach[i] = j
+    out: dict[str, Any] = {}
+    final_start = next(i for i in range(n) if reach[i] == n - 1)
+    out[p + "final_flat_length"] = int(x[-1] - x[final_start] + 1)
+    inner = [(reach[i] - i, i) for i in range(n) if reach[i] < n - 1]
+    if inner:
+        length, start = max(inner)
+        end = reach[start]
+        out[p + "plateau_length"] = int(x[end] - x[start] + 1)
+        out[p + "plateau_start"] = int(x[start])
+        out[p + "plateau_end"] = int(x[end])
+        out[p + "drop_after_plateau"] = _relative(s[end], float(s[end:].min()), is_log, max(float(np.ptp(s)), 1e-12))
+    return out
+
+
+# ----------------------------------------------------------------------------- scores, gap, chance
+
+
+def _score_features(name: str, x: np.ndarray, y: np.ndarray, window: int) -> dict[str, Any]:
+    """Final and best of a curve where higher is better (accuracy, r2)."""
+    if len(y) == 0:
+        return {}
+    p = f"curve.{name}."
+    best = int(np.argmax(y))
+    k = min(window, len(y) - 1)
+    return {
+        p + "first": float(y[0]),
+        p + "final": _tail_mean(y),
+        p + "best": float(y[best]),
+        p + "best_epoch": int(x[best]),
+        p + "drop_from_best": float(y[best] - _tail_mean(y)),
+        p + "recent_gain": float(y[-1] - y[-1 - k]) if k > 0 else None,
+    }
+
+
+def _gap_features(history: History, epochs: np.ndarray, out: dict, window: int) -> dict[str, Any]:
+    """The generalization gap (validation minus training loss) and how it grew."""
+    if "loss" not in history.series or "val_loss" not in history.series:
+        return {}
+    pairs = [
+        (e, t, v)
+        for e, t, v in zip(epochs, history.series["loss"], history.series["val_loss"], strict=True)
+        if t is not None and v is not None and math.isfinite(t) and math.isfinite(v)
+    ]
+    if len(pairs) < 2:
+        return {}
+    e, t, v = (np.asarray(col, dtype=float) for col in zip(*pairs, strict=True))
+    best = int(np.argmin(v))
+    level = max(abs(float(v[best])), 1e-12)
+    gap = v - t
+    final_gap = float(np.mean(gap[-3:]))
+    result = {
+        "curve.gap.final": final_gap / max(abs(float(np.mean(v[-3:]))), 1e-12),
+        "curve.gap.at_val_best": float(gap[best]) / level,
+        "curve.gap.growth": (final_gap - float(gap[best])) / level,
+    }
+    if best < len(t) - 1:
+        t_best = max(abs(float(t[best])), 1e-12)
+        result["curve.loss.change_after_val_best"] = (float(np.mean(t[-3:])) - float(t[best])) / t_best
+    if "curve.accuracy.final" in out and "curve.val_accuracy.final" in out:
+        result["curve.gap.accuracy"] = out["curve.accuracy.final"] - out["curve.val_accuracy.final"]
+    return result
+
+
+def _chance_features(
+    task: str | None, n_classes: int | None, loss_name: str | None, out: dict, history: History
+) -> dict[str, Any]:
+    """Distance from chance level: loss / log K for cross-entropy, skill above 1/K for accuracy."""
+    if task not in ("binary", "multiclass", "multilabel"):
+        return {}
+    k = 2 if task in ("binary", "multilabel") else n_classes
+    if not k or k < 2:
+        return {}
+    result: dict[str, Any] = {"curve.chance_accuracy": 1.0 / k}
+    for name in ("accuracy", "val_accuracy"):
+        if f"curve.{name}.final" in out:
+            result[f"curve.{name}.skill"] = (out[f"curve.{name}.final"] - 1 / k) / (1 - 1 / k)
+    if loss_name is None or loss_name in CROSS_ENTROPY_LOSSES:
+        chance = math.log(k)
+        result["curve.chance_loss"] = chance
+        for name in LOSS_SERIES:
+            if f"curve.{name}.best" in out:
+                x, y = _finite_prefix(np.asarray(history.epochs, float), history.series[name])
+                result[f"curve.{name}.chance_ratio"] = _tail_mean(y) / chance
+                result[f"curve.{name}.peak_chance_ratio"] = float(y.max()) / chance
+    return result
+
+
+def _gradient_features(history: History) -> dict[str, Any]:
+    """Gradient norms, layer ratio, update/weight ratio and dead-unit share, where recorded."""
+    out: dict[str, Any] = {}
+    series = history.series
+    norms = [v for v in series.get("grad_norm", []) if v is not None]
+    finite = np.asarray([v for v in norms if math.isfinite(v)], dtype=float)
+    if norms:
+        out["curve.grad_norm.nonfinite"] = len(finite) < len(norms)
+    if len(finite):
+        median = float(np.median(finite))
+        k = max(1, len(finite) // 5)
+        out.update({
+            "curve.grad_norm.median": median,
+            "curve.grad_norm.max": float(finite.max()),
+            "curve.grad_norm.final": float(np.mean(finite[-k:])),
+            "curve.grad_norm.spike": float(finite.max()) / median if median > 0 else _CAP,
+            "curve.grad_norm.growth": float(np.mean(finite[-k:]) / max(np.mean(finite[:k]), 1e-30)),
+        })
+    first, last = series.get("grad_norm_first"), series.get("grad_norm_last")
+    if first and last:
+        ratios = [a / b for a, b in zip(first, last, strict=True)
+                  if a is not None and b is not None and math.isfinite(a) and math.isfinite(b) and b > 0]
+        if ratios:
+            out["curve.grad_norm.layer_ratio"] = float(np.median(ratios))
+    for name, feature in (("update_ratio", "median"), ("dead_fraction", "final")):
+        values = np.asarray([v for v in series.get(name, []) if v is not None and math.isfinite(v)])
+        if len(values):
+            value = np.median(values) if feature == "median" else np.mean(values[-3:])
+            out[f"curve.{name}.{feature}"] = float(value)
+            out[f"curve.{name}.max"] = float(values.max())
+    return out

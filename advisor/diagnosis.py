@@ -1,0 +1,239 @@
+"""Diagnose a training history, and revise the plan that produced it.
+
+``diagnose(history, plan)`` reads the history (any format ``advisor.readers``
+knows), measures its curve features once (``advisor.curves``), and runs the
+rules of the ``diagnose`` domain over them: ``rules/50_*.toml`` name the
+problems, ``rules/60_*.toml`` fix the plan.  The initial facts are the
+features and, given a plan, the plan flattened to ``plan.*`` facts; problems
+become ``problem.*`` facts for the fixes.  ``revise_plan`` returns the next
+plan too (``advisor.revision`` builds it).  ``diagnose_files`` is the body of
+``advisor diagnose``; ``render`` prints a diagnosis in a few lines.
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from advisor.curves import curve_features
+from advisor.errors import InputError, suggest
+from advisor.inference import flatten, infer
+from advisor.io import write_model
+from advisor.readers import load_history
+from advisor.revision import advice_from, fixes_from, problems_from, revised_plan, round_value
+from advisor.rules import Rule, load_rules
+from advisor.schemas import Diagnosis, History, Plan
+from advisor.vocabulary import FACTS, PROBLEMS
+
+_PLAN_EXCLUDE = {"explanations", "derived_facts"}
+
+
+def diagnose(
+    history: History | dict | str | Path,
+    plan: Plan | dict | str | Path | None = None,
+    rules_dirs: list[str | Path] | None = None,
+) -> Diagnosis:
+    """What went wrong in a training run (or that nothing did), with the numbers that show it.
+
+    Args:
+        history: a History, a dict (native or Keras ``history.history``) or a file/folder path.
+        plan: the plan that produced the history; with it the diagnosis also lists fixes.
+        rules_dirs: extra rule files or folders, added to the built-in knowledge base.
+
+    Raises:
+        InputError: the history or plan cannot be read.
+
+    Example:
+        >>> d = diagnose({"loss": [2.3, 1.2, 0.6, 0.35, 0.25, 0.2, 0.18, 0.17, 0.165, 0.163],
+        ...               "val_loss": [2.3, 1.3, 0.8, 0.7, 0.75, 0.85, 0.95, 1.05, 1.15, 1.25]})
+        >>> [p.name for p in d.problems]
+        ['overfitting']
+    """
+    return _run(history, plan, rules_dirs)[0]
+
+
+def revise_plan(
+    history: History | dict | str | Path,
+    plan: Plan | dict | str | Path,
+    rules_dirs: list[str | Path] | None = None,
+) -> tuple[Diagnosis, Plan]:
+    """The diagnosis and the next plan: the old one with the fixes applied and explained.
+
+    Raises:
+        InputError: the history or plan cannot be read.
+    """
+    diagnosis, next_plan = _run(history, plan, rules_dirs)
+    assert next_plan is not None  # a plan was given
+    return diagnosis, next_plan
+
+
+def _run(history, plan, rules_dirs) -> tuple[Diagnosis, Plan | None]:
+    from advisor.loading import load_plan
+
+    history = load_history(history)
+    plan = load_plan(plan) if plan is not None else None
+    features = features_of(history, plan)
+    facts = dict(features)
+    rules = diagnosis_rules(tuple(str(d) for d in rules_dirs or ()))
+    if plan is not None:
+        facts.update(plan_facts(plan))
+    else:
+        rules = [rule for rule in rules if not rule.recommend]  # fixes need a plan
+    inference = infer(facts, rules)
+    fixes = fixes_from(inference, plan) if plan is not None else []
+    diagnosis = Diagnosis(
+        history=history.source,
+        problems=problems_from(inference),
+        features={k: round_value(v, 6) for k, v in sorted(features.items())},
+        fixes=fixes,
+        advice=advice_from(inference),
+        n_epochs=len(history.epochs),
+    )
+    next_plan = revised_plan(plan, fixes, inference) if plan is not None else None
+    return diagnosis, next_plan
+
+
+def features_of(history: History, plan: Plan | None) -> dict[str, Any]:
+    """Curve features, with the task, classes, loss and planned epochs taken from the plan."""
+    if plan is None:
+        return curve_features(history)
+    return curve_features(
+        history,
+        task=plan.task,
+        n_classes=plan.n_classes,
+        loss_name=plan.loss.name,
+        planned_epochs=plan.epochs,
+    )
+
+
+def plan_facts(plan: Plan) -> dict[str, Any]:
+    """The plan as ``plan.<path>`` facts, the way fix rules read it."""
+    return flatten("plan", plan.model_dump(mode="json", exclude=_PLAN_EXCLUDE))
+
+
+@lru_cache(maxsize=8)
+def diagnosis_rules(rules_dirs: tuple[str, ...] = ()) -> list[Rule]:
+    """The ``diagnose``-domain rules: built-in plus extra files or folders."""
+    return [rule for rule in load_rules(list(rules_dirs)) if rule.domain == "diagnose"]
+
+
+def example_facts(example: dict[str, Any]) -> dict[str, Any]:
+    """Initial facts from a diagnose rule's ``example``: curve features and plan values.
+
+    Keys are declared fact names (``curve.*``, ``threshold.*``), ``plan.<path>``
+    values or ``problem.<name>`` flags.  A ``series`` table (name -> values,
+    with optional ``task`` and ``n_classes``) is measured as a history first.
+
+    Raises:
+        ValueError: a key names no known fact.
+    """
+    from advisor.lint import is_plan_path
+
+    example = dict(example)
+    facts: dict[str, Any] = {}
+    series = example.pop("series", None)
+    task, n_classes = example.pop("task", None), example.pop("n_classes", None)
+    if series is not None:
+        history = load_history(series).model_copy(update={"task": task, "n_classes": n_classes})
+        facts.update(curve_features(history))
+    for key, value in example.items():
+        known = (
+            key in FACTS
+            or (key.startswith("plan.") and is_plan_path(key.removeprefix("plan.")))
+            or (key.startswith("problem.") and key.removeprefix("problem.") in PROBLEMS)
+        )
+        if not known:
+            curve_names = [name for name in FACTS if name.startswith(("curve.", "threshold."))]
+            raise ValueError(f"example key {key!r} is not a fact; {suggest(key, curve_names)}")
+        facts[key] = value
+    return facts
+
+
+# ----------------------------------------------------------------------------- output
+
+
+def render(diagnosis: Diagnosis, next_plan: str | Path | None = None) -> list[str]:
+    """The diagnosis in a few readable lines (no markup)."""
+    source = diagnosis.history
+    where = source.path or "history"
+    names = ", ".join(p.name for p in diagnosis.problems) or "nothing to judge"
+    lines = [f"{where} ({source.format}, {diagnosis.n_epochs} epochs): {names}"]
+    for problem in diagnosis.problems:
+        span = f" epochs {problem.epochs[0]}-{problem.epochs[1]}" if problem.epochs else ""
+        lines.append(f"  {problem.name} [{problem.severity}]{span}: {problem.reason}")
+        shown = [
+            f"{k.removeprefix('curve.')} {v}" for k, v in problem.evidence.items()
+            if not k.startswith("threshold.")
+        ][:4]
+        if shown:
+            lines.append("      " + " | ".join(shown))
+    if diagnosis.fixes:
+        target = f" -> {next_plan}" if next_plan else ""
+        lines.append(f"  fixes{target}:")
+        for fix in diagnosis.fixes:
+            lines.append(f"      {fix.field}: {_short(fix.old)} -> {_short(fix.new)}  ({fix.problem}, {fix.rule})")
+    for advice in diagnosis.advice:
+        lines.append(f"  advice ({advice.problem or 'general'}): {advice.reason}")
+    for skipped in source.skipped[:3]:
+        lines.append(f"  skipped: {skipped}")
+    if len(source.skipped) > 3:
+        lines.append(f"  skipped: ... and {len(source.skipped) - 3} more")
+    return lines
+
+
+def _short(value: Any) -> str:
+    text = str(round_value(value)) if not isinstance(value, (dict, list)) else _compact(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _compact(value: Any) -> str:
+    import json
+
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def print_diagnosis(diagnosis: Diagnosis, next_plan: str | Path | None = None) -> None:
+    """Print ``render``'s lines; with colours when stdout is a terminal."""
+    lines = render(diagnosis, next_plan)
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.markup import escape
+
+        colours = {"[critical]": "bold red", "[warning]": "yellow", "[info]": "cyan"}
+        console = Console(highlight=False)
+        for line in lines:
+            text = escape(line)
+            for tag, style in colours.items():
+                text = text.replace(escape(tag), f"[{style}]{escape(tag)}[/{style}]")
+            console.print(text)
+    else:
+        import click
+
+        for line in lines:
+            click.echo(line)
+
+
+def diagnose_files(
+    history_path: str | Path, plan_path: str | Path | None, output: str | Path | None, as_json: bool
+) -> None:
+    """``advisor diagnose HISTORY [--plan PLAN] [-o NEXT_PLAN] [--json]``.
+
+    Raises:
+        InputError: unreadable input, or ``-o`` without ``--plan``; nothing is written.
+    """
+    if output is not None and plan_path is None:
+        raise InputError("-o/--output: a revised plan needs --plan PLAN, the plan that produced the history")
+    if plan_path is not None:
+        diagnosis, next_plan = revise_plan(history_path, plan_path)
+        if output is not None:
+            write_model(output, next_plan)
+    else:
+        diagnosis = diagnose(history_path)
+    if as_json:
+        import click
+
+        click.echo(diagnosis.model_dump_json(indent=2))
+    else:
+        print_diagnosis(diagnosis, output)

@@ -1,0 +1,105 @@
+"""Read a training history in whatever format the user has -> ``schemas.History``.
+
+``load_history(path)`` detects the format from the content, never the file
+name: TensorBoard records by their checksummed header, JSON by its keys (this
+project's ``history.json``, Hugging Face ``trainer_state.json``, Keras
+``history.history``), CSV by its header (Lightning's has a ``step`` column,
+Keras' CSVLogger not), and plain-text logs by ``Epoch N`` markers followed by
+``name: value`` pairs.  One module per format; each has ``FORMAT``,
+``sniff(content)`` and ``read(content)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from advisor.errors import InputError
+from advisor.readers import hf, keras_csv, keras_json, lightning, native, tensorboard, text_log
+from advisor.readers.table import Content
+from advisor.schemas import History
+
+# Detection order: the most specific signatures first.
+READERS = (native, hf, keras_json, tensorboard, lightning, keras_csv, text_log)
+FORMATS = tuple(reader.FORMAT for reader in READERS)
+_MAX_BYTES = 512 * 1024 * 1024
+
+
+def load_history(source: History | dict[str, Any] | str | Path) -> History:
+    """A History from a History, a dict (native or Keras-style) or a file or folder path.
+
+    Args:
+        source: a History (returned as is); a dict holding a native History or a
+            Keras ``history.history`` table; or a path to a history file, or to a
+            folder holding TensorBoard event files or one history file.
+
+    Raises:
+        InputError: one line naming the file and what is wrong: missing,
+            unreadable, of no known format, or without any usable series.
+
+    Example:
+        >>> h = load_history({"loss": [0.9, 0.5], "val_loss": [1.0, 0.7]})
+        >>> h.source.format, h.epochs, h.series["val_loss"]
+        ('keras_json', [1, 2], [1.0, 0.7])
+    """
+    if isinstance(source, History):
+        return source
+    if isinstance(source, dict):
+        import json
+
+        content = Content(None, json.dumps(source).encode())
+        return _read(content)
+    path = Path(source)
+    if path.is_dir():
+        return _read_folder(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except OSError as err:
+        raise InputError(f"{path}: cannot be read ({err.__class__.__name__})") from None
+    if size > _MAX_BYTES:
+        raise InputError(f"{path}: {size // 2**20} MiB is too large for a history; expected < 512 MiB")
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise InputError(f"{path}: cannot be read ({err.__class__.__name__})") from None
+    return _read(Content(path, data))
+
+
+def detect(content: Content):
+    """The reader module whose signature the content has, or None."""
+    return next((reader for reader in READERS if reader.sniff(content)), None)
+
+
+def _read(content: Content) -> History:
+    if not content.data.strip():
+        raise InputError(f"{content.label}: is empty; expected a training history")
+    reader = detect(content)
+    if reader is None:
+        raise InputError(
+            f"{content.label}: not a training history this reader knows; expected "
+            "Keras history JSON or CSVLogger CSV, Lightning metrics.csv, Hugging Face "
+            "trainer_state.json, TensorBoard events, advisor history.json or an 'Epoch N ... loss: x' log"
+        )
+    return reader.read(content)
+
+
+def _read_folder(root: Path) -> History:
+    """TensorBoard event files anywhere below, else the one history file at the top level."""
+    events = tensorboard.find_event_files(root)
+    if events:
+        return tensorboard.read_folder(root, events)
+    candidates = []
+    for path in sorted(p for p in root.iterdir() if p.is_file() and p.stat().st_size < _MAX_BYTES):
+        content = Content(path, path.read_bytes())
+        reader = detect(content) if content.data.strip() else None
+        if reader is not None:
+            candidates.append((READERS.index(reader), path.name, content, reader))
+    if not candidates:
+        raise InputError(f"{root}: no training history in this folder; expected a history file or event files")
+    _, _, content, reader = min(candidates, key=lambda c: (c[0], c[1]))
+    return reader.read(content)
+
+
+__all__ = ["FORMATS", "READERS", "detect", "load_history"]

@@ -1,0 +1,53 @@
+"""PyTorch Lightning ``CSVLogger`` ``metrics.csv``: one row per logging call, with
+``epoch`` and ``step`` columns; step rows and epoch-end rows interleave and leave
+the other columns blank.
+
+Per epoch, a value logged at the epoch's end (``train_loss_epoch``, ``val_loss``)
+wins; a series logged only per step (``train_loss_step``) is averaged over the epoch.
+"""
+
+from __future__ import annotations
+
+from advisor.readers.table import Content, HistoryBuilder, csv_rows, parse_number, sniff_csv
+from advisor.schemas import History
+
+FORMAT = "lightning_csv"
+
+
+def sniff(content: Content) -> bool:
+    """A numeric table with a ``step`` column."""
+    found = sniff_csv(content.text)
+    return found is not None and "step" in [h.lower() for h in found[1]]
+
+
+def read(content: Content) -> History:
+    """Group rows by epoch (0-based in Lightning, so shifted by one)."""
+    delimiter, header = sniff_csv(content.text)  # type: ignore[misc]
+    builder = HistoryBuilder(FORMAT, content.path)
+    rows = csv_rows(content.text or "", delimiter, builder)
+    epoch_column = next((h for h in header if h.lower() == "epoch"), None)
+    # Without an epoch column, every row is one point, in order.
+    counts: dict[str, dict[int, int]] = {}
+    epoch = 0
+    grouped: list[tuple[int, str, dict[str, str]]] = []
+    for position, (line, row) in enumerate(rows):
+        if epoch_column is None:
+            epoch = position
+        else:
+            try:
+                value = parse_number(row.get(epoch_column))
+            except ValueError:
+                value = None
+            if value is not None:
+                epoch = int(value)
+        grouped.append((epoch + 1, f"line {line}", row))
+        for name, cell in row.items():
+            if cell.strip():
+                counts.setdefault(name, {}).setdefault(epoch, 0)
+                counts[name][epoch] += 1
+    # A column with several values in an epoch was logged per step: average it.
+    per_step = {name for name, by_epoch in counts.items() if max(by_epoch.values()) > 1}
+    for epoch_number, where, row in grouped:
+        for name, cell in row.items():
+            builder.add(epoch_number, name, cell, where=where, per_step=name in per_step)
+    return builder.build()

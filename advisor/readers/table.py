@@ -1,0 +1,285 @@
+"""What every history reader shares: number parsing, a tolerant JSON parse, and
+the builder that turns (epoch, raw name, value) triples into one History.
+
+The builder normalises names, keeps the first of two raw names that mean the
+same series, prefers per-epoch over per-step values (averaging steps when an
+epoch has only those), records everything it had to leave out in
+``source.skipped``, and refuses a file with no usable series with one
+``InputError`` line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from advisor.errors import InputError
+from advisor.readers.names import normalise
+from advisor.schemas import History, HistorySource
+
+_SPECIAL = {"nan": math.nan, "inf": math.inf, "+inf": math.inf, "-inf": -math.inf,
+            "infinity": math.inf, "+infinity": math.inf, "-infinity": -math.inf}
+_MISSING = {"", "none", "null", "n/a", "na", "-"}
+
+
+def parse_number(value: Any) -> float | None:
+    """A float from a cell, a JSON value or a log token; None when the cell is empty.
+
+    Raises:
+        ValueError: the value is present but not a number.
+    """
+    if value is None or isinstance(value, bool):
+        if isinstance(value, bool):
+            raise ValueError(f"{value!r} is not a number")
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, list) and len(value) == 1:  # a scalar logged as a one-element list
+        return parse_number(value[0])
+    text = str(value).strip().strip('"').lower()
+    if text.startswith("tensor(") and text.endswith(")"):  # printed torch scalars
+        text = text[7:-1].split(",")[0].strip()
+    if text in _MISSING:
+        return None
+    if text in _SPECIAL:
+        return _SPECIAL[text]
+    return float(text)
+
+
+def loads_tolerant(text: str) -> tuple[Any, int | None]:
+    """Parse JSON; if the text was cut off, parse the longest complete prefix.
+
+    Returns:
+        (value, cut) where ``cut`` is None for a complete file, else the number
+        of characters of the original text that were kept.
+
+    Raises:
+        json.JSONDecodeError: the text is not JSON, or no prefix of it can be repaired.
+    """
+    try:
+        return json.loads(text), None
+    except json.JSONDecodeError as err:
+        original = err
+    # A truncated file fails near its end; anything else is simply not JSON.
+    if original.pos < len(text.rstrip()) - 1 and not original.msg.startswith("Unterminated"):
+        raise original
+    for cut, closers in reversed(_cut_points(text)[-400:]):
+        candidate = text[:cut].rstrip().rstrip(",") + closers
+        try:
+            return json.loads(candidate), cut
+        except json.JSONDecodeError:
+            continue
+    raise original
+
+
+def _cut_points(text: str) -> list[tuple[int, str]]:
+    """Positions just after a complete element, with the brackets still open there."""
+    points: list[tuple[int, str]] = []
+    stack: list[str] = []
+    in_string = escaped = False
+    for i, char in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+            continue
+        if char == '"':
+            in_string = True
+        elif char in "[{":
+            stack.append("]" if char == "[" else "}")
+            points.append((i + 1, "".join(reversed(stack))))
+        elif char in "]}":
+            if stack:
+                stack.pop()
+            points.append((i + 1, "".join(reversed(stack))))
+        elif char == ",":
+            points.append((i, "".join(reversed(stack))))
+    return points
+
+
+class HistoryBuilder:
+    """Collects values per epoch under normalised names and builds the History."""
+
+    def __init__(self, fmt: str, path: str | Path | None):
+        self.format = fmt
+        self.path = str(path) if path is not None else None
+        self.skipped: list[str] = []
+        # normalised series -> granularity -> epoch -> values (several when logged per step)
+        self._values: dict[str, dict[str | None, dict[int, list[float | None]]]] = defaultdict(
+            lambda: defaultdict(lambda: defaultdict(list))
+        )
+        self._raw_of: dict[tuple[str, str | None], str] = {}
+
+    def skip(self, message: str) -> None:
+        """Record something that was left out, and why."""
+        if message not in self.skipped:
+            self.skipped.append(message)
+
+    def add(
+        self, epoch: int, raw_name: str, value: Any, where: str = "", per_step: bool = False
+    ) -> None:
+        """Record one value of a raw-named series at an epoch (parse errors are skipped).
+
+        ``per_step`` marks values logged several times an epoch (averaged unless
+        a per-epoch value of the same series exists).
+        """
+        name = normalise(raw_name)
+        if name is None:
+            return
+        granularity = "step" if per_step else name.granularity
+        key = (name.series, granularity)
+        first_raw = self._raw_of.setdefault(key, raw_name)
+        if first_raw != raw_name:
+            self.skip(f"{raw_name!r}: same series as {first_raw!r} ({name.series}); kept {first_raw!r}")
+            return
+        try:
+            number = parse_number(value)
+        except (TypeError, ValueError):
+            self.skip(f"{where or 'epoch ' + str(epoch)}: {raw_name} = {str(value)[:40]!r} is not a number")
+            return
+        if number is None:
+            return
+        self._values[name.series][granularity][epoch].append(number)
+
+    def add_row(self, epoch: int, row: dict[str, Any], where: str = "") -> None:
+        """Record every column of one row."""
+        for raw_name, value in row.items():
+            self.add(epoch, raw_name, value, where)
+
+    def build(self, task: str | None = None, n_classes: int | None = None) -> History:
+        """The History; InputError when nothing usable was read."""
+        series_by_epoch: dict[str, dict[int, float]] = {}
+        for series, by_granularity in self._values.items():
+            # Prefer values logged per epoch, then unmarked ones, then the mean of per-step values.
+            merged: dict[int, float] = {}
+            for granularity in ("step", None, "epoch"):
+                for epoch, values in by_granularity.get(granularity, {}).items():
+                    merged[epoch] = values[-1] if granularity != "step" else _mean(values)
+            series_by_epoch[series] = merged
+        if not any(n.startswith("val_") for n in series_by_epoch):
+            # Many scripts call their held-out split "test": it is the validation curve here.
+            for name in [n for n in series_by_epoch if n.startswith("test_")]:
+                series_by_epoch["val_" + name.removeprefix("test_")] = series_by_epoch.pop(name)
+        usable = {n: s for n, s in series_by_epoch.items() if s}
+        if not usable:
+            where = self.path or "history"
+            raise InputError(
+                f"{where}: no usable series ({self.format} format); expected per-epoch values "
+                "such as loss, val_loss or accuracy"
+            )
+        epochs = sorted(set().union(*(s.keys() for s in usable.values())))
+        series = {name: [values.get(e) for e in epochs] for name, values in sorted(usable.items())}
+        source = HistorySource(format=self.format, path=self.path, skipped=self.skipped)
+        return History(source=source, epochs=epochs, series=series, task=task, n_classes=n_classes)
+
+
+def _mean(values: list[float | None]) -> float:
+    finite = [v for v in values if v is not None]
+    if any(not math.isfinite(v) for v in finite):
+        return next(v for v in finite if not math.isfinite(v))  # a NaN step poisons the epoch
+    return sum(finite) / len(finite)
+
+
+# ----------------------------------------------------------------------------- CSV
+
+
+def sniff_csv(text: str | None) -> tuple[str, list[str]] | None:
+    """(delimiter, header) when the text is a table with a header of names and numeric rows."""
+    if not text:
+        return None
+    lines = [line for line in text.splitlines() if line.strip()][:6]
+    if len(lines) < 2:
+        return None
+    for delimiter in (",", ";", "\t"):
+        header = next(csv.reader([lines[0]], delimiter=delimiter))
+        if len(header) < 2 or any(not h.strip() or _is_number(h) for h in header):
+            continue
+        rows = [next(csv.reader([line], delimiter=delimiter)) for line in lines[1:]]
+        if any(len(row) >= 2 and any(_is_number(cell) for cell in row) for row in rows):
+            return delimiter, [h.strip() for h in header]
+    return None
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        return parse_number(cell) is not None
+    except ValueError:
+        return False
+
+
+def csv_rows(text: str, delimiter: str, builder: HistoryBuilder) -> list[tuple[int, dict[str, str]]]:
+    """(line number, {column: cell}) per data row; a cut-off last row is skipped."""
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    header = [h.strip() for h in next(reader)]
+    rows = []
+    ends_cleanly = text.endswith(("\n", "\r"))
+    raw_rows = [(reader.line_num, row) for row in reader]
+    for index, (line, row) in enumerate(raw_rows):
+        if not any(cell.strip() for cell in row):
+            continue
+        is_last = index == len(raw_rows) - 1
+        if len(row) != len(header):
+            if is_last and not ends_cleanly:
+                builder.skip(f"line {line}: cut off ({len(row)} of {len(header)} columns); row left out")
+                continue
+            builder.skip(f"line {line}: {len(row)} cells for {len(header)} columns; read the first ones")
+        rows.append((line, dict(zip(header, row, strict=False))))
+    return rows
+
+
+# ----------------------------------------------------------------------------- file content
+
+
+class Content:
+    """A file's bytes, its text and its JSON value, each worked out once for the sniffers."""
+
+    def __init__(self, path: Path | None, data: bytes):
+        self.path = path
+        self.data = data
+        self.label = str(path) if path is not None else "history"
+        self._text: str | None | bool = False
+        self._json: Any = _UNSET
+        self.json_cut: int | None = None
+
+    @property
+    def text(self) -> str | None:
+        """The content as UTF-8 text (BOM removed), or None for binary data."""
+        if self._text is False:
+            try:
+                text = self.data.decode("utf-8-sig")
+                self._text = None if "\x00" in text[:4096] else text
+            except UnicodeDecodeError:
+                self._text = None
+        return self._text  # type: ignore[return-value]
+
+    @property
+    def json(self) -> Any:
+        """The parsed JSON value (a truncated file is repaired), or None if not JSON."""
+        if self._json is _UNSET:
+            self._json = None
+            text = self.text
+            if text is not None and text.lstrip()[:1] in ("{", "["):
+                try:
+                    self._json, self.json_cut = loads_tolerant(text)
+                except json.JSONDecodeError:
+                    self._json = None
+        return self._json
+
+    def note_cut(self, builder_skip) -> None:
+        """Tell the builder when the JSON was cut off and only its complete prefix was read."""
+        if self.json_cut is not None:
+            builder_skip(
+                f"file ends early (cut at character {self.json_cut} of {len(self.text or '')}); "
+                "read every complete value before the cut"
+            )
+
+
+_UNSET = object()
