@@ -28,6 +28,7 @@ import numpy as np
 from advisor.errors import InputError
 from advisor.schemas import Plan
 from engine import sources
+from engine.checks import check_finite
 
 CLASS_TASKS = ("binary", "multiclass")
 
@@ -64,6 +65,7 @@ def load_data(plan: Plan, base_dir: str | Path = ".") -> Dataset:
         )
     raw = sources.read_source(source, plan, Path(base_dir))
     x, y = raw.x.astype(np.float32), raw.y
+    check_finite(x, y)
     x = _fit_shape(x, plan)
     y = _check_targets(y, plan)
     train_idx, val_idx = split_indices(y, plan.task, plan.data.val_fraction, plan.data.split_seed)

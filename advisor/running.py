@@ -1,0 +1,81 @@
+"""Run a plan on the engine: ``advisor.run(plan)`` and the ``advisor run`` command.
+
+This module imports the engine (and so jax) only when a run starts, keeping
+``import advisor`` light.  ``run`` trains and returns the ``RunResult``;
+``run_files`` is the CLI body: load the plan file, run it with relative paths
+taken from the plan's folder, print a short summary (or the RunResult as JSON).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from advisor.loading import load_plan
+from advisor.schemas import Plan, RunResult
+
+
+def run(plan: Plan | dict | str | Path, out_dir: str | Path | None = None, device: str | None = None) -> RunResult:
+    """Train a plan and write its run directory.
+
+    Args:
+        plan: a Plan, a dict or a path to plan.json (relative data paths and
+            model.base are then taken from the plan file's folder).
+        out_dir: the run directory (default: the plan's output_dir, else runs/<name>-<time>).
+        device: auto, cpu, gpu or tpu (default: the plan's device).
+
+    Returns:
+        The RunResult: where the history, checkpoint, curves and diagnosis are.
+
+    Raises:
+        InputError: the plan or its data cannot give a correct run; nothing is written.
+        EngineError: the device is missing, or the loss diverged (what was learned is kept).
+
+    Example:
+        >>> result = run("examples/plans/digits_mlp.json", out_dir="runs/digits")  # doctest: +SKIP
+    """
+    from engine.run import run_plan
+
+    base_dir = Path(plan).parent if isinstance(plan, (str, Path)) else Path(".")
+    loaded = load_plan(plan)
+    return run_plan(loaded, out_dir, device, base_dir=base_dir, report=_warn)
+
+
+def _warn(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def run_files(plan_path: Path, out_dir: Path | None, device: str | None, as_json: bool) -> None:
+    """The ``advisor run`` command: train, then print a summary or the RunResult JSON."""
+    result = run(plan_path, out_dir, device)
+    if as_json:
+        click.echo(result.model_dump_json(indent=2))
+        return
+    click.echo(summary(result))
+
+
+def summary(result: RunResult) -> str:
+    """A few lines: where the run is, its final metrics, how it stopped, what the diagnosis says."""
+    lines = [f"run: {result.run_dir}  (device {result.device})"]
+    if result.metrics:
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in sorted(result.metrics.items()))
+        epoch = f" at best epoch {result.best_epoch}" if result.best_epoch else ""
+        lines.append(f"validation{epoch}: {shown}")
+    if result.stopped_reason:
+        lines.append(f"stopped: {result.stopped_reason}")
+    if result.diagnosis:
+        lines.append(_diagnosis_line(Path(result.diagnosis)))
+    lines.append(f"files: history.json, metrics.json, model.safetensors, curves.png"
+                 + (", diagnosis.json, next_plan.json" if result.next_plan else ""))
+    return "\n".join(lines)
+
+
+def _diagnosis_line(path: Path) -> str:
+    from advisor.io import load_model
+    from advisor.schemas import Diagnosis
+
+    diagnosis = load_model(Diagnosis, path)
+    names = ", ".join(p.name for p in diagnosis.problems) or "nothing found"
+    fixes = f"; {len(diagnosis.fixes)} fix(es) in next_plan.json" if diagnosis.fixes else ""
+    return f"diagnosis: {names}{fixes}"
