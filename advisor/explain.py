@@ -1,0 +1,301 @@
+"""Why a plan is what it is, for people: explanations looked up and rendered.
+
+``explain(plan, field)`` finds the explanations of a plan (all, one field, a
+group such as ``optimizer``, or a derived fact such as ``size_class``).
+``render_plan``, ``render_explanations`` and ``render_rules`` print them: as
+tables with colour when stdout is a terminal, as plain text otherwise (pipes,
+files, tests).  ``rich`` is imported only for the terminal, so scripted use
+and ``advisor recommend`` stay quick.  Building the explanations is
+``advisor.recommend``'s job; nothing here decides anything.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from advisor.errors import InputError
+from advisor.loading import load_plan
+from advisor.schemas import Explanation, Plan
+
+# Summary groups, by plan path prefix; the longest matching prefix decides.
+GROUPS: dict[str, tuple[str, ...]] = {
+    "data": ("name", "task", "modality", "input_shape", "n_train", "n_classes", "class_mode", "data"),
+    "model": ("model",),
+    "loss": ("loss", "metrics"),
+    "optimizer and schedule": ("optimizer", "schedule", "batch_size", "epochs", "steps_per_epoch"),
+    "regularization": ("regularization", "model.dropout", "optimizer.weight_decay"),
+    "transfer": ("freeze", "model.base"),
+    "search": ("search",),
+    "run": ("seed", "precision", "device", "output_dir"),
+}
+
+
+# ----------------------------------------------------------------------------- lookup
+
+
+def explain(plan: Plan | dict | str | Path, field: str | None = None) -> dict[str, Explanation]:
+    """The explanations of ``plan``, or of one field, group of fields or derived fact.
+
+    Args:
+        plan: a Plan, a dict, or the path of a plan JSON file.
+        field: a plan path (``optimizer.learning_rate``), a prefix that names a
+            group of them (``optimizer``), a part of an explained value
+            (``loss.params.gamma``), or a derived fact (``size_class``);
+            None for every plan field.
+
+    Raises:
+        InputError: the plan is invalid, or ``field`` has no explanation
+            (with the closest explained name as a suggestion).
+
+    Example:
+        >>> from advisor.recommend import recommend
+        >>> plan = recommend({"task": "regression", "modality": "tabular",
+        ...                   "n_train": 100, "input_shape": [5]})
+        >>> explain(plan, "loss.name")["loss.name"].rule
+        'loss_regression_mse'
+    """
+    loaded = load_plan(plan)
+    if field is None:
+        return dict(loaded.explanations)
+    known = {**loaded.derived_facts, **loaded.explanations}
+    if field in known:
+        return {field: known[field]}
+    below = {path: e for path, e in loaded.explanations.items() if path.startswith(field + ".")}
+    if below:
+        return below
+    parts = field.split(".")
+    for n in range(len(parts) - 1, 0, -1):
+        parent = ".".join(parts[:n])
+        if parent in loaded.explanations:
+            return {parent: loaded.explanations[parent]}
+    label = str(plan) if isinstance(plan, (str, Path)) else "plan"
+    groups = {path.rpartition(".")[0] for path in loaded.explanations} - {""}
+    close = _siblings_starting_with(field, known) or difflib.get_close_matches(
+        field, sorted({*known, *groups}), n=1, cutoff=0.6
+    )
+    hint = f"did you mean {close[0]!r}?" if close else "`advisor explain PLAN` lists every explained field"
+    raise InputError(f"{label}: {field!r} has no explanation in this plan; {hint}")
+
+
+def _abbreviates(short: str, name: str) -> bool:
+    """``lr`` abbreviates ``learning_rate``: same first letter, the rest in order."""
+    if not short or not name.startswith(short[0]):
+        return False
+    rest = iter(name)
+    return all(char in rest for char in short)
+
+
+def _siblings_starting_with(field: str, known: Iterable[str]) -> list[str]:
+    """``optimizer.lr`` -> ``[optimizer.learning_rate]``: the one sibling the last part abbreviates."""
+    parent, _, last = field.rpartition(".")
+    found = [
+        k for k in sorted(known)
+        if k.rpartition(".")[0] == parent and _abbreviates(last, k.rpartition(".")[2])
+    ]
+    return found[:1] if len(found) == 1 else []
+
+
+def group_of(path: str) -> str:
+    """The summary group a plan path belongs to (the longest matching prefix wins)."""
+    best, best_len = "run", -1
+    for group, prefixes in GROUPS.items():
+        for prefix in prefixes:
+            if (path == prefix or path.startswith(prefix + ".")) and len(prefix) > best_len:
+                best, best_len = group, len(prefix)
+    return best
+
+
+def show_value(value: Any) -> str:
+    """A compact one-line rendering of a plan value."""
+    if isinstance(value, list) and value and all(
+        isinstance(v, dict) and {"name", "strength"} <= set(v) for v in value
+    ):
+        return ", ".join(f"{v['name']}({v['strength']:g})" for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        value = {k: v for k, v in value.items() if v is not None}
+    return json.dumps(value, separators=(", ", ": "), default=str)
+
+
+# ----------------------------------------------------------------------------- text
+
+
+def plan_text(plan: Plan) -> str:
+    """The plan summary as plain text: derived facts, then each group's fields with reasons."""
+    lines = [_headline(plan), ""]
+    if plan.derived_facts:
+        lines.append("What the rules concluded about the problem")
+        lines += _entries(plan.derived_facts.items())
+        lines.append("")
+    for group, items in _grouped(plan).items():
+        lines.append(group[0].upper() + group[1:])
+        lines += _entries(items)
+        lines.append("")
+    lines.append("`advisor explain PLAN FIELD` shows the evidence and the rules each value overrode.")
+    return "\n".join(lines)
+
+
+def explanations_text(explanations: dict[str, Explanation]) -> str:
+    """Each explanation in full: value, rule, reason, source, matched facts, losers."""
+    blocks = []
+    for path, e in explanations.items():
+        lines = [f"{path} = {show_value(e.value)}", f"  rule:    {e.rule}", f"  why:     {e.reason}"]
+        lines.append(f"  source:  {e.source}")
+        if e.matched:
+            facts = ", ".join(f"{k}={show_value(v)}" for k, v in e.matched.items())
+            lines.append(f"  matched: {facts}")
+        for loser in e.overridden:
+            lines.append(
+                f"  won over [{loser.rule}] (priority {loser.priority}), "
+                f"which wanted {show_value(loser.value)}: {loser.reason}"
+            )
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def show_rule_value(value: Any) -> str:
+    """A rule's conclusion as written: literals as values, expressions as formulas."""
+    from advisor.rules import is_expression
+
+    if is_expression(value):
+        ((op, args),) = value.items()
+        if op == "from":
+            return str(args)
+        args = args if isinstance(args, list) else [args]
+        return f"{op}(" + ", ".join(show_rule_value(a) for a in args) + ")"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {show_rule_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+        return "[" + ", ".join(show_rule_value(v) for v in value) + "]"
+    return show_value(value)
+
+
+def _conclusions(rule: Any) -> str:
+    conclusions = {**rule.infer, **rule.recommend}
+    if rule.diagnose is not None:
+        conclusions["problem"] = rule.diagnose.problem
+    return ", ".join(f"{k} = {show_rule_value(v)}" for k, v in conclusions.items())
+
+
+def rules_text(rules: Iterable[Any]) -> str:
+    """Every rule: id, file, priority, conditions, conclusions and reason."""
+    blocks = []
+    for rule in rules:
+        lines = [
+            f"[{rule.id}]  ({rule.file}, {rule.domain}, priority {rule.priority})",
+            f"  when: {rule.describe_when()}",
+            f"  then: {_conclusions(rule)}",
+            f"  why:  {rule.reason}",
+            f"  from: {rule.source}",
+        ]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def _headline(plan: Plan) -> str:
+    name = f"{plan.name!r}: " if plan.name else ""
+    classes = f", {plan.n_classes} classes" if plan.n_classes else ""
+    return (
+        f"Training plan for {name}{plan.task}, {plan.modality} input "
+        f"{tuple(plan.input_shape)}, {plan.n_train} training examples{classes}"
+    )
+
+
+def _grouped(plan: Plan) -> dict[str, list[tuple[str, Explanation]]]:
+    out: dict[str, list[tuple[str, Explanation]]] = {group: [] for group in GROUPS}
+    for path, e in plan.explanations.items():
+        out[group_of(path)].append((path, e))
+    return {group: items for group, items in out.items() if items}
+
+
+def _entries(items: Iterable[tuple[str, Explanation]]) -> list[str]:
+    return [f"  {path} = {show_value(e.value)}\n      {e.reason} [{e.rule}]" for path, e in items]
+
+
+# ----------------------------------------------------------------------------- printing
+
+
+def _is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def render_plan(plan: Plan) -> None:
+    """Print the plan summary: tables on a terminal, plain text otherwise."""
+    if not _is_terminal():
+        print(plan_text(plan))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"[bold]{_headline(plan)}[/bold]")
+    sections = [("What the rules concluded about the problem", list(plan.derived_facts.items()))]
+    sections += [(group[0].upper() + group[1:], items) for group, items in _grouped(plan).items()]
+    for title, items in sections:
+        if not items:
+            continue
+        table = Table(title=title, title_justify="left", show_header=False, expand=True)
+        table.add_column("field", style="cyan", no_wrap=True)
+        table.add_column("value", style="bold")
+        table.add_column("why", ratio=1)
+        for path, e in items:
+            table.add_row(path, show_value(e.value), f"{e.reason} [dim]\\[{e.rule}][/dim]")
+        console.print(table)
+    console.print("[dim]`advisor explain PLAN FIELD` shows the evidence and the rules each value overrode.[/dim]")
+
+
+def render_explanations(explanations: dict[str, Explanation]) -> None:
+    """Print explanations in full: plain blocks, or panels on a terminal."""
+    if not _is_terminal():
+        print(explanations_text(explanations))
+        return
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = Console()
+    for path, e in explanations.items():
+        console.print(f"[bold cyan]{escape(path)}[/bold cyan] = [bold]{escape(show_value(e.value))}[/bold]")
+        console.print(f"  rule    [green]{escape(e.rule)}[/green]")
+        console.print(f"  why     {escape(e.reason)}")
+        console.print(f"  source  [dim]{escape(e.source)}[/dim]")
+        if e.matched:
+            facts = ", ".join(f"{k}={show_value(v)}" for k, v in e.matched.items())
+            console.print(f"  matched {escape(facts)}")
+        for loser in e.overridden:
+            console.print(
+                f"  [yellow]won over[/yellow] {escape(loser.rule)} (priority {loser.priority}), "
+                f"which wanted {escape(show_value(loser.value))}"
+            )
+        console.print()
+
+
+def render_rules(rules: Iterable[Any]) -> None:
+    """Print the rules: a table on a terminal, plain blocks otherwise."""
+    rules = list(rules)
+    if not _is_terminal():
+        print(rules_text(rules))
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"{len(rules)} rules", title_justify="left", expand=True)
+    for column in ("id", "priority", "when", "then", "why"):
+        table.add_column(column, ratio=1 if column in ("when", "why") else None)
+    for rule in rules:
+        table.add_row(
+            escape(rule.id),
+            str(rule.priority),
+            escape(rule.describe_when()),
+            escape(_conclusions(rule)),
+            escape(rule.reason),
+        )
+    Console().print(table)
