@@ -284,7 +284,7 @@ def _fire(
             values[key] = evaluate(expr, memory)
         except MissingFact:  # pragma: no cover - can_fire checked these
             continue
-        for name in expression_facts(expr):
+        for name in sorted(expression_facts(expr)):
             matched.setdefault(name, memory.get(name))
     for key, value in values.items():
         current = derivations.get(key)

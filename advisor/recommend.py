@@ -89,7 +89,7 @@ def explanation_of(derivation: Derivation) -> Explanation:
         rule=derivation.rule.id,
         reason=derivation.rule.reason,
         source=derivation.rule.source,
-        matched=dict(derivation.matched),
+        matched=dict(sorted(derivation.matched.items())),
         overridden=[
             Overridden(rule=loser.id, value=value, priority=loser.priority, reason=loser.reason)
             for loser, value in derivation.overridden

@@ -155,6 +155,9 @@ def evaluate(value: Any, facts: dict[str, Any]) -> Any:
     result = fn(*operands)
     if isinstance(result, float) and result.is_integer() and op in ("ceil_div", "round", "pow2"):
         return int(result)
+    if isinstance(result, float) and math.isfinite(result):
+        # 6 significant digits: 0.1 * 0.1 reads 0.01 in a plan, not 0.010000000000000002
+        return float(f"{result:.6g}")
     return result
 
 
