@@ -76,7 +76,17 @@ def read_builtin(source: BuiltinData, plan: Plan) -> Raw:
             raise InputError(f"data.source.image_size: {name!r} is a table, not images; remove image_size")
     if source.classes is not None:
         x, y, names = _keep_classes(x, y, source.classes, names, detection=name == "shapes_detection")
+    if source.positive_class is not None:
+        x, y, names = _one_vs_rest(x, y, source.positive_class, names)
     return Raw(x, y, names, source.subsample)
+
+
+def _one_vs_rest(x, y, positive: int, names):
+    """A binary task from a multiclass set: ``positive`` is 1, every other class 0."""
+    if y.ndim != 1 or positive not in set(np.asarray(y).tolist()):
+        raise InputError(f"data.source.positive_class: {positive} is not a class id of the dataset")
+    label = names[positive] if names else str(positive)
+    return x, (y == positive).astype(np.int32), [f"not {label}", label]
 
 
 def _keep_classes(x, y, classes: list[int], names, detection: bool):
