@@ -66,6 +66,8 @@ def profile_facts(profile: Profile) -> dict[str, Any]:
         facts["image_side"] = min(height, width)
         facts["image_pixels"] = height * width
         facts["image_channels"] = channels
+    if profile.modality == "sequence" and len(profile.input_shape) == 2:
+        facts["sequence_steps"] = profile.input_shape[0]
     facts.update(_class_balance(profile))
     facts.update(_nested(profile))
     return facts

@@ -77,12 +77,45 @@ def load_model(cls: type[M], source: M | dict | str | Path, *, what: str | None 
 def describe_validation_error(err: ValidationError, cls: type[BaseModel] | None = None) -> str:
     """The first error of a ValidationError as 'field: what was wrong; expected what'."""
     errors = err.errors(include_url=False)
-    # Prefer the most specific error: unions report one error per branch.
-    first = min(errors, key=lambda e: (e["type"] == "union_tag_invalid", -len(e["loc"])))
-    text = _describe_one(first, cls)
-    if len(errors) > 1:
-        text += f" (and {len(errors) - 1} more)"
+    # One group per field the user wrote: a union reports one error per branch.
+    groups: dict[str, list[dict]] = {}
+    for error in errors:
+        groups.setdefault(_loc_text(tuple(error["loc"])), []).append(error)
+    # A misspelled field also explains the 'required field is missing' next to it.
+    branches = min(
+        groups.values(), key=lambda errs: not any(e["type"] == "extra_forbidden" for e in errs)
+    )
+    text = _describe_one(_pick_branch(branches), cls)
+    kinds = {e["type"] for e in branches}
+    if "literal_error" in kinds and kinds & _NUMBER_PARSING and isinstance(branches[0].get("input"), str):
+        text += "; or a number"
+    if len(groups) > 1:
+        text += f" (and {len(groups) - 1} more)"
     return text
+
+
+_RANGE = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
+_NUMBER_PARSING = {"float_parsing", "float_type", "int_parsing", "int_type"}
+
+
+def _pick_branch(errors: list[dict]) -> dict:
+    """The error of the union branch the input was meant for: numbers -> ranges, text -> names."""
+    given = errors[0].get("input")
+    if isinstance(given, (int, float)) and not isinstance(given, bool):
+        preferred = _RANGE
+    elif isinstance(given, str):
+        preferred = {"literal_error", "enum"}
+    else:
+        preferred = set()
+    for error in errors:
+        if error["type"] in preferred:
+            return error
+    return min(errors, key=lambda e: (e["type"] == "union_tag_invalid", -len(e["loc"])))
+
+
+# Location parts pydantic adds for union members and validators, not the user's field names.
+_PYDANTIC_TAGS = ("function-", "constrained-", "lax-or-strict", "json-or-python", "chain[")
+_TYPE_TAGS = {"int", "float", "str", "bool", "bytes", "list", "dict", "tuple", "set", "none"}
 
 
 def _loc_text(loc: tuple) -> str:
@@ -92,7 +125,7 @@ def _loc_text(loc: tuple) -> str:
             parts.append(f"[{item}]")
         elif isinstance(item, str) and item in {"builtin", "npz", "csv", "image_folder"}:
             continue  # discriminated-union branch tags are not part of the user's path
-        elif isinstance(item, str) and ("[" in item or item.startswith("function-")):
+        elif isinstance(item, str) and ("[" in item or item.startswith(_PYDANTIC_TAGS) or item in _TYPE_TAGS):
             continue  # pydantic's names for union members and validators
         else:
             parts.append(("." if parts else "") + str(item))

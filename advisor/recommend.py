@@ -23,7 +23,7 @@ from advisor.facts import profile_facts
 from advisor.inference import Derivation, Inference, infer, nest
 from advisor.io import describe_validation_error
 from advisor.loading import load_profile
-from advisor.rules import load_rules
+from advisor.rules import Rule, builtin_rules_dir, load_rules
 from advisor.schemas import Explanation, Overridden, Plan, Profile
 
 
@@ -55,12 +55,45 @@ def recommend(
     """
     loaded = load_profile(profile)
     label = str(profile) if isinstance(profile, (str, Path)) else "profile"
-    rules = [rule for rule in load_rules(rules_dirs) if rule.domain == "recommend"]
-    plan = assemble_plan(infer(profile_facts(loaded), rules), label)
+    plan = assemble_plan(infer(profile_facts(loaded), recommend_rules(rules_dirs)), label)
     history = history if history is not None else _profile_history(loaded, profile)
     if history is None:
         return plan
     return _revise(history, plan)
+
+
+_RULES_CACHE: dict[tuple, list[Rule]] = {}
+
+
+def recommend_rules(rules_dirs: list[str | Path] | None = None) -> list[Rule]:
+    """The recommend-domain rules, parsed once per set of unchanged rule files.
+
+    The cache key is every rule file's path, size and modification time, so an
+    edited rule file is read again; a loop of recommendations parses nothing twice.
+    """
+    key = tuple(_file_stamps(rules_dirs))
+    cached = _RULES_CACHE.get(key)
+    if cached is None:
+        cached = [rule for rule in load_rules(rules_dirs) if rule.domain == "recommend"]
+        _RULES_CACHE.clear()
+        _RULES_CACHE[key] = cached
+    return cached
+
+
+def _file_stamps(rules_dirs: list[str | Path] | None) -> list[tuple[str, int, int]]:
+    paths = sorted(builtin_rules_dir().glob("*.toml"))
+    for entry in rules_dirs or []:
+        entry = Path(entry)
+        paths += sorted(entry.glob("*.toml")) if entry.is_dir() else [entry]
+    stamps = []
+    for path in paths:
+        try:
+            stat = path.stat()
+        except OSError:  # load_rules reports missing files with the right message
+            stamps.append((str(path), -1, -1))
+            continue
+        stamps.append((str(path), stat.st_size, stat.st_mtime_ns))
+    return stamps
 
 
 def assemble_plan(result: Inference, label: str = "profile") -> Plan:

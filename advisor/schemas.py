@@ -241,6 +241,11 @@ class Profile(Strict):
             raise ValueError("label_encoding: a detection task has 'boxes' labels")
         if self.label_encoding == "mask" and self.task not in ("binary", "multiclass"):
             raise ValueError("label_encoding: 'mask' (segmentation) needs task binary or multiclass")
+        if self.label_encoding == "mask" and (self.modality != "image" or len(self.input_shape) != 3):
+            raise ValueError(
+                "label_encoding: 'mask' labels pixels; expected modality 'image' with "
+                "input_shape [height, width, channels]"
+            )
         return self
 
 
