@@ -9,6 +9,7 @@ that turn a measurement into a problem live in ``rules/50_*.toml``.  numpy only.
 Loss-like curves are studied in log space where they are positive, because
 training losses fall roughly geometrically: there a steady decay is a straight
 line, and noise and flatness are relative changes, free of the loss's scale.
+Trends are read from a local linear smoothing; noise from second differences.
 """
 
 from __future__ import annotations
@@ -24,8 +25,13 @@ WINDOW_FRACTION = 0.2  # "recent" = the last fifth of the run, at least MIN_WIND
 MIN_WINDOW = 3
 SMOOTH_HALF_WIDTH = 2  # local linear fit over 5 epochs
 FLAT_TOLERANCE = 0.02  # a stretch is flat when its smoothed curve moves less than 2 %
+FLAT_PACE = 0.3  # ... and less than 30 % of what the run's average pace would move it
 MIN_EPOCHS_FOR_SHAPE = 4  # fewer points than this carry no trend or noise information
-CROSS_ENTROPY_LOSSES = ("binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy")
+CROSS_ENTROPY_LOSSES = (
+    "binary_crossentropy",
+    "categorical_crossentropy",
+    "sparse_categorical_crossentropy",
+)
 LOSS_SERIES = ("loss", "val_loss")
 _CAP = 1e6  # ratios are capped so that facts stay finite numbers
 
@@ -180,17 +186,21 @@ def _loss_features(name: str, x: np.ndarray, y: np.ndarray, window: int) -> dict
     k = min(window, n - 1)
     diffs = np.diff(y)
     moves = np.abs(diffs)
-    out.update({
-        p + "rise_from_best": _rise(s, is_log, level),
-        p + "recent_improvement": _relative(s[-1 - k], s[-1], is_log, scale),
-        p + "recent_share": _share(y, k),
-        p + "noise": float(np.std(z - s)),
-        p + "oscillation": _sign_changes(diffs, level),
-        p + "backtrack": float(diffs.clip(min=0).sum() / moves.sum()) if moves.sum() > 0 else 0.0,
-        p + "max_jump": float(np.max(diffs / np.maximum(np.abs(y[:-1]), 1e-12))),
-        p + "linearity": _r_squared(x, y),
-        p + "deceleration": _deceleration(s),
-    })
+    out.update(
+        {
+            p + "rise_from_best": _rise(s, is_log, level),
+            p + "recent_improvement": _relative(float(s[:-k].min()), s[-1], is_log, scale),
+            p + "recent_share": _share(y, k),
+            p + "noise": _noise(z),
+            p + "oscillation": _sign_changes(diffs, level),
+            p + "backtrack": float(diffs.clip(min=0).sum() / moves.sum())
+            if moves.sum() > 0
+            else 0.0,
+            p + "max_jump": float(np.max(diffs / np.maximum(np.abs(y[:-1]), 1e-12))),
+            p + "linearity": _r_squared(x, y),
+            p + "deceleration": _deceleration(s),
+        }
+    )
     out.update(_plateau(p, x, s, is_log))
     return out
 
@@ -207,13 +217,23 @@ def _tail_mean(y: np.ndarray) -> float:
     return float(np.mean(y[-3:]))
 
 
+def _noise(z: np.ndarray) -> float:
+    """Epoch-to-epoch wobble: robust std of second differences, scaled to one point's noise.
+
+    For white noise of std sigma a second difference has std sigma * sqrt(6); the median
+    ignores the few points where a smooth curve bends sharply (the knee of a fast decay).
+    """
+    second = np.diff(z, n=2)
+    return float(1.4826 * np.median(np.abs(second)) / math.sqrt(6.0)) if len(second) else 0.0
+
+
 def _share(y: np.ndarray, k: int) -> float | None:
-    """Share of the run's whole progress made in its last k epochs."""
+    """Share of the run's whole progress made in its last k epochs (below all before them)."""
     s = smooth(y)
     total = float(s[0] - s.min())
     if total <= 1e-12:
         return None
-    return float((s[-1 - k] - s[-1]) / total)
+    return float((s[:-k].min() - s[-1]) / total)
 
 
 def _sign_changes(diffs: np.ndarray, level: float) -> float:
@@ -234,7 +254,7 @@ def _r_squared(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def _deceleration(s: np.ndarray) -> float | None:
-    """Drop rate over the first half / drop rate over the second (1 = straight, big = converging)."""
+    """Fall rate over the first half / over the second (1 = straight, big = converging)."""
     h = len(s) // 2
     early = (s[0] - s[h]) / h
     late = (s[h] - s[-1]) / (len(s) - 1 - h)
@@ -245,15 +265,26 @@ def _deceleration(s: np.ndarray) -> float | None:
 
 def _plateau(p: str, x: np.ndarray, s: np.ndarray, is_log: bool) -> dict[str, Any]:
     """The longest flat stretch before the end and how far the curve fell after it,
-    and the flat stretch the run ends on."""
-    tolerance = math.log1p(FLAT_TOLERANCE) if is_log else FLAT_TOLERANCE * max(float(np.ptp(s)), 1e-12)
+    and the flat stretch the run ends on.
+
+    A stretch is flat when its smoothed curve moves less than FLAT_TOLERANCE and
+    less than FLAT_PACE of what the run's average pace would move it: a slow
+    straight descent is slow, not flat.
+    """
+    tolerance = (
+        math.log1p(FLAT_TOLERANCE) if is_log else FLAT_TOLERANCE * max(float(np.ptp(s)), 1e-12)
+    )
     n = len(s)
+    pace = abs(float(s[0] - s[-1])) / max(n - 1, 1)
     # The flat stretch starting at i reaches j while max - min of s[i..j] stays within tolerance.
     reach = np.empty(n, dtype=int)
     for i in range(n):
         lo = hi = s[i]
         j = i
-        while j + 1 < n and max(hi, s[j + 1]) - min(lo, s[j + 1]) <= tolerance:
+        while j + 1 < n:
+            allowed = min(tolerance, FLAT_PACE * pace * (j + 1 - i))
+            if max(hi, s[j + 1]) - min(lo, s[j + 1]) > allowed:
+                break
             j += 1
             lo, hi = min(lo, s[j]), max(hi, s[j])
         reach[i] = j
@@ -267,7 +298,9 @@ def _plateau(p: str, x: np.ndarray, s: np.ndarray, is_log: bool) -> dict[str, An
         out[p + "plateau_length"] = int(x[end] - x[start] + 1)
         out[p + "plateau_start"] = int(x[start])
         out[p + "plateau_end"] = int(x[end])
-        out[p + "drop_after_plateau"] = _relative(s[end], float(s[end:].min()), is_log, max(float(np.ptp(s)), 1e-12))
+        out[p + "drop_after_plateau"] = _relative(
+            s[end], float(s[end:].min()), is_log, max(float(np.ptp(s)), 1e-12)
+        )
     return out
 
 
@@ -307,14 +340,18 @@ def _gap_features(history: History, epochs: np.ndarray, out: dict, window: int) 
     level = max(abs(float(v[best])), 1e-12)
     gap = v - t
     final_gap = float(np.mean(gap[-3:]))
+    middle = len(gap) // 2
+    middle_gap = float(np.mean(gap[max(0, middle - 1) : middle + 2]))
     result = {
         "curve.gap.final": final_gap / max(abs(float(np.mean(v[-3:]))), 1e-12),
         "curve.gap.at_val_best": float(gap[best]) / level,
-        "curve.gap.growth": (final_gap - float(gap[best])) / level,
+        "curve.gap.growth": (final_gap - middle_gap) / level,
     }
     if best < len(t) - 1:
         t_best = max(abs(float(t[best])), 1e-12)
-        result["curve.loss.change_after_val_best"] = (float(np.mean(t[-3:])) - float(t[best])) / t_best
+        result["curve.loss.change_after_val_best"] = (
+            float(np.mean(t[-3:])) - float(t[best])
+        ) / t_best
     if "curve.accuracy.final" in out and "curve.val_accuracy.final" in out:
         result["curve.gap.accuracy"] = out["curve.accuracy.final"] - out["curve.val_accuracy.final"]
     return result
@@ -355,17 +392,24 @@ def _gradient_features(history: History) -> dict[str, Any]:
     if len(finite):
         median = float(np.median(finite))
         k = max(1, len(finite) // 5)
-        out.update({
-            "curve.grad_norm.median": median,
-            "curve.grad_norm.max": float(finite.max()),
-            "curve.grad_norm.final": float(np.mean(finite[-k:])),
-            "curve.grad_norm.spike": float(finite.max()) / median if median > 0 else _CAP,
-            "curve.grad_norm.growth": float(np.mean(finite[-k:]) / max(np.mean(finite[:k]), 1e-30)),
-        })
+        out.update(
+            {
+                "curve.grad_norm.median": median,
+                "curve.grad_norm.max": float(finite.max()),
+                "curve.grad_norm.final": float(np.mean(finite[-k:])),
+                "curve.grad_norm.spike": float(finite.max()) / median if median > 0 else _CAP,
+                "curve.grad_norm.growth": float(
+                    np.mean(finite[-k:]) / max(np.mean(finite[:k]), 1e-30)
+                ),
+            }
+        )
     first, last = series.get("grad_norm_first"), series.get("grad_norm_last")
     if first and last:
-        ratios = [a / b for a, b in zip(first, last, strict=True)
-                  if a is not None and b is not None and math.isfinite(a) and math.isfinite(b) and b > 0]
+        ratios = [
+            a / b
+            for a, b in zip(first, last, strict=True)
+            if a is not None and b is not None and math.isfinite(a) and math.isfinite(b) and b > 0
+        ]
         if ratios:
             out["curve.grad_norm.layer_ratio"] = float(np.median(ratios))
     for name, feature in (("update_ratio", "median"), ("dead_fraction", "final")):

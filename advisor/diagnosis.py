@@ -164,7 +164,8 @@ def render(diagnosis: Diagnosis, next_plan: str | Path | None = None) -> list[st
         span = f" epochs {problem.epochs[0]}-{problem.epochs[1]}" if problem.epochs else ""
         lines.append(f"  {problem.name} [{problem.severity}]{span}: {problem.reason}")
         shown = [
-            f"{k.removeprefix('curve.')} {v}" for k, v in problem.evidence.items()
+            f"{k.removeprefix('curve.')} {v}"
+            for k, v in problem.evidence.items()
             if not k.startswith("threshold.")
         ][:4]
         if shown:
@@ -173,7 +174,10 @@ def render(diagnosis: Diagnosis, next_plan: str | Path | None = None) -> list[st
         target = f" -> {next_plan}" if next_plan else ""
         lines.append(f"  fixes{target}:")
         for fix in diagnosis.fixes:
-            lines.append(f"      {fix.field}: {_short(fix.old)} -> {_short(fix.new)}  ({fix.problem}, {fix.rule})")
+            lines.append(
+                f"      {fix.field}: {_short(fix.old)} -> {_short(fix.new)}"
+                f"  ({fix.problem}, {fix.rule})"
+            )
     for advice in diagnosis.advice:
         lines.append(f"  advice ({advice.problem or 'general'}): {advice.reason}")
     for skipped in source.skipped[:3]:
@@ -224,7 +228,9 @@ def diagnose_files(
         InputError: unreadable input, or ``-o`` without ``--plan``; nothing is written.
     """
     if output is not None and plan_path is None:
-        raise InputError("-o/--output: a revised plan needs --plan PLAN, the plan that produced the history")
+        raise InputError(
+            "-o/--output: a revised plan needs --plan PLAN, the plan that produced the history"
+        )
     if plan_path is not None:
         diagnosis, next_plan = revise_plan(history_path, plan_path)
         if output is not None:

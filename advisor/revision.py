@@ -29,7 +29,9 @@ def problems_from(inference: Inference) -> list[Problem]:
     """One Problem per finding, the most severe first."""
     problems = [_problem(finding) for finding in inference.findings.values()]
     ranks = {f.problem: f.rule.rank for f in inference.findings.values()}
-    return sorted(problems, key=lambda p: (_SEVERITY_ORDER[p.severity], tuple(-x for x in ranks[p.name][:2])))
+    return sorted(
+        problems, key=lambda p: (_SEVERITY_ORDER[p.severity], tuple(-x for x in ranks[p.name][:2]))
+    )
 
 
 def _problem(finding: Finding) -> Problem:
@@ -38,7 +40,9 @@ def _problem(finding: Finding) -> Problem:
         if value is not None and not name.startswith("problem."):
             evidence.setdefault(name, round_value(value))
     epochs = None
-    if finding.epochs and all(isinstance(e, int) and not isinstance(e, bool) for e in finding.epochs):
+    if finding.epochs and all(
+        isinstance(e, int) and not isinstance(e, bool) for e in finding.epochs
+    ):
         epochs = (finding.epochs[0], finding.epochs[1])
     return Problem(
         name=finding.problem,
@@ -135,7 +139,8 @@ def revised_plan(plan: Plan, fixes: list[Fix], inference: Inference) -> Plan:
     for fix in sorted(fixes, key=lambda f: f.field.count(".")):
         set_path(data, fix.field, copy.deepcopy(fix.new))
         explanations = {
-            key: value for key, value in explanations.items()
+            key: value
+            for key, value in explanations.items()
             if key != fix.field and not key.startswith(fix.field + ".")
         }
     for fix in fixes:

@@ -59,7 +59,9 @@ def load_history(source: History | dict[str, Any] | str | Path) -> History:
     except OSError as err:
         raise InputError(f"{path}: cannot be read ({err.__class__.__name__})") from None
     if size > _MAX_BYTES:
-        raise InputError(f"{path}: {size // 2**20} MiB is too large for a history; expected < 512 MiB")
+        raise InputError(
+            f"{path}: {size // 2**20} MiB is too large for a history; expected < 512 MiB"
+        )
     try:
         data = path.read_bytes()
     except OSError as err:
@@ -80,7 +82,8 @@ def _read(content: Content) -> History:
         raise InputError(
             f"{content.label}: not a training history this reader knows; expected "
             "Keras history JSON or CSVLogger CSV, Lightning metrics.csv, Hugging Face "
-            "trainer_state.json, TensorBoard events, advisor history.json or an 'Epoch N ... loss: x' log"
+            "trainer_state.json, TensorBoard events, advisor history.json "
+            "or an 'Epoch N ... loss: x' log"
         )
     return reader.read(content)
 
@@ -97,7 +100,9 @@ def _read_folder(root: Path) -> History:
         if reader is not None:
             candidates.append((READERS.index(reader), path.name, content, reader))
     if not candidates:
-        raise InputError(f"{root}: no training history in this folder; expected a history file or event files")
+        raise InputError(
+            f"{root}: no training history in this folder; expected a history file or event files"
+        )
     _, _, content, reader = min(candidates, key=lambda c: (c[0], c[1]))
     return reader.read(content)
 

@@ -38,7 +38,9 @@ def read(content: Content) -> History:
             continue
         if "train_runtime" in entry or "total_flos" in entry:
             continue  # the run summary: its train_loss is a run-wide average
-        if not isinstance(entry.get("epoch"), (int, float)) and not isinstance(entry.get("step"), int):
+        if not isinstance(entry.get("epoch"), (int, float)) and not isinstance(
+            entry.get("step"), int
+        ):
             builder.skip(f"log_history[{index}]: no epoch or step")
             continue
         logs.append((index, entry))
@@ -53,7 +55,9 @@ def read(content: Content) -> History:
         for name, value in entry.items():
             if name in ("epoch", "step"):
                 continue
-            builder.add(point, name, value, where=f"log_history[{index}]", per_step=name in _PER_STEP)
+            builder.add(
+                point, name, value, where=f"log_history[{index}]", per_step=name in _PER_STEP
+            )
     return builder.build()
 
 

@@ -39,7 +39,11 @@ def read(content: Content) -> History:
     table = _table(content.json) or {}
     epochs = table.pop("epoch", None)
     length = max(len(series) for series in table.values()) if table else 0
-    if isinstance(epochs, list) and len(epochs) >= length and all(isinstance(e, int) for e in epochs):
+    if (
+        isinstance(epochs, list)
+        and len(epochs) >= length
+        and all(isinstance(e, int) for e in epochs)
+    ):
         offset = 1 if epochs and epochs[0] == 0 else 0
         numbers = [e + offset for e in epochs]
     else:

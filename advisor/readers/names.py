@@ -16,40 +16,111 @@ from dataclasses import dataclass
 
 # Phase words -> the prefix the contract uses ("" = training).
 _PHASES = {
-    "train": "", "training": "", "trn": "",
-    "val": "val_", "valid": "val_", "validation": "val_", "eval": "val_", "evaluation": "val_",
-    "dev": "val_", "test": "test_",
+    "train": "",
+    "training": "",
+    "trn": "",
+    "val": "val_",
+    "valid": "val_",
+    "validation": "val_",
+    "eval": "val_",
+    "evaluation": "val_",
+    "dev": "val_",
+    "test": "test_",
 }
 
 # Metric spellings -> contract metric names.
 _ALIASES = {
-    "loss": "loss", "losses": "loss", "cost": "loss", "objective": "loss",
-    "acc": "accuracy", "accuracy": "accuracy", "categorical_accuracy": "accuracy",
-    "sparse_categorical_accuracy": "accuracy", "binary_accuracy": "accuracy",
-    "top_k_categorical_accuracy": "top5_accuracy", "sparse_top_k_categorical_accuracy": "top5_accuracy",
-    "top5": "top5_accuracy", "top_5": "top5_accuracy", "top5_acc": "top5_accuracy",
-    "top_5_accuracy": "top5_accuracy", "top5_accuracy": "top5_accuracy", "acc5": "top5_accuracy",
-    "mae": "mae", "mean_absolute_error": "mae", "mse": "mse", "mean_squared_error": "mse",
-    "rmse": "rmse", "root_mean_squared_error": "rmse", "r2": "r2", "r2_score": "r2",
-    "auc": "auc", "roc_auc": "auc", "auroc": "auc", "f1": "f1", "f1_score": "f1",
-    "precision": "precision", "recall": "recall",
-    "iou": "mean_iou", "miou": "mean_iou", "mean_iou": "mean_iou", "meaniou": "mean_iou",
-    "lr": "lr", "learning_rate": "lr", "learningrate": "lr",
-    "grad_norm": "grad_norm", "gradient_norm": "grad_norm", "grad_norm_global": "grad_norm",
-    "grad_norm_first": "grad_norm_first", "grad_norm_last": "grad_norm_last",
-    "update_ratio": "update_ratio", "dead_fraction": "dead_fraction",
-    "epoch_time": "epoch_time", "time_per_epoch": "epoch_time", "duration": "epoch_time",
+    "loss": "loss",
+    "losses": "loss",
+    "cost": "loss",
+    "objective": "loss",
+    "acc": "accuracy",
+    "accuracy": "accuracy",
+    "categorical_accuracy": "accuracy",
+    "sparse_categorical_accuracy": "accuracy",
+    "binary_accuracy": "accuracy",
+    "top_k_categorical_accuracy": "top5_accuracy",
+    "sparse_top_k_categorical_accuracy": "top5_accuracy",
+    "top5": "top5_accuracy",
+    "top_5": "top5_accuracy",
+    "top5_acc": "top5_accuracy",
+    "top_5_accuracy": "top5_accuracy",
+    "top5_accuracy": "top5_accuracy",
+    "acc5": "top5_accuracy",
+    "mae": "mae",
+    "mean_absolute_error": "mae",
+    "mse": "mse",
+    "mean_squared_error": "mse",
+    "rmse": "rmse",
+    "root_mean_squared_error": "rmse",
+    "r2": "r2",
+    "r2_score": "r2",
+    "auc": "auc",
+    "roc_auc": "auc",
+    "auroc": "auc",
+    "f1": "f1",
+    "f1_score": "f1",
+    "precision": "precision",
+    "recall": "recall",
+    "iou": "mean_iou",
+    "miou": "mean_iou",
+    "mean_iou": "mean_iou",
+    "meaniou": "mean_iou",
+    "lr": "lr",
+    "learning_rate": "lr",
+    "learningrate": "lr",
+    "grad_norm": "grad_norm",
+    "gradient_norm": "grad_norm",
+    "grad_norm_global": "grad_norm",
+    "grad_norm_first": "grad_norm_first",
+    "grad_norm_last": "grad_norm_last",
+    "update_ratio": "update_ratio",
+    "dead_fraction": "dead_fraction",
+    "epoch_time": "epoch_time",
+    "time_per_epoch": "epoch_time",
+    "duration": "epoch_time",
 }
 
 # Series that describe the optimiser or the run, never a validation split.
-_RUN_SERIES = {"lr", "grad_norm", "grad_norm_first", "grad_norm_last", "update_ratio",
-               "dead_fraction", "epoch_time"}
+_RUN_SERIES = {
+    "lr",
+    "grad_norm",
+    "grad_norm_first",
+    "grad_norm_last",
+    "update_ratio",
+    "dead_fraction",
+    "epoch_time",
+}
 
 # Columns that count things rather than measure the model.
 _BOOKKEEPING = {
-    "step", "steps", "global_step", "epoch", "epochs", "batch", "iter", "iteration", "v_num",
-    "eta", "time", "runtime", "samples_per_second", "steps_per_second", "total_flos", "flos",
-    "num_input_tokens_seen", "it_s", "s_it", "wall_time", "timestamp", "created_at", "hp_metric",
+    "step",
+    "steps",
+    "global_step",
+    "epoch",
+    "epochs",
+    "batch",
+    "iter",
+    "iteration",
+    "v_num",
+    "eta",
+    "time",
+    "runtime",
+    "samples_per_second",
+    "steps_per_second",
+    "total_flos",
+    "flos",
+    "num_input_tokens_seen",
+    "it_s",
+    "s_it",
+    "wall_time",
+    "timestamp",
+    "created_at",
+    "hp_metric",
+    "batch_size",
+    "samples",
+    "num_samples",
+    "examples",
 }
 
 
@@ -80,17 +151,19 @@ def normalise(raw: str) -> Name | None:
     if not tokens:
         return None
     whole = "_".join(tokens)
+    if whole in _BOOKKEEPING:
+        return None
     if whole in _ALIASES and _ALIASES[whole] in _RUN_SERIES:
         return Name(_ALIASES[whole])
     if whole.startswith("lr_"):  # Lightning's LearningRateMonitor: lr-Adam, lr-SGD/pg1
         return Name("lr")
     granularity = None
-    if len(tokens) > 1 and tokens[-1] in ("step", "batch"):
+    if len(tokens) > 1 and tokens[-1] == "step":  # Lightning: train_loss_step
         granularity = "step"
         tokens.pop()
-    elif len(tokens) > 1 and tokens[0] == "batch":  # Keras' TensorBoard tags: batch_loss
+    if len(tokens) > 1 and "batch" in tokens:  # Keras' TensorBoard tags: batch_loss
         granularity = "step"
-        tokens.pop(0)
+        tokens = [t for t in tokens if t != "batch"]
     if len(tokens) > 1 and "epoch" in tokens and [t for t in tokens if t != "epoch"] != ["time"]:
         granularity = "epoch"  # Lightning's train_loss_epoch; Keras' TensorBoard tags: epoch_loss
         tokens = [t for t in tokens if t != "epoch"]

@@ -26,7 +26,9 @@ def read(content: Content) -> History:
     data = dict(content.json)
     skipped = list((data.get("source") or {}).get("skipped", []))
     if content.json_cut is not None:
-        skipped.append(f"file ends early (cut at character {content.json_cut}); read what was complete")
+        skipped.append(
+            f"file ends early (cut at character {content.json_cut}); read what was complete"
+        )
         epochs = data.get("epochs") or []
         series = data.get("series") or {}
         complete = min([len(epochs), *(len(v) for v in series.values() if isinstance(v, list))])
@@ -42,5 +44,7 @@ def read(content: Content) -> History:
     except ValidationError as err:
         raise InputError(f"{content.label}: {describe_validation_error(err, History)}") from None
     if not any(v is not None for values in history.series.values() for v in values):
-        raise InputError(f"{content.label}: no usable series (native format); every value is missing")
+        raise InputError(
+            f"{content.label}: no usable series (native format); every value is missing"
+        )
     return history.model_copy(update={"source": HistorySource(**source)})

@@ -22,8 +22,15 @@ from advisor.errors import InputError
 from advisor.readers.names import normalise
 from advisor.schemas import History, HistorySource
 
-_SPECIAL = {"nan": math.nan, "inf": math.inf, "+inf": math.inf, "-inf": -math.inf,
-            "infinity": math.inf, "+infinity": math.inf, "-infinity": -math.inf}
+_SPECIAL = {
+    "nan": math.nan,
+    "inf": math.inf,
+    "+inf": math.inf,
+    "-inf": -math.inf,
+    "infinity": math.inf,
+    "+infinity": math.inf,
+    "-infinity": -math.inf,
+}
 _MISSING = {"", "none", "null", "n/a", "na", "-"}
 
 
@@ -138,12 +145,17 @@ class HistoryBuilder:
         key = (name.series, granularity)
         first_raw = self._raw_of.setdefault(key, raw_name)
         if first_raw != raw_name:
-            self.skip(f"{raw_name!r}: same series as {first_raw!r} ({name.series}); kept {first_raw!r}")
+            self.skip(
+                f"{raw_name!r}: same series as {first_raw!r} ({name.series}); kept {first_raw!r}"
+            )
             return
         try:
             number = parse_number(value)
         except (TypeError, ValueError):
-            self.skip(f"{where or 'epoch ' + str(epoch)}: {raw_name} = {str(value)[:40]!r} is not a number")
+            self.skip(
+                f"{where or f'epoch {epoch}'}: {raw_name} = {str(value)[:40]!r} "
+                "is not a number"
+            )
             return
         if number is None:
             return
@@ -215,7 +227,9 @@ def _is_number(cell: str) -> bool:
         return False
 
 
-def csv_rows(text: str, delimiter: str, builder: HistoryBuilder) -> list[tuple[int, dict[str, str]]]:
+def csv_rows(
+    text: str, delimiter: str, builder: HistoryBuilder
+) -> list[tuple[int, dict[str, str]]]:
     """(line number, {column: cell}) per data row; a cut-off last row is skipped."""
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     header = [h.strip() for h in next(reader)]
@@ -225,12 +239,14 @@ def csv_rows(text: str, delimiter: str, builder: HistoryBuilder) -> list[tuple[i
     for index, (line, row) in enumerate(raw_rows):
         if not any(cell.strip() for cell in row):
             continue
-        is_last = index == len(raw_rows) - 1
+        if index == len(raw_rows) - 1 and not ends_cleanly:
+            # Loggers end every row with a newline: without one the last cell may be cut short.
+            builder.skip(f"line {line}: the file ends inside this row (truncated); row left out")
+            continue
         if len(row) != len(header):
-            if is_last and not ends_cleanly:
-                builder.skip(f"line {line}: cut off ({len(row)} of {len(header)} columns); row left out")
-                continue
-            builder.skip(f"line {line}: {len(row)} cells for {len(header)} columns; read the first ones")
+            builder.skip(
+                f"line {line}: {len(row)} cells for {len(header)} columns; read the first ones"
+            )
         rows.append((line, dict(zip(header, row, strict=False))))
     return rows
 

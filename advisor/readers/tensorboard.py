@@ -5,9 +5,9 @@ A file or a folder of event files (Keras writes ``train/`` and ``validation/``
 sub-folders with tags ``epoch_loss``; PyTorch ``Loss/train``; Lightning
 ``train_loss`` plus an ``epoch`` scalar).  Steps become epochs this way:
 1. an ``epoch`` scalar (Lightning) maps each step to its epoch;
-2. else the sparsest metric tag (usually the validation one) sets the points,
-   and denser tags are averaged over the steps up to each point;
-3. when every tag has the same steps, each step is one epoch.
+2. when every tag is written at about the same steps, each step is one epoch;
+3. else the sparsest metric tag (usually the validation one) sets the points,
+   and denser tags are averaged over the steps up to each point.
 """
 
 from __future__ import annotations
@@ -90,7 +90,9 @@ def read_files(entries: list[tuple[str, bytes, str]], path: Path | None) -> Hist
             by_epoch[epoch_of(step)] += 1
         per_step = max(by_epoch.values(), default=0) > 1
         for step in sorted(values):
-            builder.add(epoch_of(step), tag, values[step], where=f"{tag} step {step}", per_step=per_step)
+            builder.add(
+                epoch_of(step), tag, values[step], where=f"{tag} step {step}", per_step=per_step
+            )
     return builder.build()
 
 
@@ -115,7 +117,9 @@ def _drop_batch_tags(tags: dict[str, dict[int, float]], builder: HistoryBuilder)
     kept = {}
     for tag, values in tags.items():
         if names[tag] is not None and names[tag].granularity == "step":
-            builder.skip(f"{tag}: logged per batch on another step axis than the epoch tags; left out")
+            builder.skip(
+                f"{tag}: logged per batch on another step axis than the epoch tags; left out"
+            )
         else:
             kept[tag] = values
     return kept
@@ -128,7 +132,11 @@ def _epochs_from_sparsest(tags: dict[str, dict[int, float]]):
     # A tag written once (a final test score) would fold the whole run into one point.
     candidates = [values for values in tags.values() if len(values) >= 2] or list(tags.values())
     sparsest = min(candidates, key=len)
-    boundaries = sorted(sparsest)
+    if max(len(v) for v in candidates) <= 1.5 * len(sparsest):
+        # One cadence for all tags: each step is a point (a lost record loses a value, not an epoch).
+        boundaries = sorted(set().union(*candidates))
+    else:
+        boundaries = sorted(sparsest)
 
     def epoch_of(step: int) -> int:
         return bisect.bisect_left(boundaries, step) + 1

@@ -62,6 +62,10 @@ def read(content: Content) -> History:
                 continue
             builder.add(epoch, name.strip(), value, where=f"line {number}")
             seen_values.add(epoch)
+    if text and not text.endswith(("\n", "\r")):
+        builder.skip(
+            "the log ends inside a line (truncated); its last values were read as far as they go"
+        )
     markers = {int(m.group(1)) + offset for m in _EPOCH.finditer(text)}
     empty = sorted(markers - seen_values)
     if empty and seen_values and max(empty) > max(seen_values):

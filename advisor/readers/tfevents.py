@@ -73,7 +73,11 @@ def records(data: bytes) -> Iterator[tuple[int, bytes | None, str | None]]:
             return
         (length,) = struct.unpack("<Q", header[:8])
         if struct.unpack("<I", header[8:12])[0] != masked_crc(header[:8]):
-            yield offset, None, "record header fails its checksum; the rest of the file is unreadable"
+            yield (
+                offset,
+                None,
+                "record header fails its checksum; the rest of the file is unreadable",
+            )
             return
         end = offset + 12 + length + 4
         if end > len(data):

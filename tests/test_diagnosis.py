@@ -1,0 +1,157 @@
+"""Diagnosis: the labelled collection is diagnosed with per-label precision and recall
+of at least 0.9, every rule of the diagnose domain proves itself on its example, and
+the thresholds are data a user's rule file can move."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from diagnosis_support import HISTORIES, labelled, score
+
+from advisor.diagnosis import diagnose, diagnosis_rules, example_facts
+from advisor.lint import check_examples, lint
+from advisor.readers import load_history
+from advisor.schemas import Diagnosis
+from advisor.vocabulary import PROBLEMS
+
+
+def _diagnose_collection():
+    pairs, misses = [], []
+    for rel, info in sorted(labelled().items()):
+        history = load_history(HISTORIES / rel).model_copy(
+            update={"task": info["task"], "n_classes": info["n_classes"]}
+        )
+        got = {p.name for p in diagnose(history).problems}
+        want = set(info["labels"])
+        pairs.append((want, got))
+        if got != want:
+            misses.append(f"{rel}: expected {sorted(want)}, got {sorted(got)}")
+    return pairs, misses
+
+
+def test_labelled_collection_precision_and_recall(capsys):
+    pairs, misses = _diagnose_collection()
+    table = score(pairs, PROBLEMS)
+    with capsys.disabled():
+        print(f"\n{len(pairs)} labelled histories; per-label precision / recall:")
+        for name, row in table.items():
+            print(
+                f"  {name:20s} n={row['support']:3d}  P={row['precision']:.2f}  R={row['recall']:.2f}"
+            )
+        for miss in misses:
+            print("  miss:", miss)
+    for name, row in table.items():
+        assert row["support"] >= 10, f"{name}: too few labelled examples"
+        assert row["precision"] >= 0.9 and row["recall"] >= 0.9, (name, row)
+
+
+def test_collection_covers_every_format():
+    formats_seen = {load_history(HISTORIES / rel).source.format for rel in labelled()}
+    assert formats_seen == {
+        "native",
+        "keras_json",
+        "keras_csv",
+        "lightning_csv",
+        "hf_trainer_state",
+        "tensorboard",
+        "text_log",
+    }
+
+
+def test_regenerating_the_collection_changes_nothing(tmp_path):
+    """The collection is reproducible: the generator writes byte-identical files."""
+    script = HISTORIES / "make_histories.py"
+    work = tmp_path / "histories"
+    work.mkdir()
+    for name in ("make_histories.py", "formats.py", "edge_cases.py"):
+        (work / name).write_text((HISTORIES / name).read_text())
+    subprocess.run(
+        [sys.executable, str(work / "make_histories.py")], check=True, capture_output=True
+    )
+    assert (work / "labels.json").read_text() == (HISTORIES / "labels.json").read_text()
+    for rel in list(labelled())[::17]:
+        original, again = HISTORIES / rel, work / rel
+        if original.is_file():
+            assert again.read_bytes() == original.read_bytes(), rel
+    del script
+
+
+def test_every_diagnose_rule_lints_and_fires_on_its_example():
+    rules = diagnosis_rules()
+    assert len(rules) > 40
+    issues = [i for i in lint(rules) if i.level == "error"]
+    issues += check_examples(rules, {"diagnose": example_facts})
+    assert [str(i) for i in issues] == []
+
+
+def test_detection_rules_judge_the_curve_not_the_plan():
+    for rule in diagnosis_rules():
+        if rule.diagnose is not None:
+            assert not any(name.startswith("plan.") for name in rule.reads), rule.id
+
+
+def test_a_problem_carries_severity_epochs_evidence_and_source():
+    d = diagnose(
+        {
+            "loss": [2.3, 1.2, 0.6, 0.35, 0.25, 0.2, 0.18, 0.17, 0.165, 0.163],
+            "val_loss": [2.3, 1.3, 0.8, 0.7, 0.75, 0.85, 0.95, 1.05, 1.15, 1.25],
+        }
+    )
+    (problem,) = d.problems
+    assert (problem.name, problem.severity, problem.epochs) == ("overfitting", "warning", (4, 10))
+    assert problem.evidence["curve.val_loss.best_epoch"] == 4
+    assert problem.evidence["threshold.overfit_val_rise"] == 0.05
+    assert problem.rule == "diagnose_overfitting_val_rise" and "Prechelt" in problem.source
+    assert d.fixes == [] and d.n_epochs == 10
+    assert "curve.gap.growth" in d.features
+
+
+def test_several_problems_at_once_most_severe_first():
+    d = diagnose(HISTORIES / "hand" / "exploding_growth_00.log")
+    names = [p.name for p in d.problems]
+    assert set(names) >= {"diverged", "exploding_gradients", "lr_too_high"}
+    assert d.problems[0].severity == "critical"
+
+
+def test_too_short_a_run_claims_nothing_and_says_so():
+    d = diagnose({"loss": [2.3, 1.9], "val_loss": [2.3, 2.0]})
+    assert d.problems == []
+    assert [a.name for a in d.advice] == ["longer_run"]
+
+
+def test_a_user_rule_file_moves_a_threshold(tmp_path):
+    history = {
+        "loss": [2.3, 1.2, 0.6, 0.35, 0.25, 0.2, 0.18, 0.17, 0.165, 0.163],
+        "val_loss": [2.3, 1.3, 0.8, 0.7, 0.72, 0.74, 0.75, 0.76, 0.77, 0.78],
+    }
+    assert "overfitting" in {p.name for p in diagnose(history).problems}
+    (tmp_path / "strict.toml").write_text(
+        'domain = "diagnose"\n[my_generalization_loss]\n'
+        'infer = { "threshold.overfit_val_rise" = 0.5 }\npriority = 20\n'
+        'reason = "Only a 50 % rise counts here."\nsource = "team policy"\nexample = {}\n'
+    )
+    relaxed = diagnose(history, rules_dirs=[tmp_path])
+    assert "overfitting" not in {p.name for p in relaxed.problems}
+
+
+def test_example_facts_measure_series_and_reject_unknown_names():
+    facts = example_facts({"series": {"loss": [1.0, 0.8, 0.7, 0.65, 0.62]}, "plan.epochs": 5})
+    assert facts["curve.n_epochs"] == 5 and facts["plan.epochs"] == 5
+    with pytest.raises(ValueError, match="curve.loss.nosie"):
+        example_facts({"curve.loss.nosie": 0.1})
+
+
+def test_diagnosis_is_json_round_trippable_with_nan_features():
+    d = diagnose(HISTORIES / "edge" / "only_nan.json")
+    assert {p.name for p in d.problems} == {"diverged", "lr_too_high"}
+    assert Diagnosis.model_validate_json(d.model_dump_json()) == d
+
+
+def test_diagnose_does_not_import_jax():
+    code = "import advisor, sys; advisor.diagnose({'loss': [1, .5, .4, .35, .33]}); print('jax' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "False"
