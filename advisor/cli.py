@@ -87,7 +87,8 @@ def rules_check(rules_dirs: tuple[str, ...], as_json: bool) -> None:
 
     \b
     Example:
-      advisor rules check --rules my_rules/
+      advisor rules check
+      advisor rules check --rules team_rules/ --json
     """
     from advisor.lint import check_examples, example_builders, lint
     from advisor.rules import load_rules

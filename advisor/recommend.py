@@ -74,7 +74,8 @@ def recommend_rules(rules_dirs: list[str | Path] | None = None) -> list[Rule]:
     key = tuple(_file_stamps(rules_dirs))
     cached = _RULES_CACHE.get(key)
     if cached is None:
-        cached = [rule for rule in load_rules(rules_dirs) if rule.domain == "recommend"]
+        loaded = load_rules(rules_dirs, domain="recommend")
+        cached = [rule for rule in loaded if rule.domain == "recommend"]
         _RULES_CACHE.clear()
         _RULES_CACHE[key] = cached
     return cached

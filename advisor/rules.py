@@ -12,6 +12,7 @@ facts.  Linting lives in ``advisor.lint``; inference in ``advisor.inference``.
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -475,8 +476,38 @@ def load_rule_file(path: Path) -> list[Rule]:
     return [parse_rule(rule_id, raw, path.name, default_domain) for rule_id, raw in data.items()]
 
 
-def load_rules(dirs: list[str | Path] | None = None, *, include_builtin: bool = True) -> list[Rule]:
+_DOMAIN_LINE = re.compile(r"^\s*domain\s*=", re.MULTILINE)
+_FILE_DOMAIN = re.compile(r'^domain\s*=\s*"(\w+)"', re.MULTILINE)
+
+
+def declared_domain(path: Path) -> str | None:
+    """The domain a rule file sets for all of its rules, when none of them can differ.
+
+    That is a top-level ``domain = "..."`` before the first table and no other
+    ``domain =`` line in the file; otherwise None (the file must be parsed to know).
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return None  # load_rule_file reports it
+    head = text.split("\n[", 1)[0]
+    found = _FILE_DOMAIN.search(head)
+    if found is None or len(_DOMAIN_LINE.findall(text)) != 1:
+        return None
+    return found.group(1)
+
+
+def load_rules(
+    dirs: list[str | Path] | None = None, *, include_builtin: bool = True, domain: str | None = None
+) -> list[Rule]:
     """All rules from the built-in knowledge base plus ``dirs`` (files or folders).
+
+    Args:
+        dirs: extra rule files or folders.
+        include_builtin: load the shipped knowledge base first.
+        domain: skip files that declare another domain for all their rules (a
+            recommendation need not parse the diagnosis rules); rules are not
+            filtered otherwise, so callers still check ``rule.domain``.
 
     Raises:
         RuleError: a file does not parse, or two rules share an id.
@@ -495,6 +526,8 @@ def load_rules(dirs: list[str | Path] | None = None, *, include_builtin: bool = 
     rules: list[Rule] = []
     seen: dict[str, str] = {}
     for path in paths:
+        if domain is not None and declared_domain(path) not in (None, domain):
+            continue
         for rule in load_rule_file(path):
             if rule.id in seen:
                 raise RuleError(f"{path.name}: [{rule.id}] is already defined in {seen[rule.id]}")
