@@ -143,20 +143,25 @@ def plan_text(plan: Plan) -> str:
     return "\n".join(lines)
 
 
+def explanation_rows(path: str, e: Explanation) -> list[tuple[str, str]]:
+    """An explanation as (label, text) rows: the value, rule, reason, source, evidence, losers."""
+    rows = [(path, show_value(e.value)), ("rule", e.rule), ("why", e.reason), ("source", e.source)]
+    if e.matched:
+        rows.append(("matched", ", ".join(f"{k}={show_value(v)}" for k, v in e.matched.items())))
+    for loser in e.overridden:
+        rows.append((
+            "won over",
+            f"[{loser.rule}] (priority {loser.priority}), which wanted {show_value(loser.value)}: {loser.reason}",
+        ))
+    return rows
+
+
 def explanations_text(explanations: dict[str, Explanation]) -> str:
     """Each explanation in full: value, rule, reason, source, matched facts, losers."""
     blocks = []
     for path, e in explanations.items():
-        lines = [f"{path} = {show_value(e.value)}", f"  rule:    {e.rule}", f"  why:     {e.reason}"]
-        lines.append(f"  source:  {e.source}")
-        if e.matched:
-            facts = ", ".join(f"{k}={show_value(v)}" for k, v in e.matched.items())
-            lines.append(f"  matched: {facts}")
-        for loser in e.overridden:
-            lines.append(
-                f"  won over [{loser.rule}] (priority {loser.priority}), "
-                f"which wanted {show_value(loser.value)}: {loser.reason}"
-            )
+        (_, value), *rest = explanation_rows(path, e)
+        lines = [f"{path} = {value}"] + [f"  {label + ':':<8} {text}" for label, text in rest]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
@@ -261,19 +266,14 @@ def render_explanations(explanations: dict[str, Explanation]) -> None:
     from rich.markup import escape
 
     console = Console()
+    styles = {"rule": "green", "source": "dim", "won over": "yellow"}
     for path, e in explanations.items():
-        console.print(f"[bold cyan]{escape(path)}[/bold cyan] = [bold]{escape(show_value(e.value))}[/bold]")
-        console.print(f"  rule    [green]{escape(e.rule)}[/green]")
-        console.print(f"  why     {escape(e.reason)}")
-        console.print(f"  source  [dim]{escape(e.source)}[/dim]")
-        if e.matched:
-            facts = ", ".join(f"{k}={show_value(v)}" for k, v in e.matched.items())
-            console.print(f"  matched {escape(facts)}")
-        for loser in e.overridden:
-            console.print(
-                f"  [yellow]won over[/yellow] {escape(loser.rule)} (priority {loser.priority}), "
-                f"which wanted {escape(show_value(loser.value))}"
-            )
+        (_, value), *rest = explanation_rows(path, e)
+        console.print(f"[bold cyan]{escape(path)}[/bold cyan] = [bold]{escape(value)}[/bold]")
+        for label, text in rest:
+            style = styles.get(label)
+            shown = f"[{style}]{escape(text)}[/{style}]" if style else escape(text)
+            console.print(f"  {label:<8} {shown}")
         console.print()
 
 

@@ -122,9 +122,9 @@ def test_explain_one_field_shows_evidence_and_losers(plan_file):
         "lecture 10.1, strategy 2; Yosinski et al. 2014",
         "  matched: transfer_quadrant=small_different",
     ]
-    assert "  won over [freeze_from_scratch_no_base]" not in result.output  # that rule did not match
+    assert "[freeze_from_scratch_no_base]" not in result.output  # that rule did not match
     result = run("explain", "plan.json", "model.dropout")
-    assert "won over [transfer_head_dropout] (priority 30), which wanted 0.3" in result.output
+    assert "  won over: [transfer_head_dropout] (priority 30), which wanted 0.3: " in result.output
 
 
 def test_explain_a_derived_fact_and_a_group(plan_file):
