@@ -109,8 +109,13 @@ def features_of(history: History, plan: Plan | None) -> dict[str, Any]:
 
 
 def plan_facts(plan: Plan) -> dict[str, Any]:
-    """The plan as ``plan.<path>`` facts, the way fix rules read it."""
-    return flatten("plan", plan.model_dump(mode="json", exclude=_PLAN_EXCLUDE))
+    """The plan as ``plan.<path>`` facts, the way fix rules read and rewrite it, plus
+    ``before.*`` copies of the fields whose fixes would otherwise chain (full fine-tuning
+    -> partial -> frozen base in one diagnosis)."""
+    facts = flatten("plan", plan.model_dump(mode="json", exclude=_PLAN_EXCLUDE))
+    facts["before.freeze.strategy"] = plan.freeze.strategy
+    facts["before.freeze.trainable_blocks"] = plan.freeze.trainable_blocks
+    return facts
 
 
 @lru_cache(maxsize=8)

@@ -267,6 +267,9 @@ def _diagnosis_facts() -> dict[str, FactSpec]:
         facts[f"threshold.{name}"] = FactSpec("float", text)
     for name, text in ADVICE.items():
         facts[f"advice.{name}"] = FactSpec("bool", text)
+    # The revised plan's values before any fix, for fixes that must not chain on each other's output.
+    facts["before.freeze.strategy"] = _cat("freeze strategy of the plan being revised", FREEZE_STRATEGIES)
+    facts["before.freeze.trainable_blocks"] = FactSpec("int", "trainable_blocks of the plan being revised")
     return facts
 
 

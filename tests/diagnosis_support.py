@@ -17,6 +17,12 @@ if str(HISTORIES) not in sys.path:
 import formats  # noqa: E402  (tests/data/histories/formats.py)
 
 
+def hand(stem: str) -> Path:
+    """The collection's history named ``stem`` (e.g. 'overfitting_rise_00'), whatever its format."""
+    (path,) = [p for p in (HISTORIES / "hand").iterdir() if p.name.split(".")[0] == stem]
+    return path
+
+
 def labelled() -> dict[str, dict[str, Any]]:
     """relative path -> {labels, task, n_classes, kind} of the hand-made collection."""
     return json.loads((HISTORIES / "labels.json").read_text())
@@ -87,4 +93,4 @@ def score(pairs: list[tuple[set[str], set[str]]], names) -> dict[str, dict[str, 
     return table
 
 
-__all__ = ["HISTORIES", "formats", "labelled", "plan", "score"]
+__all__ = ["HISTORIES", "formats", "hand", "labelled", "plan", "score"]

@@ -1,0 +1,209 @@
+"""Fixes: each problem changes the plan as rules/60_fixes.toml says, the next plan
+differs from the old one exactly in the fixed fields, and each fixed field is
+explained by the rule that fixed it."""
+
+from __future__ import annotations
+
+import pytest
+from diagnosis_support import HISTORIES, hand, labelled, plan
+
+from advisor.diagnosis import revise_plan
+from advisor.inference import flatten
+from advisor.readers import load_history
+
+
+def revise(stem: str, **plan_changes):
+    """Revise the plan on the collection's history named ``stem`` (any format)."""
+    diagnosis, next_plan = revise_plan(hand(stem), plan(**plan_changes))
+    return diagnosis, next_plan, {fix.field: fix for fix in diagnosis.fixes}
+
+
+def _leaves(model) -> dict:
+    data = model.model_dump(mode="json", exclude={"explanations", "derived_facts"})
+    return {k: v for k, v in flatten("", data).items() if not isinstance(v, dict)}
+
+
+def assert_changed_exactly_in_fixed_fields(old, new, fixes):
+    before, after = _leaves(old), _leaves(new)
+    changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+    fields = [fix.field for fix in fixes]
+    for key in changed:
+        assert any(key == f or key.startswith(f + ".") for f in fields), (
+            f"{key} changed without a fix"
+        )
+    for fix in fixes:
+        assert new.explanations[fix.field].rule == fix.rule
+        assert new.explanations[fix.field].reason.startswith(f"{fix.problem}: ")
+
+
+SAMPLE = sorted(labelled())[::3]
+
+
+@pytest.mark.parametrize("rel", SAMPLE)
+def test_next_plan_differs_exactly_in_the_fixed_fields(rel):
+    info = labelled()[rel]
+    old = (
+        plan(task="regression", n_classes=None, **{"model.output_units": 1})
+        if info["task"] == "regression"
+        else plan()
+    )
+    diagnosis, new = revise_plan(load_history(HISTORIES / rel), old)
+    assert_changed_exactly_in_fixed_fields(old, new, diagnosis.fixes)
+    untouched = set(old.explanations) - {f.field for f in diagnosis.fixes}
+    assert all(new.explanations[k] == old.explanations[k] for k in untouched)
+    if {p.name for p in diagnosis.problems} <= {"healthy"}:
+        assert diagnosis.fixes == [] and new == old
+
+
+def test_overfitting_images_adam():
+    d, new, fixes = revise("overfitting_rise_00")
+    assert [p.name for p in d.problems] == ["overfitting"]
+    assert fixes["model.dropout"].new == pytest.approx(0.3)
+    assert fixes["optimizer.name"].new == "adamw"
+    assert fixes["optimizer.weight_decay"].new == pytest.approx(0.01)
+    assert [a.name for a in new.regularization.augmentation] == ["shift", "rotate"]
+    stop = new.regularization.early_stopping
+    assert (stop.monitor, stop.restore_best) == ("val_loss", True) and 3 <= stop.patience <= 10
+    assert [a.name for a in d.advice] == ["more_data"]
+
+
+def test_overfitting_tables_sgd_and_a_long_patience():
+    early = {
+        "monitor": "val_loss",
+        "mode": "min",
+        "patience": 25,
+        "min_delta": 0.0,
+        "restore_best": True,
+    }
+    _, new, fixes = revise(
+        "overfitting_rise_01",
+        modality="tabular",
+        input_shape=[30],
+        **{
+            "optimizer.name": "sgd",
+            "optimizer.momentum": 0.9,
+            "regularization.early_stopping": early,
+        },
+    )
+    assert [a.model_dump() for a in new.regularization.augmentation] == [
+        {"name": "noise", "strength": 0.05}
+    ]
+    assert fixes["optimizer.weight_decay"].new == pytest.approx(5e-4)
+    assert new.regularization.early_stopping.patience < 25
+    assert "regularization.early_stopping" not in fixes
+
+
+@pytest.mark.parametrize(
+    ("freeze", "expected"),
+    [
+        ({"strategy": "full_fine_tune"}, {"strategy": "partial_fine_tune", "trainable_blocks": 1}),
+        (
+            {"strategy": "partial_fine_tune", "trainable_blocks": 3},
+            {"strategy": "partial_fine_tune", "trainable_blocks": 2},
+        ),
+        (
+            {"strategy": "partial_fine_tune", "trainable_blocks": 1},
+            {"strategy": "freeze_base", "trainable_blocks": 1},
+        ),
+    ],
+)
+def test_overfitting_freezes_more_of_the_base(freeze, expected):
+    _, new, _ = revise("overfitting_gap_00", freeze=freeze, **{"model.base": "runs/base"})
+    assert new.freeze.model_dump(include=set(expected)) == expected
+
+
+def test_underfitting_grows_an_mlp_and_cuts_heavy_dropout():
+    _, new, fixes = revise(
+        "underfitting_poor_00",
+        **{"model.units": 16, "model.hidden_layers": 1, "model.dropout": 0.5},
+    )
+    assert (new.model.units, new.model.hidden_layers) == (64, 2)
+    assert new.model.dropout == pytest.approx(0.25)
+    assert fixes["model.units"].problem == "underfitting"
+
+
+def test_underfitting_doubles_cnn_filters_and_unfreezes():
+    model = {
+        "arch": "cnn",
+        "filters": [8, 16],
+        "kernel_size": 3,
+        "pooling": "max",
+        "output_units": 10,
+    }
+    _, new, _ = revise("underfitting_chance_00", model=model, freeze={"strategy": "freeze_base"})
+    assert new.model.filters == [16, 32]
+    assert (new.freeze.strategy, new.freeze.trainable_blocks) == ("partial_fine_tune", 1)
+
+
+def test_underfitting_deepens_a_resnet():
+    model = {"arch": "resnet", "filters": [16, 32], "blocks_per_stage": 1, "output_units": 10}
+    _, new, _ = revise("underfitting_poor_01", model=model)
+    assert (new.model.blocks_per_stage, new.model.filters) == (2, [32, 64])
+
+
+def test_lr_too_high_lowers_the_rate_warms_up_clips_and_doubles_small_batches():
+    d, new, fixes = revise("lr_too_high_oscillating_00", batch_size=8, steps_per_epoch=175)
+    assert {p.name for p in d.problems} == {"lr_too_high"}
+    assert new.optimizer.learning_rate == pytest.approx(3e-4)
+    assert (new.optimizer.clip_norm, new.schedule.warmup_epochs) == (1.0, 2)
+    assert (new.batch_size, new.steps_per_epoch) == (16, 88)
+    assert fixes["steps_per_epoch"].rule == "fix_steps_per_epoch_follow_batch_size"
+
+
+def test_divergence_wins_the_learning_rate_and_the_loser_is_explained():
+    d, new, fixes = revise("diverged_nan_00", precision="bfloat16")
+    assert {p.name for p in d.problems} == {"diverged", "lr_too_high"}
+    assert new.optimizer.learning_rate == pytest.approx(1e-4)
+    explanation = new.explanations["optimizer.learning_rate"]
+    assert explanation.rule == "fix_diverged_lower_lr"
+    assert [o.rule for o in explanation.overridden] == ["fix_lr_too_high_lower"]
+    assert new.precision == "float32" and new.optimizer.clip_norm == 1.0
+    assert {a.name for a in d.advice} == {"check_data"}
+
+
+def test_lr_too_low_raises_the_rate_instead_of_adding_epochs():
+    d, new, fixes = revise("lr_too_low_00")
+    assert {p.name for p in d.problems} == {"lr_too_low", "not_converged"}
+    assert new.optimizer.learning_rate in (pytest.approx(3e-3), pytest.approx(1e-2))
+    assert "epochs" not in fixes
+    assert {a.name for a in d.advice} == {"lr_range_test"}
+
+
+def test_not_converged_doubles_the_epochs():
+    _, new, fixes = revise("not_converged_00")
+    assert new.epochs == 60 and set(fixes) == {"epochs"}
+
+
+def test_plateau_fixes_depend_on_where_it_sat_and_the_optimizer():
+    _, at_start, _ = revise("plateau_start_00", **{"optimizer.name": "sgd"})
+    assert (at_start.schedule.name, at_start.schedule.cycle_epochs) == ("cosine_restarts", 8)
+    assert (at_start.optimizer.momentum, at_start.optimizer.nesterov) == (0.9, True)
+    _, mid, _ = revise("plateau_mid_00")
+    assert (mid.schedule.name, mid.schedule.factor) == ("reduce_on_plateau", 0.5)
+    assert 2 <= mid.schedule.patience <= 10
+    _, full_batch, _ = revise(
+        "plateau_mid_01", batch_size=1400, steps_per_epoch=1, **{"optimizer.name": "gd"}
+    )
+    assert (full_batch.optimizer.name, full_batch.batch_size, full_batch.steps_per_epoch) == (
+        "sgd",
+        32,
+        44,
+    )
+
+
+def test_gradient_problems():
+    _, new, fixes = revise("exploding_spikes_00")
+    assert new.optimizer.clip_norm == pytest.approx(fixes["optimizer.clip_norm"].new)
+    assert 0.5 < new.optimizer.clip_norm < 3 and new.model.batch_norm is True
+    d, new, _ = revise("vanishing_00", **{"model.activation": "sigmoid"})
+    assert (new.model.activation, new.model.batch_norm) == ("relu", True)
+    assert {a.name for a in d.advice} == {"he_init"}
+    _, new, _ = revise("dead_units_00")
+    assert new.model.activation == "leaky_relu"
+    assert new.optimizer.learning_rate == pytest.approx(3e-4)
+
+
+def test_healthy_changes_nothing():
+    d, new, _ = revise("healthy_00")
+    assert [p.name for p in d.problems] == ["healthy"]
+    assert d.fixes == [] and new == plan()
