@@ -193,10 +193,10 @@ def make_gan_step(generator, discriminator, gan: GanLoss, g_tx, d_tx, latent_dim
         g_opt = jax.tree.map(lambda new, old: jnp.where(train_g, new, old), g_opt, state.g_opt)
         metrics = {
             "loss": g_loss, "d_loss": d_loss, "g_loss": g_loss,
-            "grad_norm": optax.global_norm(g_grads),
-            "grad_norm_first": optax.global_norm(g_grads[_first_layer(g_grads)]),
-            "grad_norm_last": optax.global_norm(g_grads["output"]),
-            "update_ratio": optax.global_norm(g_updates) / (optax.global_norm(g_params) + _TINY),
+            "grad_norm": optax.tree.norm(g_grads),
+            "grad_norm_first": optax.tree.norm(g_grads[_first_layer(g_grads)]),
+            "grad_norm_last": optax.tree.norm(g_grads["output"]),
+            "update_ratio": optax.tree.norm(g_updates) / (optax.tree.norm(g_params) + _TINY),
             "outputs": jnp.zeros((real.shape[0], 0), jnp.float32),  # no train metrics for a GAN
         }
         params = {"generator": optax.apply_updates(g_params, g_updates), "discriminator": d_params}

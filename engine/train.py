@@ -126,10 +126,10 @@ def make_train_step(
         first, last = layer_groups(grads)
         metrics = {
             "loss": loss,
-            "grad_norm": optax.global_norm(grads),
-            "grad_norm_first": optax.global_norm(_subtree(grads, first)),
-            "grad_norm_last": optax.global_norm(_subtree(grads, last)),
-            "update_ratio": optax.global_norm(updates) / (optax.global_norm(state.params) + _TINY),
+            "grad_norm": optax.tree.norm(grads),
+            "grad_norm_first": optax.tree.norm(_subtree(grads, first)),
+            "grad_norm_last": optax.tree.norm(_subtree(grads, last)),
+            "update_ratio": optax.tree.norm(updates) / (optax.tree.norm(state.params) + _TINY),
             "outputs": outputs,
         }
         new_state = state.replace(
