@@ -107,7 +107,8 @@ def assemble_plan(result: Inference, label: str = "profile") -> Plan:
     fields = result.plan_fields()
     values = nest({path: derivation.value for path, derivation in fields.items()})
     explanations = {path: explanation_of(fields[path]) for path in sorted(fields)}
-    derived = {key: explanation_of(d) for key, d in sorted(result.derived_facts().items())}
+    # derived facts in the order the rules concluded them, so the chain reads top down
+    derived = {key: explanation_of(d) for key, d in result.derived_facts().items()}
     try:
         return Plan.model_validate(
             {**values, "explanations": explanations, "derived_facts": derived}
