@@ -26,6 +26,7 @@ MIN_WINDOW = 3
 SMOOTH_HALF_WIDTH = 2  # local linear fit over 5 epochs
 FLAT_TOLERANCE = 0.02  # a stretch is flat when its smoothed curve moves less than 2 %
 FLAT_PACE = 0.3  # ... and less than 30 % of what the run's average pace would move it
+FLOOR_SHARE = 0.1  # noise and jumps are relative to the value plus a tenth of the curve's range
 MIN_EPOCHS_FOR_SHAPE = 4  # fewer points than this carry no trend or noise information
 CROSS_ENTROPY_LOSSES = (
     "binary_crossentropy",
@@ -79,7 +80,7 @@ def curve_features(
             out.update(_score_features(name, x, y, window))
     out.update(_gap_features(history, epochs, out, window))
     out.update(_chance_features(task, n_classes, loss_name, out, history))
-    out.update(_gradient_features(history))
+    out.update(_gradient_features(history, out.get("curve.nonfinite_epoch")))
     return {key: _plain(value) for key, value in out.items() if value is not None}
 
 
@@ -176,6 +177,7 @@ def _loss_features(name: str, x: np.ndarray, y: np.ndarray, window: int) -> dict
         p + "epochs_since_best": int(x[-1] - x[best]),
         p + "rel_drop": (first - float(y[best])) / max(abs(first), 1e-12),
         p + "rise_from_best": (final - float(y[best])) / level,
+        p + "rise_from_min": (final - float(y[best])) / level,
         p + "final_over_first": final / first if first > 0 else None,
     }
     if n < MIN_EPOCHS_FOR_SHAPE:
@@ -189,14 +191,15 @@ def _loss_features(name: str, x: np.ndarray, y: np.ndarray, window: int) -> dict
     out.update(
         {
             p + "rise_from_best": _rise(s, is_log, level),
-            p + "recent_improvement": _relative(float(s[:-k].min()), s[-1], is_log, scale),
+            p + "recent_improvement": _recent(z, k, is_log, scale),
             p + "recent_share": _share(y, k),
             p + "noise": _noise(z),
+            p + "wobble": _noise(_wobble_space(y, is_log)),
             p + "oscillation": _sign_changes(diffs, level),
             p + "backtrack": float(diffs.clip(min=0).sum() / moves.sum())
             if moves.sum() > 0
             else 0.0,
-            p + "max_jump": float(np.max(diffs / np.maximum(np.abs(y[:-1]), 1e-12))),
+            p + "max_jump": float(np.max(diffs / (np.abs(y[:-1]) + FLOOR_SHARE * np.ptp(y) + 1e-12))),
             p + "linearity": _r_squared(x, y),
             p + "deceleration": _deceleration(s),
         }
@@ -217,6 +220,12 @@ def _tail_mean(y: np.ndarray) -> float:
     return float(np.mean(y[-3:]))
 
 
+def _wobble_space(y: np.ndarray, is_log: bool) -> np.ndarray:
+    """log(y + a tenth of the curve's range): relative wobble where the loss is high, but
+    a training loss near zero, whose relative changes are large and harmless, is damped."""
+    return np.log(y + FLOOR_SHARE * float(np.ptp(y))) if is_log else y
+
+
 def _noise(z: np.ndarray) -> float:
     """Epoch-to-epoch wobble: robust std of second differences, scaled to one point's noise.
 
@@ -225,6 +234,21 @@ def _noise(z: np.ndarray) -> float:
     """
     second = np.diff(z, n=2)
     return float(1.4826 * np.median(np.abs(second)) / math.sqrt(6.0)) if len(second) else 0.0
+
+
+def _trailing_median(z: np.ndarray) -> np.ndarray:
+    """Median of each value and the two before it: a level that ignores one-epoch spikes."""
+    return np.array([np.median(z[max(0, i - 2) : i + 1]) for i in range(len(z))])
+
+
+def _recent(z: np.ndarray, k: int, is_log: bool, scale: float) -> float:
+    """How far the curve ends below the lowest level it held before the last k epochs.
+
+    Levels are trailing medians of three, so a spike and its recovery inside the
+    window are not mistaken for progress.
+    """
+    level = _trailing_median(z)
+    return _relative(float(level[:-k].min()), float(level[-1]), is_log, scale)
 
 
 def _share(y: np.ndarray, k: int) -> float | None:
@@ -291,10 +315,16 @@ def _plateau(p: str, x: np.ndarray, s: np.ndarray, is_log: bool) -> dict[str, An
     out: dict[str, Any] = {}
     final_start = next(i for i in range(n) if reach[i] == n - 1)
     out[p + "final_flat_length"] = int(x[-1] - x[final_start] + 1)
-    inner = [(reach[i] - i, i) for i in range(n) if reach[i] < n - 1]
-    if inner:
-        length, start = max(inner)
-        end = reach[start]
+    # A stall is a flat stretch the curve later leaves downward, out of its band; the
+    # flat stretch a converged curve ends on is not one.
+    stalls = [
+        (reach[i] - i, -i)
+        for i in range(n)
+        if reach[i] < n - 1 and s[reach[i]] - s[reach[i] :].min() > tolerance
+    ]
+    if stalls:
+        _, start = max(stalls)
+        start, end = -start, reach[-start]
         out[p + "plateau_length"] = int(x[end] - x[start] + 1)
         out[p + "plateau_start"] = int(x[start])
         out[p + "plateau_end"] = int(x[end])
@@ -381,41 +411,56 @@ def _chance_features(
     return result
 
 
-def _gradient_features(history: History) -> dict[str, Any]:
-    """Gradient norms, layer ratio, update/weight ratio and dead-unit share, where recorded."""
+def _gradient_features(history: History, stop: int | None) -> dict[str, Any]:
+    """Gradient norms, layer ratio, update/weight ratio and dead-unit share, where recorded.
+
+    Only epochs before ``stop`` (the first NaN) count: a network of NaN weights has
+    no meaningful dead units or update sizes.
+    """
     out: dict[str, Any] = {}
-    series = history.series
-    norms = [v for v in series.get("grad_norm", []) if v is not None]
-    finite = np.asarray([v for v in norms if math.isfinite(v)], dtype=float)
-    if norms:
-        out["curve.grad_norm.nonfinite"] = len(finite) < len(norms)
-    if len(finite):
-        median = float(np.median(finite))
-        k = max(1, len(finite) // 5)
-        out.update(
-            {
-                "curve.grad_norm.median": median,
-                "curve.grad_norm.max": float(finite.max()),
-                "curve.grad_norm.final": float(np.mean(finite[-k:])),
-                "curve.grad_norm.spike": float(finite.max()) / median if median > 0 else _CAP,
-                "curve.grad_norm.growth": float(
-                    np.mean(finite[-k:]) / max(np.mean(finite[:k]), 1e-30)
-                ),
-            }
-        )
-    first, last = series.get("grad_norm_first"), series.get("grad_norm_last")
-    if first and last:
-        ratios = [
-            a / b
-            for a, b in zip(first, last, strict=True)
-            if a is not None and b is not None and math.isfinite(a) and math.isfinite(b) and b > 0
-        ]
-        if ratios:
-            out["curve.grad_norm.layer_ratio"] = float(np.median(ratios))
+    keep = [i for i, e in enumerate(history.epochs) if stop is None or e < stop]
+
+    def values(name: str) -> list[float | None]:
+        series = history.series.get(name, [])
+        return [series[i] for i in keep] if series else []
+
+    raw = [v for v in history.series.get("grad_norm", []) if v is not None]
+    if raw:
+        out["curve.grad_norm.nonfinite"] = any(not math.isfinite(v) for v in raw)
+    norms = np.asarray([v for v in values("grad_norm") if v is not None and math.isfinite(v)])
+    if len(norms):
+        k = max(1, len(norms) // 5)
+        out.update({
+            "curve.grad_norm.median": float(np.median(norms)),
+            "curve.grad_norm.max": float(norms.max()),
+            "curve.grad_norm.final": float(np.mean(norms[-k:])),
+            "curve.grad_norm.spike": _spike(norms),
+            "curve.grad_norm.growth": float(np.mean(norms[-k:]) / max(np.mean(norms[:k]), 1e-30)),
+        })
+    ratios = [
+        a / b
+        for a, b in zip(values("grad_norm_first"), values("grad_norm_last"), strict=False)
+        if a is not None and b is not None and math.isfinite(a) and math.isfinite(b) and b > 0
+    ]
+    if ratios:
+        out["curve.grad_norm.layer_ratio"] = float(np.median(ratios))
     for name, feature in (("update_ratio", "median"), ("dead_fraction", "final")):
-        values = np.asarray([v for v in series.get(name, []) if v is not None and math.isfinite(v)])
-        if len(values):
-            value = np.median(values) if feature == "median" else np.mean(values[-3:])
+        found = np.asarray([v for v in values(name) if v is not None and math.isfinite(v)])
+        if len(found):
+            value = np.median(found) if feature == "median" else np.mean(found[-3:])
             out[f"curve.{name}.{feature}"] = float(value)
-            out[f"curve.{name}.max"] = float(values.max())
+            out[f"curve.{name}.max"] = float(found.max())
     return out
+
+
+def _spike(norms: np.ndarray, lookback: int = 5) -> float:
+    """Largest gradient norm relative to the median of the epochs just before it.
+
+    Relative to the recent past, not the whole run: norms that shrink as the loss
+    reaches zero make the first epoch the largest without any explosion.
+    """
+    ratios = [
+        norms[t] / max(float(np.median(norms[max(0, t - lookback) : t])), 1e-30)
+        for t in range(1, len(norms))
+    ]
+    return float(max(ratios)) if ratios else 1.0

@@ -182,7 +182,7 @@ def lr_too_high_oscillating(rng, train_only=False):
     n = int(rng.integers(15, 51))
     task, k, chance = classification(rng)
     trend = decay(
-        n, chance * rng.uniform(0.9, 1.02), chance * rng.uniform(0.1, 0.28), n / rng.uniform(4, 8)
+        n, chance * rng.uniform(0.9, 1.02), chance * rng.uniform(0.1, 0.28), n / rng.uniform(6, 10)
     )
     sd = rng.uniform(0.12, 0.3)
     train = trend * np.exp(np.abs(rng.normal(0, sd, n)))
@@ -194,10 +194,11 @@ def lr_too_high_spikes(rng, grads=False):
     n = int(rng.integers(20, 51))
     task, k, chance = classification(rng)
     trend = decay(
-        n, chance * rng.uniform(0.9, 1.02), chance * rng.uniform(0.05, 0.2), n / rng.uniform(5, 9)
+        n, chance * rng.uniform(0.9, 1.02), chance * rng.uniform(0.05, 0.2), n / rng.uniform(10, 14)
     )
     factor = np.ones(n)
-    spikes = rng.choice(np.arange(3, n - 3), size=int(rng.integers(1, 4)), replace=False)
+    # Spikes in the first 60 % of the run, so that the run has settled again by its end.
+    spikes = rng.choice(np.arange(3, int(0.6 * n)), size=int(rng.integers(1, 4)), replace=False)
     for epoch in spikes:
         height = rng.uniform(1.6, 3.0)
         for j in range(epoch, min(n, epoch + 4)):
@@ -228,7 +229,7 @@ def lr_too_high_above_chance(rng):
     n = int(rng.integers(12, 41))
     task, k, chance = classification(rng)
     trend = decay(
-        n, chance * rng.uniform(2.0, 5.0), chance * rng.uniform(0.05, 0.2), n / rng.uniform(6, 10)
+        n, chance * rng.uniform(2.0, 5.0), chance * rng.uniform(0.05, 0.2), n / rng.uniform(10, 14)
     )
     train = wobble(rng, trend, 0.006)
     val = wobble(rng, trend * rng.uniform(1.1, 1.4), 0.015)
@@ -251,20 +252,22 @@ def plateau_start(rng):
     task, k, chance = classification(rng)
     m = int(rng.integers(6, max(7, n // 3)))
     level = chance * rng.uniform(0.97, 1.0)
-    rest = decay(n - m, level, chance * rng.uniform(0.03, 0.15), (n - m) / rng.uniform(5, 8))
+    settle = (0.7 * n - m) / 5  # converged by 70 % of the run: nothing left to gain at the end
+    rest = decay(n - m, level, chance * rng.uniform(0.03, 0.15), settle)
     train = wobble(rng, np.concatenate([np.full(m, level), rest]), 0.003)
     val = wobble(rng, np.concatenate([np.full(m, level), rest * 1.2 + 0.02]), 0.01)
     return finish(rng, train, val, chance, k), ["plateau"], task, k
 
 
 def plateau_mid(rng):
-    n = int(rng.integers(30, 61))
+    n = int(rng.integers(40, 61))
     task, k, chance = classification(rng)
     a, m = int(rng.integers(5, 10)), int(rng.integers(7, 13))
     start, level = chance * rng.uniform(0.9, 1.02), chance * rng.uniform(0.3, 0.6)
     first = decay(a, start, level * 0.9, a / 4)
     first = first - first[-1] + level
-    rest = decay(n - a - m, level, chance * rng.uniform(0.02, 0.1), (n - a - m) / rng.uniform(5, 8))
+    settle = max(1.0, (0.7 * n - a - m) / 5)  # converged by 70 % of the run
+    rest = decay(n - a - m, level, chance * rng.uniform(0.02, 0.1), settle)
     curve = np.concatenate([first, np.full(m, level), rest])
     train = wobble(rng, curve, 0.003)
     val = wobble(rng, curve * 1.15 + 0.02, 0.01)
