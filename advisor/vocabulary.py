@@ -203,7 +203,7 @@ _LOSS_CURVE = {
     "wobble": ("float", "the same noise relative to the value plus a tenth of the curve's range"),
     "oscillation": ("float", "fraction of epoch-to-epoch moves that reverse direction"),
     "backtrack": ("float", "upward movement / all movement (0 = monotone fall, 0.5 = no trend)"),
-    "max_jump": ("float", "largest rise in one epoch, relative to the value before it"),
+    "max_jump": ("float", "largest rise in one epoch, relative to the value before plus 10 % of range"),
     "linearity": ("float", "R^2 of a straight line through the curve (1 = straight)"),
     "deceleration": ("float", "fall rate over the first half / over the second (1 = straight)"),
     "final_flat_length": ("int", "epochs of the flat stretch the run ends on"),
