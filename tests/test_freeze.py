@@ -1,0 +1,133 @@
+"""engine.freeze: label trees, exact zeros for frozen leaves, stages and discriminative rates."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from advisor.errors import InputError
+from advisor.vocabulary import FREEZE_STRATEGIES
+from engine.checkpoint import save_checkpoint
+from engine.freeze import FROZEN, HEAD, Stage, block_group, make_stage_optimizer, param_labels, stages_for
+from engine.models import build_model, init_variables
+from tests.engine_plans import DIGITS_CNN, make_plan
+
+TRANSFER_FIELDS = {
+    "from_scratch": {},
+    "full_fine_tune": {},
+    "partial_fine_tune": {"trainable_blocks": 1},
+    "freeze_base": {},
+    "feature_extractor": {},
+    "two_stage": {"head_epochs": 1, "fine_tune_lr_factor": 0.1, "layer_lr_decay": 0.5},
+}
+# base blocks (of 2) that must not change in the first stage
+FROZEN_BLOCKS = {"from_scratch": 0, "full_fine_tune": 0, "partial_fine_tune": 1, "freeze_base": 2, "feature_extractor": 2, "two_stage": 2}
+
+
+def _params(plan):
+    network = build_model(plan.model, plan.input_shape, plan.task)
+    return network, init_variables(network, jax.random.PRNGKey(0), plan.input_shape)
+
+
+def test_every_strategy_is_under_test():
+    assert set(TRANSFER_FIELDS) == set(FREEZE_STRATEGIES)
+
+
+def test_labels_and_exactly_zero_updates_for_frozen_leaves():
+    plan = make_plan(DIGITS_CNN, freeze={"strategy": "partial_fine_tune", "trainable_blocks": 1}, **{"optimizer.weight_decay": 0.1})
+    _, variables = _params(plan)
+    params = variables["params"]
+    stage = stages_for(plan, 2)[0]
+    labels = param_labels(params, stage)
+    assert set(jax.tree.leaves(labels["base"]["blocks_0"])) == {FROZEN}
+    assert set(jax.tree.leaves(labels["base"]["blocks_1"])) == {HEAD}
+    tx = make_stage_optimizer(plan, stage, 4, params)
+    grads = jax.tree.map(lambda p: jnp.ones_like(p), params)
+    updates, _ = tx.update(grads, tx.init(params), params)
+    assert all(bool(jnp.all(u == 0)) for u in jax.tree.leaves(updates["base"]["blocks_0"]))
+    assert all(bool(jnp.any(u != 0)) for u in jax.tree.leaves(updates["base"]["blocks_1"]))
+
+
+def test_discriminative_rates_of_the_fine_tuning_stage():
+    plan = make_plan(DIGITS_CNN, epochs=3, freeze={"strategy": "two_stage", **TRANSFER_FIELDS["two_stage"]},
+                     optimizer={"name": "sgd", "learning_rate": 1.0})
+    _, variables = _params(plan)
+    params = variables["params"]
+    head_stage, tune_stage = stages_for(plan, 2)
+    assert (head_stage.epochs, head_stage.frozen_blocks, tune_stage.epochs, tune_stage.frozen_blocks) == (1, 2, 2, 0)
+    tx = make_stage_optimizer(plan, tune_stage, 4, params)
+    ones = jax.tree.map(jnp.ones_like, params)
+    updates, _ = tx.update(ones, tx.init(params), params)
+    # plain SGD: update = -rate x gradient; head at 0.1, the blocks below at 0.05 and 0.025
+    assert float(updates["head"]["output"]["bias"][0]) == pytest.approx(-0.1)
+    assert float(updates["base"]["blocks_1"]["conv"]["bias"][0]) == pytest.approx(-0.05)
+    assert float(updates["base"]["blocks_0"]["conv"]["bias"][0]) == pytest.approx(-0.025)
+    assert param_labels(params, tune_stage)["base"]["blocks_0"]["conv"]["kernel"] == block_group(0)
+
+
+# Two dense blocks with BatchNorm: the freeze rules in seconds rather than a conv net's compile time.
+MLP_BN = {"model.hidden_layers": 2, "model.batch_norm": True}
+
+
+def _states_after_each_phase(plan):
+    """Train each phase of the plan for its epochs; the state after each."""
+    from engine.data import load_data
+    from engine.run import initial_variables
+    from engine.supervised import build_supervised
+
+    network = build_model(plan.model, plan.input_shape, plan.task)
+    variables, _ = initial_variables(plan, network, ".", [])
+    phases, state = build_supervised(plan, network, load_data(plan), jax.devices("cpu")[0], variables)
+    states, epoch = [], 0
+    for phase in phases:
+        state = phase.begin(state)
+        for _ in range(phase.epochs):
+            epoch += 1
+            state, _ = phase.run_epoch(state, epoch)
+        states.append(jax.device_get(phase.snapshot(state)))
+    return states
+
+
+@pytest.mark.parametrize("strategy", FREEZE_STRATEGIES)
+def test_frozen_parameters_and_statistics_do_not_change(strategy, tmp_path):
+    # a base checkpoint of the same structure, as an earlier run would leave it
+    base_plan = make_plan(**MLP_BN)
+    _, base_vars = _params(base_plan)
+    base_vars = jax.tree.map(lambda a: np.asarray(a) + 0.5, base_vars)  # unlike a fresh init
+    save_checkpoint(tmp_path, base_vars, {"model": base_plan.model.model_dump()})
+    base = None if strategy == "from_scratch" else str(tmp_path)
+    plan = make_plan(epochs=2 if strategy == "two_stage" else 1, freeze={"strategy": strategy, **TRANSFER_FIELDS[strategy]},
+                     **{"model.base": base, **MLP_BN})
+    states = _states_after_each_phase(plan)
+    params, stats = states[0]
+    for i in range(2):
+        block = f"blocks_{i}"
+        same = jax.tree.all(jax.tree.map(np.array_equal, params["base"][block], base_vars["params"]["base"][block]))
+        same_stats = jax.tree.all(jax.tree.map(np.array_equal, stats["base"][block], base_vars["batch_stats"]["base"][block]))
+        frozen = i < FROZEN_BLOCKS[strategy]
+        assert same == frozen and same_stats == frozen, (block, strategy)
+    assert not np.array_equal(params["head"]["output"]["kernel"], base_vars["params"]["head"]["output"]["kernel"])
+    if strategy == "two_stage":  # the second stage trains the base too
+        tuned = states[1][0]
+        assert not np.array_equal(tuned["base"]["blocks_0"]["dense"]["kernel"], base_vars["params"]["base"]["blocks_0"]["dense"]["kernel"])
+
+
+@pytest.mark.parametrize(("freeze", "message"), [
+    ({"strategy": "partial_fine_tune"}, r"^freeze.trainable_blocks: required for strategy 'partial_fine_tune'$"),
+    ({"strategy": "partial_fine_tune", "trainable_blocks": 3}, r"^freeze.trainable_blocks: 3 is more than the 2 blocks"),
+    ({"strategy": "two_stage", "head_epochs": 3, "fine_tune_lr_factor": 0.1}, r"^freeze.head_epochs: 3 leaves no fine-tuning epoch of the 3"),
+])
+def test_bad_freeze_fields_name_the_field(freeze, message):
+    with pytest.raises(InputError, match=message):
+        stages_for(make_plan(DIGITS_CNN, freeze=freeze), 2)
+
+
+def test_stage_without_schedule_is_constant():
+    plan = make_plan(schedule={"name": "cosine"}, epochs=4)
+    _, variables = _params(plan)
+    tx = make_stage_optimizer(plan, Stage(4, 0, ((HEAD, 1.0),), schedule=False), 4, variables["params"])
+    state = tx.init(variables["params"])
+    assert isinstance(tx, optax.GradientTransformation) and state is not None
