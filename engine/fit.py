@@ -141,7 +141,7 @@ def fit(phases: list[Phase], state: Any, plan: Plan, progress: bool | None = Non
                     bar.update(epoch, values)
                 bad = [k for k in ("loss", "val_loss", "d_loss", "g_loss") if not _finite(values.get(k))]
                 if bad:
-                    result.state = last_good[1] if last_good else None
+                    result.state = phase.restore(state, last_good[1]) if last_good else None
                     result.stopped_reason = f"{bad[0]} became {values[bad[0]]} at epoch {epoch}"
                     raise Diverged(result.stopped_reason, result, last_good[0] if last_good else None)
                 last_good = (epoch, phase.snapshot(state))
