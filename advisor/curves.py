@@ -26,7 +26,9 @@ MIN_WINDOW = 3
 SMOOTH_HALF_WIDTH = 2  # local linear fit over 5 epochs
 FLAT_TOLERANCE = 0.02  # a stretch is flat when its smoothed curve moves less than 2 %
 FLAT_PACE = 0.3  # ... and less than 30 % of what the run's average pace would move it
-FLOOR_SHARE = 0.1  # noise and jumps are relative to the value plus a tenth of the curve's range
+# Wobble and jumps are relative to the value plus a tenth of the curve's range or of the
+# chance-level loss, whichever is larger: near zero a loss flickers by large fractions harmlessly.
+FLOOR_SHARE = 0.1
 MIN_EPOCHS_FOR_SHAPE = 4  # fewer points than this carry no trend or noise information
 CROSS_ENTROPY_LOSSES = (
     "binary_crossentropy",
@@ -70,10 +72,11 @@ def curve_features(
         out["curve.planned_epochs"] = planned_epochs
         out["curve.stopped_early"] = history.epochs[-1] < planned_epochs
     out.update(_nonfinite(history))
+    chance = chance_loss(task, n_classes, loss_name)
     for name in LOSS_SERIES:
         if name in history.series:
             x, y = _finite_prefix(epochs, history.series[name])
-            out.update(_loss_features(name, x, y, window))
+            out.update(_loss_features(name, x, y, window, chance))
     for name in ("accuracy", "val_accuracy", "r2", "val_r2"):
         if name in history.series:
             x, y = _finite_prefix(epochs, history.series[name])
@@ -159,8 +162,14 @@ def _relative(a: float, b: float, is_log: bool, scale: float) -> float:
 # ----------------------------------------------------------------------------- loss curves
 
 
-def _loss_features(name: str, x: np.ndarray, y: np.ndarray, window: int) -> dict[str, Any]:
-    """Level, best, trends, noise, jumps and plateaus of a curve where lower is better."""
+def _loss_features(
+    name: str, x: np.ndarray, y: np.ndarray, window: int, chance: float | None
+) -> dict[str, Any]:
+    """Level, best, trends, noise, jumps and plateaus of a curve where lower is better.
+
+    ``chance`` (the loss of guessing, when known) sets the scale below which wobble
+    and jumps are damped: a loss far below guessing may flicker harmlessly.
+    """
     p = f"curve.{name}."
     n = len(y)
     if n == 0:
@@ -177,7 +186,6 @@ def _loss_features(name: str, x: np.ndarray, y: np.ndarray, window: int) -> dict
         p + "epochs_since_best": int(x[-1] - x[best]),
         p + "rel_drop": (first - float(y[best])) / max(abs(first), 1e-12),
         p + "rise_from_best": (final - float(y[best])) / level,
-        p + "rise_from_min": (final - float(y[best])) / level,
         p + "final_over_first": final / first if first > 0 else None,
     }
     if n < MIN_EPOCHS_FOR_SHAPE:
@@ -188,18 +196,20 @@ def _loss_features(name: str, x: np.ndarray, y: np.ndarray, window: int) -> dict
     k = min(window, n - 1)
     diffs = np.diff(y)
     moves = np.abs(diffs)
+    damping = FLOOR_SHARE * max(float(np.ptp(y)), chance or 0.0)
     out.update(
         {
             p + "rise_from_best": _rise(s, is_log, level),
             p + "recent_improvement": _recent(z, k, is_log, scale),
             p + "recent_share": _share(y, k),
             p + "noise": _noise(z),
-            p + "wobble": _noise(_wobble_space(y, is_log)),
+            p + "wobble": _noise(np.log(y + damping) if is_log else y),
             p + "oscillation": _sign_changes(diffs, level),
             p + "backtrack": float(diffs.clip(min=0).sum() / moves.sum())
             if moves.sum() > 0
             else 0.0,
-            p + "max_jump": float(np.max(diffs / (np.abs(y[:-1]) + FLOOR_SHARE * np.ptp(y) + 1e-12))),
+            p + "max_jump": float(np.max(diffs / (np.abs(y[:-1]) + damping + 1e-12))),
+            p + "rise_from_min": _rise_from_min(y),
             p + "linearity": _r_squared(x, y),
             p + "deceleration": _deceleration(s),
         }
@@ -220,10 +230,12 @@ def _tail_mean(y: np.ndarray) -> float:
     return float(np.mean(y[-3:]))
 
 
-def _wobble_space(y: np.ndarray, is_log: bool) -> np.ndarray:
-    """log(y + a tenth of the curve's range): relative wobble where the loss is high, but
-    a training loss near zero, whose relative changes are large and harmless, is damped."""
-    return np.log(y + FLOOR_SHARE * float(np.ptp(y))) if is_log else y
+def _rise_from_min(y: np.ndarray) -> float:
+    """How far the level at the end (median of the last 3) is above the lowest level held
+    (trailing medians of 3), as a fraction: a single lucky epoch is not a level."""
+    level = _trailing_median(y)
+    low = max(float(level.min()), 1e-12)
+    return float(level[-1] / low - 1.0)
 
 
 def _noise(z: np.ndarray) -> float:
@@ -387,21 +399,35 @@ def _gap_features(history: History, epochs: np.ndarray, out: dict, window: int) 
     return result
 
 
+def _classes(task: str | None, n_classes: int | None) -> int | None:
+    """The K of chance level: 2 for binary (and per label for multilabel), n_classes otherwise."""
+    if task not in ("binary", "multiclass", "multilabel"):
+        return None
+    k = 2 if task in ("binary", "multilabel") else n_classes
+    return k if k and k >= 2 else None
+
+
+def chance_loss(task: str | None, n_classes: int | None, loss_name: str | None) -> float | None:
+    """Cross-entropy of a uniform guess, log K; None when the loss is not a cross-entropy."""
+    k = _classes(task, n_classes)
+    if k is None or (loss_name is not None and loss_name not in CROSS_ENTROPY_LOSSES):
+        return None
+    return math.log(k)
+
+
 def _chance_features(
     task: str | None, n_classes: int | None, loss_name: str | None, out: dict, history: History
 ) -> dict[str, Any]:
     """Distance from chance level: loss / log K for cross-entropy, skill above 1/K for accuracy."""
-    if task not in ("binary", "multiclass", "multilabel"):
-        return {}
-    k = 2 if task in ("binary", "multilabel") else n_classes
-    if not k or k < 2:
+    k = _classes(task, n_classes)
+    if k is None:
         return {}
     result: dict[str, Any] = {"curve.chance_accuracy": 1.0 / k}
     for name in ("accuracy", "val_accuracy"):
         if f"curve.{name}.final" in out:
             result[f"curve.{name}.skill"] = (out[f"curve.{name}.final"] - 1 / k) / (1 - 1 / k)
-    if loss_name is None or loss_name in CROSS_ENTROPY_LOSSES:
-        chance = math.log(k)
+    chance = chance_loss(task, n_classes, loss_name)
+    if chance is not None:
         result["curve.chance_loss"] = chance
         for name in LOSS_SERIES:
             if f"curve.{name}.best" in out:

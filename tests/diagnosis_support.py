@@ -3,7 +3,9 @@ the history writers of tests/data/histories (imported from there, not copied).""
 
 from __future__ import annotations
 
+import copy
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,7 @@ from typing import Any
 from advisor.schemas import Plan
 
 HISTORIES = Path(__file__).parent / "data" / "histories"
+EXAMPLE_PLANS = Path(__file__).parents[1] / "examples" / "plans"
 if str(HISTORIES) not in sys.path:
     sys.path.insert(0, str(HISTORIES))
 
@@ -23,9 +26,27 @@ def hand(stem: str) -> Path:
     return path
 
 
-def labelled() -> dict[str, dict[str, Any]]:
-    """relative path -> {labels, task, n_classes, kind} of the hand-made collection."""
-    return json.loads((HISTORIES / "labels.json").read_text())
+def labelled(parts: tuple[str, ...] = ("labels", "engine_labels")) -> dict[str, dict[str, Any]]:
+    """relative path -> {labels, task, n_classes, kind}: the hand-made collection
+    (labels.json) and the engine runs (engine_labels.json)."""
+    out: dict[str, dict[str, Any]] = {}
+    for part in parts:
+        out.update(json.loads((HISTORIES / f"{part}.json").read_text()))
+    return out
+
+
+def example_plan(name: str, changes: dict[str, Any]) -> Plan:
+    """An examples/plans/ plan with dotted-path changes, steps per epoch kept consistent."""
+    data = json.loads((EXAMPLE_PLANS / f"{name}.json").read_text())
+    data["explanations"], data["derived_facts"] = {}, {}
+    for path, value in changes.items():
+        node = data
+        *parents, leaf = path.split(".")
+        for part in parents:
+            node = node[part]
+        node[leaf] = copy.deepcopy(value)
+    data["steps_per_epoch"] = math.ceil(data["n_train"] / data["batch_size"])
+    return Plan.model_validate(data)
 
 
 def plan(**changes: Any) -> Plan:
@@ -93,4 +114,4 @@ def score(pairs: list[tuple[set[str], set[str]]], names) -> dict[str, dict[str, 
     return table
 
 
-__all__ = ["HISTORIES", "formats", "hand", "labelled", "plan", "score"]
+__all__ = ["EXAMPLE_PLANS", "HISTORIES", "example_plan", "formats", "hand", "labelled", "plan", "score"]

@@ -71,7 +71,7 @@ def test_regenerating_the_collection_changes_nothing(tmp_path):
         [sys.executable, str(work / "make_histories.py")], check=True, capture_output=True
     )
     assert (work / "labels.json").read_text() == (HISTORIES / "labels.json").read_text()
-    for rel in list(labelled())[::17]:
+    for rel in list(labelled(("labels",)))[::17]:
         original, again = HISTORIES / rel, work / rel
         if original.is_file():
             assert again.read_bytes() == original.read_bytes(), rel
