@@ -80,10 +80,10 @@ RUNS: dict[str, tuple[str, dict, list[str]]] = {
 
 
 def run_one(name: str, show: bool) -> dict:
+    from diagnosis_support import example_plan
+
     from advisor.errors import EngineError
     from advisor.running import run
-
-    from diagnosis_support import example_plan
 
     base, changes, labels = RUNS[name]
     plan = example_plan(base, changes)
