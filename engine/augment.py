@@ -17,6 +17,10 @@ Images are ``[B, H, W, C]``; tables ``[B, D]``.  What ``strength`` means:
   each example is mixed with another of the batch, inputs and targets alike, so
   targets must be float (one-hot, soft, or binary).
 
+A strength may also be a jax array (one trial's value when trials train
+together under ``jax.vmap``, ``engine.population``); its range is then checked
+beforehand, value by value.
+
 ``make_augment(augmentations, modality, input_shape)`` composes a plan's list in
 order, folding the position into the key, and reports bad entries as
 ``InputError`` naming ``regularization.augmentation[i]``.  Augmentation runs
@@ -43,6 +47,8 @@ IMAGE_ONLY = ("flip", "shift", "crop", "rotate", "brightness", "contrast")
 
 
 def _check_strength(name: str, strength: float, high: float, meaning: str) -> None:
+    if isinstance(strength, jax.Array):
+        return  # a per-trial array (engine.population), whose values were checked as numbers first
     if not 0.0 < strength <= high:
         raise InputError(f"strength: {name} takes {meaning} in (0, {high:g}]; got {strength:g}")
 
@@ -98,7 +104,11 @@ def rotate_image(image: jax.Array, degrees: jax.Array) -> jax.Array:
 
 
 def _make_translate(strength: float, input_shape: tuple, zero_fill: bool) -> AugmentFn:
-    limits = jnp.asarray([[round(strength * input_shape[0]), round(strength * input_shape[1])]])
+    if isinstance(strength, jax.Array):  # per-trial strengths: the same rounding, half to even
+        limits = jnp.round(strength * jnp.asarray([[input_shape[0], input_shape[1]]], jnp.float32))
+        limits = limits.astype(jnp.int32)
+    else:
+        limits = jnp.asarray([[round(strength * input_shape[0]), round(strength * input_shape[1])]])
 
     def augment(key, x, y):
         offsets = jax.random.randint(key, (x.shape[0], 2), -limits, limits + 1)

@@ -103,8 +103,13 @@ def param_labels(params: dict, stage: Stage) -> dict:
     return jax.tree_util.tree_map_with_path(label, params)
 
 
-def make_stage_optimizer(plan: Plan, stage: Stage, steps_per_epoch: int, params: dict) -> optax.GradientTransformation:
-    """The stage's optimizer: ``optax.partition`` over the label tree, frozen leaves set to zero."""
+def make_stage_optimizer(
+    plan: Plan, stage: Stage, steps_per_epoch: int, params: dict, per_trial: tuple[str, ...] = ()
+) -> optax.GradientTransformation:
+    """The stage's optimizer: ``optax.partition`` over the label tree, frozen leaves set to zero.
+
+    ``per_trial``: optimizer fields injected as arrays (``build_optimizer``).
+    """
     base_lr = plan.optimizer.learning_rate * stage.rate_factor
     if stage.schedule:
         schedule = build_schedule(plan.schedule, base_lr, steps_per_epoch, stage.epochs)
@@ -112,7 +117,7 @@ def make_stage_optimizer(plan: Plan, stage: Stage, steps_per_epoch: int, params:
         schedule = optax.constant_schedule(base_lr)
     transforms = {FROZEN: optax.set_to_zero()}
     for group, multiplier in stage.group_rates:
-        transforms[group] = build_optimizer(plan.optimizer, _scaled(schedule, multiplier))
+        transforms[group] = build_optimizer(plan.optimizer, _scaled(schedule, multiplier), per_trial)
     labels = param_labels(params, stage)
     used = set(jax.tree.leaves(labels))
     return optax.partition({k: v for k, v in transforms.items() if k in used}, labels)

@@ -1,4 +1,4 @@
-"""Convolution and pooling layers with CPU-fast kernels (the models' building blocks).
+"""Convolution and pooling layers with CPU-fast kernels, and dropout (the models' building blocks).
 
 XLA's CPU convolution is slow on two of the three products a training step
 needs (numbers from ``benchmarks/engine_bench.py --kernels`` on the 2-core AMD
@@ -160,6 +160,31 @@ class Conv(nn.Module):
         if self.use_bias:
             y = y + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32).astype(dtype)
         return y[:, 0] if one_d else y
+
+
+class Dropout(nn.Module):
+    """Flax's ``nn.Dropout`` that also takes the rate as an array.
+
+    A Python float draws the same mask from the same key as ``nn.Dropout``; an
+    array (a per-trial rate under ``jax.vmap``, see ``engine.population``) takes
+    the general path, which for a rate of 0 keeps every unit, as the float path does.
+    """
+
+    rate: float | jax.Array
+    deterministic: bool | None = None
+
+    @nn.compact
+    def __call__(self, inputs: jax.Array, deterministic: bool | None = None) -> jax.Array:
+        deterministic = nn.merge_param("deterministic", self.deterministic, deterministic)
+        concrete = isinstance(self.rate, (int, float))
+        if deterministic or (concrete and self.rate == 0.0):
+            return inputs
+        if concrete and self.rate == 1.0:  # no 0 / 0 in the gradient
+            return jnp.zeros_like(inputs)
+        keep = 1.0 - self.rate
+        mask = jax.random.bernoulli(self.make_rng("dropout"), p=keep, shape=inputs.shape)
+        scale = keep if concrete else jnp.asarray(keep).astype(inputs.dtype)
+        return lax.select(mask, inputs / scale, jnp.zeros_like(inputs))
 
 
 def pool(x: jax.Array, kind: str, window: int = 2) -> jax.Array:

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 
 from advisor.errors import InputError
 from advisor.schemas import ModelPlan
-from engine.layers import Conv, global_pool, pool
+from engine.layers import Conv, Dropout, global_pool, pool
 from engine.registry import Registry
 
 MODELS: Registry = Registry("model")
@@ -65,7 +65,7 @@ class DenseBlock(nn.Module):
         z = _norm(self.batch_norm, train, self.dtype)(z)
         self.sow("intermediates", "preact", z)
         h = ACTIVATIONS[self.activation](z)
-        return nn.Dropout(self.dropout, deterministic=not train)(h)
+        return Dropout(self.dropout, deterministic=not train)(h)
 
 
 class ConvBlock(nn.Module):
@@ -152,12 +152,12 @@ class Head(nn.Module):
         h = x.reshape(x.shape[0], -1)
         for i, units in enumerate(self.units):
             if self.dropout_first or i > 0:
-                h = nn.Dropout(self.dropout, deterministic=not train)(h)
+                h = Dropout(self.dropout, deterministic=not train)(h)
             z = nn.Dense(units, dtype=self.dtype, name=f"dense_{i}")(h)
             self.sow("intermediates", "preact", z)
             h = ACTIVATIONS[self.activation](z)
         if self.dropout_first or self.units:
-            h = nn.Dropout(self.dropout, deterministic=not train)(h)
+            h = Dropout(self.dropout, deterministic=not train)(h)
         return nn.Dense(self.output_units, dtype=self.dtype, name="output")(h).astype(jnp.float32)
 
 

@@ -57,6 +57,14 @@ def _betas(opt_plan: OptimizerPlan) -> dict[str, float]:
     }
 
 
+def _momentum(opt_plan: OptimizerPlan):
+    """The momentum to build with: None for none or 0; an array (a per-trial value) as it is."""
+    momentum = opt_plan.momentum
+    if momentum is None or (isinstance(momentum, (int, float)) and momentum == 0):
+        return None
+    return momentum
+
+
 def decay_mask(params) -> object:
     """True for the parameters weight decay applies to: matrices and kernels, not 1-D ones."""
     return jax.tree.map(lambda p: jnp.ndim(p) > 1, params)
@@ -72,11 +80,12 @@ def make_gd(opt_plan: OptimizerPlan, learning_rate: LearningRate) -> optax.Gradi
 @OPTIMIZERS.register("sgd")
 def make_sgd(opt_plan: OptimizerPlan, learning_rate: LearningRate) -> optax.GradientTransformation:
     """Stochastic gradient descent with optional (Nesterov) momentum."""
-    if opt_plan.nesterov and not opt_plan.momentum:
+    momentum = _momentum(opt_plan)
+    if opt_plan.nesterov and momentum is None:
         raise InputError(
             "optimizer.nesterov: Nesterov momentum needs optimizer.momentum > 0, e.g. 0.9"
         )
-    return optax.sgd(learning_rate, momentum=opt_plan.momentum or None, nesterov=opt_plan.nesterov)
+    return optax.sgd(learning_rate, momentum=momentum, nesterov=opt_plan.nesterov)
 
 
 @OPTIMIZERS.register("adagrad")
@@ -93,7 +102,7 @@ def make_rmsprop(
     opt_plan: OptimizerPlan, learning_rate: LearningRate
 ) -> optax.GradientTransformation:
     """Rates scaled by a moving average of squared gradients, with optional momentum."""
-    return optax.rmsprop(learning_rate, momentum=opt_plan.momentum or None)
+    return optax.rmsprop(learning_rate, momentum=_momentum(opt_plan))
 
 
 @OPTIMIZERS.register("adadelta")
@@ -121,23 +130,35 @@ def make_adamw(
     )
 
 
+# Optimizer fields that can be carried in the opt state as arrays (``per_trial``).
+PER_TRIAL_FIELDS = ("weight_decay", "momentum")
+
+
 def build_optimizer(
-    opt_plan: OptimizerPlan, schedule: LearningRate
+    opt_plan: OptimizerPlan, schedule: LearningRate, per_trial: tuple[str, ...] = ()
 ) -> optax.GradientTransformation:
-    """The plan's optimizer with clipping and weight decay, its rate readable and scalable."""
+    """The plan's optimizer with clipping and weight decay, its rate readable and scalable.
+
+    ``per_trial`` names fields of ``PER_TRIAL_FIELDS`` to inject as hyperparameters
+    too: they live in the opt state, so trials trained together under ``jax.vmap``
+    each use their own value (``engine.population`` sets them with ``set_hyperparam``).
+    """
     make = OPTIMIZERS.get(opt_plan.name)
 
-    def chain(learning_rate, lr_scale):
+    def chain(learning_rate, lr_scale, **values):
+        plan = opt_plan.model_copy(update=values) if values else opt_plan
         parts = []
         if opt_plan.clip_norm is not None:
             parts.append(optax.clip_by_global_norm(opt_plan.clip_norm))
-        if opt_plan.weight_decay > 0 and opt_plan.name != "adamw":
-            parts.append(optax.add_decayed_weights(opt_plan.weight_decay, mask=decay_mask))
-        parts.append(make(opt_plan, learning_rate * lr_scale))
+        decays = "weight_decay" in values or opt_plan.weight_decay > 0
+        if decays and opt_plan.name != "adamw":
+            parts.append(optax.add_decayed_weights(plan.weight_decay, mask=decay_mask))
+        parts.append(make(plan, learning_rate * lr_scale))
         return optax.chain(*parts)
 
     make(opt_plan, opt_plan.learning_rate)  # a plan the optimizer rejects fails here, not in jit
-    return optax.inject_hyperparams(chain)(learning_rate=schedule, lr_scale=1.0)
+    injected = {name: float(getattr(opt_plan, name) or 0.0) for name in per_trial}
+    return optax.inject_hyperparams(chain)(learning_rate=schedule, lr_scale=1.0, **injected)
 
 
 def _injected_states(opt_state) -> list:
@@ -161,12 +182,21 @@ def current_learning_rate(opt_state) -> jax.Array:
 
 def set_lr_scale(opt_state, scale: float):
     """A copy of ``opt_state`` whose rate multiplier is ``scale`` (same dtype: no recompile)."""
+    return set_hyperparam(opt_state, "lr_scale", scale)
 
-    def rescale(node):
+
+def set_hyperparam(opt_state, name: str, value):
+    """A copy of ``opt_state`` with the injected hyperparameter ``name`` set to ``value``.
+
+    The value keeps the stored dtype, so nothing recompiles; it may be an array
+    with one value per trial when the states of several trials are stacked.
+    """
+
+    def assign(node):
         if not isinstance(node, _INJECTED):
             return node
-        old = node.hyperparams["lr_scale"]
-        hyperparams = {**node.hyperparams, "lr_scale": jnp.asarray(scale, dtype=old.dtype)}
+        old = node.hyperparams[name]
+        hyperparams = {**node.hyperparams, name: jnp.asarray(value, dtype=old.dtype)}
         return node._replace(hyperparams=hyperparams)
 
-    return jax.tree.map(rescale, opt_state, is_leaf=lambda node: isinstance(node, _INJECTED))
+    return jax.tree.map(assign, opt_state, is_leaf=lambda node: isinstance(node, _INJECTED))
