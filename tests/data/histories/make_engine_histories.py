@@ -48,6 +48,9 @@ RUNS: dict[str, tuple[str, dict, list[str]]] = {
     "overfit_diabetes": ("diabetes_regression", {**_NO_STOP, "data.source.subsample": 80, "n_train": 80, "model.units": 512,
                                                  "model.hidden_layers": 3, "model.dropout": 0.0, "optimizer.weight_decay": 0.0,
                                                  "epochs": 150}, ["overfitting"]),
+    # memorise: 100 examples, train loss to zero, validation flat far above it
+    "memorize_digits": ("digits_mlp", {**_NO_STOP, "data.source.subsample": 100, "n_train": 100, "model.units": 256,
+                                       "model.hidden_layers": 3, "model.dropout": 0.0, "epochs": 60}, ["overfitting"]),
     # underfit: a two-unit bottleneck that levels off far above a good fit (and, slower, is still learning)
     "underfit_digits": ("digits_mlp", {**_NO_STOP, "model.units": 2, "model.hidden_layers": 1, "model.dropout": 0.0,
                                        "optimizer.learning_rate": 0.01, "epochs": 60}, ["underfitting"]),
