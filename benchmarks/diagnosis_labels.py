@@ -21,10 +21,11 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 def evaluate(parts: tuple[str, ...]) -> tuple[dict, list[str], int, float]:
     """(per-label table, misses, histories, seconds) over the given label files."""
+    from diagnosis_support import HISTORIES, labelled, score
+
     from advisor.diagnosis import diagnose
     from advisor.readers import load_history
     from advisor.vocabulary import PROBLEMS
-    from diagnosis_support import HISTORIES, labelled, score
 
     pairs, misses = [], []
     started = time.perf_counter()

@@ -9,7 +9,6 @@ import math
 from pathlib import Path
 
 import pytest
-
 from diagnosis_support import example_plan
 
 pytest.importorskip("jax")
