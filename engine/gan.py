@@ -43,8 +43,8 @@ N_CRITIC = 5
 _TINY = 1e-12
 
 
-class Generator(nn.Module):
-    """Noise (and, for paired GANs, the flattened input) -> one example of ``output_shape``."""
+class _Player(nn.Module):
+    """The structure both players share: the plan's model section, read the same way."""
 
     arch: str
     units: int | None
@@ -52,9 +52,14 @@ class Generator(nn.Module):
     filters: Sequence[int] | None
     kernel_size: int | None
     activation: str
-    output_shape: Sequence[int]
     impl: str = "xla"
     dtype: jnp.dtype = jnp.float32
+
+
+class Generator(_Player):
+    """Noise (and, for paired GANs, the flattened input) -> one example of ``output_shape``."""
+
+    output_shape: Sequence[int] = ()
 
     @nn.compact
     def __call__(self, z: jax.Array, cond: jax.Array | None = None) -> jax.Array:
@@ -79,17 +84,8 @@ class Generator(nn.Module):
         return Conv(channels, (self.kernel_size,) * 2, impl=self.impl, dtype=self.dtype, name="output")(h).astype(jnp.float32)
 
 
-class Discriminator(nn.Module):
+class Discriminator(_Player):
     """One example (and, for paired GANs, its input) -> one real/fake logit or critic score."""
-
-    arch: str
-    units: int | None
-    hidden_layers: int | None
-    filters: Sequence[int] | None
-    kernel_size: int | None
-    activation: str
-    impl: str = "xla"
-    dtype: jnp.dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, cond: jax.Array | None = None) -> jax.Array:
