@@ -14,6 +14,7 @@ import click
 
 from advisor import __version__
 from advisor.errors import AdvisorError, InputError
+from advisor.vocabulary import TASKS
 
 
 class AdvisorGroup(click.Group):
@@ -199,17 +200,20 @@ def explain(plan: Path, field: str | None, as_json: bool) -> None:
 @click.option("--plan", "plan_path", type=click.Path(dir_okay=False, path_type=Path), help="The plan that produced the history.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the revised plan here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the diagnosis as JSON.")
-def diagnose(history: Path, plan_path: Path | None, output: Path | None, as_json: bool) -> None:
+@click.option("--task", type=click.Choice(TASKS), help="The task, when there is no plan (sets chance level).")
+@click.option("--classes", "n_classes", type=click.IntRange(min=2), help="Number of classes, when there is no plan.")
+def diagnose(history: Path, plan_path: Path | None, output: Path | None, as_json: bool,
+             task: str | None, n_classes: int | None) -> None:
     """Name what went wrong in a training history and, given the plan, fix it.
 
     \b
     Example:
-      advisor diagnose runs/digits/history.json --plan plan.json -o next_plan.json
-      advisor diagnose keras_history.csv --json
+      advisor diagnose examples/histories/keras_csvlogger_overfitting.csv --task multiclass --classes 10
+      advisor diagnose examples/histories/engine_digits_overfit/history.json --plan examples/histories/engine_digits_overfit/plan.json -o next_plan.json
     """
     from advisor.diagnosis import diagnose_files
 
-    diagnose_files(history, plan_path, output, as_json)
+    diagnose_files(history, plan_path, output, as_json, task=task, n_classes=n_classes)
 
 
 # ----------------------------------------------------------------------------- run

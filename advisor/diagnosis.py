@@ -225,23 +225,36 @@ def print_diagnosis(diagnosis: Diagnosis, next_plan: str | Path | None = None) -
 
 
 def diagnose_files(
-    history_path: str | Path, plan_path: str | Path | None, output: str | Path | None, as_json: bool
+    history_path: str | Path,
+    plan_path: str | Path | None,
+    output: str | Path | None,
+    as_json: bool,
+    task: str | None = None,
+    n_classes: int | None = None,
 ) -> None:
-    """``advisor diagnose HISTORY [--plan PLAN] [-o NEXT_PLAN] [--json]``.
+    """``advisor diagnose HISTORY [--plan PLAN] [-o NEXT_PLAN] [--json] [--task T --classes K]``.
+
+    ``task`` and ``n_classes`` stand in for a plan's when there is none: they set the
+    chance level that underfitting and overshooting are judged against.
 
     Raises:
         InputError: unreadable input, or ``-o`` without ``--plan``; nothing is written.
     """
+    history = load_history(history_path)
+    if task is not None or n_classes is not None:
+        history = history.model_copy(
+            update={"task": task or history.task, "n_classes": n_classes or history.n_classes}
+        )
     if output is not None and plan_path is None:
         raise InputError(
             "-o/--output: a revised plan needs --plan PLAN, the plan that produced the history"
         )
     if plan_path is not None:
-        diagnosis, next_plan = revise_plan(history_path, plan_path)
+        diagnosis, next_plan = revise_plan(history, plan_path)
         if output is not None:
             write_model(output, next_plan)
     else:
-        diagnosis = diagnose(history_path)
+        diagnosis = diagnose(history)
     if as_json:
         import click
 

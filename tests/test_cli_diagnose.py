@@ -90,3 +90,28 @@ def test_skipped_input_is_reported():
     result = invoke("diagnose", HISTORIES / "edge" / "tfevents_truncated.tfevents")
     assert result.exit_code == 0
     assert "skipped: " in result.output and "record cut off (file truncated)" in result.output
+
+
+def test_help_examples_run_as_written(tmp_path, monkeypatch):
+    import shlex
+    from pathlib import Path
+
+    (tmp_path / "examples").symlink_to(Path(__file__).parents[1] / "examples")
+    monkeypatch.chdir(tmp_path)
+    example = invoke("diagnose", "--help").output.split("Example:")[1].split("\n\n")[0]
+    lines = [line.strip() for line in example.strip().splitlines()]
+    assert len(lines) == 2
+    for line in lines:
+        words = shlex.split(line)
+        assert words[0] == "advisor"
+        result = invoke(*words[1:])
+        assert result.exit_code == 0, f"{line}: {result.output}"
+        assert ": overfitting" in result.output.splitlines()[0]
+    assert (tmp_path / "next_plan.json").exists()
+
+
+def test_task_and_classes_set_the_chance_level_without_a_plan():
+    path = HISTORIES / "hand" / "underfitting_chance_01.json"
+    assert invoke("diagnose", path).output.splitlines()[0].endswith(": healthy")  # chance level unknown
+    result = invoke("diagnose", path, "--task", "multiclass", "--classes", "10")
+    assert result.output.splitlines()[0].endswith(": underfitting")
