@@ -121,7 +121,7 @@ def plan_facts(plan: Plan) -> dict[str, Any]:
 @lru_cache(maxsize=8)
 def diagnosis_rules(rules_dirs: tuple[str, ...] = ()) -> list[Rule]:
     """The ``diagnose``-domain rules: built-in plus extra files or folders."""
-    return [rule for rule in load_rules(list(rules_dirs)) if rule.domain == "diagnose"]
+    return [rule for rule in load_rules(list(rules_dirs), domain="diagnose") if rule.domain == "diagnose"]
 
 
 def example_facts(example: dict[str, Any]) -> dict[str, Any]:

@@ -490,6 +490,8 @@ def declared_domain(path: Path) -> str | None:
         text = path.read_text(encoding="utf-8")
     except OSError:
         return None  # load_rule_file reports it
+    if not _DOMAIN_LINE.search(text):
+        return "recommend"  # no domain line anywhere: every rule takes load_rule_file's default
     head = text.split("\n[", 1)[0]
     found = _FILE_DOMAIN.search(head)
     if found is None or len(_DOMAIN_LINE.findall(text)) != 1:
