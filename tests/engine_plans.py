@@ -60,18 +60,23 @@ def make_plan(base: dict | None = None, **changes: Any) -> Plan:
     return Plan.model_validate(data)
 
 
-def fit_plan(plan: Plan, loop: str | None = None):
-    """Train ``plan`` in memory on the CPU (no run directory); returns the FitResult."""
+def build_phases(plan: Plan, loop: str | None = None):
+    """The phases and initial state of ``plan`` on the CPU (the base from model.base, if any)."""
     import jax
 
     from engine.data import load_data
-    from engine.fit import fit
     from engine.models import build_model
     from engine.run import initial_variables
     from engine.supervised import build_supervised
 
-    device = jax.devices("cpu")[0]
     network = build_model(plan.model, plan.input_shape, plan.task, impl="cpu")
     variables, _ = initial_variables(plan, network, ".", [])
-    phases, state = build_supervised(plan, network, load_data(plan), device, variables, loop=loop)
-    return fit(phases, state, plan, progress=False)
+    return build_supervised(plan, network, load_data(plan), jax.devices("cpu")[0], variables, loop=loop)
+
+
+def fit_plan(plan: Plan, loop: str | None = None, progress: bool = False):
+    """Train ``plan`` in memory on the CPU (no run directory); returns the FitResult."""
+    from engine.fit import fit
+
+    phases, state = build_phases(plan, loop)
+    return fit(phases, state, plan, progress=progress)

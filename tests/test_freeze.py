@@ -13,7 +13,7 @@ from advisor.vocabulary import FREEZE_STRATEGIES
 from engine.checkpoint import save_checkpoint
 from engine.freeze import FROZEN, HEAD, Stage, block_group, make_stage_optimizer, param_labels, stages_for
 from engine.models import build_model, init_variables
-from tests.engine_plans import DIGITS_CNN, make_plan
+from tests.engine_plans import DIGITS_CNN, build_phases, make_plan
 
 TRANSFER_FIELDS = {
     "from_scratch": {},
@@ -74,13 +74,7 @@ MLP_BN = {"model.hidden_layers": 2, "model.batch_norm": True}
 
 def _states_after_each_phase(plan):
     """Train each phase of the plan for its epochs; the state after each."""
-    from engine.data import load_data
-    from engine.run import initial_variables
-    from engine.supervised import build_supervised
-
-    network = build_model(plan.model, plan.input_shape, plan.task)
-    variables, _ = initial_variables(plan, network, ".", [])
-    phases, state = build_supervised(plan, network, load_data(plan), jax.devices("cpu")[0], variables)
+    phases, state = build_phases(plan)
     states, epoch = [], 0
     for phase in phases:
         state = phase.begin(state)

@@ -11,7 +11,7 @@ import pytest
 from advisor.vocabulary import OPTIMIZERS, SCHEDULES
 from engine.fit import Diverged
 from engine.train import choose_loop
-from tests.engine_plans import DIGITS_CNN, fit_plan, make_plan
+from tests.engine_plans import DIGITS_CNN, build_phases, fit_plan, make_plan
 
 DIAGNOSTICS = ("loss", "val_loss", "accuracy", "val_accuracy", "lr", "grad_norm", "grad_norm_first",
                "grad_norm_last", "update_ratio", "dead_fraction", "epoch_time")
@@ -63,13 +63,7 @@ def test_nothing_recompiles_after_the_first_epoch(loop):
     jax.monitoring.register_event_duration_secs_listener(listener)
     try:
         plan = make_plan(epochs=4, **{"schedule": {"name": "reduce_on_plateau", "patience": 1}})
-        from engine.data import load_data
-        from engine.models import build_model, init_variables
-        from engine.supervised import build_supervised
-
-        network = build_model(plan.model, plan.input_shape, plan.task)
-        variables = init_variables(network, jax.random.PRNGKey(0), plan.input_shape)
-        phases, state = build_supervised(plan, network, load_data(plan), jax.devices("cpu")[0], variables, loop=loop)
+        phases, state = build_phases(plan, loop)
         phase = phases[0]
         state = phase.begin(state)
         state, _ = phase.run_epoch(state, 1)
@@ -161,3 +155,7 @@ def test_training_runs_under_strict_dtype_and_rank_promotion(strict_jax):
     plan = make_plan(epochs=1, **{"model.batch_norm": True, "model.dropout": 0.2, "optimizer": {"name": "sgd", "learning_rate": 0.1, "momentum": 0.9}})
     result = fit_plan(plan)
     assert math.isfinite(result.series["loss"][0])
+
+
+def test_progress_bar_runs_and_closes():
+    assert fit_plan(make_plan(epochs=2), progress=True).epochs == [1, 2]
