@@ -78,11 +78,12 @@ class ConvBlock(nn.Module):
     batch_norm: bool
     impl: str = "xla"
     dtype: jnp.dtype = jnp.float32
+    padding: str = "SAME"
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         spatial = x.ndim - 2
-        z = Conv(self.filters, (self.kernel_size,) * spatial, impl=self.impl, dtype=self.dtype, name="conv")(x)
+        z = Conv(self.filters, (self.kernel_size,) * spatial, padding=self.padding, impl=self.impl, dtype=self.dtype, name="conv")(x)
         z = _norm(self.batch_norm, train, self.dtype)(z)
         self.sow("intermediates", "preact", z)
         h = ACTIVATIONS[self.activation](z)
