@@ -81,6 +81,27 @@ RUNS: dict[str, tuple[str, dict, list[str]]] = {
     "short_digits": ("digits_mlp", {**_NO_STOP, "optimizer.learning_rate": 0.0003, "epochs": 12}, ["not_converged"]),
 }
 
+# Held out: made and labelled (by reading their curves) after the thresholds were frozen,
+# never used to tune them; benchmarks/diagnosis_labels.py reports them on their own.
+HELD_OUT: dict[str, tuple[str, dict, list[str]]] = {
+    "heldout_wine_adam": ("wine_random_search", {**_NO_STOP, "optimizer.name": "adam", "optimizer.learning_rate": 0.001,
+                                                    "batch_size": 16, "epochs": 60}, ["not_converged"]),
+    "heldout_healthy_digits_seed3": ("digits_mlp", {"epochs": 30, "regularization.early_stopping": None, "seed": 3}, ["healthy"]),
+    "heldout_big_model_wine": ("wine_random_search", {**_NO_STOP, "data.source.subsample": 40, "n_train": 40,
+                                                    "optimizer.name": "adam", "optimizer.learning_rate": 0.001,
+                                                    "batch_size": 8, "model.units": 512, "model.hidden_layers": 3,
+                                                    "model.dropout": 0.0, "epochs": 150}, ["healthy"]),
+    "heldout_lr_high_breast_cancer": ("breast_cancer_binary", {**_NO_STOP, "optimizer.learning_rate": 0.1, "epochs": 40}, ["dead_units", "exploding_gradients", "lr_too_high"]),
+    "heldout_lr_low_breast_cancer": ("breast_cancer_binary", {**_NO_STOP, "optimizer.name": "sgd",
+                                                              "optimizer.learning_rate": 0.0001, "epochs": 40}, ["lr_too_low", "not_converged"]),
+    "heldout_diverge_breast_cancer": ("breast_cancer_binary", {**_NO_STOP, "optimizer.name": "sgd",
+                                                               "optimizer.learning_rate": 20.0, "epochs": 20}, ["diverged", "exploding_gradients", "lr_too_high"]),
+    "heldout_short_breast_cancer": ("breast_cancer_binary", {**_NO_STOP, "optimizer.learning_rate": 0.0001, "epochs": 8}, ["not_converged"]),
+    "heldout_underfit_digits_3units": ("digits_mlp", {**_NO_STOP, "model.units": 3, "model.hidden_layers": 1,
+                                                      "model.dropout": 0.0, "optimizer.learning_rate": 0.01,
+                                                      "epochs": 60, "seed": 2}, ["underfitting"]),
+}
+
 
 def run_one(name: str, show: bool) -> dict:
     from diagnosis_support import example_plan
@@ -88,7 +109,7 @@ def run_one(name: str, show: bool) -> dict:
     from advisor.errors import EngineError
     from advisor.running import run
 
-    base, changes, labels = RUNS[name]
+    base, changes, labels = {**RUNS, **HELD_OUT}[name]
     plan = example_plan(base, changes)
     with tempfile.TemporaryDirectory() as tmp:
         try:
@@ -118,7 +139,7 @@ def main(argv: list[str]) -> None:
     labels = json.loads(labels_path.read_text()) if labels_path.exists() else {}
     for name in names:
         labels[f"engine/{name}/history.json"] = run_one(name, show="--show" in argv or len(names) == 1)
-    labels = {k: v for k, v in labels.items() if k.split("/")[1] in RUNS}
+    labels = {k: v for k, v in labels.items() if k.split("/")[1] in {**RUNS, **HELD_OUT}}
     labels_path.write_text(json.dumps(labels, indent=1, sort_keys=True) + "\n")
     print(f"wrote {len(names)} run(s); {len(labels)} engine histories labelled")
 
