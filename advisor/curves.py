@@ -29,6 +29,7 @@ FLAT_PACE = 0.3  # ... and less than 30 % of what the run's average pace would m
 # Wobble and jumps are relative to the value plus a tenth of the curve's range or of the
 # chance-level loss, whichever is larger: near zero a loss flickers by large fractions harmlessly.
 FLOOR_SHARE = 0.1
+RISE_FLOOR = 0.02  # the rise from the best is relative to the best plus 2 % of the chance loss
 MIN_EPOCHS_FOR_SHAPE = 4  # fewer points than this carry no trend or noise information
 CROSS_ENTROPY_LOSSES = (
     "binary_crossentropy",
@@ -199,7 +200,7 @@ def _loss_features(
     damping = FLOOR_SHARE * max(float(np.ptp(y)), chance or 0.0)
     out.update(
         {
-            p + "rise_from_best": _rise(s, is_log, level),
+            p + "rise_from_best": _rise(s, is_log, level, RISE_FLOOR * (chance or 0.0)),
             p + "recent_improvement": _recent(z, k, is_log, scale),
             p + "recent_share": _share(y, k),
             p + "noise": _noise(z),
@@ -209,7 +210,7 @@ def _loss_features(
             if moves.sum() > 0
             else 0.0,
             p + "max_jump": float(np.max(diffs / (np.abs(y[:-1]) + damping + 1e-12))),
-            p + "rise_from_min": _rise_from_min(y),
+            p + "rise_from_min": _rise_from_min(y, damping),
             p + "linearity": _r_squared(x, y),
             p + "deceleration": _deceleration(s),
         }
@@ -218,10 +219,12 @@ def _loss_features(
     return out
 
 
-def _rise(s: np.ndarray, is_log: bool, level: float) -> float:
-    """How far the smoothed curve ends above its lowest point, as a fraction of that point."""
+def _rise(s: np.ndarray, is_log: bool, level: float, floor: float) -> float:
+    """How far the smoothed curve ends above its lowest point, as a fraction of that point
+    plus ``floor`` (a validation loss of 0.004 that bumps to 0.005 has not really risen)."""
     if is_log:
-        return float(math.exp(s[-1] - s.min()) - 1.0)
+        low, end = math.exp(float(s.min())), math.exp(float(s[-1]))
+        return float((end - low) / (low + floor))
     return float((s[-1] - s.min()) / level)
 
 
@@ -230,12 +233,13 @@ def _tail_mean(y: np.ndarray) -> float:
     return float(np.mean(y[-3:]))
 
 
-def _rise_from_min(y: np.ndarray) -> float:
+def _rise_from_min(y: np.ndarray, damping: float) -> float:
     """How far the level at the end (median of the last 3) is above the lowest level held
-    (trailing medians of 3), as a fraction: a single lucky epoch is not a level."""
+    (trailing medians of 3), relative to that level plus ``damping``: a single lucky epoch
+    is not a level, and a loss near zero that creeps up is not running away."""
     level = _trailing_median(y)
-    low = max(float(level.min()), 1e-12)
-    return float(level[-1] / low - 1.0)
+    low = float(level.min())
+    return float((level[-1] - low) / max(low + damping, 1e-12))
 
 
 def _noise(z: np.ndarray) -> float:
