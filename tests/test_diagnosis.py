@@ -12,7 +12,7 @@ from diagnosis_support import HISTORIES, labelled, score
 
 from advisor.diagnosis import diagnose, diagnosis_rules, example_facts
 from advisor.lint import check_examples, lint
-from advisor.readers import load_history
+from advisor.readers import FORMATS, load_history
 from advisor.schemas import Diagnosis
 from advisor.vocabulary import PROBLEMS
 
@@ -49,15 +49,7 @@ def test_labelled_collection_precision_and_recall(capsys):
 
 def test_collection_covers_every_format():
     formats_seen = {load_history(HISTORIES / rel).source.format for rel in labelled()}
-    assert formats_seen == {
-        "native",
-        "keras_json",
-        "keras_csv",
-        "lightning_csv",
-        "hf_trainer_state",
-        "tensorboard",
-        "text_log",
-    }
+    assert formats_seen == set(FORMATS)
 
 
 def test_regenerating_the_collection_changes_nothing(tmp_path):

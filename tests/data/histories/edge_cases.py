@@ -43,45 +43,33 @@ def make_edge_cases(shapes, rng_for) -> dict[str, dict]:
     path.write_text(text[: text.index('"accuracy"') + len('"accuracy": [') + 60])
     label(path, found, task, k, "truncated")
 
-    rng = rng_for("native_truncated")
-    series, found, task, k = shapes.healthy(rng)
-    label(
-        _cut(formats.write_native(OUT / "native_truncated.json", series, task, k), 0.93),
-        found,
-        task,
-        k,
-        "truncated",
-    )
-
-    rng = rng_for("hf_truncated")
-    series, found, task, k = shapes.lr_too_high_oscillating(rng)
-    label(
-        _cut(formats.write_hf(OUT / "hf_truncated.json", series, 40, rng), 0.8),
-        found,
-        task,
-        k,
-        "truncated",
-    )
-
-    rng = rng_for("keras_csv_truncated")
-    series, found, task, k = shapes.underfitting_chance(rng)
-    label(
-        _cut(formats.write_keras_csv(OUT / "keras_csv_truncated.csv", series), 0.97),
-        found,
-        task,
-        k,
-        "truncated",
-    )
-
-    rng = rng_for("tfevents_truncated")
-    series, found, task, k = shapes.not_converged(rng)
-    label(
-        _cut(formats.write_tensorboard_file(OUT / "tfevents_truncated.tfevents", series), 0.995),
-        found,
-        task,
-        k,
-        "truncated",
-    )
+    # name -> (shape, writer, share of the bytes kept): each still shows its problem when cut.
+    cut_files = {
+        "native_truncated.json": (
+            shapes.healthy,
+            lambda p, s, t, k, r: formats.write_native(p, s, t, k),
+            0.93,
+        ),
+        "hf_truncated.json": (
+            shapes.lr_too_high_oscillating,
+            lambda p, s, t, k, r: formats.write_hf(p, s, 40, r),
+            0.8,
+        ),
+        "keras_csv_truncated.csv": (
+            shapes.underfitting_chance,
+            lambda p, s, t, k, r: formats.write_keras_csv(p, s),
+            0.97,
+        ),
+        "tfevents_truncated.tfevents": (
+            shapes.not_converged,
+            lambda p, s, t, k, r: formats.write_tensorboard_file(p, s),
+            0.995,
+        ),
+    }
+    for name, (shape, write, keep) in cut_files.items():
+        rng = rng_for(name.split(".")[0])
+        series, found, task, k = shape(rng)
+        label(_cut(write(OUT / name, series, task, k, rng), keep), found, task, k, "truncated")
 
     rng = rng_for("tfevents_bad_crc")
     series, found, task, k = shapes.healthy(rng)
