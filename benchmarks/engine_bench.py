@@ -148,7 +148,7 @@ class EngineRunner:
         n = len(work.x_train)
         step = make_train_step(network, loss_fn, tx, config)
         summary = make_epoch_summary(network, config, metrics, "relu", n)
-        self.loop = loop or choose_loop(device.platform, kind != "mlp")
+        self.loop = loop or choose_loop(device.platform, kind == "resnet18")
         self.epoch_fn = make_train_epoch(step, summary, self.loop, n, work.batch_size, jax.random.PRNGKey(1))
         self.state = jax.device_put(TrainState.create(variables, tx, jax.random.PRNGKey(2)), device)
         put = lambda a: jax.device_put(a, device)  # noqa: E731
@@ -200,17 +200,17 @@ class KerasRunner:
 
 
 class TorchRunner:
-    name = "pytorch"
+    """A plain eager PyTorch loop; on CPU with ``threads`` intra-op threads (default: all cores)."""
 
-    def __init__(self, work: Workload, kind: str, bf16: bool):
+    def __init__(self, work: Workload, kind: str, bf16: bool, threads: int | None = None):
         import torch
         from torch import nn
 
         torch.manual_seed(0)
         self.torch = torch
         self.device = "cuda" if torch.cuda.is_available() and os.environ.get("BENCH_GPU") else "cpu"
-        if self.device == "cpu":
-            torch.set_num_threads(os.cpu_count() or 1)
+        self.threads = threads or os.cpu_count() or 1
+        self.name = "pytorch" if threads is None else f"pytorch-{threads}t"
         if kind == "mlp":
             model = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10))
         elif kind == "small_cnn":
@@ -237,6 +237,8 @@ class TorchRunner:
 
     def train_epoch(self) -> None:
         torch = self.torch
+        if self.device == "cpu":  # set per epoch: the runners share one process
+            torch.set_num_threads(self.threads)
         self.model.train()
         order = torch.randperm(len(self.x), device=self.device)
         for start in range(0, len(order), self.batch):
@@ -270,6 +272,8 @@ def _runners(work, kind, frameworks, bf16, dtype):
                 runners.append(KerasRunner(work, kind, bf16))
             elif name == "torch":
                 runners.append(TorchRunner(work, kind, bf16))
+            elif name == "torch1":  # one thread: on a busy 2-core machine torch's two threads contend
+                runners.append(TorchRunner(work, kind, bf16, threads=1))
         except ImportError as err:
             print(f"  {name}: skipped ({err.name} is not installed; pip install -e .[bench])")
         except ValueError as err:
@@ -302,6 +306,9 @@ def report(work: Workload, kind: str, timings: dict) -> list[str]:
         lines.append(f"| {name} | {t.rate(n):,.0f} | {t.compile_s():.2f} | {t.accuracy:.3f} |")
     if "engine" in timings:
         ratios = [f"{timings['engine'].rate(n) / t.rate(n):.2f}x {name}" for name, t in timings.items() if name != "engine"]
+        torch_rates = [t.rate(n) for name, t in timings.items() if name.startswith("pytorch")]
+        if len(torch_rates) > 1:
+            ratios.append(f"{timings['engine'].rate(n) / max(torch_rates):.2f}x pytorch at its best thread count")
         if ratios:
             lines.append(f"engine speed: {', '.join(ratios)}")
     return lines
@@ -362,7 +369,8 @@ def main() -> None:
     parser.add_argument("--loops", action="store_true", help="engine only: scanned vs stepped epochs")
     parser.add_argument("--kernels", action="store_true", help="CPU convolution pieces: XLA vs engine.layers")
     parser.add_argument("--models", default=None, help="comma list of mlp, small_cnn, resnet18")
-    parser.add_argument("--frameworks", default="engine,keras,torch")
+    parser.add_argument("--frameworks", default=None, help="comma list of engine, keras, torch, torch1 "
+                        "(torch with one thread); default engine,keras,torch,torch1 on CPU, engine,keras,torch on GPU")
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--epochs-per-round", type=int, default=None)
     parser.add_argument("--n", type=int, default=None, help="--gpu: number of generated images (default 50,000)")
@@ -389,7 +397,7 @@ def main() -> None:
     chosen = args.models.split(",") if args.models else list(workloads)
     rounds = args.rounds or (2 if args.quick else 4)
     per_round = args.epochs_per_round or (2 if args.quick else 3)
-    frameworks = args.frameworks.split(",")
+    frameworks = (args.frameworks or ("engine,keras,torch" if args.gpu else "engine,keras,torch,torch1")).split(",")
     for kind in chosen:
         work = workloads[kind]
         if args.loops:

@@ -19,7 +19,7 @@ from engine.augment import make_augment
 from engine.data import Dataset, steps_for
 from engine.freeze import Stage, make_stage_optimizer, stages_for
 from engine.losses import build_loss
-from engine.models import Network
+from engine.models import ConvBlock, DenseBlock, Network
 from engine.optimizers import set_lr_scale
 from engine.train import (
     PROBE_SIZE,
@@ -96,8 +96,12 @@ class SupervisedPhase:
 
 
 def has_conv(network: Network) -> bool:
-    """Whether the network's base holds convolutions (it decides the loop form on CPU)."""
-    return not network.base.flatten_input
+    """Whether XLA differentiates some of the network's convolutions itself (``choose_loop``).
+
+    Dense blocks and the stride-1 conv blocks run on ``engine.layers``' CPU
+    kernels; residual blocks (strided convolutions and projections) do not.
+    """
+    return not all(isinstance(block, (DenseBlock, ConvBlock)) for block in network.base.blocks)
 
 
 def build_supervised(plan: Plan, network: Network, dataset: Dataset, device: jax.Device, variables: dict, loop: str | None = None):

@@ -5,9 +5,10 @@ Pure functions at the jit boundary (STYLE B4).  ``make_train_step`` builds
 per-step diagnostics a diagnosis reads: loss, global gradient norm, gradient
 norms of the first and last layer groups, update-to-weight ratio.
 ``make_train_epoch`` runs one epoch either as a single ``lax.scan`` over the
-device-resident batches (state donated) or, where XLA runs convolution
-backward badly inside a loop (CPU, jax-ml/jax#12868), as a jitted step per
-batch; ``choose_loop`` picks the form (the measurements are in its docstring).
+device-resident batches (state donated) or, where XLA runs a native
+convolution backward badly inside a loop (CPU, jax-ml/jax#12868), as a jitted
+step per batch; ``choose_loop`` picks the form (the measurements are in its
+docstring).
 Both forms end in the same jitted epoch summary (means over the epoch, train
 metrics on the epoch's outputs, the learning rate, the dead-unit fraction on a
 fixed probe batch), so they give the same history.  ``make_evaluate`` runs the
@@ -211,11 +212,15 @@ def make_epoch_summary(
 def choose_loop(platform: str, has_conv: bool) -> str:
     """"scan" (one compiled epoch) or "step" (one compiled call per batch).
 
-    Measured on the 2-core dev CPU (benchmarks/RESULTS.md, "Engine throughput"):
-    the MLP runs fastest as a scanned epoch (no per-batch dispatch), but a
-    convolution's backward inside ``lax.scan`` is many times slower on XLA:CPU
-    (jax-ml/jax#12868), so convolutional models take one jitted call per batch
-    there.  On GPU/TPU the scanned epoch wins for both.
+    ``has_conv``: the model holds convolutions whose backward pass XLA computes
+    itself (the strided ones of a ResNet; stride-1 convolutions run on
+    ``engine.layers``' CPU kernels, whose backward is a matmul).  Measured on the
+    2-core dev CPU (benchmarks/RESULTS.md, "Engine throughput"): XLA:CPU runs a
+    native convolution backward inside ``lax.scan`` several times slower
+    (jax-ml/jax#12868; a small ResNet: 281 samples/s scanned, 1,193 stepped), so
+    such models take one jitted call per batch on CPU.  The MLP and the CNN of
+    stride-1 blocks run at least as fast scanned (no per-batch dispatch); on
+    GPU/TPU the scanned epoch wins for every model.
     """
     return "step" if platform == "cpu" and has_conv else "scan"
 

@@ -78,9 +78,16 @@ def test_nothing_recompiles_after_the_first_epoch(loop):
 
 
 def test_loop_form_follows_backend_and_model():
+    from advisor.schemas import ModelPlan
+    from engine.models import build_model
+    from engine.supervised import has_conv
+
     assert choose_loop("cpu", has_conv=True) == "step"
     assert choose_loop("cpu", has_conv=False) == "scan"
     assert choose_loop("gpu", has_conv=True) == "scan"
+    resnet = build_model(ModelPlan(arch="resnet", filters=[4], blocks_per_stage=1, output_units=2), [8, 8, 1], "binary")
+    cnn = build_model(ModelPlan(arch="cnn", filters=[4], kernel_size=3, pooling="max", output_units=2), [8, 8, 1], "binary")
+    assert has_conv(resnet) and not has_conv(cnn)
 
 
 def test_early_stopping_stops_and_restores_the_best_epoch():
