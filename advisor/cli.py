@@ -236,6 +236,95 @@ def run(plan: Path, out_dir: Path | None, device: str | None, as_json: bool) -> 
     run_files(plan, out_dir, device, as_json)
 
 
+# ----------------------------------------------------------------------------- transfer: profile, bases
+
+
+def _int_list(ctx, param, value: str | None) -> list[int] | None:
+    if value is None:
+        return None
+    try:
+        return [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise InputError(f"--{param.name}: {value!r} is not a comma-separated list of class ids, e.g. 5,6,7") from None
+
+
+def _image_size(ctx, param, value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    parts = value.lower().split("x")
+    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise InputError(f"--image-size: {value!r} is not HEIGHTxWIDTH, e.g. 64x64")
+    return int(parts[0]), int(parts[1])
+
+
+@cli.command()
+@click.argument("data")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the profile here.")
+@click.option("--base", help="A pretrained base (run directory, .pth/.safetensors, torchvision:NAME): measure similarity to it.")
+@click.option("--target", help="CSV: the column to predict.")
+@click.option("--task", type=click.Choice(["regression", "binary", "multiclass", "multilabel", "detection"]),
+              help="The task (default: inferred from the targets).")
+@click.option("--classes", callback=_int_list, help="builtin: keep these class ids, e.g. 5,6,7,8,9.")
+@click.option("--subsample", type=click.IntRange(min=1), help="builtin: keep this many training examples.")
+@click.option("--n-samples", type=click.IntRange(min=1), help="builtin shapes: examples to generate.")
+@click.option("--image-size", callback=_image_size, help="Resize images to HEIGHTxWIDTH, e.g. 8x8 (required for image folders).")
+@click.option("--color-mode", type=click.Choice(["rgb", "grayscale"]), default="rgb", show_default=True, help="Image folders: channels.")
+@click.option("--name", help="The profile's short name.")
+@click.option("--json", "as_json", is_flag=True, help="Print the profile as JSON.")
+def profile(data: str, output: Path | None, as_json: bool, **options) -> None:
+    """Write a dataset profile from the data itself; with --base, measure its similarity to the base.
+
+    DATA is builtin:NAME (digits, iris, wine, breast_cancer, diabetes, shapes),
+    a .npz file (arrays x and y), a .csv file (with --target) or an image folder.
+
+    \b
+    Example:
+      advisor profile builtin:digits --classes 5,6,7,8,9 --subsample 100 --base runs/bases/digits_0to4 -o profile.json
+      advisor recommend profile.json -o plan.json
+    """
+    from advisor.profiling import profile_files
+
+    profile_files(data, output, as_json, **options)
+
+
+@cli.command()
+@click.argument("plans", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Retrain bases that are already built.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was built as JSON.")
+def pretrain(plans: tuple[Path, ...], force: bool, as_json: bool) -> None:
+    """Build pretrained bases: run each base plan into its output_dir, unless it is built already.
+
+    PLANS are plan files or folders of them (default: examples/bases).
+
+    \b
+    Example:
+      advisor pretrain                # every base the transfer examples use
+      advisor run examples/plans/transfer_small_similar.json
+    """
+    from advisor.bases import pretrain_files
+
+    pretrain_files(list(plans), force, as_json)
+
+
+@cli.command("import-base")
+@click.argument("source")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Checkpoint directory to write.")
+def import_base(source: str, output: Path) -> None:
+    """Convert torchvision/timm ResNet weights into a checkpoint usable as model.base.
+
+    SOURCE is a state dict (.pth, .pt, .bin, .safetensors) or a hub name,
+    torchvision:resnet18 or timm:resnet50.a1_in1k (downloaded once).
+
+    \b
+    Example:
+      advisor import-base resnet18-f37072fd.pth -o runs/bases/resnet18
+    """
+    from advisor.bases import import_base_files
+
+    import_base_files(source, output)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

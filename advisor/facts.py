@@ -21,6 +21,7 @@ from typing import Any
 from advisor.errors import InputError
 from advisor.io import describe_validation_error
 from advisor.schemas import Profile
+from advisor.vocabulary import BACKBONE_FIELDS, RESNET_DEFAULTS
 
 
 def profile_facts(profile: Profile) -> dict[str, Any]:
@@ -102,6 +103,14 @@ def _nested(profile: Profile) -> dict[str, Any]:
             out["pretrained.similarity_label"] = base.similarity
         elif base.similarity is not None:
             out["pretrained.similarity_score"] = float(base.similarity)
+        if base.model is not None:  # the backbone a plan loading this base must keep
+            fields = BACKBONE_FIELDS[base.model.arch]
+            backbone = {"arch": base.model.arch, **base.model.model_dump(include=set(fields))}
+            if base.model.arch == "resnet":
+                backbone.update({k: backbone[k] or v for k, v in RESNET_DEFAULTS.items()})
+            out.update({f"pretrained.model.{k}": v for k, v in backbone.items() if v is not None})
+        if base.input_shape is not None:
+            out["pretrained.input_shape"] = list(base.input_shape)
     if profile.budget is not None:
         budget = profile.budget
         out["budget.device"] = budget.device

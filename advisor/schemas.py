@@ -128,6 +128,24 @@ class DataPlan(Strict):
 # ----------------------------------------------------------------------------- profile
 
 
+class SimilarityEvidence(Strict):
+    """How ``advisor profile --base`` measured similarity (engine/similarity.py, docs/transfer.md)."""
+
+    closeness: float | None = Field(
+        None, description="2^(-shift / 0.25): how familiar the inputs look to the base's BatchNorm layers"
+    )
+    shift: float | None = Field(
+        None, description="mean symmetric KL between the new data's and the base's per-channel statistics"
+    )
+    relevance: float | None = Field(None, description="min(1, separability / 0.5): the probe's veto")
+    separability: float | None = Field(
+        None, description="linear probe on the base's features: (accuracy - chance) / (1 - chance)"
+    )
+    probe_accuracy: float | None = Field(None, description="cross-validated probe accuracy (regression: R^2)")
+    chance: float | None = Field(None, description="accuracy of always predicting the majority class")
+    n_examples: int = Field(description="training examples the measurement used")
+
+
 class Pretrained(Strict):
     """A base model to transfer from, and how close its data is to the new data."""
 
@@ -137,6 +155,17 @@ class Pretrained(Strict):
         None,
         description="'similar' / 'different', or a measured score in [0, 1] "
         "(see `advisor profile --base`)",
+    )
+    model: ModelPlan | None = Field(
+        None,
+        description="the base's model section as its checkpoint records it (`advisor profile "
+        "--base` fills it in); a plan that loads the base copies its backbone structure from here",
+    )
+    input_shape: list[PositiveInt] | None = Field(
+        None, description="the input shape the base was trained on, from its checkpoint"
+    )
+    measured: SimilarityEvidence | None = Field(
+        None, description="the evidence behind a measured similarity score"
     )
 
 
@@ -277,17 +306,37 @@ class ModelPlan(Strict):
     base: str | None = Field(
         None, description="pretrained base: a run directory or checkpoint to take the backbone from"
     )
+    stem: Literal["cifar", "imagenet"] | None = Field(
+        None,
+        description="resnet: 'cifar' (None) = one 3x3 convolution; 'imagenet' = 7x7 stride-2 "
+        "convolution and 3x3 stride-2 max pooling (torchvision/timm ResNets)",
+    )
+    block: Literal["basic", "bottleneck"] | None = Field(
+        None,
+        description="resnet: 'basic' (None) = two 3x3 convolutions (resnet18/34); 'bottleneck' = "
+        "1x1-3x3-1x1 with 4x wider output (resnet50 and up)",
+    )
+    stage_blocks: list[PositiveInt] | None = Field(
+        None,
+        description="resnet: residual blocks in each stage, e.g. [3, 4, 6, 3] for resnet34; "
+        "None = blocks_per_stage in every stage",
+    )
 
     @model_validator(mode="after")
     def _fields_for_arch(self) -> ModelPlan:
         need = {
             "mlp": ("hidden_layers", "units"),
             "cnn": ("filters", "kernel_size", "pooling"),
-            "resnet": ("filters", "blocks_per_stage"),
+            "resnet": ("filters",) + (() if self.stage_blocks else ("blocks_per_stage",)),
         }[self.arch]
         missing = [name for name in need if getattr(self, name) is None]
         if missing:
             raise ValueError(f"{missing[0]}: required for arch {self.arch!r}")
+        if self.stage_blocks is not None and len(self.stage_blocks) != len(self.filters or []):
+            raise ValueError(
+                f"stage_blocks: {len(self.stage_blocks)} stages but filters has {len(self.filters or [])}; "
+                "expected one block count per stage width"
+            )
         return self
 
 

@@ -82,6 +82,17 @@ AUGMENTATIONS: tuple[str, ...] = get_args(AugmentationName)
 FREEZE_STRATEGIES: tuple[str, ...] = get_args(FreezeStrategy)
 PROBLEMS: tuple[str, ...] = get_args(ProblemName)
 
+# The ModelPlan fields that make up a base's structure (its weights' shapes and
+# what its features mean), per architecture: a plan that loads a base must
+# agree with the base on these; the head, dropout and output size are free.
+BACKBONE_FIELDS: dict[str, tuple[str, ...]] = {
+    "mlp": ("hidden_layers", "units", "batch_norm", "activation"),
+    "cnn": ("filters", "kernel_size", "pooling", "batch_norm", "activation"),
+    "resnet": ("filters", "blocks_per_stage", "stage_blocks", "stem", "block", "activation"),
+}
+# What an unset ResNet stem and block mean.
+RESNET_DEFAULTS: dict[str, str] = {"stem": "cifar", "block": "basic"}
+
 CLASSIFICATION_TASKS = ("binary", "multiclass", "multilabel")
 
 
@@ -134,6 +145,19 @@ FACTS: dict[str, FactSpec] = {
     "pretrained.similarity_score": FactSpec(
         "float", "measured similarity of the new data to the base's data, in [0, 1]"
     ),
+    "pretrained.input_shape": FactSpec("list", "the input shape the base was trained on"),
+    "pretrained.model.arch": _cat("architecture of the base", get_args(ArchName)),
+    "pretrained.model.hidden_layers": FactSpec("int", "mlp base: hidden dense layers"),
+    "pretrained.model.units": FactSpec("int", "mlp base: width of each hidden layer"),
+    "pretrained.model.filters": FactSpec("list", "cnn base: filters per block; resnet base: width per stage"),
+    "pretrained.model.kernel_size": FactSpec("int", "cnn base: convolution kernel size"),
+    "pretrained.model.pooling": _cat("cnn base: pooling after each block", ("max", "avg")),
+    "pretrained.model.batch_norm": FactSpec("bool", "the base normalises each layer's batch"),
+    "pretrained.model.activation": _cat("the base's hidden activation", get_args(Activation)),
+    "pretrained.model.blocks_per_stage": FactSpec("int", "resnet base: residual blocks per stage"),
+    "pretrained.model.stage_blocks": FactSpec("list", "resnet base: residual blocks in each stage"),
+    "pretrained.model.stem": _cat("resnet base: input stem", ("cifar", "imagenet")),
+    "pretrained.model.block": _cat("resnet base: residual block type", ("basic", "bottleneck")),
     "budget.max_epochs": FactSpec("int", "most epochs the user will pay for"),
     "budget.max_minutes": FactSpec("float", "wall-clock budget for training", unit="minutes"),
     "budget.device": _cat("the device the user will train on", get_args(DeviceName)),

@@ -234,7 +234,13 @@ def make_cnn(model: ModelPlan, input_shape: Sequence[int], *, impl: str, dtype, 
 @MODELS.register("resnet")
 def make_resnet(model: ModelPlan, input_shape: Sequence[int], *, impl: str, dtype, task: str) -> Network:
     """CIFAR-style ResNet: a 3x3 stem, then per stage ``blocks_per_stage`` BasicBlocks of width
-    ``filters[s]`` (stride 2 at the start of each stage after the first), global average pool."""
+    ``filters[s]`` (stride 2 at the start of each stage after the first), global average pool.
+    An ImageNet stem, Bottleneck blocks or per-stage block counts build torchvision's layout
+    (``engine.resnet_imagenet``)."""
+    if model.stem == "imagenet" or model.block == "bottleneck" or model.stage_blocks is not None:
+        from engine.resnet_imagenet import make_resnet_family
+
+        return make_resnet_family(model, input_shape, impl=impl, dtype=dtype, task=task)
     _spatial_rank(input_shape, "resnet")
     blocks: list[nn.Module] = [
         ConvBlock(model.filters[0], 3, None, model.activation, True, impl, dtype)

@@ -30,13 +30,14 @@ import jax.numpy as jnp
 from advisor.errors import EngineError, InputError
 from advisor.io import write_atomic, write_model
 from advisor.schemas import History, HistorySource, Plan, RunResult
-from engine.checkpoint import load_checkpoint, save_checkpoint, transfer_base
+from engine.checkpoint import save_checkpoint, transfer_base
 from engine.checks import CheckWarning, check_data, check_plan
 from engine.curves import plot_curves
 from engine.data import load_data
 from engine.device import describe_device, select_device
 from engine.fit import Diverged, FitResult, fit
 from engine.models import build_model, init_variables
+from engine.transfer import load_base
 
 
 def _compute_dtype(plan: Plan, device: jax.Device, warnings: list[CheckWarning]):
@@ -49,11 +50,6 @@ def _compute_dtype(plan: Plan, device: jax.Device, warnings: list[CheckWarning])
         ))
         return jnp.float32
     return jnp.bfloat16  # parameters and optimizer state stay float32
-
-
-def _resolve(path: str, base_dir: Path) -> Path:
-    p = Path(path)
-    return p if p.is_absolute() else base_dir / p
 
 
 def initial_variables(plan: Plan, network, base_dir: Path, warnings: list[CheckWarning]) -> tuple[dict, dict | None]:
@@ -71,9 +67,8 @@ def initial_variables(plan: Plan, network, base_dir: Path, warnings: list[CheckW
     if strategy == "from_scratch":
         warnings.append(CheckWarning("model.base", "from_scratch ignores the pretrained base", "drop model.base or pick a transfer strategy"))
         return variables, None
-    source = _resolve(plan.model.base, base_dir)
-    checkpoint, structure = load_checkpoint(source)
-    return transfer_base(variables, checkpoint, str(source)), structure
+    checkpoint, structure, source = load_base(plan, base_dir)
+    return transfer_base(variables, checkpoint, source), structure
 
 
 def run_plan(
@@ -114,8 +109,13 @@ def run_plan(
 
         network = build_model(plan.model, plan.input_shape, plan.task, impl=impl, dtype=dtype)
         variables, base_structure = initial_variables(plan, network, base_dir, warnings)
-        phases, state = build_supervised(plan, network, dataset, chosen, variables)
-        variables_of = lambda s: s.variables()  # noqa: E731
+        if plan.freeze.strategy == "feature_extractor":
+            from engine.features import build_feature_extractor
+
+            phases, state, variables_of = build_feature_extractor(plan, network, dataset, chosen, variables)
+        else:
+            phases, state = build_supervised(plan, network, dataset, chosen, variables)
+            variables_of = lambda s: s.variables()  # noqa: E731
     for warning in warnings:
         report(str(warning))
 

@@ -1,0 +1,351 @@
+"""``advisor profile DATA``: a Profile written from the data itself, not from what a user remembers.
+
+``profile_data(source, ...)`` reads a data source the way a plan's run will
+(``engine.sources``: a bundled dataset, an ``.npz``, a CSV table, an image
+folder), splits it with the same seed and validation share, and records what
+the rules need: task (inferred from the targets unless given), modality, input
+shape, training and validation counts, classes and their counts, label
+encoding.  Given a base, it also records the base's structure (so the plan
+keeps the backbone the weights belong to, see ``engine.transfer``) and a
+measured similarity of the data to the base's domain (``engine.similarity``).
+
+Only ``--base`` (and resizing images) imports jax; a plain profile reads numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import get_args
+
+import numpy as np
+from pydantic import ValidationError
+
+from advisor.errors import InputError
+from advisor.io import describe_validation_error
+from advisor.schemas import (
+    BuiltinData,
+    BuiltinDatasetName,
+    CsvData,
+    DataPlan,
+    DataSource,
+    ImageFolderData,
+    NpzData,
+    Pretrained,
+    Profile,
+    SimilarityEvidence,
+)
+
+# Integer targets with at most this many distinct values are class ids, not quantities.
+MAX_CLASSES = 100
+_MODALITY = {1: "tabular", 2: "sequence", 3: "image"}
+
+
+@dataclass(frozen=True)
+class _ReadContext:
+    """What ``engine.sources.read_source`` reads off a plan, before any plan exists."""
+
+    task: str
+    data: DataPlan
+    class_mode: str | None = None
+
+
+def parse_source(
+    data: str,
+    *,
+    target: str | None = None,
+    classes: list[int] | None = None,
+    subsample: int | None = None,
+    n_samples: int | None = None,
+    image_size: tuple[int, int] | None = None,
+    color_mode: str = "rgb",
+) -> DataSource:
+    """The data source a command-line DATA names: ``builtin:NAME``, a .npz, a .csv or an image folder."""
+    if data.startswith("builtin:"):
+        name = data.removeprefix("builtin:")
+        if name not in get_args(BuiltinDatasetName):
+            raise InputError(
+                f"DATA: {data!r} is not a bundled dataset; expected builtin: and one of "
+                f"{', '.join(get_args(BuiltinDatasetName))}"
+            )
+        return BuiltinData(
+            name=name,
+            classes=classes,
+            subsample=subsample,
+            n_samples=n_samples,
+            image_size=image_size,
+        )
+    builtin_only = {"--classes": classes, "--subsample": subsample, "--n-samples": n_samples}
+    given = [flag for flag, value in builtin_only.items() if value is not None]
+    if given:
+        raise InputError(
+            f"{given[0]}: applies to builtin: datasets only; select the rows of {data} beforehand"
+        )
+    path = Path(data)
+    if path.suffix == ".npz":
+        return NpzData(path=data)
+    if path.suffix == ".csv":
+        if target is None:
+            raise InputError(
+                f"--target: required for a CSV table ({data}); name the column to predict"
+            )
+        return CsvData(path=data, target=target)
+    if path.is_dir():
+        if image_size is None:
+            raise InputError(
+                f"--image-size: required for an image folder ({data}); e.g. --image-size 64x64"
+            )
+        return ImageFolderData(path=data, image_size=image_size, color_mode=color_mode)
+    raise InputError(
+        f"DATA: {data} is not a data source; expected builtin:NAME, a .npz file, a .csv file or an image folder"
+    )
+
+
+def infer_task(y: np.ndarray, source: DataSource) -> str:
+    """The task the targets describe: detection boxes, one-hot/soft rows, 0/1 rows, ids or quantities."""
+    if isinstance(source, BuiltinData) and source.name == "shapes_detection":
+        return "detection"
+    y = np.asarray(y)
+    if not np.issubdtype(y.dtype, np.number):
+        return "binary" if len(np.unique(y)) == 2 else "multiclass"
+    if y.ndim == 2 and y.shape[1] > 1:
+        binary_entries = np.isin(y, (0, 1)).all()
+        if np.all(y >= 0) and np.allclose(y.sum(axis=1), 1.0):
+            return "multiclass"  # one-hot or soft rows
+        return "multilabel" if binary_entries else "regression"
+    flat = y.reshape(-1)
+    integral = np.all(np.isfinite(flat)) and np.all(np.mod(flat, 1) == 0)
+    n_unique = len(np.unique(flat))
+    if integral and n_unique <= MAX_CLASSES and flat.min() >= 0:
+        return "binary" if n_unique == 2 else "multiclass"
+    return "regression"
+
+
+def _label_encoding(y: np.ndarray, task: str) -> str | None:
+    if task == "detection":
+        return "boxes"
+    if task in ("binary", "multiclass"):
+        if y.ndim == 2 and y.shape[1] > 1:
+            return "one_hot" if np.isin(y, (0, 1)).all() else "soft"
+        return "integer"
+    return None
+
+
+def _class_ids(y: np.ndarray, task: str) -> np.ndarray | None:
+    if task in ("binary", "multiclass"):
+        return (np.argmax(y, axis=1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(-1)).astype(
+            np.int64
+        )
+    if task == "detection":
+        return y[:, 4].astype(np.int64)
+    return None
+
+
+def profile_data(
+    source: DataSource,
+    *,
+    task: str | None = None,
+    base: str | None = None,
+    name: str | None = None,
+    val_fraction: float = 0.2,
+    split_seed: int = 0,
+    base_dir: str | Path = ".",
+) -> Profile:
+    """A Profile of ``source``, with a measured similarity when ``base`` names a pretrained base.
+
+    The split is the one a plan with ``data.val_fraction`` / ``data.split_seed``
+    makes, so ``n_train`` is the number of examples the plan trains on.
+
+    Raises:
+        InputError: the data cannot be read, or the base does not fit it.
+    """
+    from engine.data import _subsample, split_indices
+    from engine.sources import read_source
+
+    data_plan = DataPlan(source=source, val_fraction=val_fraction, split_seed=split_seed)
+    if isinstance(source, CsvData) and task is None:
+        task = _csv_task(source, data_plan, Path(base_dir))
+    raw = read_source(source, _ReadContext(task or "multiclass", data_plan), Path(base_dir))
+    task = task or infer_task(raw.y, source)
+    if task in ("binary", "multiclass") and not np.issubdtype(np.asarray(raw.y).dtype, np.number):
+        raise InputError(
+            f"DATA: the targets of {source.kind} data must be numbers; encode the classes as 0..k-1"
+        )
+    y = np.asarray(raw.y)
+    ids = _class_ids(y, task)
+    split_on = ids if ids is not None and task != "detection" else y
+    train_idx, val_idx = split_indices(split_on, task, val_fraction, split_seed)
+    if raw.subsample is not None:
+        train_idx = _subsample(train_idx, split_on, task, raw.subsample, split_seed)
+    fields = {
+        "name": name,
+        "task": task,
+        "modality": _modality(raw.x),
+        "n_train": len(train_idx),
+        "n_val": len(val_idx),
+        "input_shape": list(raw.x.shape[1:]),
+        "label_encoding": _label_encoding(y, task),
+        "data": source,
+        "description": f"written by advisor profile from {describe_source(source)}",
+    }
+    if ids is not None:
+        n_classes = int(ids.max()) + 1 if task != "binary" else 2
+        counts = np.bincount(ids[train_idx], minlength=n_classes)
+        fields["n_classes"] = n_classes
+        if counts.min() > 0:
+            fields["class_counts"] = counts.tolist()
+    elif task == "regression" and y.ndim == 2 and y.shape[1] > 1:
+        fields["n_targets"] = int(y.shape[1])
+    elif task == "multilabel":
+        fields["n_classes"] = int(y.shape[1])
+    if base is not None:
+        fields["pretrained"] = measure_base(
+            base, raw.x[train_idx], raw.x[val_idx], ids, train_idx, y, task, base_dir
+        )
+    try:
+        return Profile.model_validate({k: v for k, v in fields.items() if v is not None})
+    except ValidationError as err:
+        raise InputError(
+            f"DATA: the data does not make a valid profile: {describe_validation_error(err, Profile)}"
+        ) from None
+
+
+def _csv_task(source: CsvData, data_plan: DataPlan, base_dir: Path) -> str:
+    """A CSV target column: classes when it is text or few integers, else regression."""
+    from engine.sources import read_source
+
+    try:
+        raw = read_source(source, _ReadContext("regression", data_plan), base_dir)
+    except InputError:  # a non-numeric target column: class names
+        return "multiclass"
+    return infer_task(raw.y, source)
+
+
+def _modality(x: np.ndarray) -> str:
+    rank = x.ndim - 1
+    if rank not in _MODALITY:
+        raise InputError(
+            f"DATA: examples of shape {list(x.shape[1:])}; expected a vector, a sequence or an image"
+        )
+    return _MODALITY[rank]
+
+
+def describe_source(source: DataSource) -> str:
+    """A short human description of a data source."""
+    if isinstance(source, BuiltinData):
+        extras = [
+            f"classes {source.classes}" if source.classes else "",
+            f"subsample {source.subsample}" if source.subsample else "",
+            f"image size {list(source.image_size)}" if source.image_size else "",
+        ]
+        shown = ", ".join(e for e in extras if e)
+        return f"builtin:{source.name}" + (f" ({shown})" if shown else "")
+    return f"{source.kind} {source.path}"
+
+
+def measure_base(base: str, x_train, x_val, ids, train_idx, y, task: str, base_dir) -> Pretrained:
+    """The ``pretrained`` section: the base's structure, domain and measured similarity to the data."""
+    from engine.data import _scale
+    from engine.models import build_model
+    from engine.similarity import measure_similarity
+    from engine.transfer import base_model, read_base
+
+    variables, structure, where = read_base(base, base_dir, field="--base")
+    model = base_model(structure)
+    trained_on = list(structure.get("input_shape") or x_train.shape[1:])
+    _check_fits(model.arch, trained_on, list(x_train.shape[1:]), where)
+    mode = structure.get("scaling", {}).get("normalize", "standardize")
+    modality = _modality(x_train)
+    scaled, _, _ = _scale(
+        x_train.astype(np.float32),
+        x_val.astype(np.float32),
+        "standardize" if mode == "imagenet" else mode,
+        modality,
+    )
+    network = build_model(model, list(x_train.shape[1:]), "multiclass")
+    targets = ids[train_idx] if ids is not None else np.asarray(y, np.float32)[train_idx]
+    measured = measure_similarity(network, variables, scaled, targets, task)
+    return Pretrained(
+        base=base,
+        source_domain=_source_domain(structure, where),
+        similarity=round(measured.score, 3),
+        model=model,
+        input_shape=trained_on,
+        measured=SimilarityEvidence(
+            **{k: v for k, v in measured.as_dict().items() if k != "score"}
+        ),
+    )
+
+
+def _check_fits(arch: str, trained_on: list[int], shape: list[int], where: str) -> None:
+    fits = (
+        shape == trained_on
+        if arch == "mlp"
+        else (len(shape) == len(trained_on) and shape[-1] == trained_on[-1])
+    )
+    if not fits:
+        raise InputError(
+            f"--base: {where} was trained on inputs of shape {trained_on}; the data's are {shape} "
+            "(resize images with --image-size, or pick a base for this kind of input)"
+        )
+
+
+def _source_domain(structure: dict, where: str) -> str:
+    """What the base learned from: the run's plan name and data, or the import it came from."""
+    if structure.get("imported_from"):
+        return f"ImageNet-1k ({structure['imported_from']})"
+    plan_file = Path(where) / "plan.json"
+    if plan_file.exists():
+        from advisor.io import load_model
+        from advisor.schemas import Plan
+
+        plan = load_model(Plan, plan_file)
+        if plan.data.source is not None:
+            return f"{plan.name or plan.task}: {describe_source(plan.data.source)}"
+    return str(where)
+
+
+def profile_files(data: str, output: Path | None, as_json: bool, **options) -> Profile:
+    """The ``advisor profile`` command body: profile, write, print a summary or the JSON."""
+    import click
+
+    from advisor.io import write_atomic
+
+    source_options = {
+        k: options.pop(k)
+        for k in ("target", "classes", "subsample", "n_samples", "image_size", "color_mode")
+    }
+    profile = profile_data(parse_source(data, **source_options), **options)
+    text = profile.model_dump_json(indent=2, exclude_none=True)
+    if output is not None:  # unset fields left out: the file reads like one a person wrote
+        write_atomic(output, text + "\n")
+    if as_json:
+        click.echo(text)
+        return profile
+    click.echo(summary(profile) + (f"\nwrote {output}" if output is not None else ""))
+    return profile
+
+
+def summary(profile: Profile) -> str:
+    """A few lines: the task, the counts, and the measured similarity with its evidence."""
+    lines = [
+        f"{profile.task}, {profile.modality} {profile.input_shape}: {profile.n_train} training / "
+        f"{profile.n_val} validation examples"
+        + (f", {profile.n_classes} classes" if profile.n_classes else ""),
+    ]
+    if profile.class_counts:
+        lines.append(f"class counts (train): {profile.class_counts}")
+    if profile.pretrained is not None and profile.pretrained.measured is not None:
+        p, m = profile.pretrained, profile.pretrained.measured
+        side = "similar" if p.similarity >= 0.5 else "different"
+        evidence = [
+            f"closeness {m.closeness:.3f} (shift {m.shift:.3f})" if m.closeness is not None else "",
+            f"probe accuracy {m.probe_accuracy:.3f} vs chance {m.chance:.3f}"
+            if m.probe_accuracy is not None
+            else "",
+        ]
+        lines.append(
+            f"similarity to {p.base}: {p.similarity:.3f} ({side}); "
+            + "; ".join(e for e in evidence if e)
+        )
+    return "\n".join(lines)
