@@ -20,7 +20,7 @@ _API = {
     "explain": "advisor.explain",
     "diagnose": "advisor.diagnosis",
     "run": "advisor.running",
-    "search": "advisor.running",
+    "search": "advisor.searching",
     "load_profile": "advisor.loading",
     "load_plan": "advisor.loading",
     "load_history": "advisor.readers",

@@ -236,6 +236,63 @@ def run(plan: Path, out_dir: Path | None, device: str | None, as_json: bool) -> 
     run_files(plan, out_dir, device, as_json)
 
 
+# ----------------------------------------------------------------------------- search / lr-find
+
+
+@cli.command()
+@click.argument("plan", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Search directory (default searches/<name>).")
+@click.option("--storage", help="Journal file or database URL that keeps the study (default OUT/study.journal).")
+@click.option("--study-name", help="Study to create or join (default: the plan's name).")
+@click.option("--workers", type=click.IntRange(1), default=1, show_default=True, help="Worker processes on this machine sharing the study.")
+@click.option("--mode", type=click.Choice(["auto", "population", "sequential"]), default="auto", show_default=True,
+              help="Train trials vmapped together, one after another, or time both (auto).")
+@click.option("--batch", type=click.IntRange(1), help="Trials asked for at once (default: all for grid/random, a quarter for tpe).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "gpu", "tpu"]), help="Override the plan's device.")
+@click.option("--worker-index", type=click.IntRange(0), default=0, hidden=True, help="Set by --workers: this worker's number.")
+@click.option("--no-report", is_flag=True, hidden=True, help="Leave the leaderboard and best plan to the process that started the workers.")
+@click.option("--quiet", is_flag=True, help="No progress bar and no summary.")
+@click.option("--json", "as_json", is_flag=True, help="Print the search result as JSON.")
+def search(plan: Path, out_dir: Path | None, storage: str | None, study_name: str | None, workers: int, mode: str,
+           batch: int | None, device: str | None, worker_index: int, no_report: bool, quiet: bool, as_json: bool) -> None:
+    """Search the plan's hyperparameters (grid, random or TPE via Optuna) and write the leaderboard and best plan.
+
+    \b
+    Example:
+      advisor search examples/plans/wine_random_search.json --out searches/wine
+      advisor search plan.json --out searches/s --workers 2
+      advisor search plan.json --storage sqlite:///study.db --study-name s   # on each machine
+    """
+    from advisor.searching import search_files
+
+    search_files(plan, out_dir, storage, study_name, device, mode, batch, workers, worker_index, not no_report, quiet, as_json)
+
+
+@cli.command("lr-find")
+@click.argument("plan", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--seeds", type=click.IntRange(2), default=3, show_default=True, help="Sweeps, each from another seed.")
+@click.option("--steps", type=click.IntRange(1), help="Training steps of each short run (default: at least 2 epochs, 100 steps).")
+@click.option("--min-lr", type=click.FloatRange(min=0, min_open=True), help="Lowest rate tried (default plan rate / 1000).")
+@click.option("--max-lr", type=click.FloatRange(min=0, min_open=True), help="Highest rate tried (default plan rate x 100).")
+@click.option("--points", type=click.IntRange(3), default=16, show_default=True, help="Rates on the log grid.")
+@click.option("--profile", "profile", type=click.Path(dir_okay=False, path_type=Path), help="Write the suggestion into this profile's lr_find field.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Folder for lr_find.png and lr_find.json.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "gpu", "tpu"]), help="Override the plan's device.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def lr_find(plan: Path, seeds: int, steps: int | None, min_lr: float | None, max_lr: float | None, points: int,
+            profile: Path | None, out_dir: Path | None, device: str | None, as_json: bool) -> None:
+    """Learning-rate range test: short runs over a log grid of rates, vmapped, repeated over seeds.
+
+    \b
+    Example:
+      advisor lr-find plan.json
+      advisor lr-find plan.json --profile profile.json && advisor recommend profile.json -o plan.json
+    """
+    from advisor.searching import lr_find_files
+
+    lr_find_files(plan, seeds, steps, min_lr, max_lr, points, profile, out_dir, device, as_json)
+
+
 # ----------------------------------------------------------------------------- transfer: profile, bases
 
 

@@ -19,6 +19,9 @@ from advisor.schemas import Plan, RunResult
 def run(plan: Plan | dict | str | Path, out_dir: str | Path | None = None, device: str | None = None) -> RunResult:
     """Train a plan and write its run directory.
 
+    A plan with a ``search`` section is searched first (into RUN_DIR/search,
+    ``advisor.search``), and the run trains the best plan the search found.
+
     Args:
         plan: a Plan, a dict or a path to plan.json (relative data paths and
             model.base are then taken from the plan file's folder).
@@ -39,7 +42,28 @@ def run(plan: Plan | dict | str | Path, out_dir: str | Path | None = None, devic
 
     base_dir = Path(plan).parent if isinstance(plan, (str, Path)) else Path(".")
     loaded = load_plan(plan)
+    if loaded.search is not None:
+        return _search_then_run(plan, loaded, out_dir, device, base_dir)
     return run_plan(loaded, out_dir, device, base_dir=base_dir, report=_warn)
+
+
+def _search_then_run(plan_arg, plan: Plan, out_dir, device: str | None, base_dir: Path) -> RunResult:
+    """A plan with a search section: search into RUN_DIR/search, then train the best plan in RUN_DIR."""
+    import time
+
+    from advisor.errors import EngineError
+    from advisor.io import write_model
+    from advisor.searching import search
+    from engine.run import run_plan
+
+    run_dir = Path(out_dir or plan.output_dir or Path("runs") / f"{plan.name or plan.task}-{time.strftime('%Y%m%d-%H%M%S')}")
+    found = search(plan_arg, run_dir / "search", device=device)
+    if found.best_plan is None:
+        raise EngineError(f"the search finished no trial, so there is no best plan to run; see {found.leaderboard}")
+    result = run_plan(load_plan(found.best_plan), run_dir, device, base_dir=base_dir, report=_warn)
+    result = result.model_copy(update={"search": str(Path(found.out_dir) / "search.json")})
+    write_model(Path(result.run_dir) / "run.json", result)
+    return result
 
 
 def _warn(line: str) -> None:
@@ -58,6 +82,8 @@ def run_files(plan_path: Path, out_dir: Path | None, device: str | None, as_json
 def summary(result: RunResult) -> str:
     """A few lines: where the run is, its final metrics, how it stopped, what the diagnosis says."""
     lines = [f"run: {result.run_dir}  (device {result.device})"]
+    if result.search:
+        lines.append(f"searched first: {result.search}; this run trains its best_plan.json")
     if result.metrics:
         shown = ", ".join(f"{k} {v:.4g}" for k, v in sorted(result.metrics.items()))
         epoch = f" at best epoch {result.best_epoch}" if result.best_epoch else ""

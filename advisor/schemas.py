@@ -184,7 +184,9 @@ class LrFindResult(Strict):
     """The outcome of ``advisor lr-find``, fed back into a profile."""
 
     learning_rate: float = Field(gt=0, description="suggested learning rate")
-    spread: float | None = Field(None, ge=0, description="spread of the suggestion across seeds")
+    spread: float | None = Field(
+        None, ge=0, description="spread of the suggestion across seeds: log10(largest / smallest seed's rate)"
+    )
 
 
 class Profile(Strict):
@@ -661,6 +663,64 @@ class RunResult(Strict):
     stopped_early: bool = False
     stopped_reason: str | None = None
     device: str = Field(description="what JAX ran on")
+    search: str | None = Field(None, description="search.json, when the plan was searched before this run")
+
+
+# ----------------------------------------------------------------------------- search and lr-find
+
+
+class ModeTiming(Strict):
+    """How trials of one structure trained: vmapped together or one after another, and why."""
+
+    structure: str = Field(description="the structure, in short (arch and its sizes)")
+    trials: int = Field(ge=1, description="trials trained this way")
+    mode: Literal["population", "sequential"] = Field(description="vmapped together or one after another")
+    speedup: float | None = Field(
+        None, description="measured speed of the population over one trial after another (None = not timed)"
+    )
+
+
+class SearchResult(Strict):
+    """What ``advisor search`` wrote and found."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="constants")
+
+    out_dir: str = Field(description="the search directory")
+    study_name: str = Field(description="the Optuna study")
+    storage: str = Field(description="where the study is kept (journal file or database URL)")
+    method: SearchMethod = Field(description="grid, random or tpe")
+    metric: str = Field(description="the history series trials are ranked by")
+    direction: Literal["minimize", "maximize"] = Field(description="of the metric")
+    counts: dict[str, int] = Field(description="trials in the study by state: complete, pruned, failed, running")
+    best_trial: int | None = Field(None, description="number of the best trial")
+    best_value: float | None = Field(None, description="its metric")
+    best_plan: str | None = Field(None, description="best_plan.json: the plan with the best trial's values")
+    leaderboard: str = Field(description="leaderboard.csv")
+    plot: str | None = Field(None, description="search.png")
+    trials_per_hour: float | None = Field(None, description="trials this process trained, per hour of its wall time")
+    modes: list[ModeTiming] = Field(default_factory=list, description="population or sequential, per structure")
+
+
+class LrFindSeed(Strict):
+    """One seed's sweep of the learning-rate range test."""
+
+    seed: int
+    losses: list[float | None] = Field(description="the loss after the short run, per rate (None = diverged)")
+    learning_rate: float | None = Field(description="this seed's best rate (None = every rate diverged)")
+
+
+class LrFindReport(Strict):
+    """The outcome of ``advisor lr-find``: the sweeps, and a suggestion or why there is none."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="constants")
+
+    learning_rates: list[float] = Field(description="the log grid of rates tried")
+    steps: int = Field(description="training steps of each short run")
+    metric: str = Field(description="the loss compared across rates")
+    seeds: list[LrFindSeed] = Field(description="one sweep per seed")
+    suggestion: LrFindResult | None = Field(None, description="the suggested rate and the spread between seeds")
+    refused: str | None = Field(None, description="why no rate is suggested")
+    plot: str | None = Field(None, description="lr_find.png")
 
 
 SCHEMAS: dict[str, type[BaseModel]] = {

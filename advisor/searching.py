@@ -1,0 +1,223 @@
+"""Search a plan's hyperparameters: ``advisor.search(plan)`` and the ``advisor search`` command.
+
+The engine (and so jax) is imported only when a search starts.  ``search``
+runs or joins the plan's Optuna study and returns the ``SearchResult``;
+``workers=N`` starts N worker processes on this machine that share the study
+through its journal file, then writes the report from the finished study.
+Workers on other machines join the same study by running ``advisor search``
+with the same ``--storage`` (a shared journal file or a database URL) and
+``--study-name``.  ``search_files`` and ``lr_find_files`` are the CLI bodies.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from advisor.errors import EngineError
+from advisor.io import write_model
+from advisor.loading import load_plan, load_profile
+from advisor.schemas import LrFindReport, Plan, SearchResult
+
+
+def _base_dir(plan) -> Path:
+    return Path(plan).parent if isinstance(plan, (str, Path)) else Path(".")
+
+
+def default_out_dir(plan: Plan) -> Path:
+    """searches/<name> when no folder is given."""
+    return Path("searches") / (plan.name or plan.task)
+
+
+def search(
+    plan: Plan | dict | str | Path,
+    out_dir: str | Path | None = None,
+    storage: str | None = None,
+    study_name: str | None = None,
+    device: str | None = None,
+    mode: str | None = None,
+    batch: int | None = None,
+    workers: int = 1,
+    progress: bool | None = None,
+) -> SearchResult:
+    """Search the plan's ``search.space`` and write the leaderboard, best plan and picture.
+
+    Args:
+        plan: a Plan, a dict or a path to plan.json with a ``search`` section.
+        out_dir: the search directory (default searches/<name>).
+        storage: journal file path or database URL to keep the study in
+            (default out_dir/study.journal); other workers join through it.
+        study_name: the study to create or join (default: the plan's name).
+        device: auto, cpu, gpu or tpu (default: the plan's).
+        mode: "population" (vmapped), "sequential", or None to time both and keep the faster.
+        batch: trials asked for at once (default: all for grid/random, a quarter for tpe).
+        workers: processes on this machine sharing the study.
+        progress: show a progress bar (None = only on a terminal).
+
+    Raises:
+        InputError: an empty or inconsistent space, a field the plan lacks, a
+            storage that cannot be opened.
+
+    Example:
+        >>> result = search("examples/plans/wine_random_search.json", out_dir="searches/wine")  # doctest: +SKIP
+    """
+    loaded = load_plan(plan)
+    from engine.space import check_space
+
+    check_space(loaded, str(plan) if isinstance(plan, (str, Path)) else "plan")
+    out = Path(out_dir or default_out_dir(loaded))
+    if workers > 1:
+        return _run_workers(plan, loaded, out, storage, study_name, device, mode, batch, workers)
+    from engine.search import run_search
+
+    return run_search(
+        loaded, out, _base_dir(plan), storage=storage, study_name=study_name, device=device,
+        mode=mode, batch=batch, progress=progress, report=_warn,
+    )
+
+
+def _run_workers(plan_arg, plan: Plan, out: Path, storage, study_name, device, mode, batch, workers: int) -> SearchResult:
+    """Start ``workers`` processes on this machine that share one study, then report."""
+    from engine.search import JOURNAL, open_storage, open_study, run_search
+
+    if not isinstance(plan_arg, (str, Path)):
+        out.mkdir(parents=True, exist_ok=True)
+        plan_arg = out / "plan.json"
+        write_model(plan_arg, plan)
+    storage = storage or str(out / JOURNAL)
+    name = study_name or plan.name or "search"
+    open_study(plan, open_storage(storage, out), name, plan.seed)  # created once, before workers race
+    env = {**os.environ, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}  # workers share one accelerator
+    commands = [
+        [sys.executable, "-m", "advisor.cli", "search", str(plan_arg), "--out", str(out), "--storage", storage,
+         "--study-name", name, "--worker-index", str(i), "--no-report", "--quiet"]
+        + (["--device", device] if device else []) + (["--mode", mode] if mode else [])
+        + (["--batch", str(batch)] if batch else [])
+        for i in range(1, workers + 1)
+    ]
+    processes = [subprocess.Popen(c, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for c in commands]
+    errors = [p.communicate()[1] for p in processes]
+    failed = [(i, e) for i, (p, e) in enumerate(zip(processes, errors, strict=True), start=1) if p.returncode != 0]
+    if failed:
+        index, text = failed[0]
+        last = (text.strip().splitlines() or ["no message"])[-1]
+        raise EngineError(f"search worker {index} of {workers} failed: {last}")
+    # the study is complete: this run only reads it back and writes the report
+    return run_search(plan, out, _base_dir(plan_arg), storage=storage, study_name=name, device="cpu", progress=False, report=_warn)
+
+
+def _warn(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def search_files(plan_path: Path, out_dir: Path | None, storage: str | None, study_name: str | None, device: str | None,
+                 mode: str | None, batch: int | None, workers: int, worker_index: int, write_report: bool, quiet: bool,
+                 as_json: bool) -> None:
+    """The ``advisor search`` command: search, then print the leaderboard (or the SearchResult JSON)."""
+    if worker_index:
+        from engine.search import run_search
+
+        plan = load_plan(plan_path)
+        out = Path(out_dir or default_out_dir(plan))
+        result = run_search(
+            plan, out, plan_path.parent, storage=storage, study_name=study_name, device=device, mode=mode,
+            batch=batch, seed_offset=worker_index, progress=False if quiet else None, report=_warn,
+            write_summary=write_report,
+        )
+    else:
+        result = search(plan_path, out_dir, storage, study_name, device, mode, batch, workers, progress=False if quiet else None)
+    if as_json:
+        click.echo(result.model_dump_json(indent=2))
+    elif not quiet:
+        click.echo(summary(result))
+
+
+def lr_find_files(plan_path: Path, seeds: int, steps: int | None, min_lr: float | None, max_lr: float | None, points: int,
+                  profile_path: Path | None, out_dir: Path | None, device: str | None, as_json: bool) -> LrFindReport:
+    """The ``advisor lr-find`` command: sweep, report, and write the suggestion into a profile."""
+    from engine.lr_find import lr_find
+
+    plan = load_plan(plan_path)
+    profile = load_profile(profile_path) if profile_path is not None else None  # a bad profile fails before training
+    report = lr_find(plan, plan_path.parent, device, seeds, steps, min_lr, max_lr, points, out_dir=out_dir)
+    if out_dir is not None:
+        write_model(Path(out_dir) / "lr_find.json", report)
+    written = None
+    if profile is not None and report.suggestion is not None:
+        write_model(profile_path, profile.model_copy(update={"lr_find": report.suggestion}))
+        written = profile_path
+    if as_json:
+        click.echo(report.model_dump_json(indent=2))
+    else:
+        click.echo(lr_find_summary(report, profile_path, written))
+    return report
+
+
+def lr_find_summary(report: LrFindReport, profile_path: Path | None, written: Path | None) -> str:
+    """The sweeps in a few lines: each seed's best rate, then the suggestion or why there is none."""
+    lines = [f"lr-find: {len(report.learning_rates)} rates from {report.learning_rates[0]:.3g} to "
+             f"{report.learning_rates[-1]:.3g}, {report.steps} steps each, {len(report.seeds)} seeds"]
+    for sweep in report.seeds:
+        best = f"{sweep.learning_rate:.3g}" if sweep.learning_rate is not None else "none (every rate diverged)"
+        lines.append(f"  seed {sweep.seed}: best rate {best}")
+    if report.suggestion is not None:
+        lines.append(f"suggested learning rate: {report.suggestion.learning_rate:.3g} "
+                     f"(seeds within {report.suggestion.spread:.2f} decades)")
+    else:
+        lines.append(f"no suggestion: {report.refused}")
+    if written is not None:
+        lines.append(f"wrote lr_find into {written}; advisor recommend {written} uses it")
+    elif profile_path is not None:
+        lines.append(f"{profile_path} left as it was")
+    if report.plot:
+        lines.append(f"plot: {report.plot}")
+    return "\n".join(lines)
+
+
+def summary(result: SearchResult, top: int = 10) -> str:
+    """What the search found, the leaderboard's top rows and where the files are, as text."""
+    lines = [f"search: {result.out_dir}  ({result.method}, study {result.study_name!r})"]
+    counts = ", ".join(f"{n} {state}" for state, n in sorted(result.counts.items()))
+    lines.append(f"trials: {counts or 'none'}")
+    if result.best_trial is not None:
+        lines.append(f"best: trial {result.best_trial}, {result.metric} {result.best_value:.4g} -> {result.best_plan}")
+    for timing in result.modes:
+        speed = f" (timed {timing.speedup:.2f}x faster than one after another)" if timing.speedup else ""
+        lines.append(f"trained: {timing.structure}: {timing.trials} trials {timing.mode}{speed}")
+    if result.trials_per_hour:
+        lines.append(f"speed: {result.trials_per_hour:,.0f} trials per hour")
+    board = Path(result.leaderboard)
+    if board.exists():
+        lines += ["", *format_table(read_leaderboard(board, top))]
+        lines.append(f"files: {board.name}, search.png, trials/NNNN/plan.json + history.json" + (", best_plan.json" if result.best_plan else ""))
+    return "\n".join(lines)
+
+
+def read_leaderboard(path: Path, top: int) -> list[list[str]]:
+    """The header and first ``top`` rows of leaderboard.csv (seconds and mode left out)."""
+    import csv
+
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle))
+    keep = [i for i, name in enumerate(rows[0]) if name not in ("seconds", "mode")]
+    return [[_short(row[i]) for i in keep] for row in rows[: top + 1]]
+
+
+def _short(cell: str) -> str:
+    try:
+        value = float(cell)
+    except ValueError:
+        return cell
+    return cell if value.is_integer() and "." not in cell and "e" not in cell.lower() else f"{value:.4g}"
+
+
+def format_table(rows: list[list[str]]) -> list[str]:
+    """Rows as aligned text columns, a rule under the header."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines

@@ -1,0 +1,368 @@
+"""Hyperparameter search: an Optuna study asks for trials, populations train them.
+
+``run_search(plan, out_dir)`` opens (or joins) the plan's study, then repeats:
+ask Optuna for a batch of trials (ask-and-tell; the grid, random and TPE
+samplers and the median and successive-halving pruners are Optuna's own),
+group the trial plans by structure (``engine.space.structure_key``), train each
+group as one population (``engine.population``, vmapped or in turn, whichever
+its timing favours), write each trial's plan and history, and tell Optuna the
+results.  Several processes may run the same search: they share the study
+through its storage (a journal file by default, a database URL where given)
+and stop when the study holds ``search.n_trials`` trials; a trial that one of
+them asks for past that budget is told FAIL at once, so no trial runs twice
+and none is lost.  The leaderboard, best plan and picture are
+``engine.search_report``'s.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from advisor.errors import InputError
+from advisor.io import write_model
+from advisor.schemas import History, HistorySource, ModeTiming, Plan, SearchPlan
+from engine import space as spaces
+
+TRIALS_DIR = "trials"
+JOURNAL = "study.journal"
+# A trial asked for after the budget was spent (by a worker racing another) is marked so.
+SURPLUS = "surplus"
+
+
+def trial_dir(out_dir: Path, number: int) -> Path:
+    """Where trial ``number`` keeps its plan and history."""
+    return out_dir / TRIALS_DIR / f"{number:04d}"
+
+
+# ----------------------------------------------------------------------------- Optuna pieces
+
+
+def open_storage(storage: str | None, out_dir: Path):
+    """The study's storage: a journal file (default ``out_dir/study.journal``) or a database URL.
+
+    Raises:
+        InputError: the storage cannot be opened (one line naming it and why).
+    """
+    target = storage or str(out_dir / JOURNAL)
+    try:
+        if "://" in target:
+            return optuna.storages.RDBStorage(target)
+        path = Path(target)
+        if path.is_dir():
+            raise InputError(f"--storage: {target} is a folder; expected a journal file path or a database URL")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+    except InputError:
+        raise
+    except Exception as err:  # noqa: BLE001 - drivers raise anything; the user needs one line
+        first = str(err).strip().splitlines()[0] if str(err).strip() else err.__class__.__name__
+        raise InputError(
+            f"--storage: cannot open {target!r} ({first}); expected a writable journal file "
+            "path or a database URL such as sqlite:///search.db"
+        ) from None
+
+
+class AskTellGridSampler(optuna.samplers.GridSampler):
+    """Optuna's GridSampler for ask-and-tell: the search stops at the grid's size itself,
+    so the sampler's own ``study.stop()`` (valid only inside ``optimize``) is skipped."""
+
+    def after_trial(self, study, trial, state, values) -> None:
+        del study, trial, state, values
+
+
+def make_sampler(search: SearchPlan, seed: int):
+    """Optuna's sampler for the method: GridSampler, RandomSampler or TPESampler."""
+    if search.method == "grid":
+        return AskTellGridSampler(spaces.grid_values(search.space), seed=seed)
+    if search.method == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    # constant_liar: trials asked for while others of the batch still run count as
+    # likely-bad, so one batch spreads out instead of crowding one spot
+    return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+
+
+def make_pruner(search: SearchPlan, epochs: int):
+    """Optuna's pruner for ``search.pruner``, stepping once per epoch."""
+
+    if search.pruner == "median":
+        # no verdict before 5 finished trials or in the first quarter of the epochs
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=max(1, epochs // 4))
+    if search.pruner == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, epochs // 8), reduction_factor=3)
+    return optuna.pruners.NopPruner()
+
+
+def space_fingerprint(plan: Plan) -> str:
+    """A hash of what the study searches, so a worker with another plan cannot join it."""
+    search = plan.search.model_dump(mode="json")
+    return hashlib.sha256(json.dumps(search, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def open_study(plan: Plan, storage, study_name: str, seed: int):
+    """Create or join the study; InputError when the named study searches something else."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    search = plan.search
+    epochs = search.epochs_per_trial or plan.epochs
+    study = optuna.create_study(
+        storage=storage, sampler=make_sampler(search, seed), pruner=make_pruner(search, epochs),
+        study_name=study_name, direction=search.direction, load_if_exists=True,
+    )
+    fingerprint = space_fingerprint(plan)
+    stored = study.user_attrs.get("space")
+    if stored is None:
+        study.set_user_attr("space", fingerprint)
+        study.set_user_attr("search", search.model_dump(mode="json"))
+    elif stored != fingerprint:
+        raise InputError(
+            f"--study-name: study {study_name!r} in this storage searches another space; "
+            "use the same plan as the other workers, or another study name"
+        )
+    return study
+
+
+def budget(plan: Plan) -> int:
+    """Trials the study runs: n_trials, at most the grid's size."""
+    search = plan.search
+    if search.method == "grid":
+        return min(search.n_trials, spaces.grid_size(search.space))
+    return search.n_trials
+
+
+def default_batch(plan: Plan) -> int:
+    """Trials asked for at once.  Grid and random learn nothing from results, so one batch
+    holds them all (up to 64); TPE asks for a quarter at a time (at least 8) to learn between."""
+    n = budget(plan)
+    if plan.search.method == "tpe":
+        return min(n, max(8, math.ceil(n / 4)))
+    return min(n, 64)
+
+
+# ----------------------------------------------------------------------------- the search loop
+
+
+class Searcher:
+    """One process's part of a search: ask, train by structure, write, tell."""
+
+    def __init__(self, plan: Plan, out_dir: Path, base_dir: Path, device, mode: str | None, batch: int | None):
+        self.plan, self.out_dir, self.base_dir, self.device = plan, out_dir, base_dir, device
+        self.space = spaces.check_space(plan)
+        self.forced = None if mode in (None, "auto") else mode
+        self.batch = batch or default_batch(plan)
+        self.epochs = plan.search.epochs_per_trial
+        self.datasets: dict[str, object] = {}
+        self.populations: dict[str, object] = {}
+        self.modes: dict[str, ModeTiming] = {}
+        self.ran = 0
+        self.warnings: list[str] = []
+
+    def trial_plans(self, trials) -> list[Plan]:
+        return [
+            spaces.trial_plan(self.plan, {p: spaces.decode(v, self.space[p]) for p, v in t.params.items()}, self.epochs)
+            for t in trials
+        ]
+
+    def _population(self, plans: list[Plan]):
+        from engine.data import load_data
+        from engine.population import Population
+
+        key = spaces.structure_key(plans[0])
+        pop = self.populations.get(key)
+        if pop is None:
+            data_key = plans[0].data.model_dump_json()
+            if data_key not in self.datasets:
+                self.datasets[data_key] = load_data(plans[0], self.base_dir)
+            pop = Population(plans, list(self.space), self.datasets[data_key], self.device, self.base_dir)
+            self.warnings += [str(w) for w in pop.warnings]
+            self.populations[key] = pop
+        else:
+            pop.assign(plans)
+        return pop
+
+    def run(self, study, n_budget: int, on_trial: Callable[[int, float | None], None]) -> None:
+        """Ask, train and tell until the study holds ``n_budget`` trials."""
+        while (left := n_budget - _counted(study)) > 0:
+            asked = [study.ask(spaces.distributions(self.space)) for _ in range(min(left, self.batch))]
+            trials = []
+            for trial in asked:
+                if trial.number >= n_budget:  # another worker took the last places first
+                    trial.set_user_attr(SURPLUS, True)
+                    study.tell(trial, state=TrialState.FAIL)
+                else:
+                    trials.append(trial)
+            if not trials:
+                return
+            plans = self.trial_plans(trials)
+            groups: dict[str, list[int]] = {}
+            for i, plan in enumerate(plans):
+                groups.setdefault(spaces.structure_key(plan), []).append(i)
+            for members in groups.values():
+                self._train_group(study, [trials[i] for i in members], [plans[i] for i in members], on_trial)
+
+    def _train_group(self, study, trials, plans, on_trial) -> None:
+        from engine.trials import train_trials
+
+        pop = self._population(plans)
+        choice = pop.choose_mode(len(plans), self.forced)
+        self._note_mode(plans[0], choice)
+        metric, prunes = self.plan.search.metric, self.plan.search.pruner != "none"
+
+        def on_epoch(member: int, epoch: int, values: dict) -> bool:
+            value = values.get(metric)
+            if not prunes or value is None or not math.isfinite(value):
+                return False
+            trials[member].report(value, epoch)
+            return trials[member].should_prune()
+
+        started = time.perf_counter()
+        outcomes = train_trials(pop, range(len(plans)), choice.mode, on_epoch)
+        seconds = (time.perf_counter() - started) / len(plans)
+        for trial, outcome in zip(trials, outcomes, strict=True):
+            value = self._finish(study, trial, outcome, choice.mode, seconds)
+            self.ran += 1
+            on_trial(trial.number, value)
+
+    def _finish(self, study, trial, outcome, mode: str, seconds: float) -> float | None:
+        """Write the trial's plan and history, record how it went, tell Optuna."""
+        folder = trial_dir(self.out_dir, trial.number)
+        folder.mkdir(parents=True, exist_ok=True)
+        result = outcome.result
+        history = History(
+            source=HistorySource(format="native", path=str(folder / "history.json")),
+            epochs=result.epochs, series=result.series, task=outcome.plan.task, n_classes=outcome.plan.n_classes,
+        )
+        write_model(folder / "plan.json", outcome.plan)
+        write_model(folder / "history.json", history)
+        attrs = {
+            "status": outcome.status, "final_epoch": outcome.final_epoch, "epochs": len(result.epochs),
+            "stopped": result.stopped_reason, "mode": mode, "seconds": round(seconds, 3),
+            "worker": f"{os.uname().nodename}:{os.getpid()}",
+            "history": str((folder / "history.json").relative_to(self.out_dir)),
+        }
+        for name, value in attrs.items():
+            trial.set_user_attr(name, value)
+        if outcome.status == "pruned":
+            study.tell(trial, state=TrialState.PRUNED)
+            return None
+        value = outcome.value(self.plan.search.metric)
+        if outcome.status == "diverged" or value is None or not math.isfinite(value):
+            # the worst value there is, so the sampler learns to keep away from here
+            value = math.inf if self.plan.search.direction == "minimize" else -math.inf
+        study.tell(trial, value)
+        return value
+
+    def _note_mode(self, plan: Plan, choice) -> None:
+        name = describe_structure(plan, self.space)
+        known = self.modes.get(name)
+        trials = choice.k + (known.trials if known else 0)
+        speedup = choice.speedup if choice.speedup is not None else (known.speedup if known else None)
+        self.modes[name] = ModeTiming(structure=name, trials=trials, mode=choice.mode, speedup=speedup)
+
+
+def _counted(study) -> int:
+    """Trials that use the budget: every trial but the surplus ones."""
+    return sum(1 for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(SURPLUS))
+
+
+def describe_structure(plan: Plan, space: dict) -> str:
+    """A short name for a trial's structure: the architecture and the structural searched values."""
+    structural = [p for p in space if not spaces.is_per_trial(p, plan)]
+    parts = [plan.model.arch] + [f"{p.rsplit('.', 1)[-1]}={spaces.get_path(plan.model_dump(), p)}" for p in structural]
+    return " ".join(parts)
+
+
+def run_search(
+    plan: Plan,
+    out_dir: str | Path,
+    base_dir: str | Path = ".",
+    storage: str | None = None,
+    study_name: str | None = None,
+    device: str | None = None,
+    mode: str | None = None,
+    batch: int | None = None,
+    seed_offset: int = 0,
+    progress: bool | None = None,
+    report: Callable[[str], None] = print,
+    write_summary: bool = True,
+):
+    """Run (or join) the plan's search; returns the SearchResult once the study is done.
+
+    Args:
+        out_dir: the search directory (trials/, leaderboard.csv, best_plan.json, search.png).
+        base_dir: folder that relative data paths and model.base are relative to.
+        storage: a journal file path or a database URL (default out_dir/study.journal).
+        study_name: the study to create or join (default: the plan's name).
+        device: auto, cpu, gpu or tpu (default: the plan's).
+        mode: "population", "sequential", or None/"auto" to time both.
+        batch: trials asked for at once (default ``default_batch``).
+        seed_offset: added to the sampler's seed, so workers sharing a study sample apart.
+        progress: show a progress bar (None = only when stdout is a terminal).
+        report: receives warnings, one line each.
+        write_summary: write the leaderboard, best plan and picture at the end.
+
+    Raises:
+        InputError: a bad space, metric or storage; nothing is trained.
+    """
+    from engine.device import select_device
+    from engine.search_report import write_report
+
+    out_dir = Path(out_dir)
+    spaces.check_space(plan)  # bad input fails before a storage or a device is touched
+    store = open_storage(storage, out_dir)
+    name = study_name or plan.name or "search"
+    study = open_study(plan, store, name, plan.seed + seed_offset)
+    chosen = select_device(device or plan.device)
+    searcher = Searcher(plan, out_dir, Path(base_dir), chosen, mode, batch)
+    n_budget = budget(plan)
+    show = sys.stdout.isatty() if progress is None else progress
+    bar = _TrialBar(n_budget, plan.search, _counted(study)) if show else None
+    started = time.perf_counter()
+    try:
+        searcher.run(study, n_budget, bar.update if bar else (lambda number, value: None))
+    finally:
+        if bar:
+            bar.close()
+    for line in dict.fromkeys(searcher.warnings):
+        report(line)
+    hours = (time.perf_counter() - started) / 3600
+    rate = searcher.ran / hours if searcher.ran and hours > 0 else None
+    storage_text = storage or str(out_dir / JOURNAL)
+    return write_report(study, plan, out_dir, storage_text, list(searcher.modes.values()), rate, write_files=write_summary)
+
+
+class _TrialBar:
+    """A rich progress bar over trials showing the best value so far."""
+
+    def __init__(self, total: int, search: SearchPlan, done: int):
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        self.metric, self.sign, self.best = search.metric, 1.0 if search.direction == "minimize" else -1.0, None
+        self.progress = Progress(
+            TextColumn("trials"), MofNCompleteColumn(), BarColumn(), TextColumn("{task.description}"), TimeRemainingColumn(),
+        )
+        self.task = self.progress.add_task("", total=total, completed=done)
+        self.progress.start()
+
+    def update(self, number: int, value: float | None) -> None:
+        if value is not None and math.isfinite(value) and (self.best is None or self.sign * value < self.sign * self.best[1]):
+            self.best = (number, value)
+        text = f"best {self.metric} {self.best[1]:.4g} (trial {self.best[0]})" if self.best else ""
+        self.progress.update(self.task, advance=1, description=text)
+
+    def close(self) -> None:
+        self.progress.stop()
