@@ -270,7 +270,7 @@ def convert_state_dict(state: dict[str, np.ndarray], model: ModelPlan, source: s
             continue
         flat[path] = convert[kind](state[key])
         used.add(key)
-    unused = sorted(set(state) - used)
+    unused = sorted(k for k in set(state) - used if not k.endswith("num_batches_tracked"))
     if missing or unused:
         detail = "; ".join(
             part
