@@ -2,9 +2,10 @@
 
 Every feature is a fact named ``curve.<series>.<feature>`` (``curve.loss.noise``,
 ``curve.val_loss.rise_from_best``) or ``curve.<name>`` for the run as a whole
-(``curve.gap.growth``, ``curve.chance_loss``); their meanings are declared in
-``advisor.vocabulary.CURVE_FACTS``.  This module only measures: the thresholds
-that turn a measurement into a problem live in ``rules/50_*.toml``.  numpy only.
+(``curve.gap.growth``, ``curve.chance_loss``); their meanings are declared with
+the other facts in ``advisor.vocabulary``.  This module only measures (the array
+measures themselves are in ``advisor.curve_measures``): the thresholds that turn
+a measurement into a problem live in ``rules/50_*.toml``.  numpy only.
 
 Loss-like curves are studied in log space where they are positive, because
 training losses fall roughly geometrically: there a steady decay is a straight
@@ -19,13 +20,26 @@ from typing import Any
 
 import numpy as np
 
+from advisor.curve_measures import (
+    CAP,
+    deceleration,
+    log_space,
+    noise,
+    r_squared,
+    recent,
+    rise,
+    rise_from_min,
+    share,
+    sign_changes,
+    smooth,
+    spike,
+    stall,
+    tail_mean,
+)
 from advisor.schemas import History
 
 WINDOW_FRACTION = 0.2  # "recent" = the last fifth of the run, at least MIN_WINDOW epochs
 MIN_WINDOW = 3
-SMOOTH_HALF_WIDTH = 2  # local linear fit over 5 epochs
-FLAT_TOLERANCE = 0.02  # a stretch is flat when its smoothed curve moves less than 2 %
-FLAT_PACE = 0.3  # ... and less than 30 % of what the run's average pace would move it
 # Wobble and jumps are relative to the value plus a tenth of the curve's range or of the
 # chance-level loss, whichever is larger: near zero a loss flickers by large fractions harmlessly.
 FLOOR_SHARE = 0.1
@@ -37,7 +51,6 @@ CROSS_ENTROPY_LOSSES = (
     "sparse_categorical_crossentropy",
 )
 LOSS_SERIES = ("loss", "val_loss")
-_CAP = 1e6  # ratios are capped so that facts stay finite numbers
 
 
 def curve_features(
@@ -101,7 +114,7 @@ def _plain(value: Any) -> Any:
         value = float(value)
         if math.isnan(value):
             return None
-        return max(-_CAP, min(_CAP, value))
+        return max(-CAP, min(CAP, value))
     return value
 
 
@@ -132,34 +145,6 @@ def _nonfinite(history: History) -> dict[str, Any]:
     return out
 
 
-def smooth(y: np.ndarray, half_width: int = SMOOTH_HALF_WIDTH) -> np.ndarray:
-    """Local linear fit around each point (Savitzky-Golay of order 1); near the ends the
-    window keeps its full width and shifts inward, so the last value is not a lone point."""
-    n = len(y)
-    width = min(2 * half_width + 1, n)
-    if width < 3:
-        return y.astype(float).copy()
-    out = np.empty(n)
-    t = np.arange(width, dtype=float)
-    for i in range(n):
-        lo = min(max(0, i - half_width), n - width)
-        slope, intercept = np.polyfit(t, y[lo : lo + width], 1)
-        out[i] = slope * (i - lo) + intercept
-    return out
-
-
-def _log_space(y: np.ndarray) -> tuple[np.ndarray, bool]:
-    """log(y) when every value is positive (relative changes), else y itself."""
-    if len(y) and np.all(y > 0):
-        return np.log(y), True
-    return y.copy(), False
-
-
-def _relative(a: float, b: float, is_log: bool, scale: float) -> float:
-    """How much lower b is than a, as a fraction (of a, or of ``scale`` in linear space)."""
-    return float(1.0 - math.exp(b - a)) if is_log else float((a - b) / scale)
-
-
 # ----------------------------------------------------------------------------- loss curves
 
 
@@ -176,7 +161,7 @@ def _loss_features(
     if n == 0:
         return {}
     best = int(np.argmin(y))
-    first, final = float(y[0]), _tail_mean(y)
+    first, final = float(y[0]), tail_mean(y)
     level = max(abs(float(y[best])), 0.01 * abs(first), 1e-12)
     out: dict[str, Any] = {
         p + "first": first,
@@ -191,7 +176,7 @@ def _loss_features(
     }
     if n < MIN_EPOCHS_FOR_SHAPE:
         return out
-    z, is_log = _log_space(y)
+    z, is_log = log_space(y)
     s = smooth(z)
     scale = max(float(np.ptp(s)), 1e-12)
     k = min(window, n - 1)
@@ -200,153 +185,22 @@ def _loss_features(
     damping = FLOOR_SHARE * max(float(np.ptp(y)), chance or 0.0)
     out.update(
         {
-            p + "rise_from_best": _rise(s, is_log, level, RISE_FLOOR * (chance or 0.0)),
-            p + "recent_improvement": _recent(z, k, is_log, scale),
-            p + "recent_share": _share(y, k),
-            p + "noise": _noise(z),
-            p + "wobble": _noise(np.log(y + damping) if is_log else y),
-            p + "oscillation": _sign_changes(diffs, level),
+            p + "rise_from_best": rise(s, is_log, level, RISE_FLOOR * (chance or 0.0)),
+            p + "recent_improvement": recent(z, k, is_log, scale),
+            p + "recent_share": share(y, k),
+            p + "noise": noise(z),
+            p + "wobble": noise(np.log(y + damping) if is_log else y),
+            p + "oscillation": sign_changes(diffs, level),
             p + "backtrack": float(diffs.clip(min=0).sum() / moves.sum())
             if moves.sum() > 0
             else 0.0,
             p + "max_jump": float(np.max(diffs / (np.abs(y[:-1]) + damping + 1e-12))),
-            p + "rise_from_min": _rise_from_min(y, damping),
-            p + "linearity": _r_squared(x, y),
-            p + "deceleration": _deceleration(s),
+            p + "rise_from_min": rise_from_min(y, damping),
+            p + "linearity": r_squared(x, y),
+            p + "deceleration": deceleration(s),
         }
     )
-    out.update(_plateau(p, x, s, is_log))
-    return out
-
-
-def _rise(s: np.ndarray, is_log: bool, level: float, floor: float) -> float:
-    """How far the smoothed curve ends above its lowest point, as a fraction of that point
-    plus ``floor`` (a validation loss of 0.004 that bumps to 0.005 has not really risen)."""
-    if is_log:
-        low, end = math.exp(float(s.min())), math.exp(float(s[-1]))
-        return float((end - low) / (low + floor))
-    return float((s[-1] - s.min()) / level)
-
-
-def _tail_mean(y: np.ndarray) -> float:
-    """Mean of the last (up to) three values: the final level, less its noise."""
-    return float(np.mean(y[-3:]))
-
-
-def _rise_from_min(y: np.ndarray, damping: float) -> float:
-    """How far the level at the end (median of the last 3) is above the lowest level held
-    (trailing medians of 3), relative to that level plus ``damping``: a single lucky epoch
-    is not a level, and a loss near zero that creeps up is not running away."""
-    level = _trailing_median(y)
-    low = float(level.min())
-    return float((level[-1] - low) / max(low + damping, 1e-12))
-
-
-def _noise(z: np.ndarray) -> float:
-    """Epoch-to-epoch wobble: robust std of second differences, scaled to one point's noise.
-
-    For white noise of std sigma a second difference has std sigma * sqrt(6); the median
-    ignores the few points where a smooth curve bends sharply (the knee of a fast decay).
-    """
-    second = np.diff(z, n=2)
-    return float(1.4826 * np.median(np.abs(second)) / math.sqrt(6.0)) if len(second) else 0.0
-
-
-def _trailing_median(z: np.ndarray) -> np.ndarray:
-    """Median of each value and the two before it: a level that ignores one-epoch spikes."""
-    return np.array([np.median(z[max(0, i - 2) : i + 1]) for i in range(len(z))])
-
-
-def _recent(z: np.ndarray, k: int, is_log: bool, scale: float) -> float:
-    """How far the curve ends below the lowest level it held before the last k epochs.
-
-    Levels are trailing medians of three, so a spike and its recovery inside the
-    window are not mistaken for progress.
-    """
-    level = _trailing_median(z)
-    return _relative(float(level[:-k].min()), float(level[-1]), is_log, scale)
-
-
-def _share(y: np.ndarray, k: int) -> float | None:
-    """Share of the run's whole progress made in its last k epochs (below all before them)."""
-    s = smooth(y)
-    total = float(s[0] - s.min())
-    if total <= 1e-12:
-        return None
-    return float((s[:-k].min() - s[-1]) / total)
-
-
-def _sign_changes(diffs: np.ndarray, level: float) -> float:
-    """Fraction of consecutive moves that reverse direction (moves under 0.1 % ignored)."""
-    signs = np.sign(diffs[np.abs(diffs) > 1e-3 * level])
-    if len(signs) < 2:
-        return 0.0
-    return float(np.mean(signs[1:] != signs[:-1]))
-
-
-def _r_squared(x: np.ndarray, y: np.ndarray) -> float:
-    """How well a straight line explains the curve (1 = a straight line)."""
-    total = float(np.sum((y - y.mean()) ** 2))
-    if total <= 1e-24:
-        return 0.0
-    slope, intercept = np.polyfit(x, y, 1)
-    return float(1.0 - np.sum((y - (slope * x + intercept)) ** 2) / total)
-
-
-def _deceleration(s: np.ndarray) -> float | None:
-    """Fall rate over the first half / over the second (1 = straight, big = converging)."""
-    h = len(s) // 2
-    early = (s[0] - s[h]) / h
-    late = (s[h] - s[-1]) / (len(s) - 1 - h)
-    if early <= 0:
-        return None
-    return float(early / late) if late > 0 else _CAP
-
-
-def _plateau(p: str, x: np.ndarray, s: np.ndarray, is_log: bool) -> dict[str, Any]:
-    """The longest flat stretch before the end and how far the curve fell after it,
-    and the flat stretch the run ends on.
-
-    A stretch is flat when its smoothed curve moves less than FLAT_TOLERANCE and
-    less than FLAT_PACE of what the run's average pace would move it: a slow
-    straight descent is slow, not flat.
-    """
-    tolerance = (
-        math.log1p(FLAT_TOLERANCE) if is_log else FLAT_TOLERANCE * max(float(np.ptp(s)), 1e-12)
-    )
-    n = len(s)
-    pace = abs(float(s[0] - s[-1])) / max(n - 1, 1)
-    # The flat stretch starting at i reaches j while max - min of s[i..j] stays within tolerance.
-    reach = np.empty(n, dtype=int)
-    for i in range(n):
-        lo = hi = s[i]
-        j = i
-        while j + 1 < n:
-            allowed = min(tolerance, FLAT_PACE * pace * (j + 1 - i))
-            if max(hi, s[j + 1]) - min(lo, s[j + 1]) > allowed:
-                break
-            j += 1
-            lo, hi = min(lo, s[j]), max(hi, s[j])
-        reach[i] = j
-    out: dict[str, Any] = {}
-    final_start = next(i for i in range(n) if reach[i] == n - 1)
-    out[p + "final_flat_length"] = int(x[-1] - x[final_start] + 1)
-    # A stall is a flat stretch the curve later leaves downward, out of its band; the
-    # flat stretch a converged curve ends on is not one.
-    stalls = [
-        (reach[i] - i, -i)
-        for i in range(n)
-        if reach[i] < n - 1 and s[reach[i]] - s[reach[i] :].min() > tolerance
-    ]
-    if stalls:
-        _, start = max(stalls)
-        start, end = -start, reach[-start]
-        out[p + "plateau_length"] = int(x[end] - x[start] + 1)
-        out[p + "plateau_start"] = int(x[start])
-        out[p + "plateau_end"] = int(x[end])
-        out[p + "drop_after_plateau"] = _relative(
-            s[end], float(s[end:].min()), is_log, max(float(np.ptp(s)), 1e-12)
-        )
+    out.update({p + key: value for key, value in stall(x, s, is_log).items()})
     return out
 
 
@@ -362,10 +216,10 @@ def _score_features(name: str, x: np.ndarray, y: np.ndarray, window: int) -> dic
     k = min(window, len(y) - 1)
     return {
         p + "first": float(y[0]),
-        p + "final": _tail_mean(y),
+        p + "final": tail_mean(y),
         p + "best": float(y[best]),
         p + "best_epoch": int(x[best]),
-        p + "drop_from_best": float(y[best] - _tail_mean(y)),
+        p + "drop_from_best": float(y[best] - tail_mean(y)),
         p + "recent_gain": float(y[-1] - y[-1 - k]) if k > 0 else None,
     }
 
@@ -436,7 +290,7 @@ def _chance_features(
         for name in LOSS_SERIES:
             if f"curve.{name}.best" in out:
                 x, y = _finite_prefix(np.asarray(history.epochs, float), history.series[name])
-                result[f"curve.{name}.chance_ratio"] = _tail_mean(y) / chance
+                result[f"curve.{name}.chance_ratio"] = tail_mean(y) / chance
                 result[f"curve.{name}.peak_chance_ratio"] = float(y.max()) / chance
     return result
 
@@ -460,13 +314,17 @@ def _gradient_features(history: History, stop: int | None) -> dict[str, Any]:
     norms = np.asarray([v for v in values("grad_norm") if v is not None and math.isfinite(v)])
     if len(norms):
         k = max(1, len(norms) // 5)
-        out.update({
-            "curve.grad_norm.median": float(np.median(norms)),
-            "curve.grad_norm.max": float(norms.max()),
-            "curve.grad_norm.final": float(np.mean(norms[-k:])),
-            "curve.grad_norm.spike": _spike(norms),
-            "curve.grad_norm.growth": float(np.mean(norms[-k:]) / max(np.mean(norms[:k]), 1e-30)),
-        })
+        out.update(
+            {
+                "curve.grad_norm.median": float(np.median(norms)),
+                "curve.grad_norm.max": float(norms.max()),
+                "curve.grad_norm.final": float(np.mean(norms[-k:])),
+                "curve.grad_norm.spike": spike(norms),
+                "curve.grad_norm.growth": float(
+                    np.mean(norms[-k:]) / max(np.mean(norms[:k]), 1e-30)
+                ),
+            }
+        )
     ratios = [
         a / b
         for a, b in zip(values("grad_norm_first"), values("grad_norm_last"), strict=False)
@@ -481,16 +339,3 @@ def _gradient_features(history: History, stop: int | None) -> dict[str, Any]:
             out[f"curve.{name}.{feature}"] = float(value)
             out[f"curve.{name}.max"] = float(found.max())
     return out
-
-
-def _spike(norms: np.ndarray, lookback: int = 5) -> float:
-    """Largest gradient norm relative to the median of the epochs just before it.
-
-    Relative to the recent past, not the whole run: norms that shrink as the loss
-    reaches zero make the first epoch the largest without any explosion.
-    """
-    ratios = [
-        norms[t] / max(float(np.median(norms[max(0, t - lookback) : t])), 1e-30)
-        for t in range(1, len(norms))
-    ]
-    return float(max(ratios)) if ratios else 1.0

@@ -1,0 +1,191 @@
+"""Measures of one curve, as a numpy array: smoothing, noise, trends, rises, stalls.
+
+``advisor.curves`` applies them to a history's series and names the results as
+facts; here they are plain functions of arrays, each with the one idea it measures.
+Loss-like curves are measured in log space where they are positive (``log_space``):
+there a steady geometric decay is a straight line and changes are relative.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+SMOOTH_HALF_WIDTH = 2  # local linear fit over 5 epochs
+FLAT_TOLERANCE = 0.02  # a stretch is flat when its smoothed curve moves less than 2 %
+FLAT_PACE = 0.3  # ... and less than 30 % of what the run's average pace would move it
+CAP = 1e6  # ratios are capped so that facts stay finite numbers
+
+
+def smooth(y: np.ndarray, half_width: int = SMOOTH_HALF_WIDTH) -> np.ndarray:
+    """Local linear fit around each point (Savitzky-Golay of order 1); near the ends the
+    window keeps its full width and shifts inward, so the last value is not a lone point."""
+    n = len(y)
+    width = min(2 * half_width + 1, n)
+    if width < 3:
+        return y.astype(float).copy()
+    out = np.empty(n)
+    t = np.arange(width, dtype=float)
+    for i in range(n):
+        lo = min(max(0, i - half_width), n - width)
+        slope, intercept = np.polyfit(t, y[lo : lo + width], 1)
+        out[i] = slope * (i - lo) + intercept
+    return out
+
+
+def log_space(y: np.ndarray) -> tuple[np.ndarray, bool]:
+    """log(y) when every value is positive (relative changes), else y itself."""
+    if len(y) and np.all(y > 0):
+        return np.log(y), True
+    return y.copy(), False
+
+
+def relative(a: float, b: float, is_log: bool, scale: float) -> float:
+    """How much lower b is than a, as a fraction (of a, or of ``scale`` in linear space)."""
+    return float(1.0 - math.exp(b - a)) if is_log else float((a - b) / scale)
+
+
+def rise(s: np.ndarray, is_log: bool, level: float, floor: float) -> float:
+    """How far the smoothed curve ends above its lowest point, as a fraction of that point
+    plus ``floor`` (a validation loss of 0.004 that bumps to 0.005 has not really risen)."""
+    if is_log:
+        low, end = math.exp(float(s.min())), math.exp(float(s[-1]))
+        return float((end - low) / (low + floor))
+    return float((s[-1] - s.min()) / level)
+
+
+def tail_mean(y: np.ndarray) -> float:
+    """Mean of the last (up to) three values: the final level, less its noise."""
+    return float(np.mean(y[-3:]))
+
+
+def rise_from_min(y: np.ndarray, damping: float) -> float:
+    """How far the level at the end (median of the last 3) is above the lowest level held
+    (trailing medians of 3), relative to that level plus ``damping``: a single lucky epoch
+    is not a level, and a loss near zero that creeps up is not running away."""
+    level = trailing_median(y)
+    low = float(level.min())
+    return float((level[-1] - low) / max(low + damping, 1e-12))
+
+
+def noise(z: np.ndarray) -> float:
+    """Epoch-to-epoch wobble: robust std of second differences, scaled to one point's noise.
+
+    For white noise of std sigma a second difference has std sigma * sqrt(6); the median
+    ignores the few points where a smooth curve bends sharply (the knee of a fast decay).
+    """
+    second = np.diff(z, n=2)
+    return float(1.4826 * np.median(np.abs(second)) / math.sqrt(6.0)) if len(second) else 0.0
+
+
+def trailing_median(z: np.ndarray) -> np.ndarray:
+    """Median of each value and the two before it: a level that ignores one-epoch spikes."""
+    return np.array([np.median(z[max(0, i - 2) : i + 1]) for i in range(len(z))])
+
+
+def recent(z: np.ndarray, k: int, is_log: bool, scale: float) -> float:
+    """How far the curve ends below the lowest level it held before the last k epochs.
+
+    Levels are trailing medians of three, so a spike and its recovery inside the
+    window are not mistaken for progress.
+    """
+    level = trailing_median(z)
+    return relative(float(level[:-k].min()), float(level[-1]), is_log, scale)
+
+
+def share(y: np.ndarray, k: int) -> float | None:
+    """Share of the run's whole progress made in its last k epochs (below all before them)."""
+    s = smooth(y)
+    total = float(s[0] - s.min())
+    if total <= 1e-12:
+        return None
+    return float((s[:-k].min() - s[-1]) / total)
+
+
+def sign_changes(diffs: np.ndarray, level: float) -> float:
+    """Fraction of consecutive moves that reverse direction (moves under 0.1 % ignored)."""
+    signs = np.sign(diffs[np.abs(diffs) > 1e-3 * level])
+    if len(signs) < 2:
+        return 0.0
+    return float(np.mean(signs[1:] != signs[:-1]))
+
+
+def r_squared(x: np.ndarray, y: np.ndarray) -> float:
+    """How well a straight line explains the curve (1 = a straight line)."""
+    total = float(np.sum((y - y.mean()) ** 2))
+    if total <= 1e-24:
+        return 0.0
+    slope, intercept = np.polyfit(x, y, 1)
+    return float(1.0 - np.sum((y - (slope * x + intercept)) ** 2) / total)
+
+
+def deceleration(s: np.ndarray) -> float | None:
+    """Fall rate over the first half / over the second (1 = straight, big = converging)."""
+    h = len(s) // 2
+    early = (s[0] - s[h]) / h
+    late = (s[h] - s[-1]) / (len(s) - 1 - h)
+    if early <= 0:
+        return None
+    return float(early / late) if late > 0 else CAP
+
+
+def stall(x: np.ndarray, s: np.ndarray, is_log: bool) -> dict[str, Any]:
+    """The longest flat stretch before the end and how far the curve fell after it,
+    and the flat stretch the run ends on.
+
+    A stretch is flat when its smoothed curve moves less than FLAT_TOLERANCE and
+    less than FLAT_PACE of what the run's average pace would move it: a slow
+    straight descent is slow, not flat.
+    """
+    tolerance = (
+        math.log1p(FLAT_TOLERANCE) if is_log else FLAT_TOLERANCE * max(float(np.ptp(s)), 1e-12)
+    )
+    n = len(s)
+    pace = abs(float(s[0] - s[-1])) / max(n - 1, 1)
+    # The flat stretch starting at i reaches j while max - min of s[i..j] stays within tolerance.
+    reach = np.empty(n, dtype=int)
+    for i in range(n):
+        lo = hi = s[i]
+        j = i
+        while j + 1 < n:
+            allowed = min(tolerance, FLAT_PACE * pace * (j + 1 - i))
+            if max(hi, s[j + 1]) - min(lo, s[j + 1]) > allowed:
+                break
+            j += 1
+            lo, hi = min(lo, s[j]), max(hi, s[j])
+        reach[i] = j
+    out: dict[str, Any] = {}
+    final_start = next(i for i in range(n) if reach[i] == n - 1)
+    out["final_flat_length"] = int(x[-1] - x[final_start] + 1)
+    # A stall is a flat stretch the curve later leaves downward, out of its band; the
+    # flat stretch a converged curve ends on is not one.
+    stalls = [
+        (reach[i] - i, -i)
+        for i in range(n)
+        if reach[i] < n - 1 and s[reach[i]] - s[reach[i] :].min() > tolerance
+    ]
+    if stalls:
+        _, start = max(stalls)
+        start, end = -start, reach[-start]
+        out["plateau_length"] = int(x[end] - x[start] + 1)
+        out["plateau_start"] = int(x[start])
+        out["plateau_end"] = int(x[end])
+        out["drop_after_plateau"] = relative(
+            s[end], float(s[end:].min()), is_log, max(float(np.ptp(s)), 1e-12)
+        )
+    return out
+
+
+def spike(norms: np.ndarray, lookback: int = 5) -> float:
+    """Largest gradient norm relative to the median of the epochs just before it.
+
+    Relative to the recent past, not the whole run: norms that shrink as the loss
+    reaches zero make the first epoch the largest without any explosion.
+    """
+    ratios = [
+        norms[t] / max(float(np.median(norms[max(0, t - lookback) : t])), 1e-30)
+        for t in range(1, len(norms))
+    ]
+    return float(max(ratios)) if ratios else 1.0
