@@ -271,16 +271,18 @@ def search(plan: Path, out_dir: Path | None, storage: str | None, study_name: st
 @cli.command("lr-find")
 @click.argument("plan", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--seeds", type=click.IntRange(2), default=3, show_default=True, help="Sweeps, each from another seed.")
-@click.option("--steps", type=click.IntRange(1), help="Training steps of each short run (default: at least 2 epochs, 100 steps).")
+@click.option("--steps", type=click.IntRange(1), help="Training steps of each short run (default: two epochs, kept within 50-200 steps).")
 @click.option("--min-lr", type=click.FloatRange(min=0, min_open=True), help="Lowest rate tried (default plan rate / 1000).")
 @click.option("--max-lr", type=click.FloatRange(min=0, min_open=True), help="Highest rate tried (default plan rate x 100).")
 @click.option("--points", type=click.IntRange(3), default=16, show_default=True, help="Rates on the log grid.")
 @click.option("--profile", "profile", type=click.Path(dir_okay=False, path_type=Path), help="Write the suggestion into this profile's lr_find field.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Folder for lr_find.png and lr_find.json.")
+@click.option("--mode", type=click.Choice(["auto", "population", "sequential"]), default="auto", show_default=True,
+              help="Train the rates vmapped together, one after another, or time both (auto).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "gpu", "tpu"]), help="Override the plan's device.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def lr_find(plan: Path, seeds: int, steps: int | None, min_lr: float | None, max_lr: float | None, points: int,
-            profile: Path | None, out_dir: Path | None, device: str | None, as_json: bool) -> None:
+            profile: Path | None, out_dir: Path | None, mode: str, device: str | None, as_json: bool) -> None:
     """Learning-rate range test: short runs over a log grid of rates, vmapped, repeated over seeds.
 
     \b
@@ -290,7 +292,7 @@ def lr_find(plan: Path, seeds: int, steps: int | None, min_lr: float | None, max
     """
     from advisor.searching import lr_find_files
 
-    lr_find_files(plan, seeds, steps, min_lr, max_lr, points, profile, out_dir, device, as_json)
+    lr_find_files(plan, seeds, steps, min_lr, max_lr, points, profile, out_dir, mode, device, as_json)
 
 
 # ----------------------------------------------------------------------------- transfer: profile, bases

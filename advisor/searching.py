@@ -137,13 +137,14 @@ def search_files(plan_path: Path, out_dir: Path | None, storage: str | None, stu
 
 
 def lr_find_files(plan_path: Path, seeds: int, steps: int | None, min_lr: float | None, max_lr: float | None, points: int,
-                  profile_path: Path | None, out_dir: Path | None, device: str | None, as_json: bool) -> LrFindReport:
+                  profile_path: Path | None, out_dir: Path | None, mode: str | None, device: str | None,
+                  as_json: bool) -> LrFindReport:
     """The ``advisor lr-find`` command: sweep, report, and write the suggestion into a profile."""
     from engine.lr_find import lr_find
 
     plan = load_plan(plan_path)
     profile = load_profile(profile_path) if profile_path is not None else None  # a bad profile fails before training
-    report = lr_find(plan, plan_path.parent, device, seeds, steps, min_lr, max_lr, points, out_dir=out_dir)
+    report = lr_find(plan, plan_path.parent, device, seeds, steps, min_lr, max_lr, points, mode=mode, out_dir=out_dir)
     if out_dir is not None:
         write_model(Path(out_dir) / "lr_find.json", report)
     written = None

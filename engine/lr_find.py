@@ -114,8 +114,9 @@ def lr_find(
         seed = plan.seed + offset
         runs = [spaces.trial_plan(short, {"optimizer.learning_rate": r, "seed": seed}) for r in rates]
         population = Population(runs, ["optimizer.learning_rate"], dataset, chosen, base_dir)
-        choice = population.choose_mode(len(runs), None if mode in (None, "auto") else mode)
-        outcomes = train_trials(population, range(len(runs)), choice.mode)
+        # timed on the first seed; the others have the same structure, so the same answer
+        mode = population.choose_mode(len(runs), None if mode in (None, "auto") else mode).mode
+        outcomes = train_trials(population, range(len(runs)), mode)
         losses = [o.value("val_loss") if o.status == "complete" else None for o in outcomes]
         losses = [v if v is not None and math.isfinite(v) else None for v in losses]
         sweeps.append(LrFindSeed(seed=seed, losses=losses, learning_rate=best_rate(rates, losses)))
