@@ -209,7 +209,7 @@ class TorchRunner:
         torch.manual_seed(0)
         self.torch = torch
         self.device = "cuda" if torch.cuda.is_available() and os.environ.get("BENCH_GPU") else "cpu"
-        self.threads = threads or os.cpu_count() or 1
+        self.threads = threads or len(os.sched_getaffinity(0))  # the cores this process may use
         self.name = "pytorch" if threads is None else f"pytorch-{threads}t"
         if kind == "mlp":
             model = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10))
@@ -362,6 +362,16 @@ def kernels() -> list[str]:
     return [f"{name}: XLA {a:.1f} ms, engine.layers {b:.1f} ms ({a / b:.1f}x)" for name, a, b in rows]
 
 
+def _cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds and epochs (a smoke run)")
@@ -379,7 +389,8 @@ def main() -> None:
     import jax
     import jax.numpy as jnp
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; jax {jax.__version__} on {jax.devices()[0]}")
+    cores = len(os.sched_getaffinity(0))
+    print(f"machine: {_cpu_name()}, {cores} cores; jax {jax.__version__} on {jax.devices()[0]}")
     if args.kernels:
         print("\n".join(kernels()))
         return
