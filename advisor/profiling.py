@@ -189,7 +189,12 @@ def profile_data(
         "description": f"written by advisor profile from {describe_source(source)}",
     }
     if ids is not None:
-        n_classes = int(ids.max()) + 1 if task != "binary" else 2
+        if task == "binary":
+            n_classes = 2
+        elif y.ndim == 2 and task == "multiclass" and y.shape[1] > 1:  # one-hot or soft rows: a column each
+            n_classes = int(y.shape[1])
+        else:
+            n_classes = int(ids.max()) + 1
         counts = np.bincount(ids[train_idx], minlength=n_classes)
         fields["n_classes"] = n_classes
         if counts.min() > 0:
@@ -216,8 +221,8 @@ def _csv_task(source: CsvData, data_plan: DataPlan, base_dir: Path) -> str:
 
     try:
         raw = read_source(source, _ReadContext("regression", data_plan), base_dir)
-    except InputError:  # a non-numeric target column: class names
-        return "multiclass"
+    except InputError:  # a non-numeric target column: class names, read as ids in name order
+        raw = read_source(source, _ReadContext("multiclass", data_plan), base_dir)
     return infer_task(raw.y, source)
 
 

@@ -111,7 +111,8 @@ def _backbone_value(model: ModelPlan, name: str):
         from engine.resnet_imagenet import stage_blocks
 
         return stage_blocks(model)
-    return getattr(model, name) or RESNET_DEFAULTS.get(name)
+    value = getattr(model, name)
+    return RESNET_DEFAULTS.get(name) if value is None and model.arch == "resnet" else value
 
 
 def _check_input(plan: Plan, arch: str, trained_on: list[int], where: str) -> None:

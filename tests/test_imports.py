@@ -13,7 +13,14 @@ from safetensors.numpy import save_file
 
 from advisor.cli import cli
 from advisor.errors import InputError
-from engine.imports import convert_state_dict, fetch, hub_url, import_state_dict, infer_resnet, read_state_dict
+from engine.imports import (
+    convert_state_dict,
+    fetch,
+    hub_url,
+    import_state_dict,
+    infer_resnet,
+    read_state_dict,
+)
 from engine.models import build_model
 from engine.transfer import read_base
 from tests.engine_plans import make_plan

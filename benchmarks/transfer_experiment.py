@@ -1,0 +1,231 @@
+"""Does the lecture's transfer decision framework pick the best strategy?  Every strategy, every quadrant.
+
+    python benchmarks/transfer_experiment.py                  # 3 seeds, the example quadrants (~30 min, 2 CPU cores)
+    python benchmarks/transfer_experiment.py --seeds 1 --quick  # a smoke run
+
+1. The source task is the example base: a CNN trained on digits 0-4
+   (``examples/bases/digits_0to4.json``, built by ``advisor pretrain`` if missing).
+2. Four target tasks, one per quadrant of the framework: digits 5-9 (disjoint
+   classes of the same domain) and generated shapes (another domain), each with
+   all its training examples ("large", >= 100 per class) or 100 of them ("small").
+   Each target is profiled by ``advisor profile --base``, so the size and the
+   *measured* similarity decide the quadrant, and ``advisor recommend`` gives
+   the strategy the lecture's framework picks.
+3. Every strategy is then trained on every quadrant, each with the plan the
+   advisor writes for that strategy (its learning rate, augmentation, head and
+   early stopping follow the strategy, as the rules set them: an extra rule
+   file of priority 100 forces the strategy), for each seed (initialisation,
+   shuffling, validation split and subsample all change with it).
+4. The table: validation accuracy (mean ± std over seeds, at the epoch early
+   stopping restored), wall-clock seconds per run (data, compile, training,
+   writing the run directory), and whether the advisor's choice is the best or
+   within one standard deviation of the best (best mean - its mean <= the larger
+   of the two standard deviations).
+
+``--json`` keeps every run's numbers; ``--markdown`` prints the table for
+benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+STRATEGIES = ("from_scratch", "full_fine_tune", "partial_fine_tune", "freeze_base", "feature_extractor", "two_stage")
+# The strategy-specific fields the recommend rules do not set on their own for a forced strategy.
+FORCED_FIELDS = {
+    "partial_fine_tune": {"freeze.trainable_blocks": 1},
+    "two_stage": {"freeze.fine_tune_lr_factor": 0.1, "freeze.layer_lr_decay": 0.38},
+}
+
+
+@dataclass(frozen=True)
+class Quadrant:
+    """One target task: its name, its data source (command-line form) and profile options."""
+
+    name: str
+    data: str
+    options: dict = field(default_factory=dict)
+
+
+QUADRANTS = (
+    Quadrant("large_similar", "builtin:digits", {"classes": [5, 6, 7, 8, 9]}),
+    Quadrant("large_different", "builtin:shapes", {"n_samples": 1200, "image_size": (8, 8)}),
+    Quadrant("small_similar", "builtin:digits", {"classes": [5, 6, 7, 8, 9], "subsample": 100}),
+    Quadrant("small_different", "builtin:shapes", {"n_samples": 1200, "image_size": (8, 8), "subsample": 100}),
+)
+
+
+@dataclass
+class Cell:
+    """One quadrant x strategy: a run per seed."""
+
+    quadrant: str
+    strategy: str
+    accuracy: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    epochs: list[int] = field(default_factory=list)
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.accuracy)
+
+    @property
+    def std(self) -> float:
+        return statistics.stdev(self.accuracy) if len(self.accuracy) > 1 else 0.0
+
+
+def forced_rule(strategy: str) -> str:
+    """A rule file that makes the advisor plan for ``strategy`` (everything else as its rules say)."""
+    values = {"freeze.strategy": strategy, **FORCED_FIELDS.get(strategy, {})}
+    shown = ", ".join(f'"{k}" = {json.dumps(v)}' for k, v in values.items())
+    return (
+        "[experiment_force_strategy]\n"
+        'when = [{ fact = "has_pretrained", eq = true }]\n'
+        f"recommend = {{ {shown} }}\n"
+        "priority = 100\n"
+        'reason = "The transfer experiment trains every strategy on every quadrant."\n'
+        'source = "benchmarks/transfer_experiment.py"\n'
+    )
+
+
+def quadrant_profile(quadrant: Quadrant, base: str, epochs: int | None = None):
+    """The target's profile, measured against the base as ``advisor profile --base`` does."""
+    from advisor.profiling import parse_source, profile_data
+
+    source = parse_source(quadrant.data, **quadrant.options)
+    profile = profile_data(source, base=base, name=quadrant.name)
+    if epochs is not None:  # a budget caps the rules' epochs (the --quick smoke run)
+        from advisor.schemas import Profile
+
+        profile = Profile.model_validate({**profile.model_dump(), "budget": {"max_epochs": epochs}})
+    return profile
+
+
+def plan_for(profile, strategy: str, seed: int, rules_dir: Path):
+    """The advisor's plan for ``profile`` trained with ``strategy``, at ``seed``."""
+    from advisor.recommend import recommend
+
+    rule_file = rules_dir / f"force_{strategy}.toml"
+    rule_file.write_text(forced_rule(strategy))
+    plan = recommend(profile, rules_dirs=[rule_file])
+    data = plan.data.model_copy(update={"split_seed": seed})
+    return plan.model_copy(update={"seed": seed, "data": data})
+
+
+def run_cell(plan, out_dir: Path) -> tuple[float, float, int]:
+    """(validation accuracy at the restored epoch, wall seconds, epochs trained) of one run."""
+    from advisor.running import run
+
+    started = time.perf_counter()
+    result = run(plan, out_dir=out_dir)
+    seconds = time.perf_counter() - started
+    history = json.loads(Path(result.history).read_text())
+    return result.metrics["val_accuracy"], seconds, len(history["epochs"])
+
+
+def run_experiment(
+    base: str, quadrants=QUADRANTS, strategies=STRATEGIES, seeds=(0, 1, 2), epochs: int | None = None,
+    work: Path | None = None, report=print,
+) -> dict:
+    """Train every strategy on every quadrant for every seed; the advisor's choices and all the cells.
+
+    Args:
+        base: the source task's checkpoint directory.
+        epochs: a budget that caps every plan's epochs (None: the plans' own).
+        work: where the run directories go (default: a temporary folder).
+    """
+    work = Path(work or tempfile.mkdtemp(prefix="transfer-experiment-"))
+    rules_dir = work / "rules"
+    rules_dir.mkdir(parents=True, exist_ok=True)
+    out = {"base": base, "seeds": list(seeds), "quadrants": {}, "cells": []}
+    from advisor.recommend import recommend
+
+    for quadrant in quadrants:
+        profile = quadrant_profile(quadrant, base, epochs)
+        advice = recommend(profile)
+        out["quadrants"][quadrant.name] = {
+            "n_train": profile.n_train, "similarity": profile.pretrained.similarity,
+            "measured_quadrant": advice.derived_facts["transfer_quadrant"].value,
+            "advised": advice.freeze.strategy,
+        }
+        for strategy in strategies:
+            cell = Cell(quadrant.name, strategy)
+            for seed in seeds:
+                plan = plan_for(profile, strategy, seed, rules_dir)
+                accuracy, seconds, n_epochs = run_cell(plan, work / f"{quadrant.name}-{strategy}-{seed}")
+                cell.accuracy.append(accuracy)
+                cell.seconds.append(seconds)
+                cell.epochs.append(n_epochs)
+                report(f"{quadrant.name:16s} {strategy:18s} seed {seed}: val_accuracy {accuracy:.4f} "
+                       f"({n_epochs} epochs, {seconds:.1f} s)")
+            out["cells"].append(cell)
+    return out
+
+
+def verdict(cells: list[Cell], advised: str) -> tuple[Cell, bool]:
+    """The best cell of a quadrant, and whether the advised one is it or within one std of it."""
+    best = max(cells, key=lambda c: c.mean)
+    chosen = next(c for c in cells if c.strategy == advised)
+    return best, best.mean - chosen.mean <= max(best.std, chosen.std)
+
+
+def markdown(result: dict) -> str:
+    """The RESULTS.md table: one row per quadrant, one column per strategy."""
+    header = "| quadrant (n_train, similarity) | advised | " + " | ".join(STRATEGIES) + " | advice holds? |"
+    lines = [header, "|" + "---|" * (len(STRATEGIES) + 3)]
+    for name, info in result["quadrants"].items():
+        cells = [c for c in result["cells"] if c.quadrant == name]
+        by_strategy = {c.strategy: c for c in cells}
+        best, holds = verdict(cells, info["advised"])
+        shown = []
+        for strategy in STRATEGIES:
+            c = by_strategy.get(strategy)
+            if c is None:
+                shown.append("—")
+                continue
+            text = f"{c.mean:.3f} ± {c.std:.3f} ({statistics.fmean(c.seconds):.0f} s)"
+            shown.append(f"**{text}**" if c is best else text)
+        label = name if info["measured_quadrant"] == name else f"{name} (measured: {info['measured_quadrant']})"
+        lines.append(
+            f"| {label} ({info['n_train']}, {info['similarity']:.2f}) | {info['advised']} | "
+            + " | ".join(shown) + f" | {'yes' if holds else 'no: ' + best.strategy + ' is better'} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per cell (default 3)")
+    parser.add_argument("--quick", action="store_true", help="cap every plan at 3 epochs (a smoke run)")
+    parser.add_argument("--base-plan", type=Path, default=ROOT / "examples/bases/digits_0to4.json")
+    parser.add_argument("--json", type=Path, help="write every run's numbers here")
+    parser.add_argument("--work", type=Path, help="keep the run directories here (default: a temporary folder)")
+    args = parser.parse_args(argv)
+    import os
+
+    os.chdir(ROOT)  # the bases and their plans name paths relative to the repository root
+    from advisor.bases import pretrain
+    from advisor.loading import load_plan
+
+    pretrain([args.base_plan])
+    result = run_experiment(load_plan(args.base_plan).output_dir, seeds=tuple(range(args.seeds)), epochs=3 if args.quick else None,
+                            work=args.work)
+    if args.json:
+        serial = {**result, "cells": [asdict(c) for c in result["cells"]]}
+        args.json.write_text(json.dumps(serial, indent=2) + "\n")
+    print(markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
