@@ -56,6 +56,11 @@ def plot_curves(path: str | Path, epochs: list[int], series: dict[str, list], me
         ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Save a matplotlib figure as PNG through a temporary file (nothing half-written)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
     os.close(fd)
