@@ -676,7 +676,7 @@ class ModeTiming(Strict):
     trials: int = Field(ge=1, description="trials trained this way")
     mode: Literal["population", "sequential"] = Field(description="vmapped together or one after another")
     speedup: float | None = Field(
-        None, description="measured speed of the population over one trial after another (None = not timed)"
+        None, description="one vmapped step of the trials timed against their steps in turn, compiles left out (None = not timed)"
     )
 
 

@@ -187,7 +187,7 @@ def summary(result: SearchResult, top: int = 10) -> str:
     if result.best_trial is not None:
         lines.append(f"best: trial {result.best_trial}, {result.metric} {result.best_value:.4g} -> {result.best_plan}")
     for timing in result.modes:
-        speed = f" (timed {timing.speedup:.2f}x faster than one after another)" if timing.speedup else ""
+        speed = f" (a population step timed at {timing.speedup:.2f}x the trials' steps in turn)" if timing.speedup else ""
         lines.append(f"trained: {timing.structure}: {timing.trials} trials {timing.mode}{speed}")
     if result.trials_per_hour:
         lines.append(f"speed: {result.trials_per_hour:,.0f} trials per hour")

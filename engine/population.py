@@ -18,9 +18,9 @@ so each trial's history equals the one training it alone would give, within
 float tolerance (tests/test_population.py).  ``Population.train`` runs the
 trials either vmapped together or one after another through the same compiled
 program unvmapped (no recompiling per trial); ``choose_mode`` times a few steps
-of both and keeps the faster, since XLA on a CPU runs a vmapped convolution
-slower than the trials in turn while a dense model's population is one batched
-matrix product.  The host loop between epochs (``engine.trials``) keeps each
+of both, and their compiles, and keeps the one that should finish first: XLA
+on a CPU runs a vmapped convolution slower than the trials in turn, and on a
+GPU a vmapped convolution trains several times faster but compiles for long.  The host loop between epochs (``engine.trials``) keeps each
 trial's history, early stopping, plateau and pruning.
 """
 
@@ -78,16 +78,28 @@ class ModeChoice:
 
     mode: str
     k: int
-    population_s: float | None  # one vmapped step of k trials
-    sequential_s: float | None  # one step of one trial
-    measured: bool
+    population_s: float | None = None  # one vmapped step of k trials
+    sequential_s: float | None = None  # one step of one trial
+    population_compile_s: float | None = None  # the vmapped step's first call beyond a step
+    sequential_compile_s: float | None = None
+    steps: int | None = None  # steps each trial trains
+
+    @property
+    def measured(self) -> bool:
+        return self.population_s is not None
 
     @property
     def speedup(self) -> float | None:
-        """How many times faster the population trains k trials than one after another."""
+        """How many times faster a population step trains the k trials than k steps in turn."""
         if not self.measured or not self.population_s:
             return None
         return self.k * self.sequential_s / self.population_s
+
+    def expected_s(self, mode: str) -> float:
+        """Seconds the k trials should take in ``mode``: its program's compile, then its steps."""
+        if mode == "population":
+            return self.population_compile_s + self.steps * self.population_s
+        return self.sequential_compile_s + self.k * self.steps * self.sequential_s
 
 
 class Population:
@@ -231,25 +243,33 @@ class Population:
     # ------------------------------------------------------------------------- population or sequential
 
     def choose_mode(self, k: int, forced: str | None = None) -> ModeChoice:
-        """Population or sequential for ``k`` trials: the faster of a few timed steps of each.
+        """Population or sequential for ``k`` trials, whichever should finish them first.
 
-        ``forced`` ("population" or "sequential") skips the timing.  One trial, or
-        plans that cannot train in lockstep, are always sequential.
+        A few steps of each are timed on one batch, and the first call of each
+        (its compile) too; the population wins when compiling the vmapped
+        program and running every trial's steps at once takes less time than
+        compiling the single-trial program and running the trials in turn.  A
+        vmapped convolution is slower than the trials in turn on a CPU, and on a
+        GPU it compiles for long, so short trials there stay sequential.
+        ``forced`` ("population" or "sequential") skips the timing.  One trial,
+        or plans that cannot train in lockstep, are always sequential.
         """
         if k == 1 or not self.can_batch:
-            return ModeChoice("sequential", k, None, None, False)
+            return ModeChoice("sequential", k)
         if forced:
-            return ModeChoice(forced, k, None, None, False)
+            return ModeChoice(forced, k)
         if k not in self._modes:
             members = list(range(k))
-            population_s = self._time_steps(members, vmapped=True)
-            sequential_s = self._time_steps(members[:1], vmapped=False)
-            mode = "population" if population_s < k * sequential_s else "sequential"
-            self._modes[k] = ModeChoice(mode, k, population_s, sequential_s, True)
+            population_s, population_compile_s = self._time_steps(members, vmapped=True)
+            sequential_s, sequential_compile_s = self._time_steps(members[:1], vmapped=False)
+            steps = sum(stage.epochs for stage in self.stages) * self.steps_per_epoch
+            choice = ModeChoice("", k, population_s, sequential_s, population_compile_s, sequential_compile_s, steps)
+            choice.mode = min(("sequential", "population"), key=choice.expected_s)
+            self._modes[k] = choice
         return self._modes[k]
 
-    def _time_steps(self, members: list[int], vmapped: bool) -> float:
-        """Seconds per training step of ``members`` on one fixed batch, after a warm-up (compile) step."""
+    def _time_steps(self, members: list[int], vmapped: bool) -> tuple[float, float]:
+        """Seconds per training step of ``members`` on one fixed batch, and the first call's extra (compile)."""
         members = [i % len(self.plans) for i in members]
         program = self.program(0, vmapped)
         state = program.begin(self.initial_state(members, vmapped), members)
@@ -257,14 +277,17 @@ class Population:
         index = jnp.arange(size)
         batch = {"x": self.data.x_train[index], "y": self.data.y_train[index], "mask": jnp.ones((size,), jnp.float32)}
         jitted = jax.jit(program.step)
+        started = time.perf_counter()
         state, metrics = jitted(state, batch)
         jax.block_until_ready(metrics["loss"])
+        first = time.perf_counter() - started
         n, started = 0, time.perf_counter()
         while n < 2 or (time.perf_counter() - started < _MIN_TIMED_S and n < _MAX_TIMED_STEPS):
             state, metrics = jitted(state, batch)
             jax.block_until_ready(metrics["loss"])
             n += 1
-        return (time.perf_counter() - started) / n
+        step = (time.perf_counter() - started) / n
+        return step, max(0.0, first - step)
 
 
 class Program:

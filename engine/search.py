@@ -37,6 +37,8 @@ TRIALS_DIR = "trials"
 JOURNAL = "study.journal"
 # A trial asked for after the budget was spent (by a worker racing another) is marked so.
 SURPLUS = "surplus"
+# The user attribute that records how a trial ran (status, epochs, mode, worker, history path).
+RUN = "run"
 
 
 def trial_dir(out_dir: Path, number: int) -> Path:
@@ -242,14 +244,13 @@ class Searcher:
         )
         write_model(folder / "plan.json", outcome.plan)
         write_model(folder / "history.json", history)
-        attrs = {
+        # one attribute, one storage write: how the trial ran, for the leaderboard
+        trial.set_user_attr(RUN, {
             "status": outcome.status, "final_epoch": outcome.final_epoch, "epochs": len(result.epochs),
             "stopped": result.stopped_reason, "mode": mode, "seconds": round(seconds, 3),
             "worker": f"{os.uname().nodename}:{os.getpid()}",
             "history": str((folder / "history.json").relative_to(self.out_dir)),
-        }
-        for name, value in attrs.items():
-            trial.set_user_attr(name, value)
+        })
         if outcome.status == "pruned":
             study.tell(trial, state=TrialState.PRUNED)
             return None

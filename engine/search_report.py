@@ -23,6 +23,7 @@ from optuna.trial import TrialState
 from advisor.io import write_atomic, write_model
 from advisor.schemas import Explanation, ModeTiming, Overridden, Plan, SearchResult
 from engine import space as spaces
+from engine.search import RUN, SURPLUS
 
 LEADERBOARD = "leaderboard.csv"
 BEST_PLAN = "best_plan.json"
@@ -47,7 +48,7 @@ class Row:
 
 def _status(trial) -> str:
     if trial.state == TrialState.COMPLETE:
-        return trial.user_attrs.get("status", "complete")
+        return trial.user_attrs.get(RUN, {}).get("status", "complete")
     return trial.state.name.lower()
 
 
@@ -56,7 +57,7 @@ def leaderboard(study, plan: Plan) -> list[Row]:
     space = plan.search.space
     sign = 1.0 if plan.search.direction == "minimize" else -1.0
     order = {"complete": 0, "pruned": 1, "diverged": 2, "fail": 3, "running": 4, "waiting": 4}
-    trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("surplus")]
+    trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(SURPLUS)]
 
     def key(t):
         value = t.value if t.value is not None and math.isfinite(t.value) else math.inf
@@ -67,12 +68,13 @@ def leaderboard(study, plan: Plan) -> list[Row]:
         status = _status(t)
         ranked = status == "complete"
         rank += ranked
+        run = t.user_attrs.get(RUN, {})
         rows.append(Row(
             rank=rank if ranked else None, number=t.number, state=status,
             value=t.value if status != "diverged" else None,
-            epochs=t.user_attrs.get("epochs"),
+            epochs=run.get("epochs"),
             params={p: spaces.decode(v, space[p]) for p, v in t.params.items() if p in space},
-            seconds=t.user_attrs.get("seconds"), mode=t.user_attrs.get("mode"),
+            seconds=run.get("seconds"), mode=run.get("mode"),
         ))
     return rows
 

@@ -15,7 +15,7 @@ import pytest
 
 from engine.data import load_data
 from engine.fit import Diverged
-from engine.population import Population
+from engine.population import ModeChoice, Population
 from engine.space import structure_key, trial_plan
 from engine.trials import train_trials
 from tests.engine_plans import fit_plan, make_plan
@@ -96,9 +96,19 @@ def test_mode_is_timed_or_forced_and_one_trial_is_sequential(varied):
     _, population, _ = varied
     timed = population.choose_mode(2)
     assert timed.measured and timed.population_s > 0 and timed.sequential_s > 0
-    assert timed.mode == ("population" if timed.speedup > 1 else "sequential")
+    assert timed.steps == 4 * population.steps_per_epoch
+    assert timed.expected_s(timed.mode) == min(timed.expected_s("population"), timed.expected_s("sequential"))
     assert population.choose_mode(2, "sequential").mode == "sequential"
     assert population.choose_mode(1).mode == "sequential"
+
+
+def test_the_faster_mode_counts_its_compile():
+    # 8 trials; a population step is 4x the trials' steps in turn, but compiles 10 s against 1 s
+    choice = ModeChoice("", 8, population_s=0.5, sequential_s=0.25, population_compile_s=10.0, sequential_compile_s=1.0, steps=1000)
+    assert choice.speedup == 4.0
+    assert choice.expected_s("population") == 510.0 and choice.expected_s("sequential") == 2001.0
+    short = ModeChoice("", 8, 0.5, 0.25, 10.0, 1.0, steps=2)
+    assert short.expected_s("population") > short.expected_s("sequential"), "short trials do not pay back the compile"
 
 
 def test_structure_keys_group_by_what_changes_the_program():

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from advisor.cli import cli
 from advisor.io import write_model
-from engine.search import SURPLUS, open_storage
+from engine.search import RUN, SURPLUS, open_storage
 from tests.engine_plans import make_plan
 
 N_TRIALS = 6
@@ -35,8 +35,8 @@ def test_two_workers_share_one_study_without_losing_or_repeating_a_trial(tmp_pat
     assert sorted(t.number for t in counted) == list(range(N_TRIALS)), "each budgeted trial number once"
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in counted)
     surplus = [t for t in study.get_trials() if t.user_attrs.get(SURPLUS)]
-    assert all(t.number >= N_TRIALS and "history" not in t.user_attrs for t in surplus), "a surplus ask trains nothing"
-    assert len({t.user_attrs["worker"] for t in counted}) == 2, "both workers trained trials"
+    assert all(t.number >= N_TRIALS and RUN not in t.user_attrs for t in surplus), "a surplus ask trains nothing"
+    assert len({t.user_attrs[RUN]["worker"] for t in counted}) == 2, "both workers trained trials"
     assert sorted(p.name for p in (out / "trials").iterdir()) == [f"{n:04d}" for n in range(N_TRIALS)]
     rows = list(csv.DictReader((out / "leaderboard.csv").open()))
     assert sorted(int(r["trial"]) for r in rows) == list(range(N_TRIALS))
