@@ -16,7 +16,9 @@ from advisor.loading import load_plan
 from advisor.schemas import Plan, RunResult
 
 
-def run(plan: Plan | dict | str | Path, out_dir: str | Path | None = None, device: str | None = None) -> RunResult:
+def run(
+    plan: Plan | dict | str | Path, out_dir: str | Path | None = None, device: str | None = None
+) -> RunResult:
     """Train a plan and write its run directory.
 
     A plan with a ``search`` section is searched first (into RUN_DIR/search,
@@ -47,7 +49,9 @@ def run(plan: Plan | dict | str | Path, out_dir: str | Path | None = None, devic
     return run_plan(loaded, out_dir, device, base_dir=base_dir, report=_warn)
 
 
-def _search_then_run(plan_arg, plan: Plan, out_dir, device: str | None, base_dir: Path) -> RunResult:
+def _search_then_run(
+    plan_arg, plan: Plan, out_dir, device: str | None, base_dir: Path
+) -> RunResult:
     """A plan with a search section: search into RUN_DIR/search, then train the best plan in RUN_DIR."""
     import time
 
@@ -56,10 +60,16 @@ def _search_then_run(plan_arg, plan: Plan, out_dir, device: str | None, base_dir
     from advisor.searching import search
     from engine.run import run_plan
 
-    run_dir = Path(out_dir or plan.output_dir or Path("runs") / f"{plan.name or plan.task}-{time.strftime('%Y%m%d-%H%M%S')}")
+    run_dir = Path(
+        out_dir
+        or plan.output_dir
+        or Path("runs") / f"{plan.name or plan.task}-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
     found = search(plan_arg, run_dir / "search", device=device)
     if found.best_plan is None:
-        raise EngineError(f"the search finished no trial, so there is no best plan to run; see {found.leaderboard}")
+        raise EngineError(
+            f"the search finished no trial, so there is no best plan to run; see {found.leaderboard}"
+        )
     result = run_plan(load_plan(found.best_plan), run_dir, device, base_dir=base_dir, report=_warn)
     result = result.model_copy(update={"search": str(Path(found.out_dir) / "search.json")})
     write_model(Path(result.run_dir) / "run.json", result)
@@ -92,8 +102,10 @@ def summary(result: RunResult) -> str:
         lines.append(f"stopped: {result.stopped_reason}")
     if result.diagnosis:
         lines.append(_diagnosis_line(Path(result.diagnosis)))
-    lines.append(f"files: history.json, metrics.json, model.safetensors, curves.png"
-                 + (", diagnosis.json, next_plan.json" if result.next_plan else ""))
+    lines.append(
+        "files: history.json, metrics.json, model.safetensors, curves.png"
+        + (", diagnosis.json, next_plan.json" if result.next_plan else "")
+    )
     return "\n".join(lines)
 
 

@@ -78,8 +78,9 @@ def digits_table() -> tuple:
 
 
 def digits_images(size: int) -> tuple:
-    from engine.sources import resize_images
     from sklearn.datasets import load_digits
+
+    from engine.sources import resize_images
 
     d = load_digits()
     x = resize_images(d.images.astype(np.float32)[..., None], (size, size))
@@ -107,14 +108,30 @@ def engine_model(kind: str, dtype):
 
     impl = "cpu" if jax.default_backend() == "cpu" else "xla"
     if kind == "mlp":
-        return build_model(ModelPlan(arch="mlp", hidden_layers=2, units=256, output_units=10), [64], "multiclass", dtype=dtype)
+        return build_model(
+            ModelPlan(arch="mlp", hidden_layers=2, units=256, output_units=10),
+            [64],
+            "multiclass",
+            dtype=dtype,
+        )
     if kind == "resnet18":
-        plan = ModelPlan(arch="resnet", filters=[64, 128, 256, 512], blocks_per_stage=2, output_units=10)
+        plan = ModelPlan(
+            arch="resnet", filters=[64, 128, 256, 512], blocks_per_stage=2, output_units=10
+        )
         return build_model(plan, [32, 32, 3], "multiclass", impl=impl, dtype=dtype)
     # conv 32 3x3 -> conv 64 3x3 -> 2x2 max-pool -> dense 128 -> dense 10, VALID as in Keras' MNIST CNN
-    blocks = (ConvBlock(32, 3, None, "relu", False, impl, dtype, padding="VALID"),
-              ConvBlock(64, 3, "max", "relu", False, impl, dtype, padding="VALID"))
-    head = Head(units=(128,), output_units=10, activation="relu", dropout=0.0, dropout_first=False, dtype=dtype)
+    blocks = (
+        ConvBlock(32, 3, None, "relu", False, impl, dtype, padding="VALID"),
+        ConvBlock(64, 3, "max", "relu", False, impl, dtype, padding="VALID"),
+    )
+    head = Head(
+        units=(128,),
+        output_units=10,
+        activation="relu",
+        dropout=0.0,
+        dropout_first=False,
+        dtype=dtype,
+    )
     return Network(Base(blocks), head)
 
 
@@ -133,15 +150,23 @@ class EngineRunner:
         from engine.models import init_variables
         from engine.optimizers import build_optimizer
         from engine.train import (
-            StepConfig, TrainState, choose_loop, make_epoch_summary, make_evaluate, make_metrics,
-            make_train_epoch, make_train_step,
+            StepConfig,
+            TrainState,
+            choose_loop,
+            make_epoch_summary,
+            make_evaluate,
+            make_metrics,
+            make_train_epoch,
+            make_train_step,
         )
 
         self.jnp = jnp
         device = jax.devices()[0]
         network = engine_model(kind, dtype)
         variables = init_variables(network, jax.random.PRNGKey(0), work.x_train.shape[1:])
-        tx = build_optimizer(OptimizerPlan(name="adam", learning_rate=1e-3), optax.constant_schedule(1e-3))
+        tx = build_optimizer(
+            OptimizerPlan(name="adam", learning_rate=1e-3), optax.constant_schedule(1e-3)
+        )
         config = StepConfig("multiclass", "sparse_categorical_crossentropy", 10)
         loss_fn = build_loss(LossPlan(name="sparse_categorical_crossentropy"))
         metrics = make_metrics(["accuracy"], "multiclass")
@@ -149,7 +174,9 @@ class EngineRunner:
         step = make_train_step(network, loss_fn, tx, config)
         summary = make_epoch_summary(network, config, metrics, "relu", n)
         self.loop = loop or choose_loop(device.platform, kind == "resnet18")
-        self.epoch_fn = make_train_epoch(step, summary, self.loop, n, work.batch_size, jax.random.PRNGKey(1))
+        self.epoch_fn = make_train_epoch(
+            step, summary, self.loop, n, work.batch_size, jax.random.PRNGKey(1)
+        )
         self.state = jax.device_put(TrainState.create(variables, tx, jax.random.PRNGKey(2)), device)
         put = lambda a: jax.device_put(a, device)  # noqa: E731
         self.x, self.y, self.probe = put(work.x_train), put(work.y_train), put(work.x_train[:256])
@@ -159,7 +186,9 @@ class EngineRunner:
 
     def train_epoch(self) -> None:
         self.epoch += 1
-        self.state, summary = self.epoch_fn(self.state, self.x, self.y, self.probe, self.jnp.asarray(self.epoch, self.jnp.int32))
+        self.state, summary = self.epoch_fn(
+            self.state, self.x, self.y, self.probe, self.jnp.asarray(self.epoch, self.jnp.int32)
+        )
         float(summary["loss"])  # wait for the epoch, as the engine's fit loop does
 
     def accuracy(self) -> float:
@@ -183,20 +212,39 @@ class KerasRunner:
         if kind == "mlp":
             body = [layers.Dense(256, activation="relu"), layers.Dense(256, activation="relu")]
         elif kind == "small_cnn":
-            body = [layers.Conv2D(32, 3, activation="relu"), layers.Conv2D(64, 3, activation="relu"),
-                    layers.MaxPooling2D(2), layers.Flatten(), layers.Dense(128, activation="relu")]
+            body = [
+                layers.Conv2D(32, 3, activation="relu"),
+                layers.Conv2D(64, 3, activation="relu"),
+                layers.MaxPooling2D(2),
+                layers.Flatten(),
+                layers.Dense(128, activation="relu"),
+            ]
         else:
             raise ValueError(f"keras: no {kind} model in this benchmark")
-        self.model = keras.Sequential([keras.Input(shape), *body, layers.Dense(10, dtype="float32")])
-        self.model.compile(optimizer=keras.optimizers.Adam(1e-3),
-                           loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+        self.model = keras.Sequential(
+            [keras.Input(shape), *body, layers.Dense(10, dtype="float32")]
+        )
+        self.model.compile(
+            optimizer=keras.optimizers.Adam(1e-3),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+        )
         self.work = work
 
     def train_epoch(self) -> None:
-        self.model.fit(self.work.x_train, self.work.y_train, batch_size=self.work.batch_size, epochs=1, shuffle=True, verbose=0)
+        self.model.fit(
+            self.work.x_train,
+            self.work.y_train,
+            batch_size=self.work.batch_size,
+            epochs=1,
+            shuffle=True,
+            verbose=0,
+        )
 
     def accuracy(self) -> float:
-        return float(self.model.evaluate(self.work.x_val, self.work.y_val, batch_size=512, verbose=0)[1])
+        return float(
+            self.model.evaluate(self.work.x_val, self.work.y_val, batch_size=512, verbose=0)[1]
+        )
 
 
 class TorchRunner:
@@ -212,12 +260,23 @@ class TorchRunner:
         self.threads = threads or len(os.sched_getaffinity(0))  # the cores this process may use
         self.name = "pytorch" if threads is None else f"pytorch-{threads}t"
         if kind == "mlp":
-            model = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10))
+            model = nn.Sequential(
+                nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10)
+            )
         elif kind == "small_cnn":
             c = work.x_train.shape[-1]
             side = (work.x_train.shape[1] - 4) // 2
-            model = nn.Sequential(nn.Conv2d(c, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
-                                  nn.Flatten(), nn.Linear(64 * side * side, 128), nn.ReLU(), nn.Linear(128, 10))
+            model = nn.Sequential(
+                nn.Conv2d(c, 32, 3),
+                nn.ReLU(),
+                nn.Conv2d(32, 64, 3),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+                nn.Flatten(),
+                nn.Linear(64 * side * side, 128),
+                nn.ReLU(),
+                nn.Linear(128, 10),
+            )
         else:
             import torchvision  # the GPU image has it
 
@@ -255,7 +314,9 @@ class TorchRunner:
         torch = self.torch
         self.model.eval()
         with torch.no_grad():
-            logits = torch.cat([self.model(self.xv[i : i + 512]) for i in range(0, len(self.xv), 512)])
+            logits = torch.cat(
+                [self.model(self.xv[i : i + 512]) for i in range(0, len(self.xv), 512)]
+            )
         return float((logits.argmax(1) == self.yv).float().mean())
 
 
@@ -272,7 +333,9 @@ def _runners(work, kind, frameworks, bf16, dtype):
                 runners.append(KerasRunner(work, kind, bf16))
             elif name == "torch":
                 runners.append(TorchRunner(work, kind, bf16))
-            elif name == "torch1":  # one thread: on a busy 2-core machine torch's two threads contend
+            elif (
+                name == "torch1"
+            ):  # one thread: on a busy 2-core machine torch's two threads contend
                 runners.append(TorchRunner(work, kind, bf16, threads=1))
         except ImportError as err:
             print(f"  {name}: skipped ({err.name} is not installed; pip install -e .[bench])")
@@ -281,7 +344,9 @@ def _runners(work, kind, frameworks, bf16, dtype):
     return runners
 
 
-def bench(work: Workload, kind: str, frameworks, rounds: int, epochs_per_round: int, bf16: bool, dtype) -> dict:
+def bench(
+    work: Workload, kind: str, frameworks, rounds: int, epochs_per_round: int, bf16: bool, dtype
+) -> dict:
     """Alternate the frameworks round by round; per-epoch times and final accuracy for each."""
     runners = _runners(work, kind, frameworks, bf16, dtype)
     timings = {r.name: Timing() for r in runners}
@@ -298,17 +363,25 @@ def bench(work: Workload, kind: str, frameworks, rounds: int, epochs_per_round: 
 
 def report(work: Workload, kind: str, timings: dict) -> list[str]:
     n = len(work.x_train)
-    lines = [f"{kind} ({work.name}, batch {work.batch_size}, {n} train examples, "
-             f"{len(next(iter(timings.values())).epochs)} epochs each)",
-             "| framework | samples/s (median) | compile + first-epoch overhead (s) | val accuracy |",
-             "|---|---|---|---|"]
+    lines = [
+        f"{kind} ({work.name}, batch {work.batch_size}, {n} train examples, "
+        f"{len(next(iter(timings.values())).epochs)} epochs each)",
+        "| framework | samples/s (median) | compile + first-epoch overhead (s) | val accuracy |",
+        "|---|---|---|---|",
+    ]
     for name, t in timings.items():
         lines.append(f"| {name} | {t.rate(n):,.0f} | {t.compile_s():.2f} | {t.accuracy:.3f} |")
     if "engine" in timings:
-        ratios = [f"{timings['engine'].rate(n) / t.rate(n):.2f}x {name}" for name, t in timings.items() if name != "engine"]
+        ratios = [
+            f"{timings['engine'].rate(n) / t.rate(n):.2f}x {name}"
+            for name, t in timings.items()
+            if name != "engine"
+        ]
         torch_rates = [t.rate(n) for name, t in timings.items() if name.startswith("pytorch")]
         if len(torch_rates) > 1:
-            ratios.append(f"{timings['engine'].rate(n) / max(torch_rates):.2f}x pytorch at its best thread count")
+            ratios.append(
+                f"{timings['engine'].rate(n) / max(torch_rates):.2f}x pytorch at its best thread count"
+            )
         if ratios:
             lines.append(f"engine speed: {', '.join(ratios)}")
     return lines
@@ -324,7 +397,9 @@ def loop_forms(work: Workload, kind: str, epochs: int, dtype) -> list[str]:
             started = time.perf_counter()
             runner.train_epoch()
             t.epochs.append(time.perf_counter() - started)
-        lines.append(f"{kind} loop={loop}: {t.rate(len(work.x_train)):,.0f} samples/s, first epoch {t.epochs[0]:.1f} s")
+        lines.append(
+            f"{kind} loop={loop}: {t.rate(len(work.x_train)):,.0f} samples/s, first epoch {t.epochs[0]:.1f} s"
+        )
     return lines
 
 
@@ -353,13 +428,25 @@ def kernels() -> list[str]:
     valid = ((0, 0), (0, 0))
     w_t = jnp.flip(w, (0, 1)).transpose(0, 1, 3, 2)
     rows = [
-        ("forward", ms(jax.jit(conv), x, w), ms(jax.jit(lambda a, b: _conv_padded(a, b, valid)), x, w)),
-        ("input gradient", ms(jax.jit(lambda a, b, g: jax.vjp(conv, a, b)[1](g)[0]), x, w, dy),
-         ms(jax.jit(lambda g, b: _conv_padded(g, b, ((2, 2), (2, 2)))), dy, w_t)),
-        ("weight gradient", ms(jax.jit(lambda a, b, g: jax.vjp(conv, a, b)[1](g)[1]), x, w, dy),
-         ms(jax.jit(lambda a, g: _weight_grad(a, g, (3, 3), valid)), x, dy)),
+        (
+            "forward",
+            ms(jax.jit(conv), x, w),
+            ms(jax.jit(lambda a, b: _conv_padded(a, b, valid)), x, w),
+        ),
+        (
+            "input gradient",
+            ms(jax.jit(lambda a, b, g: jax.vjp(conv, a, b)[1](g)[0]), x, w, dy),
+            ms(jax.jit(lambda g, b: _conv_padded(g, b, ((2, 2), (2, 2)))), dy, w_t),
+        ),
+        (
+            "weight gradient",
+            ms(jax.jit(lambda a, b, g: jax.vjp(conv, a, b)[1](g)[1]), x, w, dy),
+            ms(jax.jit(lambda a, g: _weight_grad(a, g, (3, 3), valid)), x, dy),
+        ),
     ]
-    return [f"{name}: XLA {a:.1f} ms, engine.layers {b:.1f} ms ({a / b:.1f}x)" for name, a, b in rows]
+    return [
+        f"{name}: XLA {a:.1f} ms, engine.layers {b:.1f} ms ({a / b:.1f}x)" for name, a, b in rows
+    ]
 
 
 def _cpu_name() -> str:
@@ -374,16 +461,32 @@ def _cpu_name() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer rounds and epochs (a smoke run)")
-    parser.add_argument("--gpu", action="store_true", help="GPU workloads: bf16, 32x32x3 CNN and ResNet-18 at batch 256")
-    parser.add_argument("--loops", action="store_true", help="engine only: scanned vs stepped epochs")
-    parser.add_argument("--kernels", action="store_true", help="CPU convolution pieces: XLA vs engine.layers")
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer rounds and epochs (a smoke run)"
+    )
+    parser.add_argument(
+        "--gpu",
+        action="store_true",
+        help="GPU workloads: bf16, 32x32x3 CNN and ResNet-18 at batch 256",
+    )
+    parser.add_argument(
+        "--loops", action="store_true", help="engine only: scanned vs stepped epochs"
+    )
+    parser.add_argument(
+        "--kernels", action="store_true", help="CPU convolution pieces: XLA vs engine.layers"
+    )
     parser.add_argument("--models", default=None, help="comma list of mlp, small_cnn, resnet18")
-    parser.add_argument("--frameworks", default=None, help="comma list of engine, keras, torch, torch1 "
-                        "(torch with one thread); default engine,keras,torch,torch1 on CPU, engine,keras,torch on GPU")
+    parser.add_argument(
+        "--frameworks",
+        default=None,
+        help="comma list of engine, keras, torch, torch1 "
+        "(torch with one thread); default engine,keras,torch,torch1 on CPU, engine,keras,torch on GPU",
+    )
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--epochs-per-round", type=int, default=None)
-    parser.add_argument("--n", type=int, default=None, help="--gpu: number of generated images (default 50,000)")
+    parser.add_argument(
+        "--n", type=int, default=None, help="--gpu: number of generated images (default 50,000)"
+    )
     args = parser.parse_args()
 
     import jax
@@ -400,15 +503,21 @@ def main() -> None:
         os.environ["BENCH_GPU"] = "1"
         n = args.n or (10_000 if args.quick else 50_000)
         images = shapes_rgb(n, 32)
-        workloads = {"small_cnn": Workload("shapes 32x32x3", *images, batch_size=256),
-                     "resnet18": Workload("shapes 32x32x3", *images, batch_size=256)}
+        workloads = {
+            "small_cnn": Workload("shapes 32x32x3", *images, batch_size=256),
+            "resnet18": Workload("shapes 32x32x3", *images, batch_size=256),
+        }
     else:
-        workloads = {"mlp": Workload("digits 64", *digits_table(), batch_size=128),
-                     "small_cnn": Workload("digits 28x28x1", *digits_images(28), batch_size=128)}
+        workloads = {
+            "mlp": Workload("digits 64", *digits_table(), batch_size=128),
+            "small_cnn": Workload("digits 28x28x1", *digits_images(28), batch_size=128),
+        }
     chosen = args.models.split(",") if args.models else list(workloads)
     rounds = args.rounds or (2 if args.quick else 4)
     per_round = args.epochs_per_round or (2 if args.quick else 3)
-    frameworks = (args.frameworks or ("engine,keras,torch" if args.gpu else "engine,keras,torch,torch1")).split(",")
+    frameworks = (
+        args.frameworks or ("engine,keras,torch" if args.gpu else "engine,keras,torch,torch1")
+    ).split(",")
     for kind in chosen:
         work = workloads[kind]
         if args.loops:

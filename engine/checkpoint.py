@@ -89,7 +89,9 @@ def load_checkpoint(path: str | Path, field: str = "model.base") -> tuple[dict, 
 
     weights = _weights_path(Path(path))
     if not weights.exists():
-        raise InputError(f"{field}: {weights} does not exist; expected a run directory holding {WEIGHTS}")
+        raise InputError(
+            f"{field}: {weights} does not exist; expected a run directory holding {WEIGHTS}"
+        )
     try:
         flat = load_file(str(weights))
     except (SafetensorError, OSError) as err:

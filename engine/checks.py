@@ -26,7 +26,13 @@ if TYPE_CHECKING:
 LOSSES_FOR_TASK: dict[str, tuple[str, ...]] = {
     "regression": ("mse", "mae", "huber", "l1", "l2", "smooth_l1"),
     "binary": ("binary_crossentropy", "hinge", "focal", "dice"),
-    "multiclass": ("categorical_crossentropy", "sparse_categorical_crossentropy", "kl_divergence", "focal", "dice"),
+    "multiclass": (
+        "categorical_crossentropy",
+        "sparse_categorical_crossentropy",
+        "kl_divergence",
+        "focal",
+        "dice",
+    ),
     "multilabel": ("binary_crossentropy", "focal", "dice", "hinge"),
     "gan": ("adversarial", "wasserstein"),
     "detection": ("iou", "giou", "smooth_l1"),
@@ -35,7 +41,16 @@ LOSSES_FOR_TASK: dict[str, tuple[str, ...]] = {
 # layer's activations start far from where initialisers assume (unit variance).
 _SCALE_LIMIT = 10.0
 # Series every supervised run records, besides the metrics the plan names.
-_ALWAYS = ("loss", "val_loss", "lr", "grad_norm", "grad_norm_first", "grad_norm_last", "update_ratio", "dead_fraction")
+_ALWAYS = (
+    "loss",
+    "val_loss",
+    "lr",
+    "grad_norm",
+    "grad_norm_first",
+    "grad_norm_last",
+    "update_ratio",
+    "dead_fraction",
+)
 
 
 @dataclass(frozen=True)
@@ -93,15 +108,21 @@ def check_plan(plan: Plan) -> list[CheckWarning]:
             )
     warnings = []
     if plan.model.dropout > 0.5:
-        warnings.append(CheckWarning(
-            "model.dropout", f"{plan.model.dropout:g} drops most units each step and slows learning",
-            "use 0.2-0.5 (0.5 is the usual ceiling for dense layers)",
-        ))
+        warnings.append(
+            CheckWarning(
+                "model.dropout",
+                f"{plan.model.dropout:g} drops most units each step and slows learning",
+                "use 0.2-0.5 (0.5 is the usual ceiling for dense layers)",
+            )
+        )
     if plan.batch_size >= plan.n_train and plan.optimizer.name != "gd":
-        warnings.append(CheckWarning(
-            "batch_size", f"{plan.batch_size} covers the whole training set, so {plan.optimizer.name} runs full batch",
-            "lower batch_size for stochastic updates, or name optimizer gd",
-        ))
+        warnings.append(
+            CheckWarning(
+                "batch_size",
+                f"{plan.batch_size} covers the whole training set, so {plan.optimizer.name} runs full batch",
+                "lower batch_size for stochastic updates, or name optimizer gd",
+            )
+        )
     return warnings
 
 
@@ -125,23 +146,32 @@ def check_data(plan: Plan, data: Dataset) -> list[CheckWarning]:
         x = data.x_train  # unscaled, since normalize is "none"
         centre, spread = float(np.abs(x.mean())), float(x.std())
         if spread > _SCALE_LIMIT or centre > _SCALE_LIMIT:
-            warnings.append(CheckWarning(
-                "data.normalize", f"inputs are not normalised (mean {x.mean():.3g}, std {spread:.3g})",
-                "set data.normalize to 'standardize' (or 'scale_01' for pixels)",
-            ))
+            warnings.append(
+                CheckWarning(
+                    "data.normalize",
+                    f"inputs are not normalised (mean {x.mean():.3g}, std {spread:.3g})",
+                    "set data.normalize to 'standardize' (or 'scale_01' for pixels)",
+                )
+            )
     if plan.task in ("binary", "multiclass"):
         missing = sorted(set(range(plan.n_classes)) - set(np.unique(data.y_val).tolist()))
         if missing:
-            warnings.append(CheckWarning(
-                "data.val_fraction", f"class(es) {missing} have no validation example, so their errors go unseen",
-                "raise val_fraction or gather more examples of those classes",
-            ))
+            warnings.append(
+                CheckWarning(
+                    "data.val_fraction",
+                    f"class(es) {missing} have no validation example, so their errors go unseen",
+                    "raise val_fraction or gather more examples of those classes",
+                )
+            )
         absent = sorted(set(range(plan.n_classes)) - set(np.unique(data.y_train).tolist()))
         if absent:
-            warnings.append(CheckWarning(
-                "n_classes", f"class(es) {absent} have no training example",
-                "check the labels or lower n_classes",
-            ))
+            warnings.append(
+                CheckWarning(
+                    "n_classes",
+                    f"class(es) {absent} have no training example",
+                    "check the labels or lower n_classes",
+                )
+            )
     if plan.task == "regression" and plan.model.output_units != data.y_train.shape[1]:
         raise InputError(
             f"model.output_units: {plan.model.output_units} does not match the {data.y_train.shape[1]} "

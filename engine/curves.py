@@ -30,7 +30,13 @@ def _panels(series: dict[str, list], metrics: list[str]) -> list[tuple[str, list
     return panels
 
 
-def plot_curves(path: str | Path, epochs: list[int], series: dict[str, list], metrics: list[str], title: str = "") -> Path:
+def plot_curves(
+    path: str | Path,
+    epochs: list[int],
+    series: dict[str, list],
+    metrics: list[str],
+    title: str = "",
+) -> Path:
     """Draw the learning curves of ``series`` into the PNG file ``path``."""
     import matplotlib
 
@@ -40,17 +46,25 @@ def plot_curves(path: str | Path, epochs: list[int], series: dict[str, list], me
     panels = _panels(series, metrics)
     fig = Figure(figsize=(4.2 * len(panels), 3.4), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    for ax, (label, names) in zip(axes, panels):
+    for ax, (label, names) in zip(axes, panels, strict=True):
         for name in names:
             values = [float("nan") if v is None else v for v in series[name]]
-            ax.plot(epochs, values, marker="o" if len(epochs) < 30 else None, markersize=3, label=name)
+            ax.plot(
+                epochs, values, marker="o" if len(epochs) < 30 else None, markersize=3, label=name
+            )
         ax.set_xlabel("epoch")
         ax.set_title(label)
         if label == "learning rate":
             ax.set_yscale("log")
             if "grad_norm" in series:
                 twin = ax.twinx()
-                twin.plot(epochs, [float("nan") if v is None else v for v in series["grad_norm"]], color="tab:red", alpha=0.6, label="grad_norm")
+                twin.plot(
+                    epochs,
+                    [float("nan") if v is None else v for v in series["grad_norm"]],
+                    color="tab:red",
+                    alpha=0.6,
+                    label="grad_norm",
+                )
                 twin.set_ylabel("grad norm", color="tab:red")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

@@ -74,9 +74,14 @@ def load_data(plan: Plan, base_dir: str | Path = ".") -> Dataset:
     x_train, x_val = x[train_idx], x[val_idx]
     x_train, x_val, scaling = _scale(x_train, x_val, plan.data.normalize, plan.modality)
     return Dataset(
-        x_train=x_train, y_train=y[train_idx], x_val=x_val, y_val=y[val_idx],
-        input_shape=tuple(plan.input_shape), n_classes=plan.n_classes,
-        class_names=raw.class_names, scaling=scaling,
+        x_train=x_train,
+        y_train=y[train_idx],
+        x_val=x_val,
+        y_val=y[val_idx],
+        input_shape=tuple(plan.input_shape),
+        n_classes=plan.n_classes,
+        class_names=raw.class_names,
+        scaling=scaling,
     )
 
 
@@ -103,7 +108,9 @@ def _check_targets(y: np.ndarray, plan: Plan) -> np.ndarray:
             y = np.argmax(y, axis=1)
         y = y.reshape(-1)
         if not np.all(np.isfinite(y.astype(np.float64))) or not np.all(np.equal(np.mod(y, 1), 0)):
-            raise InputError(f"n_classes: the targets are not class ids; expected integers 0..{k - 1}")
+            raise InputError(
+                f"n_classes: the targets are not class ids; expected integers 0..{k - 1}"
+            )
         y = y.astype(np.int32)
         if y.min() < 0 or y.max() >= k:
             raise InputError(
@@ -114,20 +121,28 @@ def _check_targets(y: np.ndarray, plan: Plan) -> np.ndarray:
     if task == "multilabel":
         y = np.asarray(y, np.float32).reshape(len(y), -1)
         if y.shape[1] != k:
-            raise InputError(f"n_classes: multilabel targets have {y.shape[1]} columns; expected {k}")
+            raise InputError(
+                f"n_classes: multilabel targets have {y.shape[1]} columns; expected {k}"
+            )
         return y
     if task == "detection":
         y = np.asarray(y, np.float32).reshape(len(y), -1)
         if y.shape[1] != 5:
-            raise InputError("data.source: detection targets need 5 columns (x1, y1, x2, y2, class)")
+            raise InputError(
+                "data.source: detection targets need 5 columns (x1, y1, x2, y2, class)"
+            )
         if y[:, 4].max() >= k:
-            raise InputError(f"n_classes: detection labels reach {int(y[:, 4].max())}; expected 0..{k - 1}")
+            raise InputError(
+                f"n_classes: detection labels reach {int(y[:, 4].max())}; expected 0..{k - 1}"
+            )
         return y
     y = np.asarray(y, np.float32)
     return y.reshape(len(y), -1) if y.ndim == 1 else y
 
 
-def split_indices(y: np.ndarray, task: str, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def split_indices(
+    y: np.ndarray, task: str, val_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Seeded train/validation indices; stratified per class for binary/multiclass/detection."""
     rng = np.random.default_rng(seed)
     n = len(y)
@@ -151,7 +166,9 @@ def split_indices(y: np.ndarray, task: str, val_fraction: float, seed: int) -> t
     return train_idx, val_idx
 
 
-def _subsample(train_idx: np.ndarray, y: np.ndarray, task: str, n_keep: int, seed: int) -> np.ndarray:
+def _subsample(
+    train_idx: np.ndarray, y: np.ndarray, task: str, n_keep: int, seed: int
+) -> np.ndarray:
     """Keep ``n_keep`` training examples, drawn with the split seed (stratified for classes)."""
     if n_keep >= len(train_idx):
         return train_idx
@@ -160,7 +177,9 @@ def _subsample(train_idx: np.ndarray, y: np.ndarray, task: str, n_keep: int, see
     return train_idx[keep_pos]
 
 
-def _scale(x_train: np.ndarray, x_val: np.ndarray, mode: str, modality: str) -> tuple[np.ndarray, np.ndarray, dict]:
+def _scale(
+    x_train: np.ndarray, x_val: np.ndarray, mode: str, modality: str
+) -> tuple[np.ndarray, np.ndarray, dict]:
     """Input scaling fitted on the training split: per feature (tables) or per channel (images, sequences)."""
     if mode == "none":
         return x_train, x_val, {"normalize": "none"}
@@ -173,7 +192,11 @@ def _scale(x_train: np.ndarray, x_val: np.ndarray, mode: str, modality: str) -> 
         spread = x_train.max(axis=axes, keepdims=True) - shift
     spread = np.where(spread > 0, spread, 1.0).astype(np.float32)  # constant features stay put
     scaled = [((x - shift) / spread).astype(np.float32) for x in (x_train, x_val)]
-    return scaled[0], scaled[1], {"normalize": mode, "shift": shift.ravel().tolist(), "spread": spread.ravel().tolist()}
+    return (
+        scaled[0],
+        scaled[1],
+        {"normalize": mode, "shift": shift.ravel().tolist(), "spread": spread.ravel().tolist()},
+    )
 
 
 # ----------------------------------------------------------------------------- inside jit
@@ -197,7 +220,9 @@ def steps_for(n: int, batch_size: int) -> tuple[int, int]:
     return -(-n // batch_size), batch_size
 
 
-def epoch_batches(key: jax.Array, epoch: jax.Array, n: int, batch_size: int, shuffle: bool = True) -> tuple[jax.Array, jax.Array]:
+def epoch_batches(
+    key: jax.Array, epoch: jax.Array, n: int, batch_size: int, shuffle: bool = True
+) -> tuple[jax.Array, jax.Array]:
     """Indices [steps, batch] and a 0/1 mask for one epoch, cut on the device.
 
     The order is a permutation drawn from ``fold_in(key, epoch)``; the last batch

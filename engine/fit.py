@@ -139,11 +139,17 @@ def fit(phases: list[Phase], state: Any, plan: Plan, progress: bool | None = Non
                 result.record(epoch, values)
                 if bar:
                     bar.update(epoch, values)
-                bad = [k for k in ("loss", "val_loss", "d_loss", "g_loss") if not _finite(values.get(k))]
+                bad = [
+                    k
+                    for k in ("loss", "val_loss", "d_loss", "g_loss")
+                    if not _finite(values.get(k))
+                ]
                 if bad:
                     result.state = phase.restore(state, last_good[1]) if last_good else None
                     result.stopped_reason = f"{bad[0]} became {values[bad[0]]} at epoch {epoch}"
-                    raise Diverged(result.stopped_reason, result, last_good[0] if last_good else None)
+                    raise Diverged(
+                        result.stopped_reason, result, last_good[0] if last_good else None
+                    )
                 last_good = (epoch, phase.snapshot(state))
                 if plateau is not None:
                     state = phase.scale_lr(state, plateau.update(values["val_loss"]))
@@ -171,17 +177,31 @@ class _ProgressBar:
     """A rich progress bar over epochs showing the latest loss and validation loss."""
 
     def __init__(self, total: int):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
 
         self.progress = Progress(
-            TextColumn("epoch"), MofNCompleteColumn(), BarColumn(), TextColumn("{task.description}"),
-            TimeRemainingColumn(), transient=False,
+            TextColumn("epoch"),
+            MofNCompleteColumn(),
+            BarColumn(),
+            TextColumn("{task.description}"),
+            TimeRemainingColumn(),
+            transient=False,
         )
         self.task = self.progress.add_task("", total=total)
         self.progress.start()
 
     def update(self, epoch: int, values: dict) -> None:
-        shown = [f"{k} {values[k]:.4g}" for k in ("loss", "val_loss", "d_loss", "g_loss") if values.get(k) is not None]
+        shown = [
+            f"{k} {values[k]:.4g}"
+            for k in ("loss", "val_loss", "d_loss", "g_loss")
+            if values.get(k) is not None
+        ]
         self.progress.update(self.task, completed=epoch, description="  ".join(shown))
 
     def close(self) -> None:

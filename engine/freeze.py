@@ -79,7 +79,9 @@ def stages_for(plan: Plan, n_blocks: int) -> list[Stage]:
                 f"freeze.head_epochs: {head_epochs} leaves no fine-tuning epoch of the {epochs}; "
                 f"expected fewer than {epochs}"
             )
-        groups = [(HEAD, 1.0)] + [(block_group(i), decay ** (n_blocks - i)) for i in range(n_blocks)]
+        groups = [(HEAD, 1.0)] + [
+            (block_group(i), decay ** (n_blocks - i)) for i in range(n_blocks)
+        ]
         return [
             Stage(head_epochs, n_blocks, everything, schedule=False),
             Stage(epochs - head_epochs, 0, tuple(groups), rate_factor=factor),
@@ -117,7 +119,9 @@ def make_stage_optimizer(
         schedule = optax.constant_schedule(base_lr)
     transforms = {FROZEN: optax.set_to_zero()}
     for group, multiplier in stage.group_rates:
-        transforms[group] = build_optimizer(plan.optimizer, _scaled(schedule, multiplier), per_trial)
+        transforms[group] = build_optimizer(
+            plan.optimizer, _scaled(schedule, multiplier), per_trial
+        )
     labels = param_labels(params, stage)
     used = set(jax.tree.leaves(labels))
     return optax.partition({k: v for k, v in transforms.items() if k in used}, labels)

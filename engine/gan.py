@@ -64,7 +64,11 @@ class Generator(_Player):
     @nn.compact
     def __call__(self, z: jax.Array, cond: jax.Array | None = None) -> jax.Array:
         act = ACTIVATIONS[self.activation]
-        h = z if cond is None else jnp.concatenate([z, cond.reshape(cond.shape[0], -1).astype(z.dtype)], axis=1)
+        h = (
+            z
+            if cond is None
+            else jnp.concatenate([z, cond.reshape(cond.shape[0], -1).astype(z.dtype)], axis=1)
+        )
         if self.arch == "mlp":
             for i in range(self.hidden_layers):
                 h = nn.Dense(self.units, dtype=self.dtype, name=f"dense_{i}")(h)
@@ -74,14 +78,22 @@ class Generator(_Player):
             return out.reshape(z.shape[0], *self.output_shape).astype(jnp.float32)
         height, width, channels = self.output_shape
         scale = 2 ** len(self.filters)
-        h = nn.Dense((height // scale) * (width // scale) * self.filters[-1], dtype=self.dtype, name="project")(h)
+        h = nn.Dense(
+            (height // scale) * (width // scale) * self.filters[-1],
+            dtype=self.dtype,
+            name="project",
+        )(h)
         h = act(h).reshape(z.shape[0], height // scale, width // scale, self.filters[-1])
         for i, f in enumerate(reversed(self.filters)):
             h = jnp.repeat(jnp.repeat(h, 2, axis=1), 2, axis=2)  # nearest-neighbour upsampling
-            h = Conv(f, (self.kernel_size,) * 2, impl=self.impl, dtype=self.dtype, name=f"conv_{i}")(h)
+            h = Conv(
+                f, (self.kernel_size,) * 2, impl=self.impl, dtype=self.dtype, name=f"conv_{i}"
+            )(h)
             self.sow("intermediates", "preact", h)
             h = act(h)
-        return Conv(channels, (self.kernel_size,) * 2, impl=self.impl, dtype=self.dtype, name="output")(h).astype(jnp.float32)
+        return Conv(
+            channels, (self.kernel_size,) * 2, impl=self.impl, dtype=self.dtype, name="output"
+        )(h).astype(jnp.float32)
 
 
 class Discriminator(_Player):
@@ -97,7 +109,15 @@ class Discriminator(_Player):
                 h = act(nn.Dense(self.units, dtype=self.dtype, name=f"dense_{i}")(h))
         else:
             for i, f in enumerate(self.filters):
-                h = act(Conv(f, (self.kernel_size,) * 2, impl=self.impl, dtype=self.dtype, name=f"conv_{i}")(h))
+                h = act(
+                    Conv(
+                        f,
+                        (self.kernel_size,) * 2,
+                        impl=self.impl,
+                        dtype=self.dtype,
+                        name=f"conv_{i}",
+                    )(h)
+                )
                 h = pool(h, "avg")
             h = h.reshape(h.shape[0], -1)
         return nn.Dense(1, dtype=self.dtype, name="output")(h).astype(jnp.float32)[:, 0]
@@ -126,7 +146,9 @@ def build_players(plan: Plan, impl: str, dtype) -> tuple[Generator, Discriminato
     if m.arch not in ("mlp", "cnn"):
         raise InputError(f"model.arch: a GAN is built as 'mlp' or 'cnn', not {m.arch!r}")
     if m.latent_dim is None:
-        raise InputError("model.latent_dim: required for task gan (the size of the generator's noise)")
+        raise InputError(
+            "model.latent_dim: required for task gan (the size of the generator's noise)"
+        )
     shape = tuple(plan.input_shape)
     if m.arch == "cnn":
         scale = 2 ** len(m.filters)
@@ -135,8 +157,16 @@ def build_players(plan: Plan, impl: str, dtype) -> tuple[Generator, Discriminato
                 f"model.filters: a cnn GAN halves the image once per filter entry, so height and width "
                 f"must divide by {scale}; input_shape is {list(shape)}"
             )
-    common = dict(arch=m.arch, units=m.units, hidden_layers=m.hidden_layers, filters=m.filters,
-                  kernel_size=m.kernel_size, activation=m.activation, impl=impl, dtype=dtype)
+    common = dict(
+        arch=m.arch,
+        units=m.units,
+        hidden_layers=m.hidden_layers,
+        filters=m.filters,
+        kernel_size=m.kernel_size,
+        activation=m.activation,
+        impl=impl,
+        dtype=dtype,
+    )
     return Generator(output_shape=shape, **common), Discriminator(**common)
 
 
@@ -148,7 +178,9 @@ def _first_layer(params: dict) -> str:
     raise KeyError(f"no generator input layer among {sorted(params)}")
 
 
-def make_gan_step(generator, discriminator, gan: GanLoss, g_tx, d_tx, latent_dim: int, paired: bool):
+def make_gan_step(
+    generator, discriminator, gan: GanLoss, g_tx, d_tx, latent_dim: int, paired: bool
+):
     """``gan_step(state, batch) -> (state, metrics)``: a discriminator update, then the generator's."""
     n_critic = N_CRITIC if gan.gradient_penalty > 0 else 1
 
@@ -168,7 +200,9 @@ def make_gan_step(generator, discriminator, gan: GanLoss, g_tx, d_tx, latent_dim
             fake = jax.lax.stop_gradient(generator.apply({"params": g_params}, z, cond))
             loss = masked_mean(gan.discriminator(critic(params, real), critic(params, fake)), mask)
             if gan.gradient_penalty > 0:
-                loss = loss + gan.gradient_penalty * gradient_penalty(lambda t: critic(params, t), real, fake, gp_key)
+                loss = loss + gan.gradient_penalty * gradient_penalty(
+                    lambda t: critic(params, t), real, fake, gp_key
+                )
             return loss
 
         d_loss, d_grads = jax.value_and_grad(d_objective)(d_params)
@@ -188,7 +222,9 @@ def make_gan_step(generator, discriminator, gan: GanLoss, g_tx, d_tx, latent_dim
         g_updates = jax.tree.map(lambda u: jnp.where(train_g, u, jnp.zeros_like(u)), g_updates)
         g_opt = jax.tree.map(lambda new, old: jnp.where(train_g, new, old), g_opt, state.g_opt)
         metrics = {
-            "loss": g_loss, "d_loss": d_loss, "g_loss": g_loss,
+            "loss": g_loss,
+            "d_loss": d_loss,
+            "g_loss": g_loss,
             "grad_norm": optax.tree.norm(g_grads),
             "grad_norm_first": optax.tree.norm(g_grads[_first_layer(g_grads)]),
             "grad_norm_last": optax.tree.norm(g_grads["output"]),
@@ -204,23 +240,51 @@ def make_gan_step(generator, discriminator, gan: GanLoss, g_tx, d_tx, latent_dim
 class GanPhase:
     """The whole GAN run as one phase of ``engine.fit``."""
 
-    def __init__(self, plan: Plan, players, data: DeviceData, loop: str, data_key, device, paired: bool):
+    def __init__(
+        self, plan: Plan, players, data: DeviceData, loop: str, data_key, device, paired: bool
+    ):
         self.plan, (self.generator, self.discriminator) = plan, players
-        self.data, self.device, self.paired, self.loop, self.data_key = data, device, paired, loop, data_key
+        self.data, self.device, self.paired, self.loop, self.data_key = (
+            data,
+            device,
+            paired,
+            loop,
+            data_key,
+        )
         self.epochs = plan.epochs
         self.n_train = data.x_train.shape[0]
         self.gan = build_loss(plan.loss)
         if not isinstance(self.gan, GanLoss):
-            raise InputError(f"loss.name: {plan.loss.name!r} is not a GAN objective; expected adversarial or wasserstein")
+            raise InputError(
+                f"loss.name: {plan.loss.name!r} is not a GAN objective; expected adversarial or wasserstein"
+            )
         self.steps_per_epoch = steps_for(self.n_train, plan.batch_size)[0]
         self.evaluate = self._make_evaluate()
 
     def begin(self, state: GanState) -> GanState:
-        schedule = build_schedule(self.plan.schedule, self.plan.optimizer.learning_rate, self.steps_per_epoch, self.epochs)
-        g_tx, d_tx = build_optimizer(self.plan.optimizer, schedule), build_optimizer(self.plan.optimizer, schedule)
-        step = make_gan_step(self.generator, self.discriminator, self.gan, g_tx, d_tx, self.plan.model.latent_dim, self.paired)
-        self.train_epoch = make_train_epoch(step, self._summary, self.loop, self.n_train, self.plan.batch_size, self.data_key)
-        opts = jax.device_put((g_tx.init(state.params["generator"]), d_tx.init(state.params["discriminator"])), self.device)
+        schedule = build_schedule(
+            self.plan.schedule, self.plan.optimizer.learning_rate, self.steps_per_epoch, self.epochs
+        )
+        g_tx, d_tx = (
+            build_optimizer(self.plan.optimizer, schedule),
+            build_optimizer(self.plan.optimizer, schedule),
+        )
+        step = make_gan_step(
+            self.generator,
+            self.discriminator,
+            self.gan,
+            g_tx,
+            d_tx,
+            self.plan.model.latent_dim,
+            self.paired,
+        )
+        self.train_epoch = make_train_epoch(
+            step, self._summary, self.loop, self.n_train, self.plan.batch_size, self.data_key
+        )
+        opts = jax.device_put(
+            (g_tx.init(state.params["generator"]), d_tx.init(state.params["discriminator"])),
+            self.device,
+        )
         return state.replace(g_opt=opts[0], d_opt=opts[1])
 
     def _summary(self, state, step_metrics, y_train, order, probe):
@@ -228,10 +292,14 @@ class GanPhase:
         step_metrics.pop("outputs")
         out = {name: jnp.mean(values) for name, values in step_metrics.items()}
         out["lr"] = current_learning_rate(state.g_opt).astype(jnp.float32)
-        z = jax.random.normal(jax.random.PRNGKey(0), (probe.shape[0], self.plan.model.latent_dim), jnp.float32)
+        z = jax.random.normal(
+            jax.random.PRNGKey(0), (probe.shape[0], self.plan.model.latent_dim), jnp.float32
+        )
         variables = {"params": {"generator": state.params["generator"]}}
         cond = probe if self.paired else None
-        out["dead_fraction"] = dead_fraction(_Conditioned(self.generator, cond), variables, z, self.plan.model.activation)
+        out["dead_fraction"] = dead_fraction(
+            _Conditioned(self.generator, cond), variables, z, self.plan.model.activation
+        )
         return out
 
     def _make_evaluate(self):
@@ -250,13 +318,19 @@ class GanPhase:
             g_loss = jnp.mean(gan.generator(d_fake))
             if gan.reconstruction is not None:
                 g_loss = g_loss + jnp.mean(gan.reconstruction(fake, real))
-            return {"val_loss": g_loss, "val_g_loss": g_loss, "val_d_loss": jnp.mean(gan.discriminator(d_real, d_fake))}
+            return {
+                "val_loss": g_loss,
+                "val_g_loss": g_loss,
+                "val_d_loss": jnp.mean(gan.discriminator(d_real, d_fake)),
+            }
 
         return evaluate
 
     def run_epoch(self, state, epoch):
         d = self.data
-        state, summary = self.train_epoch(state, d.x_train, d.y_train, d.probe, jnp.asarray(epoch, jnp.int32))
+        state, summary = self.train_epoch(
+            state, d.x_train, d.y_train, d.probe, jnp.asarray(epoch, jnp.int32)
+        )
         return state, {**summary, **self.evaluate(state.params, d.x_val, d.y_val)}
 
     def snapshot(self, state):
@@ -266,7 +340,9 @@ class GanPhase:
         return state.replace(params=snapshot)
 
     def scale_lr(self, state, scale):
-        g_opt, d_opt = (jax.device_put(set_lr_scale(s, scale), self.device) for s in (state.g_opt, state.d_opt))
+        g_opt, d_opt = (
+            jax.device_put(set_lr_scale(s, scale), self.device) for s in (state.g_opt, state.d_opt)
+        )
         return state.replace(g_opt=g_opt, d_opt=d_opt)
 
 
@@ -293,19 +369,36 @@ def build_gan(plan: Plan, dataset: Dataset, device, impl: str, dtype):
     z = jnp.zeros((1, plan.model.latent_dim), jnp.float32)
     cond = jnp.zeros((1, *plan.input_shape), jnp.float32) if paired else None
     g_params = generator.init(g_key, z, cond)["params"]
-    d_params = discriminator.init(d_key, jnp.zeros((1, *plan.input_shape), jnp.float32), cond)["params"]
+    d_params = discriminator.init(d_key, jnp.zeros((1, *plan.input_shape), jnp.float32), cond)[
+        "params"
+    ]
     data = DeviceData.put(dataset, device)
     # every GAN convolution is stride 1, on engine.layers' kernels: the scanned epoch suits it
-    phase = GanPhase(plan, (generator, discriminator), data, choose_loop(device.platform, has_conv=False), data_key, device, paired)
-    state = GanState(step=jnp.zeros((), jnp.int32), params={"generator": g_params, "discriminator": d_params},
-                     g_opt=None, d_opt=None, key=train_key)
+    phase = GanPhase(
+        plan,
+        (generator, discriminator),
+        data,
+        choose_loop(device.platform, has_conv=False),
+        data_key,
+        device,
+        paired,
+    )
+    state = GanState(
+        step=jnp.zeros((), jnp.int32),
+        params={"generator": g_params, "discriminator": d_params},
+        g_opt=None,
+        d_opt=None,
+        key=train_key,
+    )
     return [phase], jax.device_put(state, device), generator, lambda s: {"params": s.params}
 
 
 def _paired_targets(dataset: Dataset, plan: Plan) -> Dataset:
     """Paired GANs generate ``y`` from ``x``: targets must be images of input_shape, scaled like x."""
     shape = tuple(plan.input_shape)
-    if dataset.y_train.shape[1:] != shape and math.prod(dataset.y_train.shape[1:]) != math.prod(shape):
+    if dataset.y_train.shape[1:] != shape and math.prod(dataset.y_train.shape[1:]) != math.prod(
+        shape
+    ):
         raise InputError(
             f"loss.terms: a reconstruction term needs paired targets of shape {list(shape)}; "
             f"the data's targets have shape {list(dataset.y_train.shape[1:])}"
@@ -313,5 +406,13 @@ def _paired_targets(dataset: Dataset, plan: Plan) -> Dataset:
     shift = np.asarray(dataset.scaling.get("shift", [0.0]), np.float32)
     spread = np.asarray(dataset.scaling.get("spread", [1.0]), np.float32)
     scale = lambda y: ((y.reshape(len(y), *shape) - shift) / spread).astype(np.float32)  # noqa: E731
-    return Dataset(dataset.x_train, scale(dataset.y_train), dataset.x_val, scale(dataset.y_val),
-                   dataset.input_shape, dataset.n_classes, dataset.class_names, dataset.scaling)
+    return Dataset(
+        dataset.x_train,
+        scale(dataset.y_train),
+        dataset.x_val,
+        scale(dataset.y_val),
+        dataset.input_shape,
+        dataset.n_classes,
+        dataset.class_names,
+        dataset.scaling,
+    )

@@ -65,7 +65,9 @@ def _conv_padded(x: jax.Array, w: jax.Array, padding: Padding) -> jax.Array:
     return y[:, top : top + out_h, left : left + out_w, :]
 
 
-def _weight_grad(x: jax.Array, dy: jax.Array, kernel: tuple[int, int], padding: Padding) -> jax.Array:
+def _weight_grad(
+    x: jax.Array, dy: jax.Array, kernel: tuple[int, int], padding: Padding
+) -> jax.Array:
     """dL/dw of a stride-1 convolution as im2col + matmul, a few images per scan step."""
     kh, kw = kernel
     n, out_h, out_w, c_out = dy.shape
@@ -107,7 +109,10 @@ def _conv_cpu_bwd(padding, residuals, dy):
     kh, kw = w.shape[0], w.shape[1]
     # The input gradient is a convolution of dy with the flipped, transposed kernel.
     w_t = jnp.flip(w, (0, 1)).transpose(0, 1, 3, 2)
-    back = ((kh - 1 - padding[0][0], kh - 1 - padding[0][1]), (kw - 1 - padding[1][0], kw - 1 - padding[1][1]))
+    back = (
+        (kh - 1 - padding[0][0], kh - 1 - padding[0][1]),
+        (kw - 1 - padding[1][0], kw - 1 - padding[1][1]),
+    )
     dx = _conv_padded(dy, w_t, back)
     dw = _weight_grad(x, dy, (kh, kw), padding).astype(w.dtype)
     return dx, dw
@@ -116,11 +121,18 @@ def _conv_cpu_bwd(padding, residuals, dy):
 _conv_cpu.defvjp(_conv_cpu_fwd, _conv_cpu_bwd)
 
 
-def conv_nhwc(x: jax.Array, w: jax.Array, strides: tuple[int, int], padding: Padding, impl: str) -> jax.Array:
+def conv_nhwc(
+    x: jax.Array, w: jax.Array, strides: tuple[int, int], padding: Padding, impl: str
+) -> jax.Array:
     """A 2-D convolution NHWC x HWIO; ``impl='cpu'`` uses the CPU-fast kernels (stride 1 only)."""
     # With few input channels the im2col patches are too thin to pay (a 1-channel 28x28
     # input: weight gradient 23 ms as im2col, 6 ms as XLA's own), so XLA keeps those.
-    if impl == "cpu" and strides == (1, 1) and x.dtype == jnp.float32 and x.shape[-1] >= _MIN_CHANNELS_FOR_PADDED:
+    if (
+        impl == "cpu"
+        and strides == (1, 1)
+        and x.dtype == jnp.float32
+        and x.shape[-1] >= _MIN_CHANNELS_FOR_PADDED
+    ):
         return _conv_cpu(x, w, padding)
     return lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=_DIMS)
 
@@ -152,15 +164,21 @@ class Conv(nn.Module):
         strides = tuple(self.strides or (1,) * len(kernel))
         if one_d:  # a sequence [B, T, C] is an image of height 1
             x, kernel, strides = x[:, None], (1, *kernel), (1, *strides)
-        w = self.param("kernel", self.kernel_init, (*kernel, x.shape[-1], self.features), jnp.float32)
+        w = self.param(
+            "kernel", self.kernel_init, (*kernel, x.shape[-1], self.features), jnp.float32
+        )
         pad = same_padding(kernel) if self.padding == "SAME" else ((0, 0), (0, 0))
         if self.padding == "SAME" and strides != (1, 1):
             # XLA's SAME for strided convolutions pads so that out = ceil(in / stride).
-            pad = tuple(tuple(p) for p in lax.padtype_to_pads(x.shape[1:3], kernel, strides, "SAME"))
+            pad = tuple(
+                tuple(p) for p in lax.padtype_to_pads(x.shape[1:3], kernel, strides, "SAME")
+            )
         dtype = self.dtype or x.dtype
         y = conv_nhwc(x.astype(dtype), w.astype(dtype), strides, pad, self.impl)
         if self.use_bias:
-            y = y + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32).astype(dtype)
+            y = y + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32).astype(
+                dtype
+            )
         return y[:, 0] if one_d else y
 
 

@@ -83,7 +83,14 @@ class ConvBlock(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         spatial = x.ndim - 2
-        z = Conv(self.filters, (self.kernel_size,) * spatial, padding=self.padding, impl=self.impl, dtype=self.dtype, name="conv")(x)
+        z = Conv(
+            self.filters,
+            (self.kernel_size,) * spatial,
+            padding=self.padding,
+            impl=self.impl,
+            dtype=self.dtype,
+            name="conv",
+        )(x)
         z = _norm(self.batch_norm, train, self.dtype)(z)
         self.sow("intermediates", "preact", z)
         h = ACTIVATIONS[self.activation](z)
@@ -106,17 +113,37 @@ class ResidualBlock(nn.Module):
         spatial = x.ndim - 2
         act = ACTIVATIONS[self.activation]
         k3, s = (3,) * spatial, (self.strides,) * spatial
-        bn = lambda name: nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype, name=name)  # noqa: E731
-        y = Conv(self.filters, k3, s, use_bias=False, impl=self.impl, dtype=self.dtype, name="conv1")(x)
+
+        def bn(name: str) -> nn.BatchNorm:
+            return nn.BatchNorm(
+                use_running_average=not train, momentum=0.9, dtype=self.dtype, name=name
+            )
+
+        y = Conv(
+            self.filters, k3, s, use_bias=False, impl=self.impl, dtype=self.dtype, name="conv1"
+        )(x)
         y = act(bn("bn1")(y))
-        y = Conv(self.filters, k3, use_bias=False, impl=self.impl, dtype=self.dtype, name="conv2")(y)
+        y = Conv(self.filters, k3, use_bias=False, impl=self.impl, dtype=self.dtype, name="conv2")(
+            y
+        )
         # zero-initialised last BN scale: each block starts as the identity (Goyal et al. 2017)
         y = nn.BatchNorm(
-            use_running_average=not train, momentum=0.9, dtype=self.dtype,
-            scale_init=nn.initializers.zeros, name="bn2",
+            use_running_average=not train,
+            momentum=0.9,
+            dtype=self.dtype,
+            scale_init=nn.initializers.zeros,
+            name="bn2",
         )(y)
         if x.shape[-1] != self.filters or self.strides != 1:
-            x = Conv(self.filters, (1,) * spatial, s, use_bias=False, impl=self.impl, dtype=self.dtype, name="proj")(x)
+            x = Conv(
+                self.filters,
+                (1,) * spatial,
+                s,
+                use_bias=False,
+                impl=self.impl,
+                dtype=self.dtype,
+                name="proj",
+            )(x)
             x = bn("proj_bn")(x)
         z = y + x
         self.sow("intermediates", "preact", z)
@@ -195,20 +222,28 @@ class Network(nn.Module):
 
 def _head(model: ModelPlan, dropout_first: bool, dtype) -> Head:
     return Head(
-        units=tuple(model.head_units), output_units=model.output_units, activation=model.activation,
-        dropout=model.dropout, dropout_first=dropout_first, dtype=dtype,
+        units=tuple(model.head_units),
+        output_units=model.output_units,
+        activation=model.activation,
+        dropout=model.dropout,
+        dropout_first=dropout_first,
+        dtype=dtype,
     )
 
 
 @MODELS.register("mlp")
-def make_mlp(model: ModelPlan, input_shape: Sequence[int], *, impl: str, dtype, task: str) -> Network:
+def make_mlp(
+    model: ModelPlan, input_shape: Sequence[int], *, impl: str, dtype, task: str
+) -> Network:
     """hidden_layers x (dense units -> activation -> dropout), then the head."""
     del impl, input_shape
     blocks = tuple(
         DenseBlock(model.units, model.activation, model.dropout, model.batch_norm, dtype)
         for i in range(model.hidden_layers)
     )
-    return Network(Base(blocks, flatten_input=True), _head(model, False, dtype), task == "detection")
+    return Network(
+        Base(blocks, flatten_input=True), _head(model, False, dtype), task == "detection"
+    )
 
 
 def _spatial_rank(input_shape: Sequence[int], arch: str) -> int:
@@ -221,18 +256,24 @@ def _spatial_rank(input_shape: Sequence[int], arch: str) -> int:
 
 
 @MODELS.register("cnn")
-def make_cnn(model: ModelPlan, input_shape: Sequence[int], *, impl: str, dtype, task: str) -> Network:
+def make_cnn(
+    model: ModelPlan, input_shape: Sequence[int], *, impl: str, dtype, task: str
+) -> Network:
     """One conv block per entry of ``filters`` (1-D for sequences, 2-D for images), then the head."""
     _spatial_rank(input_shape, "cnn")
     blocks = tuple(
-        ConvBlock(f, model.kernel_size, model.pooling, model.activation, model.batch_norm, impl, dtype)
+        ConvBlock(
+            f, model.kernel_size, model.pooling, model.activation, model.batch_norm, impl, dtype
+        )
         for i, f in enumerate(model.filters)
     )
     return Network(Base(blocks), _head(model, True, dtype), task == "detection")
 
 
 @MODELS.register("resnet")
-def make_resnet(model: ModelPlan, input_shape: Sequence[int], *, impl: str, dtype, task: str) -> Network:
+def make_resnet(
+    model: ModelPlan, input_shape: Sequence[int], *, impl: str, dtype, task: str
+) -> Network:
     """CIFAR-style ResNet: a 3x3 stem, then per stage ``blocks_per_stage`` BasicBlocks of width
     ``filters[s]`` (stride 2 at the start of each stage after the first), global average pool.
     An ImageNet stem, Bottleneck blocks or per-stage block counts build torchvision's layout
@@ -249,18 +290,28 @@ def make_resnet(model: ModelPlan, input_shape: Sequence[int], *, impl: str, dtyp
         for j in range(model.blocks_per_stage):
             strides = 2 if stage > 0 and j == 0 else 1
             blocks.append(ResidualBlock(width, strides, model.activation, impl, dtype))
-    return Network(Base(tuple(blocks), pool_output=True), _head(model, True, dtype), task == "detection")
+    return Network(
+        Base(tuple(blocks), pool_output=True), _head(model, True, dtype), task == "detection"
+    )
 
 
 @MODELS.register("_test")
-def make_test_model(model: ModelPlan, input_shape: Sequence[int], *, impl: str, dtype, task: str) -> Network:
+def make_test_model(
+    model: ModelPlan, input_shape: Sequence[int], *, impl: str, dtype, task: str
+) -> Network:
     """A two-block, eight-unit network for fast tests (any input rank)."""
     del impl, input_shape
-    blocks = tuple(DenseBlock(8, model.activation, model.dropout, model.batch_norm, dtype) for i in range(2))
-    return Network(Base(blocks, flatten_input=True), _head(model, False, dtype), task == "detection")
+    blocks = tuple(
+        DenseBlock(8, model.activation, model.dropout, model.batch_norm, dtype) for i in range(2)
+    )
+    return Network(
+        Base(blocks, flatten_input=True), _head(model, False, dtype), task == "detection"
+    )
 
 
-def build_model(model: ModelPlan, input_shape: Sequence[int], task: str, *, impl: str = "xla", dtype=jnp.float32) -> Network:
+def build_model(
+    model: ModelPlan, input_shape: Sequence[int], task: str, *, impl: str = "xla", dtype=jnp.float32
+) -> Network:
     """The network a plan's ``model`` section names, for inputs of ``input_shape``.
 
     Args:

@@ -44,15 +44,20 @@ def _compute_dtype(plan: Plan, device: jax.Device, warnings: list[CheckWarning])
     if plan.precision != "bfloat16":
         return jnp.float32
     if device.platform == "cpu":
-        warnings.append(CheckWarning(
-            "precision", "bfloat16 runs slower than float32 on a CPU (no bf16 matrix units in XLA:CPU)",
-            "training in float32; bfloat16 applies on GPU/TPU",
-        ))
+        warnings.append(
+            CheckWarning(
+                "precision",
+                "bfloat16 runs slower than float32 on a CPU (no bf16 matrix units in XLA:CPU)",
+                "training in float32; bfloat16 applies on GPU/TPU",
+            )
+        )
         return jnp.float32
     return jnp.bfloat16  # parameters and optimizer state stay float32
 
 
-def initial_variables(plan: Plan, network, base_dir: Path, warnings: list[CheckWarning]) -> tuple[dict, dict | None]:
+def initial_variables(
+    plan: Plan, network, base_dir: Path, warnings: list[CheckWarning]
+) -> tuple[dict, dict | None]:
     """Fresh variables, with the base taken from ``model.base`` when the strategy reuses one."""
     key = jax.random.fold_in(jax.random.PRNGKey(plan.seed), 0)
     variables = init_variables(network, key, plan.input_shape)
@@ -65,7 +70,13 @@ def initial_variables(plan: Plan, network, base_dir: Path, warnings: list[CheckW
             )
         return variables, None
     if strategy == "from_scratch":
-        warnings.append(CheckWarning("model.base", "from_scratch ignores the pretrained base", "drop model.base or pick a transfer strategy"))
+        warnings.append(
+            CheckWarning(
+                "model.base",
+                "from_scratch ignores the pretrained base",
+                "drop model.base or pick a transfer strategy",
+            )
+        )
         return variables, None
     checkpoint, structure, source = load_base(plan, base_dir)
     return transfer_base(variables, checkpoint, source), structure
@@ -102,7 +113,9 @@ def run_plan(
     if plan.task == "gan":
         from engine.gan import build_gan
 
-        phases, state, network, variables_of = build_gan(plan, dataset, chosen, impl=impl, dtype=dtype)
+        phases, state, network, variables_of = build_gan(
+            plan, dataset, chosen, impl=impl, dtype=dtype
+        )
         base_structure = None
     else:
         from engine.supervised import build_supervised
@@ -112,7 +125,9 @@ def run_plan(
         if plan.freeze.strategy == "feature_extractor":
             from engine.features import build_feature_extractor
 
-            phases, state, variables_of = build_feature_extractor(plan, network, dataset, chosen, variables)
+            phases, state, variables_of = build_feature_extractor(
+                plan, network, dataset, chosen, variables
+            )
         else:
             phases, state = build_supervised(plan, network, dataset, chosen, variables)
             variables_of = lambda s: s.variables()  # noqa: E731
@@ -126,7 +141,16 @@ def run_plan(
         diverged = None
     except Diverged as err:
         result, diverged = err.result, err
-    return _write_run(run_dir, resolved, result, variables_of, describe_device(chosen), dataset, base_structure, diverged)
+    return _write_run(
+        run_dir,
+        resolved,
+        result,
+        variables_of,
+        describe_device(chosen),
+        dataset,
+        base_structure,
+        diverged,
+    )
 
 
 def _default_dir(plan: Plan) -> Path:
@@ -138,41 +162,85 @@ def _final_metrics(result: FitResult) -> dict[str, float]:
     if epoch is None:
         return {}
     values = result.at(epoch)
-    return {k: v for k, v in values.items() if k.startswith("val_") and v is not None and math.isfinite(v)}
+    return {
+        k: v
+        for k, v in values.items()
+        if k.startswith("val_") and v is not None and math.isfinite(v)
+    }
 
 
-def _write_run(run_dir, plan: Plan, result: FitResult, variables_of, device_text: str, dataset, base_structure, diverged) -> RunResult:
+def _write_run(
+    run_dir,
+    plan: Plan,
+    result: FitResult,
+    variables_of,
+    device_text: str,
+    dataset,
+    base_structure,
+    diverged,
+) -> RunResult:
     run_dir.mkdir(parents=True, exist_ok=True)
     history = History(
         source=HistorySource(format="native", path=str(run_dir / "history.json")),
-        epochs=result.epochs, series=result.series, task=plan.task, n_classes=plan.n_classes,
+        epochs=result.epochs,
+        series=result.series,
+        task=plan.task,
+        n_classes=plan.n_classes,
     )
     write_model(run_dir / "plan.json", plan)
     write_model(run_dir / "history.json", history)
     epoch = result.best_epoch or (result.epochs[-1] if result.epochs else None)
     metrics = _final_metrics(result)
-    summary = {"epoch": epoch, "best_epoch": result.best_epoch, **({k: v for k, v in result.at(epoch).items() if v is not None} if epoch else {})}
+    summary = {
+        "epoch": epoch,
+        "best_epoch": result.best_epoch,
+        **({k: v for k, v in result.at(epoch).items() if v is not None} if epoch else {}),
+    }
     write_atomic(run_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
     checkpoint = None
     if result.state is not None:
         meta = {
-            "task": plan.task, "input_shape": list(plan.input_shape), "n_classes": plan.n_classes,
-            "model": plan.model.model_dump(), "epoch": diverged.last_good_epoch if diverged else epoch,
-            "scaling": dataset.scaling, "class_names": dataset.class_names,
+            "task": plan.task,
+            "input_shape": list(plan.input_shape),
+            "n_classes": plan.n_classes,
+            "model": plan.model.model_dump(),
+            "epoch": diverged.last_good_epoch if diverged else epoch,
+            "scaling": dataset.scaling,
+            "class_names": dataset.class_names,
             "base_from": base_structure.get("model") if base_structure else None,
         }
         checkpoint = str(save_checkpoint(run_dir, jax.device_get(variables_of(result.state)), meta))
-    curves = str(plot_curves(run_dir / "curves.png", result.epochs, result.series, plan.metrics, plan.name or plan.task))
+    curves = str(
+        plot_curves(
+            run_dir / "curves.png",
+            result.epochs,
+            result.series,
+            plan.metrics,
+            plan.name or plan.task,
+        )
+    )
     diagnosis_path, next_plan_path = _diagnose(run_dir, history, plan)
     run = RunResult(
-        run_dir=str(run_dir), plan=str(run_dir / "plan.json"), history=str(run_dir / "history.json"),
-        metrics=metrics, checkpoint=checkpoint, curves=curves, diagnosis=diagnosis_path, next_plan=next_plan_path,
-        best_epoch=result.best_epoch, stopped_early=result.stopped_early,
-        stopped_reason=result.stopped_reason, device=device_text,
+        run_dir=str(run_dir),
+        plan=str(run_dir / "plan.json"),
+        history=str(run_dir / "history.json"),
+        metrics=metrics,
+        checkpoint=checkpoint,
+        curves=curves,
+        diagnosis=diagnosis_path,
+        next_plan=next_plan_path,
+        best_epoch=result.best_epoch,
+        stopped_early=result.stopped_early,
+        stopped_reason=result.stopped_reason,
+        device=device_text,
     )
     write_model(run_dir / "run.json", run)
     if diverged is not None:
-        last = f"the last good weights (epoch {diverged.last_good_epoch})" if diverged.last_good_epoch else "no weights"
+        last = (
+            f"the last good weights (epoch {diverged.last_good_epoch})"
+            if diverged.last_good_epoch
+            else "no weights"
+        )
         raise EngineError(
             f"training diverged: {diverged}; the history so far and {last} are in {run_dir}; "
             "lower optimizer.learning_rate or set optimizer.clip_norm"
@@ -185,7 +253,9 @@ def _diagnose(run_dir: Path, history: History, plan: Plan) -> tuple[str | None, 
     """diagnosis.json and next_plan.json from advisor.diagnosis, when that module is installed."""
     try:
         from advisor.diagnosis import revise_plan
-    except ModuleNotFoundError as err:  # the diagnosis module is optional; its own bugs are not hidden
+    except (
+        ModuleNotFoundError
+    ) as err:  # the diagnosis module is optional; its own bugs are not hidden
         if err.name != "advisor.diagnosis":
             raise
         return None, None

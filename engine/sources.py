@@ -41,7 +41,9 @@ def read_source(source, plan: Plan, base_dir: Path) -> Raw:
     if not path.is_absolute():
         path = base_dir / path
     if not path.exists():
-        raise InputError(f"data.source.path: {path} does not exist; expected the {source.kind} data there")
+        raise InputError(
+            f"data.source.path: {path} does not exist; expected the {source.kind} data there"
+        )
     if isinstance(source, NpzData):
         return read_npz(source, path)
     if isinstance(source, CsvData):
@@ -59,7 +61,12 @@ def read_builtin(source: BuiltinData, plan: Plan) -> Raw:
     name = source.name
     if name in ("shapes", "shapes_detection"):
         size = source.image_size or (32, 32)
-        x, y = make_shapes(source.n_samples or 1200, size, plan.data.split_seed, detection=name == "shapes_detection")
+        x, y = make_shapes(
+            source.n_samples or 1200,
+            size,
+            plan.data.split_seed,
+            detection=name == "shapes_detection",
+        )
         names = list(SHAPE_NAMES)
     else:
         import sklearn.datasets as skd
@@ -73,9 +80,13 @@ def read_builtin(source: BuiltinData, plan: Plan) -> Raw:
             if source.image_size is not None:
                 x = resize_images(x, source.image_size)
         elif source.image_size is not None:
-            raise InputError(f"data.source.image_size: {name!r} is a table, not images; remove image_size")
+            raise InputError(
+                f"data.source.image_size: {name!r} is a table, not images; remove image_size"
+            )
     if source.classes is not None:
-        x, y, names = _keep_classes(x, y, source.classes, names, detection=name == "shapes_detection")
+        x, y, names = _keep_classes(
+            x, y, source.classes, names, detection=name == "shapes_detection"
+        )
     if source.positive_class is not None:
         x, y, names = _one_vs_rest(x, y, source.positive_class, names)
     return Raw(x, y, names, source.subsample)
@@ -93,7 +104,9 @@ def _keep_classes(x, y, classes: list[int], names, detection: bool):
     labels = (y[:, 4] if detection else y).astype(np.int64)
     missing = [c for c in classes if c not in set(labels.tolist())]
     if missing:
-        raise InputError(f"data.source.classes: {missing} not in the dataset; expected ids 0..{labels.max()}")
+        raise InputError(
+            f"data.source.classes: {missing} not in the dataset; expected ids 0..{labels.max()}"
+        )
     keep = np.isin(labels, classes)
     relabel = {c: i for i, c in enumerate(classes)}
     new = np.array([relabel[c] for c in labels[keep]])
@@ -115,7 +128,9 @@ def resize_images(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(out, np.float32)
 
 
-def make_shapes(n: int, size: tuple[int, int], seed: int, detection: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def make_shapes(
+    n: int, size: tuple[int, int], seed: int, detection: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Grey images of one random shape each: circle, square, triangle or cross.
 
     Position, size and brightness vary; a little noise is added.  Targets are
@@ -133,18 +148,22 @@ def make_shapes(n: int, size: tuple[int, int], seed: int, detection: bool = Fals
     dx = np.abs(xx[None] - cx[:, None, None])
     dy = yy[None] - cy[:, None, None]
     r = radius[:, None, None]
-    masks = np.stack([
-        dx**2 + dy**2 <= r**2,  # circle
-        (dx <= r) & (np.abs(dy) <= r),  # square
-        (np.abs(dy) <= r) & (dx <= (dy + r) / 2),  # triangle, apex up
-        ((dx <= r / 3) & (np.abs(dy) <= r)) | ((np.abs(dy) <= r / 3) & (dx <= r)),  # cross
-    ])[labels, np.arange(n)]
+    masks = np.stack(
+        [
+            dx**2 + dy**2 <= r**2,  # circle
+            (dx <= r) & (np.abs(dy) <= r),  # square
+            (np.abs(dy) <= r) & (dx <= (dy + r) / 2),  # triangle, apex up
+            ((dx <= r / 3) & (np.abs(dy) <= r)) | ((np.abs(dy) <= r / 3) & (dx <= r)),  # cross
+        ]
+    )[labels, np.arange(n)]
     brightness = rng.uniform(0.5, 1.0, n)[:, None, None]
     images = masks * brightness + rng.normal(0.0, 0.05, (n, h, w))
     x = images[..., None].astype(np.float32)
     if not detection:
         return x, labels.astype(np.int32)
-    boxes = np.stack([(cx - radius) / w, (cy - radius) / h, (cx + radius) / w, (cy + radius) / h], axis=1)
+    boxes = np.stack(
+        [(cx - radius) / w, (cy - radius) / h, (cx + radius) / w, (cy + radius) / h], axis=1
+    )
     return x, np.concatenate([boxes, labels[:, None]], axis=1).astype(np.float32)
 
 
@@ -165,7 +184,9 @@ def read_npz(source: NpzData, path: Path) -> Raw:
     except (OSError, ValueError) as err:
         raise InputError(f"data.source.path: {path} is not a readable .npz file ({err})") from None
     if len(x) != len(y):
-        raise InputError(f"data.source: {path} has {len(x)} inputs but {len(y)} targets; expected one each")
+        raise InputError(
+            f"data.source: {path} has {len(x)} inputs but {len(y)} targets; expected one each"
+        )
     if not np.issubdtype(x.dtype, np.number):
         raise InputError(f"data.source.x_key: {path} inputs are {x.dtype}; expected numbers")
     return Raw(x, y)
@@ -179,7 +200,9 @@ def read_csv(source: CsvData, path: Path, task: str) -> Raw:
         raise InputError(f"data.source.path: {path} has no data rows; expected a header and rows")
     header, body = [h.strip() for h in rows[0]], rows[1:]
     if source.target not in header:
-        raise InputError(f"data.source.target: {source.target!r} is not a column of {path}; columns: {', '.join(header)}")
+        raise InputError(
+            f"data.source.target: {source.target!r} is not a column of {path}; columns: {', '.join(header)}"
+        )
     features = source.features or [h for h in header if h != source.target]
     for name in features:
         if name not in header:
@@ -207,14 +230,18 @@ def read_csv(source: CsvData, path: Path, task: str) -> Raw:
     try:
         return Raw(x, np.array([float(v) for v in target], np.float32))
     except ValueError:
-        raise InputError(f"data.source.target: column {source.target!r} is not numeric; a {task} target must be") from None
+        raise InputError(
+            f"data.source.target: column {source.target!r} is not numeric; a {task} target must be"
+        ) from None
 
 
 def read_image_folder(source: ImageFolderData, path: Path, class_mode: str | None) -> Raw:
     """One sub-folder per class (Keras flow_from_directory); classes in name order."""
     classes = sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
-        raise InputError(f"data.source.path: {path} has no class sub-folders; expected one folder per class")
+        raise InputError(
+            f"data.source.path: {path} has no class sub-folders; expected one folder per class"
+        )
     if class_mode == "binary" and len(classes) != 2:
         raise InputError(
             f"class_mode: 'binary' needs 2 class folders, {path} has {len(classes)} ({', '.join(classes)})"

@@ -46,7 +46,13 @@ class DeviceData:
 
     @classmethod
     def put(cls, dataset: Dataset, device: jax.Device) -> DeviceData:
-        arrays = (dataset.x_train, dataset.y_train, dataset.x_val, dataset.y_val, dataset.x_train[:PROBE_SIZE])
+        arrays = (
+            dataset.x_train,
+            dataset.y_train,
+            dataset.x_val,
+            dataset.y_val,
+            dataset.x_train[:PROBE_SIZE],
+        )
         return cls(*(jax.device_put(a, device) for a in arrays))
 
 
@@ -54,10 +60,22 @@ class SupervisedPhase:
     """One freeze stage of supervised training."""
 
     def __init__(
-        self, plan: Plan, network: Network, stage: Stage, data: DeviceData, loop: str, data_key: jax.Array,
+        self,
+        plan: Plan,
+        network: Network,
+        stage: Stage,
+        data: DeviceData,
+        loop: str,
+        data_key: jax.Array,
         device: jax.Device,
     ):
-        self.plan, self.network, self.stage, self.data, self.device = plan, network, stage, data, device
+        self.plan, self.network, self.stage, self.data, self.device = (
+            plan,
+            network,
+            stage,
+            data,
+            device,
+        )
         self.epochs = stage.epochs
         self.loop, self.data_key = loop, data_key
         n_train, n_val = data.x_train.shape[0], data.x_val.shape[0]
@@ -74,14 +92,20 @@ class SupervisedPhase:
     def begin(self, state: TrainState) -> TrainState:
         tx = make_stage_optimizer(self.plan, self.stage, self.steps_per_epoch, state.params)
         step = make_train_step(self.network, self.loss_fn, tx, self.config, self.augment)
-        summary = make_epoch_summary(self.network, self.config, self.metrics_fn, self.plan.model.activation, self.n_train)
-        self.train_epoch = make_train_epoch(step, summary, self.loop, self.n_train, self.plan.batch_size, self.data_key)
+        summary = make_epoch_summary(
+            self.network, self.config, self.metrics_fn, self.plan.model.activation, self.n_train
+        )
+        self.train_epoch = make_train_epoch(
+            step, summary, self.loop, self.n_train, self.plan.batch_size, self.data_key
+        )
         # committed to the device like the state's other arrays, or the second epoch recompiles
         return state.replace(opt_state=jax.device_put(tx.init(state.params), self.device))
 
     def run_epoch(self, state: TrainState, epoch: int) -> tuple[TrainState, dict]:
         d = self.data
-        state, summary = self.train_epoch(state, d.x_train, d.y_train, d.probe, jnp.asarray(epoch, jnp.int32))
+        state, summary = self.train_epoch(
+            state, d.x_train, d.y_train, d.probe, jnp.asarray(epoch, jnp.int32)
+        )
         return state, {**summary, **self.evaluate(state.variables(), d.x_val, d.y_val)}
 
     def snapshot(self, state: TrainState):
@@ -92,7 +116,9 @@ class SupervisedPhase:
         return state.replace(params=params, batch_stats=batch_stats)
 
     def scale_lr(self, state: TrainState, scale: float) -> TrainState:
-        return state.replace(opt_state=jax.device_put(set_lr_scale(state.opt_state, scale), self.device))
+        return state.replace(
+            opt_state=jax.device_put(set_lr_scale(state.opt_state, scale), self.device)
+        )
 
 
 def has_conv(network: Network) -> bool:
@@ -104,7 +130,14 @@ def has_conv(network: Network) -> bool:
     return not all(isinstance(block, (DenseBlock, ConvBlock)) for block in network.base.blocks)
 
 
-def build_supervised(plan: Plan, network: Network, dataset: Dataset, device: jax.Device, variables: dict, loop: str | None = None):
+def build_supervised(
+    plan: Plan,
+    network: Network,
+    dataset: Dataset,
+    device: jax.Device,
+    variables: dict,
+    loop: str | None = None,
+):
     """The phases and the initial state of a supervised plan.
 
     Args:
@@ -121,7 +154,10 @@ def build_supervised(plan: Plan, network: Network, dataset: Dataset, device: jax
         for stage in stages_for(plan, network.n_blocks)
     ]
     state = TrainState(
-        step=jnp.zeros((), jnp.int32), params=variables["params"],
-        batch_stats=variables.get("batch_stats", {}), opt_state=None, key=train_key,
+        step=jnp.zeros((), jnp.int32),
+        params=variables["params"],
+        batch_stats=variables.get("batch_stats", {}),
+        opt_state=None,
+        key=train_key,
     )
     return phases, jax.device_put(state, device)

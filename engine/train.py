@@ -49,16 +49,25 @@ class TrainState(struct.PyTreeNode):
     key: jax.Array
 
     @classmethod
-    def create(cls, variables: dict, tx: optax.GradientTransformation, key: jax.Array) -> TrainState:
+    def create(
+        cls, variables: dict, tx: optax.GradientTransformation, key: jax.Array
+    ) -> TrainState:
         params = variables["params"]
         return cls(
-            step=jnp.zeros((), jnp.int32), params=params,
-            batch_stats=variables.get("batch_stats", {}), opt_state=tx.init(params), key=key,
+            step=jnp.zeros((), jnp.int32),
+            params=params,
+            batch_stats=variables.get("batch_stats", {}),
+            opt_state=tx.init(params),
+            key=key,
         )
 
     def variables(self) -> dict:
         """The model variables for ``Network.apply``."""
-        return {"params": self.params, "batch_stats": self.batch_stats} if self.batch_stats else {"params": self.params}
+        return (
+            {"params": self.params, "batch_stats": self.batch_stats}
+            if self.batch_stats
+            else {"params": self.params}
+        )
 
 
 @struct.dataclass
@@ -85,7 +94,9 @@ def _subtree(tree: dict, path: tuple[str, ...]):
 
 
 def _sum_squares(tree) -> jax.Array:
-    return sum((jnp.sum(jnp.square(leaf)) for leaf in jax.tree.leaves(tree)), jnp.zeros((), jnp.float32))
+    return sum(
+        (jnp.sum(jnp.square(leaf)) for leaf in jax.tree.leaves(tree)), jnp.zeros((), jnp.float32)
+    )
 
 
 def gradient_diagnostics(grads: dict, updates: dict, params: dict) -> dict:
@@ -147,16 +158,26 @@ def make_train_step(
         def objective(params):
             variables = {"params": params, "batch_stats": state.batch_stats}
             outputs, updates = network.apply(
-                variables, x, train=True, frozen_blocks=config.frozen_blocks,
-                rngs={"dropout": dropout_key}, mutable=["batch_stats"],
+                variables,
+                x,
+                train=True,
+                frozen_blocks=config.frozen_blocks,
+                rngs={"dropout": dropout_key},
+                mutable=["batch_stats"],
             )
             loss = masked_mean(loss_fn(outputs, targets), batch["mask"])
             return loss, (outputs, updates.get("batch_stats", state.batch_stats))
 
-        (loss, (outputs, batch_stats)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+        (loss, (outputs, batch_stats)), grads = jax.value_and_grad(objective, has_aux=True)(
+            state.params
+        )
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        metrics = {"loss": loss, **gradient_diagnostics(grads, updates, state.params), "outputs": outputs}
+        metrics = {
+            "loss": loss,
+            **gradient_diagnostics(grads, updates, state.params),
+            "outputs": outputs,
+        }
         new_state = state.replace(
             step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state
         )
@@ -165,7 +186,9 @@ def make_train_step(
     return train_step
 
 
-def dead_fraction(network: nn.Module, variables: dict, probe: jax.Array, activation: str) -> jax.Array:
+def dead_fraction(
+    network: nn.Module, variables: dict, probe: jax.Array, activation: str
+) -> jax.Array:
     """Share of hidden units whose pre-activation is never positive on the probe batch.
 
     NaN for activations without a dead region (tanh, sigmoid).
@@ -192,7 +215,13 @@ def make_epoch_summary(
     index matrix (its first ``n_train`` entries are every example once).
     """
 
-    def summary(state: TrainState, step_metrics: dict, y_train: jax.Array, order: jax.Array, probe: jax.Array) -> dict:
+    def summary(
+        state: TrainState,
+        step_metrics: dict,
+        y_train: jax.Array,
+        order: jax.Array,
+        probe: jax.Array,
+    ) -> dict:
         outputs = step_metrics.pop("outputs")
         outputs = outputs.reshape(-1, *outputs.shape[2:])[:n_train]
         targets = y_train[order.reshape(-1)[:n_train]]
@@ -210,7 +239,7 @@ def make_epoch_summary(
 
 
 def choose_loop(platform: str, has_conv: bool) -> str:
-    """"scan" (one compiled epoch) or "step" (one compiled call per batch).
+    """ "scan" (one compiled epoch) or "step" (one compiled call per batch).
 
     ``has_conv``: the model holds convolutions whose backward pass XLA computes
     itself (the strided ones of a ResNet; stride-1 convolutions run on
@@ -226,7 +255,12 @@ def choose_loop(platform: str, has_conv: bool) -> str:
 
 
 def make_train_epoch(
-    train_step: Callable, summary: Callable, loop: str, n_train: int, batch_size: int, data_key: jax.Array
+    train_step: Callable,
+    summary: Callable,
+    loop: str,
+    n_train: int,
+    batch_size: int,
+    data_key: jax.Array,
 ) -> Callable:
     """``train_epoch(state, x_train, y_train, probe, epoch) -> (state, summary)``.
 
@@ -269,7 +303,9 @@ def make_train_epoch(
     return stepped_epoch
 
 
-def make_evaluate(network: nn.Module, loss_fn: Callable, config: StepConfig, metrics_fn: Callable, n: int) -> Callable:
+def make_evaluate(
+    network: nn.Module, loss_fn: Callable, config: StepConfig, metrics_fn: Callable, n: int
+) -> Callable:
     """``evaluate(variables, x, y) -> {"val_loss", "val_<metric>"...}`` over the whole set.
 
     The forward pass is one jitted function on fixed-size chunks (the last one

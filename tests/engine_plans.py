@@ -41,8 +41,18 @@ DIGITS_CNN = {
     "input_shape": [8, 8, 1],
     "n_classes": 10,
     "n_train": 300,
-    "data": {"source": {"kind": "builtin", "name": "digits", "subsample": 300}, "val_fraction": 0.2},
-    "model": {"arch": "cnn", "filters": [4, 8], "kernel_size": 3, "pooling": "max", "output_units": 10, "batch_norm": True},
+    "data": {
+        "source": {"kind": "builtin", "name": "digits", "subsample": 300},
+        "val_fraction": 0.2,
+    },
+    "model": {
+        "arch": "cnn",
+        "filters": [4, 8],
+        "kernel_size": 3,
+        "pooling": "max",
+        "output_units": 10,
+        "batch_norm": True,
+    },
     "batch_size": 64,
 }
 
@@ -71,7 +81,9 @@ def build_phases(plan: Plan, loop: str | None = None):
 
     network = build_model(plan.model, plan.input_shape, plan.task, impl="cpu")
     variables, _ = initial_variables(plan, network, ".", [])
-    return build_supervised(plan, network, load_data(plan), jax.devices("cpu")[0], variables, loop=loop)
+    return build_supervised(
+        plan, network, load_data(plan), jax.devices("cpu")[0], variables, loop=loop
+    )
 
 
 def fit_plan(plan: Plan, loop: str | None = None, progress: bool = False):

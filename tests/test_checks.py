@@ -18,12 +18,27 @@ def test_every_task_has_losses():
     assert set().union(*LOSSES_FOR_TASK.values()) == set(LOSSES)
 
 
-@pytest.mark.parametrize(("changes", "message"), [
-    ({"loss.name": "mse"}, r"^loss.name: 'mse' does not fit task multiclass; expected one of categorical_crossentropy, "),
-    ({"model.output_units": 4}, r"^model.output_units: 4 does not fit task multiclass with 3 classes; expected 3$"),
-    ({"regularization.augmentation": [{"name": "mixup", "strength": 0.2}]}, r"^regularization.augmentation: mixup mixes targets"),
-    ({"regularization.early_stopping": {"monitor": "val_acc", "patience": 2}}, r"^regularization.early_stopping.monitor: 'val_acc' is not recorded by this run"),
-])
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"loss.name": "mse"},
+            r"^loss.name: 'mse' does not fit task multiclass; expected one of categorical_crossentropy, ",
+        ),
+        (
+            {"model.output_units": 4},
+            r"^model.output_units: 4 does not fit task multiclass with 3 classes; expected 3$",
+        ),
+        (
+            {"regularization.augmentation": [{"name": "mixup", "strength": 0.2}]},
+            r"^regularization.augmentation: mixup mixes targets",
+        ),
+        (
+            {"regularization.early_stopping": {"monitor": "val_acc", "patience": 2}},
+            r"^regularization.early_stopping.monitor: 'val_acc' is not recorded by this run",
+        ),
+    ],
+)
 def test_plans_that_cannot_be_right_are_input_errors(changes, message):
     with pytest.raises(InputError, match=message):
         check_plan(make_plan(**changes))
@@ -32,12 +47,20 @@ def test_plans_that_cannot_be_right_are_input_errors(changes, message):
 def test_high_dropout_and_full_batch_warn_with_the_fix():
     warnings = check_plan(make_plan(batch_size=500, **{"model.dropout": 0.7}))
     text = [str(w) for w in warnings]
-    assert "warning: model.dropout: 0.7 drops most units each step and slows learning; use 0.2-0.5" in text[0]
-    assert text[1].startswith("warning: batch_size: 500 covers the whole training set, so adam runs full batch")
+    assert (
+        "warning: model.dropout: 0.7 drops most units each step and slows learning; use 0.2-0.5"
+        in text[0]
+    )
+    assert text[1].startswith(
+        "warning: batch_size: 500 covers the whole training set, so adam runs full batch"
+    )
 
 
 def test_unscaled_inputs_warn():
-    plan = make_plan(**{"data.normalize": "none", "data.source": {"kind": "builtin", "name": "wine"}}, input_shape=[13])
+    plan = make_plan(
+        **{"data.normalize": "none", "data.source": {"kind": "builtin", "name": "wine"}},
+        input_shape=[13],
+    )
     warnings = check_data(plan, load_data(plan))
     assert [w.field for w in warnings] == ["data.normalize"]
     assert "set data.normalize to 'standardize'" in str(warnings[0])
@@ -54,5 +77,7 @@ def test_a_class_missing_from_validation_warns(tmp_path):
 
 
 def test_nan_and_infinity_are_refused():
-    with pytest.raises(InputError, match=r"^data.source: the targets hold 1 NaN or infinite values"):
+    with pytest.raises(
+        InputError, match=r"^data.source: the targets hold 1 NaN or infinite values"
+    ):
         check_finite(np.ones((3, 2)), np.array([1.0, np.inf, 0.0]))

@@ -29,7 +29,9 @@ def test_run_prints_a_summary(tmp_path):
 
 def test_run_json_is_the_run_result(tmp_path):
     path = _write(tmp_path, make_plan(epochs=1))
-    result = CliRunner().invoke(cli, ["run", str(path), "--out", str(tmp_path / "r"), "--json", "--device", "cpu"])
+    result = CliRunner().invoke(
+        cli, ["run", str(path), "--out", str(tmp_path / "r"), "--json", "--device", "cpu"]
+    )
     assert result.exit_code == 0, result.output
     parsed = RunResult.model_validate(json.loads(result.stdout))
     assert parsed.run_dir == str(tmp_path / "r") and parsed.next_plan is not None
@@ -42,15 +44,22 @@ def test_unknown_loss_is_one_line_and_exit_2(tmp_path):
     path.write_text(json.dumps(data))
     result = CliRunner().invoke(cli, ["run", str(path)])
     assert result.exit_code == 2
-    assert result.output.startswith(f"error: {path}: loss.name: 'cross_entropy' is not allowed; expected one of ")
+    assert result.output.startswith(
+        f"error: {path}: loss.name: 'cross_entropy' is not allowed; expected one of "
+    )
     assert result.output.count("\n") == 1
 
 
 def test_missing_data_path_is_exit_2_and_writes_nothing(tmp_path):
-    path = _write(tmp_path, make_plan(**{"data.source": {"kind": "csv", "path": "gone.csv", "target": "y"}}))
+    path = _write(
+        tmp_path, make_plan(**{"data.source": {"kind": "csv", "path": "gone.csv", "target": "y"}})
+    )
     result = CliRunner().invoke(cli, ["run", str(path), "--out", str(tmp_path / "out")])
     assert result.exit_code == 2
-    assert result.output == f"error: data.source.path: {tmp_path / 'gone.csv'} does not exist; expected the csv data there\n"
+    assert (
+        result.output
+        == f"error: data.source.path: {tmp_path / 'gone.csv'} does not exist; expected the csv data there\n"
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -58,4 +67,7 @@ def test_a_device_that_is_not_there_is_exit_1(tmp_path):
     path = _write(tmp_path, make_plan())
     result = CliRunner().invoke(cli, ["run", str(path), "--device", "tpu"])
     assert result.exit_code == 1
-    assert result.output == "error: device: 'tpu' is not available to JAX (it sees cpu); use --device auto or cpu\n"
+    assert (
+        result.output
+        == "error: device: 'tpu' is not available to JAX (it sees cpu); use --device auto or cpu\n"
+    )

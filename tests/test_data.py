@@ -18,17 +18,26 @@ def test_digits_as_image_table_and_resized():
     assert image.x_train.shape[1:] == (8, 8, 1)
     table = load_data(make_plan(DIGITS_CNN, input_shape=[64], modality="tabular"))
     assert table.x_train.shape[1:] == (64,)
-    big = load_data(make_plan(DIGITS_CNN, input_shape=[28, 28, 1], **{"data.source.image_size": [28, 28]}))
+    big = load_data(
+        make_plan(DIGITS_CNN, input_shape=[28, 28, 1], **{"data.source.image_size": [28, 28]})
+    )
     assert big.x_train.shape[1:] == (28, 28, 1)
 
 
 def test_wrong_input_shape_names_the_field():
-    with pytest.raises(InputError, match=r"^input_shape: the plan says \[5\] but the data has examples of shape \[4\]"):
+    with pytest.raises(
+        InputError,
+        match=r"^input_shape: the plan says \[5\] but the data has examples of shape \[4\]",
+    ):
         load_data(make_plan(input_shape=[5]))
 
 
 def test_class_subset_is_relabelled_and_subsample_kept():
-    plan = make_plan(DIGITS_CNN, n_classes=3, **{"model.output_units": 3, "data.source.classes": [7, 8, 9], "data.source.subsample": 60})
+    plan = make_plan(
+        DIGITS_CNN,
+        n_classes=3,
+        **{"model.output_units": 3, "data.source.classes": [7, 8, 9], "data.source.subsample": 60},
+    )
     data = load_data(plan)
     assert data.n_train == 60
     assert set(np.unique(data.y_train)) == {0, 1, 2}
@@ -36,7 +45,16 @@ def test_class_subset_is_relabelled_and_subsample_kept():
 
 
 def test_positive_class_makes_a_binary_task():
-    plan = make_plan(DIGITS_CNN, task="binary", n_classes=2, **{"model.output_units": 1, "loss.name": "binary_crossentropy", "data.source.positive_class": 3})
+    plan = make_plan(
+        DIGITS_CNN,
+        task="binary",
+        n_classes=2,
+        **{
+            "model.output_units": 1,
+            "loss.name": "binary_crossentropy",
+            "data.source.positive_class": 3,
+        },
+    )
     data = load_data(plan)
     assert set(np.unique(data.y_train)) == {0, 1}
     assert 0.05 < data.y_train.mean() < 0.15  # one digit of ten
@@ -64,20 +82,30 @@ def test_standardisation_is_fitted_on_the_training_split():
 def test_npz_source(tmp_path):
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "d.npz", inputs=rng.normal(size=(50, 4)), labels=rng.integers(0, 3, 50))
-    plan = make_plan(**{"data.source": {"kind": "npz", "path": "d.npz", "x_key": "inputs", "y_key": "labels"}})
+    plan = make_plan(
+        **{"data.source": {"kind": "npz", "path": "d.npz", "x_key": "inputs", "y_key": "labels"}}
+    )
     assert load_data(plan, tmp_path).n_train == 40
     bad = make_plan(**{"data.source": {"kind": "npz", "path": "d.npz", "x_key": "x"}})
-    with pytest.raises(InputError, match=r"^data.source.x_key: .* has no array 'x'; it has inputs, labels"):
+    with pytest.raises(
+        InputError, match=r"^data.source.x_key: .* has no array 'x'; it has inputs, labels"
+    ):
         load_data(bad, tmp_path)
 
 
 def test_csv_with_a_categorical_target(tmp_path):
     rows = ["a,b,kind"] + [f"{i},{i % 7},{'cat' if i % 3 else 'dog'}" for i in range(30)]
     (tmp_path / "t.csv").write_text("\n".join(rows))
-    plan = make_plan(input_shape=[2], n_classes=2, task="binary", **{
-        "model.output_units": 1, "loss.name": "binary_crossentropy",
-        "data.source": {"kind": "csv", "path": "t.csv", "target": "kind"},
-    })
+    plan = make_plan(
+        input_shape=[2],
+        n_classes=2,
+        task="binary",
+        **{
+            "model.output_units": 1,
+            "loss.name": "binary_crossentropy",
+            "data.source": {"kind": "csv", "path": "t.csv", "target": "kind"},
+        },
+    )
     data = load_data(plan, tmp_path)
     assert data.class_names == ["cat", "dog"]
     assert data.x_train.shape[1] == 2
@@ -85,8 +113,12 @@ def test_csv_with_a_categorical_target(tmp_path):
 
 def test_csv_non_numeric_feature_is_an_input_error(tmp_path):
     (tmp_path / "t.csv").write_text("city,y\nparis,1\nrome,0\n")
-    plan = make_plan(input_shape=[1], **{"data.source": {"kind": "csv", "path": "t.csv", "target": "y"}})
-    with pytest.raises(InputError, match=r"^data.source.features: column 'city' of .* is not numeric"):
+    plan = make_plan(
+        input_shape=[1], **{"data.source": {"kind": "csv", "path": "t.csv", "target": "y"}}
+    )
+    with pytest.raises(
+        InputError, match=r"^data.source.features: column 'city' of .* is not numeric"
+    ):
         load_data(plan, tmp_path)
 
 
@@ -97,17 +129,36 @@ def _write_folder(root, classes, per_class=6):
     for name in classes:
         (root / name).mkdir(parents=True)
         for i in range(per_class):
-            Image.fromarray(rng.integers(0, 255, (10, 12, 3), dtype=np.uint8)).save(root / name / f"{i}.png")
+            Image.fromarray(rng.integers(0, 255, (10, 12, 3), dtype=np.uint8)).save(
+                root / name / f"{i}.png"
+            )
 
 
-@pytest.mark.parametrize(("classes", "task", "class_mode"), [(["cat", "dog"], "binary", "binary"), (["a", "b", "c"], "multiclass", "categorical")])
+@pytest.mark.parametrize(
+    ("classes", "task", "class_mode"),
+    [(["cat", "dog"], "binary", "binary"), (["a", "b", "c"], "multiclass", "categorical")],
+)
 def test_image_folder(tmp_path, classes, task, class_mode):
     _write_folder(tmp_path / "imgs", classes)
     k = len(classes)
     plan = make_plan(
-        DIGITS_CNN, task=task, n_classes=k, class_mode=class_mode, input_shape=[8, 8, 1],
-        **{"model.output_units": 1 if task == "binary" else k, "loss.name": "binary_crossentropy" if task == "binary" else "sparse_categorical_crossentropy",
-           "data.source": {"kind": "image_folder", "path": "imgs", "image_size": [8, 8], "color_mode": "grayscale"}},
+        DIGITS_CNN,
+        task=task,
+        n_classes=k,
+        class_mode=class_mode,
+        input_shape=[8, 8, 1],
+        **{
+            "model.output_units": 1 if task == "binary" else k,
+            "loss.name": "binary_crossentropy"
+            if task == "binary"
+            else "sparse_categorical_crossentropy",
+            "data.source": {
+                "kind": "image_folder",
+                "path": "imgs",
+                "image_size": [8, 8],
+                "color_mode": "grayscale",
+            },
+        },
     )
     data = load_data(plan, tmp_path)
     assert data.x_train.shape[1:] == (8, 8, 1) and data.class_names == classes
@@ -116,10 +167,25 @@ def test_image_folder(tmp_path, classes, task, class_mode):
 
 def test_binary_class_mode_needs_two_folders(tmp_path):
     _write_folder(tmp_path / "imgs", ["a", "b", "c"], per_class=1)
-    plan = make_plan(DIGITS_CNN, task="binary", n_classes=2, class_mode="binary", **{
-        "model.output_units": 1, "loss.name": "binary_crossentropy",
-        "data.source": {"kind": "image_folder", "path": "imgs", "image_size": [8, 8], "color_mode": "grayscale"}})
-    with pytest.raises(InputError, match=r"^class_mode: 'binary' needs 2 class folders, .* has 3 \(a, b, c\)$"):
+    plan = make_plan(
+        DIGITS_CNN,
+        task="binary",
+        n_classes=2,
+        class_mode="binary",
+        **{
+            "model.output_units": 1,
+            "loss.name": "binary_crossentropy",
+            "data.source": {
+                "kind": "image_folder",
+                "path": "imgs",
+                "image_size": [8, 8],
+                "color_mode": "grayscale",
+            },
+        },
+    )
+    with pytest.raises(
+        InputError, match=r"^class_mode: 'binary' needs 2 class folders, .* has 3 \(a, b, c\)$"
+    ):
         load_data(plan, tmp_path)
 
 
@@ -132,7 +198,9 @@ def test_missing_path_names_the_field(tmp_path):
 def test_labels_out_of_range_and_nan_are_input_errors(tmp_path):
     np.savez(tmp_path / "d.npz", x=np.ones((20, 4)), y=np.arange(20) % 5)
     plan = make_plan(**{"data.source": {"kind": "npz", "path": "d.npz"}})
-    with pytest.raises(InputError, match=r"^n_classes: the labels run from 0 to 4 but n_classes is 3"):
+    with pytest.raises(
+        InputError, match=r"^n_classes: the labels run from 0 to 4 but n_classes is 3"
+    ):
         load_data(plan, tmp_path)
     x = np.ones((20, 4))
     x[3, 1] = np.nan
@@ -145,16 +213,23 @@ def test_shapes_detection_boxes_cover_the_shape():
     x, y = make_shapes(40, (24, 24), seed=1, detection=True)
     assert x.shape == (40, 24, 24, 1) and y.shape == (40, 5)
     assert np.all((y[:, :4] >= 0) & (y[:, :4] <= 1)) and np.all(y[:, 2:4] > y[:, :2])
-    for image, (x1, y1, x2, y2, _) in zip(x[..., 0], y):
+    for image, (x1, y1, x2, y2, _) in zip(x[..., 0], y, strict=True):
         ys, xs = np.nonzero(image > 0.3)
-        assert xs.min() >= x1 * 24 - 1 and xs.max() <= x2 * 24 and ys.min() >= y1 * 24 - 1 and ys.max() <= y2 * 24
+        assert (
+            xs.min() >= x1 * 24 - 1
+            and xs.max() <= x2 * 24
+            and ys.min() >= y1 * 24 - 1
+            and ys.max() <= y2 * 24
+        )
 
 
 def test_epoch_batches_cover_every_example_once():
     key = jax.random.PRNGKey(0)
     order, mask = epoch_batches(key, jnp.int32(1), 10, 4)
     assert order.shape == (3, 4) and float(mask.sum()) == 10
-    assert sorted(np.asarray(order).ravel()[np.asarray(mask).ravel() > 0].tolist()) == list(range(10))
+    assert sorted(np.asarray(order).ravel()[np.asarray(mask).ravel() > 0].tolist()) == list(
+        range(10)
+    )
     other, _ = epoch_batches(key, jnp.int32(2), 10, 4)
     assert not np.array_equal(order, other)
     full, full_mask = epoch_batches(key, jnp.int32(1), 10, 64)  # batch >= n: one full batch

@@ -11,7 +11,15 @@ import pytest
 from advisor.errors import InputError
 from advisor.vocabulary import FREEZE_STRATEGIES
 from engine.checkpoint import save_checkpoint
-from engine.freeze import FROZEN, HEAD, Stage, block_group, make_stage_optimizer, param_labels, stages_for
+from engine.freeze import (
+    FROZEN,
+    HEAD,
+    Stage,
+    block_group,
+    make_stage_optimizer,
+    param_labels,
+    stages_for,
+)
 from engine.models import build_model, init_variables
 from tests.engine_plans import DIGITS_CNN, build_phases, make_plan
 
@@ -24,7 +32,14 @@ TRANSFER_FIELDS = {
     "two_stage": {"head_epochs": 1, "fine_tune_lr_factor": 0.1, "layer_lr_decay": 0.5},
 }
 # base blocks (of 2) that must not change in the first stage
-FROZEN_BLOCKS = {"from_scratch": 0, "full_fine_tune": 0, "partial_fine_tune": 1, "freeze_base": 2, "feature_extractor": 2, "two_stage": 2}
+FROZEN_BLOCKS = {
+    "from_scratch": 0,
+    "full_fine_tune": 0,
+    "partial_fine_tune": 1,
+    "freeze_base": 2,
+    "feature_extractor": 2,
+    "two_stage": 2,
+}
 
 
 def _params(plan):
@@ -37,7 +52,11 @@ def test_every_strategy_is_under_test():
 
 
 def test_labels_and_exactly_zero_updates_for_frozen_leaves():
-    plan = make_plan(DIGITS_CNN, freeze={"strategy": "partial_fine_tune", "trainable_blocks": 1}, **{"optimizer.weight_decay": 0.1})
+    plan = make_plan(
+        DIGITS_CNN,
+        freeze={"strategy": "partial_fine_tune", "trainable_blocks": 1},
+        **{"optimizer.weight_decay": 0.1},
+    )
     _, variables = _params(plan)
     params = variables["params"]
     stage = stages_for(plan, 2)[0]
@@ -52,12 +71,21 @@ def test_labels_and_exactly_zero_updates_for_frozen_leaves():
 
 
 def test_discriminative_rates_of_the_fine_tuning_stage():
-    plan = make_plan(DIGITS_CNN, epochs=3, freeze={"strategy": "two_stage", **TRANSFER_FIELDS["two_stage"]},
-                     optimizer={"name": "sgd", "learning_rate": 1.0})
+    plan = make_plan(
+        DIGITS_CNN,
+        epochs=3,
+        freeze={"strategy": "two_stage", **TRANSFER_FIELDS["two_stage"]},
+        optimizer={"name": "sgd", "learning_rate": 1.0},
+    )
     _, variables = _params(plan)
     params = variables["params"]
     head_stage, tune_stage = stages_for(plan, 2)
-    assert (head_stage.epochs, head_stage.frozen_blocks, tune_stage.epochs, tune_stage.frozen_blocks) == (1, 2, 2, 0)
+    assert (
+        head_stage.epochs,
+        head_stage.frozen_blocks,
+        tune_stage.epochs,
+        tune_stage.frozen_blocks,
+    ) == (1, 2, 2, 0)
     tx = make_stage_optimizer(plan, tune_stage, 4, params)
     ones = jax.tree.map(jnp.ones_like, params)
     updates, _ = tx.update(ones, tx.init(params), params)
@@ -93,27 +121,53 @@ def test_frozen_parameters_and_statistics_do_not_change(strategy, tmp_path):
     base_vars = jax.tree.map(lambda a: np.asarray(a) + 0.5, base_vars)  # unlike a fresh init
     save_checkpoint(tmp_path, base_vars, {"model": base_plan.model.model_dump()})
     base = None if strategy == "from_scratch" else str(tmp_path)
-    plan = make_plan(epochs=2 if strategy == "two_stage" else 1, freeze={"strategy": strategy, **TRANSFER_FIELDS[strategy]},
-                     **{"model.base": base, **MLP_BN})
+    plan = make_plan(
+        epochs=2 if strategy == "two_stage" else 1,
+        freeze={"strategy": strategy, **TRANSFER_FIELDS[strategy]},
+        **{"model.base": base, **MLP_BN},
+    )
     states = _states_after_each_phase(plan)
     params, stats = states[0]
     for i in range(2):
         block = f"blocks_{i}"
-        same = jax.tree.all(jax.tree.map(np.array_equal, params["base"][block], base_vars["params"]["base"][block]))
-        same_stats = jax.tree.all(jax.tree.map(np.array_equal, stats["base"][block], base_vars["batch_stats"]["base"][block]))
+        same = jax.tree.all(
+            jax.tree.map(np.array_equal, params["base"][block], base_vars["params"]["base"][block])
+        )
+        same_stats = jax.tree.all(
+            jax.tree.map(
+                np.array_equal, stats["base"][block], base_vars["batch_stats"]["base"][block]
+            )
+        )
         frozen = i < FROZEN_BLOCKS[strategy]
         assert same == frozen and same_stats == frozen, (block, strategy)
-    assert not np.array_equal(params["head"]["output"]["kernel"], base_vars["params"]["head"]["output"]["kernel"])
+    assert not np.array_equal(
+        params["head"]["output"]["kernel"], base_vars["params"]["head"]["output"]["kernel"]
+    )
     if strategy == "two_stage":  # the second stage trains the base too
         tuned = states[1][0]
-        assert not np.array_equal(tuned["base"]["blocks_0"]["dense"]["kernel"], base_vars["params"]["base"]["blocks_0"]["dense"]["kernel"])
+        assert not np.array_equal(
+            tuned["base"]["blocks_0"]["dense"]["kernel"],
+            base_vars["params"]["base"]["blocks_0"]["dense"]["kernel"],
+        )
 
 
-@pytest.mark.parametrize(("freeze", "message"), [
-    ({"strategy": "partial_fine_tune"}, r"^freeze.trainable_blocks: required for strategy 'partial_fine_tune'$"),
-    ({"strategy": "partial_fine_tune", "trainable_blocks": 3}, r"^freeze.trainable_blocks: 3 is more than the 2 blocks"),
-    ({"strategy": "two_stage", "head_epochs": 3, "fine_tune_lr_factor": 0.1}, r"^freeze.head_epochs: 3 leaves no fine-tuning epoch of the 3"),
-])
+@pytest.mark.parametrize(
+    ("freeze", "message"),
+    [
+        (
+            {"strategy": "partial_fine_tune"},
+            r"^freeze.trainable_blocks: required for strategy 'partial_fine_tune'$",
+        ),
+        (
+            {"strategy": "partial_fine_tune", "trainable_blocks": 3},
+            r"^freeze.trainable_blocks: 3 is more than the 2 blocks",
+        ),
+        (
+            {"strategy": "two_stage", "head_epochs": 3, "fine_tune_lr_factor": 0.1},
+            r"^freeze.head_epochs: 3 leaves no fine-tuning epoch of the 3",
+        ),
+    ],
+)
 def test_bad_freeze_fields_name_the_field(freeze, message):
     with pytest.raises(InputError, match=message):
         stages_for(make_plan(DIGITS_CNN, freeze=freeze), 2)
@@ -122,6 +176,8 @@ def test_bad_freeze_fields_name_the_field(freeze, message):
 def test_stage_without_schedule_is_constant():
     plan = make_plan(schedule={"name": "cosine"}, epochs=4)
     _, variables = _params(plan)
-    tx = make_stage_optimizer(plan, Stage(4, 0, ((HEAD, 1.0),), schedule=False), 4, variables["params"])
+    tx = make_stage_optimizer(
+        plan, Stage(4, 0, ((HEAD, 1.0),), schedule=False), 4, variables["params"]
+    )
     state = tx.init(variables["params"])
     assert isinstance(tx, optax.GradientTransformation) and state is not None

@@ -16,8 +16,23 @@ from engine.models import MODELS, build_model, decode_boxes, init_variables
 # (registry name, model section, input shape): one row per registered model, both conv ranks.
 # "_test" is not a plan name; it is built from any model section, here an mlp one.
 MODELS_UNDER_TEST = [
-    ("mlp", dict(arch="mlp", hidden_layers=2, units=8, head_units=[4], dropout=0.2, batch_norm=True), [6]),
-    ("cnn", dict(arch="cnn", filters=[4, 8], kernel_size=3, pooling="max", batch_norm=True, head_units=[8]), [8, 8, 1]),
+    (
+        "mlp",
+        dict(arch="mlp", hidden_layers=2, units=8, head_units=[4], dropout=0.2, batch_norm=True),
+        [6],
+    ),
+    (
+        "cnn",
+        dict(
+            arch="cnn",
+            filters=[4, 8],
+            kernel_size=3,
+            pooling="max",
+            batch_norm=True,
+            head_units=[8],
+        ),
+        [8, 8, 1],
+    ),
     ("cnn", dict(arch="cnn", filters=[4], kernel_size=3, pooling="avg"), [12, 3]),
     ("resnet", dict(arch="resnet", filters=[4, 8], blocks_per_stage=1), [8, 8, 3]),
     ("_test", dict(arch="mlp", hidden_layers=0, units=1), [5]),
@@ -35,33 +50,52 @@ def test_every_registered_model_is_under_test():
 @pytest.mark.parametrize(("name", "fields", "shape"), MODELS_UNDER_TEST)
 def test_model_output_and_parameter_tree(name, fields, shape):
     make = MODELS.get(name)
-    network = make(ModelPlan(output_units=5, **fields), shape, impl="cpu", dtype=jnp.float32, task="multiclass")
+    network = make(
+        ModelPlan(output_units=5, **fields), shape, impl="cpu", dtype=jnp.float32, task="multiclass"
+    )
     variables = init_variables(network, jax.random.PRNGKey(0), shape)
     params = variables["params"]
     assert set(params) == {"base", "head"}
     assert sorted(params["base"]) == [f"blocks_{i}" for i in range(network.n_blocks)]
     assert "output" in params["head"]
     x = jnp.ones((3, *shape))
-    apply = jax.jit(lambda v, x: network.apply(v, x, train=True, rngs={"dropout": jax.random.PRNGKey(1)}, mutable=["batch_stats"]))
+    apply = jax.jit(
+        lambda v, x: network.apply(
+            v, x, train=True, rngs={"dropout": jax.random.PRNGKey(1)}, mutable=["batch_stats"]
+        )
+    )
     out, _ = apply(variables, x)
     assert out.shape == (3, 5) and out.dtype == jnp.float32
 
 
 def test_bfloat16_compute_keeps_float32_parameters():
-    network = build_model(ModelPlan(arch="cnn", filters=[4], kernel_size=3, pooling="max", output_units=2), [8, 8, 1], "binary", dtype=jnp.bfloat16)
+    network = build_model(
+        ModelPlan(arch="cnn", filters=[4], kernel_size=3, pooling="max", output_units=2),
+        [8, 8, 1],
+        "binary",
+        dtype=jnp.bfloat16,
+    )
     variables = init_variables(network, jax.random.PRNGKey(0), [8, 8, 1])
     assert {leaf.dtype for leaf in jax.tree.leaves(variables)} == {jnp.dtype(jnp.float32)}
     assert jax.jit(network.apply)(variables, jnp.ones((2, 8, 8, 1))).dtype == jnp.float32
 
 
 def test_frozen_blocks_keep_their_batch_statistics():
-    network = build_model(ModelPlan(**MODELS_UNDER_TEST[1][1], output_units=3), [8, 8, 1], "multiclass")
+    network = build_model(
+        ModelPlan(**MODELS_UNDER_TEST[1][1], output_units=3), [8, 8, 1], "multiclass"
+    )
     variables = init_variables(network, jax.random.PRNGKey(0), [8, 8, 1])
     x = jax.random.normal(jax.random.PRNGKey(2), (4, 8, 8, 1)) * 3 + 1
-    _, new = jax.jit(lambda v: network.apply(v, x, train=True, frozen_blocks=1, mutable=["batch_stats"]))(variables)
+    _, new = jax.jit(
+        lambda v: network.apply(v, x, train=True, frozen_blocks=1, mutable=["batch_stats"])
+    )(variables)
     old = variables["batch_stats"]["base"]
-    assert jax.tree.all(jax.tree.map(jnp.array_equal, new["batch_stats"]["base"]["blocks_0"], old["blocks_0"]))
-    assert not jnp.array_equal(new["batch_stats"]["base"]["blocks_1"]["bn"]["mean"], old["blocks_1"]["bn"]["mean"])
+    assert jax.tree.all(
+        jax.tree.map(jnp.array_equal, new["batch_stats"]["base"]["blocks_0"], old["blocks_0"])
+    )
+    assert not jnp.array_equal(
+        new["batch_stats"]["base"]["blocks_1"]["bn"]["mean"], old["blocks_1"]["bn"]["mean"]
+    )
 
 
 def test_detection_boxes_are_well_formed():
@@ -88,11 +122,16 @@ def test_cpu_conv_matches_xla_values_and_gradients(case):
     pads = same_padding(kernel) if padding == "SAME" else ((0, 0), (0, 0))
 
     def loss(impl):
-        return jax.jit(jax.value_and_grad(lambda a, b: jnp.sum(jnp.tanh(conv_nhwc(a, b, (1, 1), pads, impl)) ** 2), argnums=(0, 1)))
+        return jax.jit(
+            jax.value_and_grad(
+                lambda a, b: jnp.sum(jnp.tanh(conv_nhwc(a, b, (1, 1), pads, impl)) ** 2),
+                argnums=(0, 1),
+            )
+        )
 
     (v_cpu, g_cpu), (v_xla, g_xla) = loss("cpu")(x, k), loss("xla")(x, k)
     np.testing.assert_allclose(v_cpu, v_xla, rtol=1e-5)
-    for a, b in zip(g_cpu, g_xla):
+    for a, b in zip(g_cpu, g_xla, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
@@ -109,4 +148,6 @@ def test_pool_matches_reduce_window():
     x = jax.random.normal(jax.random.PRNGKey(0), (2, 7, 6, 3))
     expected = lax.reduce_window(x, -jnp.inf, lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
     np.testing.assert_array_equal(pool(x, "max"), expected)
-    np.testing.assert_allclose(pool(x[:, 0], "avg"), x[:, 0, :6].reshape(2, 3, 2, 3).mean(axis=2), rtol=1e-6)
+    np.testing.assert_allclose(
+        pool(x[:, 0], "avg"), x[:, 0, :6].reshape(2, 3, 2, 3).mean(axis=2), rtol=1e-6
+    )

@@ -15,8 +15,17 @@ from engine.checkpoint import load_checkpoint
 from tests.engine_plans import IRIS, make_plan
 from tests.test_train import diverging_plan
 
-RUN_FILES = {"plan.json", "history.json", "metrics.json", "model.safetensors", "model.json", "curves.png",
-             "diagnosis.json", "next_plan.json", "run.json"}
+RUN_FILES = {
+    "plan.json",
+    "history.json",
+    "metrics.json",
+    "model.safetensors",
+    "model.json",
+    "curves.png",
+    "diagnosis.json",
+    "next_plan.json",
+    "run.json",
+}
 
 
 def test_a_run_writes_its_directory(tmp_path):
@@ -42,19 +51,30 @@ def test_a_run_becomes_the_base_of_a_later_plan(tmp_path):
     run(make_plan(epochs=1), out_dir=tmp_path / "base")
     source, _ = load_checkpoint(tmp_path / "base")
     plan = make_plan(
-        epochs=1, n_classes=2, task="multiclass", freeze={"strategy": "freeze_base"},
+        epochs=1,
+        n_classes=2,
+        task="multiclass",
+        freeze={"strategy": "freeze_base"},
         **{"model.base": "base", "model.output_units": 2, "data.source.classes": [1, 2]},
     )
     (tmp_path / "plan.json").write_text(plan.model_dump_json())
-    result = run(tmp_path / "plan.json", out_dir=tmp_path / "tuned")  # model.base relative to the plan file
+    result = run(
+        tmp_path / "plan.json", out_dir=tmp_path / "tuned"
+    )  # model.base relative to the plan file
     tuned, _ = load_checkpoint(result.run_dir)
-    np.testing.assert_array_equal(tuned["params"]["base"]["blocks_0"]["dense"]["kernel"], source["params"]["base"]["blocks_0"]["dense"]["kernel"])
+    np.testing.assert_array_equal(
+        tuned["params"]["base"]["blocks_0"]["dense"]["kernel"],
+        source["params"]["base"]["blocks_0"]["dense"]["kernel"],
+    )
     assert tuned["params"]["head"]["output"]["kernel"].shape == (16, 2)
 
 
 def test_a_base_of_another_structure_is_an_input_error(tmp_path):
     run(make_plan(epochs=1), out_dir=tmp_path / "base")
-    plan = make_plan(freeze={"strategy": "freeze_base"}, **{"model.base": str(tmp_path / "base"), "model.units": 8})
+    plan = make_plan(
+        freeze={"strategy": "freeze_base"},
+        **{"model.base": str(tmp_path / "base"), "model.units": 8},
+    )
     # one line naming the plan field that differs from the base (model.units here, or model.base)
     with pytest.raises(InputError, match=r"^model\.(units|base): .*\b16\b"):
         run(plan, out_dir=tmp_path / "out")
@@ -62,12 +82,17 @@ def test_a_base_of_another_structure_is_an_input_error(tmp_path):
 
 
 def test_divergence_keeps_history_and_last_good_weights(tmp_path):
-    with pytest.raises(EngineError, match=r"^training diverged: loss became nan at epoch \d+; the history so far and .* are in "):
+    with pytest.raises(
+        EngineError,
+        match=r"^training diverged: loss became nan at epoch \d+; the history so far and .* are in ",
+    ):
         run(diverging_plan(), out_dir=tmp_path / "d")
     history = History.model_validate_json((tmp_path / "d" / "history.json").read_text())
     assert np.isnan(history.series["loss"][-1])
     assert (tmp_path / "d" / "model.safetensors").exists() == (len(history.epochs) > 1)
-    assert not [p for p in (tmp_path / "d").iterdir() if p.name.startswith(".")]  # no temporary files left
+    assert not [
+        p for p in (tmp_path / "d").iterdir() if p.name.startswith(".")
+    ]  # no temporary files left
 
 
 def test_bad_input_writes_nothing(tmp_path):
@@ -75,29 +100,63 @@ def test_bad_input_writes_nothing(tmp_path):
     with pytest.raises(InputError, match=r"^data.source.path: .*missing.npz does not exist"):
         run(plan, out_dir=tmp_path / "never")
     assert not (tmp_path / "never").exists()
-    with pytest.raises(InputError, match=r"^model.base: strategy 'freeze_base' reuses a pretrained base, but the plan names none"):
+    with pytest.raises(
+        InputError,
+        match=r"^model.base: strategy 'freeze_base' reuses a pretrained base, but the plan names none",
+    ):
         run(make_plan(freeze={"strategy": "freeze_base"}), out_dir=tmp_path / "never")
 
 
 @pytest.mark.slow
 def test_detection_and_gan_plans_run(tmp_path):
     detection = make_plan(
-        task="detection", modality="image", input_shape=[16, 16, 1], n_classes=4, n_train=96, epochs=2, metrics=["mean_iou"],
-        **{"data.source": {"kind": "builtin", "name": "shapes_detection", "n_samples": 120, "image_size": [16, 16]},
-           "model": {"arch": "mlp", "hidden_layers": 1, "units": 16, "output_units": 8},
-           "loss": {"name": "giou", "terms": [{"name": "focal", "weight": 1.0}]}},
+        task="detection",
+        modality="image",
+        input_shape=[16, 16, 1],
+        n_classes=4,
+        n_train=96,
+        epochs=2,
+        metrics=["mean_iou"],
+        **{
+            "data.source": {
+                "kind": "builtin",
+                "name": "shapes_detection",
+                "n_samples": 120,
+                "image_size": [16, 16],
+            },
+            "model": {"arch": "mlp", "hidden_layers": 1, "units": 16, "output_units": 8},
+            "loss": {"name": "giou", "terms": [{"name": "focal", "weight": 1.0}]},
+        },
     )
     result = run(detection, out_dir=tmp_path / "det")
     assert 0.0 <= result.metrics["val_mean_iou"] <= 1.0
     gan = make_plan(
-        task="gan", modality="image", input_shape=[8, 8, 1], n_classes=None, n_train=1438, epochs=2, metrics=[], batch_size=256,
-        **{"data.source": {"kind": "builtin", "name": "digits"},
-           "model": {"arch": "mlp", "hidden_layers": 1, "units": 16, "output_units": 64, "latent_dim": 8, "activation": "leaky_relu"},
-           "loss": {"name": "wasserstein", "params": {"gradient_penalty": 10.0}}},
+        task="gan",
+        modality="image",
+        input_shape=[8, 8, 1],
+        n_classes=None,
+        n_train=1438,
+        epochs=2,
+        metrics=[],
+        batch_size=256,
+        **{
+            "data.source": {"kind": "builtin", "name": "digits"},
+            "model": {
+                "arch": "mlp",
+                "hidden_layers": 1,
+                "units": 16,
+                "output_units": 64,
+                "latent_dim": 8,
+                "activation": "leaky_relu",
+            },
+            "loss": {"name": "wasserstein", "params": {"gradient_penalty": 10.0}},
+        },
     )
     result = run(gan, out_dir=tmp_path / "gan")
     history = History.model_validate_json((tmp_path / "gan" / "history.json").read_text())
-    assert {"d_loss", "g_loss", "val_d_loss", "val_g_loss", "loss", "val_loss"} <= set(history.series)
+    assert {"d_loss", "g_loss", "val_d_loss", "val_g_loss", "loss", "val_loss"} <= set(
+        history.series
+    )
     assert result.checkpoint is not None
 
 
@@ -109,9 +168,24 @@ def test_iris_plan_is_valid_as_a_file(tmp_path):
 @pytest.mark.gpu
 def test_bfloat16_mixed_precision_on_a_gpu(tmp_path):
     plan = make_plan(
-        modality="image", input_shape=[8, 8, 1], n_classes=10, n_train=1438, epochs=2, precision="bfloat16", device="gpu",
-        **{"data.source": {"kind": "builtin", "name": "digits"},
-           "model": {"arch": "cnn", "filters": [8, 16], "kernel_size": 3, "pooling": "max", "output_units": 10, "batch_norm": True}},
+        modality="image",
+        input_shape=[8, 8, 1],
+        n_classes=10,
+        n_train=1438,
+        epochs=2,
+        precision="bfloat16",
+        device="gpu",
+        **{
+            "data.source": {"kind": "builtin", "name": "digits"},
+            "model": {
+                "arch": "cnn",
+                "filters": [8, 16],
+                "kernel_size": 3,
+                "pooling": "max",
+                "output_units": 10,
+                "batch_norm": True,
+            },
+        },
     )
     result = run(plan, out_dir=tmp_path / "bf16")
     assert result.device.startswith("gpu")
