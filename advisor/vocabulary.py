@@ -95,6 +95,11 @@ RESNET_DEFAULTS: dict[str, str] = {"stem": "cifar", "block": "basic"}
 
 CLASSIFICATION_TASKS = ("binary", "multiclass", "multilabel")
 
+# History series the engine records every epoch besides loss, val_loss and the metrics.
+DIAGNOSTIC_SERIES: tuple[str, ...] = (
+    "lr", "grad_norm", "grad_norm_first", "grad_norm_last", "update_ratio", "dead_fraction", "epoch_time",
+)
+
 
 @dataclass(frozen=True)
 class FactSpec:

@@ -18,6 +18,7 @@ import numpy as np
 
 from advisor.errors import InputError
 from advisor.schemas import Plan
+from advisor.vocabulary import DIAGNOSTIC_SERIES
 
 if TYPE_CHECKING:
     from engine.data import Dataset
@@ -41,16 +42,7 @@ LOSSES_FOR_TASK: dict[str, tuple[str, ...]] = {
 # layer's activations start far from where initialisers assume (unit variance).
 _SCALE_LIMIT = 10.0
 # Series every supervised run records, besides the metrics the plan names.
-_ALWAYS = (
-    "loss",
-    "val_loss",
-    "lr",
-    "grad_norm",
-    "grad_norm_first",
-    "grad_norm_last",
-    "update_ratio",
-    "dead_fraction",
-)
+_ALWAYS = ("loss", "val_loss", *DIAGNOSTIC_SERIES)
 
 
 @dataclass(frozen=True)

@@ -8,24 +8,12 @@ import jax
 import numpy as np
 import pytest
 
-from advisor.vocabulary import OPTIMIZERS, SCHEDULES
+from advisor.vocabulary import DIAGNOSTIC_SERIES, OPTIMIZERS, SCHEDULES
 from engine.fit import Diverged
 from engine.train import choose_loop
 from tests.engine_plans import DIGITS_CNN, build_phases, fit_plan, make_plan
 
-DIAGNOSTICS = (
-    "loss",
-    "val_loss",
-    "accuracy",
-    "val_accuracy",
-    "lr",
-    "grad_norm",
-    "grad_norm_first",
-    "grad_norm_last",
-    "update_ratio",
-    "dead_fraction",
-    "epoch_time",
-)
+DIAGNOSTICS = ("loss", "val_loss", "accuracy", "val_accuracy", *DIAGNOSTIC_SERIES)
 
 
 def _without_time(series: dict) -> dict:
