@@ -403,7 +403,9 @@ class FreezePlan(Strict):
 
     strategy: FreezeStrategy = Field(description="from_scratch ... two_stage (DESIGN.md)")
     trainable_blocks: Annotated[int, Field(ge=0)] | None = Field(
-        None, description="partial_fine_tune: the top N blocks of the base that train"
+        None,
+        description="partial_fine_tune: the top N blocks of the base that train; two_stage: "
+        "those that train with the head in the first stage (None = the head alone)",
     )
     head_epochs: Annotated[int, Field(ge=0)] | None = Field(
         None, description="two_stage: epochs of the first stage (base frozen, head trains)"

@@ -12,8 +12,9 @@ guide).  ``stages_for(plan, n_blocks)`` turns ``Plan.freeze`` into the stages:
 * freeze_base, feature_extractor: only the head trains (feature_extractor gives
   the same result as freeze_base here, without caching the features);
 * two_stage (fastai's ``fine_tune``): ``head_epochs`` as freeze_base at the
-  plan's rate, then everything at ``learning_rate * fine_tune_lr_factor``, each
-  block below the head at ``layer_lr_decay`` times the rate of the one above.
+  plan's rate (as partial_fine_tune when ``trainable_blocks`` is set), then
+  everything at ``learning_rate * fine_tune_lr_factor``, each block below the
+  head at ``layer_lr_decay`` times the rate of the one above.
 """
 
 from __future__ import annotations
@@ -55,6 +56,16 @@ def _needs(plan: Plan, field: str):
     return value
 
 
+def _trainable(n_blocks: int, trainable: int) -> int:
+    """``trainable`` top blocks, checked against the base's depth."""
+    if trainable > n_blocks:
+        raise InputError(
+            f"freeze.trainable_blocks: {trainable} is more than the {n_blocks} blocks of the base; "
+            f"expected 0..{n_blocks}"
+        )
+    return trainable
+
+
 def stages_for(plan: Plan, n_blocks: int) -> list[Stage]:
     """The stages a plan's freeze strategy trains in."""
     strategy, epochs = plan.freeze.strategy, plan.epochs
@@ -64,13 +75,7 @@ def stages_for(plan: Plan, n_blocks: int) -> list[Stage]:
     if strategy in ("freeze_base", "feature_extractor"):
         return [Stage(epochs, n_blocks, everything)]
     if strategy == "partial_fine_tune":
-        trainable = _needs(plan, "trainable_blocks")
-        if trainable > n_blocks:
-            raise InputError(
-                f"freeze.trainable_blocks: {trainable} is more than the {n_blocks} blocks of the base; "
-                f"expected 0..{n_blocks}"
-            )
-        return [Stage(epochs, n_blocks - trainable, everything)]
+        return [Stage(epochs, n_blocks - _trainable(n_blocks, _needs(plan, "trainable_blocks")), everything)]
     if strategy == "two_stage":
         head_epochs = _needs(plan, "head_epochs")
         factor, decay = _needs(plan, "fine_tune_lr_factor"), plan.freeze.layer_lr_decay or 1.0
@@ -82,8 +87,10 @@ def stages_for(plan: Plan, n_blocks: int) -> list[Stage]:
         groups = [(HEAD, 1.0)] + [
             (block_group(i), decay ** (n_blocks - i)) for i in range(n_blocks)
         ]
+        # trainable_blocks set: the first stage is partial fine-tuning rather than the head alone
+        first_frozen = n_blocks - _trainable(n_blocks, plan.freeze.trainable_blocks or 0)
         return [
-            Stage(head_epochs, n_blocks, everything, schedule=False),
+            Stage(head_epochs, first_frozen, everything, schedule=False),
             Stage(epochs - head_epochs, 0, tuple(groups), rate_factor=factor),
         ]
     raise InputError(f"freeze.strategy: {strategy!r} is not a strategy")

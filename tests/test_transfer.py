@@ -153,16 +153,30 @@ def test_load_base_reads_and_checks(mlp_base):
 # ----------------------------------------------------------------------------- the rules
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "profiles"
-QUADRANTS = {"transfer_large_similar": "freeze_base", "transfer_large_different": "from_scratch",
-             "transfer_small_similar": "feature_extractor", "transfer_small_different": "partial_fine_tune"}
+# quadrant -> (the strategy the plan trains with, the lecture's choice: the first stage, the rule that lost to it)
+QUADRANTS = {
+    "transfer_large_similar": ("two_stage", "freeze_base", "freeze_large_similar_freeze_base"),
+    "transfer_large_different": ("from_scratch", "from_scratch", None),
+    "transfer_small_similar": ("feature_extractor", "feature_extractor", None),
+    "transfer_small_different": ("two_stage", "partial_fine_tune", "freeze_small_different_partial"),
+}
 
 
 @pytest.mark.parametrize("name", QUADRANTS)
-def test_each_quadrant_example_gets_the_lectures_strategy_and_the_bases_structure(name):
+def test_each_quadrant_example_starts_with_the_lectures_strategy_and_keeps_the_bases_structure(name):
+    from engine.freeze import stages_for
+
     profile = Profile.model_validate_json((EXAMPLES / f"{name}.json").read_text())
     plan = recommend(profile)
-    assert plan.freeze.strategy == QUADRANTS[name]
+    strategy, lecture, overridden = QUADRANTS[name]
+    assert plan.freeze.strategy == strategy
     assert plan.derived_facts["transfer_quadrant"].value == name.removeprefix("transfer_")
+    if overridden:  # refined by measurement: the lecture's choice is the first stage, then all layers train
+        assert [o.rule for o in plan.explanations["freeze.strategy"].overridden] == [overridden]
+        assert "benchmarks/RESULTS.md" in plan.explanations["freeze.strategy"].source
+        first, second = stages_for(plan, 2)
+        assert first.frozen_blocks == {"freeze_base": 2, "partial_fine_tune": 1}[lecture] and second.frozen_blocks == 0
+        assert second.rate_factor == 1.0
     if plan.freeze.strategy == "from_scratch":  # no base loaded: the structure is sized to the data
         assert plan.model.base is None
         return
@@ -180,3 +194,14 @@ def test_an_imported_resnet_base_is_planned_with_its_own_layout():
     assert (plan.model.arch, plan.model.stem, plan.model.stage_blocks, plan.model.head_units) == (
         "resnet", "imagenet", [2, 2, 2, 2], [])
     check_structure(plan, {"model": resnet18.model_dump(), "input_shape": [224, 224, 3]}, "torchvision:resnet18")
+
+
+def test_two_stage_with_trainable_blocks_starts_as_partial_fine_tuning():
+    from engine.freeze import stages_for
+
+    plan = make_plan(DIGITS_CNN, epochs=5, freeze={"strategy": "two_stage", "trainable_blocks": 1, "head_epochs": 2,
+                                                   "fine_tune_lr_factor": 1.0, "layer_lr_decay": 0.38})
+    first, second = stages_for(plan, 2)
+    assert (first.epochs, first.frozen_blocks, second.epochs, second.frozen_blocks) == (2, 1, 3, 0)
+    with pytest.raises(InputError, match=r"^freeze.trainable_blocks: 3 is more than the 2 blocks of the base"):
+        stages_for(plan.model_copy(update={"freeze": plan.freeze.model_copy(update={"trainable_blocks": 3})}), 2)
