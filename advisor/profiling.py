@@ -204,9 +204,8 @@ def profile_data(
     elif task == "multilabel":
         fields["n_classes"] = int(y.shape[1])
     if base is not None:
-        fields["pretrained"] = measure_base(
-            base, raw.x[train_idx], raw.x[val_idx], ids, train_idx, y, task, base_dir
-        )
+        targets = (ids if ids is not None else y.astype(np.float32))[train_idx]
+        fields["pretrained"] = measure_base(base, raw.x[train_idx], targets, task, base_dir)
     try:
         return Profile.model_validate({k: v for k, v in fields.items() if v is not None})
     except ValidationError as err:
@@ -248,8 +247,11 @@ def describe_source(source: DataSource) -> str:
     return f"{source.kind} {source.path}"
 
 
-def measure_base(base: str, x_train, x_val, ids, train_idx, y, task: str, base_dir) -> Pretrained:
-    """The ``pretrained`` section: the base's structure, domain and measured similarity to the data."""
+def measure_base(base: str, x_train: np.ndarray, targets: np.ndarray, task: str, base_dir) -> Pretrained:
+    """The ``pretrained`` section: the base's structure, domain and measured similarity to the data.
+
+    ``x_train`` is scaled as the base's own plan scaled its inputs, fitted on ``x_train``.
+    """
     from engine.data import _scale
     from engine.models import build_model
     from engine.similarity import measure_similarity
@@ -261,14 +263,9 @@ def measure_base(base: str, x_train, x_val, ids, train_idx, y, task: str, base_d
     _check_fits(model.arch, trained_on, list(x_train.shape[1:]), where)
     mode = structure.get("scaling", {}).get("normalize", "standardize")
     modality = _modality(x_train)
-    scaled, _, _ = _scale(
-        x_train.astype(np.float32),
-        x_val.astype(np.float32),
-        "standardize" if mode == "imagenet" else mode,
-        modality,
-    )
+    x_train = x_train.astype(np.float32)
+    scaled, _, _ = _scale(x_train, x_train[:1], "standardize" if mode == "imagenet" else mode, modality)
     network = build_model(model, list(x_train.shape[1:]), "multiclass")
-    targets = ids[train_idx] if ids is not None else np.asarray(y, np.float32)[train_idx]
     measured = measure_similarity(network, variables, scaled, targets, task)
     return Pretrained(
         base=base,

@@ -18,17 +18,9 @@ from engine.checkpoint import load_checkpoint, save_checkpoint
 from engine.models import build_model, init_variables
 from engine.transfer import check_structure, load_base, read_base, resolve_base
 from tests.engine_plans import DIGITS_CNN, make_plan
+from tests.test_freeze import MLP_BN, TRANSFER_FIELDS  # two dense blocks with BatchNorm: runs compile in seconds
 
-# Two dense blocks with BatchNorm on iris: a base whose runs compile in seconds.
-MLP_BN = {"model.hidden_layers": 2, "model.batch_norm": True}
-FIELDS = {
-    "from_scratch": {},
-    "full_fine_tune": {},
-    "partial_fine_tune": {"trainable_blocks": 1},
-    "freeze_base": {},
-    "feature_extractor": {},
-    "two_stage": {"head_epochs": 1, "fine_tune_lr_factor": 0.1, "layer_lr_decay": 0.5},
-}
+FIELDS = TRANSFER_FIELDS  # each strategy's freeze fields
 # After the whole run: which base blocks (of 2) still hold the base's exact weights and statistics.
 UNTOUCHED = {"from_scratch": (), "full_fine_tune": (), "partial_fine_tune": ("blocks_0",),
              "freeze_base": ("blocks_0", "blocks_1"), "feature_extractor": ("blocks_0", "blocks_1"), "two_stage": ()}
