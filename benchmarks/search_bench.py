@@ -128,12 +128,12 @@ def _final_accuracy(result) -> float:
 
 def way_alone(plans, dataset, device, limit: int | None) -> Way:
     """Each trial built and trained as ``advisor run`` does (engine.fit), compile included."""
+    import jax.numpy as jnp
+
     from engine.fit import Diverged, fit
     from engine.models import build_model
     from engine.run import initial_variables
     from engine.supervised import build_supervised
-
-    import jax.numpy as jnp
 
     chosen = plans[: limit or len(plans)]
     best = []
@@ -169,9 +169,8 @@ def way_population(plans, dataset, device, mode: str) -> Way:
 
 def way_optuna(plan, n: int, method: str, device_name: str, folder: Path) -> Way:
     """engine.search with Optuna's sampler choosing the trials (timing decides the mode)."""
-    from engine.search import run_search
-
     from advisor.schemas import SearchPlan
+    from engine.search import run_search
 
     search = {"method": method, "space": SPACE, "n_trials": n, "metric": "val_accuracy", "direction": "maximize"}
     searched = plan.model_copy(update={"search": SearchPlan.model_validate(search)})

@@ -138,7 +138,7 @@ def plot_sweeps(path: Path, rates: list[float], sweeps: list[LrFindSeed], sugges
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
 
-    from engine.search_report import save_figure
+    from engine.curves import save_figure
 
     fig = Figure(figsize=(6.0, 4.0), layout="constrained")
     ax = fig.subplots()

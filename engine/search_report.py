@@ -13,8 +13,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from optuna.trial import TrialState
 from advisor.io import write_atomic, write_model
 from advisor.schemas import Explanation, ModeTiming, Overridden, Plan, SearchResult
 from engine import space as spaces
+from engine.curves import save_figure
 from engine.search import RUN, SURPLUS
 
 LEADERBOARD = "leaderboard.csv"
@@ -99,15 +98,6 @@ def leaderboard_csv(rows: list[Row], plan: Plan) -> str:
             *[r.params.get(n, "") for n in names], "" if r.seconds is None else r.seconds, r.mode or "",
         ])
     return out.getvalue()
-
-
-def leaderboard_table(rows: list[Row], plan: Plan, top: int = 10) -> list[list[str]]:
-    """The first ``top`` rows as text cells, header first (the terminal table)."""
-    names = list(plan.search.space)
-    table = [["#", "trial", "state", plan.search.metric, "epochs", *names]]
-    for r in rows[:top]:
-        table.append([_show(r.rank), str(r.number), r.state, _show(r.value), _show(r.epochs), *[_show(r.params.get(n)) for n in names]])
-    return table
 
 
 # ----------------------------------------------------------------------------- the best plan
@@ -190,20 +180,6 @@ def plot_search(path: Path, rows: list[Row], plan: Plan) -> Path | None:
         ax.grid(alpha=0.3)
     fig.suptitle(f"{plan.name or plan.task}: {len(done)} trials (blue finished, orange pruned)")
     return save_figure(fig, path)
-
-
-def save_figure(fig, path: str | Path) -> Path:
-    """Save a matplotlib figure as PNG through a temporary file (nothing half-written)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 # ----------------------------------------------------------------------------- all together

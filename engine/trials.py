@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from advisor.schemas import Plan
 from engine.fit import EarlyStopper, FitResult
@@ -165,7 +164,3 @@ def _lockstep(pop: Population, members: list[int], vmapped: bool, on_epoch: OnEp
             break
     return [t.outcome for t in trials]
 
-
-def objective_values(outcomes: Sequence[TrialOutcome], metric: str) -> np.ndarray:
-    """``metric`` of each outcome at its final epoch (NaN where it has none)."""
-    return np.asarray([v if (v := o.value(metric)) is not None else np.nan for o in outcomes], float)
