@@ -75,12 +75,22 @@ def search(
     from engine.search import run_search
 
     return run_search(
-        loaded, out, _base_dir(plan), storage=storage, study_name=study_name, device=device,
-        mode=mode, batch=batch, progress=progress, report=_warn,
+        loaded,
+        out,
+        _base_dir(plan),
+        storage=storage,
+        study_name=study_name,
+        device=device,
+        mode=mode,
+        batch=batch,
+        progress=progress,
+        report=_warn,
     )
 
 
-def _run_workers(plan_arg, plan: Plan, out: Path, storage, study_name, device, mode, batch, workers: int) -> SearchResult:
+def _run_workers(
+    plan_arg, plan: Plan, out: Path, storage, study_name, device, mode, batch, workers: int
+) -> SearchResult:
     """Start ``workers`` processes on this machine that share one study, then report."""
     from engine.search import JOURNAL, open_storage, open_study, run_search
 
@@ -90,33 +100,78 @@ def _run_workers(plan_arg, plan: Plan, out: Path, storage, study_name, device, m
         write_model(plan_arg, plan)
     storage = storage or str(out / JOURNAL)
     name = study_name or plan.name or "search"
-    open_study(plan, open_storage(storage, out), name, plan.seed)  # created once, before workers race
+    open_study(
+        plan, open_storage(storage, out), name, plan.seed
+    )  # created once, before workers race
     env = {**os.environ, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}  # workers share one accelerator
     commands = [
-        [sys.executable, "-m", "advisor.cli", "search", str(plan_arg), "--out", str(out), "--storage", storage,
-         "--study-name", name, "--worker-index", str(i), "--no-report", "--quiet"]
-        + (["--device", device] if device else []) + (["--mode", mode] if mode else [])
+        [
+            sys.executable,
+            "-m",
+            "advisor.cli",
+            "search",
+            str(plan_arg),
+            "--out",
+            str(out),
+            "--storage",
+            storage,
+            "--study-name",
+            name,
+            "--worker-index",
+            str(i),
+            "--no-report",
+            "--quiet",
+        ]
+        + (["--device", device] if device else [])
+        + (["--mode", mode] if mode else [])
         + (["--batch", str(batch)] if batch else [])
         for i in range(1, workers + 1)
     ]
-    processes = [subprocess.Popen(c, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for c in commands]
+    processes = [
+        subprocess.Popen(c, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for c in commands
+    ]
     errors = [p.communicate()[1] for p in processes]
-    failed = [(i, e) for i, (p, e) in enumerate(zip(processes, errors, strict=True), start=1) if p.returncode != 0]
+    failed = [
+        (i, e)
+        for i, (p, e) in enumerate(zip(processes, errors, strict=True), start=1)
+        if p.returncode != 0
+    ]
     if failed:
         index, text = failed[0]
         last = (text.strip().splitlines() or ["no message"])[-1]
         raise EngineError(f"search worker {index} of {workers} failed: {last}")
     # the study is complete: this run only reads it back and writes the report
-    return run_search(plan, out, _base_dir(plan_arg), storage=storage, study_name=name, device="cpu", progress=False, report=_warn)
+    return run_search(
+        plan,
+        out,
+        _base_dir(plan_arg),
+        storage=storage,
+        study_name=name,
+        device="cpu",
+        progress=False,
+        report=_warn,
+    )
 
 
 def _warn(line: str) -> None:
     click.echo(line, err=True)
 
 
-def search_files(plan_path: Path, out_dir: Path | None, storage: str | None, study_name: str | None, device: str | None,
-                 mode: str | None, batch: int | None, workers: int, worker_index: int, write_report: bool, quiet: bool,
-                 as_json: bool) -> None:
+def search_files(
+    plan_path: Path,
+    out_dir: Path | None,
+    storage: str | None,
+    study_name: str | None,
+    device: str | None,
+    mode: str | None,
+    batch: int | None,
+    workers: int,
+    worker_index: int,
+    write_report: bool,
+    quiet: bool,
+    as_json: bool,
+) -> None:
     """The ``advisor search`` command: search, then print the leaderboard (or the SearchResult JSON)."""
     if worker_index:
         from engine.search import run_search
@@ -124,27 +179,69 @@ def search_files(plan_path: Path, out_dir: Path | None, storage: str | None, stu
         plan = load_plan(plan_path)
         out = Path(out_dir or default_out_dir(plan))
         result = run_search(
-            plan, out, plan_path.parent, storage=storage, study_name=study_name, device=device, mode=mode,
-            batch=batch, seed_offset=worker_index, progress=False if quiet else None, report=_warn,
+            plan,
+            out,
+            plan_path.parent,
+            storage=storage,
+            study_name=study_name,
+            device=device,
+            mode=mode,
+            batch=batch,
+            seed_offset=worker_index,
+            progress=False if quiet else None,
+            report=_warn,
             write_summary=write_report,
         )
     else:
-        result = search(plan_path, out_dir, storage, study_name, device, mode, batch, workers, progress=False if quiet else None)
+        result = search(
+            plan_path,
+            out_dir,
+            storage,
+            study_name,
+            device,
+            mode,
+            batch,
+            workers,
+            progress=False if quiet else None,
+        )
     if as_json:
         click.echo(result.model_dump_json(indent=2))
     elif not quiet:
         click.echo(summary(result))
 
 
-def lr_find_files(plan_path: Path, seeds: int, steps: int | None, min_lr: float | None, max_lr: float | None, points: int,
-                  profile_path: Path | None, out_dir: Path | None, mode: str | None, device: str | None,
-                  as_json: bool) -> LrFindReport:
+def lr_find_files(
+    plan_path: Path,
+    seeds: int,
+    steps: int | None,
+    min_lr: float | None,
+    max_lr: float | None,
+    points: int,
+    profile_path: Path | None,
+    out_dir: Path | None,
+    mode: str | None,
+    device: str | None,
+    as_json: bool,
+) -> LrFindReport:
     """The ``advisor lr-find`` command: sweep, report, and write the suggestion into a profile."""
     from engine.lr_find import lr_find
 
     plan = load_plan(plan_path)
-    profile = load_profile(profile_path) if profile_path is not None else None  # a bad profile fails before training
-    report = lr_find(plan, plan_path.parent, device, seeds, steps, min_lr, max_lr, points, mode=mode, out_dir=out_dir)
+    profile = (
+        load_profile(profile_path) if profile_path is not None else None
+    )  # a bad profile fails before training
+    report = lr_find(
+        plan,
+        plan_path.parent,
+        device,
+        seeds,
+        steps,
+        min_lr,
+        max_lr,
+        points,
+        mode=mode,
+        out_dir=out_dir,
+    )
     if out_dir is not None:
         write_model(Path(out_dir) / "lr_find.json", report)
     written = None
@@ -160,14 +257,22 @@ def lr_find_files(plan_path: Path, seeds: int, steps: int | None, min_lr: float 
 
 def lr_find_summary(report: LrFindReport, profile_path: Path | None, written: Path | None) -> str:
     """The sweeps in a few lines: each seed's best rate, then the suggestion or why there is none."""
-    lines = [f"lr-find: {len(report.learning_rates)} rates from {report.learning_rates[0]:.3g} to "
-             f"{report.learning_rates[-1]:.3g}, {report.steps} steps each, {len(report.seeds)} seeds"]
+    lines = [
+        f"lr-find: {len(report.learning_rates)} rates from {report.learning_rates[0]:.3g} to "
+        f"{report.learning_rates[-1]:.3g}, {report.steps} steps each, {len(report.seeds)} seeds"
+    ]
     for sweep in report.seeds:
-        best = f"{sweep.learning_rate:.3g}" if sweep.learning_rate is not None else "none (every rate diverged)"
+        best = (
+            f"{sweep.learning_rate:.3g}"
+            if sweep.learning_rate is not None
+            else "none (every rate diverged)"
+        )
         lines.append(f"  seed {sweep.seed}: best rate {best}")
     if report.suggestion is not None:
-        lines.append(f"suggested learning rate: {report.suggestion.learning_rate:.3g} "
-                     f"(seeds within {report.suggestion.spread:.2f} decades)")
+        lines.append(
+            f"suggested learning rate: {report.suggestion.learning_rate:.3g} "
+            f"(seeds within {report.suggestion.spread:.2f} decades)"
+        )
     else:
         lines.append(f"no suggestion: {report.refused}")
     if written is not None:
@@ -185,16 +290,25 @@ def summary(result: SearchResult, top: int = 10) -> str:
     counts = ", ".join(f"{n} {state}" for state, n in sorted(result.counts.items()))
     lines.append(f"trials: {counts or 'none'}")
     if result.best_trial is not None:
-        lines.append(f"best: trial {result.best_trial}, {result.metric} {result.best_value:.4g} -> {result.best_plan}")
+        lines.append(
+            f"best: trial {result.best_trial}, {result.metric} {result.best_value:.4g} -> {result.best_plan}"
+        )
     for timing in result.modes:
-        speed = f" (a population step timed at {timing.speedup:.2f}x the trials' steps in turn)" if timing.speedup else ""
+        speed = (
+            f" (a population step timed at {timing.speedup:.2f}x the trials' steps in turn)"
+            if timing.speedup
+            else ""
+        )
         lines.append(f"trained: {timing.structure}: {timing.trials} trials {timing.mode}{speed}")
     if result.trials_per_hour:
         lines.append(f"speed: {result.trials_per_hour:,.0f} trials per hour")
     board = Path(result.leaderboard)
     if board.exists():
         lines += ["", *format_table(read_leaderboard(board, top))]
-        lines.append(f"files: {board.name}, search.png, trials/NNNN/plan.json + history.json" + (", best_plan.json" if result.best_plan else ""))
+        lines.append(
+            f"files: {board.name}, search.png, trials/NNNN/plan.json + history.json"
+            + (", best_plan.json" if result.best_plan else "")
+        )
     return "\n".join(lines)
 
 
@@ -213,7 +327,11 @@ def _short(cell: str) -> str:
         value = float(cell)
     except ValueError:
         return cell
-    return cell if value.is_integer() and "." not in cell and "e" not in cell.lower() else f"{value:.4g}"
+    return (
+        cell
+        if value.is_integer() and "." not in cell and "e" not in cell.lower()
+        else f"{value:.4g}"
+    )
 
 
 def format_table(rows: list[list[str]]) -> list[str]:

@@ -64,28 +64,59 @@ def base_plan(kind: str, gpu: bool, quick: bool, epochs: int, data_dir: Path):
     if gpu:
         n = 10_000 if quick else 50_000
         path = shapes_npz(n, data_dir)
-        source, shape, n_classes, n_train = {"kind": "npz", "path": str(path)}, [32, 32, 3], 4, int(n * 0.8)
+        source, shape, n_classes, n_train = (
+            {"kind": "npz", "path": str(path)},
+            [32, 32, 3],
+            4,
+            int(n * 0.8),
+        )
     elif kind == "mlp":
         source, shape, n_classes, n_train = {"kind": "builtin", "name": "digits"}, [64], 10, 1438
     else:
         subsample = 512 if quick else None
-        source = {"kind": "builtin", "name": "digits", "image_size": [28, 28], "subsample": subsample}
+        source = {
+            "kind": "builtin",
+            "name": "digits",
+            "image_size": [28, 28],
+            "subsample": subsample,
+        }
         shape, n_classes, n_train = [28, 28, 1], 10, subsample or 1438
     model = (
-        {"arch": "mlp", "hidden_layers": 2, "units": 256, "output_units": n_classes} if kind == "mlp"
-        else {"arch": "cnn", "filters": [32, 64], "kernel_size": 3, "pooling": "max", "head_units": [128], "output_units": n_classes}
+        {"arch": "mlp", "hidden_layers": 2, "units": 256, "output_units": n_classes}
+        if kind == "mlp"
+        else {
+            "arch": "cnn",
+            "filters": [32, 64],
+            "kernel_size": 3,
+            "pooling": "max",
+            "head_units": [128],
+            "output_units": n_classes,
+        }
     )
     batch = 256 if gpu else 128
-    return Plan.model_validate({
-        "name": f"bench-{kind}", "task": "multiclass", "modality": "tabular" if kind == "mlp" else "image",
-        "input_shape": shape, "n_classes": n_classes, "n_train": n_train,
-        "data": {"source": source, "val_fraction": 0.2, "split_seed": 0},
-        "model": model, "loss": {"name": "sparse_categorical_crossentropy"},
-        "optimizer": {"name": "adamw", "learning_rate": 1e-3, "weight_decay": 1e-4},
-        "schedule": {"name": "constant"}, "batch_size": batch, "epochs": epochs,
-        "steps_per_epoch": math.ceil(n_train / batch), "freeze": {"strategy": "from_scratch"},
-        "regularization": {}, "metrics": ["accuracy"], "seed": 0, "precision": "bfloat16" if gpu else "float32",
-    })
+    return Plan.model_validate(
+        {
+            "name": f"bench-{kind}",
+            "task": "multiclass",
+            "modality": "tabular" if kind == "mlp" else "image",
+            "input_shape": shape,
+            "n_classes": n_classes,
+            "n_train": n_train,
+            "data": {"source": source, "val_fraction": 0.2, "split_seed": 0},
+            "model": model,
+            "loss": {"name": "sparse_categorical_crossentropy"},
+            "optimizer": {"name": "adamw", "learning_rate": 1e-3, "weight_decay": 1e-4},
+            "schedule": {"name": "constant"},
+            "batch_size": batch,
+            "epochs": epochs,
+            "steps_per_epoch": math.ceil(n_train / batch),
+            "freeze": {"strategy": "from_scratch"},
+            "regularization": {},
+            "metrics": ["accuracy"],
+            "seed": 0,
+            "precision": "bfloat16" if gpu else "float32",
+        }
+    )
 
 
 def shapes_npz(n: int, folder: Path) -> Path:
@@ -113,7 +144,10 @@ def fixed_trials(plan, n: int):
     rng = np.random.default_rng(0)
     rates = np.exp(rng.uniform(np.log(1e-4), np.log(3e-2), n))
     decays = np.exp(rng.uniform(np.log(1e-6), np.log(1e-2), n))
-    return [trial_plan(plan, {"optimizer.learning_rate": float(r), "optimizer.weight_decay": float(d)}) for r, d in zip(rates, decays, strict=True)]
+    return [
+        trial_plan(plan, {"optimizer.learning_rate": float(r), "optimizer.weight_decay": float(d)})
+        for r, d in zip(rates, decays, strict=True)
+    ]
 
 
 # ----------------------------------------------------------------------------- the ways
@@ -139,8 +173,18 @@ def way_alone(plans, dataset, device, limit: int | None) -> Way:
     best = []
     started = time.perf_counter()
     for plan in chosen:
-        dtype = jnp.bfloat16 if plan.precision == "bfloat16" and device.platform != "cpu" else jnp.float32
-        network = build_model(plan.model, plan.input_shape, plan.task, impl="cpu" if device.platform == "cpu" else "xla", dtype=dtype)
+        dtype = (
+            jnp.bfloat16
+            if plan.precision == "bfloat16" and device.platform != "cpu"
+            else jnp.float32
+        )
+        network = build_model(
+            plan.model,
+            plan.input_shape,
+            plan.task,
+            impl="cpu" if device.platform == "cpu" else "xla",
+            dtype=dtype,
+        )
         variables, _ = initial_variables(plan, network, Path("."), [])
         phases, state = build_supervised(plan, network, dataset, device, variables)
         try:
@@ -172,14 +216,29 @@ def way_optuna(plan, n: int, method: str, device_name: str, folder: Path) -> Way
     from advisor.schemas import SearchPlan
     from engine.search import run_search
 
-    search = {"method": method, "space": SPACE, "n_trials": n, "metric": "val_accuracy", "direction": "maximize"}
+    search = {
+        "method": method,
+        "space": SPACE,
+        "n_trials": n,
+        "metric": "val_accuracy",
+        "direction": "maximize",
+    }
     searched = plan.model_copy(update={"search": SearchPlan.model_validate(search)})
     out = folder / f"{plan.name}-{method}"
     started = time.perf_counter()
     result = run_search(searched, out, device=device_name, progress=False, report=lambda line: None)
     seconds = time.perf_counter() - started
-    modes = "; ".join(f"{m.mode} x{m.trials}" + (f" (timed {m.speedup:.2f}x)" if m.speedup else "") for m in result.modes)
-    return Way(f"optuna-{method}", sum(result.counts.values()), seconds, result.best_value or float("nan"), modes)
+    modes = "; ".join(
+        f"{m.mode} x{m.trials}" + (f" (timed {m.speedup:.2f}x)" if m.speedup else "")
+        for m in result.modes
+    )
+    return Way(
+        f"optuna-{method}",
+        sum(result.counts.values()),
+        seconds,
+        result.best_value or float("nan"),
+        modes,
+    )
 
 
 # ----------------------------------------------------------------------------- driver
@@ -199,7 +258,9 @@ def bench(kind: str, args, folder: Path) -> list[str]:
     ways = []
     for name in args.ways.split(","):
         if name == "alone":
-            ways.append(way_alone(plans, dataset, device, args.alone_trials or (4 if args.gpu else None)))
+            ways.append(
+                way_alone(plans, dataset, device, args.alone_trials or (4 if args.gpu else None))
+            )
         elif name in ("sequential", "population"):
             ways.append(way_population(plans, dataset, device, name))
         elif name.startswith("optuna-"):
@@ -215,7 +276,9 @@ def bench(kind: str, args, folder: Path) -> list[str]:
     reference = next((w for w in ways if w.name.startswith("sequential")), None)
     for w in ways:
         ratio = f"{w.per_hour() / reference.per_hour():.2f}x" if reference else ""
-        lines.append(f"| {w.name} | {w.seconds:.1f} | {w.per_hour():,.0f} | {w.trials * samples / w.seconds:,.0f} | {w.best_accuracy:.3f} | {ratio} | {w.note} |")
+        lines.append(
+            f"| {w.name} | {w.seconds:.1f} | {w.per_hour():,.0f} | {w.trials * samples / w.seconds:,.0f} | {w.best_accuracy:.3f} | {ratio} | {w.note} |"
+        )
     if steady is not None:
         rate = plan.batch_size / steady.sequential_s
         lines.append(
@@ -235,19 +298,30 @@ def steady_state(plans, dataset, device):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--gpu", action="store_true", help="64 small-CNN trials on 32x32x3 shapes in bf16")
+    parser.add_argument(
+        "--gpu", action="store_true", help="64 small-CNN trials on 32x32x3 shapes in bf16"
+    )
     parser.add_argument("--quick", action="store_true", help="fewer examples (and trials on CPU)")
-    parser.add_argument("--models", default=None, help="comma list of mlp, cnn (default: both; --gpu: cnn)")
+    parser.add_argument(
+        "--models", default=None, help="comma list of mlp, cnn (default: both; --gpu: cnn)"
+    )
     parser.add_argument("--ways", default="alone,sequential,population,optuna-tpe,optuna-random")
     parser.add_argument("--trials", type=int, default=None)
     parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--alone-trials", type=int, default=None, help="trials timed one at a time (default all; --gpu 4)")
+    parser.add_argument(
+        "--alone-trials",
+        type=int,
+        default=None,
+        help="trials timed one at a time (default all; --gpu 4)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
     import jax
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; jax {jax.__version__} on {jax.devices()[0]}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; jax {jax.__version__} on {jax.devices()[0]}"
+    )
     models = args.models.split(",") if args.models else (["cnn"] if args.gpu else ["mlp", "cnn"])
     with tempfile.TemporaryDirectory() as tmp:
         tables = [bench(kind, args, Path(tmp)) for kind in models]

@@ -38,10 +38,12 @@ def sweep_plan(plan: Plan, steps: int | None) -> tuple[Plan, int]:
     if plan.freeze.strategy == "two_stage":  # the head stage would take every short epoch
         epochs = max(epochs, (plan.freeze.head_epochs or 0) + 1)
     short = spaces.trial_plan(plan, {}, epochs)
-    short = short.model_copy(update={
-        "schedule": short.schedule.model_copy(update={"name": "constant", "warmup_epochs": 0}),
-        "regularization": short.regularization.model_copy(update={"early_stopping": None}),
-    })
+    short = short.model_copy(
+        update={
+            "schedule": short.schedule.model_copy(update={"name": "constant", "warmup_epochs": 0}),
+            "regularization": short.regularization.model_copy(update={"early_stopping": None}),
+        }
+    )
     return short, epochs * steps_per_epoch
 
 
@@ -52,7 +54,9 @@ def rate_grid(plan: Plan, min_lr: float | None, max_lr: float | None, points: in
     if not low < high:
         from advisor.errors import InputError
 
-        raise InputError(f"--min-lr: {low:g} is not below --max-lr {high:g}; expected min-lr < max-lr")
+        raise InputError(
+            f"--min-lr: {low:g} is not below --max-lr {high:g}; expected min-lr < max-lr"
+        )
     return [float(f"{r:.4g}") for r in np.geomspace(low, high, points)]
 
 
@@ -71,7 +75,9 @@ def best_rate(rates: list[float], losses: list[float | None]) -> float | None:
     return rates[int(np.argmin(smoothed))]
 
 
-def verdict(rates: list[float], sweeps: list[LrFindSeed], max_spread: float) -> tuple[LrFindResult | None, str | None]:
+def verdict(
+    rates: list[float], sweeps: list[LrFindSeed], max_spread: float
+) -> tuple[LrFindResult | None, str | None]:
     """The suggestion and its spread, or why there is none."""
     lost = [s.seed for s in sweeps if s.learning_rate is None]
     if lost:
@@ -89,15 +95,26 @@ def verdict(rates: list[float], sweeps: list[LrFindSeed], max_spread: float) -> 
     if edges:
         side = "lowest" if edges[0] == rates[0] else "highest"
         flag = "--min-lr" if side == "lowest" else "--max-lr"
-        return None, f"the best rate {edges[0]:.3g} is the {side} one tried, so the best may lie beyond it; widen the range ({flag})"
+        return (
+            None,
+            f"the best rate {edges[0]:.3g} is the {side} one tried, so the best may lie beyond it; widen the range ({flag})",
+        )
     suggested = float(f"{math.exp(np.mean(np.log(best))):.3g}")
     return LrFindResult(learning_rate=suggested, spread=round(spread, 4)), None
 
 
 def lr_find(
-    plan: Plan, base_dir: str | Path = ".", device: str | None = None, seeds: int = 3, steps: int | None = None,
-    min_lr: float | None = None, max_lr: float | None = None, points: int = 16, max_spread: float = MAX_SPREAD,
-    mode: str | None = None, out_dir: str | Path | None = None,
+    plan: Plan,
+    base_dir: str | Path = ".",
+    device: str | None = None,
+    seeds: int = 3,
+    steps: int | None = None,
+    min_lr: float | None = None,
+    max_lr: float | None = None,
+    points: int = 16,
+    max_spread: float = MAX_SPREAD,
+    mode: str | None = None,
+    out_dir: str | Path | None = None,
 ) -> LrFindReport:
     """Run the range test on ``plan``'s model and data; returns the report (and writes lr_find.png to ``out_dir``)."""
     from engine.data import load_data
@@ -112,7 +129,9 @@ def lr_find(
     sweeps = []
     for offset in range(seeds):
         seed = plan.seed + offset
-        runs = [spaces.trial_plan(short, {"optimizer.learning_rate": r, "seed": seed}) for r in rates]
+        runs = [
+            spaces.trial_plan(short, {"optimizer.learning_rate": r, "seed": seed}) for r in rates
+        ]
         population = Population(runs, ["optimizer.learning_rate"], dataset, chosen, base_dir)
         # timed on the first seed; the others have the same structure, so the same answer
         mode = population.choose_mode(len(runs), None if mode in (None, "auto") else mode).mode
@@ -124,14 +143,29 @@ def lr_find(
     plot = None
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
-        plot = str(plot_sweeps(Path(out_dir) / "lr_find.png", rates, sweeps, suggestion, plan.name or plan.task))
+        plot = str(
+            plot_sweeps(
+                Path(out_dir) / "lr_find.png", rates, sweeps, suggestion, plan.name or plan.task
+            )
+        )
     return LrFindReport(
-        learning_rates=rates, steps=n_steps, metric="val_loss", seeds=sweeps,
-        suggestion=suggestion, refused=refused, plot=plot,
+        learning_rates=rates,
+        steps=n_steps,
+        metric="val_loss",
+        seeds=sweeps,
+        suggestion=suggestion,
+        refused=refused,
+        plot=plot,
     )
 
 
-def plot_sweeps(path: Path, rates: list[float], sweeps: list[LrFindSeed], suggestion: LrFindResult | None, title: str) -> Path:
+def plot_sweeps(
+    path: Path,
+    rates: list[float],
+    sweeps: list[LrFindSeed],
+    suggestion: LrFindResult | None,
+    title: str,
+) -> Path:
     """lr_find.png: each seed's loss against the rate, its best rate marked, and the suggestion."""
     import matplotlib
 
@@ -148,14 +182,25 @@ def plot_sweeps(path: Path, rates: list[float], sweeps: list[LrFindSeed], sugges
         if sweep.learning_rate is not None:
             ax.axvline(sweep.learning_rate, color=line.get_color(), alpha=0.4, linestyle=":")
     if suggestion is not None:
-        ax.axvline(suggestion.learning_rate, color="black", label=f"suggested {suggestion.learning_rate:.3g}")
+        ax.axvline(
+            suggestion.learning_rate,
+            color="black",
+            label=f"suggested {suggestion.learning_rate:.3g}",
+        )
     ax.set_xscale("log")
     finite = [v for s in sweeps for v in s.losses if v is not None]
     if finite:  # keep the interesting part in view when some rates blow up
-        low, high = min(finite), min(max(finite), float(np.median(finite)) + 3 * float(np.std(finite)))
+        low, high = (
+            min(finite),
+            min(max(finite), float(np.median(finite)) + 3 * float(np.std(finite))),
+        )
         pad = 0.05 * (high - low) or 0.05 * abs(low) or 0.05
         ax.set_ylim(low - pad, high + pad)
-    ax.set(xlabel="learning rate", ylabel="validation loss after the short run", title=f"{title}: learning-rate range test")
+    ax.set(
+        xlabel="learning rate",
+        ylabel="validation loss after the short run",
+        title=f"{title}: learning-rate range test",
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return save_figure(fig, path)

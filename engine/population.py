@@ -114,17 +114,28 @@ class Population:
         base_dir: folder that ``model.base`` is relative to.
     """
 
-    def __init__(self, plans: Sequence[Plan], searched: Sequence[str], dataset: Dataset, device: jax.Device, base_dir: str | Path = "."):
+    def __init__(
+        self,
+        plans: Sequence[Plan],
+        searched: Sequence[str],
+        dataset: Dataset,
+        device: jax.Device,
+        base_dir: str | Path = ".",
+    ):
         reference = plans[0]
         self.key = structure_key(reference)
         self.varied = tuple(p for p in searched if is_per_trial(p, reference))
         # a rate of 1: each trial's rate is its lr_scale (plan values are validated, so 1.0 is safe)
-        self.unit = reference.model_copy(update={"optimizer": reference.optimizer.model_copy(update={"learning_rate": 1.0})})
+        self.unit = reference.model_copy(
+            update={"optimizer": reference.optimizer.model_copy(update={"learning_rate": 1.0})}
+        )
         self.warnings: list[CheckWarning] = check_plan(reference) + check_data(reference, dataset)
         dtype = _compute_dtype(reference, device, self.warnings)
         self.device, self.dtype = device, dtype
         self.impl = "cpu" if device.platform == "cpu" else "xla"
-        self.network = build_model(reference.model, reference.input_shape, reference.task, impl=self.impl, dtype=dtype)
+        self.network = build_model(
+            reference.model, reference.input_shape, reference.task, impl=self.impl, dtype=dtype
+        )
         variables, _ = initial_variables(reference, self.network, Path(base_dir), self.warnings)
         self.variables = jax.device_put(variables, device)
         root = jax.random.PRNGKey(reference.seed)
@@ -137,7 +148,9 @@ class Population:
         self.loss_fn = build_loss(reference.loss)
         self.metrics_fn = make_metrics(reference.metrics, reference.task)
         self.opt_fields = tuple(_OPTIMIZER_FIELDS[p] for p in self.varied if p in _OPTIMIZER_FIELDS)
-        self.hyper_paths = tuple(p for p in self.varied if p not in _OPTIMIZER_FIELDS and p != "optimizer.learning_rate")
+        self.hyper_paths = tuple(
+            p for p in self.varied if p not in _OPTIMIZER_FIELDS and p != "optimizer.learning_rate"
+        )
         self.assign(plans)
         self._programs: dict = {}
         self._modes: dict[int, ModeChoice] = {}
@@ -145,7 +158,9 @@ class Population:
     def assign(self, plans: Sequence[Plan]) -> None:
         """Train these trial plans next (same structure): the compiled programs are kept."""
         if any(structure_key(p) != self.key for p in plans):
-            raise ValueError("Population.assign: a plan of another structure; group them by engine.space.structure_key")
+            raise ValueError(
+                "Population.assign: a plan of another structure; group them by engine.space.structure_key"
+            )
         for plan in plans:
             self._check_trial(plan)
         self.plans = list(plans)
@@ -174,7 +189,9 @@ class Population:
         if "model.dropout" not in hyper:
             return self.network
         model = self.unit.model.model_copy(update={"dropout": hyper["model.dropout"]})
-        return build_model(model, self.unit.input_shape, self.unit.task, impl=self.impl, dtype=self.dtype)
+        return build_model(
+            model, self.unit.input_shape, self.unit.task, impl=self.impl, dtype=self.dtype
+        )
 
     def _augment_for(self, hyper: dict):
         augmentations = self.unit.regularization.augmentation
@@ -182,7 +199,8 @@ class Population:
             return None
         chosen = [
             a.model_copy(update={"strength": hyper[f"regularization.augmentation[{i}].strength"]})
-            if f"regularization.augmentation[{i}].strength" in hyper else a
+            if f"regularization.augmentation[{i}].strength" in hyper
+            else a
             for i, a in enumerate(augmentations)
         ]
         return make_augment(chosen, self.unit.modality, tuple(self.unit.input_shape))
@@ -190,13 +208,19 @@ class Population:
     # ------------------------------------------------------------------------- compiled programs
 
     def _optimizer(self, stage):
-        return make_stage_optimizer(self.unit, stage, self.steps_per_epoch, self.variables["params"], self.opt_fields)
+        return make_stage_optimizer(
+            self.unit, stage, self.steps_per_epoch, self.variables["params"], self.opt_fields
+        )
 
     def _trial_step(self, stage, tx) -> Callable:
-        config = StepConfig(self.unit.task, self.unit.loss.name, self.unit.n_classes, stage.frozen_blocks)
+        config = StepConfig(
+            self.unit.task, self.unit.loss.name, self.unit.n_classes, stage.frozen_blocks
+        )
 
         def step(pop: PopState, batch: dict):
-            train_step = make_train_step(self._network_for(pop.hyper), self.loss_fn, tx, config, self._augment_for(pop.hyper))
+            train_step = make_train_step(
+                self._network_for(pop.hyper), self.loss_fn, tx, config, self._augment_for(pop.hyper)
+            )
             trials, metrics = train_step(pop.trials, batch)
             return pop.replace(trials=trials), metrics
 
@@ -221,14 +245,25 @@ class Population:
     @functools.partial(jax.jit, static_argnums=(0, 4))
     def _start(self, variables: dict, key: jax.Array, hyper: dict, k: int) -> PopState:
         trials = TrainState(
-            step=jnp.zeros((), jnp.int32), params=variables["params"],
-            batch_stats=variables.get("batch_stats", {}), opt_state=None, key=key,
+            step=jnp.zeros((), jnp.int32),
+            params=variables["params"],
+            batch_stats=variables.get("batch_stats", {}),
+            opt_state=None,
+            key=key,
         )
         # new arrays either way: training donates the state, and the initial weights serve every trial
-        trials = jax.tree.map(lambda a: jnp.repeat(a[None], k, axis=0) if k else jnp.copy(a), trials)
+        trials = jax.tree.map(
+            lambda a: jnp.repeat(a[None], k, axis=0) if k else jnp.copy(a), trials
+        )
         return PopState(trials=trials, hyper=hyper)
 
-    def with_rates(self, state: PopState, members: Sequence[int], vmapped: bool, scales: Sequence[float] | None = None) -> PopState:
+    def with_rates(
+        self,
+        state: PopState,
+        members: Sequence[int],
+        vmapped: bool,
+        scales: Sequence[float] | None = None,
+    ) -> PopState:
         """``state`` whose members train at their rates, times their plateau multipliers ``scales``.
 
         Only values change, so nothing recompiles.
@@ -236,9 +271,13 @@ class Population:
         rates = self.values(members)["optimizer.learning_rate"]
         if scales is not None:
             rates = rates * jnp.asarray(scales, jnp.float32)
-        opt_state = set_hyperparam(state.trials.opt_state, "lr_scale", rates if vmapped else rates[0])
+        opt_state = set_hyperparam(
+            state.trials.opt_state, "lr_scale", rates if vmapped else rates[0]
+        )
         # committed to the device like the rest of the state, or the next epoch recompiles
-        return state.replace(trials=state.trials.replace(opt_state=jax.device_put(opt_state, self.device)))
+        return state.replace(
+            trials=state.trials.replace(opt_state=jax.device_put(opt_state, self.device))
+        )
 
     # ------------------------------------------------------------------------- population or sequential
 
@@ -263,7 +302,9 @@ class Population:
             population_s, population_compile_s = self._time_steps(members, vmapped=True)
             sequential_s, sequential_compile_s = self._time_steps(members[:1], vmapped=False)
             steps = sum(stage.epochs for stage in self.stages) * self.steps_per_epoch
-            choice = ModeChoice("", k, population_s, sequential_s, population_compile_s, sequential_compile_s, steps)
+            choice = ModeChoice(
+                "", k, population_s, sequential_s, population_compile_s, sequential_compile_s, steps
+            )
             choice.mode = min(("sequential", "population"), key=choice.expected_s)
             self._modes[k] = choice
         return self._modes[k]
@@ -275,7 +316,11 @@ class Population:
         state = program.begin(self.initial_state(members, vmapped), members)
         size = min(self.unit.batch_size, self.n_train)
         index = jnp.arange(size)
-        batch = {"x": self.data.x_train[index], "y": self.data.y_train[index], "mask": jnp.ones((size,), jnp.float32)}
+        batch = {
+            "x": self.data.x_train[index],
+            "y": self.data.y_train[index],
+            "mask": jnp.ones((size,), jnp.float32),
+        }
         jitted = jax.jit(program.step)
         started = time.perf_counter()
         state, metrics = jitted(state, batch)
@@ -299,8 +344,12 @@ class Program:
         self.stage = pop.stages[stage_index]
         self.tx = pop._optimizer(self.stage)
         step = pop._trial_step(self.stage, self.tx)
-        config = StepConfig(pop.unit.task, pop.unit.loss.name, pop.unit.n_classes, self.stage.frozen_blocks)
-        summary = make_epoch_summary(pop.network, config, pop.metrics_fn, pop.unit.model.activation, pop.n_train)
+        config = StepConfig(
+            pop.unit.task, pop.unit.loss.name, pop.unit.n_classes, self.stage.frozen_blocks
+        )
+        summary = make_epoch_summary(
+            pop.network, config, pop.metrics_fn, pop.unit.model.activation, pop.n_train
+        )
         evaluate = make_evaluate(pop.network, pop.loss_fn, config, pop.metrics_fn, pop.n_val)
 
         def trial_summary(state: PopState, step_metrics, y, order, probe):
@@ -310,11 +359,17 @@ class Program:
             step = jax.vmap(step, in_axes=(0, None))
             # step metrics are stacked [steps, trials, ...]: the trial axis is 1
             trial_summary = jax.vmap(trial_summary, in_axes=(0, 1, None, None, None))
-            self.evaluate = jax.jit(jax.vmap(lambda trials, x, y: evaluate(trials.variables(), x, y), in_axes=(0, None, None)))
+            self.evaluate = jax.jit(
+                jax.vmap(
+                    lambda trials, x, y: evaluate(trials.variables(), x, y), in_axes=(0, None, None)
+                )
+            )
         else:
             self.evaluate = lambda trials, x, y: evaluate(trials.variables(), x, y)
         self.step = step
-        self.epoch = make_train_epoch(step, trial_summary, pop.loop, pop.n_train, pop.unit.batch_size, pop.data_key)
+        self.epoch = make_train_epoch(
+            step, trial_summary, pop.loop, pop.n_train, pop.unit.batch_size, pop.data_key
+        )
         self._fresh = jax.jit(self._fresh_optimizer)
 
     def _fresh_optimizer(self, params, values: dict):
@@ -328,13 +383,21 @@ class Program:
         """The state at the start of this stage: a fresh optimizer with the members' values."""
         pop = self.population
         values = pop.values(members)
-        values = {f"optimizer.{f}": values[f"optimizer.{f}"] if self.vmapped else values[f"optimizer.{f}"][0] for f in pop.opt_fields}
+        values = {
+            f"optimizer.{f}": values[f"optimizer.{f}"]
+            if self.vmapped
+            else values[f"optimizer.{f}"][0]
+            for f in pop.opt_fields
+        }
         opt_state = self._fresh(state.trials.params, values)
-        return pop.with_rates(state.replace(trials=state.trials.replace(opt_state=opt_state)), members, self.vmapped)
+        return pop.with_rates(
+            state.replace(trials=state.trials.replace(opt_state=opt_state)), members, self.vmapped
+        )
 
     def run_epoch(self, state: PopState, epoch: int) -> tuple[PopState, dict]:
         """One training epoch of every member, then validation; values have a trial axis when vmapped."""
         d = self.population.data
-        state, summary = self.epoch(state, d.x_train, d.y_train, d.probe, jnp.asarray(epoch, jnp.int32))
+        state, summary = self.epoch(
+            state, d.x_train, d.y_train, d.probe, jnp.asarray(epoch, jnp.int32)
+        )
         return state, {**summary, **self.evaluate(state.trials, d.x_val, d.y_val)}
-

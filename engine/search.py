@@ -61,7 +61,9 @@ def open_storage(storage: str | None, out_dir: Path):
             return optuna.storages.RDBStorage(target)
         path = Path(target)
         if path.is_dir():
-            raise InputError(f"--storage: {target} is a folder; expected a journal file path or a database URL")
+            raise InputError(
+                f"--storage: {target} is a folder; expected a journal file path or a database URL"
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
         return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
     except InputError:
@@ -100,7 +102,9 @@ def make_pruner(search: SearchPlan, epochs: int):
         # no verdict before 5 finished trials or in the first quarter of the epochs
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=max(1, epochs // 4))
     if search.pruner == "successive_halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, epochs // 8), reduction_factor=3)
+        return optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=max(1, epochs // 8), reduction_factor=3
+        )
     return optuna.pruners.NopPruner()
 
 
@@ -116,8 +120,12 @@ def open_study(plan: Plan, storage, study_name: str, seed: int):
     search = plan.search
     epochs = search.epochs_per_trial or plan.epochs
     study = optuna.create_study(
-        storage=storage, sampler=make_sampler(search, seed), pruner=make_pruner(search, epochs),
-        study_name=study_name, direction=search.direction, load_if_exists=True,
+        storage=storage,
+        sampler=make_sampler(search, seed),
+        pruner=make_pruner(search, epochs),
+        study_name=study_name,
+        direction=search.direction,
+        load_if_exists=True,
     )
     fingerprint = space_fingerprint(plan)
     stored = study.user_attrs.get("space")
@@ -155,7 +163,9 @@ def default_batch(plan: Plan) -> int:
 class Searcher:
     """One process's part of a search: ask, train by structure, write, tell."""
 
-    def __init__(self, plan: Plan, out_dir: Path, base_dir: Path, device, mode: str | None, batch: int | None):
+    def __init__(
+        self, plan: Plan, out_dir: Path, base_dir: Path, device, mode: str | None, batch: int | None
+    ):
         self.plan, self.out_dir, self.base_dir, self.device = plan, out_dir, base_dir, device
         self.space = spaces.check_space(plan)
         self.forced = None if mode in (None, "auto") else mode
@@ -169,7 +179,11 @@ class Searcher:
 
     def trial_plans(self, trials) -> list[Plan]:
         return [
-            spaces.trial_plan(self.plan, {p: spaces.decode(v, self.space[p]) for p, v in t.params.items()}, self.epochs)
+            spaces.trial_plan(
+                self.plan,
+                {p: spaces.decode(v, self.space[p]) for p, v in t.params.items()},
+                self.epochs,
+            )
             for t in trials
         ]
 
@@ -183,7 +197,9 @@ class Searcher:
             data_key = plans[0].data.model_dump_json()
             if data_key not in self.datasets:
                 self.datasets[data_key] = load_data(plans[0], self.base_dir)
-            pop = Population(plans, list(self.space), self.datasets[data_key], self.device, self.base_dir)
+            pop = Population(
+                plans, list(self.space), self.datasets[data_key], self.device, self.base_dir
+            )
             self.warnings += [str(w) for w in pop.warnings]
             self.populations[key] = pop
         else:
@@ -193,7 +209,9 @@ class Searcher:
     def run(self, study, n_budget: int, on_trial: Callable[[int, float | None], None]) -> None:
         """Ask, train and tell until the study holds ``n_budget`` trials."""
         while (left := n_budget - _counted(study)) > 0:
-            asked = [study.ask(spaces.distributions(self.space)) for _ in range(min(left, self.batch))]
+            asked = [
+                study.ask(spaces.distributions(self.space)) for _ in range(min(left, self.batch))
+            ]
             trials = []
             for trial in asked:
                 if trial.number >= n_budget:  # another worker took the last places first
@@ -208,7 +226,9 @@ class Searcher:
             for i, plan in enumerate(plans):
                 groups.setdefault(spaces.structure_key(plan), []).append(i)
             for members in groups.values():
-                self._train_group(study, [trials[i] for i in members], [plans[i] for i in members], on_trial)
+                self._train_group(
+                    study, [trials[i] for i in members], [plans[i] for i in members], on_trial
+                )
 
     def _train_group(self, study, trials, plans, on_trial) -> None:
         from engine.trials import train_trials
@@ -240,17 +260,27 @@ class Searcher:
         result = outcome.result
         history = History(
             source=HistorySource(format="native", path=str(folder / "history.json")),
-            epochs=result.epochs, series=result.series, task=outcome.plan.task, n_classes=outcome.plan.n_classes,
+            epochs=result.epochs,
+            series=result.series,
+            task=outcome.plan.task,
+            n_classes=outcome.plan.n_classes,
         )
         write_model(folder / "plan.json", outcome.plan)
         write_model(folder / "history.json", history)
         # one attribute, one storage write: how the trial ran, for the leaderboard
-        trial.set_user_attr(RUN, {
-            "status": outcome.status, "final_epoch": outcome.final_epoch, "epochs": len(result.epochs),
-            "stopped": result.stopped_reason, "mode": mode, "seconds": round(seconds, 3),
-            "worker": f"{os.uname().nodename}:{os.getpid()}",
-            "history": str((folder / "history.json").relative_to(self.out_dir)),
-        })
+        trial.set_user_attr(
+            RUN,
+            {
+                "status": outcome.status,
+                "final_epoch": outcome.final_epoch,
+                "epochs": len(result.epochs),
+                "stopped": result.stopped_reason,
+                "mode": mode,
+                "seconds": round(seconds, 3),
+                "worker": f"{os.uname().nodename}:{os.getpid()}",
+                "history": str((folder / "history.json").relative_to(self.out_dir)),
+            },
+        )
         if outcome.status == "pruned":
             study.tell(trial, state=TrialState.PRUNED)
             return None
@@ -265,8 +295,12 @@ class Searcher:
         name = describe_structure(plan, self.space)
         known = self.modes.get(name)
         trials = choice.k + (known.trials if known else 0)
-        speedup = choice.speedup if choice.speedup is not None else (known.speedup if known else None)
-        self.modes[name] = ModeTiming(structure=name, trials=trials, mode=choice.mode, speedup=speedup)
+        speedup = (
+            choice.speedup if choice.speedup is not None else (known.speedup if known else None)
+        )
+        self.modes[name] = ModeTiming(
+            structure=name, trials=trials, mode=choice.mode, speedup=speedup
+        )
 
 
 def _counted(study) -> int:
@@ -277,7 +311,9 @@ def _counted(study) -> int:
 def describe_structure(plan: Plan, space: dict) -> str:
     """A short name for a trial's structure: the architecture and the structural searched values."""
     structural = [p for p in space if not spaces.is_per_trial(p, plan)]
-    parts = [plan.model.arch] + [f"{p.rsplit('.', 1)[-1]}={spaces.get_path(plan.model_dump(), p)}" for p in structural]
+    parts = [plan.model.arch] + [
+        f"{p.rsplit('.', 1)[-1]}={spaces.get_path(plan.model_dump(), p)}" for p in structural
+    ]
     return " ".join(parts)
 
 
@@ -337,7 +373,15 @@ def run_search(
     hours = (time.perf_counter() - started) / 3600
     rate = searcher.ran / hours if searcher.ran and hours > 0 else None
     storage_text = storage or str(out_dir / JOURNAL)
-    return write_report(study, plan, out_dir, storage_text, list(searcher.modes.values()), rate, write_files=write_summary)
+    return write_report(
+        study,
+        plan,
+        out_dir,
+        storage_text,
+        list(searcher.modes.values()),
+        rate,
+        write_files=write_summary,
+    )
 
 
 class _TrialBar:
@@ -352,15 +396,27 @@ class _TrialBar:
             TimeRemainingColumn,
         )
 
-        self.metric, self.sign, self.best = search.metric, 1.0 if search.direction == "minimize" else -1.0, None
+        self.metric, self.sign, self.best = (
+            search.metric,
+            1.0 if search.direction == "minimize" else -1.0,
+            None,
+        )
         self.progress = Progress(
-            TextColumn("trials"), MofNCompleteColumn(), BarColumn(), TextColumn("{task.description}"), TimeRemainingColumn(),
+            TextColumn("trials"),
+            MofNCompleteColumn(),
+            BarColumn(),
+            TextColumn("{task.description}"),
+            TimeRemainingColumn(),
         )
         self.task = self.progress.add_task("", total=total, completed=done)
         self.progress.start()
 
     def update(self, number: int, value: float | None) -> None:
-        if value is not None and math.isfinite(value) and (self.best is None or self.sign * value < self.sign * self.best[1]):
+        if (
+            value is not None
+            and math.isfinite(value)
+            and (self.best is None or self.sign * value < self.sign * self.best[1])
+        ):
             self.best = (number, value)
         text = f"best {self.metric} {self.best[1]:.4g} (trial {self.best[0]})" if self.best else ""
         self.progress.update(self.task, advance=1, description=text)

@@ -68,13 +68,18 @@ def leaderboard(study, plan: Plan) -> list[Row]:
         ranked = status == "complete"
         rank += ranked
         run = t.user_attrs.get(RUN, {})
-        rows.append(Row(
-            rank=rank if ranked else None, number=t.number, state=status,
-            value=t.value if status != "diverged" else None,
-            epochs=run.get("epochs"),
-            params={p: spaces.decode(v, space[p]) for p, v in t.params.items() if p in space},
-            seconds=run.get("seconds"), mode=run.get("mode"),
-        ))
+        rows.append(
+            Row(
+                rank=rank if ranked else None,
+                number=t.number,
+                state=status,
+                value=t.value if status != "diverged" else None,
+                epochs=run.get("epochs"),
+                params={p: spaces.decode(v, space[p]) for p, v in t.params.items() if p in space},
+                seconds=run.get("seconds"),
+                mode=run.get("mode"),
+            )
+        )
     return rows
 
 
@@ -91,12 +96,22 @@ def leaderboard_csv(rows: list[Row], plan: Plan) -> str:
     names = list(plan.search.space)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["rank", "trial", "state", plan.search.metric, "epochs", *names, "seconds", "mode"])
+    writer.writerow(
+        ["rank", "trial", "state", plan.search.metric, "epochs", *names, "seconds", "mode"]
+    )
     for r in rows:
-        writer.writerow([
-            r.rank or "", r.number, r.state, "" if r.value is None else repr(r.value), r.epochs or "",
-            *[r.params.get(n, "") for n in names], "" if r.seconds is None else r.seconds, r.mode or "",
-        ])
+        writer.writerow(
+            [
+                r.rank or "",
+                r.number,
+                r.state,
+                "" if r.value is None else repr(r.value),
+                r.epochs or "",
+                *[r.params.get(n, "") for n in names],
+                "" if r.seconds is None else r.seconds,
+                r.mode or "",
+            ]
+        )
     return out.getvalue()
 
 
@@ -117,20 +132,36 @@ def best_plan(plan: Plan, best: Row, n_finished: int) -> Plan:
     chosen = spaces.trial_plan(plan, values)
     priorities = _rule_priorities()
     explanations = {k: v for k, v in plan.explanations.items() if not k.startswith("search")}
-    epochs_note = f"; trials trained {trained} epochs, this plan trains {plan.epochs}" if trained and trained != plan.epochs else ""
+    epochs_note = (
+        f"; trials trained {trained} epoch{'s' if trained != 1 else ''}, this plan trains {plan.epochs}"
+        if trained and trained != plan.epochs
+        else ""
+    )
     for path, value in values.items():
         before = explanations.get(path)
         overridden = []
         if before is not None and before.value != value:
-            overridden.append(Overridden(rule=before.rule, value=before.value, priority=priorities.get(before.rule, 0), reason=before.reason))
+            overridden.append(
+                Overridden(
+                    rule=before.rule,
+                    value=before.value,
+                    priority=priorities.get(before.rule, 0),
+                    reason=before.reason,
+                )
+            )
         explanations[path] = Explanation(
-            value=value, rule="search",
+            value=value,
+            rule="search",
             reason=(
                 f"Trial {best.number} of the {search.method} search set it: the best {search.metric} "
                 f"({best.value:.4g}, {search.direction}d) of {n_finished} finished trials{epochs_note}."
             ),
             source=f"advisor search (Optuna {_SAMPLERS[search.method]}); lecture 7.1, hyperparameter search",
-            matched={"search.method": search.method, "trial": best.number, search.metric: best.value},
+            matched={
+                "search.method": search.method,
+                "trial": best.number,
+                search.metric: best.value,
+            },
             overridden=overridden,
         )
     return chosen.model_copy(update={"explanations": explanations, "output_dir": None})
@@ -156,13 +187,22 @@ def plot_search(path: Path, rows: list[Row], plan: Plan) -> Path | None:
     by_number = sorted(done, key=lambda r: r.number)
     colors = {"complete": "tab:blue", "pruned": "tab:orange"}
     ax = axes[0]
-    ax.scatter([r.number for r in by_number], [r.value for r in by_number], c=[colors.get(r.state, "tab:gray") for r in by_number], s=18)
+    ax.scatter(
+        [r.number for r in by_number],
+        [r.value for r in by_number],
+        c=[colors.get(r.state, "tab:gray") for r in by_number],
+        s=18,
+    )
     best, line = None, []
     for r in by_number:
-        if r.state == "complete" and (best is None or (r.value < best if search.direction == "minimize" else r.value > best)):
+        if r.state == "complete" and (
+            best is None or (r.value < best if search.direction == "minimize" else r.value > best)
+        ):
             best = r.value
         line.append(best if best is not None else math.nan)
-    ax.step([r.number for r in by_number], line, where="post", color="tab:green", label="best so far")
+    ax.step(
+        [r.number for r in by_number], line, where="post", color="tab:green", label="best so far"
+    )
     ax.set(xlabel="trial", ylabel=search.metric, title=f"{search.method} search")
     ax.legend(fontsize=8)
     for ax, name in zip(axes[1:], names, strict=True):
@@ -174,7 +214,9 @@ def plot_search(path: Path, rows: list[Row], plan: Plan) -> Path | None:
             ax.set_xticks(range(len(labels)), labels, rotation=30, fontsize=8)
         elif param.log:
             ax.set_xscale("log")
-        ax.scatter(xs, [r.value for r in done], c=[colors.get(r.state, "tab:gray") for r in done], s=18)
+        ax.scatter(
+            xs, [r.value for r in done], c=[colors.get(r.state, "tab:gray") for r in done], s=18
+        )
         ax.set(xlabel=name, ylabel=search.metric)
     for ax in axes:
         ax.grid(alpha=0.3)
@@ -185,7 +227,15 @@ def plot_search(path: Path, rows: list[Row], plan: Plan) -> Path | None:
 # ----------------------------------------------------------------------------- all together
 
 
-def write_report(study, plan: Plan, out_dir: Path, storage: str, modes: list[ModeTiming], trials_per_hour: float | None, write_files: bool = True) -> SearchResult:
+def write_report(
+    study,
+    plan: Plan,
+    out_dir: Path,
+    storage: str,
+    modes: list[ModeTiming],
+    trials_per_hour: float | None,
+    write_files: bool = True,
+) -> SearchResult:
     """Write leaderboard.csv, best_plan.json, search.png and search.json; return the SearchResult."""
     rows = leaderboard(study, plan)
     counts: dict[str, int] = {}
@@ -199,14 +249,25 @@ def write_report(study, plan: Plan, out_dir: Path, storage: str, modes: list[Mod
         write_atomic(paths["leaderboard"], leaderboard_csv(rows, plan))
         if best is not None:
             paths["best_plan"] = out_dir / BEST_PLAN
-            write_model(paths["best_plan"], best_plan(plan, best, len(complete) + counts.get("pruned", 0)))
+            write_model(
+                paths["best_plan"], best_plan(plan, best, len(complete) + counts.get("pruned", 0))
+            )
         paths["plot"] = plot_search(out_dir / PLOT, rows, plan)
     result = SearchResult(
-        out_dir=str(out_dir), study_name=study.study_name, storage=storage, method=plan.search.method,
-        metric=plan.search.metric, direction=plan.search.direction, counts=counts,
-        best_trial=best.number if best else None, best_value=best.value if best else None,
-        best_plan=str(paths["best_plan"]) if paths["best_plan"] else None, leaderboard=str(paths["leaderboard"]),
-        plot=str(paths["plot"]) if paths["plot"] else None, trials_per_hour=trials_per_hour, modes=modes,
+        out_dir=str(out_dir),
+        study_name=study.study_name,
+        storage=storage,
+        method=plan.search.method,
+        metric=plan.search.metric,
+        direction=plan.search.direction,
+        counts=counts,
+        best_trial=best.number if best else None,
+        best_value=best.value if best else None,
+        best_plan=str(paths["best_plan"]) if paths["best_plan"] else None,
+        leaderboard=str(paths["leaderboard"]),
+        plot=str(paths["plot"]) if paths["plot"] else None,
+        trials_per_hour=trials_per_hour,
+        modes=modes,
     )
     if write_files:
         write_model(out_dir / SUMMARY, result)

@@ -30,7 +30,12 @@ from advisor.errors import InputError, suggest
 from advisor.io import describe_validation_error
 from advisor.schemas import Plan, SearchParam
 
-PER_TRIAL = ("optimizer.learning_rate", "optimizer.weight_decay", "optimizer.momentum", "model.dropout")
+PER_TRIAL = (
+    "optimizer.learning_rate",
+    "optimizer.weight_decay",
+    "optimizer.momentum",
+    "model.dropout",
+)
 _STRENGTH = re.compile(r"^regularization\.augmentation\[(\d+)\]\.strength$")
 _PART = re.compile(r"^([A-Za-z_]\w*)(?:\[(\d+)\])?$")
 # Fields only some optimizers read (engine.optimizers); searching them elsewhere changes nothing.
@@ -41,7 +46,15 @@ _READ_BY = {
     "optimizer.b2": ("adam", "adamw"),
 }
 # Fields that are not hyperparameters of the training a trial runs.
-_NOT_SEARCHABLE = ("search", "explanations", "derived_facts", "output_dir", "name", "steps_per_epoch", "n_train")
+_NOT_SEARCHABLE = (
+    "search",
+    "explanations",
+    "derived_facts",
+    "output_dir",
+    "name",
+    "steps_per_epoch",
+    "n_train",
+)
 # Most values a grid takes from one int range before it should be a categorical list instead.
 _MAX_INT_GRID = 64
 
@@ -93,7 +106,9 @@ def _leaf_paths(data: Any, prefix: str = "") -> list[str]:
     if isinstance(data, dict):
         out = []
         for key, value in data.items():
-            out += _leaf_paths(value, f"{prefix}.{key}" if prefix else key) or [f"{prefix}.{key}" if prefix else key]
+            out += _leaf_paths(value, f"{prefix}.{key}" if prefix else key) or [
+                f"{prefix}.{key}" if prefix else key
+            ]
         return out
     if isinstance(data, list) and data and isinstance(data[0], dict):
         return [p for i, item in enumerate(data) for p in _leaf_paths(item, f"{prefix}[{i}]")]
@@ -146,7 +161,8 @@ def distributions(space: dict[str, SearchParam]) -> dict:
 def grid_values(space: dict[str, SearchParam]) -> dict[str, list]:
     """Every value each dimension takes in a grid (categorical choices, or an int range)."""
     return {
-        path: [encode(c) for c in param.choices] if param.type == "categorical"
+        path: [encode(c) for c in param.choices]
+        if param.type == "categorical"
         else list(range(int(param.low), int(param.high) + 1))
         for path, param in space.items()
     }
@@ -181,7 +197,9 @@ def trial_plan(plan: Plan, values: dict[str, Any], epochs: int | None = None) ->
         return Plan.model_validate(data)
     except ValidationError as err:
         shown = ", ".join(f"{k} = {v!r}" for k, v in values.items())
-        raise InputError(f"search.space: the trial with {shown} is not a valid plan: {describe_validation_error(err, Plan)}") from None
+        raise InputError(
+            f"search.space: the trial with {shown} is not a valid plan: {describe_validation_error(err, Plan)}"
+        ) from None
 
 
 def structure_key(plan: Plan) -> str:
@@ -189,7 +207,9 @@ def structure_key(plan: Plan) -> str:
 
     Trial plans with equal keys can train together as one population.
     """
-    data = plan.model_dump(exclude={"explanations", "derived_facts", "name", "output_dir", "search"})
+    data = plan.model_dump(
+        exclude={"explanations", "derived_facts", "name", "output_dir", "search"}
+    )
     data["optimizer"]["learning_rate"] = None
     data["optimizer"]["weight_decay"] = None
     data["model"]["dropout"] = None
@@ -235,9 +255,13 @@ def check_space(plan: Plan, label: str = "plan") -> dict[str, SearchParam]:
     """
     search = plan.search
     if search is None:
-        raise InputError(f"{label}: search: the plan has no search section; add one (method, space, n_trials) or use advisor run")
+        raise InputError(
+            f"{label}: search: the plan has no search section; add one (method, space, n_trials) or use advisor run"
+        )
     if plan.task == "gan":
-        raise InputError(f"{label}: search: searching a gan plan is not supported; remove the search section and run the plan")
+        raise InputError(
+            f"{label}: search: searching a gan plan is not supported; remove the search section and run the plan"
+        )
     if not search.space:
         raise InputError(
             f"{label}: search.space: is empty; expected at least one plan field to search, "
@@ -245,7 +269,9 @@ def check_space(plan: Plan, label: str = "plan") -> dict[str, SearchParam]:
         )
     series = recorded_series(plan)
     if search.metric not in series:
-        raise InputError(f"{label}: search.metric: {search.metric!r} is not recorded by this plan; {suggest(search.metric, series)}")
+        raise InputError(
+            f"{label}: search.metric: {search.metric!r} is not recorded by this plan; {suggest(search.metric, series)}"
+        )
     data = plan.model_dump()
     known = plan_paths(plan)
     for path, param in search.space.items():
@@ -255,25 +281,45 @@ def check_space(plan: Plan, label: str = "plan") -> dict[str, SearchParam]:
         try:
             current = get_path(data, path)
         except (KeyError, IndexError, TypeError):
-            raise InputError(f"{field}: the plan has no such field; {suggest(path, known)}") from None
+            raise InputError(
+                f"{field}: the plan has no such field; {suggest(path, known)}"
+            ) from None
         if isinstance(current, dict):
-            raise InputError(f"{field}: is a section, not a field; name one of its fields, e.g. {path}.{next(iter(current))}")
+            raise InputError(
+                f"{field}: is a section, not a field; name one of its fields, e.g. {path}.{next(iter(current))}"
+            )
         if current is None and path.startswith("model."):
-            raise InputError(f"{field}: a {plan.model.arch} model has no {path.split('.', 1)[1]}; search a field this model uses")
+            raise InputError(
+                f"{field}: a {plan.model.arch} model has no {path.split('.', 1)[1]}; search a field this model uses"
+            )
         readers = _READ_BY.get(path)
         if readers and plan.optimizer.name not in readers:
-            raise InputError(f"{field}: optimizer {plan.optimizer.name!r} does not read it (only {', '.join(readers)} do)")
+            raise InputError(
+                f"{field}: optimizer {plan.optimizer.name!r} does not read it (only {', '.join(readers)} do)"
+            )
         if search.method == "grid" and param.type == "float":
-            raise InputError(f"{field}: grid search needs a list of values; give type 'categorical' with choices, or use method random or tpe")
-        if search.method == "grid" and param.type == "int" and param.high - param.low + 1 > _MAX_INT_GRID:
-            raise InputError(f"{field}: a grid over {int(param.high - param.low + 1)} integers is too large; give a few choices (type 'categorical')")
+            raise InputError(
+                f"{field}: grid search needs a list of values; give type 'categorical' with choices, or use method random or tpe"
+            )
+        if (
+            search.method == "grid"
+            and param.type == "int"
+            and param.high - param.low + 1 > _MAX_INT_GRID
+        ):
+            raise InputError(
+                f"{field}: a grid over {int(param.high - param.low + 1)} integers is too large; give a few choices (type 'categorical')"
+            )
         if param.type == "int" and (param.low != int(param.low) or param.high != int(param.high)):
-            raise InputError(f"{field}: an int dimension needs whole-number bounds; got low {param.low:g}, high {param.high:g}")
+            raise InputError(
+                f"{field}: an int dimension needs whole-number bounds; got low {param.low:g}, high {param.high:g}"
+            )
         extremes = param.choices if param.type == "categorical" else [param.low, param.high]
         for value in extremes:
             value = int(value) if param.type == "int" else value
             try:
                 trial_plan(plan, {path: value})
             except InputError as err:
-                raise InputError(f"{field}: the value {value!r} does not give a valid plan ({str(err).split(': ', 2)[-1]})") from None
+                raise InputError(
+                    f"{field}: the value {value!r} does not give a valid plan ({str(err).split(': ', 2)[-1]})"
+                ) from None
     return dict(search.space)

@@ -103,11 +103,18 @@ class _Trial:
 
     def end_stage(self) -> None:
         spec = self.plan.regularization.early_stopping
-        if spec is not None and spec.restore_best and self.best is not None and self.outcome.status != "diverged":
+        if (
+            spec is not None
+            and spec.restore_best
+            and self.best is not None
+            and self.outcome.status != "diverged"
+        ):
             self.outcome.result.best_epoch = self.best
 
 
-def train_trials(population: Population, members: Sequence[int], mode: str, on_epoch: OnEpoch | None = None) -> list[TrialOutcome]:
+def train_trials(
+    population: Population, members: Sequence[int], mode: str, on_epoch: OnEpoch | None = None
+) -> list[TrialOutcome]:
     """Train ``members`` (indices into ``population.plans``) and return their outcomes in order."""
     if mode == "population":
         return _lockstep(population, list(members), True, on_epoch)
@@ -122,7 +129,9 @@ def _row(values: dict, j: int | None) -> dict[str, float | None]:
     return out
 
 
-def _lockstep(pop: Population, members: list[int], vmapped: bool, on_epoch: OnEpoch | None) -> list[TrialOutcome]:
+def _lockstep(
+    pop: Population, members: list[int], vmapped: bool, on_epoch: OnEpoch | None
+) -> list[TrialOutcome]:
     """Train ``members`` epoch by epoch in one state (a trial axis when vmapped)."""
     trials = [_Trial(pop.plans[i]) for i in members]
     # weights of the best epoch, only where a later stage starts from them (one trial: see can_batch)
@@ -150,7 +159,9 @@ def _lockstep(pop: Population, members: list[int], vmapped: bool, on_epoch: OnEp
                 row = {**_row(values, j if vmapped else None), "epoch_time": elapsed}
                 improved = trial.record(epoch, row)
                 if improved and keep_best:
-                    best_weights = jax.tree.map(jnp.copy, (state.trials.params, state.trials.batch_stats))
+                    best_weights = jax.tree.map(
+                        jnp.copy, (state.trials.params, state.trials.batch_stats)
+                    )
                 if not trial.ended and on_epoch is not None and on_epoch(member, epoch, row):
                     trial.outcome.status, trial.ended = "pruned", True
             if [t.scale for t in trials] != scales:
@@ -159,8 +170,9 @@ def _lockstep(pop: Population, members: list[int], vmapped: bool, on_epoch: OnEp
             trial.end_stage()
         if best_weights is not None and trials[0].outcome.result.best_epoch is not None:
             params, batch_stats = best_weights
-            state = state.replace(trials=state.trials.replace(params=params, batch_stats=batch_stats))
+            state = state.replace(
+                trials=state.trials.replace(params=params, batch_stats=batch_stats)
+            )
         if all(t.ended for t in trials):
             break
     return [t.outcome for t in trials]
-

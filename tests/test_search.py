@@ -42,19 +42,34 @@ def write_plan(folder: Path, name: str = "plan.json", **changes) -> Path:
 
 BAD_SPACES = [
     ({"space": {}}, "search.space: is empty; expected at least one plan field to search"),
-    ({"space": {"optimizer.learnig_rate": {"type": "float", "low": 0.1, "high": 1}}},
-     "search.space.optimizer.learnig_rate: the plan has no such field; expected one of"),
-    ({"space": {"model.filters": {"type": "categorical", "choices": [[8, 16]]}}},
-     "search.space.model.filters: a mlp model has no filters; search a field this model uses"),
-    ({"space": {"optimizer.momentum": {"type": "float", "low": 0.5, "high": 0.9}}},
-     "search.space.optimizer.momentum: optimizer 'adam' does not read it (only sgd, rmsprop do)"),
-    ({"space": {"model.dropout": {"type": "float", "low": 0.0, "high": 1.0}}},
-     "search.space.model.dropout: the value 1.0 does not give a valid plan (model.dropout:"),
-    ({"method": "grid", "space": {"model.dropout": {"type": "float", "low": 0.0, "high": 0.5}}},
-     "search.space.model.dropout: grid search needs a list of values; give type 'categorical' with choices"),
-    ({"metric": "val_auc"}, "search.metric: 'val_auc' is not recorded by this plan; expected one of"),
-    ({"space": {"optimizer": {"type": "float", "low": 0.1, "high": 1}}},
-     "search.space.optimizer: is a section, not a field; name one of its fields, e.g. optimizer.name"),
+    (
+        {"space": {"optimizer.learnig_rate": {"type": "float", "low": 0.1, "high": 1}}},
+        "search.space.optimizer.learnig_rate: the plan has no such field; expected one of",
+    ),
+    (
+        {"space": {"model.filters": {"type": "categorical", "choices": [[8, 16]]}}},
+        "search.space.model.filters: a mlp model has no filters; search a field this model uses",
+    ),
+    (
+        {"space": {"optimizer.momentum": {"type": "float", "low": 0.5, "high": 0.9}}},
+        "search.space.optimizer.momentum: optimizer 'adam' does not read it (only sgd, rmsprop do)",
+    ),
+    (
+        {"space": {"model.dropout": {"type": "float", "low": 0.0, "high": 1.0}}},
+        "search.space.model.dropout: the value 1.0 does not give a valid plan (model.dropout:",
+    ),
+    (
+        {"method": "grid", "space": {"model.dropout": {"type": "float", "low": 0.0, "high": 0.5}}},
+        "search.space.model.dropout: grid search needs a list of values; give type 'categorical' with choices",
+    ),
+    (
+        {"metric": "val_auc"},
+        "search.metric: 'val_auc' is not recorded by this plan; expected one of",
+    ),
+    (
+        {"space": {"optimizer": {"type": "float", "low": 0.1, "high": 1}}},
+        "search.space.optimizer: is a section, not a field; name one of its fields, e.g. optimizer.name",
+    ),
 ]
 
 
@@ -78,9 +93,18 @@ def test_a_plan_without_a_search_section_is_refused(tmp_path):
 
 def test_a_storage_that_cannot_be_opened_is_one_line_and_exit_2(tmp_path):
     plan = write_plan(tmp_path)
-    result = run("search", str(plan), "--out", str(tmp_path / "s"), "--storage", "sqlite:////no/such/folder/study.db")
+    result = run(
+        "search",
+        str(plan),
+        "--out",
+        str(tmp_path / "s"),
+        "--storage",
+        "sqlite:////no/such/folder/study.db",
+    )
     assert result.exit_code == 2
-    assert result.output.startswith("error: --storage: cannot open 'sqlite:////no/such/folder/study.db' (")
+    assert result.output.startswith(
+        "error: --storage: cannot open 'sqlite:////no/such/folder/study.db' ("
+    )
     assert result.output.count("\n") == 1
 
 
@@ -94,7 +118,11 @@ def searched(tmp_path_factory):
     # population mode: the timing of both modes is tests/test_population.py's, and costs two compiles
     result = run("search", str(plan), "--out", str(folder / "s"), "--mode", "population")
     assert result.exit_code == 0, result.output
-    return folder, result.output, SearchResult.model_validate_json((folder / "s" / "search.json").read_text())
+    return (
+        folder,
+        result.output,
+        SearchResult.model_validate_json((folder / "s" / "search.json").read_text()),
+    )
 
 
 @pytest.mark.slow
@@ -126,7 +154,9 @@ def test_the_best_plan_is_a_plain_plan_that_says_where_its_values_came_from(sear
     assert best.model.units == trial.model.units
     why = best.explanations["optimizer.learning_rate"]
     assert why.rule == "search"
-    assert why.reason.startswith(f"Trial {summary.best_trial} of the random search set it: the best val_loss (")
+    assert why.reason.startswith(
+        f"Trial {summary.best_trial} of the random search set it: the best val_loss ("
+    )
     assert why.matched["trial"] == summary.best_trial
     result = run("explain", summary.best_plan, "model.units")
     assert result.exit_code == 0 and "rule:    search" in result.output
@@ -144,10 +174,14 @@ def test_running_the_search_again_finds_the_study_complete(searched):
 
 @pytest.mark.slow
 def test_a_grid_search_runs_every_point_once(tmp_path):
-    space = {"optimizer.learning_rate": {"type": "categorical", "choices": [0.01, 0.1]},
-             "model.dropout": {"type": "categorical", "choices": [0.0, 0.2]}}
+    space = {
+        "optimizer.learning_rate": {"type": "categorical", "choices": [0.01, 0.1]},
+        "model.dropout": {"type": "categorical", "choices": [0.0, 0.2]},
+    }
     plan = write_plan(tmp_path, search={"method": "grid", "space": space, "n_trials": 10}, epochs=2)
-    result = run("search", str(plan), "--out", str(tmp_path / "s"), "--mode", "sequential", "--json")
+    result = run(
+        "search", str(plan), "--out", str(tmp_path / "s"), "--mode", "sequential", "--json"
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["counts"] == {"complete": 4}
     rows = list(csv.DictReader((tmp_path / "s" / "leaderboard.csv").open()))
@@ -158,13 +192,19 @@ def test_a_grid_search_runs_every_point_once(tmp_path):
 @pytest.mark.slow
 def test_the_median_pruner_stops_trials_and_keeps_their_histories(tmp_path):
     space = {"optimizer.learning_rate": {"type": "float", "low": 1e-6, "high": 0.3, "log": True}}
-    plan = write_plan(tmp_path, search={"method": "random", "space": space, "n_trials": 9, "pruner": "median"}, epochs=6)
+    plan = write_plan(
+        tmp_path,
+        search={"method": "random", "space": space, "n_trials": 9, "pruner": "median"},
+        epochs=6,
+    )
     result = run("search", str(plan), "--out", str(tmp_path / "s"), "--batch", "1", "--json")
     assert result.exit_code == 0, result.output
     counts = json.loads(result.output)["counts"]
     assert counts.get("pruned", 0) >= 1 and sum(counts.values()) == 9
     for row in csv.DictReader((tmp_path / "s" / "leaderboard.csv").open()):
-        history = load_history(tmp_path / "s" / "trials" / f"{int(row['trial']):04d}" / "history.json")
+        history = load_history(
+            tmp_path / "s" / "trials" / f"{int(row['trial']):04d}" / "history.json"
+        )
         if row["state"] == "pruned":
             assert row["rank"] == "" and len(history.epochs) < 6
         else:
@@ -173,7 +213,14 @@ def test_the_median_pruner_stops_trials_and_keeps_their_histories(tmp_path):
 
 @pytest.mark.slow
 def test_advisor_run_on_a_searched_plan_searches_then_trains_the_best(tmp_path):
-    plan = write_plan(tmp_path, search={"n_trials": 1, "space": {"model.dropout": {"type": "categorical", "choices": [0.0, 0.3]}}}, epochs=2)
+    plan = write_plan(
+        tmp_path,
+        search={
+            "n_trials": 1,
+            "space": {"model.dropout": {"type": "categorical", "choices": [0.0, 0.3]}},
+        },
+        epochs=2,
+    )
     result = run("run", str(plan), "--out", str(tmp_path / "r"))
     assert result.exit_code == 0, result.output
     assert "searched first:" in result.output
