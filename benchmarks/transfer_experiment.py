@@ -142,6 +142,16 @@ def quadrant_profile(quadrant: Quadrant, base: str, epochs: int | None = None):
     return profile
 
 
+def variant_freeze(variant: Variant, head_epochs: int | None):
+    """The freeze section of ``variant`` exactly: fields it does not name are unset, so a field
+    another rule set for the quadrant (a refinement's trainable_blocks, say) cannot leak in."""
+    from advisor.schemas import FreezePlan
+
+    named = {k.removeprefix("freeze."): v for k, v in variant.fields.items() if k.startswith("freeze.")}
+    two_stage = named["strategy"] == "two_stage"
+    return FreezePlan(**named, head_epochs=head_epochs if two_stage else None)
+
+
 def plan_for(profile, variant: Variant, seed: int, rules_dir: Path):
     """The advisor's plan for ``profile`` trained as ``variant`` says, at ``seed``."""
     from advisor.recommend import recommend
@@ -150,7 +160,8 @@ def plan_for(profile, variant: Variant, seed: int, rules_dir: Path):
     rule_file.write_text(forced_rule(variant))
     plan = recommend(profile, rules_dirs=[rule_file])
     data = plan.data.model_copy(update={"split_seed": seed})
-    return plan.model_copy(update={"seed": seed, "data": data})
+    freeze = variant_freeze(variant, plan.freeze.head_epochs)
+    return plan.model_copy(update={"seed": seed, "data": data, "freeze": freeze})
 
 
 def run_cell(plan, out_dir: Path) -> tuple[float, float, int]:
@@ -204,16 +215,9 @@ def run_experiment(
 
 
 def advised_label(plan, variants) -> str:
-    """The column the advisor's own plan falls in: the variant whose forced fields it has."""
-
-    def value(path: str):
-        node = plan
-        for part in path.split("."):
-            node = getattr(node, part)
-        return node
-
+    """The column the advisor's own plan falls in: the variant with exactly its freeze section."""
     for variant in variants:
-        if all(value(path) == wanted for path, wanted in variant.fields.items()):
+        if variant_freeze(variant, plan.freeze.head_epochs) == plan.freeze:
             return variant.label
     return f"{plan.freeze.strategy} (no column)"
 

@@ -113,14 +113,15 @@ def test_explain_every_field(plan_file):
 def test_explain_one_field_shows_evidence_and_losers(plan_file):
     result = run("explain", "plan.json", "freeze.strategy")
     assert result.exit_code == 0
-    assert result.output.splitlines()[:5] == [
-        "freeze.strategy = partial_fine_tune",
-        "  rule:    freeze_small_different_partial",
-        "  why:     Few examples from a new domain: keep the base's general early layers frozen and "
-        "retrain only its top block, whose features are the most task-specific, with the head.",
-        "  source:  lecture 9.2, decision framework: small + different -> partial fine-tuning; "
-        "lecture 10.1, strategy 2; Yosinski et al. 2014",
+    lines = result.output.splitlines()
+    assert lines[:2] == ["freeze.strategy = two_stage", "  rule:    transfer_refine_small_different_fine_tune"]
+    assert lines[2].startswith("  why:     Partial fine-tuning first, as the framework says")
+    assert lines[3].startswith("  source:  lecture 9.2, small + different -> partial fine-tuning; then lecture 10.1")
+    assert lines[4:6] == [
         "  matched: transfer_quadrant=small_different",
+        "  won over: [freeze_small_different_partial] (priority 60), which wanted partial_fine_tune: Few examples "
+        "from a new domain: keep the base's general early layers frozen and retrain only its top block, whose "
+        "features are the most task-specific, with the head.",
     ]
     assert "[freeze_from_scratch_no_base]" not in result.output  # that rule did not match
     result = run("explain", "plan.json", "model.dropout")
@@ -137,7 +138,7 @@ def test_explain_json(plan_file):
     result = run("explain", "plan.json", "optimizer.learning_rate", "--json")
     data = json.loads(result.output)
     assert data["optimizer.learning_rate"]["rule"] == "learning_rate_from_stage"
-    assert data["optimizer.learning_rate"]["matched"] == {"lr.base": 0.001, "lr.stage_factor": 0.1}
+    assert data["optimizer.learning_rate"]["matched"] == {"lr.base": 0.001, "lr.stage_factor": 1.0}  # two_stage
 
 
 def test_explain_unknown_field_suggests_the_close_one(plan_file):

@@ -100,8 +100,8 @@ LECTURE_ROWS = [
     ("5.1 rate per optimizer: Adadelta", {**SPARSE, "n_train": 40000}, "lr.base", 1.0, "lr_base_adadelta"),
     ("5.1 rate per optimizer: gradient descent", IRIS, "lr.base", 0.1, "lr_base_gd"),
     ("5.1 rate per optimizer: RMSprop", SEQ, "lr.base", 0.001, "lr_base_rmsprop"),
-    ("5.1 rate per stage: fine-tuning", transfer(100, "different"), "lr.stage_factor", 0.1, "lr_stage_fine_tune"),
-    ("5.1 rate per stage: fine-tuning rate", transfer(100, "different"), "optimizer.learning_rate", 0.0001, "learning_rate_from_stage"),
+    ("5.1 rate per stage: fine-tuning", transfer(100, "different", budget={"max_epochs": 20}), "lr.stage_factor", 0.1, "lr_stage_fine_tune"),
+    ("5.1 rate per stage: fine-tuning rate", transfer(100, "different", budget={"max_epochs": 20}), "optimizer.learning_rate", 0.0001, "learning_rate_from_stage"),
     ("5.1 measured rate (LR range test)", {**TAB, "lr_find": {"learning_rate": 0.003}}, "optimizer.learning_rate", 0.003, "learning_rate_from_range_test"),
     ("5.1 schedule", TAB, "schedule.name", "cosine", "schedule_cosine_default"),
     ("5.1 schedule: step for SGD", {"task": "binary", "modality": "image", "n_train": 4000, "input_shape": [32, 32, 3], "n_classes": 2}, "schedule.name", "step", "schedule_step_sgd"),
@@ -141,13 +141,16 @@ LECTURE_ROWS = [
     # 9.2 transfer-learning decision framework
     ("9.2 size axis", transfer(100, "similar"), "transfer_size", "small", "transfer_size_small"),
     ("9.2 similarity axis from a score", transfer(100, 0.85), "pretrained.similarity_class", "similar", "similarity_score_similar"),
-    ("9.2 large + similar: freeze base, train classifier", transfer(720, "similar"), "freeze.strategy", "freeze_base", "freeze_large_similar_freeze_base"),
+    # (with no room for a second stage: without a tight budget the measured refinements below win)
+    ("9.2 large + similar: freeze base, train classifier", transfer(720, "similar", budget={"max_epochs": 20}), "freeze.strategy", "freeze_base", "freeze_large_similar_freeze_base"),
     ("9.2 large + different: train from scratch", transfer(720, "different"), "freeze.strategy", "from_scratch", "freeze_large_different_from_scratch"),
     ("9.2 small + similar: feature extractor", transfer(100, "similar"), "freeze.strategy", "feature_extractor", "freeze_small_similar_feature_extractor"),
-    ("9.2 small + different: partial fine-tuning", transfer(100, "different"), "freeze.strategy", "partial_fine_tune", "freeze_small_different_partial"),
+    ("9.2 small + different: partial fine-tuning", transfer(100, "different", budget={"max_epochs": 20}), "freeze.strategy", "partial_fine_tune", "freeze_small_different_partial"),
+    ("9.2 large + similar, measured: freeze base, then all", transfer(720, "similar"), "freeze.fine_tune_lr_factor", 1.0, "transfer_refine_large_similar_fine_tune"),
+    ("9.2 small + different, measured: partial, then all", transfer(100, "different"), "freeze.trainable_blocks", 1, "transfer_refine_small_different_fine_tune"),
     # 10.1 fine-tuning strategies
     ("10.1 train the entire model", transfer(720, "different", budget={"max_epochs": 10}), "freeze.strategy", "full_fine_tune", "freeze_full_fine_tune_tight_budget"),
-    ("10.1 partial freeze and train", transfer(100, "different"), "freeze.trainable_blocks", 1, "freeze_small_different_partial"),
+    ("10.1 partial freeze and train", transfer(100, "different", budget={"max_epochs": 20}), "freeze.trainable_blocks", 1, "freeze_small_different_partial"),
     ("10.1 freeze base, train head, then all", transfer(100), "freeze.strategy", "two_stage", "freeze_two_stage_unknown_similarity"),
     ("10.1 head stage length", transfer(100), "freeze.head_epochs", 40, "freeze_two_stage_head_epochs"),
     # 10.2 implementation tips
@@ -200,7 +203,7 @@ def test_every_lecture_table_row_has_a_test_row():
 
 def test_the_chain_from_size_to_fine_tuning_rate():
     """n_train, n_classes -> size class -> quadrant -> freeze strategy -> fine-tuning rate."""
-    plan = plan_for(transfer(100, "different"))
+    plan = plan_for(transfer(100, "different", budget={"max_epochs": 20}))
     facts = plan.derived_facts
     assert facts["size_class"].matched == {"samples_per_class": 20.0}
     assert facts["transfer_size"].matched["size_class"] == "small"
