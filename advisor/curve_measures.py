@@ -17,6 +17,7 @@ SMOOTH_HALF_WIDTH = 2  # local linear fit over 5 epochs
 FLAT_TOLERANCE = 0.02  # a stretch is flat when its smoothed curve moves less than 2 %
 FLAT_PACE = 0.3  # ... and less than 30 % of what the run's average pace would move it
 CAP = 1e6  # ratios are capped so that facts stay finite numbers
+LR_RISE = 0.05  # a recorded learning rate 5 % above the epoch before's was raised by the schedule
 
 
 def smooth(y: np.ndarray, half_width: int = SMOOTH_HALF_WIDTH) -> np.ndarray:
@@ -61,12 +62,14 @@ def tail_mean(y: np.ndarray) -> float:
     return float(np.mean(y[-3:]))
 
 
-def rise_from_min(y: np.ndarray, damping: float) -> float:
+def rise_from_min(y: np.ndarray, damping: float, since: int = 0) -> float:
     """How far the level at the end (median of the last 3) is above the lowest level held
-    (trailing medians of 3), relative to that level plus ``damping``: a single lucky epoch
-    is not a level, and a loss near zero that creeps up is not running away."""
+    (trailing medians of 3) from index ``since`` on, relative to that level plus ``damping``:
+    a single lucky epoch is not a level, and a loss near zero that creeps up is not running
+    away.  ``since`` is the last epoch at which the schedule raised the rate: a level held
+    before a warm restart is not one the optimiser lost."""
     level = trailing_median(y)
-    low = float(level.min())
+    low = float(level[since:].min())
     return float((level[-1] - low) / max(low + damping, 1e-12))
 
 
@@ -176,6 +179,28 @@ def stall(x: np.ndarray, s: np.ndarray, is_log: bool) -> dict[str, Any]:
             s[end], float(s[end:].min()), is_log, max(float(np.ptp(s)), 1e-12)
         )
     return out
+
+
+def scheduled_moves(epochs: np.ndarray, raised: frozenset[int]) -> np.ndarray:
+    """Which epoch-to-epoch moves the learning-rate schedule made: the move into an epoch at
+    which the schedule raised the rate (a warm restart, a warmup step) and the move after it,
+    since an epoch's loss averages steps taken both before and after the new rate acts."""
+    into = np.asarray([int(e) in raised for e in epochs[1:]], dtype=bool)
+    after = np.asarray([int(e) in raised for e in epochs[:-1]], dtype=bool)
+    return into | after
+
+
+def lr_raises(epochs: list[int], lr: list[float | None]) -> frozenset[int]:
+    """Epochs at which the recorded learning rate rose by more than LR_RISE over the epoch
+    before: rises the schedule made by design, not the optimiser's doing."""
+    raised = set()
+    for i in range(1, min(len(epochs), len(lr))):
+        before, now = lr[i - 1], lr[i]
+        if before is None or now is None or not (math.isfinite(before) and math.isfinite(now)):
+            continue
+        if now > before * (1.0 + LR_RISE) and now > 0:
+            raised.add(int(epochs[i]))
+    return frozenset(raised)
 
 
 def spike(norms: np.ndarray, lookback: int = 5) -> float:

@@ -24,11 +24,13 @@ from advisor.curve_measures import (
     CAP,
     deceleration,
     log_space,
+    lr_raises,
     noise,
     r_squared,
     recent,
     rise,
     rise_from_min,
+    scheduled_moves,
     share,
     sign_changes,
     smooth,
@@ -86,11 +88,14 @@ def curve_features(
         out["curve.planned_epochs"] = planned_epochs
         out["curve.stopped_early"] = history.epochs[-1] < planned_epochs
     out.update(_nonfinite(history))
+    raised = lr_raises(history.epochs, history.series.get("lr", []))
+    if "lr" in history.series:
+        out["curve.lr.raises"] = len(raised)
     chance = chance_loss(task, n_classes, loss_name)
     for name in LOSS_SERIES:
         if name in history.series:
             x, y = _finite_prefix(epochs, history.series[name])
-            out.update(_loss_features(name, x, y, window, chance))
+            out.update(_loss_features(name, x, y, window, chance, raised))
     for name in ("accuracy", "val_accuracy", "r2", "val_r2"):
         if name in history.series:
             x, y = _finite_prefix(epochs, history.series[name])
@@ -149,12 +154,20 @@ def _nonfinite(history: History) -> dict[str, Any]:
 
 
 def _loss_features(
-    name: str, x: np.ndarray, y: np.ndarray, window: int, chance: float | None
+    name: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    window: int,
+    chance: float | None,
+    raised: frozenset[int] = frozenset(),
 ) -> dict[str, Any]:
     """Level, best, trends, noise, jumps and plateaus of a curve where lower is better.
 
     ``chance`` (the loss of guessing, when known) sets the scale below which wobble
-    and jumps are damped: a loss far below guessing may flicker harmlessly.
+    and jumps are damped: a loss far below guessing may flicker harmlessly.  ``raised``
+    are the epochs at which the schedule raised the learning rate: the moves it made
+    there are left out of the jumps and backtracking, and the rise from the lowest level
+    counts from the last of them, so a warm restart is not read as instability.
     """
     p = f"curve.{name}."
     n = len(y)
@@ -181,8 +194,11 @@ def _loss_features(
     scale = max(float(np.ptp(s)), 1e-12)
     k = min(window, n - 1)
     diffs = np.diff(y)
-    moves = np.abs(diffs)
+    own = ~scheduled_moves(x, raised)  # the moves the optimiser made, not the schedule
+    moves = np.abs(diffs[own])
     damping = FLOOR_SHARE * max(float(np.ptp(y)), chance or 0.0)
+    jumps = diffs[own] / (np.abs(y[:-1][own]) + damping + 1e-12)
+    last_raise = max((i for i, e in enumerate(x) if int(e) in raised), default=0)
     out.update(
         {
             p + "rise_from_best": rise(s, is_log, level, RISE_FLOOR * (chance or 0.0)),
@@ -191,11 +207,11 @@ def _loss_features(
             p + "noise": noise(z),
             p + "wobble": noise(np.log(y + damping) if is_log else y),
             p + "oscillation": sign_changes(diffs, level),
-            p + "backtrack": float(diffs.clip(min=0).sum() / moves.sum())
+            p + "backtrack": float(diffs[own].clip(min=0).sum() / moves.sum())
             if moves.sum() > 0
             else 0.0,
-            p + "max_jump": float(np.max(diffs / (np.abs(y[:-1]) + damping + 1e-12))),
-            p + "rise_from_min": rise_from_min(y, damping),
+            p + "max_jump": float(jumps.max()) if len(jumps) else 0.0,
+            p + "rise_from_min": rise_from_min(y, damping, last_raise),
             p + "linearity": r_squared(x, y),
             p + "deceleration": deceleration(s),
         }

@@ -111,10 +111,13 @@ def features_of(history: History, plan: Plan | None) -> dict[str, Any]:
 def plan_facts(plan: Plan) -> dict[str, Any]:
     """The plan as ``plan.<path>`` facts, the way fix rules read and rewrite it, plus
     ``before.*`` copies of the fields whose fixes would otherwise chain (full fine-tuning
-    -> partial -> frozen base in one diagnosis)."""
+    -> partial -> frozen base in one diagnosis; a dropout fix read back as "cures spent")."""
     facts = flatten("plan", plan.model_dump(mode="json", exclude=_PLAN_EXCLUDE))
     facts["before.freeze.strategy"] = plan.freeze.strategy
     facts["before.freeze.trainable_blocks"] = plan.freeze.trainable_blocks
+    facts["before.model.dropout"] = plan.model.dropout
+    stop = plan.regularization.early_stopping
+    facts["before.regularization.early_stopping.restore_best"] = stop.restore_best if stop else None
     return facts
 
 

@@ -261,6 +261,7 @@ _RUN_CURVE = {
     "window_start": ("int", "first epoch of the recent window"),
     "planned_epochs": ("int", "epochs the plan asked for"),
     "stopped_early": ("bool", "the run ended before the planned epochs"),
+    "lr.raises": ("int", "epochs at which the recorded learning rate rose (warmup, warm restarts)"),
     "nonfinite": ("bool", "a loss or gradient norm became NaN or infinite"),
     "nonfinite_epoch": ("int", "first epoch with a NaN or infinite loss or gradient norm"),
     "gap.final": ("float", "(val_loss - loss) / val_loss over the last 3 epochs"),
@@ -298,9 +299,14 @@ def _diagnosis_facts() -> dict[str, FactSpec]:
         facts[f"threshold.{name}"] = FactSpec("float", text)
     for name, text in ADVICE.items():
         facts[f"advice.{name}"] = FactSpec("bool", text)
+    facts.update(JUDGEMENTS)
     # The revised plan's values before any fix, for fixes that must not chain on each other's output.
     facts["before.freeze.strategy"] = _cat("freeze strategy of the plan being revised", FREEZE_STRATEGIES)
     facts["before.freeze.trainable_blocks"] = FactSpec("int", "trainable_blocks of the plan being revised")
+    facts["before.model.dropout"] = FactSpec("float", "dropout of the plan being revised")
+    facts["before.regularization.early_stopping.restore_best"] = FactSpec(
+        "bool", "whether the plan being revised restores the best epoch's weights when it stops"
+    )
     return facts
 
 
@@ -327,6 +333,9 @@ THRESHOLDS = {
     "fast_improving": "fall over the recent window that counts as still improving, whatever its share",
     "flat": "fall over the recent window below which a curve counts as flat",
     "signal_to_noise": "how many times its own noise a trend must be to count",
+    "decisive_signal_to_noise": "times its noise a rise from the best must be to count",
+    "overfit_strong_rise": "validation loss this far above its best counts as strong overfitting",
+    "overfit_strong_acc_gap": "train minus val accuracy that counts as strong overfitting",
     "chance_ratio_high": "loss / chance loss from which a model counts as guessing",
     "chance_ratio_poor": "loss / chance loss from which the training fit counts as poor",
     "skill_low": "accuracy skill below which a model counts as guessing",
@@ -343,11 +352,25 @@ THRESHOLDS = {
     "update_ratio_high": "update / weight ratio above which steps are too large",
     "dead_fraction": "share of dead hidden units that counts as a problem",
 }
+# Judgements the rules draw from the problems found, for the rules that come after them.
+JUDGEMENTS = {
+    "diagnosis.unstable": FactSpec(
+        "bool", "the optimisation itself was unstable (lr too high, diverged, exploding)"
+    ),
+    "diagnosis.confounded": FactSpec(
+        "bool", "the instability shook the training loss too: the val curve says little of memorising"
+    ),
+    "diagnosis.overfitting_strong": FactSpec(
+        "bool", "overfitting strong (or mild cures spent) enough for the full regularisation bundle"
+    ),
+}
 ADVICE = {
     "more_data": "collect or synthesise more training examples",
     "lr_range_test": "run an LR range test (advisor lr-find) to place the learning rate",
     "check_data": "check the inputs and targets for NaN, infinities and unscaled values",
     "he_init": "initialise ReLU layers with He (Kaiming) initialisation",
     "longer_run": "the run is too short to judge its shape; train longer before diagnosing",
+    "stabilise_first": "overfitting fixes wait until a run with stable optimisation shows it again",
+    "finish_run": "the run ended before its planned epochs, not by early stopping; finish it",
 }
 FACTS.update(_diagnosis_facts())

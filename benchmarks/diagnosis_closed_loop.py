@@ -27,6 +27,8 @@ _BARE = {"regularization.early_stopping": None, "schedule.name": "constant", "se
 # name -> (example plan, changes): each plan is bad in one way the lecture names
 BAD_PLANS: dict[str, tuple[str, dict]] = {
     "lr far too high (adam 0.05)": ("digits_mlp", {**_BARE, "optimizer.learning_rate": 0.05, "epochs": 40}),
+    "lr far too high, recommended plan (adam 0.05, cosine, early stopping)": ("digits_mlp", {"search": None,
+                                                                             "optimizer.learning_rate": 0.05}),
     "lr far too high (sgd 5.0, diverges)": ("digits_mlp", {**_BARE, "optimizer.name": "sgd",
                                                            "optimizer.learning_rate": 5.0, "epochs": 30}),
     "lr far too low (sgd 5e-4)": ("digits_mlp", {**_BARE, "optimizer.name": "sgd", "optimizer.learning_rate": 0.0005,

@@ -25,6 +25,10 @@ SMALL = {
         {**_BARE, "data.source.subsample": 400, "n_train": 400, "optimizer.learning_rate": 0.05, "epochs": 15},
         {"lr_too_high"}, {"optimizer.learning_rate"},
     ),
+    "lr far too high, recommended plan (early stopping ends it)": (
+        {"search": None, "data.source.subsample": 400, "n_train": 400, "optimizer.learning_rate": 0.05, "epochs": 20},
+        {"lr_too_high"}, {"optimizer.learning_rate"},
+    ),
     "lr far too low": (
         {**_BARE, "data.source.subsample": 400, "n_train": 400, "optimizer.name": "sgd",
          "optimizer.learning_rate": 0.0005, "epochs": 12},
@@ -50,5 +54,8 @@ def test_revised_plan_improves_the_validation_loss(name, tmp_path):
     row = loop.closed_loop(example_plan("digits_mlp", changes), tmp_path)
     assert problems <= set(row["problems"]), row
     assert fields <= set(row["fixes"]), row
+    if "lr_too_high" in row["problems"]:  # the optimisation is fixed first, regularisers wait
+        waiting = {"model.dropout", "optimizer.weight_decay", "regularization.augmentation"}
+        assert not waiting & set(row["fixes"]), row
     assert math.isfinite(row["after"]["val_loss"])
     assert row["after"]["val_loss"] < row["before"]["val_loss"], row

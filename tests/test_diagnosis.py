@@ -11,6 +11,7 @@ import pytest
 from diagnosis_support import HISTORIES, labelled, score
 
 from advisor.diagnosis import diagnose, diagnosis_rules, example_facts
+from advisor.inference import infer
 from advisor.lint import check_examples, lint
 from advisor.readers import FORMATS, load_history
 from advisor.schemas import Diagnosis
@@ -105,6 +106,59 @@ def test_several_problems_at_once_most_severe_first():
     names = [p.name for p in d.problems]
     assert set(names) >= {"diverged", "exploding_gradients", "lr_too_high"}
     assert d.problems[0].severity == "critical"
+
+
+# An early-stopped run (best at 58, stopped at 63) whose validation loss still fell over the
+# last fifth, then sat above its best for the patience: not_converged and overfitting both
+# fit unless the rise is weighed against the curve's noise.
+STOPPED_AT_63 = {
+    "curve.n_epochs": 63,
+    "curve.first_epoch": 1,
+    "curve.last_epoch": 63,
+    "curve.has_val": True,
+    "curve.window_start": 51,
+    "curve.val_loss.best_epoch": 58,
+    "curve.val_loss.epochs_since_best": 5,
+    "curve.val_loss.recent_improvement": 0.12,
+    "curve.val_loss.recent_share": 0.1,
+    "curve.val_loss.noise": 0.025,
+    "curve.loss.change_after_val_best": -0.1,
+}
+
+
+@pytest.mark.parametrize(
+    ("rise", "named"),
+    [
+        (0.06, {"not_converged"}),
+        (0.074, {"not_converged"}),
+        (0.076, {"overfitting"}),
+        (0.2, {"overfitting"}),
+    ],
+)
+def test_a_rise_after_the_best_is_weighed_against_the_noise(rise, named):
+    """Within three noise widths (0.075) the falling trend stands; beyond, the curve turned."""
+    facts = {**STOPPED_AT_63, "curve.val_loss.rise_from_best": rise}
+    assert set(infer(facts, diagnosis_rules()).findings) == named
+
+
+def test_a_rise_the_schedule_made_is_not_the_optimisers_fault():
+    """Warm restarts raise the rate by design: with the lr series the jumps are the schedule's."""
+    info = labelled()["hand/healthy_restarts_00.json"]
+    history = load_history(HISTORIES / "hand" / "healthy_restarts_00.json").model_copy(
+        update={"task": info["task"], "n_classes": info["n_classes"]}
+    )
+    d = diagnose(history)
+    assert [p.name for p in d.problems] == ["healthy"] and d.features["curve.lr.raises"] == 1
+    series = {k: v for k, v in history.series.items() if k != "lr"}
+    blind = diagnose(history.model_copy(update={"series": series}))
+    assert "lr_too_high" in {p.name for p in blind.problems}
+
+
+def test_an_unstable_run_is_not_called_overfitting_unless_training_fell_steadily():
+    """Best epoch 1, then both losses jumping: the recommended digits plan at lr 0.05."""
+    d = diagnose(HISTORIES / "engine" / "lr_high_recommended_digits" / "history.json")
+    assert [p.name for p in d.problems] == ["lr_too_high"]
+    assert d.features["curve.val_loss.best_epoch"] == 1 and d.features["curve.loss.backtrack"] > 0.1
 
 
 def test_too_short_a_run_claims_nothing_and_says_so():

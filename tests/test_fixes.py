@@ -55,7 +55,41 @@ def test_next_plan_differs_exactly_in_the_fixed_fields(rel):
         assert diagnosis.fixes == [] and new == old
 
 
-def test_overfitting_images_adam():
+def test_mild_overfitting_gets_the_cheap_cures_only():
+    d, new, fixes = revise("overfitting_gap_00")
+    assert [p.name for p in d.problems] == ["overfitting"]
+    assert set(fixes) == {"regularization.early_stopping", "model.dropout"}
+    assert new.regularization.early_stopping.restore_best is True
+    assert (new.optimizer.name, new.regularization.augmentation) == ("adam", [])
+
+
+def test_overfitting_again_after_the_cheap_cures_gets_the_full_bundle():
+    spent = {"model.dropout": 0.5, "regularization.early_stopping": EARLY_STOP}
+    _, new, fixes = revise("overfitting_gap_00", **spent)
+    assert set(fixes) == {"optimizer.name", "optimizer.weight_decay", "regularization.augmentation"}
+    explanation = new.explanations["optimizer.weight_decay"]
+    assert explanation.matched["diagnosis.overfitting_strong"] is True
+
+
+def test_an_unstable_run_gets_the_optimisation_fixed_first():
+    """lr far too high, best epoch 1, then the validation loss wobbling up: no overfitting."""
+    d, _, fixes = revise("lr_too_high_stopped_03")  # 10 classes, as plan()
+    assert [p.name for p in d.problems] == ["lr_too_high"]
+    assert set(fixes) == {
+        "optimizer.learning_rate",
+        "optimizer.clip_norm",
+        "schedule.warmup_epochs",
+    }
+
+
+def test_overfitting_beside_instability_is_named_but_its_fixes_wait():
+    d, _, fixes = revise("lr_too_high_overfitting_02")  # 10 classes, as plan()
+    assert {p.name for p in d.problems} == {"lr_too_high", "overfitting"}
+    assert all(fix.problem == "lr_too_high" for fix in fixes.values()), fixes
+    assert [a.name for a in d.advice] == ["stabilise_first"]
+
+
+def test_strong_overfitting_images_adam():
     d, new, fixes = revise("overfitting_rise_00")
     assert [p.name for p in d.problems] == ["overfitting"]
     assert fixes["model.dropout"].new == pytest.approx(0.3)
@@ -108,9 +142,20 @@ def test_overfitting_tables_sgd_and_early_stopping_that_kept_the_last_weights():
         ),
     ],
 )
-def test_overfitting_freezes_more_of_the_base(freeze, expected):
-    _, new, _ = revise("overfitting_gap_00", freeze=freeze, **{"model.base": "runs/base"})
+def test_strong_overfitting_freezes_more_of_the_base(freeze, expected):
+    _, new, _ = revise("overfitting_rise_00", freeze=freeze, **{"model.base": "runs/base"})
     assert new.freeze.model_dump(include=set(expected)) == expected
+
+
+def test_a_feature_extractor_gets_no_augmentation_it_could_not_apply():
+    """Its base features are computed once from the raw inputs (the engine refuses both)."""
+    _, new, fixes = revise(
+        "overfitting_rise_00",
+        freeze={"strategy": "feature_extractor"},
+        **{"model.base": "runs/base"},
+    )
+    assert "regularization.augmentation" not in fixes and new.regularization.augmentation == []
+    assert {"optimizer.weight_decay", "model.dropout"} <= set(fixes)
 
 
 def test_underfitting_grows_an_mlp_and_cuts_heavy_dropout():
@@ -170,9 +215,41 @@ def test_lr_too_low_raises_the_rate_instead_of_adding_epochs():
     assert {a.name for a in d.advice} == {"lr_range_test"}
 
 
-def test_not_converged_doubles_the_epochs():
-    _, new, fixes = revise("not_converged_00")
-    assert new.epochs == 60 and set(fixes) == {"epochs"}
+def test_not_converged_doubles_the_epochs_of_a_run_that_used_them_all():
+    _, new, fixes = revise("not_converged_00", epochs=23)  # the history's length
+    assert new.epochs == 46 and set(fixes) == {"epochs"}
+
+
+EARLY_STOP = {
+    "monitor": "val_loss",
+    "mode": "min",
+    "patience": 5,
+    "min_delta": 0.0,
+    "restore_best": True,
+}
+
+
+def test_a_run_early_stopping_ended_gets_patience_not_epochs():
+    """63 of 200 epochs: more epochs cannot change a run that stopped itself."""
+    d, new, fixes = revise(
+        "stopped_on_noise_01", epochs=200, **{"regularization.early_stopping": EARLY_STOP}
+    )
+    assert [p.name for p in d.problems] == ["not_converged"]
+    assert set(fixes) == {"regularization.early_stopping.patience"} and new.epochs == 200
+    assert new.regularization.early_stopping.patience == 10
+    assert "noise" in new.explanations["regularization.early_stopping.patience"].reason
+    _, patient, fixes = revise(
+        "stopped_on_noise_01",
+        epochs=200,
+        **{"regularization.early_stopping": {**EARLY_STOP, "patience": 50}},
+    )
+    assert fixes == {} and patient.regularization.early_stopping.patience == 50
+
+
+def test_a_run_cut_short_without_early_stopping_is_told_to_finish():
+    d, new, fixes = revise("not_converged_00", epochs=200)
+    assert fixes == {} and new.epochs == 200
+    assert [a.name for a in d.advice] == ["finish_run"]
 
 
 def test_plateau_fixes_depend_on_where_it_sat_and_the_optimizer():

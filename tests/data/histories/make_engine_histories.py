@@ -79,6 +79,11 @@ RUNS: dict[str, tuple[str, dict, list[str]]] = {
                                               "model.dropout": 0.0, "epochs": 100}, ["not_converged", "plateau", "vanishing_gradients"]),
     # stopped while still learning fast
     "short_digits": ("digits_mlp", {**_NO_STOP, "optimizer.learning_rate": 0.0003, "epochs": 12}, ["not_converged"]),
+    # the recommended plan with a rate far too high: early stopping ends it after the first epoch's
+    # best while both losses jump about (instability, not memorisation)
+    "lr_high_recommended_digits": ("digits_mlp", {"optimizer.learning_rate": 0.05}, ["lr_too_high"]),
+    # the iris example as recommended: full-batch gd with warm restarts every 75 epochs, converged
+    "restarts_iris": ("iris_tiny", {}, ["healthy"]),
 }
 
 # Held out: made and labelled (by reading their curves) after the thresholds were frozen,

@@ -352,6 +352,120 @@ def exploding_growth(rng):
     return diverged_explode(rng, grads=True)
 
 
+def drift(rng, y: np.ndarray, sd: float, phi: float) -> np.ndarray:
+    """Multiplicative noise that wanders: AR(1) in log space, each epoch keeping ``phi``
+    of the last one's deviation, as a validation loss does while the weights move."""
+    e, z = np.empty(len(y)), rng.normal(0.0, sd, len(y))
+    e[0] = z[0]
+    for t in range(1, len(y)):
+        e[t] = phi * e[t - 1] + math.sqrt(1.0 - phi * phi) * z[t]
+    return y * np.exp(e)
+
+
+def early_stop(val: np.ndarray, patience: int) -> int:
+    """Length of the history early stopping leaves: it ends ``patience`` epochs after a best
+    that nothing beat (the whole curve when none such comes)."""
+    best = 0
+    for e in range(len(val)):
+        if val[e] < val[best]:
+            best = e
+        if e - best >= patience:
+            return e + 1
+    return len(val)
+
+
+def healthy_restarts(rng):
+    """SGDR: the training loss jumps at every warm restart and settles as the rate anneals;
+    the recorded lr series shows the schedule raised the rate.  Healthy: the run ends at the
+    end of a cycle, converged."""
+    cycles, length = int(rng.integers(2, 5)), int(rng.integers(10, 26))
+    n = cycles * length
+    task, k, chance = classification(rng)
+    t = np.arange(n)
+    lr = 0.5 * (1 + np.cos(np.pi * (t % length) / length))
+    floor = chance * rng.uniform(0.03, 0.12)
+    trend = decay(n, chance * rng.uniform(0.9, 1.02), floor, length * rng.uniform(0.1, 0.2))
+    bump = np.concatenate([[0.0], lr[:-1]]) * (t >= length)  # the rate of the epoch before
+    train = wobble(rng, trend * (1 + rng.uniform(0.6, 1.2) * bump), 0.006)
+    val = wobble(rng, (trend * 1.2 + 0.01) * (1 + rng.uniform(0.4, 0.8) * bump), 0.012)
+    series = finish(rng, train, val, chance, k, extra={"lr": 0.05 * lr})
+    return series, ["healthy"], task, k
+
+
+def stopped_on_noise(rng, stretch=False):
+    """Early stopping (patience 4-6) ended a run whose validation loss still fell by a tenth
+    over the last fifth: it wanders in runs of epochs, and one stretch sat above the best
+    for the whole patience.  Still improving, so not_converged, whatever the last epochs;
+    with ``stretch`` the last three epochs sit 6 % or more above the best on average (the
+    look of a turn, made by the wander alone)."""
+    task, k, chance = classification(rng)
+    while True:
+        planned, patience = int(rng.integers(60, 201)), int(rng.integers(4, 7))
+        start, floor = chance * rng.uniform(0.9, 1.02), chance * rng.uniform(0.05, 0.15)
+        tau = planned * rng.uniform(0.3, 0.6)
+        trend = decay(planned, start, floor, tau)
+        val = drift(rng, trend, rng.uniform(0.025, 0.045), rng.uniform(0.3, 0.6))
+        cut = early_stop(val, patience)
+        window = max(3, round(0.2 * cut))
+        shed = trend[cut - 1] / trend[0]  # over 60 % shed: a bending curve, not a crawl
+        if stretch and float(np.mean(val[cut - 3 : cut]) / val[:cut].min()) < 1.06:
+            continue
+        if 20 <= cut < planned and trend[cut - window] / trend[cut - 1] > 1.1 and shed < 0.4:
+            break
+    train = wobble(rng, decay(planned, start, chance * rng.uniform(0.01, 0.05), tau * 0.8), 0.015)
+    return finish(rng, train[:cut], val[:cut], chance, k), ["not_converged"], task, k
+
+
+def stopped_at_turn(rng):
+    """Early stopping (patience 5-8) caught a validation loss that turned up for good while
+    the training loss kept falling: overfitting, cut short."""
+    task, k, chance = classification(rng)
+    while True:
+        planned, patience = int(rng.integers(60, 201)), int(rng.integers(5, 9))
+        start, floor = chance * rng.uniform(0.9, 1.02), chance * rng.uniform(0.1, 0.25)
+        turn = int(planned * rng.uniform(0.2, 0.4))
+        tau = turn / rng.uniform(5, 7)  # levelled off by the turn
+        rise = 1 + rng.uniform(0.03, 0.06) * np.clip(np.arange(planned) - turn, 0, None)
+        val = wobble(rng, decay(planned, start, floor, tau) * rise, rng.uniform(0.008, 0.015))
+        cut = early_stop(val, patience)
+        if turn + patience <= cut < planned:  # stopped by the turn, not by noise before it
+            break
+    train = wobble(rng, decay(planned, start, chance * rng.uniform(0.001, 0.02), tau), 0.005)
+    return finish(rng, train[:cut], val[:cut], chance, k), ["overfitting"], task, k
+
+
+def lr_too_high_stopped(rng):
+    """A learning rate far too high under early stopping: the best validation loss comes in
+    the first epoch or two, then both losses jump about until the patience runs out.  The
+    validation loss rose while the training loss ended below its first (noisy) epoch: that
+    is the instability, not memorisation."""
+    n = int(rng.integers(6, 10))
+    task, k, chance = classification(rng)
+    level = chance * rng.uniform(0.2, 0.45)
+    train = level * np.exp(np.abs(rng.normal(0, rng.uniform(0.25, 0.4), n)))
+    train[0] = level * rng.uniform(1.6, 2.2)  # epoch 1 averages the steps from random weights
+    val = level * 0.7 * np.exp(np.abs(rng.normal(0, rng.uniform(0.3, 0.5), n)))
+    val[0] = val.min() * rng.uniform(0.6, 0.8)
+    return finish(rng, train, val, chance, k), ["lr_too_high"], task, k
+
+
+def lr_too_high_overfitting(rng):
+    """The first epochs overshoot far above the guessing loss, then the training loss falls
+    steadily while the validation loss turns up: both, since the overfitting shows in a
+    training curve the instability no longer shakes."""
+    n = int(rng.integers(25, 51))
+    task, k, chance = classification(rng)
+    start = chance * rng.uniform(2.5, 4.0)
+    floor = chance * rng.uniform(0.001, 0.02)
+    train = wobble(rng, decay(n, start, floor, n / rng.uniform(5, 7)), 0.005)
+    floor_v = chance * rng.uniform(0.15, 0.3)
+    turn = int(n * rng.uniform(0.3, 0.45))
+    val = decay(n, start * 1.1, floor_v, turn / rng.uniform(5, 7))  # levelled off by the turn
+    val = val + floor_v * rng.uniform(0.6, 1.2) * np.clip(np.arange(n) - turn, 0, None) / (n - turn)
+    series = finish(rng, train, wobble(rng, val, 0.012), chance, k)
+    return series, ["lr_too_high", "overfitting"], task, k
+
+
 def short_run(rng):
     series, _, task, k = healthy(rng)
     n = int(rng.integers(1, 4))
@@ -423,6 +537,13 @@ CASES = [
     ("dead_units", dead_units, 7, {}),
     ("dead_units_stuck", dead_units, 4, {"stuck": True}),
     ("short_run", short_run, 6, {}),
+    # added after the first calibration: judgements a senior engineer would not make
+    ("healthy_restarts", healthy_restarts, 6, {}),
+    ("stopped_on_noise", stopped_on_noise, 6, {}),
+    ("stopped_on_noise_stretch", stopped_on_noise, 6, {"stretch": True}),
+    ("stopped_at_turn", stopped_at_turn, 6, {}),
+    ("lr_too_high_stopped", lr_too_high_stopped, 6, {}),
+    ("lr_too_high_overfitting", lr_too_high_overfitting, 5, {}),
 ]
 
 
