@@ -12,12 +12,16 @@ EPYC of the dev machines, batch 128, 26x26x32 -> 64 channels, 3x3):
   takes 100 ms; an im2col + matrix product does the same sum in 29 ms when the
   patches are built a few images at a time inside a ``lax.scan`` (the whole
   patch matrix at once is 85 MB and costs more to build than to multiply).
+  Inside the scanned training epoch XLA's own weight gradient is slower still
+  (a 1-channel 28x28 first layer: 49 ms per step, 5 ms as im2col), so thin
+  inputs take the im2col weight gradient too, keeping XLA's forward.
 
 ``conv_nhwc(..., impl="cpu")`` wires those three pieces together with a
 ``jax.custom_vjp``; ``impl="xla"`` (GPU, TPU) is the plain ``lax`` convolution,
-which cuDNN already runs well.  Max pooling is a reshape + max for the same
-reason (``reduce_window``'s gradient is a slow scatter on CPU).  Dense layers are
-Flax's own.
+which cuDNN already runs well.  Max pooling is elementwise maxima of strided
+views with a hand-written backward: ``reduce_window``'s gradient is a slow
+scatter on CPU, and ``jnp.max``'s derived gradient a slow reduction.  Dense
+layers are Flax's own.
 """
 
 from __future__ import annotations
@@ -68,30 +72,40 @@ def _conv_padded(x: jax.Array, w: jax.Array, padding: Padding) -> jax.Array:
 def _weight_grad(
     x: jax.Array, dy: jax.Array, kernel: tuple[int, int], padding: Padding
 ) -> jax.Array:
-    """dL/dw of a stride-1 convolution as im2col + matmul, a few images per scan step."""
+    """dL/dw of a stride-1 convolution as im2col + matmul, a few images per scan step.
+
+    The patches are laid out taps-first, ``[kh * kw * c_in, pixels]``, so the
+    product is a plain ``(K, P) @ (P, c_out)`` (faster on XLA:CPU than contracting
+    the pixel axis of a ``[P, K]`` patch matrix).
+    """
     kh, kw = kernel
     n, out_h, out_w, c_out = dy.shape
     c_in = x.shape[-1]
     x = jnp.pad(x, ((0, 0), padding[0], padding[1], (0, 0)))
     per_image = out_h * out_w * kh * kw * c_in
-    chunk = max(1, min(n, _CHUNK_ELEMENTS // per_image))
-    n_chunks = -(-n // chunk)
+    n_chunks = -(-n // max(1, _CHUNK_ELEMENTS // per_image))
+    chunk = -(-n // n_chunks)
     extra = n_chunks * chunk - n
     if extra:  # zero images add nothing to the sum
         x = jnp.pad(x, ((0, extra), (0, 0), (0, 0), (0, 0)))
         dy = jnp.pad(dy, ((0, extra), (0, 0), (0, 0), (0, 0)))
-    xs = x.reshape(n_chunks, chunk, *x.shape[1:])
+    # One transpose of the input, channels before pixels, so that each chunk's
+    # taps stack straight into [kh * kw * c_in, pixels] rows.
+    xs = x.reshape(n_chunks, chunk, *x.shape[1:]).transpose(0, 4, 1, 2, 3)
     dys = dy.reshape(n_chunks, chunk * out_h * out_w, c_out)
 
     def add_chunk(acc, pair):
-        xb, dyb = pair
-        patches = jnp.concatenate(
-            [xb[:, i : i + out_h, j : j + out_w, :] for i in range(kh) for j in range(kw)], axis=-1
-        ).reshape(-1, kh * kw * c_in)
-        return acc + lax.dot_general(patches, dyb, (((0,), (0,)), ((), ()))), None
+        xb, dyb = pair  # [c_in, chunk, H, W], [chunk * out_h * out_w, c_out]
+        patches = jnp.stack(
+            [xb[:, :, i : i + out_h, j : j + out_w] for i in range(kh) for j in range(kw)]
+        ).reshape(kh * kw * c_in, -1)
+        return acc + patches @ dyb, None
 
     acc0 = jnp.zeros((kh * kw * c_in, c_out), jnp.float32)
-    grad, _ = lax.scan(add_chunk, acc0, (xs, dys))
+    if n_chunks == 1:
+        grad, _ = add_chunk(acc0, (xs[0], dys[0]))
+    else:
+        grad, _ = lax.scan(add_chunk, acc0, (xs, dys))
     return grad.reshape(kh, kw, c_in, c_out)
 
 
@@ -125,14 +139,11 @@ def conv_nhwc(
     x: jax.Array, w: jax.Array, strides: tuple[int, int], padding: Padding, impl: str
 ) -> jax.Array:
     """A 2-D convolution NHWC x HWIO; ``impl='cpu'`` uses the CPU-fast kernels (stride 1 only)."""
-    # With few input channels the im2col patches are too thin to pay (a 1-channel 28x28
-    # input: weight gradient 23 ms as im2col, 6 ms as XLA's own), so XLA keeps those.
-    if (
-        impl == "cpu"
-        and strides == (1, 1)
-        and x.dtype == jnp.float32
-        and x.shape[-1] >= _MIN_CHANNELS_FOR_PADDED
-    ):
+    # Thin inputs (a first layer on grey images) take this path too: their forward and
+    # input gradient stay XLA's own convolution (``_conv_padded`` says so), but XLA's
+    # weight gradient of a 1-channel input is 49 ms per step inside the scanned epoch
+    # and 5 ms as a taps-first matmul.
+    if impl == "cpu" and strides == (1, 1) and x.dtype == jnp.float32:
         return _conv_cpu(x, w, padding)
     return lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=_DIMS)
 
@@ -207,21 +218,63 @@ class Dropout(nn.Module):
         return lax.select(mask, inputs / scale, jnp.zeros_like(inputs))
 
 
+def _window_slices(x: jax.Array, window: tuple[int, int]) -> list[jax.Array]:
+    """The ``wh * ww`` strided views of [B, H, W, C] that one pooling window's elements come from."""
+    wh, ww = window
+    return [x[:, i::wh, j::ww] for i in range(wh) for j in range(ww)]
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _max_pool(x: jax.Array, window: tuple[int, int]) -> jax.Array:
+    """Max over non-overlapping windows of [B, H, W, C] (H, W multiples of the window)."""
+    views = _window_slices(x, window)
+    out = views[0]
+    for v in views[1:]:
+        out = jnp.maximum(out, v)
+    return out
+
+
+def _max_pool_fwd(x, window):
+    y = _max_pool(x, window)
+    return y, (x, y)
+
+
+def _max_pool_bwd(window, residuals, dy):
+    # jnp.max's own gradient (a tie shares the gradient equally), written elementwise:
+    # its reduce over the window, the way jax derives it, was 22 ms of a 300 ms CNN step.
+    x, y = residuals
+    hits = [v == y for v in _window_slices(x, window)]
+    share = dy / sum(h.astype(dy.dtype) for h in hits)
+    parts = [jnp.where(h, share, 0) for h in hits]
+    wh, ww = window
+    rows = [jnp.stack(parts[i * ww : (i + 1) * ww], axis=3) for i in range(wh)]
+    b, h2, w2, c = y.shape
+    return (jnp.stack(rows, axis=2).reshape(b, h2 * wh, w2 * ww, c),)
+
+
+_max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
+
+
 def pool(x: jax.Array, kind: str, window: int = 2) -> jax.Array:
-    """Non-overlapping max or average pooling over the spatial axes as reshape + reduce.
+    """Non-overlapping max or average pooling over the spatial axes.
 
     A trailing row/column that does not fill a window is dropped (VALID pooling).
-    Works for [B, T, C] and [B, H, W, C].
+    Works for [B, T, C] and [B, H, W, C].  Max pooling is elementwise maxima of
+    strided views with the same gradient as ``jnp.max`` (see ``_max_pool_bwd``);
+    XLA fuses it with the bias and activation before it.
     """
-    reduce = jnp.max if kind == "max" else jnp.mean
-    if x.ndim == 3:
-        b, t, c = x.shape
-        t2 = t // window
-        return reduce(x[:, : t2 * window].reshape(b, t2, window, c), axis=2)
+    one_d = x.ndim == 3
+    if one_d:  # a sequence [B, T, C] is an image of height 1
+        x = x[:, None]
+    windows = (1 if one_d else window, window)
     b, h, w, c = x.shape
-    h2, w2 = h // window, w // window
-    x = x[:, : h2 * window, : w2 * window]
-    return reduce(x.reshape(b, h2, window, w2, window, c), axis=(2, 4))
+    h2, w2 = h // windows[0], w // windows[1]
+    x = x[:, : h2 * windows[0], : w2 * windows[1]]
+    if kind == "max":
+        y = _max_pool(x, windows)
+    else:
+        y = jnp.mean(x.reshape(b, h2, windows[0], w2, windows[1], c), axis=(2, 4))
+    return y[:, 0] if one_d else y
 
 
 def global_pool(x: jax.Array) -> jax.Array:

@@ -141,6 +141,22 @@ def test_cpu_conv_matches_xla_values_and_gradients(case):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
+def test_weight_gradient_in_uneven_chunks_matches_xla(monkeypatch):
+    # 5 images, 2 per scan step: three chunks, the last padded with a zero image
+    import engine.layers
+
+    x = jax.random.normal(jax.random.PRNGKey(0), (5, 6, 6, 8))
+    dy = jax.random.normal(jax.random.PRNGKey(1), (5, 6, 6, 4))
+    w = jnp.zeros((3, 3, 8, 4))
+    pads = same_padding((3, 3))
+    monkeypatch.setattr(engine.layers, "_CHUNK_ELEMENTS", 2 * 6 * 6 * 9 * 8)
+    got = engine.layers._weight_grad(x, dy, (3, 3), pads)
+    xla = lambda b: lax.conv_general_dilated(  # noqa: E731
+        x, b, (1, 1), pads, dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
+    np.testing.assert_allclose(got, jax.vjp(xla, w)[1](dy)[0], rtol=1e-4, atol=1e-4)
+
+
 def test_conv_layer_on_sequences_and_strides():
     seq = Conv(4, (3,), impl="cpu")
     y, _ = jax.jit(seq.init_with_output)(jax.random.PRNGKey(0), jnp.ones((2, 10, 3)))
@@ -157,3 +173,21 @@ def test_pool_matches_reduce_window():
     np.testing.assert_allclose(
         pool(x[:, 0], "avg"), x[:, 0, :6].reshape(2, 3, 2, 3).mean(axis=2), rtol=1e-6
     )
+
+
+@pytest.mark.parametrize("shape", [(2, 7, 6, 3), (2, 9, 3)])
+def test_max_pool_gradient_matches_jnp_max_with_ties(shape):
+    # small integers make ties within a window common; jnp.max shares the gradient among them
+    x = jnp.round(jax.random.uniform(jax.random.PRNGKey(0), shape) * 3)
+    weights = jax.random.normal(jax.random.PRNGKey(1), pool(x, "max").shape)
+
+    def reference(a):
+        if a.ndim == 3:
+            return jnp.max(a[:, :8].reshape(2, 4, 2, 3), axis=2)
+        return jnp.max(a[:, :6].reshape(2, 3, 2, 3, 2, 3), axis=(2, 4))
+
+    np.testing.assert_array_equal(pool(x, "max"), reference(x))
+    got = jax.grad(lambda a: jnp.sum(pool(a, "max") * weights))(x)
+    want = jax.grad(lambda a: jnp.sum(reference(a) * weights))(x)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
