@@ -219,7 +219,7 @@ class Dropout(nn.Module):
 
 
 def _window_slices(x: jax.Array, window: tuple[int, int]) -> list[jax.Array]:
-    """The ``wh * ww`` strided views of [B, H, W, C] that one pooling window's elements come from."""
+    """The ``wh * ww`` strided views of [B, H, W, C], one per position in a pooling window."""
     wh, ww = window
     return [x[:, i::wh, j::ww] for i in range(wh) for j in range(ww)]
 
