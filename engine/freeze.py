@@ -15,6 +15,11 @@ guide).  ``stages_for(plan, n_blocks)`` turns ``Plan.freeze`` into the stages:
   plan's rate (as partial_fine_tune when ``trainable_blocks`` is set), then
   everything at ``learning_rate * fine_tune_lr_factor``, each block below the
   head at ``layer_lr_decay`` times the rate of the one above.
+
+A frozen block costs only its forward pass: the training step differentiates
+the trainable part of the tree alone (``split_frozen``), so no gradient flows
+into the frozen blocks and XLA builds no backward pass for them; their
+gradients, zero by definition, reach the optimizer as zeros.
 """
 
 from __future__ import annotations
@@ -96,6 +101,10 @@ def stages_for(plan: Plan, n_blocks: int) -> list[Stage]:
     raise InputError(f"freeze.strategy: {strategy!r} is not a strategy")
 
 
+def _block_index(name: str) -> int:
+    return int(name.removeprefix("blocks_"))
+
+
 def param_labels(params: dict, stage: Stage) -> dict:
     """The label of every parameter leaf in this stage."""
     per_block = len(stage.group_rates) > 1
@@ -104,12 +113,32 @@ def param_labels(params: dict, stage: Stage) -> dict:
         keys = [getattr(k, "key", str(k)) for k in path]
         if keys[0] != "base":
             return HEAD
-        index = int(keys[1].removeprefix("blocks_"))
+        index = _block_index(keys[1])
         if index < stage.frozen_blocks:
             return FROZEN
         return block_group(index) if per_block else HEAD
 
     return jax.tree_util.tree_map_with_path(label, params)
+
+
+def split_frozen(params: dict, frozen_blocks: int) -> tuple[dict, dict]:
+    """(trainable, frozen): the lowest ``frozen_blocks`` base blocks apart from the rest.
+
+    ``frozen`` holds the base's ``blocks_i`` subtrees; ``merge_frozen`` joins the two again.
+    """
+    if not frozen_blocks:
+        return params, {}
+    base = params["base"]
+    frozen = {name: sub for name, sub in base.items() if _block_index(name) < frozen_blocks}
+    trainable = {name: sub for name, sub in base.items() if name not in frozen}
+    return {**params, "base": trainable}, frozen
+
+
+def merge_frozen(trainable: dict, frozen: dict) -> dict:
+    """The whole parameter tree again from ``split_frozen``'s two parts."""
+    if not frozen:
+        return trainable
+    return {**trainable, "base": {**trainable["base"], **frozen}}
 
 
 def make_stage_optimizer(

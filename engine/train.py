@@ -28,7 +28,7 @@ import optax
 from flax import struct
 
 from engine.data import encode_targets, epoch_batches
-from engine.freeze import reported_learning_rate
+from engine.freeze import merge_frozen, reported_learning_rate, split_frozen
 from engine.models import DEAD_UNIT_ACTIVATIONS
 
 # Guards the update-to-weight ratio of an all-zero parameter tree.
@@ -81,9 +81,16 @@ class StepConfig:
 
 
 def layer_groups(params: dict) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Paths of the first (closest to the input) and last (output) layer groups."""
+    """Paths of the first (closest to the input) and last (output) layer groups of ``params``.
+
+    Given the trainable tree of a step, the first group is the lowest block that
+    trains: a frozen block's gradient is zero by construction and says nothing of vanishing.
+    """
     base = params.get("base", {})
-    first = ("base", "blocks_0") if "blocks_0" in base else ("head", sorted(params["head"])[0])
+    if base:
+        first = ("base", min(base, key=lambda name: int(name.removeprefix("blocks_"))))
+    else:
+        first = ("head", sorted(params["head"])[0])
     return first, ("head", "output")
 
 
@@ -102,14 +109,16 @@ def _sum_squares(tree) -> jax.Array:
 def gradient_diagnostics(grads: dict, updates: dict, params: dict) -> dict:
     """Global gradient norm, the first and last layer groups' norms, and |update| / |weights|.
 
+    All three trees are the trainable parameters' (``engine.freeze.split_frozen``).
     Each gradient leaf is squared and summed once; the three norms are sums of
     those partial sums (about 15% of an MLP step on CPU when computed apart).
     """
     first, last = layer_groups(grads)
     first_sq, last_sq = _sum_squares(_subtree(grads, first)), _sum_squares(_subtree(grads, last))
     rest_sq = _sum_squares(_without(grads, (first, last)))
+    total_sq = first_sq + rest_sq + (last_sq if last != first else 0.0)  # a head alone: one group
     return {
-        "grad_norm": jnp.sqrt(first_sq + last_sq + rest_sq),
+        "grad_norm": jnp.sqrt(total_sq),
         "grad_norm_first": jnp.sqrt(first_sq),
         "grad_norm_last": jnp.sqrt(last_sq),
         "update_ratio": jnp.sqrt(_sum_squares(updates)) / (jnp.sqrt(_sum_squares(params)) + _TINY),
@@ -155,7 +164,11 @@ def make_train_step(
         if augment is not None:
             x, targets = augment(aug_key, x, targets)
 
-        def objective(params):
+        # only the trainable part is differentiated: no backward pass through frozen blocks
+        trainable, frozen = split_frozen(state.params, config.frozen_blocks)
+
+        def objective(trainable):
+            params = merge_frozen(trainable, frozen)
             variables = {"params": params, "batch_stats": state.batch_stats}
             outputs, updates = network.apply(
                 variables,
@@ -169,13 +182,16 @@ def make_train_step(
             return loss, (outputs, updates.get("batch_stats", state.batch_stats))
 
         (loss, (outputs, batch_stats)), grads = jax.value_and_grad(objective, has_aux=True)(
-            state.params
+            trainable
         )
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
+        # the stage's optimizer labels the whole tree: frozen leaves get zeros, which it ignores
+        all_grads = merge_frozen(grads, jax.tree.map(jnp.zeros_like, frozen))
+        updates, opt_state = tx.update(all_grads, state.opt_state, state.params)
+        updates = split_frozen(updates, config.frozen_blocks)[0]
+        params = merge_frozen(optax.apply_updates(trainable, updates), frozen)
         metrics = {
             "loss": loss,
-            **gradient_diagnostics(grads, updates, state.params),
+            **gradient_diagnostics(grads, updates, trainable),
             "outputs": outputs,
         }
         new_state = state.replace(

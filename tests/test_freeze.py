@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -181,3 +183,108 @@ def test_stage_without_schedule_is_constant():
     )
     state = tx.init(variables["params"])
     assert isinstance(tx, optax.GradientTransformation) and state is not None
+
+
+# ------------------------------------------------- no backward pass through frozen blocks
+
+
+STEP_PLAN = make_plan(
+    **MLP_BN,
+    **{"model.head_units": [8], "model.dropout": 0.2, "optimizer.clip_norm": 0.5},
+    # not adam: it would blow the rounding noise of a dense bias before BatchNorm
+    # (whose true gradient is zero) up to full-size steps
+    optimizer={"name": "sgd", "learning_rate": 0.1, "momentum": 0.9, "weight_decay": 0.01},
+)
+
+
+@functools.cache
+def _step_network():
+    network, variables = _params(STEP_PLAN)
+    return network, jax.tree.map(lambda a: a + 0.1, variables)  # BN statistics unlike their init
+
+
+def _step_setup(frozen_blocks: int):
+    """A two-block MLP with BatchNorm, a hidden head layer and dropout: step, state, a batch."""
+    from engine.losses import build_loss
+    from engine.train import StepConfig, TrainState, make_train_step
+
+    plan = STEP_PLAN
+    network, variables = _step_network()
+    stage = Stage(1, frozen_blocks, ((HEAD, 1.0),))
+    tx = make_stage_optimizer(plan, stage, 4, variables["params"])
+    config = StepConfig(plan.task, plan.loss.name, plan.n_classes, frozen_blocks)
+    loss_fn = build_loss(plan.loss)
+    step = make_train_step(network, loss_fn, tx, config)
+    state = TrainState.create(variables, tx, jax.random.PRNGKey(3))
+    x = jax.random.normal(jax.random.PRNGKey(4), (16, 4))
+    batch = {"x": x, "y": jnp.arange(16) % 3, "mask": jnp.ones(16).at[-3:].set(0.0)}
+    return network, loss_fn, tx, config, step, state, batch
+
+
+def _whole_tree_step(network, loss_fn, tx, config, state, batch):
+    """The step as it was: differentiate every leaf, let the optimizer zero the frozen ones."""
+    from engine.data import encode_targets
+    from engine.train import masked_mean
+
+    _, dropout_key = jax.random.split(jax.random.fold_in(state.key, state.step))
+    targets = encode_targets(batch["y"], config.task, config.loss_name, config.n_classes)
+
+    def objective(params):
+        outputs, _ = network.apply(
+            {"params": params, "batch_stats": state.batch_stats},
+            batch["x"],
+            train=True,
+            frozen_blocks=config.frozen_blocks,
+            rngs={"dropout": dropout_key},
+            mutable=["batch_stats"],
+        )
+        return masked_mean(loss_fn(outputs, targets), batch["mask"])
+
+    grads = jax.grad(objective)(state.params)
+    updates, _ = tx.update(grads, state.opt_state, state.params)
+    return grads, optax.apply_updates(state.params, updates)
+
+
+@pytest.mark.parametrize("frozen_blocks", [0, 1, 2])
+def test_trainable_gradients_and_updates_are_those_of_the_whole_tree_step(frozen_blocks):
+    from engine.freeze import split_frozen
+
+    network, loss_fn, tx, config, step, state, batch = _step_setup(frozen_blocks)
+    both = jax.jit(lambda s, b: (_whole_tree_step(network, loss_fn, tx, config, s, b), step(s, b)))
+    (grads, expected), (new, metrics) = both(state, batch)  # one compile for the two
+    for a, b in zip(jax.tree.leaves(new.params), jax.tree.leaves(expected), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    trainable, frozen = split_frozen(grads, frozen_blocks)
+    norm = float(jnp.sqrt(sum(jnp.sum(g**2) for g in jax.tree.leaves(trainable))))
+    assert float(metrics["grad_norm"]) == pytest.approx(norm, rel=1e-5)
+    # the first group is the lowest block that trains, or the head's first layer when none does
+    lowest = trainable["base"].get(f"blocks_{frozen_blocks}", trainable["head"]["dense_0"])
+    first = float(jnp.sqrt(sum(jnp.sum(g**2) for g in jax.tree.leaves(lowest))))
+    assert float(metrics["grad_norm_first"]) == pytest.approx(first, rel=1e-5) and first > 0
+    for name in frozen:  # frozen weights: exactly as they were
+        before, after = state.params["base"][name], new.params["base"][name]
+        assert jax.tree.all(jax.tree.map(np.array_equal, after, before))
+
+
+def _count(jaxpr, primitive: str) -> int:
+    """Occurrences of ``primitive`` in a jaxpr, sub-jaxprs (jit, custom_vjp, scan) included."""
+    n = 0
+    for eqn in jaxpr.eqns:
+        n += eqn.primitive.name == primitive
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, (list, tuple)) else [value]:
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    n += _count(inner, primitive)
+    return n
+
+
+def test_frozen_blocks_cost_only_their_forward_pass():
+    # 4 dense layers (2 base blocks, the head's hidden layer, the output): 4 products forward;
+    # backward, a weight gradient for each trained layer and an input gradient for each
+    # trained layer above another trained one (or a trained block)
+    products = {}
+    for frozen_blocks in (0, 1, 2):
+        _, _, _, _, step, state, batch = _step_setup(frozen_blocks)
+        products[frozen_blocks] = _count(jax.make_jaxpr(step)(state, batch).jaxpr, "dot_general")
+    assert products == {0: 4 + 4 + 3, 1: 4 + 3 + 2, 2: 4 + 2 + 1}
