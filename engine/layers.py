@@ -4,10 +4,10 @@ XLA's CPU convolution is slow on two of the three products a training step
 needs (numbers from ``benchmarks/engine_bench.py --kernels`` on the 2-core AMD
 EPYC of the dev machines, batch 128, 26x26x32 -> 64 channels, 3x3):
 
-* forward with VALID or SAME padding runs at 28-80 GFLOP/s, but the very same
-  convolution padded by ``k - 1`` on each side runs at 140-160 GFLOP/s; so the
-  forward pass (and the input gradient, itself a convolution) is computed fully
-  padded and the wanted window sliced out: 90 ms -> 26 ms.
+* a forward convolution without any padding (VALID) takes a slow kernel, 81 ms,
+  while the same with a single row of padding runs 34-39 ms (about 90 GFLOP/s,
+  SAME padding too); so a VALID forward pass is computed one row taller and
+  cropped.  (Full ``k - 1`` padding, this module's earlier form, costs 48-56 ms.)
 * the weight gradient (XLA lowers it to a convolution over the batch axis)
   takes 100 ms; an im2col + matrix product does the same sum in 29 ms when the
   patches are built a few images at a time inside a ``lax.scan`` (the whole
@@ -38,13 +38,9 @@ _DIMS = ("NHWC", "HWIO", "NHWC")
 # Patch elements per scan chunk of the weight gradient: about 2.6 MB of float32,
 # the size that measured fastest (it stays in the 2 MB L2 + L3 of the dev CPU).
 _CHUNK_ELEMENTS = 700_000
-# When the fully padded form does not pay (measured, same machine): with fewer
-# than 8 input or output channels XLA's own convolution is as fast (a 1-channel
-# 28x28 input: 1.0 ms plain vs 3.4 ms padded), and when padding grows the output
-# area by more than 40% the extra work outweighs the faster kernel (8x8x128:
-# 13.9 ms plain vs 24.4 ms padded; 26x26 VALID, +36%: 78 ms plain vs 22 ms).
+# Below 8 input or output channels XLA's unpadded convolution is as fast as the
+# padded one (a 1-channel 28x28 input, VALID: 1.4 ms plain, 2.5 ms with a row of padding).
 _MIN_CHANNELS_FOR_PADDED = 8
-_MAX_AREA_GROWTH = 1.4
 
 Padding = tuple[tuple[int, int], tuple[int, int]]
 
@@ -55,18 +51,20 @@ def same_padding(kernel: tuple[int, int]) -> Padding:
 
 
 def _conv_padded(x: jax.Array, w: jax.Array, padding: Padding) -> jax.Array:
-    """Stride-1 convolution computed with full ``k - 1`` padding, then cropped to ``padding``."""
-    kh, kw = w.shape[0], w.shape[1]
-    (pt, pb), (pl, pr) = padding
-    out_h = x.shape[1] + pt + pb - kh + 1
-    out_w = x.shape[2] + pl + pr - kw + 1
-    growth = (x.shape[1] + kh - 1) * (x.shape[2] + kw - 1) / (out_h * out_w)
-    if min(w.shape[2], w.shape[3]) < _MIN_CHANNELS_FOR_PADDED or growth > _MAX_AREA_GROWTH:
+    """Stride-1 convolution; an unpadded one is computed with one extra row or column, then cropped.
+
+    XLA:CPU (jax 0.10.2) takes a slow kernel only when a convolution has no padding
+    at all: 26x26x32 -> 64 VALID 81 ms, the same with one row of padding 34-39 ms
+    (and 48-56 ms with full ``k - 1`` padding, this module's earlier form); SAME
+    padding is already on the fast kernel (37 ms direct, 51-61 ms fully padded).
+    """
+    if padding != ((0, 0), (0, 0)) or min(w.shape[2], w.shape[3]) < _MIN_CHANNELS_FOR_PADDED:
         return lax.conv_general_dilated(x, w, (1, 1), padding, dimension_numbers=_DIMS)
-    full = ((kh - 1, kh - 1), (kw - 1, kw - 1))
-    y = lax.conv_general_dilated(x, w, (1, 1), full, dimension_numbers=_DIMS)
-    top, left = kh - 1 - pt, kw - 1 - pl
-    return y[:, top : top + out_h, left : left + out_w, :]
+    out_h, out_w = x.shape[1] - w.shape[0] + 1, x.shape[2] - w.shape[1] + 1
+    # pad the longer output axis: one extra row of a [B, 1, T, C] sequence would double it
+    extra = ((0, 1), (0, 0)) if out_h >= out_w else ((0, 0), (0, 1))
+    y = lax.conv_general_dilated(x, w, (1, 1), extra, dimension_numbers=_DIMS)
+    return y[:, :out_h, :out_w]
 
 
 def _weight_grad(

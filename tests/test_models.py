@@ -117,6 +117,7 @@ CONV_CASES = [
     (4, 10, 10, 8, 16, (3, 3), "SAME"),
     (2, 9, 9, 16, 8, (4, 4), "SAME"),  # even kernel: uneven padding
     (3, 7, 7, 1, 8, (3, 3), "VALID"),  # one input channel: XLA's own forward
+    (3, 1, 10, 8, 8, (1, 3), "VALID"),  # a sequence as an image of height 1
 ]
 
 
