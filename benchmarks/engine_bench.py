@@ -8,9 +8,9 @@ the engine's ratio to each.  Only training epochs are timed (no validation).
 
     python benchmarks/engine_bench.py                 # CPU: MLP and small CNN (28x28x1)
     python benchmarks/engine_bench.py --quick         # a fast smoke run
-    python benchmarks/engine_bench.py --gpu           # GPU: bf16, CNN on 32x32x3 and ResNet-18, batch 256
+    python benchmarks/engine_bench.py --gpu           # GPU: bf16, 32x32x3 CNN, ResNet-18, batch 256
     python benchmarks/engine_bench.py --loops         # engine only: scanned vs stepped epochs
-    python benchmarks/engine_bench.py --kernels       # CPU conv pieces: XLA vs engine.layers
+    python benchmarks/engine_bench.py --kernels       # CPU conv and pool pieces, XLA vs engine
 
 Keras and torch come from the ``bench`` extra (``pip install -e .[bench]``);
 a framework that is not installed is skipped and said so.
@@ -119,7 +119,7 @@ def engine_model(kind: str, dtype):
             arch="resnet", filters=[64, 128, 256, 512], blocks_per_stage=2, output_units=10
         )
         return build_model(plan, [32, 32, 3], "multiclass", impl=impl, dtype=dtype)
-    # conv 32 3x3 -> conv 64 3x3 -> 2x2 max-pool -> dense 128 -> dense 10, VALID as in Keras' MNIST CNN
+    # conv 32 3x3 -> conv 64 3x3 -> 2x2 max-pool -> dense 128 -> dense 10, VALID (Keras' MNIST CNN)
     blocks = (
         ConvBlock(32, 3, None, "relu", False, impl, dtype, padding="VALID"),
         ConvBlock(64, 3, "max", "relu", False, impl, dtype, padding="VALID"),
@@ -379,16 +379,15 @@ def report(work: Workload, kind: str, timings: dict) -> list[str]:
         ]
         torch_rates = [t.rate(n) for name, t in timings.items() if name.startswith("pytorch")]
         if len(torch_rates) > 1:
-            ratios.append(
-                f"{timings['engine'].rate(n) / max(torch_rates):.2f}x pytorch at its best thread count"
-            )
+            best = timings["engine"].rate(n) / max(torch_rates)
+            ratios.append(f"{best:.2f}x pytorch at its best thread count")
         if ratios:
             lines.append(f"engine speed: {', '.join(ratios)}")
     return lines
 
 
 def loop_forms(work: Workload, kind: str, epochs: int, dtype) -> list[str]:
-    """The engine's two epoch forms on this backend (the numbers behind engine.train.choose_loop)."""
+    """The engine's two epoch forms on this backend (the numbers behind train.choose_loop)."""
     lines = []
     for loop in ("scan", "step"):
         runner = EngineRunner(work, kind, dtype, loop=loop)
@@ -397,19 +396,23 @@ def loop_forms(work: Workload, kind: str, epochs: int, dtype) -> list[str]:
             started = time.perf_counter()
             runner.train_epoch()
             t.epochs.append(time.perf_counter() - started)
-        lines.append(
-            f"{kind} loop={loop}: {t.rate(len(work.x_train)):,.0f} samples/s, first epoch {t.epochs[0]:.1f} s"
-        )
+        rate = t.rate(len(work.x_train))
+        lines.append(f"{kind} loop={loop}: {rate:,.0f} samples/s, first epoch {t.epochs[0]:.1f} s")
     return lines
 
 
 def kernels() -> list[str]:
-    """The CPU convolution pieces, XLA's vs engine.layers' (ms, batch 128, 26x26x32 -> 64, 3x3 VALID)."""
+    """The CPU convolution and pooling pieces, XLA's vs engine.layers' (ms, batch 128).
+
+    The conv rows are 26x26x32 -> 64, 3x3 VALID; the thin row is a 28x28x1 -> 32 first
+    layer's weight gradient inside a 3-batch ``lax.scan`` (per batch), where a training
+    epoch runs it; pooling is 2x2 max over 24x24x64, forward and backward.
+    """
     import jax
     import jax.numpy as jnp
     from jax import lax
 
-    from engine.layers import _conv_padded, _weight_grad
+    from engine.layers import _conv_padded, _weight_grad, pool
 
     def ms(f, *a):
         jax.block_until_ready(f(*a))
@@ -442,6 +445,36 @@ def kernels() -> list[str]:
             "weight gradient",
             ms(jax.jit(lambda a, b, g: jax.vjp(conv, a, b)[1](g)[1]), x, w, dy),
             ms(jax.jit(lambda a, g: _weight_grad(a, g, (3, 3), valid)), x, dy),
+        ),
+    ]
+    thin_x = jax.random.normal(jax.random.PRNGKey(3), (3, 128, 28, 28, 1))
+    thin_dy = jax.random.normal(jax.random.PRNGKey(4), (3, 128, 26, 26, 32))
+    thin_w = jnp.zeros((3, 3, 1, 32))
+
+    def in_scan(weight_grad):
+        def run(xs, dys):
+            add = lambda acc, pair: (acc + weight_grad(*pair), None)  # noqa: E731
+            return lax.scan(add, jnp.zeros_like(thin_w), (xs, dys))[0]
+
+        return jax.jit(run)
+
+    def xla_thin(a, g):
+        return jax.vjp(lambda b: conv(a, b), thin_w)[1](g)[0]
+
+    def pool_step(pool_fn):
+        return jax.jit(lambda a, g: jax.vjp(pool_fn, a)[1](g)[0])
+
+    reshape_max = lambda a: jnp.max(a.reshape(128, 12, 2, 12, 2, 64), axis=(2, 4))  # noqa: E731
+    rows += [
+        (
+            "weight gradient, 1 input channel, in a scan",
+            ms(in_scan(xla_thin), thin_x, thin_dy) / 3,
+            ms(in_scan(lambda a, g: _weight_grad(a, g, (3, 3), valid)), thin_x, thin_dy) / 3,
+        ),
+        (
+            "max pool, forward + backward",
+            ms(pool_step(reshape_max), dy, dy[:, :12, :12]),
+            ms(pool_step(lambda a: pool(a, "max")), dy, dy[:, :12, :12]),
         ),
     ]
     return [
@@ -480,7 +513,8 @@ def main() -> None:
         "--frameworks",
         default=None,
         help="comma list of engine, keras, torch, torch1 "
-        "(torch with one thread); default engine,keras,torch,torch1 on CPU, engine,keras,torch on GPU",
+        "(torch with one thread); default engine,keras,torch,torch1 on CPU, "
+        "engine,keras,torch on GPU",
     )
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--epochs-per-round", type=int, default=None)
