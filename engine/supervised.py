@@ -56,6 +56,10 @@ class DeviceData:
         return cls(*(jax.device_put(a, device) for a in arrays))
 
 
+# Fresh buffers for a whole tree in one dispatch (the next epoch donates the state's own).
+_copy_tree = jax.jit(lambda tree: jax.tree.map(jnp.copy, tree))
+
+
 class SupervisedPhase:
     """One freeze stage of supervised training."""
 
@@ -109,7 +113,7 @@ class SupervisedPhase:
         return state, {**summary, **self.evaluate(state.variables(), d.x_val, d.y_val)}
 
     def snapshot(self, state: TrainState):
-        return jax.tree.map(jnp.copy, (state.params, state.batch_stats))
+        return _copy_tree((state.params, state.batch_stats))
 
     def restore(self, state: TrainState, snapshot) -> TrainState:
         params, batch_stats = snapshot

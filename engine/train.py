@@ -24,6 +24,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
 
@@ -325,33 +326,30 @@ def make_evaluate(
     """``evaluate(variables, x, y) -> {"val_loss", "val_<metric>"...}`` over the whole set.
 
     The forward pass is one jitted function on fixed-size chunks (the last one
-    padded and masked), so any set size compiles once.
+    padded and masked), so any set size compiles once; the gathering, masking
+    and joining happen inside the two jitted calls, so a set of one chunk costs
+    two dispatches (eager array ops here took 3 ms of a 4 ms cached-feature epoch).
     """
     chunk = min(n, EVAL_CHUNK)
 
     @jax.jit
-    def forward(variables, x, y, mask):
-        outputs = network.apply(variables, x, train=False, frozen_blocks=0)
-        targets = encode_targets(y, config.task, config.loss_name, config.n_classes)
-        return outputs, loss_fn(outputs, targets) * mask
+    def forward(variables, x, y, start):
+        position = start + jnp.arange(chunk)
+        index = jnp.minimum(position, n - 1)  # the last chunk repeats the final example
+        outputs = network.apply(variables, x[index], train=False, frozen_blocks=0)
+        targets = encode_targets(y[index], config.task, config.loss_name, config.n_classes)
+        return outputs, loss_fn(outputs, targets) * (position < n).astype(jnp.float32)
 
     @jax.jit
     def finish(outputs, losses, y):
-        scores = metrics_fn(outputs, y)
-        out = {"val_loss": jnp.sum(losses) / n}
+        scores = metrics_fn(jnp.concatenate(outputs)[:n], y)
+        out = {"val_loss": jnp.sum(jnp.concatenate(losses)) / n}
         out.update({f"val_{name}": value for name, value in scores.items()})
         return out
 
     def evaluate(variables: dict, x: jax.Array, y: jax.Array) -> dict:
-        outputs, losses = [], []
-        for start in range(0, n, chunk):
-            stop = min(start + chunk, n)
-            index = jnp.minimum(jnp.arange(start, start + chunk), n - 1)
-            mask = (jnp.arange(start, start + chunk) < stop).astype(jnp.float32)
-            out, loss = forward(variables, x[index], y[index], mask)
-            outputs.append(out[: stop - start])
-            losses.append(loss)
-        return finish(jnp.concatenate(outputs), jnp.concatenate(losses), y)
+        parts = [forward(variables, x, y, np.int32(start)) for start in range(0, n, chunk)]
+        return finish([out for out, _ in parts], [loss for _, loss in parts], y)
 
     return evaluate
 

@@ -197,3 +197,31 @@ def test_two_stage_with_trainable_blocks_starts_as_partial_fine_tuning():
     assert (first.epochs, first.frozen_blocks, second.epochs, second.frozen_blocks) == (2, 1, 3, 0)
     with pytest.raises(InputError, match=r"^freeze.trainable_blocks: 3 is more than the 2 blocks of the base"):
         stages_for(plan.model_copy(update={"freeze": plan.freeze.model_copy(update={"trainable_blocks": 3})}), 2)
+
+
+# ----------------------------------------------------------------------------- validation in chunks
+
+
+def test_chunked_validation_equals_the_whole_set_at_once(monkeypatch):
+    """Evaluation gathers, pads and joins its chunks inside jit; the numbers are the plain ones."""
+    import jax.numpy as jnp
+    import optax
+
+    import engine.train as train
+    from engine.losses import build_loss
+
+    monkeypatch.setattr(train, "EVAL_CHUNK", 16)  # 45 examples: chunks of 16, 16 and 13 (padded)
+    plan = make_plan(**MLP_BN)
+    network = build_model(plan.model, plan.input_shape, plan.task)
+    variables = init_variables(network, jax.random.PRNGKey(0), plan.input_shape)
+    x = jax.random.normal(jax.random.PRNGKey(1), (45, 4))
+    y = jnp.arange(45) % 3
+    config = train.StepConfig(plan.task, plan.loss.name, plan.n_classes)
+    metrics = train.make_metrics(["accuracy"], plan.task)
+    evaluate = train.make_evaluate(network, build_loss(plan.loss), config, metrics, 45)
+    scores = evaluate(variables, x, y)
+    logits = network.apply(variables, x, train=False)
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+    assert float(scores["val_loss"]) == pytest.approx(float(loss), rel=1e-5)
+    accuracy = float(jnp.mean(jnp.argmax(logits, 1) == y))
+    assert float(scores["val_accuracy"]) == pytest.approx(accuracy)
