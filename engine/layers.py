@@ -253,13 +253,14 @@ def _max_pool_bwd(window, residuals, dy):
 _max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
 
 
-def pool(x: jax.Array, kind: str, window: int = 2) -> jax.Array:
+def pool(x: jax.Array, kind: str, window: int = 2, impl: str = "xla") -> jax.Array:
     """Non-overlapping max or average pooling over the spatial axes.
 
     A trailing row/column that does not fill a window is dropped (VALID pooling).
-    Works for [B, T, C] and [B, H, W, C].  Max pooling is elementwise maxima of
-    strided views with the same gradient as ``jnp.max`` (see ``_max_pool_bwd``);
-    XLA fuses it with the bias and activation before it.
+    Works for [B, T, C] and [B, H, W, C].  With ``impl="cpu"`` max pooling is
+    elementwise maxima of strided views with the same gradient as ``jnp.max`` (see
+    ``_max_pool_bwd``), which XLA:CPU fuses with the bias and activation before it;
+    GPU/TPU keep the reshape + ``jnp.max`` their throughput was measured with.
     """
     one_d = x.ndim == 3
     if one_d:  # a sequence [B, T, C] is an image of height 1
@@ -268,8 +269,10 @@ def pool(x: jax.Array, kind: str, window: int = 2) -> jax.Array:
     b, h, w, c = x.shape
     h2, w2 = h // windows[0], w // windows[1]
     x = x[:, : h2 * windows[0], : w2 * windows[1]]
-    if kind == "max":
+    if kind == "max" and impl == "cpu":
         y = _max_pool(x, windows)
+    elif kind == "max":
+        y = jnp.max(x.reshape(b, h2, windows[0], w2, windows[1], c), axis=(2, 4))
     else:
         y = jnp.mean(x.reshape(b, h2, windows[0], w2, windows[1], c), axis=(2, 4))
     return y[:, 0] if one_d else y

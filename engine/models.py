@@ -95,7 +95,7 @@ class ConvBlock(nn.Module):
         self.sow("intermediates", "preact", z)
         h = ACTIVATIONS[self.activation](z)
         if self.pooling and min(h.shape[1:-1]) >= 2:
-            h = pool(h, self.pooling)
+            h = pool(h, self.pooling, impl=self.impl)
         return h
 
 

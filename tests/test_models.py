@@ -167,17 +167,19 @@ def test_conv_layer_on_sequences_and_strides():
     assert y.shape == (2, 5, 5, 4)
 
 
-def test_pool_matches_reduce_window():
+@pytest.mark.parametrize("impl", ["cpu", "xla"])
+def test_pool_matches_reduce_window(impl):
     x = jax.random.normal(jax.random.PRNGKey(0), (2, 7, 6, 3))
     expected = lax.reduce_window(x, -jnp.inf, lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
-    np.testing.assert_array_equal(pool(x, "max"), expected)
+    np.testing.assert_array_equal(pool(x, "max", impl=impl), expected)
     np.testing.assert_allclose(
-        pool(x[:, 0], "avg"), x[:, 0, :6].reshape(2, 3, 2, 3).mean(axis=2), rtol=1e-6
+        pool(x[:, 0], "avg", impl=impl), x[:, 0, :6].reshape(2, 3, 2, 3).mean(axis=2), rtol=1e-6
     )
 
 
+@pytest.mark.parametrize("impl", ["cpu", "xla"])
 @pytest.mark.parametrize("shape", [(2, 7, 6, 3), (2, 9, 3)])
-def test_max_pool_gradient_matches_jnp_max_with_ties(shape):
+def test_max_pool_gradient_matches_jnp_max_with_ties(shape, impl):
     # small integers make ties within a window common; jnp.max shares the gradient among them
     x = jnp.round(jax.random.uniform(jax.random.PRNGKey(0), shape) * 3)
     weights = jax.random.normal(jax.random.PRNGKey(1), pool(x, "max").shape)
@@ -187,8 +189,8 @@ def test_max_pool_gradient_matches_jnp_max_with_ties(shape):
             return jnp.max(a[:, :8].reshape(2, 4, 2, 3), axis=2)
         return jnp.max(a[:, :6].reshape(2, 3, 2, 3, 2, 3), axis=(2, 4))
 
-    np.testing.assert_array_equal(pool(x, "max"), reference(x))
-    got = jax.grad(lambda a: jnp.sum(pool(a, "max") * weights))(x)
+    np.testing.assert_array_equal(pool(x, "max", impl=impl), reference(x))
+    got = jax.grad(lambda a: jnp.sum(pool(a, "max", impl=impl) * weights))(x)
     want = jax.grad(lambda a: jnp.sum(reference(a) * weights))(x)
     np.testing.assert_allclose(got, want, rtol=1e-6)
 
