@@ -52,11 +52,22 @@ def test_plan_and_output_write_the_revised_plan_that_explain_justifies(tmp_path)
 
 
 def test_json_with_a_plan_lists_the_fixes(tmp_path):
+    # the history ran all 23 of the plan's epochs and was still improving: twice as many
     plan_path = tmp_path / "plan.json"
-    plan_path.write_text(plan().model_dump_json())
+    plan_path.write_text(plan(epochs=23).model_dump_json())
     result = invoke("diagnose", hand("not_converged_00"), "--plan", plan_path, "--json")
     fixes = json.loads(result.output)["fixes"]
-    assert [(f["field"], f["old"], f["new"]) for f in fixes] == [("epochs", 30, 60)]
+    assert [(f["field"], f["old"], f["new"]) for f in fixes] == [("epochs", 23, 46)]
+
+
+def test_a_run_cut_short_is_told_to_finish_not_given_more_epochs(tmp_path):
+    # the same 23 epochs from a plan of 30 without early stopping: the run was interrupted
+    plan_path = tmp_path / "plan.json"
+    plan_path.write_text(plan(epochs=30).model_dump_json())
+    result = invoke("diagnose", hand("not_converged_00"), "--plan", plan_path, "--json")
+    diagnosis = json.loads(result.output)
+    assert diagnosis["fixes"] == []
+    assert [a["name"] for a in diagnosis["advice"]] == ["finish_run"]
 
 
 def test_output_without_a_plan_is_refused(tmp_path):
