@@ -680,6 +680,12 @@ class ModeTiming(Strict):
     speedup: float | None = Field(
         None, description="one vmapped step of the trials timed against their steps in turn, compiles left out (None = not timed)"
     )
+    expected_population_s: float | None = Field(
+        None, ge=0, description="seconds the trials were expected to take vmapped, compile included (None = not timed)"
+    )
+    expected_sequential_s: float | None = Field(
+        None, ge=0, description="seconds the trials were expected to take one after another, compile included"
+    )
 
 
 class SearchResult(Strict):

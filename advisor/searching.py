@@ -294,11 +294,15 @@ def summary(result: SearchResult, top: int = 10) -> str:
             f"best: trial {result.best_trial}, {result.metric} {result.best_value:.4g} -> {result.best_plan}"
         )
     for timing in result.modes:
-        speed = (
-            f" (a population step timed at {timing.speedup:.2f}x the trials' steps in turn)"
-            if timing.speedup
-            else ""
-        )
+        speed = ""
+        if timing.speedup:
+            speed = f" (a population step timed at {timing.speedup:.2f}x the trials' steps in turn"
+            if timing.expected_population_s is not None:
+                speed += (
+                    f"; with compiles, {timing.expected_population_s:.2g} s vmapped"
+                    f" vs {timing.expected_sequential_s:.2g} s in turn"
+                )
+            speed += ")"
         lines.append(f"trained: {timing.structure}: {timing.trials} trials {timing.mode}{speed}")
     if result.trials_per_hour:
         lines.append(f"speed: {result.trials_per_hour:,.0f} trials per hour")

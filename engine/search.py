@@ -298,8 +298,19 @@ class Searcher:
         speedup = (
             choice.speedup if choice.speedup is not None else (known.speedup if known else None)
         )
+        expected = {}
+        if choice.measured:  # what decided the mode: each program's compile plus its steps
+            expected = {
+                "expected_population_s": choice.expected_s("population"),
+                "expected_sequential_s": choice.expected_s("sequential"),
+            }
+        elif known:
+            expected = {
+                "expected_population_s": known.expected_population_s,
+                "expected_sequential_s": known.expected_sequential_s,
+            }
         self.modes[name] = ModeTiming(
-            structure=name, trials=trials, mode=choice.mode, speedup=speedup
+            structure=name, trials=trials, mode=choice.mode, speedup=speedup, **expected
         )
 
 

@@ -125,6 +125,22 @@ def searched(tmp_path_factory):
     )
 
 
+def test_the_summary_says_why_a_faster_population_step_can_still_lose(searched):
+    # a vmapped step 2.76x faster, yet sequential: compiling the vmapped program costs more
+    from advisor.schemas import ModeTiming
+    from advisor.searching import summary
+
+    timed = ModeTiming(
+        structure="mlp units=64", trials=8, mode="sequential", speedup=2.76,
+        expected_population_s=1.9, expected_sequential_s=0.62,
+    )
+    text = summary(searched[2].model_copy(update={"modes": [timed]}))
+    assert (
+        "trained: mlp units=64: 8 trials sequential (a population step timed at 2.76x the trials'"
+        " steps in turn; with compiles, 1.9 s vmapped vs 0.62 s in turn)"
+    ) in text.splitlines()
+
+
 @pytest.mark.slow
 def test_the_search_writes_leaderboard_best_plan_picture_and_histories(searched):
     folder, output, summary = searched
