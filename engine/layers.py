@@ -18,10 +18,10 @@ EPYC of the dev machines, batch 128, 26x26x32 -> 64 channels, 3x3):
 
 ``conv_nhwc(..., impl="cpu")`` wires those three pieces together with a
 ``jax.custom_vjp``; ``impl="xla"`` (GPU, TPU) is the plain ``lax`` convolution,
-which cuDNN already runs well.  Max pooling is elementwise maxima of strided
-views with a hand-written backward: ``reduce_window``'s gradient is a slow
-scatter on CPU, and ``jnp.max``'s derived gradient a slow reduction.  Dense
-layers are Flax's own.
+which cuDNN already runs well.  On the CPU path max pooling is elementwise
+maxima of strided views with a hand-written backward: ``reduce_window``'s
+gradient is a slow scatter on CPU, and ``jnp.max``'s derived gradient a slow
+reduction.  Dense layers are Flax's own.
 """
 
 from __future__ import annotations
@@ -271,10 +271,9 @@ def pool(x: jax.Array, kind: str, window: int = 2, impl: str = "xla") -> jax.Arr
     x = x[:, : h2 * windows[0], : w2 * windows[1]]
     if kind == "max" and impl == "cpu":
         y = _max_pool(x, windows)
-    elif kind == "max":
-        y = jnp.max(x.reshape(b, h2, windows[0], w2, windows[1], c), axis=(2, 4))
     else:
-        y = jnp.mean(x.reshape(b, h2, windows[0], w2, windows[1], c), axis=(2, 4))
+        reduce = jnp.max if kind == "max" else jnp.mean
+        y = reduce(x.reshape(b, h2, windows[0], w2, windows[1], c), axis=(2, 4))
     return y[:, 0] if one_d else y
 
 
