@@ -101,7 +101,8 @@ def stages_for(plan: Plan, n_blocks: int) -> list[Stage]:
     raise InputError(f"freeze.strategy: {strategy!r} is not a strategy")
 
 
-def _block_index(name: str) -> int:
+def block_index(name: str) -> int:
+    """The position of a base block from its Flax name (``blocks_3`` -> 3)."""
     return int(name.removeprefix("blocks_"))
 
 
@@ -113,7 +114,7 @@ def param_labels(params: dict, stage: Stage) -> dict:
         keys = [getattr(k, "key", str(k)) for k in path]
         if keys[0] != "base":
             return HEAD
-        index = _block_index(keys[1])
+        index = block_index(keys[1])
         if index < stage.frozen_blocks:
             return FROZEN
         return block_group(index) if per_block else HEAD
@@ -129,7 +130,7 @@ def split_frozen(params: dict, frozen_blocks: int) -> tuple[dict, dict]:
     if not frozen_blocks:
         return params, {}
     base = params["base"]
-    frozen = {name: sub for name, sub in base.items() if _block_index(name) < frozen_blocks}
+    frozen = {name: sub for name, sub in base.items() if block_index(name) < frozen_blocks}
     trainable = {name: sub for name, sub in base.items() if name not in frozen}
     return {**params, "base": trainable}, frozen
 

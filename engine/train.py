@@ -29,7 +29,7 @@ import optax
 from flax import struct
 
 from engine.data import encode_targets, epoch_batches
-from engine.freeze import merge_frozen, reported_learning_rate, split_frozen
+from engine.freeze import block_index, merge_frozen, reported_learning_rate, split_frozen
 from engine.models import DEAD_UNIT_ACTIVATIONS
 
 # Guards the update-to-weight ratio of an all-zero parameter tree.
@@ -89,7 +89,7 @@ def layer_groups(params: dict) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """
     base = params.get("base", {})
     if base:
-        first = ("base", min(base, key=lambda name: int(name.removeprefix("blocks_"))))
+        first = ("base", min(base, key=block_index))
     else:
         first = ("head", sorted(params["head"])[0])
     return first, ("head", "output")
