@@ -52,7 +52,7 @@ def run_and_diagnose(plan, out_dir: Path) -> dict:
     from advisor.errors import EngineError
     from advisor.io import load_model
     from advisor.running import run
-    from advisor.schemas import Diagnosis
+    from advisor.schemas import Diagnosis, History
 
     started = time.perf_counter()
     try:
@@ -61,8 +61,11 @@ def run_and_diagnose(plan, out_dir: Path) -> dict:
     except EngineError:  # diverged: the run directory still has the history and diagnosis
         metrics = {}
     diagnosis = load_model(Diagnosis, out_dir / "diagnosis.json")
+    history = load_model(History, out_dir / "history.json")
+    finite = [v for v in history.series.get("val_loss", []) if v is not None and math.isfinite(v)]
     return {
         "val_loss": metrics.get("val_loss", math.inf),
+        "best_val_loss": min(finite, default=math.inf),
         "val_accuracy": metrics.get("val_accuracy"),
         "problems": [p.name for p in diagnosis.problems],
         "fixes": [f.field for f in diagnosis.fixes],
@@ -80,8 +83,8 @@ def closed_loop(plan, workdir: Path) -> dict:
     return {
         "problems": first["problems"],
         "fixes": first["fixes"],
-        "before": {k: first[k] for k in ("val_loss", "val_accuracy")},
-        "after": {k: second[k] for k in ("val_loss", "val_accuracy")},
+        "before": {k: first[k] for k in ("val_loss", "best_val_loss", "val_accuracy")},
+        "after": {k: second[k] for k in ("val_loss", "best_val_loss", "val_accuracy")},
         "after_problems": second["problems"],
         "improved": second["val_loss"] < first["val_loss"],
         "seconds": first["seconds"] + second["seconds"],

@@ -29,6 +29,7 @@ import numpy as np
 
 from advisor.errors import InputError
 from advisor.schemas import Plan
+from engine import compiler
 from engine.data import Dataset
 from engine.models import Head, Network, decode_boxes
 from engine.train import choose_loop
@@ -61,7 +62,7 @@ def make_extract(network: Network, variables: dict, chunk: int = FEATURE_CHUNK):
     """``extract(x) -> features``: the base in inference mode over ``x`` (numpy), in fixed-size jitted chunks."""
     base_vars = _strip({k: v for k, v in variables.items() if "base" in v})
 
-    @jax.jit
+    @compiler.jit
     def forward(x):
         return network.base.apply(base_vars, x, train=False)
 

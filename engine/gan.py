@@ -29,6 +29,7 @@ from flax import struct
 
 from advisor.errors import InputError
 from advisor.schemas import Plan
+from engine import compiler
 from engine.data import Dataset, steps_for
 from engine.layers import Conv, pool
 from engine.losses import GanLoss, build_loss, gradient_penalty
@@ -306,7 +307,7 @@ class GanPhase:
         generator, discriminator, gan = self.generator, self.discriminator, self.gan
         latent, paired = self.plan.model.latent_dim, self.paired
 
-        @jax.jit
+        @compiler.jit
         def evaluate(params, x, y):
             """Both players' losses on the validation examples, with fixed noise."""
             cond = x if paired else None

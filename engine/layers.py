@@ -1,22 +1,30 @@
 """Convolution and pooling layers with CPU-fast kernels, and dropout (the models' building blocks).
 
-XLA's CPU convolution is slow on two of the three products a training step
-needs (numbers from ``benchmarks/engine_bench.py --kernels`` on the 2-core AMD
-EPYC of the dev machines, batch 128, 26x26x32 -> 64 channels, 3x3):
+On CPU the engine compiles with XLA's own (Eigen) convolutions rather than the
+YNNPACK library's (``engine.compiler``).  Measured with
+``benchmarks/engine_bench.py --kernels`` on the 2-core AMD EPYC of the dev
+machines, batch 128, 26x26x32 -> 64 channels, 3x3, the three products of a
+training step then run as follows:
 
-* a forward convolution without any padding (VALID) takes a slow kernel, 81 ms,
-  while the same with a single row of padding runs 34-39 ms (about 90 GFLOP/s,
-  SAME padding too); so a VALID forward pass is computed one row taller and
-  cropped.  (Full ``k - 1`` padding, this module's earlier form, costs 48-56 ms.)
-* the weight gradient (XLA lowers it to a convolution over the batch axis)
-  takes 100 ms; an im2col + matrix product does the same sum in 29 ms when the
-  patches are built a few images at a time inside a ``lax.scan`` (the whole
-  patch matrix at once is 85 MB and costs more to build than to multiply).
-  Inside the scanned training epoch XLA's own weight gradient is slower still
-  (a 1-channel 28x28 first layer: 49 ms per step, 5 ms as im2col), so thin
-  inputs take the im2col weight gradient too, keeping XLA's forward.
+* forward: Eigen's convolution, 15 ms (the library's: 79-97 ms without padding,
+  34 ms with one extra row, which is why a VALID forward pass is computed one
+  row taller and cropped when the library is in use);
+* input gradient: a padded convolution of ``dy`` with the flipped kernel, 20 ms
+  (XLA derives it the same way but runs it 4x slower inside ``lax.scan``);
+* weight gradient: XLA lowers it to a convolution over the batch axis that runs
+  seconds per step inside the scanned epoch; written as an ordinary forward
+  convolution of the transposed input (channels as the batch, the batch as the
+  channels) with ``dy`` as the kernel it takes 25-27 ms, in a scan too.  Under
+  the library an im2col + matrix product, a few images per scan step, is the
+  fast form (29 ms).
 
-``conv_nhwc(..., impl="cpu")`` wires those three pieces together with a
+A thin input (a first layer on grey or colour images, ``kh * kw * c_in <= 27``)
+is a sum of ``kh * kw * c_in`` shifted, scaled copies: one elementwise fusion
+that XLA joins with the bias and activation, where a convolution with K = 9
+wastes most of its time (6 ms of the step); its weight gradient is the
+taps-first im2col matmul (49 ms per step as XLA's own inside the scan, 5 ms).
+
+``conv_nhwc(..., impl="cpu")`` wires those pieces together with a
 ``jax.custom_vjp``; ``impl="xla"`` (GPU, TPU) is the plain ``lax`` convolution,
 which cuDNN already runs well.  On the CPU path max pooling is elementwise
 maxima of strided views with a hand-written backward: ``reduce_window``'s
@@ -34,13 +42,17 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from engine.compiler import eigen_convolutions
+
 _DIMS = ("NHWC", "HWIO", "NHWC")
-# Patch elements per scan chunk of the weight gradient: about 2.6 MB of float32,
-# the size that measured fastest (it stays in the 2 MB L2 + L3 of the dev CPU).
+# Patch elements per scan chunk of the im2col weight gradient: about 2.6 MB of
+# float32, the size that measured fastest (it stays in the 2 MB L2 + L3 of the dev CPU).
 _CHUNK_ELEMENTS = 700_000
-# Below 8 input or output channels XLA's unpadded convolution is as fast as the
-# padded one (a 1-channel 28x28 input, VALID: 1.4 ms plain, 2.5 ms with a row of padding).
+# Below 8 input or output channels the library's unpadded convolution is as fast as
+# the padded one (a 1-channel 28x28 input, VALID: 1.4 ms plain, 2.5 ms with a row of padding).
 _MIN_CHANNELS_FOR_PADDED = 8
+# Kernel taps times input channels up to which a forward pass is shifted multiply-adds.
+_THIN_TAPS = 27
 
 Padding = tuple[tuple[int, int], tuple[int, int]]
 
@@ -50,15 +62,39 @@ def same_padding(kernel: tuple[int, int]) -> Padding:
     return tuple(((k - 1) // 2, k - 1 - (k - 1) // 2) for k in kernel)  # type: ignore[return-value]
 
 
-def _conv_padded(x: jax.Array, w: jax.Array, padding: Padding) -> jax.Array:
-    """Stride-1 convolution; an unpadded one is computed with one extra row or column, then cropped.
+def _is_thin(w: jax.Array) -> bool:
+    return w.shape[0] * w.shape[1] * w.shape[2] <= _THIN_TAPS
 
-    XLA:CPU (jax 0.10.2) takes a slow kernel only when a convolution has no padding
-    at all: 26x26x32 -> 64 VALID 81 ms, the same with one row of padding 34-39 ms
-    (and 48-56 ms with full ``k - 1`` padding, this module's earlier form); SAME
-    padding is already on the fast kernel (37 ms direct, 51-61 ms fully padded).
+
+def _conv_shifted(x: jax.Array, w: jax.Array, padding: Padding) -> jax.Array:
+    """A thin convolution as the sum of its ``kh * kw * c_in`` shifted, scaled input copies."""
+    x = jnp.pad(x, ((0, 0), padding[0], padding[1], (0, 0)))
+    kh, kw, c_in, _ = w.shape
+    out_h, out_w = x.shape[1] - kh + 1, x.shape[2] - kw + 1
+    terms = [
+        x[:, i : i + out_h, j : j + out_w, c : c + 1] * w[i, j, c]
+        for i in range(kh)
+        for j in range(kw)
+        for c in range(c_in)
+    ]
+    return sum(terms[1:], terms[0])
+
+
+def _conv_forward(x: jax.Array, w: jax.Array, padding: Padding) -> jax.Array:
+    """A stride-1 convolution in the form measured fastest for its shape and the CPU library.
+
+    Thin inputs: shifted multiply-adds.  Eigen convolutions: direct.  Under the
+    YNNPACK library an unpadded convolution takes a slow kernel (26x26x32 -> 64
+    VALID 81 ms, with one row of padding 34-39 ms), so it is computed one row or
+    column taller and cropped.
     """
-    if padding != ((0, 0), (0, 0)) or min(w.shape[2], w.shape[3]) < _MIN_CHANNELS_FOR_PADDED:
+    if _is_thin(w):
+        return _conv_shifted(x, w, padding)
+    if (
+        eigen_convolutions()
+        or padding != ((0, 0), (0, 0))
+        or min(w.shape[2], w.shape[3]) < _MIN_CHANNELS_FOR_PADDED
+    ):
         return lax.conv_general_dilated(x, w, (1, 1), padding, dimension_numbers=_DIMS)
     out_h, out_w = x.shape[1] - w.shape[0] + 1, x.shape[2] - w.shape[1] + 1
     # pad the longer output axis: one extra row of a [B, 1, T, C] sequence would double it
@@ -67,7 +103,21 @@ def _conv_padded(x: jax.Array, w: jax.Array, padding: Padding) -> jax.Array:
     return y[:, :out_h, :out_w]
 
 
-def _weight_grad(
+def _weight_grad_as_conv(x: jax.Array, dy: jax.Array, padding: Padding) -> jax.Array:
+    """dL/dw as a forward convolution: the input's channels as the batch, its batch as channels.
+
+    ``x^T [c_in, H, W, B]`` convolved with ``dy^T [out_h, out_w, B, c_out]`` as the
+    kernel gives ``[c_in, kh, kw, c_out]``: Eigen's forward kernel, 25-27 ms, where
+    XLA's own weight-gradient form runs seconds per step inside ``lax.scan``.
+    """
+    x = jnp.pad(x, ((0, 0), padding[0], padding[1], (0, 0)))
+    grad = lax.conv_general_dilated(
+        x.transpose(3, 1, 2, 0), dy.transpose(1, 2, 0, 3), (1, 1), "VALID", dimension_numbers=_DIMS
+    )
+    return grad.transpose(1, 2, 0, 3)
+
+
+def _weight_grad_im2col(
     x: jax.Array, dy: jax.Array, kernel: tuple[int, int], padding: Padding
 ) -> jax.Array:
     """dL/dw of a stride-1 convolution as im2col + matmul, a few images per scan step.
@@ -107,13 +157,22 @@ def _weight_grad(
     return grad.reshape(kh, kw, c_in, c_out)
 
 
+def _weight_grad(
+    x: jax.Array, dy: jax.Array, kernel: tuple[int, int], padding: Padding
+) -> jax.Array:
+    """dL/dw of a stride-1 convolution: im2col for thin inputs or under the library, else a conv."""
+    if x.shape[-1] * kernel[0] * kernel[1] <= _THIN_TAPS or not eigen_convolutions():
+        return _weight_grad_im2col(x, dy, kernel, padding)
+    return _weight_grad_as_conv(x, dy, padding)
+
+
 @partial(jax.custom_vjp, nondiff_argnums=(2,))
 def _conv_cpu(x: jax.Array, w: jax.Array, padding: Padding) -> jax.Array:
-    return _conv_padded(x, w, padding)
+    return _conv_forward(x, w, padding)
 
 
 def _conv_cpu_fwd(x, w, padding):
-    return _conv_padded(x, w, padding), (x, w)
+    return _conv_forward(x, w, padding), (x, w)
 
 
 def _conv_cpu_bwd(padding, residuals, dy):
@@ -125,7 +184,7 @@ def _conv_cpu_bwd(padding, residuals, dy):
         (kh - 1 - padding[0][0], kh - 1 - padding[0][1]),
         (kw - 1 - padding[1][0], kw - 1 - padding[1][1]),
     )
-    dx = _conv_padded(dy, w_t, back)
+    dx = _conv_forward(dy, w_t, back)
     dw = _weight_grad(x, dy, (kh, kw), padding).astype(w.dtype)
     return dx, dw
 
@@ -137,10 +196,6 @@ def conv_nhwc(
     x: jax.Array, w: jax.Array, strides: tuple[int, int], padding: Padding, impl: str
 ) -> jax.Array:
     """A 2-D convolution NHWC x HWIO; ``impl='cpu'`` uses the CPU-fast kernels (stride 1 only)."""
-    # Thin inputs (a first layer on grey images) take this path too: their forward and
-    # input gradient stay XLA's own convolution (``_conv_padded`` says so), but XLA's
-    # weight gradient of a 1-channel input is 49 ms per step inside the scanned epoch
-    # and 5 ms as a taps-first matmul.
     if impl == "cpu" and strides == (1, 1) and x.dtype == jnp.float32:
         return _conv_cpu(x, w, padding)
     return lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=_DIMS)
@@ -237,17 +292,22 @@ def _max_pool_fwd(x, window):
     return y, (x, y)
 
 
+def _upsample(a: jax.Array, window: tuple[int, int]) -> jax.Array:
+    """Each value of [B, H2, W2, C] repeated over its window: [B, H2 * wh, W2 * ww, C]."""
+    b, h2, w2, c = a.shape
+    wh, ww = window
+    wide = jnp.broadcast_to(a[:, :, None, :, None, :], (b, h2, wh, w2, ww, c))
+    return wide.reshape(b, h2 * wh, w2 * ww, c)
+
+
 def _max_pool_bwd(window, residuals, dy):
     # jnp.max's own gradient (a tie shares the gradient equally), written elementwise:
     # its reduce over the window, the way jax derives it, was 22 ms of a 300 ms CNN step.
+    # The full-size gradient is one select against the upsampled maxima, which XLA
+    # fuses with the activation's backward (stacking four strided pieces cost 3 ms more).
     x, y = residuals
-    hits = [v == y for v in _window_slices(x, window)]
-    share = dy / sum(h.astype(dy.dtype) for h in hits)
-    parts = [jnp.where(h, share, 0) for h in hits]
-    wh, ww = window
-    rows = [jnp.stack(parts[i * ww : (i + 1) * ww], axis=3) for i in range(wh)]
-    b, h2, w2, c = y.shape
-    return (jnp.stack(rows, axis=2).reshape(b, h2 * wh, w2 * ww, c),)
+    ties = sum((v == y).astype(dy.dtype) for v in _window_slices(x, window))
+    return (jnp.where(x == _upsample(y, window), _upsample(dy / ties, window), 0),)
 
 
 _max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)

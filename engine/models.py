@@ -25,6 +25,7 @@ import jax.numpy as jnp
 
 from advisor.errors import InputError
 from advisor.schemas import ModelPlan
+from engine import compiler
 from engine.layers import Conv, Dropout, global_pool, pool
 from engine.registry import Registry
 
@@ -327,7 +328,7 @@ def build_model(
 def init_variables(network: nn.Module, key: jax.Array, input_shape: Sequence[int]) -> dict:
     """Parameters (and batch statistics) for one example batch of zeros."""
     x = jnp.zeros((1, *input_shape), jnp.float32)
-    variables = jax.jit(lambda k: network.init({"params": k, "dropout": k}, x, train=False))(key)
+    variables = compiler.jit(lambda k: network.init({"params": k, "dropout": k}, x, train=False))(key)
     variables = dict(variables)
     variables.pop("intermediates", None)
     return variables

@@ -37,6 +37,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from advisor.schemas import Plan
+from engine import compiler
 from engine.augment import make_augment
 from engine.checks import CheckWarning, check_data, check_plan
 from engine.data import Dataset, steps_for
@@ -242,7 +243,7 @@ class Population:
         # one compiled call, not an eager op per leaf (each would compile on its own)
         return self._start(self.variables, self.train_key, hyper, len(members) if vmapped else 0)
 
-    @functools.partial(jax.jit, static_argnums=(0, 4))
+    @functools.partial(compiler.jit, static_argnums=(0, 4))
     def _start(self, variables: dict, key: jax.Array, hyper: dict, k: int) -> PopState:
         trials = TrainState(
             step=jnp.zeros((), jnp.int32),
@@ -321,7 +322,7 @@ class Population:
             "y": self.data.y_train[index],
             "mask": jnp.ones((size,), jnp.float32),
         }
-        jitted = jax.jit(program.step)
+        jitted = compiler.jit(program.step)
         started = time.perf_counter()
         state, metrics = jitted(state, batch)
         jax.block_until_ready(metrics["loss"])
@@ -359,7 +360,7 @@ class Program:
             step = jax.vmap(step, in_axes=(0, None))
             # step metrics are stacked [steps, trials, ...]: the trial axis is 1
             trial_summary = jax.vmap(trial_summary, in_axes=(0, 1, None, None, None))
-            self.evaluate = jax.jit(
+            self.evaluate = compiler.jit(
                 jax.vmap(
                     lambda trials, x, y: evaluate(trials.variables(), x, y), in_axes=(0, None, None)
                 )
@@ -368,9 +369,15 @@ class Program:
             self.evaluate = lambda trials, x, y: evaluate(trials.variables(), x, y)
         self.step = step
         self.epoch = make_train_epoch(
-            step, trial_summary, pop.loop, pop.n_train, pop.unit.batch_size, pop.data_key
+            step,
+            trial_summary,
+            pop.loop,
+            pop.n_train,
+            pop.unit.batch_size,
+            pop.data_key,
+            outputs_axis=1 if vmapped else 0,
         )
-        self._fresh = jax.jit(self._fresh_optimizer)
+        self._fresh = compiler.jit(self._fresh_optimizer)
 
     def _fresh_optimizer(self, params, values: dict):
         """A new opt state of this stage's optimizer holding each trial's decay and momentum."""

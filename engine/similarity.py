@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from advisor.errors import InputError
+from engine import compiler
 
 # Examples per compiled forward call, and at most this many examples are measured.
 CHUNK = 256
@@ -100,7 +101,7 @@ def make_forward(network, variables: dict):
             features = network.base.apply(base_vars, x, train=False)
         return features.reshape(x.shape[0], -1), moments
 
-    return jax.jit(forward)
+    return compiler.jit(forward)
 
 
 def run_base(network, variables: dict, x: np.ndarray) -> tuple[np.ndarray, list[dict]]:

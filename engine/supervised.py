@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from advisor.schemas import Plan
+from engine import compiler
 from engine.augment import make_augment
 from engine.data import Dataset, steps_for
 from engine.freeze import Stage, make_stage_optimizer, stages_for
@@ -57,7 +58,7 @@ class DeviceData:
 
 
 # Fresh buffers for a whole tree in one dispatch (the next epoch donates the state's own).
-_copy_tree = jax.jit(lambda tree: jax.tree.map(jnp.copy, tree))
+_copy_tree = compiler.jit(lambda tree: jax.tree.map(jnp.copy, tree))
 
 
 class SupervisedPhase:

@@ -28,7 +28,8 @@ import numpy as np
 import optax
 from flax import struct
 
-from engine.data import encode_targets, epoch_batches
+from engine import compiler
+from engine.data import encode_targets, epoch_batches, steps_for
 from engine.freeze import block_index, merge_frozen, reported_learning_rate, split_frozen
 from engine.models import DEAD_UNIT_ACTIVATIONS
 
@@ -278,13 +279,24 @@ def make_train_epoch(
     n_train: int,
     batch_size: int,
     data_key: jax.Array,
+    outputs_axis: int = 0,
 ) -> Callable:
     """``train_epoch(state, x_train, y_train, probe, epoch) -> (state, summary)``.
 
     loop "scan": the whole epoch is one jitted ``lax.scan`` (state donated).
     loop "step": the batch order and the summary are jitted once each, and each
     batch is one jitted call that gathers its examples on the device.
+
+    When the batch size does not divide the training set, the last batch runs at
+    its own size after the full ones (a padded, masked batch would cost a whole
+    step, 6 % of the small CNN's epoch, and would put the padding in batch-norm
+    statistics).  ``outputs_axis`` is the example axis of a step's ``outputs``
+    (1 when the step is vmapped over trials); the last batch's outputs are padded
+    back to full size there, so the summary sees ``[steps, batch, ...]`` as before.
     """
+    steps, size = steps_for(n_train, batch_size)
+    last = n_train - (steps - 1) * size  # examples in the final batch
+    full = steps if last == size else steps - 1
 
     def gather_step(state, x, y, index, mask):
         return train_step(state, {"x": x[index], "y": y[index], "mask": mask})
@@ -292,28 +304,45 @@ def make_train_epoch(
     def gather_step_at(state, x, y, order, mask, i):
         return gather_step(state, x, y, order[i], mask[i])
 
-    summary_jit = jax.jit(summary)
-    order_jit = jax.jit(lambda epoch: epoch_batches(data_key, epoch, n_train, batch_size))
+    def last_step(state, x, y, order, mask):
+        state, metrics = gather_step(state, x, y, order[-1, :last], mask[-1, :last])
+        outputs = metrics["outputs"]
+        pad = [(0, 0)] * outputs.ndim
+        pad[outputs_axis] = (0, size - last)
+        return state, {**metrics, "outputs": jnp.pad(outputs, pad)}
+
+    def append(stacked: dict, final: dict) -> dict:
+        return jax.tree.map(lambda a, b: jnp.concatenate([a, b[None]]), stacked, final)
+
+    summary_jit = compiler.jit(summary)
+    order_jit = compiler.jit(lambda epoch: epoch_batches(data_key, epoch, n_train, batch_size))
 
     if loop == "scan":
 
         def epoch_fn(state, x, y, probe, epoch):
             order, mask = epoch_batches(data_key, epoch, n_train, batch_size)
             state, step_metrics = jax.lax.scan(
-                lambda s, batch: gather_step(s, x, y, *batch), state, (order, mask)
+                lambda s, batch: gather_step(s, x, y, *batch), state, (order[:full], mask[:full])
             )
+            if full < steps:
+                state, final = last_step(state, x, y, order, mask)
+                step_metrics = append(step_metrics, final)
             return state, summary(state, step_metrics, y, order, probe)
 
-        return jax.jit(epoch_fn, donate_argnums=0)
+        return compiler.jit(epoch_fn, donate_argnums=0)
 
-    step_jit = jax.jit(gather_step_at, donate_argnums=0)
+    step_jit = compiler.jit(gather_step_at, donate_argnums=0)
+    last_jit = compiler.jit(last_step, donate_argnums=0)
 
     def stepped_epoch(state, x, y, probe, epoch):
         order, mask = order_jit(jnp.asarray(epoch, jnp.int32))
         collected = []
-        for i in range(order.shape[0]):
+        for i in range(full):
             state, step_metrics = step_jit(state, x, y, order, mask, jnp.asarray(i, jnp.int32))
             collected.append(step_metrics)
+        if full < steps:
+            state, final = last_jit(state, x, y, order, mask)
+            collected.append(final)
         stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *collected)
         return state, summary_jit(state, stacked, y, order, probe)
 
@@ -332,7 +361,7 @@ def make_evaluate(
     """
     chunk = min(n, EVAL_CHUNK)
 
-    @jax.jit
+    @compiler.jit
     def forward(variables, x, y, start):
         position = start + jnp.arange(chunk)
         index = jnp.minimum(position, n - 1)  # the last chunk repeats the final example
@@ -340,7 +369,7 @@ def make_evaluate(
         targets = encode_targets(y[index], config.task, config.loss_name, config.n_classes)
         return outputs, loss_fn(outputs, targets) * (position < n).astype(jnp.float32)
 
-    @jax.jit
+    @compiler.jit
     def finish(outputs, losses, y):
         scores = metrics_fn(jnp.concatenate(outputs)[:n], y)
         out = {"val_loss": jnp.sum(jnp.concatenate(losses)) / n}

@@ -116,13 +116,19 @@ CONV_CASES = [
     (4, 12, 12, 16, 16, (3, 3), "VALID"),
     (4, 10, 10, 8, 16, (3, 3), "SAME"),
     (2, 9, 9, 16, 8, (4, 4), "SAME"),  # even kernel: uneven padding
-    (3, 7, 7, 1, 8, (3, 3), "VALID"),  # one input channel: XLA's own forward
+    (3, 7, 7, 1, 8, (3, 3), "VALID"),  # one input channel: shifted multiply-adds
+    (2, 6, 6, 3, 8, (3, 3), "SAME"),  # RGB: 27 taps, still shifted multiply-adds
     (3, 1, 10, 8, 8, (1, 3), "VALID"),  # a sequence as an image of height 1
 ]
 
 
+@pytest.mark.parametrize("eigen", [True, False], ids=["eigen-kernels", "library-kernels"])
 @pytest.mark.parametrize("case", CONV_CASES)
-def test_cpu_conv_matches_xla_values_and_gradients(case):
+def test_cpu_conv_matches_xla_values_and_gradients(case, eigen, monkeypatch):
+    # both forms: XLA's Eigen convolutions (engine.compiler) and the YNNPACK library's
+    import engine.layers
+
+    monkeypatch.setattr(engine.layers, "eigen_convolutions", lambda: eigen)
     n, h, w, c_in, c_out, kernel, padding = case
     x = jax.random.normal(jax.random.PRNGKey(0), (n, h, w, c_in))
     k = jax.random.normal(jax.random.PRNGKey(1), (*kernel, c_in, c_out)) * 0.2

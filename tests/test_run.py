@@ -84,11 +84,11 @@ def test_a_base_of_another_structure_is_an_input_error(tmp_path):
 def test_divergence_keeps_history_and_last_good_weights(tmp_path):
     with pytest.raises(
         EngineError,
-        match=r"^training diverged: loss became nan at epoch \d+; the history so far and .* are in ",
+        match=r"^training diverged: loss became (nan|inf) at epoch \d+; the history so far and .* are in ",
     ):
         run(diverging_plan(), out_dir=tmp_path / "d")
     history = History.model_validate_json((tmp_path / "d" / "history.json").read_text())
-    assert np.isnan(history.series["loss"][-1])
+    assert not np.isfinite(history.series["loss"][-1])
     assert (tmp_path / "d" / "model.safetensors").exists() == (len(history.epochs) > 1)
     assert not [
         p for p in (tmp_path / "d").iterdir() if p.name.startswith(".")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -149,10 +150,10 @@ def diverging_plan(**changes):
 
 
 def test_nan_loss_stops_with_the_history_so_far():
-    with pytest.raises(Diverged, match=r"^loss became nan at epoch \d+$") as caught:
+    with pytest.raises(Diverged, match=r"^loss became (nan|inf) at epoch \d+$") as caught:
         fit_plan(diverging_plan())
     result = caught.value.result
-    assert math.isnan(result.series["loss"][-1])
+    assert not math.isfinite(result.series["loss"][-1])
     assert all(math.isfinite(v) for v in result.series["loss"][:-1])
     assert caught.value.last_good_epoch == (result.epochs[-1] - 1 or None)
 
@@ -208,3 +209,27 @@ def test_training_runs_under_strict_dtype_and_rank_promotion(strict_jax):
 
 def test_progress_bar_runs_and_closes():
     assert fit_plan(make_plan(epochs=2), progress=True).epochs == [1, 2]
+
+
+@pytest.mark.parametrize("loop", ["scan", "step"])
+def test_the_last_partial_batch_trains_at_its_own_size(loop):
+    # 10 examples in batches of 4: steps of 4, 4 and 2 examples (a padded batch of 4
+    # would cost a full step and put the padding into batch-norm statistics)
+    from engine.train import make_train_epoch
+
+    def train_step(state, batch):
+        size = jnp.float32(batch["x"].shape[0])
+        return state + 1, {"loss": size, "outputs": batch["x"][:, :1]}
+
+    def summary(state, step_metrics, y, order, probe):
+        return {"steps": state, **step_metrics, "order": order}
+
+    epoch = make_train_epoch(train_step, summary, loop, 10, 4, jax.random.PRNGKey(0))
+    x = jnp.arange(10, dtype=jnp.float32)[:, None] + 1
+    state, out = epoch(jnp.int32(0), x, jnp.arange(10), x[:2], jnp.int32(1))
+    assert int(state) == 3
+    assert out["loss"].tolist() == [4.0, 4.0, 2.0]
+    # outputs keep the [steps, batch, ...] layout; the first 10 are every example once
+    assert out["outputs"].shape == (3, 4, 1)
+    seen = out["outputs"].reshape(-1)[:10]
+    assert sorted(seen.tolist()) == list(range(1, 11))
