@@ -402,17 +402,20 @@ def loop_forms(work: Workload, kind: str, epochs: int, dtype) -> list[str]:
 
 
 def kernels() -> list[str]:
-    """The CPU convolution and pooling pieces, XLA's vs engine.layers' (ms, batch 128).
+    """The CPU convolution and pooling pieces: XLA as ``jax.jit`` compiles them by default vs
+    the engine's (``engine.compiler.jit`` around ``engine.layers``), ms, batch 128.
 
-    The conv rows are 26x26x32 -> 64, 3x3 VALID; the thin row is a 28x28x1 -> 32 first
-    layer's weight gradient inside a 3-batch ``lax.scan`` (per batch), where a training
-    epoch runs it; pooling is 2x2 max over 24x24x64, forward and backward.
+    The conv rows are 26x26x32 -> 64, 3x3 VALID (the small CNN's second layer); the
+    thin rows are its 28x28x1 -> 32 first layer, the weight gradient inside a 3-batch
+    ``lax.scan`` (per batch), where a training epoch runs it; pooling is 2x2 max over
+    24x24x64, forward and backward.
     """
     import jax
     import jax.numpy as jnp
     from jax import lax
 
-    from engine.layers import _conv_padded, _weight_grad, pool
+    from engine import compiler
+    from engine.layers import conv_nhwc, pool
 
     def ms(f, *a):
         jax.block_until_ready(f(*a))
@@ -427,59 +430,47 @@ def kernels() -> list[str]:
     w = jax.random.normal(jax.random.PRNGKey(1), (3, 3, 32, 64))
     dy = jax.random.normal(jax.random.PRNGKey(2), (128, 24, 24, 64))
     dims = ("NHWC", "HWIO", "NHWC")
-    conv = lambda a, b: lax.conv_general_dilated(a, b, (1, 1), "VALID", dimension_numbers=dims)  # noqa: E731
     valid = ((0, 0), (0, 0))
-    w_t = jnp.flip(w, (0, 1)).transpose(0, 1, 3, 2)
+    xla = lambda a, b: lax.conv_general_dilated(a, b, (1, 1), "VALID", dimension_numbers=dims)  # noqa: E731
+    ours = lambda a, b: conv_nhwc(a, b, (1, 1), valid, "cpu")  # noqa: E731
+
+    def grad(conv, which):
+        return lambda a, b, g: jax.vjp(conv, a, b)[1](g)[which]
+
     rows = [
-        (
-            "forward",
-            ms(jax.jit(conv), x, w),
-            ms(jax.jit(lambda a, b: _conv_padded(a, b, valid)), x, w),
-        ),
-        (
-            "input gradient",
-            ms(jax.jit(lambda a, b, g: jax.vjp(conv, a, b)[1](g)[0]), x, w, dy),
-            ms(jax.jit(lambda g, b: _conv_padded(g, b, ((2, 2), (2, 2)))), dy, w_t),
-        ),
-        (
-            "weight gradient",
-            ms(jax.jit(lambda a, b, g: jax.vjp(conv, a, b)[1](g)[1]), x, w, dy),
-            ms(jax.jit(lambda a, g: _weight_grad(a, g, (3, 3), valid)), x, dy),
-        ),
+        ("forward", ms(jax.jit(xla), x, w), ms(compiler.jit(ours), x, w)),
+        ("input gradient", ms(jax.jit(grad(xla, 0)), x, w, dy), ms(compiler.jit(grad(ours, 0)), x, w, dy)),
+        ("weight gradient", ms(jax.jit(grad(xla, 1)), x, w, dy), ms(compiler.jit(grad(ours, 1)), x, w, dy)),
     ]
     thin_x = jax.random.normal(jax.random.PRNGKey(3), (3, 128, 28, 28, 1))
     thin_dy = jax.random.normal(jax.random.PRNGKey(4), (3, 128, 26, 26, 32))
-    thin_w = jnp.zeros((3, 3, 1, 32))
+    thin_w = jax.random.normal(jax.random.PRNGKey(5), (3, 3, 1, 32))
 
-    def in_scan(weight_grad):
+    def in_scan(weight_grad, jit):
         def run(xs, dys):
-            add = lambda acc, pair: (acc + weight_grad(*pair), None)  # noqa: E731
+            add = lambda acc, pair: (acc + weight_grad(pair[0], thin_w, pair[1]), None)  # noqa: E731
             return lax.scan(add, jnp.zeros_like(thin_w), (xs, dys))[0]
 
-        return jax.jit(run)
+        return jit(run)
 
-    def xla_thin(a, g):
-        return jax.vjp(lambda b: conv(a, b), thin_w)[1](g)[0]
-
-    def pool_step(pool_fn):
-        return jax.jit(lambda a, g: jax.vjp(pool_fn, a)[1](g)[0])
+    def pool_step(pool_fn, jit):
+        return jit(lambda a, g: jax.vjp(pool_fn, a)[1](g)[0])
 
     reshape_max = lambda a: jnp.max(a.reshape(128, 12, 2, 12, 2, 64), axis=(2, 4))  # noqa: E731
     rows += [
+        ("forward, 1 input channel", ms(jax.jit(xla), thin_x[0], thin_w), ms(compiler.jit(ours), thin_x[0], thin_w)),
         (
             "weight gradient, 1 input channel, in a scan",
-            ms(in_scan(xla_thin), thin_x, thin_dy) / 3,
-            ms(in_scan(lambda a, g: _weight_grad(a, g, (3, 3), valid)), thin_x, thin_dy) / 3,
+            ms(in_scan(grad(xla, 1), jax.jit), thin_x, thin_dy) / 3,
+            ms(in_scan(grad(ours, 1), compiler.jit), thin_x, thin_dy) / 3,
         ),
         (
             "max pool, forward + backward",
-            ms(pool_step(reshape_max), dy, dy[:, :12, :12]),
-            ms(pool_step(lambda a: pool(a, "max", impl="cpu")), dy, dy[:, :12, :12]),
+            ms(pool_step(reshape_max, jax.jit), dy, dy[:, :12, :12]),
+            ms(pool_step(lambda a: pool(a, "max", impl="cpu"), compiler.jit), dy, dy[:, :12, :12]),
         ),
     ]
-    return [
-        f"{name}: XLA {a:.1f} ms, engine.layers {b:.1f} ms ({a / b:.1f}x)" for name, a, b in rows
-    ]
+    return [f"{name}: XLA {a:.1f} ms, engine {b:.1f} ms ({a / b:.1f}x)" for name, a, b in rows]
 
 
 def _cpu_name() -> str:

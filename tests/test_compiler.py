@@ -29,6 +29,15 @@ def test_convolutions_run_on_xla_kernels_not_the_library():
     np.testing.assert_allclose(compiler.jit(_conv)(x, w), jax.jit(_conv)(x, w), rtol=1e-6)
 
 
+def test_only_programs_that_convolve_take_the_options():
+    if not compiler.eigen_convolutions():
+        pytest.skip("this jaxlib does not know the option")
+    dense = compiler.jit(lambda a, b: jnp.tanh(a @ b))
+    a = jnp.ones((64, 256))
+    np.testing.assert_allclose(dense(a, a.T), jnp.tanh(a @ a.T), rtol=1e-6)
+    assert dense.lower(a, a.T).compile().as_text() != ""  # lowering form still offered
+
+
 def test_a_compiled_function_can_be_called_inside_another_trace():
     # JAX takes compiler options only on a top-level jit: a nested call is plain
     inner = compiler.jit(lambda a: jnp.sin(a) * 2)
@@ -45,4 +54,3 @@ def test_decorator_and_keyword_forms():
     donate = compiler.jit(lambda a: a + 1, donate_argnums=0)
     assert float(double(jnp.float32(2))) == 4.0
     assert float(donate(jnp.float32(2))) == 3.0
-    assert compiler.compiler_options() in ({}, compiler.CPU_OPTIONS)
