@@ -437,10 +437,13 @@ def kernels() -> list[str]:
     def grad(conv, which):
         return lambda a, b, g: jax.vjp(conv, a, b)[1](g)[which]
 
+    def both(f_xla, f_ours, *args):
+        return ms(jax.jit(f_xla), *args), ms(compiler.jit(f_ours), *args)
+
     rows = [
-        ("forward", ms(jax.jit(xla), x, w), ms(compiler.jit(ours), x, w)),
-        ("input gradient", ms(jax.jit(grad(xla, 0)), x, w, dy), ms(compiler.jit(grad(ours, 0)), x, w, dy)),
-        ("weight gradient", ms(jax.jit(grad(xla, 1)), x, w, dy), ms(compiler.jit(grad(ours, 1)), x, w, dy)),
+        ("forward", *both(xla, ours, x, w)),
+        ("input gradient", *both(grad(xla, 0), grad(ours, 0), x, w, dy)),
+        ("weight gradient", *both(grad(xla, 1), grad(ours, 1), x, w, dy)),
     ]
     thin_x = jax.random.normal(jax.random.PRNGKey(3), (3, 128, 28, 28, 1))
     thin_dy = jax.random.normal(jax.random.PRNGKey(4), (3, 128, 26, 26, 32))
@@ -458,7 +461,7 @@ def kernels() -> list[str]:
 
     reshape_max = lambda a: jnp.max(a.reshape(128, 12, 2, 12, 2, 64), axis=(2, 4))  # noqa: E731
     rows += [
-        ("forward, 1 input channel", ms(jax.jit(xla), thin_x[0], thin_w), ms(compiler.jit(ours), thin_x[0], thin_w)),
+        ("forward, 1 input channel", *both(xla, ours, thin_x[0], thin_w)),
         (
             "weight gradient, 1 input channel, in a scan",
             ms(in_scan(grad(xla, 1), jax.jit), thin_x, thin_dy) / 3,
