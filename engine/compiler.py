@@ -56,9 +56,13 @@ def jit(fun: Callable | None = None, **kwargs: Any) -> Callable:
     Use as ``@jit`` or ``jit(f, donate_argnums=0)``.  On the first call the program is
     traced to see whether it convolves: only those take the options (an MLP
     runs faster with the library's fused dot products: 126k against 96k samples/s on
-    the digits MLP).  JAX accepts compiler options only on a top-level program, so a
-    call from inside another traced function (an evaluation vmapped over trials)
-    takes a plain ``jax.jit``: it becomes part of the outer program and its options.
+    the digits MLP).  The decision is made once per wrapped function, so wrap the
+    functions of one model (every engine call site builds its own).  JAX accepts
+    compiler options only on a top-level program, so a call from inside another
+    traced function (an evaluation vmapped over trials) takes a plain ``jax.jit``:
+    it becomes part of the outer program and its options.
+    ``f.options_for(*args)`` says which options a top-level call compiles with;
+    ``f.lower(*args)`` lowers that program.
     """
     if fun is None:
         return functools.partial(jit, **kwargs)
@@ -68,14 +72,20 @@ def jit(fun: Callable | None = None, **kwargs: Any) -> Callable:
     tuned = jax.jit(fun, compiler_options=dict(CPU_OPTIONS), **kwargs)
     convolves: list[bool] = []  # decided on the first top-level call
 
-    @functools.wraps(fun)
-    def call(*args: Any, **kw: Any) -> Any:
+    def chosen(args: tuple, kw: dict) -> Callable:
         if _traced((args, kw)):
-            return plain(*args, **kw)
+            return plain
         if not convolves:
             # tracing is shared with the call that follows (JAX caches it); lowering is not
             convolves.append("conv_general_dilated" in str(plain.trace(*args, **kw).jaxpr))
-        return (tuned if convolves[0] else plain)(*args, **kw)
+        return tuned if convolves[0] else plain
 
-    call.lower = tuned.lower  # type: ignore[attr-defined]
+    @functools.wraps(fun)
+    def call(*args: Any, **kw: Any) -> Any:
+        return chosen(args, kw)(*args, **kw)
+
+    call.lower = lambda *args, **kw: chosen(args, kw).lower(*args, **kw)  # type: ignore[attr-defined]
+    call.options_for = lambda *args, **kw: (  # type: ignore[attr-defined]
+        dict(CPU_OPTIONS) if chosen(args, kw) is tuned else {}
+    )
     return call

@@ -62,8 +62,9 @@ def same_padding(kernel: tuple[int, int]) -> Padding:
     return tuple(((k - 1) // 2, k - 1 - (k - 1) // 2) for k in kernel)  # type: ignore[return-value]
 
 
-def _is_thin(w: jax.Array) -> bool:
-    return w.shape[0] * w.shape[1] * w.shape[2] <= _THIN_TAPS
+def _is_thin(kh: int, kw: int, c_in: int) -> bool:
+    """Whether a convolution's input is thin: ``kh * kw * c_in`` taps at most :data:`_THIN_TAPS`."""
+    return kh * kw * c_in <= _THIN_TAPS
 
 
 def _conv_shifted(x: jax.Array, w: jax.Array, padding: Padding) -> jax.Array:
@@ -88,7 +89,7 @@ def _conv_forward(x: jax.Array, w: jax.Array, padding: Padding) -> jax.Array:
     VALID 81 ms, with one row of padding 34-39 ms), so it is computed one row or
     column taller and cropped.
     """
-    if _is_thin(w):
+    if _is_thin(*w.shape[:3]):
         return _conv_shifted(x, w, padding)
     if (
         eigen_convolutions()
@@ -161,7 +162,7 @@ def _weight_grad(
     x: jax.Array, dy: jax.Array, kernel: tuple[int, int], padding: Padding
 ) -> jax.Array:
     """dL/dw of a stride-1 convolution: im2col for thin inputs or under the library, else a conv."""
-    if x.shape[-1] * kernel[0] * kernel[1] <= _THIN_TAPS or not eigen_convolutions():
+    if _is_thin(*kernel, x.shape[-1]) or not eigen_convolutions():
         return _weight_grad_im2col(x, dy, kernel, padding)
     return _weight_grad_as_conv(x, dy, padding)
 
