@@ -19,7 +19,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from advisor.errors import RuleError
+from advisor.errors import InputError, RuleError
+from advisor.inputs import read_text
 
 OPERATORS = ("eq", "ne", "lt", "le", "gt", "ge", "in", "not_in", "exists")
 Domain = Literal["recommend", "diagnose"]
@@ -467,11 +468,13 @@ def builtin_rules_dir() -> Path:
 def load_rule_file(path: Path) -> list[Rule]:
     """Parse one TOML rule file."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RuleError(f"{path}: no such rule file") from None
+        data = tomllib.loads(read_text(path, what="TOML rule file"))
+    except InputError as err:
+        raise RuleError(str(err)) from None
     except tomllib.TOMLDecodeError as err:
         raise RuleError(f"{path}: not valid TOML ({err})") from None
+    except RecursionError:
+        raise RuleError(f"{path}: nested too deeply; expected a TOML rule file") from None
     default_domain = data.pop("domain", "recommend") if isinstance(data.get("domain"), str) else "recommend"
     return [parse_rule(rule_id, raw, path.name, default_domain) for rule_id, raw in data.items()]
 
@@ -487,8 +490,8 @@ def declared_domain(path: Path) -> str | None:
     ``domain =`` line in the file; otherwise None (the file must be parsed to know).
     """
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
+        text = read_text(path, what="TOML rule file")
+    except InputError:
         return None  # load_rule_file reports it
     if not _DOMAIN_LINE.search(text):
         return "recommend"  # no domain line anywhere: every rule takes load_rule_file's default
@@ -520,7 +523,10 @@ def load_rules(
     for entry in dirs or []:
         entry = Path(entry)
         if entry.is_dir():
-            paths += sorted(entry.glob("*.toml"))
+            try:
+                paths += sorted(entry.glob("*.toml"))
+            except OSError as err:
+                raise RuleError(f"{entry}: cannot be listed ({err.strerror})") from None
         elif entry.exists():
             paths.append(entry)
         else:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from advisor.errors import InputError
+from advisor.inputs import checked_folder, read_bytes
 from advisor.readers import hf, keras_csv, keras_json, lightning, native, tensorboard, text_log
 from advisor.readers.table import Content
 from advisor.schemas import History
@@ -47,31 +48,34 @@ def load_history(source: History | dict[str, Any] | str | Path) -> History:
     if isinstance(source, dict):
         import json
 
-        content = Content(None, json.dumps(source).encode())
+        try:
+            content = Content(None, json.dumps(source).encode())
+        except (TypeError, ValueError, RecursionError) as err:
+            raise InputError(
+                f"history: the dict cannot be read ({type(err).__name__}); "
+                "expected series names mapping to lists of numbers"
+            ) from None
         return _read(content)
+    if not isinstance(source, (str, Path)):
+        raise InputError(
+            f"history: got a {type(source).__name__}; "
+            "expected a History, a dict or a path to a history file"
+        )
     path = Path(source)
     if path.is_dir():
-        return _read_folder(path)
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except OSError as err:
-        raise InputError(f"{path}: cannot be read ({err.__class__.__name__})") from None
-    if size > _MAX_BYTES:
-        raise InputError(
-            f"{path}: {size // 2**20} MiB is too large for a history; expected < 512 MiB"
-        )
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise InputError(f"{path}: cannot be read ({err.__class__.__name__})") from None
+        return _read_folder(checked_folder(path, what="history folder"))
+    data = read_bytes(path, what="training history", max_bytes=_MAX_BYTES)
     return _read(Content(path, data))
 
 
 def detect(content: Content):
     """The reader module whose signature the content has, or None."""
-    return next((reader for reader in READERS if reader.sniff(content)), None)
+    try:
+        return next((reader for reader in READERS if reader.sniff(content)), None)
+    except (RecursionError, MemoryError, OverflowError, ValueError) as err:
+        raise InputError(
+            f"{content.label}: cannot be parsed ({type(err).__name__}); expected a training history"
+        ) from None
 
 
 def _read(content: Content) -> History:
@@ -85,7 +89,21 @@ def _read(content: Content) -> History:
             "trainer_state.json, TensorBoard events, advisor history.json "
             "or an 'Epoch N ... loss: x' log"
         )
-    return reader.read(content)
+    return _parse(reader, content)
+
+
+def _parse(reader, content: Content) -> History:
+    """``reader.read(content)``, with a parser's own failure (a number too long for
+    ``int``, nesting past the recursion limit, a malformed CSV field) as one line."""
+    import csv
+
+    try:
+        return reader.read(content)
+    except (RecursionError, MemoryError, OverflowError, ValueError, csv.Error) as err:
+        raise InputError(
+            f"{content.label}: looks like {reader.FORMAT} but cannot be parsed "
+            f"({type(err).__name__}); expected a well-formed {reader.FORMAT} history"
+        ) from None
 
 
 def _read_folder(root: Path) -> History:
@@ -104,7 +122,7 @@ def _read_folder(root: Path) -> History:
             f"{root}: no training history in this folder; expected a history file or event files"
         )
     _, _, content, reader = min(candidates, key=lambda c: (c[0], c[1]))
-    return reader.read(content)
+    return _parse(reader, content)
 
 
 __all__ = ["FORMATS", "READERS", "detect", "load_history"]
