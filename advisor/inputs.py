@@ -64,7 +64,7 @@ def checked_file(
     try:
         info = path.stat()
     except FileNotFoundError:
-        raise InputError(f"{where}: no such file; expected a {what}") from None
+        raise InputError(f"{where}: no such file") from None
     except OSError as err:
         raise InputError(f"{where}: cannot be opened ({_reason(err)}); expected a {what}") from None
     except ValueError:  # an embedded NUL byte
