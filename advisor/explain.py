@@ -62,6 +62,8 @@ def explain(plan: Plan | dict | str | Path, field: str | None = None) -> dict[st
     loaded = load_plan(plan)
     if field is None:
         return dict(loaded.explanations)
+    if not isinstance(field, str):
+        raise InputError(f"field: got a {type(field).__name__}; expected a plan path such as loss.name")
     known = {**loaded.derived_facts, **loaded.explanations}
     if field in known:
         return {field: known[field]}

@@ -329,6 +329,19 @@ def confine(path: str | Path, root: str | Path | None, *, field: str) -> Path:
     return path
 
 
+def path_list(value: object, what: str) -> list[str | Path]:
+    """``value`` as a list of paths (None -> []), or one InputError line for anything else."""
+    if value is None:
+        return []
+    if isinstance(value, (str, os.PathLike)):
+        return [value]
+    if isinstance(value, (list, tuple)) and all(isinstance(v, (str, os.PathLike)) for v in value):
+        return list(value)
+    raise InputError(
+        f"{what}: got a {type(value).__name__}; expected a list of file or folder paths"
+    )
+
+
 # ----------------------------------------------------------------------------- wording
 
 

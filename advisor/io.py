@@ -193,8 +193,12 @@ def _model_of(annotation: Any) -> Any:
 def write_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as err:
+        reason = (err.strerror or type(err).__name__).lower()
+        raise InputError(f"{path}: cannot be written ({reason})") from None
     try:
         # mkstemp makes the file private (0600); give it the mode a plain open() would
         umask = os.umask(0)

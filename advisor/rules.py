@@ -262,6 +262,8 @@ def parse_condition(raw: Any, where: str) -> Condition:
         )
     if "fact" not in raw:
         raise RuleError(f"{where}: a condition needs 'fact' and one operator ({', '.join(OPERATORS)})")
+    if not isinstance(raw["fact"], str):
+        raise RuleError(f"{where}.fact: got a {type(raw['fact']).__name__}; expected one fact name")
     ops = [key for key in raw if key != "fact"]
     if len(ops) != 1 or ops[0] not in OPERATORS:
         raise RuleError(

@@ -245,6 +245,13 @@ def read_csv(source: CsvData, path: Path, task: str) -> Raw:
             raise InputError(
                 f"data.source.features: column {name!r} of {path} is not numeric; encode it as numbers or leave it out"
             ) from None
+    infinite = np.argwhere(np.isinf(x))
+    if len(infinite):
+        row, column = infinite[0]
+        raise InputError(
+            f"data.source.features: column {features[column]!r} of {path} is infinite in row "
+            f"{row + 2}; expected finite numbers (leave a missing value empty)"
+        )
     target = columns[source.target]
     if task in ("binary", "multiclass"):
         try:

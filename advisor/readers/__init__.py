@@ -11,6 +11,7 @@ Keras' CSVLogger not), and plain-text logs by ``Epoch N`` markers followed by
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Any
 
@@ -72,9 +73,9 @@ def detect(content: Content):
     """The reader module whose signature the content has, or None."""
     try:
         return next((reader for reader in READERS if reader.sniff(content)), None)
-    except (RecursionError, MemoryError, OverflowError, ValueError) as err:
+    except (RecursionError, MemoryError, OverflowError, ValueError, csv.Error) as err:
         raise InputError(
-            f"{content.label}: cannot be parsed ({type(err).__name__}); expected a training history"
+            f"{content.label}: cannot be parsed ({_why(err)}); expected a training history"
         ) from None
 
 
@@ -95,25 +96,38 @@ def _read(content: Content) -> History:
 def _parse(reader, content: Content) -> History:
     """``reader.read(content)``, with a parser's own failure (a number too long for
     ``int``, nesting past the recursion limit, a malformed CSV field) as one line."""
-    import csv
-
     try:
         return reader.read(content)
     except (RecursionError, MemoryError, OverflowError, ValueError, csv.Error) as err:
         raise InputError(
             f"{content.label}: looks like {reader.FORMAT} but cannot be parsed "
-            f"({type(err).__name__}); expected a well-formed {reader.FORMAT} history"
+            f"({_why(err)}); expected a well-formed {reader.FORMAT} history"
         ) from None
+
+
+def _why(err: Exception) -> str:
+    if isinstance(err, csv.Error):
+        return "a CSV field over 128 KiB or malformed quoting"
+    if isinstance(err, RecursionError):
+        return "nested too deeply"
+    return type(err).__name__
 
 
 def _read_folder(root: Path) -> History:
     """TensorBoard event files anywhere below, else the one history file at the top level."""
-    events = tensorboard.find_event_files(root)
-    if events:
-        return tensorboard.read_folder(root, events)
+    try:
+        events = tensorboard.find_event_files(root)
+        if events:
+            return tensorboard.read_folder(root, events)
+        files = sorted(p for p in root.iterdir() if p.is_file() and p.stat().st_size < _MAX_BYTES)
+    except OSError as err:
+        raise InputError(
+            f"{root}: a file below it cannot be read ({(err.strerror or 'error').lower()}); "
+            "expected a folder of training history files"
+        ) from None
     candidates = []
-    for path in sorted(p for p in root.iterdir() if p.is_file() and p.stat().st_size < _MAX_BYTES):
-        content = Content(path, path.read_bytes())
+    for path in files:
+        content = Content(path, read_bytes(path, what="training history", max_bytes=_MAX_BYTES))
         reader = detect(content) if content.data.strip() else None
         if reader is not None:
             candidates.append((READERS.index(reader), path.name, content, reader))
