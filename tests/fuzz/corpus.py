@@ -690,7 +690,8 @@ def mutants(n: int, seed: int = 0) -> list[Case]:
     csv_history = (EXAMPLES / "histories/keras_csvlogger_healthy.csv").read_text()
     lightning = (EXAMPLES / "histories/lightning_metrics_diverged.csv").read_text()
     text_log = (EXAMPLES / "histories/keras_console_lr_too_low.log").read_text()
-    rule_text = (ROOT / "rules/35_training_config.toml").read_text()
+    # the shipped rules under new ids, so that only the mutation can make them wrong
+    rule_text = (ROOT / "rules/35_training_config.toml").read_text().replace("\n[", "\n[fuzz_")
     iris_csv = "a,b,c,d,y\n" + "".join(f"{i % 7}.1,{i % 3},{i % 5}.5,{i % 2},{i % 3}\n" for i in range(30))
     makers: list[tuple[int, str, Callable[[random.Random], Build]]] = [
         (10, "recommend", lambda r: _doc_build(mutate_doc(json.loads(r.choice(profiles).read_text()), r),
