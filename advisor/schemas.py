@@ -450,7 +450,7 @@ class OptimizerPlan(Strict):
     name: OptimizerName = Field(description="optimizer, by contract name")
     learning_rate: float = Field(gt=0, le=MAX_LEARNING_RATE, description="peak learning rate")
     momentum: float | None = Field(None, ge=0, lt=1, description="sgd/rmsprop momentum")
-    nesterov: bool = Field(False, description="sgd: Nesterov momentum")
+    nesterov: bool = Field(False, description="sgd/rmsprop: Nesterov momentum")
     weight_decay: float = Field(0.0, ge=0, description="decoupled (adamw) or L2 weight decay")
     clip_norm: float | None = Field(None, gt=0, description="clip the global gradient norm to this")
     b1: float | None = Field(

@@ -24,7 +24,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-COLUMNS = ("cases", "ok", "error", "traceback", "hang", "crash", "wrote", "noisy", "echoed", "unexpected")
+COLUMNS = (
+    "cases",
+    "ok",
+    "error",
+    "traceback",
+    "hang",
+    "crash",
+    "wrote",
+    "noisy",
+    "echoed",
+    "unexpected",
+)
 
 
 def all_cases(n: int, seed: int):
@@ -59,9 +70,25 @@ def run_all(n: int, seed: int, limit_s: float) -> list[dict]:
         out = work / "results.jsonl"
         start = 0
         while start < total:
-            command = [sys.executable, __file__, "--child", str(start), "--cases", str(n), "--seed", str(seed),
-                       "--limit", str(limit_s), "--out", str(out), "--work", str(work)]
-            proc = subprocess.run(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            command = [
+                sys.executable,
+                __file__,
+                "--child",
+                str(start),
+                "--cases",
+                str(n),
+                "--seed",
+                str(seed),
+                "--limit",
+                str(limit_s),
+                "--out",
+                str(out),
+                "--work",
+                str(work),
+            ]
+            proc = subprocess.run(
+                command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+            )
             started = None
             for line in out.read_text().splitlines():
                 record = json.loads(line)
@@ -74,9 +101,16 @@ def run_all(n: int, seed: int, limit_s: float) -> list[dict]:
             if started is None or started["index"] in results:
                 raise SystemExit(f"fuzz child failed before any case: {proc.stderr[-2000:]}")
             index = started["index"]
-            results[index] = {"index": index, "name": started["started"], "klass": "?",
-                              "command": started["started"].rsplit("/", 1)[-1], "outcome": "crash",
-                              "exit_code": proc.returncode, "seconds": 0.0, "detail": proc.stderr[-300:]}
+            results[index] = {
+                "index": index,
+                "name": started["started"],
+                "klass": "?",
+                "command": started["started"].rsplit("/", 1)[-1],
+                "outcome": "crash",
+                "exit_code": proc.returncode,
+                "seconds": 0.0,
+                "detail": proc.stderr[-300:],
+            }
             start = index + 1
     return [results[i] for i in sorted(results)]
 
@@ -92,17 +126,25 @@ def table(records: list[dict]) -> str:
         total.update(counts)
     lines = ["| command | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
     for command in sorted(by_command):
-        lines.append(f"| {command} | " + " | ".join(str(by_command[command][c]) for c in COLUMNS) + " |")
+        lines.append(
+            f"| {command} | " + " | ".join(str(by_command[command][c]) for c in COLUMNS) + " |"
+        )
     lines.append("| **all** | " + " | ".join(f"**{total[c]}**" for c in COLUMNS) + " |")
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", type=int, default=1000, help="mutated inputs on top of the corpus")
+    parser.add_argument(
+        "--cases", type=int, default=1000, help="mutated inputs on top of the corpus"
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--limit", type=float, default=30.0, help="seconds before a case counts as a hang")
-    parser.add_argument("--append", action="store_true", help="append the table to benchmarks/RESULTS.md")
+    parser.add_argument(
+        "--limit", type=float, default=30.0, help="seconds before a case counts as a hang"
+    )
+    parser.add_argument(
+        "--append", action="store_true", help="append the table to benchmarks/RESULTS.md"
+    )
     parser.add_argument("--failures", type=Path, help="write every bad case as JSON lines here")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -116,18 +158,23 @@ def main() -> None:
     minutes = (time.perf_counter() - began) / 60
     text = table(records)
     print(text)
-    bad = [r for r in records if r["outcome"] in ("traceback", "hang", "crash", "wrote", "noisy", "echoed", "unexpected")]
+    bad = [
+        r
+        for r in records
+        if r["outcome"] in ("traceback", "hang", "crash", "wrote", "noisy", "echoed", "unexpected")
+    ]
     for record in bad[:40]:
         print(f"- {record['outcome']}: {record['name']}: {record['detail'][-300:]!r}")
     if args.failures:
         args.failures.write_text("".join(json.dumps(r) + "\n" for r in bad))
     if args.append:
         with (ROOT / "benchmarks" / "RESULTS.md").open("a") as handle:
+            command = f"python benchmarks/fuzz.py --cases {args.cases} --seed {args.seed} --append"
             handle.write(
-                f"\n## Fuzzing\n\n`python benchmarks/fuzz.py --cases {args.cases} --seed {args.seed} --append`: "
-                f"{len(records)} cases ({len(records) - args.cases} hand-made, {args.cases} mutated example files), "
-                f"each in-process through click's CliRunner or the Python API, {args.limit:.0f} s bound, "
-                f"{minutes:.0f} min on a shared 2-core CPU.\n\n{text}\n"
+                f"\n## Fuzzing\n\n`{command}`: {len(records)} cases "
+                f"({len(records) - args.cases} hand-made, {args.cases} mutated example files), "
+                "each in-process through click's CliRunner or the Python API, "
+                f"{args.limit:.0f} s bound, {minutes:.0f} min on a shared 2-core CPU.\n\n{text}\n"
             )
 
 

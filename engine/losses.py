@@ -101,7 +101,11 @@ def make_mae() -> LossFn:
 
 @LOSSES.register("huber")
 def make_huber(delta: float = 1.0) -> LossFn:
-    """Quadratic within ``delta`` of the target, linear beyond: robust to outliers."""
+    """Quadratic within ``delta`` of the target, linear beyond: robust to outliers.
+
+    ``delta`` must be positive: at 0 optax's Huber loss is identically zero."""
+    if not delta > 0:
+        raise InputError(f"loss.params.delta: {delta} is out of range; expected a value > 0")
     return lambda outputs, targets: per_example(
         optax.losses.huber_loss(_float(outputs), _float(targets), delta=delta)
     )
@@ -268,7 +272,13 @@ def make_giou() -> LossFn:
 
 @LOSSES.register("smooth_l1")
 def make_smooth_l1(beta: float = 1.0) -> LossFn:
-    """Smooth L1 on box coordinates: 0.5 x²/beta below ``beta``, |x| - beta/2 above."""
+    """Smooth L1 on box coordinates: 0.5 x²/beta below ``beta``, |x| - beta/2 above.
+
+    ``beta = 0`` is the limit, plain L1 (as in PyTorch's ``SmoothL1Loss``), not 0/0."""
+    if beta < 0:
+        raise InputError(f"loss.params.beta: {beta} is out of range; expected a value >= 0")
+    if beta == 0:
+        return lambda outputs, targets: per_example(jnp.abs(_float(outputs) - _float(targets)))
 
     def loss_fn(outputs, targets):
         error = optax.losses.huber_loss(_float(outputs), _float(targets), delta=beta) / beta

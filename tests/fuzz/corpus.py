@@ -111,7 +111,11 @@ def safetensors_bytes(tensors: dict[str, list[float]], metadata: dict | None = N
     data = b""
     for key, values in tensors.items():
         raw = struct.pack(f"<{len(values)}f", *values)
-        header[key] = {"dtype": "F32", "shape": [len(values)], "data_offsets": [len(data), len(data) + len(raw)]}
+        header[key] = {
+            "dtype": "F32",
+            "shape": [len(values)],
+            "data_offsets": [len(data), len(data) + len(raw)],
+        }
         data += raw
     if metadata:
         header["__metadata__"] = metadata
@@ -153,7 +157,7 @@ def _cli(name: str, klass: str, command: str, build: Build, **kw) -> Case:
 
 def _json_cases() -> list[Case]:
     cases = []
-    for doc, command, argv in (
+    for _doc, command, argv in (
         ("profile", "recommend", lambda p: ["recommend", str(p), "-o", "plan.json"]),
         ("plan", "explain", lambda p: ["explain", str(p)]),
         ("plan", "run", lambda p: ["run", str(p), "--out", "out"]),
@@ -203,8 +207,12 @@ def _number_cases() -> list[Case]:
         "seed-huge": (None, "seed", "1" + "0" * 20),
         "seed-negative": (None, "seed", "-1"),
         "huber-delta-0": ("loss", None, '{"name": "huber", "params": {"delta": 0}, "terms": []}'),
-        "weight-inf": ("loss", None, '{"name": "sparse_categorical_crossentropy", "terms": '
-                       '[{"name": "focal", "weight": Infinity}]}'),
+        "weight-inf": (
+            "loss",
+            None,
+            '{"name": "sparse_categorical_crossentropy", "terms": '
+            '[{"name": "focal", "weight": Infinity}]}',
+        ),
     }
     for label, (section, key, literal) in edits.items():
         doc = copy.deepcopy(plan)
@@ -221,20 +229,36 @@ def _number_cases() -> list[Case]:
             ("run", lambda p: ["run", str(p), "--out", "out"]),
         ):
             cases.append(
-                _cli(f"numbers/{label}/{command}", "numbers", command,
-                     lambda f, text=text, argv=argv: argv(write(f, "plan.json", text)))
+                _cli(
+                    f"numbers/{label}/{command}",
+                    "numbers",
+                    command,
+                    lambda f, text=text, argv=argv: argv(write(f, "plan.json", text)),
+                )
             )
     for label, (key, value) in {
         "million-counts": ("class_counts", [1] * 1_000_000),
         "n-train-inf": ("n_train", math.inf),
         "input-shape-huge": ("input_shape", [10**6, 10**6, 3]),
-        "image-side-huge": ("data", {"kind": "builtin", "name": "shapes", "image_size": [60000, 60000]}),
+        "image-side-huge": (
+            "data",
+            {"kind": "builtin", "name": "shapes", "image_size": [60000, 60000]},
+        ),
         "negative-class-id": ("data", {"kind": "builtin", "name": "digits", "classes": [-1, 2]}),
     }.items():
         doc = {**profile, key: value}
         cases.append(
-            _cli(f"numbers/{label}/recommend", "numbers", "recommend",
-                 lambda f, doc=doc: ["recommend", str(write(f, "profile.json", json.dumps(doc))), "-o", "plan.json"])
+            _cli(
+                f"numbers/{label}/recommend",
+                "numbers",
+                "recommend",
+                lambda f, doc=doc: [
+                    "recommend",
+                    str(write(f, "profile.json", json.dumps(doc))),
+                    "-o",
+                    "plan.json",
+                ],
+            )
         )
     for label, extra in {
         "max-lr-inf": ["--max-lr", "inf"],
@@ -245,8 +269,12 @@ def _number_cases() -> list[Case]:
         "steps-huge": ["--steps", "10000000000"],
     }.items():
         cases.append(
-            _cli(f"numbers/{label}/lr-find", "numbers", "lr-find",
-                 lambda f, extra=extra: ["lr-find", str(write(f, "plan.json", tiny_plan())), *extra])
+            _cli(
+                f"numbers/{label}/lr-find",
+                "numbers",
+                "lr-find",
+                lambda f, extra=extra: ["lr-find", str(write(f, "plan.json", tiny_plan())), *extra],
+            )
         )
     for label, extra in {
         "image-size-huge": ["--image-size", "60000x60000"],
@@ -257,28 +285,56 @@ def _number_cases() -> list[Case]:
         "n-samples-huge": ["--n-samples", "100000000000"],
     }.items():
         cases.append(
-            _cli(f"numbers/{label}/profile", "numbers", "profile",
-                 lambda f, extra=extra: ["profile", "builtin:shapes", *extra, "-o", "profile.json"])
+            _cli(
+                f"numbers/{label}/profile",
+                "numbers",
+                "profile",
+                lambda f, extra=extra: ["profile", "builtin:shapes", *extra, "-o", "profile.json"],
+            )
         )
-    cases.append(_cli("numbers/workers-huge/search", "numbers", "search",
-                      lambda f: ["search", str(write(f, "plan.json", tiny_search_plan())), "--workers", "100000"]))
+    cases.append(
+        _cli(
+            "numbers/workers-huge/search",
+            "numbers",
+            "search",
+            lambda f: [
+                "search",
+                str(write(f, "plan.json", tiny_search_plan())),
+                "--workers",
+                "100000",
+            ],
+        )
+    )
     return cases
 
 
 def _data_cases() -> list[Case]:
     cases = []
 
-    def csv_case(label: str, body: str | bytes, target: str = "y", extra: tuple[str, ...] = ()) -> Case:
-        return _cli(f"data/{label}/profile", "data", "profile",
-                    lambda f: ["profile", str(write(f, "data.csv", body)), "--target", target, *extra,
-                               "-o", "profile.json"])
+    def csv_case(
+        label: str, body: str | bytes, target: str = "y", extra: tuple[str, ...] = ()
+    ) -> Case:
+        return _cli(
+            f"data/{label}/profile",
+            "data",
+            "profile",
+            lambda f: [
+                "profile",
+                str(write(f, "data.csv", body)),
+                "--target",
+                target,
+                *extra,
+                "-o",
+                "profile.json",
+            ],
+        )
 
     cases += [
         csv_case("csv-not-utf8", b"a,y\n1,\xff\n2,\xfe\n"),
         csv_case("csv-short-row", "a,b,y\n1,2,0\n3\n4,5,1\n"),
         csv_case("csv-long-row", "a,y\n1,0,7,8\n2,1\n"),
         csv_case("csv-128k-field", "a,y\n" + "1" * (200 * 1024) + ",0\n2,1\n"),
-        csv_case("csv-quote-128k", 'a,y\n"' + "x" * (200 * 1024) + ',0\n'),
+        csv_case("csv-quote-128k", 'a,y\n"' + "x" * (200 * 1024) + ",0\n"),
         csv_case("csv-nul", "a,y\n1\x00,0\n2,1\n"),
         csv_case("csv-header-only", "a,y\n"),
         csv_case("csv-empty", ""),
@@ -291,8 +347,19 @@ def _data_cases() -> list[Case]:
         "npz-corrupt": b"PK\x03\x04" + os.urandom(64),
         "npz-text": b"x,y\n1,2\n",
     }.items():
-        cases.append(_cli(f"data/{label}/profile", "data", "profile",
-                          lambda f, body=body: ["profile", str(write(f, "data.npz", body)), "-o", "profile.json"]))
+        cases.append(
+            _cli(
+                f"data/{label}/profile",
+                "data",
+                "profile",
+                lambda f, body=body: [
+                    "profile",
+                    str(write(f, "data.npz", body)),
+                    "-o",
+                    "profile.json",
+                ],
+            )
+        )
 
     def npz_no_y(f: Path) -> list[str]:
         import numpy as np
@@ -327,11 +394,27 @@ def _data_cases() -> list[Case]:
         return build
 
     cases += [
-        _cli("data/image-60000x60000/profile", "data", "profile", image_folder(png_header(60000, 60000))),
-        _cli("data/image-truncated/profile", "data", "profile", image_folder(png_header(4, 4)[:20])),
+        _cli(
+            "data/image-60000x60000/profile",
+            "data",
+            "profile",
+            image_folder(png_header(60000, 60000)),
+        ),
+        _cli(
+            "data/image-truncated/profile", "data", "profile", image_folder(png_header(4, 4)[:20])
+        ),
         _cli("data/image-not-an-image/profile", "data", "profile", image_folder(b"hello")),
-        _cli("data/image-no-size/profile", "data", "profile",
-             lambda f: ["profile", str(write(f, "images/cat/a.png", png_header(4, 4)).parent.parent), "-o", "p.json"]),
+        _cli(
+            "data/image-no-size/profile",
+            "data",
+            "profile",
+            lambda f: [
+                "profile",
+                str(write(f, "images/cat/a.png", png_header(4, 4)).parent.parent),
+                "-o",
+                "p.json",
+            ],
+        ),
     ]
     return cases
 
@@ -348,16 +431,33 @@ def _base_cases() -> list[Case]:
         ),
     }
     for label, body in bodies.items():
-        cases.append(_cli(f"bases/{label}/import-base", "bases", "import-base",
-                          lambda f, body=body: ["import-base", str(write(f, "w.safetensors", body)), "-o", "out"]))
+        cases.append(
+            _cli(
+                f"bases/{label}/import-base",
+                "bases",
+                "import-base",
+                lambda f, body=body: [
+                    "import-base",
+                    str(write(f, "w.safetensors", body)),
+                    "-o",
+                    "out",
+                ],
+            )
+        )
     for label, name in {
         "timm-slash": "timm:../../etc/passwd",
         "timm-query": "timm:resnet?x=1",
         "timm-space": "timm:res net",
         "torchvision-unknown": "torchvision:vgg99",
     }.items():
-        cases.append(_cli(f"bases/{label}/import-base", "security", "import-base",
-                          lambda f, name=name: ["import-base", name, "-o", "out"]))
+        cases.append(
+            _cli(
+                f"bases/{label}/import-base",
+                "security",
+                "import-base",
+                lambda f, name=name: ["import-base", name, "-o", "out"],
+            )
+        )
 
     def project_checkpoint(weights: bytes, structure: str | None) -> Build:
         def build(f: Path) -> list[str]:
@@ -374,12 +474,26 @@ def _base_cases() -> list[Case]:
     fmt = {"format": "advisor-checkpoint-1"}
     for label, weights, structure in (
         ("checkpoint-empty", b"", None),
-        ("checkpoint-model-json-not-json", safetensors_bytes({"params/base/w": [1.0]}, fmt), "{not json"),
+        (
+            "checkpoint-model-json-not-json",
+            safetensors_bytes({"params/base/w": [1.0]}, fmt),
+            "{not json",
+        ),
         ("checkpoint-model-json-list", safetensors_bytes({"params/base/w": [1.0]}, fmt), "[1, 2]"),
-        ("checkpoint-model-json-deep", safetensors_bytes({"params/base/w": [1.0]}, fmt), deep(5000)),
-        ("checkpoint-leaf-and-prefix", safetensors_bytes({"params/base": [1.0], "params/base/w": [1.0]}, fmt), "{}"),
+        (
+            "checkpoint-model-json-deep",
+            safetensors_bytes({"params/base/w": [1.0]}, fmt),
+            deep(5000),
+        ),
+        (
+            "checkpoint-leaf-and-prefix",
+            safetensors_bytes({"params/base": [1.0], "params/base/w": [1.0]}, fmt),
+            "{}",
+        ),
     ):
-        cases.append(_cli(f"bases/{label}/run", "bases", "run", project_checkpoint(weights, structure)))
+        cases.append(
+            _cli(f"bases/{label}/run", "bases", "run", project_checkpoint(weights, structure))
+        )
     return cases
 
 
@@ -387,11 +501,16 @@ def _history_cases() -> list[Case]:
     cases = []
     native = native_history()
     bad = {
-        "epoch-inf": '{"source": {"format": "native"}, "epochs": [1, Infinity], "series": {"loss": [1, 2]}}',
+        "epoch-inf": '{"source": {"format": "native"}, "epochs": [1, Infinity], '
+        '"series": {"loss": [1, 2]}}',
         "epoch-nan": '{"source": {"format": "native"}, "epochs": [NaN], "series": {"loss": [1]}}',
         "epoch-float": '{"source": {"format": "native"}, "epochs": [1.5], "series": {"loss": [1]}}',
-        "denormals": json.dumps({"loss": [5e-324, 1e-320, 2.2e-308, 0.0], "val_loss": [5e-324, 5e-324, 1e-310, 1e-300]}),
-        "huge-values": json.dumps({"loss": [1e308, 1.7e308, 1e308], "val_loss": [1e308, 1e308, 1e308]}),
+        "denormals": json.dumps(
+            {"loss": [5e-324, 1e-320, 2.2e-308, 0.0], "val_loss": [5e-324, 5e-324, 1e-310, 1e-300]}
+        ),
+        "huge-values": json.dumps(
+            {"loss": [1e308, 1.7e308, 1e308], "val_loss": [1e308, 1e308, 1e308]}
+        ),
         "series-string": json.dumps({"loss": ["a", "b"], "val_loss": [1, 2]}),
         "series-nested": json.dumps({"loss": [[1], [2]], "val_loss": [{"a": 1}, 2]}),
         "series-bool": json.dumps({"loss": [True, False], "val_loss": [1, 2]}),
@@ -407,16 +526,48 @@ def _history_cases() -> list[Case]:
         "log-huge-epoch": "Epoch " + "9" * 5000 + "\nloss: 0.5 - val_loss: 0.6\n",
         "log-epoch-inf": "Epoch inf/10\nloss: nan - val_loss: inf\n",
     }
-    valid = {"denormals", "huge-values", "series-string", "series-bool", "inf-everywhere", "million-epochs-text",
-             "csv-short-rows"}  # read with the bad cells skipped and said so
+    valid = {
+        "denormals",
+        "huge-values",
+        "series-string",
+        "series-bool",
+        "inf-everywhere",
+        "million-epochs-text",
+        "csv-short-rows",
+    }  # read with the bad cells skipped and said so
     for label, body in bad.items():
-        suffix = ".csv" if label.startswith(("csv", "million")) else ".log" if label.startswith("log") else ".json"
-        cases.append(_cli(f"history/{label}/diagnose", "history", "diagnose",
-                          lambda f, body=body, suffix=suffix: ["diagnose", str(write(f, "history" + suffix, body))],
-                          expect_error=label not in valid))
-    cases.append(_cli("history/plan-with-nan/diagnose", "history", "diagnose",
-                      lambda f: ["diagnose", str(write(f, "h.json", keras_history())), "--plan",
-                                 str(write(f, "p.json", json.dumps(tiny_plan()).replace("0.1", "NaN", 1)))]))
+        suffix = (
+            ".csv"
+            if label.startswith(("csv", "million"))
+            else ".log"
+            if label.startswith("log")
+            else ".json"
+        )
+        cases.append(
+            _cli(
+                f"history/{label}/diagnose",
+                "history",
+                "diagnose",
+                lambda f, body=body, suffix=suffix: [
+                    "diagnose",
+                    str(write(f, "history" + suffix, body)),
+                ],
+                expect_error=label not in valid,
+            )
+        )
+    cases.append(
+        _cli(
+            "history/plan-with-nan/diagnose",
+            "history",
+            "diagnose",
+            lambda f: [
+                "diagnose",
+                str(write(f, "h.json", keras_history())),
+                "--plan",
+                str(write(f, "p.json", json.dumps(tiny_plan()).replace("0.1", "NaN", 1))),
+            ],
+        )
+    )
     return cases
 
 
@@ -424,14 +575,17 @@ def _rule_cases() -> list[Case]:
     cases = []
 
     def rules(argv_tail: list[str]) -> list[list[str]]:
-        return [["rules", "check", *argv_tail], ["rules", "list", *argv_tail], ["recommend",
-                 str(EXAMPLES / "profiles/iris_tiny.json"), *argv_tail, "-o", "plan.json"]]
+        return [
+            ["rules", "check", *argv_tail],
+            ["rules", "list", *argv_tail],
+            ["recommend", str(EXAMPLES / "profiles/iris_tiny.json"), *argv_tail, "-o", "plan.json"],
+        ]
 
     bodies: dict[str, str | bytes] = {
-        "not-utf8": b"[r]\nreason = \"\xff\"\n",
+        "not-utf8": b'[r]\nreason = "\xff"\n',
         "not-toml": "[[[",
         "list-for-fact": RULE.replace('fact = "n_train"', 'fact = ["n_train", "n_val"]') % "1",
-        "list-for-when": RULE.replace('when = [{ fact = "n_train", gt = 0 }]', 'when = 3') % "1",
+        "list-for-when": RULE.replace('when = [{ fact = "n_train", gt = 0 }]', "when = 3") % "1",
         "log10-zero": RULE % '{ log10 = [{ sub = ["n_train", "n_train"] }] }',
         "div-zero": RULE % '{ div = ["n_train", { sub = ["n_train", "n_train"] }] }',
         "sqrt-negative": RULE % '{ sqrt = [{ sub = [0, "n_train"] }] }',
@@ -445,20 +599,40 @@ def _rule_cases() -> list[Case]:
     for label, body in bodies.items():
         for argv in rules(["--rules", "RULES"]):
             # `rules list` only parses; an unknown fact is a lint error, not a recommend error
-            valid = (argv[1] == "list" and label in parses) or (argv[0] == "recommend" and label == "unknown-fact")
-            cases.append(_cli(f"rules/{label}/{_short_command(argv)}", "rules", _short_command(argv),
-                              lambda f, body=body, argv=argv: [a.replace("RULES", str(write(f, "team.toml", body)))
-                                                               for a in argv], expect_error=not valid))
+            valid = (argv[1] == "list" and label in parses) or (
+                argv[0] == "recommend" and label == "unknown-fact"
+            )
+            cases.append(
+                _cli(
+                    f"rules/{label}/{_short_command(argv)}",
+                    "rules",
+                    _short_command(argv),
+                    lambda f, body=body, argv=argv: [
+                        a.replace("RULES", str(write(f, "team.toml", body))) for a in argv
+                    ],
+                    expect_error=not valid,
+                )
+            )
     for label, make in {
         "folder-named-toml": lambda f: (f / "team" / "x.toml").mkdir(parents=True) or f / "team",
-        "symlink-loop": lambda f: (f / "team").mkdir() or symlink_loop(f / "team", "x.toml") and f / "team",
+        "symlink-loop": lambda f: (
+            (f / "team").mkdir() or symlink_loop(f / "team", "x.toml") and f / "team"
+        ),
         "symlink-loop-direct": lambda f: symlink_loop(f, "x.toml"),
         "fifo": lambda f: fifo(f, "x.toml"),
         "dev-zero": lambda f: Path("/dev/zero"),
     }.items():
         for argv in rules(["--rules", "RULES"]):
-            cases.append(_cli(f"rules/{label}/{_short_command(argv)}", "rules", _short_command(argv),
-                              lambda f, make=make, argv=argv: [a.replace("RULES", str(make(f))) for a in argv]))
+            cases.append(
+                _cli(
+                    f"rules/{label}/{_short_command(argv)}",
+                    "rules",
+                    _short_command(argv),
+                    lambda f, make=make, argv=argv: [
+                        a.replace("RULES", str(make(f))) for a in argv
+                    ],
+                )
+            )
     return cases
 
 
@@ -489,8 +663,14 @@ def _path_cases() -> list[Case]:
             ("import-base", lambda p: ["import-base", str(p), "-o", "out"]),
             ("pretrain", lambda p: ["pretrain", str(p)]),
         ):
-            cases.append(_cli(f"paths/{label}/{command}", "paths", command,
-                              lambda f, make=make, argv=argv: argv(make(f))))
+            cases.append(
+                _cli(
+                    f"paths/{label}/{command}",
+                    "paths",
+                    command,
+                    lambda f, make=make, argv=argv: argv(make(f)),
+                )
+            )
     profile = str(EXAMPLES / "profiles/iris_tiny.json")
     outputs = {
         "under-a-file": lambda f: str(write(f, "file.txt", "x") / "plan.json"),
@@ -499,19 +679,74 @@ def _path_cases() -> list[Case]:
         "dev-full-parent": lambda f: "/dev/null/plan.json",
     }
     for label, make in outputs.items():
-        cases.append(_cli(f"paths/output-{label}/recommend", "paths", "recommend",
-                          lambda f, make=make: ["recommend", profile, "-o", make(f)]))
-        cases.append(_cli(f"paths/output-{label}/diagnose", "paths", "diagnose",
-                          lambda f, make=make: ["diagnose", str(write(f, "h.json", keras_history())), "-o", make(f)]))
-        cases.append(_cli(f"paths/output-{label}/profile", "paths", "profile",
-                          lambda f, make=make: ["profile", "builtin:iris", "-o", make(f)]))
-    cases.append(_cli("paths/output-equals-input/recommend", "paths", "recommend",
-                      lambda f: ["recommend", str(write(f, "p.json", example("profiles/iris_tiny.json"))),
-                                 "-o", str(f / "p.json")]))
-    cases.append(_cli("paths/output-equals-input/diagnose", "paths", "diagnose",
-                      lambda f: ["diagnose", str(write(f, "h.json", keras_history())), "-o", str(f / "h.json")]))
-    cases.append(_cli("paths/run-out-is-file/run", "paths", "run",
-                      lambda f: ["run", str(write(f, "plan.json", tiny_plan())), "--out", str(write(f, "o", "x"))]))
+        cases.append(
+            _cli(
+                f"paths/output-{label}/recommend",
+                "paths",
+                "recommend",
+                lambda f, make=make: ["recommend", profile, "-o", make(f)],
+            )
+        )
+        cases.append(
+            _cli(
+                f"paths/output-{label}/diagnose",
+                "paths",
+                "diagnose",
+                lambda f, make=make: [
+                    "diagnose",
+                    str(write(f, "h.json", keras_history())),
+                    "-o",
+                    make(f),
+                ],
+            )
+        )
+        cases.append(
+            _cli(
+                f"paths/output-{label}/profile",
+                "paths",
+                "profile",
+                lambda f, make=make: ["profile", "builtin:iris", "-o", make(f)],
+            )
+        )
+    cases.append(
+        _cli(
+            "paths/output-equals-input/recommend",
+            "paths",
+            "recommend",
+            lambda f: [
+                "recommend",
+                str(write(f, "p.json", example("profiles/iris_tiny.json"))),
+                "-o",
+                str(f / "p.json"),
+            ],
+        )
+    )
+    cases.append(
+        _cli(
+            "paths/output-equals-input/diagnose",
+            "paths",
+            "diagnose",
+            lambda f: [
+                "diagnose",
+                str(write(f, "h.json", keras_history())),
+                "-o",
+                str(f / "h.json"),
+            ],
+        )
+    )
+    cases.append(
+        _cli(
+            "paths/run-out-is-file/run",
+            "paths",
+            "run",
+            lambda f: [
+                "run",
+                str(write(f, "plan.json", tiny_plan())),
+                "--out",
+                str(write(f, "o", "x")),
+            ],
+        )
+    )
     return cases
 
 
@@ -520,7 +755,14 @@ def _security_cases() -> list[Case]:
         plan = tiny_plan()
         plan["data"]["source"] = {"kind": "csv", "path": "/etc/passwd", "target": "root"}
         (f / "root").mkdir()
-        return ["--data-root", str(f / "root"), "run", str(write(f, "root/plan.json", plan)), "--out", "out"]
+        return [
+            "--data-root",
+            str(f / "root"),
+            "run",
+            str(write(f, "root/plan.json", plan)),
+            "--out",
+            "out",
+        ]
 
     def system_file_as_csv(f: Path) -> list[str]:
         return ["profile", "/etc/passwd", "--target", "y", "-o", "profile.json"]
@@ -532,8 +774,20 @@ def _security_cases() -> list[Case]:
 
     return [
         _cli("security/data-outside-root/run", "security", "run", outside_root, tags=("no-echo",)),
-        _cli("security/system-file-as-csv/profile", "security", "profile", system_file_as_csv, tags=("no-echo",)),
-        _cli("security/system-file-in-plan/run", "security", "run", system_file_in_plan, tags=("no-echo",)),
+        _cli(
+            "security/system-file-as-csv/profile",
+            "security",
+            "profile",
+            system_file_as_csv,
+            tags=("no-echo",),
+        ),
+        _cli(
+            "security/system-file-in-plan/run",
+            "security",
+            "run",
+            system_file_in_plan,
+            tags=("no-echo",),
+        ),
     ]
 
 
@@ -555,7 +809,16 @@ def _api_cases() -> list[Case]:
         "nul-in-name": "a\x00b.json",
     }
     cases = []
-    for function in ("recommend", "diagnose", "explain", "load_profile", "load_plan", "load_history", "run", "search"):
+    for function in (
+        "recommend",
+        "diagnose",
+        "explain",
+        "load_profile",
+        "load_plan",
+        "load_history",
+        "run",
+        "search",
+    ):
         for label, value in wrong.items():
             if function in ("run", "search") and label in ("empty-dict",):
                 continue
@@ -563,31 +826,103 @@ def _api_cases() -> list[Case]:
             def build(f: Path, function=function, value=value):
                 return lambda: getattr(advisor, function)(value)
 
-            valid = label == "nan-dict" and function in ("diagnose", "load_history")  # a diverged run
-            cases.append(Case(f"api/{label}/{function}", "paths", f"api:{function}", build, expect_error=not valid))
-    cases.append(Case("api/diagnose-plan-int/diagnose", "paths", "api:diagnose",
-                      lambda f: lambda: advisor.diagnose(keras_history(), 3)))
-    cases.append(Case("api/recommend-rules-int/recommend", "paths", "api:recommend",
-                      lambda f: lambda: advisor.recommend(str(EXAMPLES / "profiles/iris_tiny.json"), rules_dirs=3)))
-    cases.append(Case("api/explain-field-int/explain", "paths", "api:explain",
-                      lambda f: lambda: advisor.explain(advisor.recommend(str(EXAMPLES / "profiles/iris_tiny.json")),
-                                                        3)))
+            valid = label == "nan-dict" and function in (
+                "diagnose",
+                "load_history",
+            )  # a diverged run
+            cases.append(
+                Case(
+                    f"api/{label}/{function}",
+                    "paths",
+                    f"api:{function}",
+                    build,
+                    expect_error=not valid,
+                )
+            )
+    cases.append(
+        Case(
+            "api/diagnose-plan-int/diagnose",
+            "paths",
+            "api:diagnose",
+            lambda f: lambda: advisor.diagnose(keras_history(), 3),
+        )
+    )
+    cases.append(
+        Case(
+            "api/recommend-rules-int/recommend",
+            "paths",
+            "api:recommend",
+            lambda f: (
+                lambda: advisor.recommend(str(EXAMPLES / "profiles/iris_tiny.json"), rules_dirs=3)
+            ),
+        )
+    )
+    cases.append(
+        Case(
+            "api/explain-field-int/explain",
+            "paths",
+            "api:explain",
+            lambda f: (
+                lambda: advisor.explain(
+                    advisor.recommend(str(EXAMPLES / "profiles/iris_tiny.json")), 3
+                )
+            ),
+        )
+    )
     return cases
 
 
 def corpus() -> list[Case]:
     """Every hand-made case, in a fixed order."""
-    return [*_json_cases(), *_number_cases(), *_data_cases(), *_base_cases(), *_history_cases(),
-            *_rule_cases(), *_path_cases(), *_security_cases(), *_api_cases()]
+    return [
+        *_json_cases(),
+        *_number_cases(),
+        *_data_cases(),
+        *_base_cases(),
+        *_history_cases(),
+        *_rule_cases(),
+        *_path_cases(),
+        *_security_cases(),
+        *_api_cases(),
+    ]
 
 
 # ----------------------------------------------------------------------------- mutants
 
 
 ODD_VALUES: list[Any] = [
-    None, True, False, 0, -1, 1, 2**31, -(2**63), 10**30, 0.0, -0.0, 5e-324, 1e308, -1e308,
-    math.nan, math.inf, -math.inf, "", "x", "NaN", "1e999", "\u0000", "\udc80".encode("utf-8", "surrogatepass").decode(
-        "utf-8", "replace"), "a" * 10_000, [], [1], [None], [[[]]], {}, {"a": 1}, [1.5, "x"], list(range(50_000)),
+    None,
+    True,
+    False,
+    0,
+    -1,
+    1,
+    2**31,
+    -(2**63),
+    10**30,
+    0.0,
+    -0.0,
+    5e-324,
+    1e308,
+    -1e308,
+    math.nan,
+    math.inf,
+    -math.inf,
+    "",
+    "x",
+    "NaN",
+    "1e999",
+    "\u0000",
+    "\udc80".encode("utf-8", "surrogatepass").decode("utf-8", "replace"),
+    "a" * 10_000,
+    [],
+    [1],
+    [None],
+    [[[]]],
+    {},
+    {"a": 1},
+    [1.5, "x"],
+    list(range(50_000)),
 ]
 
 
@@ -639,14 +974,22 @@ def mutate_doc(doc: Any, rng: random.Random) -> str:
         target = rng.choice([p for p in paths if _get(doc, p, dict)] or [()])
         node = _get(doc, target, dict)
         if isinstance(node, dict):
-            node[rng.choice(["extra", "learning_rate", "epochs", "x" * 300])] = rng.choice(ODD_VALUES[:20])
+            node[rng.choice(["extra", "learning_rate", "epochs", "x" * 300])] = rng.choice(
+                ODD_VALUES[:20]
+            )
     elif kind == "nest":
         doc = _set(doc, path, json.loads(deep(rng.choice([2, 70, 900]))))
     text = json.dumps(doc, allow_nan=True)
     if kind == "text":
         cut = rng.randrange(len(text) + 1)
-        text = rng.choice([text[:cut], text[:cut] + "\ufffd" + text[cut:], text[:cut] + "}" + text[cut:],
-                           text.replace("1", "1" * rng.choice([50, 5000]), 1)])
+        text = rng.choice(
+            [
+                text[:cut],
+                text[:cut] + "\ufffd" + text[cut:],
+                text[:cut] + "}" + text[cut:],
+                text.replace("1", "1" * rng.choice([50, 5000]), 1),
+            ]
+        )
     return text
 
 
@@ -671,7 +1014,11 @@ def mutate_text(text: str, rng: random.Random) -> bytes:
         at = min(at, len(data) - 1)
         return data[:at] + bytes([data[at] ^ (1 << rng.randrange(8))]) + data[at + 1 :]
     if kind == "insert":
-        return data[:at] + rng.choice([b",", b"\n", b'"', b"nan", b"inf", b"-", b"\x00", b"[", b"="]) + data[at:]
+        return (
+            data[:at]
+            + rng.choice([b",", b"\n", b'"', b"nan", b"inf", b"-", b"\x00", b"[", b"="])
+            + data[at:]
+        )
     if kind == "long":
         return data[:at] + b"9" * rng.choice([400, 5000, 140_000]) + data[at:]
     if kind == "bad-utf8":
@@ -692,45 +1039,136 @@ def mutants(n: int, seed: int = 0) -> list[Case]:
     text_log = (EXAMPLES / "histories/keras_console_lr_too_low.log").read_text()
     # the shipped rules under new ids, so that only the mutation can make them wrong
     rule_text = (ROOT / "rules/35_training_config.toml").read_text().replace("\n[", "\n[fuzz_")
-    iris_csv = "a,b,c,d,y\n" + "".join(f"{i % 7}.1,{i % 3},{i % 5}.5,{i % 2},{i % 3}\n" for i in range(30))
+    iris_csv = "a,b,c,d,y\n" + "".join(
+        f"{i % 7}.1,{i % 3},{i % 5}.5,{i % 2},{i % 3}\n" for i in range(30)
+    )
     makers: list[tuple[int, str, Callable[[random.Random], Build]]] = [
-        (10, "recommend", lambda r: _doc_build(mutate_doc(json.loads(r.choice(profiles).read_text()), r),
-                                               "profile.json", lambda p: ["recommend", p, "-o", "plan.json"])),
-        (5, "explain", lambda r: _doc_build(mutate_doc(json.loads(r.choice(plans).read_text()), r),
-                                            "plan.json", lambda p: ["explain", p])),
-        (8, "diagnose", lambda r: _doc_build(mutate_doc(r.choice([native_history(), hf_history(), keras_history()]),
-                                                        r), "history.json",
-                                             lambda p: ["diagnose", p, "-o", "next.json"])),
-        (6, "diagnose", lambda r: _doc_build(mutate_text(r.choice([csv_history, lightning, text_log]), r),
-                                             "history.txt", lambda p: ["diagnose", p, "-o", "next.json"])),
-        (3, "diagnose", lambda r: _two_build(keras_history(), mutate_doc(json.loads(r.choice(plans).read_text()), r))),
-        (5, "profile", lambda r: _doc_build(mutate_text(iris_csv, r), "data.csv",
-                                            lambda p: ["profile", p, "--target", "y", "-o", "profile.json"])),
-        (3, "rules check", lambda r: _doc_build(mutate_text(rule_text, r), "team.toml",
-                                                lambda p: ["rules", "check", "--rules", p])),
-        (2, "run", lambda r: _doc_build(mutate_doc(tiny_plan(), r), "plan.json",
-                                        lambda p: ["run", p, "--out", "out"])),
-        (1, "search", lambda r: _doc_build(mutate_doc(tiny_search_plan(), r), "plan.json",
-                                           lambda p: ["search", p, "--out", "out", "--quiet"])),
-        (1, "lr-find", lambda r: _doc_build(mutate_doc(tiny_plan(), r), "plan.json",
-                                            lambda p: ["lr-find", p, "--steps", "2", "--points", "3",
-                                                       "--seeds", "2", "--out", "out"])),
-        (2, "import-base", lambda r: _doc_build(_mutate_bytes(safetensors_bytes({"conv1.weight": [0.0] * 8}), r),
-                                                "w.safetensors", lambda p: ["import-base", p, "-o", "out"])),
+        (
+            10,
+            "recommend",
+            lambda r: _doc_build(
+                mutate_doc(json.loads(r.choice(profiles).read_text()), r),
+                "profile.json",
+                lambda p: ["recommend", p, "-o", "plan.json"],
+            ),
+        ),
+        (
+            5,
+            "explain",
+            lambda r: _doc_build(
+                mutate_doc(json.loads(r.choice(plans).read_text()), r),
+                "plan.json",
+                lambda p: ["explain", p],
+            ),
+        ),
+        (
+            8,
+            "diagnose",
+            lambda r: _doc_build(
+                mutate_doc(r.choice([native_history(), hf_history(), keras_history()]), r),
+                "history.json",
+                lambda p: ["diagnose", p, "-o", "next.json"],
+            ),
+        ),
+        (
+            6,
+            "diagnose",
+            lambda r: _doc_build(
+                mutate_text(r.choice([csv_history, lightning, text_log]), r),
+                "history.txt",
+                lambda p: ["diagnose", p, "-o", "next.json"],
+            ),
+        ),
+        (
+            3,
+            "diagnose",
+            lambda r: _two_build(
+                keras_history(), mutate_doc(json.loads(r.choice(plans).read_text()), r)
+            ),
+        ),
+        (
+            5,
+            "profile",
+            lambda r: _doc_build(
+                mutate_text(iris_csv, r),
+                "data.csv",
+                lambda p: ["profile", p, "--target", "y", "-o", "profile.json"],
+            ),
+        ),
+        (
+            3,
+            "rules check",
+            lambda r: _doc_build(
+                mutate_text(rule_text, r), "team.toml", lambda p: ["rules", "check", "--rules", p]
+            ),
+        ),
+        (
+            2,
+            "run",
+            lambda r: _doc_build(
+                mutate_doc(tiny_plan(), r), "plan.json", lambda p: ["run", p, "--out", "out"]
+            ),
+        ),
+        (
+            1,
+            "search",
+            lambda r: _doc_build(
+                mutate_doc(tiny_search_plan(), r),
+                "plan.json",
+                lambda p: ["search", p, "--out", "out", "--quiet"],
+            ),
+        ),
+        (
+            1,
+            "lr-find",
+            lambda r: _doc_build(
+                mutate_doc(tiny_plan(), r),
+                "plan.json",
+                lambda p: [
+                    "lr-find",
+                    p,
+                    "--steps",
+                    "2",
+                    "--points",
+                    "3",
+                    "--seeds",
+                    "2",
+                    "--out",
+                    "out",
+                ],
+            ),
+        ),
+        (
+            2,
+            "import-base",
+            lambda r: _doc_build(
+                _mutate_bytes(safetensors_bytes({"conv1.weight": [0.0] * 8}), r),
+                "w.safetensors",
+                lambda p: ["import-base", p, "-o", "out"],
+            ),
+        ),
     ]
     weights = [m[0] for m in makers]
     cases = []
     for i in range(n):
         _, command, make = rng.choices(makers, weights)[0]
         case_rng = random.Random(rng.getrandbits(64))
-        cases.append(Case(f"mutant/{i}/{command}", "mutant", command, make(case_rng), expect_error=False))
+        cases.append(
+            Case(f"mutant/{i}/{command}", "mutant", command, make(case_rng), expect_error=False)
+        )
     return cases
 
 
 def _mutate_bytes(data: bytes, rng: random.Random) -> bytes:
     at = rng.randrange(len(data) + 1)
-    return rng.choice([data[:at], data[:at] + os.urandom(rng.randrange(1, 9)) + data[at + 8 :],
-                       data[:8] + data[at:], struct.pack("<Q", rng.getrandbits(64)) + data[8:]])
+    return rng.choice(
+        [
+            data[:at],
+            data[:at] + os.urandom(rng.randrange(1, 9)) + data[at + 8 :],
+            data[:8] + data[at:],
+            struct.pack("<Q", rng.getrandbits(64)) + data[8:],
+        ]
+    )
 
 
 def _doc_build(content: str | bytes, name: str, argv: Callable[[str], list[str]]) -> Build:
@@ -738,5 +1176,11 @@ def _doc_build(content: str | bytes, name: str, argv: Callable[[str], list[str]]
 
 
 def _two_build(history: Any, plan_text: str) -> Build:
-    return lambda f: ["diagnose", str(write(f, "h.json", history)), "--plan", str(write(f, "p.json", plan_text)),
-                      "-o", "next.json"]
+    return lambda f: [
+        "diagnose",
+        str(write(f, "h.json", history)),
+        "--plan",
+        str(write(f, "p.json", plan_text)),
+        "-o",
+        "next.json",
+    ]

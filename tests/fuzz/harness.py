@@ -47,7 +47,7 @@ class Outcome:
 
 
 class Hang(BaseException):
-    """Raised by the alarm: BaseException, so no ``except Exception`` in the code under test stops it."""
+    """Raised by the alarm; a BaseException, so no ``except Exception`` under test stops it."""
 
 
 @contextmanager
@@ -121,7 +121,9 @@ def run_case(case: Case, folder: Path, limit_s: float = 30.0) -> Outcome:
                     exit_code, output, detail = _run_cli(built)
         except Hang:
             seconds = time.perf_counter() - start
-            return Outcome(case.name, case.klass, case.command, "hang", None, seconds, f"> {limit_s:.0f} s")
+            return Outcome(
+                case.name, case.klass, case.command, "hang", None, seconds, f"> {limit_s:.0f} s"
+            )
         seconds = time.perf_counter() - start
         after = _snapshot(folder)
     if detail:
@@ -136,7 +138,9 @@ def run_case(case: Case, folder: Path, limit_s: float = 30.0) -> Outcome:
     error_lines = [line for line in lines if line.startswith(("error:", "Error:"))]
     usage = any(line.startswith("Usage:") for line in lines)
     if exit_code not in (1, 2) or len(error_lines) != 1 or (not usage and len(lines) != 1):
-        return Outcome(case.name, case.klass, case.command, "noisy", exit_code, seconds, output[-300:])
+        return Outcome(
+            case.name, case.klass, case.command, "noisy", exit_code, seconds, output[-300:]
+        )
     message = error_lines[0]
     if not case.command.startswith("rules"):  # rule files are named by their ids, on purpose
         echo_lines = {line for line in echo_lines if line not in message.split(": ")[0]}
@@ -145,11 +149,20 @@ def run_case(case: Case, folder: Path, limit_s: float = 30.0) -> Outcome:
     if any(line in message for line in echo_lines) or any(
         marker in message for marker in SYSTEM_FILE_LINES
     ):
-        return Outcome(case.name, case.klass, case.command, "echoed", exit_code, seconds, message[:300])
+        return Outcome(
+            case.name, case.klass, case.command, "echoed", exit_code, seconds, message[:300]
+        )
     written = sorted(after - before)
     if written:
-        return Outcome(case.name, case.klass, case.command, "wrote", exit_code, seconds,
-                       f"{message[:200]} | left {written[:5]}")
+        return Outcome(
+            case.name,
+            case.klass,
+            case.command,
+            "wrote",
+            exit_code,
+            seconds,
+            f"{message[:200]} | left {written[:5]}",
+        )
     return Outcome(case.name, case.klass, case.command, "error", exit_code, seconds, message[:300])
 
 
@@ -159,7 +172,9 @@ def _run_cli(argv: list[str]) -> tuple[int | None, str, str]:
     result = CliRunner().invoke(cli, argv, prog_name="advisor", catch_exceptions=True)
     exception = result.exception
     if exception is not None and not isinstance(exception, SystemExit):
-        text = "".join(traceback.format_exception(type(exception), exception, exception.__traceback__))
+        text = "".join(
+            traceback.format_exception(type(exception), exception, exception.__traceback__)
+        )
         return result.exit_code, result.output, text[-1500:]
     return result.exit_code, result.output, ""
 

@@ -38,11 +38,28 @@ def test_every_class_of_the_issue_has_cases():
     classes = {case.klass for case in CASES}
     assert {"json", "numbers", "data", "bases", "history", "rules", "paths", "security"} <= classes
     commands = {case.command for case in CASES}
-    assert {"recommend", "explain", "diagnose", "run", "search", "lr-find", "profile", "import-base",
-            "pretrain", "rules check", "rules list"} <= commands
+    assert {
+        "recommend",
+        "explain",
+        "diagnose",
+        "run",
+        "search",
+        "lr-find",
+        "profile",
+        "import-base",
+        "pretrain",
+        "rules check",
+        "rules list",
+    } <= commands
     assert {c for c in commands if c.startswith("api:")} >= {
-        "api:recommend", "api:diagnose", "api:explain", "api:load_profile", "api:load_plan",
-        "api:load_history", "api:run", "api:search",
+        "api:recommend",
+        "api:diagnose",
+        "api:explain",
+        "api:load_profile",
+        "api:load_plan",
+        "api:load_history",
+        "api:run",
+        "api:search",
     }
 
 
@@ -67,11 +84,20 @@ def test_mutated_example_files_never_end_in_a_traceback(tmp_path):
 # ----------------------------------------------------------------------------- hypothesis
 
 JSON_LEAVES = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=30), st.sampled_from([2**64, -(10**30), 5e-324, 1e308, "NaN", "Infinity"]),
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=30),
+    st.sampled_from([2**64, -(10**30), 5e-324, 1e308, "NaN", "Infinity"]),
 )
-JSON_VALUES = st.recursive(JSON_LEAVES, lambda children: st.lists(children, max_size=4)
-                           | st.dictionaries(st.text(max_size=12), children, max_size=4), max_leaves=12)
+JSON_VALUES = st.recursive(
+    JSON_LEAVES,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
+    max_leaves=12,
+)
 
 
 def _paths(doc, prefix=()):
@@ -148,7 +174,9 @@ def test_a_mutated_history_is_diagnosed_or_one_input_error(doc):
         assert "\n" not in str(err)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(mutated(example("profiles/iris_tiny.json")))
 def test_recommend_on_a_mutated_profile_file_exits_0_or_2_with_one_line(tmp_path, doc):
     from click.testing import CliRunner
@@ -157,7 +185,9 @@ def test_recommend_on_a_mutated_profile_file_exits_0_or_2_with_one_line(tmp_path
 
     (tmp_path / "p.json").write_text(json.dumps(doc))
     (tmp_path / "plan.json").unlink(missing_ok=True)
-    result = CliRunner().invoke(cli, ["recommend", str(tmp_path / "p.json"), "-o", str(tmp_path / "plan.json")])
+    result = CliRunner().invoke(
+        cli, ["recommend", str(tmp_path / "p.json"), "-o", str(tmp_path / "plan.json")]
+    )
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert result.exit_code in (0, 2)
     if result.exit_code == 2:
