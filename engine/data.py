@@ -132,7 +132,8 @@ def _check_targets(y: np.ndarray, plan: Plan) -> np.ndarray:
                 "data.source: detection targets need 5 columns (x1, y1, x2, y2, class)"
             )
         labels = y[:, 4]
-        if not np.all(np.isfinite(labels)) or np.any(labels != np.floor(labels)) or labels.min() < 0:
+        whole = np.all(np.isfinite(labels)) and np.all(labels == np.floor(labels))
+        if not whole or labels.min() < 0:
             raise InputError(
                 f"data.source: detection class ids must be whole numbers 0..{k - 1}; "
                 "the fifth target column holds a negative, fractional or missing one"

@@ -607,9 +607,7 @@ def _rule_cases() -> list[Case]:
                     f"rules/{label}/{_short_command(argv)}",
                     "rules",
                     _short_command(argv),
-                    lambda f, body=body, argv=argv: [
-                        a.replace("RULES", str(write(f, "team.toml", body))) for a in argv
-                    ],
+                    lambda f, body=body, argv=argv: _fill(argv, write(f, "team.toml", body)),
                     expect_error=not valid,
                 )
             )
@@ -628,12 +626,15 @@ def _rule_cases() -> list[Case]:
                     f"rules/{label}/{_short_command(argv)}",
                     "rules",
                     _short_command(argv),
-                    lambda f, make=make, argv=argv: [
-                        a.replace("RULES", str(make(f))) for a in argv
-                    ],
+                    lambda f, make=make, argv=argv: _fill(argv, make(f)),
                 )
             )
     return cases
+
+
+def _fill(argv: list[str], path: Path) -> list[str]:
+    """``argv`` with the placeholder RULES replaced by ``path`` (made once, before)."""
+    return [str(path) if a == "RULES" else a for a in argv]
 
 
 def _short_command(argv: list[str]) -> str:

@@ -31,6 +31,12 @@ from tests.fuzz.corpus import Case
 
 BAD = ("traceback", "hang", "noisy", "wrote", "echoed", "unexpected")
 
+# Commands that train when a mutated plan turns out valid: a tiny run is a JAX
+# compile, an epoch and a plot, which on a loaded CPU can take longer than the
+# bound for reading an input.  They get this bound instead.
+TRAINING = ("run", "search", "lr-find", "pretrain", "api:run", "api:search")
+TRAINING_LIMIT_S = 120.0
+
 
 @dataclass
 class Outcome:
@@ -102,6 +108,8 @@ SYSTEM_FILE_LINES = ("root:x:0:0", "daemon:x:")
 
 def run_case(case: Case, folder: Path, limit_s: float = 30.0) -> Outcome:
     """Build ``case`` in the empty ``folder``, run it there and classify the result."""
+    if case.command in TRAINING:
+        limit_s = max(limit_s, TRAINING_LIMIT_S)
     folder.mkdir(parents=True, exist_ok=True)
     with inside(folder):
         start = time.perf_counter()
