@@ -247,8 +247,8 @@ def check_output(
     path = Path(path)
     try:
         info = path.stat()
-    except FileNotFoundError:
-        info = None
+    except (FileNotFoundError, NotADirectoryError):
+        info = None  # the folder checks below say which part is wrong
     except OSError as err:
         raise InputError(f"{option}: {path} cannot be used ({_reason(err)})") from None
     if info is not None:
@@ -274,7 +274,7 @@ def check_output(
         try:
             ancestor_info = ancestor.stat()
             break
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             if ancestor.parent == ancestor:
                 raise InputError(f"{option}: {path}: no folder of it exists") from None
             ancestor = ancestor.parent
