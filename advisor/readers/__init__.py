@@ -69,11 +69,28 @@ def load_history(source: History | dict[str, Any] | str | Path) -> History:
     return _read(Content(path, data))
 
 
+# What a reader raises on a file of the right shape but the wrong content: a field of
+# the wrong type (a list where an object was expected), a number too long for int(),
+# nesting past the recursion limit, a CSV field over csv's limit.  Readers parse
+# untrusted files; at this boundary each of these is the file's fault, said in one line.
+_PARSER_ERRORS = (
+    RecursionError,
+    MemoryError,
+    OverflowError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    KeyError,
+    IndexError,
+    csv.Error,
+)
+
+
 def detect(content: Content):
     """The reader module whose signature the content has, or None."""
     try:
         return next((reader for reader in READERS if reader.sniff(content)), None)
-    except (RecursionError, MemoryError, OverflowError, ValueError, csv.Error) as err:
+    except _PARSER_ERRORS as err:
         raise InputError(
             f"{content.label}: cannot be parsed ({_why(err)}); expected a training history"
         ) from None
@@ -98,7 +115,7 @@ def _parse(reader, content: Content) -> History:
     ``int``, nesting past the recursion limit, a malformed CSV field) as one line."""
     try:
         return reader.read(content)
-    except (RecursionError, MemoryError, OverflowError, ValueError, csv.Error) as err:
+    except _PARSER_ERRORS as err:
         raise InputError(
             f"{content.label}: looks like {reader.FORMAT} but cannot be parsed "
             f"({_why(err)}); expected a well-formed {reader.FORMAT} history"
@@ -110,6 +127,8 @@ def _why(err: Exception) -> str:
         return "a CSV field over 128 KiB or malformed quoting"
     if isinstance(err, RecursionError):
         return "nested too deeply"
+    if isinstance(err, (TypeError, AttributeError, KeyError, IndexError)):
+        return "a field of the wrong type or shape"
     return type(err).__name__
 
 
