@@ -342,3 +342,15 @@ def test_the_api_functions_stay_functions_after_their_modules_are_imported():
 
     assert callable(advisor.recommend) and callable(advisor.explain)
     assert advisor.recommend(str(PROFILE)).task == "multiclass"
+
+
+def test_data_root_also_confines_model_base(tmp_path):
+    from advisor.inputs import set_data_root
+    from engine.transfer import read_base
+
+    set_data_root(tmp_path)
+    try:
+        with pytest.raises(InputError, match=r"^model\.base: /etc is outside the data root"):
+            read_base("/etc")
+    finally:
+        set_data_root(None)
