@@ -48,7 +48,9 @@ def cli(data_root: Path | None) -> None:
     set_data_root(data_root)
 
 
-def _check_output(path: Path | None, *inputs: Path | None, option: str = "-o", folder: bool = False) -> None:
+def _check_output(
+    path: Path | None, *inputs: Path | None, option: str = "-o", folder: bool = False
+) -> None:
     """Refuse, before any work, an output that cannot be written or would overwrite an input."""
     if path is not None:
         from advisor.inputs import check_output
@@ -323,7 +325,9 @@ def _int_list(ctx, param, value: str | None) -> list[int] | None:
         return None
     parts = [v.strip() for v in value.split(",") if v.strip()]
     if len(parts) > MAX_LIST or not all(p.isascii() and p.isdigit() and len(p) <= 7 for p in parts):
-        raise InputError(f"--{param.name}: {value[:40]!r} is not a comma-separated list of class ids, e.g. 5,6,7")
+        raise InputError(
+            f"--{param.name}: {value[:40]!r} is not a comma-separated list of class ids, e.g. 5,6,7"
+        )
     return [int(v) for v in parts]
 
 
@@ -331,11 +335,14 @@ def _image_size(ctx, param, value: str | None) -> tuple[int, int] | None:
     if value is None:
         return None
     parts = value.lower().split("x")
-    if len(parts) != 2 or not all(p.isascii() and p.isdigit() and len(p) <= 6 and int(p) > 0 for p in parts):
+    numbers = all(p.isascii() and p.isdigit() and len(p) <= 6 and int(p) > 0 for p in parts)
+    if len(parts) != 2 or not numbers:
         raise InputError(f"--image-size: {value[:40]!r} is not HEIGHTxWIDTH, e.g. 64x64")
     height, width = int(parts[0]), int(parts[1])
     if max(height, width) > MAX_IMAGE_SIDE:
-        raise InputError(f"--image-size: {value!r} is too large; expected at most {MAX_IMAGE_SIDE} per side")
+        raise InputError(
+            f"--image-size: {value!r} is too large; expected at most {MAX_IMAGE_SIDE} per side"
+        )
     return height, width
 
 

@@ -63,7 +63,9 @@ def explain(plan: Plan | dict | str | Path, field: str | None = None) -> dict[st
     if field is None:
         return dict(loaded.explanations)
     if not isinstance(field, str):
-        raise InputError(f"field: got a {type(field).__name__}; expected a plan path such as loss.name")
+        raise InputError(
+            f"field: got a {type(field).__name__}; expected a plan path such as loss.name"
+        )
     known = {**loaded.derived_facts, **loaded.explanations}
     if field in known:
         return {field: known[field]}

@@ -478,7 +478,7 @@ def load_rule_file(path: Path) -> list[Rule]:
     except RecursionError:
         raise RuleError(f"{path}: nested too deeply; expected a TOML rule file") from None
     except ValueError as err:  # tomllib's own int() of a number over 4300 digits
-        raise RuleError(f"{path}: not valid TOML ({type(err).__name__}: a number too long)") from None
+        raise RuleError(f"{path}: not valid TOML (a number too long)") from None
     default_domain = data.pop("domain", "recommend") if isinstance(data.get("domain"), str) else "recommend"
     return [parse_rule(rule_id, raw, path.name, default_domain) for rule_id, raw in data.items()]
 
