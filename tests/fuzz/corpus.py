@@ -735,6 +735,41 @@ def _path_cases() -> list[Case]:
             ],
         )
     )
+    for label, storage in {
+        "under-a-file": lambda f: str(write(f, "file.txt", "x") / "j.journal"),
+        "unknown-scheme": lambda f: "bogus://x",
+        "sqlite-unwritable": lambda f: "sqlite:////proc/self/x.db",
+    }.items():
+        cases.append(
+            _cli(
+                f"paths/storage-{label}/search",
+                "paths",
+                "search",
+                lambda f, storage=storage: [
+                    "search",
+                    str(write(f, "plan.json", tiny_search_plan())),
+                    "--out",
+                    "out",
+                    "--quiet",
+                    "--storage",
+                    storage(f),
+                ],
+            )
+        )
+    for label, name in {
+        "empty": "",
+        "dots": "....",
+        "long": "x" * 100_000,
+        "nul": "a\x01b",
+    }.items():
+        cases.append(
+            _cli(
+                f"paths/explain-field-{label}/explain",
+                "paths",
+                "explain",
+                lambda f, name=name: ["explain", str(EXAMPLES / "plans/iris_tiny.json"), name],
+            )
+        )
     cases.append(
         _cli(
             "paths/run-out-is-file/run",
