@@ -319,7 +319,7 @@ _NAME = re.compile(r"[\w .%()/+-]{1,40}")
 
 def _columns(header: list[str]) -> str:
     """The header's names when they look like column names; never a line of some other file."""
-    if len(header) <= 50 and all(_NAME.fullmatch(name) for name in header):
+    if len(header) <= 20 and all(_NAME.fullmatch(name) for name in header):
         return "columns: " + ", ".join(header)
     return f"its header row has {len(header)} fields"
 
