@@ -326,7 +326,7 @@ def cache_dir() -> Path:
     return Path(os.environ.get("ADVISOR_CACHE") or Path.home() / ".cache" / "advisor") / "weights"
 
 
-def hub_url(spec: str) -> str:
+def hub_url(spec: str, field: str = "model.base") -> str:
     """The download address of ``torchvision:NAME`` or ``timm:NAME``."""
     scheme, _, name = spec.partition(":")
     if scheme == "torchvision":
@@ -338,7 +338,7 @@ def hub_url(spec: str) -> str:
         return TORCHVISION_URLS[name]
     if not TIMM_NAME.fullmatch(name):
         raise InputError(
-            f"model.base: timm:{name[:60]!r} is not a timm model name; expected letters, digits, "
+            f"{field}: timm:{name[:60]!r} is not a timm model name; expected letters, digits, "
             "'_', '-' and '.', e.g. timm:resnet50.a1_in1k"
         )
     return TIMM_URL.format(name=name)
@@ -351,7 +351,7 @@ def fetch(spec: str, url: str | None = None, field: str = "model.base") -> Path:
         spec: ``torchvision:NAME`` or ``timm:NAME``.
         url: where to download from (default: ``hub_url(spec)``).
     """
-    url = url or hub_url(spec)
+    url = url or hub_url(spec, field)
     suffix = ".safetensors" if url.endswith(".safetensors") else ".pth"
     target = cache_dir() / (spec.replace(":", "__").replace("/", "_") + suffix)
     if target.exists():

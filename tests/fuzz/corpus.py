@@ -471,6 +471,28 @@ def _base_cases() -> list[Case]:
 
         return build
 
+    for label, base in {
+        "dev-zero": lambda f: "/dev/zero",
+        "fifo": lambda f: str(fifo(f, "w.safetensors")),
+        "timm-slash": lambda f: "timm:../x",
+        "empty-safetensors": lambda f: str(write(f, "w.safetensors", b"")),
+        "folder-without-weights": lambda f: str(f),
+    }.items():
+        cases.append(
+            _cli(
+                f"bases/profile-base-{label}/profile",
+                "bases",
+                "profile",
+                lambda f, base=base: [
+                    "profile",
+                    "builtin:digits",
+                    "--subsample",
+                    "60",
+                    "--base",
+                    base(f),
+                ],
+            )
+        )
     fmt = {"format": "advisor-checkpoint-1"}
     for label, weights, structure in (
         ("checkpoint-empty", b"", None),
