@@ -151,6 +151,10 @@ def main() -> None:
         "--append", action="store_true", help="append the table to benchmarks/RESULTS.md"
     )
     parser.add_argument("--failures", type=Path, help="write every bad case as JSON lines here")
+    parser.add_argument("--save", type=Path, help="write every case's record as JSON lines here")
+    parser.add_argument(
+        "--load", type=Path, help="report records saved by --save instead of running"
+    )
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
@@ -159,8 +163,17 @@ def main() -> None:
         child(args.child, args.cases, args.seed, args.limit, args.out, args.work)
         return
     began = time.perf_counter()
-    records = run_all(args.cases, args.seed, args.limit)
-    minutes = (time.perf_counter() - began) / 60
+    if args.load:
+        lines = args.load.read_text().splitlines()
+        minutes = json.loads(lines[0])["minutes"]
+        records = [json.loads(line) for line in lines[1:]]
+    else:
+        records = run_all(args.cases, args.seed, args.limit)
+        minutes = (time.perf_counter() - began) / 60
+    if args.save:
+        args.save.write_text(
+            "".join(json.dumps(r) + "\n" for r in [{"minutes": minutes}, *records])
+        )
     text = table(records)
     print(text)
     bad = [
