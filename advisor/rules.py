@@ -380,6 +380,10 @@ class Rule:
 
 def parse_rule(rule_id: str, raw: Any, file: str, default_domain: str = "recommend") -> Rule:
     """Build a Rule from its TOML table; every mistake is a RuleError naming file and rule."""
+    if len(rule_id) > 100:
+        raise RuleError(
+            f"{file}: [{rule_id[:40]}...]: a rule id of {len(rule_id)} characters; expected at most 100"
+        )
     where = f"{file}: [{rule_id}]"
     if not isinstance(raw, dict):
         raise RuleError(f"{where}: expected a table")
@@ -388,7 +392,7 @@ def parse_rule(rule_id: str, raw: Any, file: str, default_domain: str = "recomme
         from advisor.errors import suggest
 
         name = sorted(unknown)[0]
-        raise RuleError(f"{where}: unknown key {name!r}; {suggest(name, RULE_KEYS)}")
+        raise RuleError(f"{where}: unknown key {name[:40]!r}; {suggest(name, RULE_KEYS)}")
     for key in ("reason", "source"):
         if not isinstance(raw.get(key), str) or not raw[key].strip():
             raise RuleError(f"{where}: '{key}' is required (one sentence of text)")
@@ -437,7 +441,7 @@ def _parse_finding(raw: Any, where: str) -> Finding:
         raise RuleError(f"{where}: expected a table with 'problem' and 'severity'")
     extra = set(raw) - {"problem", "severity", "epochs", "evidence"}
     if extra:
-        raise RuleError(f"{where}: unknown key {sorted(extra)[0]!r}")
+        raise RuleError(f"{where}: unknown key {sorted(extra)[0][:40]!r}")
     epochs = raw.get("epochs")
     if epochs is not None and (not isinstance(epochs, list) or len(epochs) != 2):
         raise RuleError(f"{where}.epochs: expected two fact names [first, last]")

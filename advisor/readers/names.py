@@ -11,6 +11,7 @@ suffixes), so a reader can prefer the per-epoch value.  Bookkeeping columns
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -137,6 +138,7 @@ def _tokens(raw: str) -> list[str]:
     return [t for t in re.split(r"[\s_/\-.:]+", text.lower()) if t]
 
 
+@functools.lru_cache(maxsize=4096)  # a table repeats its column names on every row
 def normalise(raw: str) -> Name | None:
     """The contract name for a raw metric name, or None for bookkeeping columns.
 
