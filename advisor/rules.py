@@ -382,7 +382,7 @@ def parse_rule(rule_id: str, raw: Any, file: str, default_domain: str = "recomme
     """Build a Rule from its TOML table; every mistake is a RuleError naming file and rule."""
     if len(rule_id) > 100:
         raise RuleError(
-            f"{file}: [{rule_id[:40]}...]: a rule id of {len(rule_id)} characters; expected at most 100"
+            f"{file}: [{rule_id[:40]}...]: a rule id of {len(rule_id)} characters; expected <= 100"
         )
     where = f"{file}: [{rule_id}]"
     if not isinstance(raw, dict):
