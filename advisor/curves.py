@@ -53,6 +53,17 @@ CROSS_ENTROPY_LOSSES = (
     "sparse_categorical_crossentropy",
 )
 LOSS_SERIES = ("loss", "val_loss")
+# Series that only a two-class problem logs: chance level is then that of a coin.
+BINARY_SERIES = ("auc", "val_auc", "binary_accuracy", "val_binary_accuracy")
+# Guessing K from the history alone: the first loss within 10 % of log K together with the
+# first accuracy within a fifth of 1/K (an untrained classifier starts there), or a loss
+# (accuracy) within 3 % of log K (1/K) at every epoch.  K up to 20.
+MAX_INFERRED_CLASSES = 20
+CHANCE_LOSS_MATCH = 0.1
+CHANCE_ACCURACY_MATCH = 0.2
+FLAT_CHANCE_MATCH = 0.03
+# Series whose NaN or infinity means the run broke down (not the schedule's or the clock's).
+NOT_MODEL_SERIES = ("lr", "epoch_time")
 
 
 def curve_features(
@@ -73,12 +84,15 @@ def curve_features(
     """
     task = history.task or task
     n_classes = history.n_classes or n_classes
+    history = _accuracy_as_fraction(history)
     epochs = np.asarray(history.epochs, dtype=float)
     out: dict[str, Any] = {
         "curve.n_epochs": len(history.epochs),
         "curve.first_epoch": int(history.epochs[0]) if history.epochs else None,
         "curve.last_epoch": int(history.epochs[-1]) if history.epochs else None,
         "curve.has_val": "val_loss" in history.series,
+        "curve.has_loss": any(name in history.series for name in LOSS_SERIES),
+        "curve.loss_epochs": _loss_epochs(history),
     }
     window = max(MIN_WINDOW, round(WINDOW_FRACTION * len(history.epochs)))
     out["curve.window"] = window
@@ -91,19 +105,87 @@ def curve_features(
     raised = lr_raises(history.epochs, history.series.get("lr", []))
     if "lr" in history.series:
         out["curve.lr.raises"] = len(raised)
-    chance = chance_loss(task, n_classes, loss_name)
+    k, how = infer_classes(history, task, n_classes, loss_name)
+    if k is not None:
+        out["curve.classes"] = k
+        out["curve.chance_source"] = how
+    chance = math.log(k) if k is not None and _is_cross_entropy(loss_name) else None
     for name in LOSS_SERIES:
         if name in history.series:
             x, y = _finite_prefix(epochs, history.series[name])
             out.update(_loss_features(name, x, y, window, chance, raised))
+    main = "loss" if "curve.loss.first" in out else "val_loss"
+    out.update(
+        {
+            "curve.main." + key.removeprefix(f"curve.{main}."): value
+            for key, value in list(out.items())
+            if key.startswith(f"curve.{main}.")
+        }
+    )
     for name in ("accuracy", "val_accuracy", "r2", "val_r2"):
         if name in history.series:
             x, y = _finite_prefix(epochs, history.series[name])
             out.update(_score_features(name, x, y, window))
     out.update(_gap_features(history, epochs, out, window))
-    out.update(_chance_features(task, n_classes, loss_name, out, history))
+    out.update(_chance_features(k, chance, out, history))
     out.update(_gradient_features(history, out.get("curve.nonfinite_epoch")))
     return {key: _plain(value) for key, value in out.items() if value is not None}
+
+
+def infer_classes(
+    history: History, task: str | None, n_classes: int | None, loss_name: str | None = None
+) -> tuple[int | None, str | None]:
+    """The K of chance level, and how it was found: ``given`` (task and classes from the
+    history, the plan or the command line), ``metric_names`` (a binary-only metric such as
+    AUC or a binary loss name), ``accuracy_and_loss`` (accuracy near 1/K where the loss is
+    near log K), ``flat_loss`` (a loss that sat at log K all run) or ``flat_accuracy``
+    (an accuracy that sat at 1/K all run).  (None, None) for regression or when nothing
+    points to a K.
+    """
+    if task == "regression" or (loss_name is not None and not _is_cross_entropy(loss_name)):
+        return None, None
+    given = _classes(task, n_classes)
+    if given is not None:
+        return given, "given"
+    if any(name in history.series for name in BINARY_SERIES) or loss_name == "binary_crossentropy":
+        return 2, "metric_names"
+    if "r2" in history.series or "val_r2" in history.series:
+        return None, None
+    loss = _values(history, "loss") or _values(history, "val_loss")
+    accuracy = _values(history, "accuracy") or _values(history, "val_accuracy")
+    for k in range(2, MAX_INFERRED_CLASSES + 1):
+        near_loss = bool(loss) and abs(loss[0] / math.log(k) - 1) <= CHANCE_LOSS_MATCH
+        near_accuracy = bool(accuracy) and abs(accuracy[0] - 1 / k) <= CHANCE_ACCURACY_MATCH / k
+        if near_loss and near_accuracy:
+            return k, "accuracy_and_loss"
+    for k in range(2, MAX_INFERRED_CLASSES + 1):
+        if len(loss) >= 2 and all(abs(v / math.log(k) - 1) <= FLAT_CHANCE_MATCH for v in loss):
+            return k, "flat_loss"
+        if len(accuracy) >= 2 and all(abs(v - 1 / k) <= FLAT_CHANCE_MATCH / k for v in accuracy):
+            return k, "flat_accuracy"
+    return None, None
+
+
+def _values(history: History, name: str) -> list[float]:
+    return [v for v in history.series.get(name, []) if v is not None and math.isfinite(v)]
+
+
+def _loss_epochs(history: History) -> int:
+    """Epochs at which some loss (training or validation) has a value."""
+    columns = [history.series[name] for name in LOSS_SERIES if name in history.series]
+    return sum(any(col[i] is not None for col in columns) for i in range(len(history.epochs)))
+
+
+def _accuracy_as_fraction(history: History) -> History:
+    """Accuracies logged in percent (any value above 1.5) as fractions of one."""
+    series = dict(history.series)
+    changed = False
+    for name in ("accuracy", "val_accuracy"):
+        values = _values(history, name)
+        if values and max(values) > 1.5 and max(values) <= 100.0:
+            series[name] = [v / 100.0 if v is not None else None for v in series[name]]
+            changed = True
+    return history.model_copy(update={"series": series}) if changed else history
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -137,16 +219,30 @@ def _finite_prefix(epochs: np.ndarray, values: list[float | None]) -> tuple[np.n
 
 
 def _nonfinite(history: History) -> dict[str, Any]:
-    """Where a loss first became NaN or infinite."""
-    first = None
-    for name in (*LOSS_SERIES, "grad_norm"):
-        for epoch, value in zip(history.epochs, history.series.get(name, []), strict=False):
+    """Where any loss, metric or gradient norm first became NaN or infinite, which series
+    did, and the last finite values of the losses before that epoch."""
+    first, which = None, None
+    for name, values in history.series.items():
+        if name in NOT_MODEL_SERIES:
+            continue
+        for epoch, value in zip(history.epochs, values, strict=False):
             if value is not None and not math.isfinite(value):
-                first = epoch if first is None else min(first, epoch)
+                if first is None or epoch < first:
+                    first, which = epoch, name
                 break
     out: dict[str, Any] = {"curve.nonfinite": first is not None}
-    if first is not None:
-        out["curve.nonfinite_epoch"] = first
+    if first is None:
+        return out
+    out["curve.nonfinite_epoch"] = first
+    out["curve.nonfinite_series"] = which
+    before = [i for i, e in enumerate(history.epochs) if e < first]
+    if before:
+        out["curve.last_finite_epoch"] = int(history.epochs[before[-1]])
+    for name in LOSS_SERIES:
+        kept = [history.series.get(name, [None] * len(history.epochs))[i] for i in before]
+        kept = [v for v in kept if v is not None]
+        if kept:
+            out[f"curve.{name}.last_finite"] = float(kept[-1])
     return out
 
 
@@ -211,6 +307,8 @@ def _loss_features(
             if moves.sum() > 0
             else 0.0,
             p + "max_jump": float(jumps.max()) if len(jumps) else 0.0,
+            p + "rise_share": float(np.mean(diffs[own] > 0)) if own.any() else 0.0,
+            p + "median_move": float(np.median(np.abs(jumps))) if len(jumps) else 0.0,
             p + "rise_from_min": rise_from_min(y, damping, last_raise),
             p + "linearity": r_squared(x, y),
             p + "deceleration": deceleration(s),
@@ -281,31 +379,38 @@ def _classes(task: str | None, n_classes: int | None) -> int | None:
     return k if k and k >= 2 else None
 
 
+def _is_cross_entropy(loss_name: str | None) -> bool:
+    """Unknown losses are taken for cross-entropy (what a classifier's history nearly always is)."""
+    return loss_name is None or loss_name in CROSS_ENTROPY_LOSSES
+
+
 def chance_loss(task: str | None, n_classes: int | None, loss_name: str | None) -> float | None:
     """Cross-entropy of a uniform guess, log K; None when the loss is not a cross-entropy."""
     k = _classes(task, n_classes)
-    if k is None or (loss_name is not None and loss_name not in CROSS_ENTROPY_LOSSES):
+    if k is None or not _is_cross_entropy(loss_name):
         return None
     return math.log(k)
 
 
 def _chance_features(
-    task: str | None, n_classes: int | None, loss_name: str | None, out: dict, history: History
+    k: int | None, chance: float | None, out: dict, history: History
 ) -> dict[str, Any]:
     """Distance from chance level: loss / log K for cross-entropy, skill above 1/K for accuracy."""
-    k = _classes(task, n_classes)
     if k is None:
         return {}
     result: dict[str, Any] = {"curve.chance_accuracy": 1.0 / k}
     for name in ("accuracy", "val_accuracy"):
         if f"curve.{name}.final" in out:
-            result[f"curve.{name}.skill"] = (out[f"curve.{name}.final"] - 1 / k) / (1 - 1 / k)
-    chance = chance_loss(task, n_classes, loss_name)
+            final = out[f"curve.{name}.final"]
+            result[f"curve.{name}.skill"] = (final - 1 / k) / (1 - 1 / k)
+            result[f"curve.{name}.chance_margin"] = final - 1 / k
     if chance is not None:
         result["curve.chance_loss"] = chance
-        for name in LOSS_SERIES:
+        for name in (*LOSS_SERIES, "main"):
             if f"curve.{name}.best" in out:
-                x, y = _finite_prefix(np.asarray(history.epochs, float), history.series[name])
+                series = "loss" if name == "main" and "curve.loss.best" in out else name
+                series = "val_loss" if series == "main" else series
+                x, y = _finite_prefix(np.asarray(history.epochs, float), history.series[series])
                 result[f"curve.{name}.chance_ratio"] = tail_mean(y) / chance
                 result[f"curve.{name}.peak_chance_ratio"] = float(y.max()) / chance
     return result

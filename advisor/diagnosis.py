@@ -85,6 +85,7 @@ def _run(history, plan, rules_dirs) -> tuple[Diagnosis, Plan | None]:
     fixes = fixes_from(inference, plan) if plan is not None else []
     diagnosis = Diagnosis(
         history=history.source,
+        primary=inference.facts.get("diagnosis.primary"),
         problems=problems_from(inference),
         features={k: round_value(v, 6) for k, v in sorted(features.items())},
         fixes=fixes,
@@ -124,7 +125,8 @@ def plan_facts(plan: Plan) -> dict[str, Any]:
 @lru_cache(maxsize=8)
 def diagnosis_rules(rules_dirs: tuple[str, ...] = ()) -> list[Rule]:
     """The ``diagnose``-domain rules: built-in plus extra files or folders."""
-    return [rule for rule in load_rules(list(rules_dirs), domain="diagnose") if rule.domain == "diagnose"]
+    rules = load_rules(list(rules_dirs), domain="diagnose")
+    return [rule for rule in rules if rule.domain == "diagnose"]
 
 
 def example_facts(example: dict[str, Any]) -> dict[str, Any]:
@@ -167,6 +169,8 @@ def render(diagnosis: Diagnosis, next_plan: str | Path | None = None) -> list[st
     source = diagnosis.history
     where = source.path or "history"
     names = ", ".join(p.name for p in diagnosis.problems) or "nothing to judge"
+    if diagnosis.primary is not None and len(diagnosis.problems) > 1:
+        names = f"{diagnosis.primary} (first); all: {names}"
     lines = [f"{where} ({source.format}, {diagnosis.n_epochs} epochs): {names}"]
     for problem in diagnosis.problems:
         span = f" epochs {problem.epochs[0]}-{problem.epochs[1]}" if problem.epochs else ""

@@ -652,6 +652,9 @@ class Diagnosis(Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="constants")
 
     history: HistorySource
+    primary: ProblemName | None = Field(
+        None, description="the problem to name first, by the precedence in rules/50_problems.toml"
+    )
     problems: list[Problem]
     features: dict[str, Any] = Field(default_factory=dict, description="curve features computed")
     fixes: list[Fix] = Field(default_factory=list, description="plan changes (empty without a plan)")

@@ -69,6 +69,7 @@ ProblemName = Literal[
     "vanishing_gradients",
     "exploding_gradients",
     "dead_units",
+    "inconclusive",
 ]
 Severity = Literal["info", "warning", "critical"]
 
@@ -242,6 +243,9 @@ _LOSS_CURVE = {
     "drop_after_plateau": ("float", "how far the curve fell after that stretch, as a fraction"),
     "chance_ratio": ("float", "final value / chance-level loss (1 = no better than guessing)"),
     "peak_chance_ratio": ("float", "highest value / chance-level loss"),
+    "last_finite": ("float", "last value before the first NaN or infinity of the run"),
+    "rise_share": ("float", "share of epoch-to-epoch moves that go up"),
+    "median_move": ("float", "median of |epoch-to-epoch change| / value before"),
 }
 _SCORE_CURVE = {
     "first": ("float", "value at the first epoch"),
@@ -251,12 +255,19 @@ _SCORE_CURVE = {
     "drop_from_best": ("float", "best - final"),
     "recent_gain": ("float", "rise over the recent window"),
     "skill": ("float", "(final - chance) / (1 - chance): 0 = guessing, 1 = perfect"),
+    "chance_margin": ("float", "final - chance accuracy (1/K)"),
 }
 _RUN_CURVE = {
     "n_epochs": ("int", "epochs in the history"),
     "first_epoch": ("int", "first epoch number"),
     "last_epoch": ("int", "last epoch number"),
     "has_val": ("bool", "the history has a validation loss"),
+    "has_loss": ("bool", "the history has a training or validation loss"),
+    "loss_epochs": ("int", "epochs at which a training or validation loss was logged"),
+    "classes": ("int", "K of the chance level, given or inferred from the history"),
+    "chance_source": ("str", "how K was found: given, metric_names, accuracy_and_loss, flat_loss, flat_accuracy"),
+    "nonfinite_series": ("str", "the series that first became NaN or infinite"),
+    "last_finite_epoch": ("int", "last epoch before the first NaN or infinity"),
     "window": ("int", "epochs in the recent window (a fifth of the run, at least 3)"),
     "window_start": ("int", "first epoch of the recent window"),
     "planned_epochs": ("int", "epochs the plan asked for"),
@@ -287,9 +298,10 @@ _RUN_CURVE = {
 
 def _diagnosis_facts() -> dict[str, FactSpec]:
     facts = {}
-    for series in ("loss", "val_loss"):
+    for series in ("loss", "val_loss", "main"):
+        label = "main (training loss, else validation loss)" if series == "main" else series
         for name, (kind, text) in _LOSS_CURVE.items():
-            facts[f"curve.{series}.{name}"] = FactSpec(kind, f"{series}: {text}")
+            facts[f"curve.{series}.{name}"] = FactSpec(kind, f"{label}: {text}")
     for series in ("accuracy", "val_accuracy", "r2", "val_r2"):
         for name, (kind, text) in _SCORE_CURVE.items():
             facts[f"curve.{series}.{name}"] = FactSpec(kind, f"{series}: {text}")
@@ -351,6 +363,13 @@ THRESHOLDS = {
     "update_ratio_low": "update / weight ratio below which steps are too small",
     "update_ratio_high": "update / weight ratio above which steps are too large",
     "dead_fraction": "share of dead hidden units that counts as a problem",
+    "no_learning": "best loss less than this far below the first counts as no learning",
+    "chance_ratio_over": "loss / chance loss up to which a model counts as guessing",
+    "chance_acc_margin": "accuracy at most this far above 1/K counts as guessing",
+    "healthy_drop": "relative fall of the loss a healthy run must show",
+    "healthy_chance_ratio": "loss / chance loss below which a run learned materially",
+    "rise_share_high": "share of upward moves of the training loss that counts as oscillation",
+    "move_high": "median relative epoch-to-epoch move that counts as large",
 }
 # Judgements the rules draw from the problems found, for the rules that come after them.
 JUDGEMENTS = {
@@ -359,6 +378,10 @@ JUDGEMENTS = {
     ),
     "diagnosis.confounded": FactSpec(
         "bool", "the instability shook the training loss too: the val curve says little of memorising"
+    ),
+    "diagnosis.primary": _cat(
+        "the problem a careful reader names first (rules/50_problems.toml, precedence)",
+        PROBLEMS,
     ),
     "diagnosis.overfitting_strong": FactSpec(
         "bool", "overfitting strong (or mild cures spent) enough for the full regularisation bundle"
@@ -372,5 +395,8 @@ ADVICE = {
     "longer_run": "the run is too short to judge its shape; train longer before diagnosing",
     "stabilise_first": "overfitting fixes wait until a run with stable optimisation shows it again",
     "finish_run": "the run ended before its planned epochs, not by early stopping; finish it",
+    "log_validation": "log a validation loss every epoch: without it overfitting cannot be judged",
+    "log_loss": "log the training and validation loss: accuracy alone cannot show the fit",
+    "check_labels": "check that the labels match the inputs (shuffled apart, one class, wrong column)",
 }
 FACTS.update(_diagnosis_facts())
