@@ -238,33 +238,67 @@ def diagnose_files(
     as_json: bool,
     task: str | None = None,
     n_classes: int | None = None,
+    run: str | None = None,
 ) -> None:
-    """``advisor diagnose HISTORY [--plan PLAN] [-o NEXT_PLAN] [--json] [--task T --classes K]``.
+    """``advisor diagnose HISTORY [--run NAME] [--plan PLAN] [-o NEXT_PLAN] [--json] [--task T --classes K]``.
 
     ``task`` and ``n_classes`` stand in for a plan's when there is none: they set the
-    chance level that underfitting and overshooting are judged against.
+    chance level that underfitting and overshooting are judged against.  A folder (or
+    notebook) holding several runs gives one diagnosis per run, each labelled with its
+    run name, or only the run ``run`` names; runs are never merged.
 
     Raises:
-        InputError: unreadable input, or ``-o`` without ``--plan``; nothing is written.
+        InputError: unreadable input, an unknown ``run``, ``-o`` without ``--plan``, or
+            ``-o`` for several runs at once; nothing is written.
     """
-    history = load_history(history_path)
-    if task is not None or n_classes is not None:
-        history = history.model_copy(
-            update={"task": task or history.task, "n_classes": n_classes or history.n_classes}
-        )
+    from advisor.readers import load_histories
+
+    histories = load_histories(history_path)
+    if run is not None:
+        tails = [name for name in histories if name.endswith("/" + run)]
+        run = tails[0] if run not in histories and len(tails) == 1 else run
+        if run not in histories:
+            raise InputError(
+                f"--run {run}: no such run in {history_path}; expected one of: "
+                + ", ".join(histories)
+            )
+        histories = {run: histories[run]}
     if output is not None and plan_path is None:
         raise InputError(
             "-o/--output: a revised plan needs --plan PLAN, the plan that produced the history"
         )
-    if plan_path is not None:
-        diagnosis, next_plan = revise_plan(history, plan_path)
-        if output is not None:
-            write_model(output, next_plan)
-    else:
-        diagnosis = diagnose(history)
+    if output is not None and len(histories) > 1:
+        raise InputError(
+            f"-o/--output: {history_path} holds {len(histories)} runs; choose the one the plan "
+            "produced with --run NAME (" + ", ".join(histories) + ")"
+        )
+    diagnoses = {}
+    for name, history in histories.items():
+        if task is not None or n_classes is not None:
+            history = history.model_copy(
+                update={"task": task or history.task, "n_classes": n_classes or history.n_classes}
+            )
+        if plan_path is not None:
+            diagnosis, next_plan = revise_plan(history, plan_path)
+            if output is not None:
+                write_model(output, next_plan)
+        else:
+            diagnosis = diagnose(history)
+        diagnoses[name] = diagnosis
     if as_json:
         import click
 
-        click.echo(diagnosis.model_dump_json(indent=2))
-    else:
+        if len(diagnoses) == 1:
+            click.echo(next(iter(diagnoses.values())).model_dump_json(indent=2))
+        else:
+            import json
+
+            parts = [f"  {json.dumps(name)}: {d.model_dump_json()}" for name, d in diagnoses.items()]
+            click.echo("{\n" + ",\n".join(parts) + "\n}")
+        return
+    for index, (name, diagnosis) in enumerate(diagnoses.items()):
+        if len(diagnoses) > 1:
+            import click
+
+            click.echo(("\n" if index else "") + f"== run {name} ({index + 1} of {len(diagnoses)}) ==")
         print_diagnosis(diagnosis, output)

@@ -34,6 +34,17 @@ _ALIASES = {
     "losses": "loss",
     "cost": "loss",
     "objective": "loss",
+    "total_loss": "loss",
+    "loss_total": "loss",
+    "avg_loss": "loss",
+    "average_loss": "loss",
+    "mean_loss": "loss",
+    "running_loss": "loss",
+    "loss_avg": "loss",
+    "loss_mean": "loss",
+    "dice_coef": "dice",
+    "dice_coefficient": "dice",
+    "dice_score": "dice",
     "acc": "accuracy",
     "accuracy": "accuracy",
     "categorical_accuracy": "accuracy",
@@ -42,6 +53,7 @@ _ALIASES = {
     "top_k_categorical_accuracy": "top5_accuracy",
     "sparse_top_k_categorical_accuracy": "top5_accuracy",
     "top5": "top5_accuracy",
+    "top_k_acc": "top5_accuracy",
     "top_5": "top5_accuracy",
     "top5_acc": "top5_accuracy",
     "top_5_accuracy": "top5_accuracy",
@@ -121,6 +133,7 @@ _BOOKKEEPING = {
     "samples",
     "num_samples",
     "examples",
+    "index",
 }
 
 
@@ -151,7 +164,7 @@ def normalise(raw: str) -> Name | None:
     if not tokens:
         return None
     whole = "_".join(tokens)
-    if whole in _BOOKKEEPING:
+    if whole in _BOOKKEEPING or whole.startswith("unnamed"):  # pandas' "Unnamed: 0" index
         return None
     if whole in _ALIASES and _ALIASES[whole] in _RUN_SERIES:
         return Name(_ALIASES[whole])

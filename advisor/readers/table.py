@@ -119,6 +119,7 @@ class HistoryBuilder:
         self.format = fmt
         self.path = str(path) if path is not None else None
         self.skipped: list[str] = []
+        self.notes: list[str] = []
         # normalised series -> granularity -> epoch -> values (several when logged per step)
         self._values: dict[str, dict[str | None, dict[int, list[float | None]]]] = defaultdict(
             lambda: defaultdict(lambda: defaultdict(list))
@@ -129,6 +130,11 @@ class HistoryBuilder:
         """Record something that was left out, and why."""
         if message not in self.skipped:
             self.skipped.append(message)
+
+    def note(self, message: str) -> None:
+        """Record how values were derived (summed heads, per-step means, a partial epoch)."""
+        if message not in self.notes:
+            self.notes.append(message)
 
     def add(
         self, epoch: int, raw_name: str, value: Any, where: str = "", per_step: bool = False
@@ -153,8 +159,7 @@ class HistoryBuilder:
             number = parse_number(value)
         except (TypeError, ValueError):
             self.skip(
-                f"{where or f'epoch {epoch}'}: {raw_name} = {str(value)[:40]!r} "
-                "is not a number"
+                f"{where or f'epoch {epoch}'}: {raw_name} = {str(value)[:40]!r} is not a number"
             )
             return
         if number is None:
@@ -181,6 +186,8 @@ class HistoryBuilder:
             for name in [n for n in series_by_epoch if n.startswith("test_")]:
                 series_by_epoch["val_" + name.removeprefix("test_")] = series_by_epoch.pop(name)
         usable = {n: s for n, s in series_by_epoch.items() if s}
+        for prefix in ("", "val_"):
+            self._total_from_heads(usable, prefix)
         if not usable:
             where = self.path or "history"
             raise InputError(
@@ -189,8 +196,56 @@ class HistoryBuilder:
             )
         epochs = sorted(set().union(*(s.keys() for s in usable.values())))
         series = {name: [values.get(e) for e in epochs] for name, values in sorted(usable.items())}
-        source = HistorySource(format=self.format, path=self.path, skipped=self.skipped)
+        source = HistorySource(
+            format=self.format, path=self.path, skipped=self.skipped, notes=self.notes
+        )
         return History(source=source, epochs=epochs, series=series, task=task, n_classes=n_classes)
+
+    def _total_from_heads(self, usable: dict[str, dict[int, float]], prefix: str) -> None:
+        """Without a total ``loss``, the loss heads (box_loss, cls_loss ...) summed per epoch.
+
+        A logged total is always the primary loss and the heads stay as their own series.
+        One head alone is the loss; several are summed at the epochs where all were logged.
+        """
+        total = prefix + "loss"
+        if total in usable:
+            return
+        heads = sorted(n for n in usable if _is_loss_head(n, prefix))
+        if not heads:
+            return
+        if len(heads) == 1:
+            usable[total] = dict(usable[heads[0]])
+            self.note(f"{total}: the only loss series logged, {heads[0]!r}")
+            return
+        shared = set.intersection(*(set(usable[h]) for h in heads))
+        usable[total] = {
+            e: math.fsum(usable[h][e] for h in heads)
+            if all(math.isfinite(usable[h][e]) for h in heads)
+            else next(usable[h][e] for h in heads if not math.isfinite(usable[h][e]))
+            for e in sorted(shared)
+        }
+        self.note(f"{total}: no total logged; the sum of {' + '.join(heads)} per epoch")
+
+
+# Name parts that make a loss-named series a setting, not a loss (mixed precision's loss_scale).
+_NOT_HEADS = {"scale", "scaler", "weight", "weights", "ratio", "coef", "factor"}
+
+
+def _is_loss_head(name: str, prefix: str) -> bool:
+    """A per-component loss of the given split: rpn_loss, train/box_loss, loss_classifier."""
+    if prefix:
+        if not name.startswith(prefix):
+            return False
+        name = name.removeprefix(prefix)
+    elif name.startswith(("val_", "test_")):
+        return False
+    tokens = name.split("_")
+    return (
+        len(tokens) > 1
+        and "loss" in (tokens[0], tokens[-1])
+        and not _NOT_HEADS & set(tokens)
+        and "total" not in tokens
+    )
 
 
 def _mean(values: list[float | None]) -> float:

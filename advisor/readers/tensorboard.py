@@ -24,6 +24,7 @@ from advisor.schemas import History
 FORMAT = "tensorboard"
 _VAL_DIRS = {"validation", "val", "valid", "eval", "evaluation", "test"}
 _TRAIN_DIRS = {"train", "training"}
+PHASE_DIRS = _VAL_DIRS | _TRAIN_DIRS  # sub-folders that hold one phase of a run
 
 
 def sniff(content: Content) -> bool:
@@ -133,7 +134,8 @@ def _epochs_from_sparsest(tags: dict[str, dict[int, float]]):
     candidates = [values for values in tags.values() if len(values) >= 2] or list(tags.values())
     sparsest = min(candidates, key=len)
     if max(len(v) for v in candidates) <= 1.5 * len(sparsest):
-        # One cadence for all tags: each step is a point (a lost record loses a value, not an epoch).
+        # One cadence for all tags: each step is a point
+        # (a lost record loses a value, not an epoch).
         boundaries = sorted(set().union(*candidates))
     else:
         boundaries = sorted(sparsest)
