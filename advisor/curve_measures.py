@@ -67,6 +67,23 @@ def tail_mean(y: np.ndarray) -> float:
     return float(np.mean(y[-3:]))
 
 
+def tail_progress(y: np.ndarray, share: float = 0.2, least: int = 3) -> dict[str, float]:
+    """How much the tail (the last max(3, ceil(n/5)) values) improved on the best value
+    before it, relative to that best (``tail_gain``, 0 when it did not), and that improvement
+    as a share of the whole run's (``tail_share``): the raw numbers a reader takes off the
+    curve, without smoothing."""
+    n = len(y)
+    k = max(least, math.ceil(share * n))
+    if n <= k:
+        return {}
+    before, tail = float(y[:-k].min()), float(y[-k:].min())
+    gain = max(before - tail, 0.0)
+    total = float(y[0] - y.min())
+    out = {"tail_gain": gain / max(abs(before), 1e-12)}
+    out["tail_share"] = gain / total if total > 1e-12 else 0.0
+    return out
+
+
 def rise_from_min(y: np.ndarray, damping: float, since: int = 0) -> float:
     """How far the level at the end (median of the last 3) is above the lowest level held
     (trailing medians of 3) from index ``since`` on, relative to that level plus ``damping``:

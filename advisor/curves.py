@@ -37,6 +37,7 @@ from advisor.curve_measures import (
     spike,
     stall,
     tail_mean,
+    tail_progress,
 )
 from advisor.schemas import History
 
@@ -283,6 +284,7 @@ def _loss_features(
         p + "rise_from_best": (final - float(y[best])) / level,
         p + "final_over_first": final / first if first > 0 else None,
     }
+    out.update({p + key: value for key, value in tail_progress(y).items()})
     if n < MIN_EPOCHS_FOR_SHAPE:
         return out
     z, is_log = log_space(y)

@@ -244,6 +244,8 @@ _LOSS_CURVE = {
     "chance_ratio": ("float", "final value / chance-level loss (1 = no better than guessing)"),
     "peak_chance_ratio": ("float", "highest value / chance-level loss"),
     "last_finite": ("float", "last value before the first NaN or infinity of the run"),
+    "tail_gain": ("float", "how far the tail (last max(3, n/5) epochs) fell below the best before it"),
+    "tail_share": ("float", "that fall as a share of the whole run's improvement"),
     "rise_share": ("float", "share of epoch-to-epoch moves that go up"),
     "median_move": ("float", "median of |epoch-to-epoch change| / value before"),
 }
