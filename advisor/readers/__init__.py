@@ -16,7 +16,9 @@ from typing import Any
 
 from advisor.errors import InputError
 from advisor.readers import (
+    fastai_table,
     hf,
+    ipynb,
     keras_csv,
     keras_json,
     lightning,
@@ -29,7 +31,18 @@ from advisor.readers.table import Content
 from advisor.schemas import History
 
 # Detection order: the most specific signatures first.
-READERS = (native, hf, keras_json, tensorboard, lightning, pandas_csv, keras_csv, text_log)
+READERS = (
+    native,
+    hf,
+    ipynb,
+    keras_json,
+    tensorboard,
+    lightning,
+    pandas_csv,
+    keras_csv,
+    fastai_table,
+    text_log,
+)
 FORMATS = tuple(reader.FORMAT for reader in READERS)
 _MAX_BYTES = 512 * 1024 * 1024
 _MAX_FOLDER_FILE = 64 * 1024 * 1024  # larger files in a run folder are checkpoints

@@ -134,6 +134,10 @@ _BOOKKEEPING = {
     "num_samples",
     "examples",
     "index",
+    "ms",
+    "sec",
+    "secs",
+    "seconds",
 }
 
 
@@ -143,6 +147,9 @@ class Name:
 
     series: str
     granularity: str | None = None  # "step", "epoch" or None
+
+
+_YOLO_METRIC = re.compile(r"(?i)^metrics/(.+?)\(([BM])\)$")
 
 
 def _tokens(raw: str) -> list[str]:
@@ -160,6 +167,10 @@ def normalise(raw: str) -> Name | None:
     >>> normalise("eval_runtime") is None
     True
     """
+    yolo = _YOLO_METRIC.match(raw.strip())
+    if yolo is not None:  # Ultralytics: metrics/mAP50-95(B) is measured on the validation set
+        metric = re.sub(r"[^a-z0-9]+", "_", yolo.group(1).lower()).strip("_")
+        return Name("val_" + metric + ("_mask" if yolo.group(2).upper() == "M" else ""))
     tokens = _tokens(raw)
     if not tokens:
         return None

@@ -31,7 +31,7 @@ _SPECIAL = {
     "+infinity": math.inf,
     "-infinity": -math.inf,
 }
-_MISSING = {"", "none", "null", "n/a", "na", "-"}
+_MISSING = {"", "none", "null", "n/a", "na", "-", "#na#"}  # fastai prints #na# for no value
 
 
 def parse_number(value: Any) -> float | None:
@@ -218,6 +218,19 @@ class HistoryBuilder:
             self.note(f"{total}: the only loss series logged, {heads[0]!r}")
             return
         shared = set.intersection(*(set(usable[h]) for h in heads))
+        unrun = sorted(e for e in shared if all(usable[h][e] == 0.0 for h in heads))
+        if unrun and len(unrun) < len(shared):
+            # Ultralytics writes 0 for every validation head at epochs it did not validate.
+            for name in [n for n in usable if n in heads or (prefix and n.startswith(prefix))]:
+                for epoch in unrun:
+                    if usable[name].get(epoch) == 0.0:
+                        del usable[name][epoch]
+            shared -= set(unrun)
+            self.skip(
+                f"{', '.join(heads)}: all exactly 0 at {len(unrun)} epochs "
+                f"({unrun[0]}-{unrun[-1]}), where this split was not evaluated; "
+                "these zeros read as missing"
+            )
         usable[total] = {
             e: math.fsum(usable[h][e] for h in heads)
             if all(math.isfinite(usable[h][e]) for h in heads)
@@ -262,6 +275,7 @@ def sniff_csv(text: str | None) -> tuple[str, list[str]] | None:
     """(delimiter, header) when the text is a table with a header of names and numeric rows."""
     if not text:
         return None
+    text = text[_preamble(text) :]
     lines = [line for line in text.splitlines() if line.strip()][:6]
     if len(lines) < 2:
         return None
@@ -275,6 +289,15 @@ def sniff_csv(text: str | None) -> tuple[str, list[str]] | None:
     return None
 
 
+def _preamble(text: str) -> int:
+    """Length of a title line above a table's header (a line with no delimiter), else 0."""
+    first, _, rest = text.partition("\n")
+    second = rest.partition("\n")[0]
+    if first.strip() and not any(d in first for d in ",;\t") and any(d in second for d in ",;\t"):
+        return len(first) + 1
+    return 0
+
+
 def _is_number(cell: str) -> bool:
     try:
         return parse_number(cell) is not None
@@ -286,11 +309,16 @@ def csv_rows(
     text: str, delimiter: str, builder: HistoryBuilder
 ) -> list[tuple[int, dict[str, str]]]:
     """(line number, {column: cell}) per data row; a cut-off last row is skipped."""
+    start = _preamble(text)
+    if start:
+        builder.skip(f"line 1: {text[:start].strip()[:40]!r} before the header; not a row")
+    shift = text[:start].count("\n")
+    text = text[start:]
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     header = [h.strip() for h in next(reader)]
     rows = []
     ends_cleanly = text.endswith(("\n", "\r"))
-    raw_rows = [(reader.line_num, row) for row in reader]
+    raw_rows = [(reader.line_num + shift, row) for row in reader]
     for index, (line, row) in enumerate(raw_rows):
         if not any(cell.strip() for cell in row):
             continue

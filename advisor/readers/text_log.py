@@ -1,16 +1,24 @@
 """Plain-text training logs: Keras' console output (``Epoch 3/50`` then
 ``... - loss: 0.5213 - accuracy: 0.81 - val_loss: 0.6120``), Lightning's progress
-bar (``Epoch 3: 100%|...| train_loss=0.52, val_loss=0.61``) and the lines
-hand-written loops print (``epoch 3 | train loss: 0.52 | val acc: 0.77``, with ``:`` or ``=``).
+bar (``Epoch 3: 100%|...| train_loss=0.52, val_loss=0.61``), the lines hand-written
+loops print (``epoch 3 | train loss: 0.52 | val acc: 0.77``, with ``:`` or ``=``),
+Python ``logging`` lines (``2021-03-02 10:11:12,345 - INFO - epoch 3 train loss:
+0.8421``) and pipe-separated ``name value`` fields (PyTorch's word-language-model
+example: ``| epoch 3 | 200/2983 batches | lr 20.00 | loss 5.66 |``).
 
-Every ``name: number`` or ``name=number`` pair after an epoch marker belongs to
-that epoch; a later value of the same name replaces an earlier one, so the
-progress updates inside an epoch give way to its closing line.
+Every pair after an epoch marker belongs to that epoch.  On a line that also counts
+batches or steps inside the epoch (``Step [100/600]``, ``200/2983 batches``) the
+values are per-step and the epoch's value is their mean; elsewhere a later value of
+the same name replaces an earlier one, so the progress updates inside an epoch give
+way to its closing line.  A log with step numbers but no epoch numbers gives one
+point per logging line, in order, and says so in ``source.notes``.  ``nan`` and
+``inf`` are values, never dropped.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from advisor.readers.names import normalise
 from advisor.readers.table import Content, HistoryBuilder
@@ -19,35 +27,72 @@ from advisor.schemas import History
 FORMAT = "text_log"
 
 _EPOCH = re.compile(r"(?i)\bepoch\b\s*[:#]?\s*\[?\s*(\d+)\s*(?:/\s*(\d+))?\s*\]?")
+_STEP = re.compile(r"(?i)\b(?:global[_ ]step|step|iter|iteration)\b\s*[:#=]?\s*\[?\s*(\d+)")
+# A position inside an epoch: "Step [100/600]", "200/ 2983 batches", "[640/60000 (1%)]", "batch 30".
+_PROGRESS = re.compile(
+    r"(?i)\b(?:step|iter|iteration|batch)\b\s*[:#=]?\s*\[?\s*\d+"
+    r"|\b\d+\s*/\s*\d+\s*(?:batches|steps|iters|iterations)\b"
+    r"|\[\s*\d+\s*/\s*\d+\s*\(\s*\d+%\s*\)\s*\]"
+)
 _NUMBER = r"(?:nan|[-+]?inf(?:inity)?|[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
 _PAIR = re.compile(
     r"(?i)(?<![\w.])([a-z][\w/\-]*(?: [a-z][\w/\-]*){0,2})\s*[:=]\s*"
     r"(tensor\(\s*" + _NUMBER + r"[^)]*\)|" + _NUMBER + r")(?![\w.])"
 )
+# One field of a pipe-separated line: "valid loss  5.60" (a name, spaces, a number).
+_FIELD = re.compile(r"(?i)([a-z][\w/\-]*(?: [a-z][\w/\-]*){0,2})\s+(" + _NUMBER + r")")
 _SPLIT = re.compile(r"[\r\x08]+|\n")
 
 
 def sniff(content: Content) -> bool:
-    """Text with an epoch marker and a loss or accuracy value after it."""
+    """Text with an epoch (or step) marker and a loss or accuracy value after it."""
     text = content.text
     if not text or text.lstrip()[:1] in ("{", "["):
         return False
     head = text[:200_000]
-    marker = _EPOCH.search(head)
-    return marker is not None and any(
-        (name := normalise(m.group(1))) is not None and name.series.endswith(("loss", "accuracy"))
-        for m in _PAIR.finditer(head, marker.start())
-    )
+    marker = _EPOCH.search(head) or _STEP.search(head)
+    if marker is None:
+        return False
+    for line in _SPLIT.split(head[marker.start() :])[:2000]:
+        for name, _ in _pairs(line, 0):
+            found = normalise(name)
+            if found is not None and found.series.endswith(("loss", "accuracy")):
+                return True
+    return False
+
+
+def _pairs(line: str, start: int) -> Iterator[tuple[str, str]]:
+    """(name, value) pairs of a line from ``start``: ``name: x``, ``name=x``, ``| name x |``."""
+    for pair in _PAIR.finditer(line, start):
+        yield pair.group(1).strip(), pair.group(2)
+    if line.count("|") >= 2:
+        for field in line[start:].split("|"):
+            match = _FIELD.fullmatch(field.strip())
+            if match is not None:
+                yield match.group(1).strip(), match.group(2)
 
 
 def read(content: Content) -> History:
-    """Attach each pair to the epoch of the latest marker."""
-    builder = HistoryBuilder(FORMAT, content.path)
+    """Attach each pair to the epoch of the latest marker (or to each step line)."""
     text = content.text or ""
+    builder = HistoryBuilder(FORMAT, content.path)
+    if _EPOCH.search(text) is None:
+        _read_steps(text, builder)
+    else:
+        _read_epochs(text, builder)
+    if text and not text.endswith(("\n", "\r")):
+        builder.skip(
+            "the log ends inside a line (truncated); its last values were read as far as they go"
+        )
+    return builder.build()
+
+
+def _read_epochs(text: str, builder: HistoryBuilder) -> None:
     first_marker = _EPOCH.search(text)
     offset = 1 if first_marker is not None and int(first_marker.group(1)) == 0 else 0
     epoch: int | None = None
     seen_values: set[int] = set()
+    stepped = False
     for number, line in enumerate(_SPLIT.split(text), start=1):
         markers = list(_EPOCH.finditer(line))
         start = 0
@@ -56,18 +101,38 @@ def read(content: Content) -> History:
             start = markers[-1].end()
         if epoch is None:
             continue
-        for pair in _PAIR.finditer(line, start):
-            name, value = pair.group(1), pair.group(2)
-            if name.lower().strip() == "epoch":
+        per_step = bool(markers) and _PROGRESS.search(line) is not None
+        for name, value in _pairs(line, start):
+            if name.lower() == "epoch":
                 continue
-            builder.add(epoch, name.strip(), value, where=f"line {number}")
+            builder.add(epoch, name, value, where=f"line {number}", per_step=per_step)
             seen_values.add(epoch)
-    if text and not text.endswith(("\n", "\r")):
-        builder.skip(
-            "the log ends inside a line (truncated); its last values were read as far as they go"
-        )
+            stepped = stepped or per_step
+    if stepped:
+        builder.note("values logged per batch or step inside an epoch: each epoch's is their mean")
     markers = {int(m.group(1)) + offset for m in _EPOCH.finditer(text)}
     empty = sorted(markers - seen_values)
     if empty and seen_values and max(empty) > max(seen_values):
         builder.skip(f"epoch {max(empty)}: started but no values were logged (log ends early)")
-    return builder.build()
+
+
+def _read_steps(text: str, builder: HistoryBuilder) -> None:
+    """No epoch numbers: every line with a step marker and values is one point."""
+    point = 0
+    steps: list[int] = []
+    for number, line in enumerate(_SPLIT.split(text), start=1):
+        marker = _STEP.search(line)
+        if marker is None:
+            continue
+        pairs = [(n, v) for n, v in _pairs(line, marker.end()) if normalise(n) is not None]
+        if not pairs:
+            continue
+        point += 1
+        steps.append(int(marker.group(1)))
+        for name, value in pairs:
+            builder.add(point, name, value, where=f"line {number}")
+    if steps:
+        builder.note(
+            f"no epoch numbers in the log: each of the {point} logged steps "
+            f"({steps[0]} to {steps[-1]}) is one point"
+        )

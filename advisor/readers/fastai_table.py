@@ -1,0 +1,88 @@
+"""fastai's training table as text: a header ``epoch  train_loss  valid_loss  accuracy
+time`` and one row per epoch (``0  0.52  0.61  0.81  00:12``), epochs from 0.
+
+fastai prints it to a console as whitespace-aligned columns and to a notebook as an
+HTML table (the notebook reader turns that into the same text).  Cells that are not
+numbers (``00:12``, ``#na#``) are left empty.  A second header starts a second table
+(``fine_tune`` prints one for the frozen epochs, one for the rest): ``read`` gives
+the last, ``tables`` every one.
+"""
+
+from __future__ import annotations
+
+import re
+
+from advisor.readers.names import normalise
+from advisor.readers.table import Content, HistoryBuilder, parse_number
+from advisor.schemas import History
+
+FORMAT = "fastai_table"
+
+_HEADER = re.compile(r"(?i)^\s*epoch\s+(?:[a-z][\w()\-]*\s*)+$")
+_ROW = re.compile(r"^\s*(\d+)\s+\S")
+
+
+def _header(line: str) -> list[str] | None:
+    """Column names of a table header whose columns include a loss, else None."""
+    if _HEADER.match(line) is None:
+        return None
+    names = line.split()
+    if not any((n := normalise(name)) is not None and n.series.endswith("loss") for name in names):
+        return None
+    return names
+
+
+def tables(text: str) -> list[tuple[list[str], list[tuple[int, list[str]]]]]:
+    """(header, [(line number, cells)]) of every table in the text, in order."""
+    found: list[tuple[list[str], list[tuple[int, list[str]]]]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = _header(line)
+        if header is not None:
+            found.append((header, []))
+        elif found and _ROW.match(line) is not None:
+            found[-1][1].append((number, line.split()))
+    return [(header, rows) for header, rows in found if rows]
+
+
+def sniff(content: Content) -> bool:
+    """Text holding a header with ``epoch`` and a loss column, then numbered rows."""
+    text = content.text
+    if not text or text.lstrip()[:1] in ("{", "["):
+        return False
+    return bool(tables(text[:200_000]))
+
+
+def read(content: Content) -> History:
+    """The last table of the text (a note says when there were several)."""
+    found = tables(content.text or "")
+    history = read_table(*found[-1], content)
+    if len(found) > 1:
+        note = f"{len(found)} training tables in this text; read the last (each is its own run)"
+        source = history.source.model_copy(update={"notes": [*history.source.notes, note]})
+        history = history.model_copy(update={"source": source})
+    return history
+
+
+def read_table(header: list[str], rows: list[tuple[int, list[str]]], content: Content) -> History:
+    """One table: the first column numbers epochs (from 0, so shifted to start at 1)."""
+    builder = HistoryBuilder(FORMAT, content.path)
+    offset = 1 if int(rows[0][1][0]) == 0 else 0
+    for number, cells in rows:
+        if len(cells) != len(header):
+            builder.skip(
+                f"line {number}: {len(cells)} cells for {len(header)} columns; row left out"
+            )
+            continue
+        epoch = int(cells[0]) + offset
+        for name, cell in zip(header[1:], cells[1:], strict=True):
+            if normalise(name) is None or not _numeric(cell):
+                continue
+            builder.add(epoch, name, cell, where=f"line {number}")
+    return builder.build()
+
+
+def _numeric(cell: str) -> bool:
+    try:
+        return parse_number(cell) is not None
+    except ValueError:
+        return False

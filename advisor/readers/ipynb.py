@@ -1,0 +1,176 @@
+"""Jupyter notebooks (``.ipynb``): the training output printed in their cells.
+
+The notebook is JSON; each code cell keeps its outputs: ``stream`` text (Keras'
+``Epoch 1/10 ... loss: ...`` lines, plain prints, logging), ``execute_result`` and
+``display_data`` (``text/plain``, and fastai's training table as ``text/html``).
+Each cell's output text is read with the text readers (fastai's table first, then
+the log reader).  A cell whose epoch count starts again (a second ``fit``) holds a
+second run.  Runs are never merged: ``read_all`` gives one History per run, named
+``cell N`` (``cell N run K`` for the K-th run of a cell); ``read`` gives the last
+run, with a note naming the others.
+"""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from typing import Any
+
+from advisor.errors import InputError
+from advisor.readers import fastai_table, text_log
+from advisor.readers.table import Content
+from advisor.schemas import History
+
+FORMAT = "ipynb"
+
+_EPOCH_START = re.compile(r"(?im)^\s*epoch\s*[:#]?\s*\[?\s*(\d+)\s*(?:/\s*\d+)?")
+
+
+def sniff(content: Content) -> bool:
+    """A JSON object with a ``cells`` list and an ``nbformat`` number."""
+    data = content.json
+    return isinstance(data, dict) and isinstance(data.get("cells"), list) and "nbformat" in data
+
+
+def read(content: Content) -> History:
+    """The notebook's last training run (a note names the others)."""
+    runs = read_all(content)
+    name, history = list(runs.items())[-1]
+    if len(runs) > 1:
+        others = ", ".join(list(runs)[:-1])
+        note = (
+            f"the notebook holds {len(runs)} training runs; read the last ({name}); the others "
+            f"({others}) are diagnosed one by one with advisor diagnose (or load_histories)"
+        )
+        source = history.source.model_copy(update={"notes": [*history.source.notes, note]})
+        history = history.model_copy(update={"source": source})
+    return history
+
+
+def read_all(content: Content) -> dict[str, History]:
+    """One History per training run found in the cells' output, in notebook order.
+
+    Raises:
+        InputError: no cell printed a training history.
+    """
+    runs: dict[str, History] = {}
+    for index, cell in enumerate(content.json.get("cells", []), start=1):
+        if not isinstance(cell, dict):
+            continue
+        text = _output_text(cell.get("outputs"))
+        if not text.strip():
+            continue
+        found = _runs_in(text, content)
+        for number, (how, history) in enumerate(found, start=1):
+            name = f"cell {index}" if len(found) == 1 else f"cell {index} run {number}"
+            notes = [f"read from the output of {name} ({how})", *history.source.notes]
+            source = history.source.model_copy(
+                update={"format": FORMAT, "path": content.label, "notes": notes, "run": name}
+            )
+            runs[name] = history.model_copy(update={"source": source})
+    if not runs:
+        raise InputError(
+            f"{content.label}: no training output in this notebook's cells; expected Keras "
+            "'Epoch N/M ... loss: x' lines, a fastai table or printed 'epoch N loss: x' lines"
+        )
+    return runs
+
+
+def _runs_in(text: str, content: Content) -> list[tuple[str, History]]:
+    """(reader, History) for each run printed in one cell's output."""
+    tables = fastai_table.tables(text)
+    if tables:
+        return [
+            (fastai_table.FORMAT, history)
+            for header, rows in tables
+            if (history := _quiet(lambda h=header, r=rows: fastai_table.read_table(h, r, content)))
+        ]
+    found = []
+    for part in _split_restarts(text):
+        cell = Content(None, part.encode())
+        if text_log.sniff(cell):
+            history = _quiet(lambda c=cell: text_log.read(c))
+            if history is not None:
+                found.append((text_log.FORMAT, history))
+    return found
+
+
+def _quiet(read_one) -> History | None:
+    """The History, or None when that output holds no usable series."""
+    try:
+        return read_one()
+    except InputError:
+        return None
+
+
+def _split_restarts(text: str) -> list[str]:
+    """The text cut where a line-leading epoch count falls back (a new ``fit`` call)."""
+    cuts = [0]
+    previous = None
+    for match in _EPOCH_START.finditer(text):
+        epoch = int(match.group(1))
+        if previous is not None and epoch < previous:
+            cuts.append(match.start())
+        previous = epoch
+    cuts.append(len(text))
+    return [text[a:b] for a, b in zip(cuts, cuts[1:], strict=False) if text[a:b].strip()]
+
+
+def _output_text(outputs: Any) -> str:
+    """The text of a cell's outputs: streams, plain-text results, HTML tables as text."""
+    if not isinstance(outputs, list):
+        return ""
+    parts = []
+    for output in outputs:
+        if not isinstance(output, dict):
+            continue
+        if output.get("output_type") == "stream":
+            parts.append(_joined(output.get("text")))
+            continue
+        data = output.get("data")
+        if not isinstance(data, dict):
+            continue
+        html = _joined(data.get("text/html"))
+        table = _html_tables(html) if "<table" in html else ""
+        parts.append(table or _joined(data.get("text/plain")))
+    return "\n".join(part if part.endswith("\n") else part + "\n" for part in parts if part)
+
+
+def _joined(value: Any) -> str:
+    if isinstance(value, list):
+        return "".join(str(v) for v in value)
+    return value if isinstance(value, str) else ""
+
+
+class _TableText(HTMLParser):
+    """Rows of HTML tables as whitespace-separated lines (empty cells as ``#na#``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+        self._row: list[str] | None = None
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs) -> None:
+        if tag == "tr":
+            self._row = []
+        elif tag in ("td", "th") and self._row is not None:
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._row is not None and self._cell is not None:
+            self._row.append("".join(self._cell).strip().replace(" ", "_") or "#na#")
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            self.lines.append("  ".join(self._row))
+            self._row = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def _html_tables(html: str) -> str:
+    parser = _TableText()
+    parser.feed(html)
+    return "\n".join(parser.lines) + "\n" if parser.lines else ""
