@@ -181,7 +181,7 @@ def test_crc32c_matches_the_published_check_value():
             3,
             {"val_loss": [0.85, 0.64], "loss": [1.02, 0.7, 0.5]},
         ),
-        ("hf_eval_steps.json", "hf_trainer_state", 10, {}),
+        ("hf_eval_steps.json", "hf_trainer_state", 1, {}),
         (
             "tb_lightning.tfevents",
             "tensorboard",
@@ -199,12 +199,17 @@ def test_unusual_layouts(name, fmt, epochs, expected):
         assert history.series[series][: len(values)] == pytest.approx(values, rel=1e-6)
 
 
-def test_hugging_face_steps_evaluation_averages_training_logs_between_evaluations():
+def test_hugging_face_logs_are_grouped_by_the_epoch_they_were_written_in():
+    """One epoch evaluated every 50 steps: one point, the mean training loss, the last eval."""
     history = load_history(EDGE / "hf_eval_steps.json")
     logs = json.loads((EDGE / "hf_eval_steps.json").read_text())["log_history"]
-    first_five = [e["loss"] for e in logs if "loss" in e][:5]
-    assert history.series["loss"][0] == pytest.approx(sum(first_five) / 5)
+    train = [e["loss"] for e in logs if "loss" in e]
+    evals = [e["eval_loss"] for e in logs if "eval_loss" in e]
+    assert history.epochs == [1]
+    assert history.series["loss"] == [pytest.approx(sum(train) / len(train))]
+    assert history.series["val_loss"] == [evals[-1]]
     assert "train_loss" not in history.series  # the run summary is not a point of the curve
+    assert any("several evaluations in an epoch" in n for n in history.source.notes)
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,15 @@ wins; a series logged only per step (``train_loss_step``) is averaged over the e
 
 from __future__ import annotations
 
-from advisor.readers.table import Content, HistoryBuilder, csv_rows, parse_number, sniff_csv
+from advisor.readers.names import normalise
+from advisor.readers.table import (
+    Content,
+    HistoryBuilder,
+    csv_rows,
+    note_partial_epoch,
+    parse_number,
+    sniff_csv,
+)
 from advisor.schemas import History
 
 FORMAT = "lightning_csv"
@@ -47,7 +55,12 @@ def read(content: Content) -> History:
                 counts[name][epoch] += 1
     # A column with several values in an epoch was logged per step: average it.
     per_step = {name for name, by_epoch in counts.items() if max(by_epoch.values()) > 1}
+    stepped = {name for name in per_step if normalise(name) is not None}  # not step, epoch
+    steps: dict[int, int] = {}
     for epoch_number, where, row in grouped:
+        if any(row.get(name, "").strip() for name in stepped):
+            steps[epoch_number] = steps.get(epoch_number, 0) + 1
         for name, cell in row.items():
             builder.add(epoch_number, name, cell, where=where, per_step=name in per_step)
+    note_partial_epoch(builder, steps)
     return builder.build()

@@ -261,6 +261,24 @@ def _is_loss_head(name: str, prefix: str) -> bool:
     )
 
 
+def note_partial_epoch(builder: HistoryBuilder, steps_per_epoch: dict[int, int]) -> None:
+    """Note a last epoch that logged clearly fewer steps than the epochs before it.
+
+    Its value stays in the history (the mean of the steps it logged); the note says
+    it covers part of an epoch only.
+    """
+    if len(steps_per_epoch) < 2:
+        return
+    last = max(steps_per_epoch)
+    before = sorted(n for e, n in steps_per_epoch.items() if e != last)
+    typical = before[len(before) // 2]
+    if steps_per_epoch[last] < 0.9 * typical:
+        builder.note(
+            f"epoch {last} is partial: {steps_per_epoch[last]} logged steps against "
+            f"{typical} in a typical epoch; its values are the mean of those steps"
+        )
+
+
 def _mean(values: list[float | None]) -> float:
     finite = [v for v in values if v is not None]
     if any(not math.isfinite(v) for v in finite):

@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterator
 
 from advisor.readers.names import normalise
-from advisor.readers.table import Content, HistoryBuilder
+from advisor.readers.table import Content, HistoryBuilder, note_partial_epoch
 from advisor.schemas import History
 
 FORMAT = "text_log"
@@ -92,7 +92,7 @@ def _read_epochs(text: str, builder: HistoryBuilder) -> None:
     offset = 1 if first_marker is not None and int(first_marker.group(1)) == 0 else 0
     epoch: int | None = None
     seen_values: set[int] = set()
-    stepped = False
+    steps: dict[int, int] = {}
     for number, line in enumerate(_SPLIT.split(text), start=1):
         markers = list(_EPOCH.finditer(line))
         start = 0
@@ -102,13 +102,17 @@ def _read_epochs(text: str, builder: HistoryBuilder) -> None:
         if epoch is None:
             continue
         per_step = bool(markers) and _PROGRESS.search(line) is not None
+        added = False
         for name, value in _pairs(line, start):
             if name.lower() == "epoch":
                 continue
             builder.add(epoch, name, value, where=f"line {number}", per_step=per_step)
             seen_values.add(epoch)
-            stepped = stepped or per_step
-    if stepped:
+            added = True
+        if added and per_step:
+            steps[epoch] = steps.get(epoch, 0) + 1
+    if steps:
+        note_partial_epoch(builder, steps)
         builder.note("values logged per batch or step inside an epoch: each epoch's is their mean")
     markers = {int(m.group(1)) + offset for m in _EPOCH.finditer(text)}
     empty = sorted(markers - seen_values)
