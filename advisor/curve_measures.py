@@ -84,6 +84,19 @@ def tail_progress(y: np.ndarray, share: float = 0.2, least: int = 3) -> dict[str
     return out
 
 
+def sustained_rise(y: np.ndarray) -> float:
+    """How far above its best the curve stayed for at least two epochs after it: the second
+    largest rise, relative to the best, among the later epochs whose rise exceeds the curve's
+    own epoch-to-epoch noise (median absolute change); 0 when fewer than two such epochs."""
+    best = int(np.argmin(y))
+    noise_level = float(np.median(np.abs(np.diff(y)))) if len(y) > 1 else 0.0
+    above = y[best + 1 :] - y[best]
+    rises = np.sort(above[above > noise_level])
+    if len(rises) < 2:
+        return 0.0
+    return float(rises[-2] / max(abs(float(y[best])), 1e-12))
+
+
 def rise_from_min(y: np.ndarray, damping: float, since: int = 0) -> float:
     """How far the level at the end (median of the last 3) is above the lowest level held
     (trailing medians of 3) from index ``since`` on, relative to that level plus ``damping``:

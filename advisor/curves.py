@@ -36,6 +36,7 @@ from advisor.curve_measures import (
     smooth,
     spike,
     stall,
+    sustained_rise,
     tail_mean,
     tail_progress,
 )
@@ -154,11 +155,16 @@ def infer_classes(
         return None, None
     loss = _values(history, "loss") or _values(history, "val_loss")
     accuracy = _values(history, "accuracy") or _values(history, "val_accuracy")
-    for k in range(2, MAX_INFERRED_CLASSES + 1):
-        near_loss = bool(loss) and abs(loss[0] / math.log(k) - 1) <= CHANCE_LOSS_MATCH
-        near_accuracy = bool(accuracy) and abs(accuracy[0] - 1 / k) <= CHANCE_ACCURACY_MATCH / k
-        if near_loss and near_accuracy:
-            return k, "accuracy_and_loss"
+    both = [
+        (abs(loss[0] / math.log(k) - 1), k)
+        for k in range(2, MAX_INFERRED_CLASSES + 1)
+        if loss
+        and accuracy
+        and abs(loss[0] / math.log(k) - 1) <= CHANCE_LOSS_MATCH
+        and abs(accuracy[0] - 1 / k) <= CHANCE_ACCURACY_MATCH / k
+    ]
+    if both:
+        return min(both)[1], "accuracy_and_loss"
     for k in range(2, MAX_INFERRED_CLASSES + 1):
         if len(loss) >= 2 and all(abs(v / math.log(k) - 1) <= FLAT_CHANCE_MATCH for v in loss):
             return k, "flat_loss"
@@ -285,6 +291,7 @@ def _loss_features(
         p + "final_over_first": final / first if first > 0 else None,
     }
     out.update({p + key: value for key, value in tail_progress(y).items()})
+    out[p + "sustained_rise"] = sustained_rise(y)
     if n < MIN_EPOCHS_FOR_SHAPE:
         return out
     z, is_log = log_space(y)

@@ -246,6 +246,7 @@ _LOSS_CURVE = {
     "last_finite": ("float", "last value before the first NaN or infinity of the run"),
     "tail_gain": ("float", "how far the tail (last max(3, n/5) epochs) fell below the best before it"),
     "tail_share": ("float", "that fall as a share of the whole run's improvement"),
+    "sustained_rise": ("float", "rise above the best held for 2+ later epochs beyond the noise, / best"),
     "rise_share": ("float", "share of epoch-to-epoch moves that go up"),
     "median_move": ("float", "median of |epoch-to-epoch change| / value before"),
 }

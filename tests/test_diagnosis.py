@@ -123,6 +123,9 @@ STOPPED_AT_63 = {
     "curve.val_loss.recent_share": 0.1,
     "curve.val_loss.noise": 0.025,
     "curve.loss.change_after_val_best": -0.1,
+    "curve.val_loss.tail_share": 0.1,
+    "curve.main.linearity": 0.8,
+    "curve.main.rel_drop": 0.5,
 }
 
 
@@ -161,10 +164,47 @@ def test_an_unstable_run_is_not_called_overfitting_unless_training_fell_steadily
     assert d.features["curve.val_loss.best_epoch"] == 1 and d.features["curve.loss.backtrack"] > 0.1
 
 
-def test_too_short_a_run_claims_nothing_and_says_so():
+def test_too_short_a_run_is_inconclusive_and_says_to_train_longer():
     d = diagnose({"loss": [2.3, 1.9], "val_loss": [2.3, 2.0]})
-    assert d.problems == []
+    assert [p.name for p in d.problems] == ["inconclusive"] and d.primary == "inconclusive"
+    assert d.problems[0].evidence["curve.loss_epochs"] == 2
     assert [a.name for a in d.advice] == ["longer_run"]
+
+
+def test_a_nan_in_a_short_run_is_still_diverged():
+    d = diagnose({"loss": [2.3, float("nan"), float("nan")]})
+    assert d.primary == "diverged" and "inconclusive" not in {p.name for p in d.problems}
+
+
+def test_without_a_loss_the_diagnosis_is_inconclusive_and_asks_for_one():
+    d = diagnose(
+        {
+            "accuracy": [0.5, 0.7, 0.8, 0.85, 0.86, 0.86],
+            "val_accuracy": [0.5, 0.6, 0.7, 0.72, 0.72, 0.72],
+        }
+    )
+    assert d.primary == "inconclusive"
+    assert "log_loss" in {a.name for a in d.advice}
+
+
+def test_primary_follows_the_precedence_in_the_rules():
+    """diverged > lr_too_high > overfitting > not_converged > lr_too_low > plateau (in rules)."""
+    facts = {f"problem.{name}": True for name in ("plateau", "lr_too_low", "not_converged")}
+    assert infer(facts, diagnosis_rules()).facts["diagnosis.primary"] == "not_converged"
+    facts["problem.overfitting"] = True
+    assert infer(facts, diagnosis_rules()).facts["diagnosis.primary"] == "overfitting"
+    facts["problem.lr_too_high"] = True
+    assert infer(facts, diagnosis_rules()).facts["diagnosis.primary"] == "lr_too_high"
+    facts["problem.diverged"] = True
+    assert infer(facts, diagnosis_rules()).facts["diagnosis.primary"] == "diverged"
+
+
+def test_no_diagnosis_of_the_collection_contradicts_itself():
+    """Never lr_too_high with lr_too_low, never healthy or inconclusive beside another finding
+    (except inconclusive for a history without a loss, which may still show chance level)."""
+    for _, got in _diagnose_collection()[0]:
+        assert not {"lr_too_high", "lr_too_low"} <= got, got
+        assert "healthy" not in got or got == {"healthy"}, got
 
 
 def test_a_user_rule_file_moves_a_threshold(tmp_path):
