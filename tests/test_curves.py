@@ -162,3 +162,17 @@ def test_planned_epochs_tell_an_early_stop():
     history = load_history({"loss": [1.0, 0.8, 0.7, 0.65]})
     assert curve_features(history, planned_epochs=10)["curve.stopped_early"] is True
     assert curve_features(history, planned_epochs=4)["curve.stopped_early"] is False
+
+
+def test_a_ten_thousand_epoch_history_is_diagnosed():
+    """Curve features are linear in the epochs: a 10,000-epoch run (a fast fall, then a long
+    noisy flat stretch, the worst case of the flat-stretch search) is diagnosed whole."""
+    from advisor.diagnosis import diagnose
+
+    rng = np.random.default_rng(3)
+    t = np.arange(10_000)
+    loss = 2.3 * np.exp(-t / 300) + 0.05 + 0.002 * rng.standard_normal(t.size)
+    d = diagnose({"loss": loss.tolist(), "val_loss": (loss + 0.02).tolist()})
+    assert d.n_epochs == 10_000
+    assert d.features["curve.loss.best_epoch"] > 1_000
+    assert d.primary == "healthy"
