@@ -177,6 +177,8 @@ def normalise(raw: str) -> Name | None:
     whole = "_".join(tokens)
     if whole in _BOOKKEEPING or whole.startswith("unnamed"):  # pandas' "Unnamed: 0" index
         return None
+    if "best" in tokens:  # a running best (best_val_loss) or a summary line, not a curve
+        return None
     if whole in _ALIASES and _ALIASES[whole] in _RUN_SERIES:
         return Name(_ALIASES[whole])
     if whole.startswith("lr_"):  # Lightning's LearningRateMonitor: lr-Adam, lr-SGD/pg1

@@ -186,6 +186,7 @@ class HistoryBuilder:
             for name in [n for n in series_by_epoch if n.startswith("test_")]:
                 series_by_epoch["val_" + name.removeprefix("test_")] = series_by_epoch.pop(name)
         usable = {n: s for n, s in series_by_epoch.items() if s}
+        self._leave_out_summaries(usable)
         for prefix in ("", "val_"):
             self._total_from_heads(usable, prefix)
         if not usable:
@@ -200,6 +201,21 @@ class HistoryBuilder:
             format=self.format, path=self.path, skipped=self.skipped, notes=self.notes
         )
         return History(source=source, epochs=epochs, series=series, task=task, n_classes=n_classes)
+
+    def _leave_out_summaries(self, usable: dict[str, dict[int, float]]) -> None:
+        """A finite value logged once in a run of 4 or more epochs is a summary, not a curve.
+
+        (A final ``test_loss``, a ``best`` score printed at the end, a validation run
+        only at the last epoch.)  A non-finite one stays: the diagnosis must see it.
+        """
+        epochs = set().union(*(s.keys() for s in usable.values())) if usable else set()
+        if len(epochs) < 4:
+            return
+        for name in [n for n, s in usable.items() if len(s) == 1]:
+            ((epoch, value),) = usable[name].items()
+            if math.isfinite(value) and len(usable) > 1:
+                del usable[name]
+                self.skip(f"{name}: logged once (epoch {epoch}), a summary rather than a curve")
 
     def _total_from_heads(self, usable: dict[str, dict[int, float]], prefix: str) -> None:
         """Without a total ``loss``, the loss heads (box_loss, cls_loss ...) summed per epoch.

@@ -37,10 +37,14 @@ _PROGRESS = re.compile(
 _NUMBER = r"(?:nan|[-+]?inf(?:inity)?|[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
 _PAIR = re.compile(
     r"(?i)(?<![\w.])([a-z][\w/\-]*(?: [a-z][\w/\-]*){0,2})\s*[:=]\s*"
-    r"(tensor\(\s*" + _NUMBER + r"[^)]*\)|" + _NUMBER + r")(?![\w.])"
+    r"(tensor\(\s*" + _NUMBER + r"[^)]*\)|" + _NUMBER + r")(?![\w.]|[-:/]\d)"  # not a date/time
 )
 # One field of a pipe-separated line: "valid loss  5.60" (a name, spaces, a number).
 _FIELD = re.compile(r"(?i)([a-z][\w/\-]*(?: [a-z][\w/\-]*){0,2})\s+(" + _NUMBER + r")")
+_NAME = re.compile(r"(?i)[a-z][\w/\-]*")
+_BARE_NUMBER = re.compile(r"(?i)" + _NUMBER)
+# Keras' progress bar: "237/422 [=====>....]": the steps done of the epoch's steps.
+_BAR = re.compile(r"^\s*(\d+)/(\d+)\s*\[")
 _SPLIT = re.compile(r"[\r\x08]+|\n")
 
 
@@ -70,6 +74,11 @@ def _pairs(line: str, start: int) -> Iterator[tuple[str, str]]:
             match = _FIELD.fullmatch(field.strip())
             if match is not None:
                 yield match.group(1).strip(), match.group(2)
+    if line.count(",") >= 2:  # "epoch 1, phase train, step 10, loss_train, 0.838"
+        fields = [field.strip() for field in line[start:].split(",")]
+        for name, value in zip(fields, fields[1:], strict=False):
+            if _NAME.fullmatch(name) and _BARE_NUMBER.fullmatch(value):
+                yield name, value
 
 
 def read(content: Content) -> History:
@@ -91,8 +100,17 @@ def _read_epochs(text: str, builder: HistoryBuilder) -> None:
     first_marker = _EPOCH.search(text)
     offset = 1 if first_marker is not None and int(first_marker.group(1)) == 0 else 0
     epoch: int | None = None
+    first = int(first_marker.group(1)) + offset if first_marker is not None else 1
+    head = text[: first_marker.start()] if first_marker is not None else ""
+    if first > 1 and any(_BAR.match(line) for line in _SPLIT.split(head)):
+        epoch = first - 1  # a log cut just below "Epoch 1/N": the bar before "Epoch 2/N"
+        builder.note(
+            f"the log starts inside epoch {epoch} (its marker line is missing): the values "
+            f"before 'epoch {first}' are read as epoch {epoch}"
+        )
     seen_values: set[int] = set()
     steps: dict[int, int] = {}
+    bar: dict[int, tuple[int, int]] = {}
     for number, line in enumerate(_SPLIT.split(text), start=1):
         markers = list(_EPOCH.finditer(line))
         start = 0
@@ -101,6 +119,9 @@ def _read_epochs(text: str, builder: HistoryBuilder) -> None:
             start = markers[-1].end()
         if epoch is None:
             continue
+        progress = _BAR.match(line)
+        if progress is not None:
+            bar[epoch] = (int(progress.group(1)), int(progress.group(2)))
         per_step = bool(markers) and _PROGRESS.search(line) is not None
         added = False
         for name, value in _pairs(line, start):
@@ -112,8 +133,14 @@ def _read_epochs(text: str, builder: HistoryBuilder) -> None:
         if added and per_step:
             steps[epoch] = steps.get(epoch, 0) + 1
     if steps:
-        note_partial_epoch(builder, steps)
         builder.note("values logged per batch or step inside an epoch: each epoch's is their mean")
+        note_partial_epoch(builder, steps)
+    if bar and max(bar) in seen_values and bar[max(bar)][0] < bar[max(bar)][1]:
+        done, total = bar[max(bar)]
+        builder.note(
+            f"epoch {max(bar)} is partial: the log stops at step {done} of {total}; "
+            "its values are the running means shown there"
+        )
     markers = {int(m.group(1)) + offset for m in _EPOCH.finditer(text)}
     empty = sorted(markers - seen_values)
     if empty and seen_values and max(empty) > max(seen_values):
