@@ -344,6 +344,7 @@ def _score_features(name: str, x: np.ndarray, y: np.ndarray, window: int) -> dic
         p + "best_epoch": int(x[best]),
         p + "drop_from_best": float(y[best] - tail_mean(y)),
         p + "recent_gain": float(y[-1] - y[-1 - k]) if k > 0 else None,
+        p + "max_gain": float(np.diff(y).max()) if len(y) > 1 else None,
     }
 
 

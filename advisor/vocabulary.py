@@ -259,6 +259,7 @@ _SCORE_CURVE = {
     "recent_gain": ("float", "rise over the recent window"),
     "skill": ("float", "(final - chance) / (1 - chance): 0 = guessing, 1 = perfect"),
     "chance_margin": ("float", "final - chance accuracy (1/K)"),
+    "max_gain": ("float", "largest rise from one epoch to the next"),
 }
 _RUN_CURVE = {
     "n_epochs": ("int", "epochs in the history"),
@@ -373,6 +374,9 @@ THRESHOLDS = {
     "healthy_chance_ratio": "loss / chance loss below which a run learned materially",
     "rise_share_high": "share of upward moves of the training loss that counts as oscillation",
     "move_high": "median relative epoch-to-epoch move that counts as large",
+    "slow_accuracy_gain": "largest one-epoch accuracy gain below which accuracy never moved",
+    "satisfied_accuracy": "best accuracy below which a run that never moved learned nothing useful",
+    "diverge_loss_level": "a classification loss this large has blown up",
 }
 # Judgements the rules draw from the problems found, for the rules that come after them.
 JUDGEMENTS = {
