@@ -52,6 +52,10 @@ _ALIASES = {
     "binary_accuracy": "accuracy",
     "top_k_categorical_accuracy": "top5_accuracy",
     "sparse_top_k_categorical_accuracy": "top5_accuracy",
+    "top1": "accuracy",
+    "top1_acc": "accuracy",
+    "top1_accuracy": "accuracy",
+    "acc1": "accuracy",
     "top5": "top5_accuracy",
     "top_k_acc": "top5_accuracy",
     "top_5": "top5_accuracy",
@@ -92,6 +96,11 @@ _ALIASES = {
     "time_per_epoch": "epoch_time",
     "duration": "epoch_time",
 }
+
+# Contract metric names (and words naming a phase), for readers that must tell a
+# metric from any other word followed by a number.
+KNOWN_METRICS = frozenset(_ALIASES.values()) | {"dice", "perplexity", "ppl", "error_rate"}
+PHASE_WORDS = frozenset(_PHASES)
 
 # Series that describe the optimiser or the run, never a validation split.
 _RUN_SERIES = {

@@ -18,9 +18,8 @@ point per logging line, in order, and says so in ``source.notes``.  ``nan`` and
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
-from advisor.readers.names import normalise
+from advisor.readers.names import KNOWN_METRICS, PHASE_WORDS, normalise
 from advisor.readers.table import Content, HistoryBuilder, note_partial_epoch
 from advisor.schemas import History
 
@@ -46,6 +45,15 @@ _BARE_NUMBER = re.compile(r"(?i)" + _NUMBER)
 # Keras' progress bar: "237/422 [=====>....]": the steps done of the epoch's steps.
 _BAR = re.compile(r"^\s*(\d+)/(\d+)\s*\[")
 _SPLIT = re.compile(r"[\r\x08]+|\n")
+# Python logging's prefixes: "2021-03-02 10:11:12,345 - name - INFO - ", "INFO:root:".
+_LOGGING_PREFIX = re.compile(
+    r"\s*(?:\[?\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[,.]\d+)?\]?\s*(?:[-|:]\s*)?"
+    r"(?:[\w.]+\s*[-|:]\s*)??(?:\[?(?:DEBUG|INFO|WARNING|ERROR|CRITICAL)\]?\s*[-|:]?\s*)?"
+    r"|(?:DEBUG|INFO|WARNING|ERROR|CRITICAL):[\w.]*:\s*)"
+)
+_PHASE_START = re.compile(
+    r"(?i)\s*[-|:>]*\s*(train(?:ing)?|val(?:id(?:ation)?)?|eval|test)\b(?![_/])"
+)
 
 
 def sniff(content: Content) -> bool:
@@ -65,20 +73,52 @@ def sniff(content: Content) -> bool:
     return False
 
 
-def _pairs(line: str, start: int) -> Iterator[tuple[str, str]]:
-    """(name, value) pairs of a line from ``start``: ``name: x``, ``name=x``, ``| name x |``."""
-    for pair in _PAIR.finditer(line, start):
-        yield pair.group(1).strip(), pair.group(2)
+def _pairs(line: str, start: int) -> list[tuple[str, str]]:
+    """(name, value) pairs of a line from ``start``.
+
+    ``name: x`` and ``name=x`` anywhere; ``| name x |`` fields of a pipe-separated line;
+    ``name, x`` of a comma-separated one; else bare ``name x`` pairs whose name is a
+    known metric (``Train loss 0.71 accuracy 0.52``).  A logging prefix (time stamp,
+    level, logger) is skipped, and a message that starts with a phase word (``Val
+    loss 0.66 accuracy 0.64``) puts that phase on the names that carry none.
+    """
+    prefix = _LOGGING_PREFIX.match(line, start)
+    if prefix is not None:
+        start = prefix.end()
+    found = [(m.group(1).strip(), m.group(2)) for m in _PAIR.finditer(line, start)]
     if line.count("|") >= 2:
         for field in line[start:].split("|"):
             match = _FIELD.fullmatch(field.strip())
             if match is not None:
-                yield match.group(1).strip(), match.group(2)
+                found.append((match.group(1).strip(), match.group(2)))
     if line.count(",") >= 2:  # "epoch 1, phase train, step 10, loss_train, 0.838"
         fields = [field.strip() for field in line[start:].split(",")]
         for name, value in zip(fields, fields[1:], strict=False):
             if _NAME.fullmatch(name) and _BARE_NUMBER.fullmatch(value):
-                yield name, value
+                found.append((name, value))
+    if not found:
+        words = line[start:].replace(",", " ").split()
+        for name, value in zip(words, words[1:], strict=False):
+            if _NAME.fullmatch(name) and _BARE_NUMBER.fullmatch(value) and _known(name):
+                found.append((name, value))
+    phase = _PHASE_START.match(line, start)
+    if phase is None:
+        return found
+    word = phase.group(1)
+    return [(name if _has_phase(name) else f"{word} {name}", value) for name, value in found]
+
+
+def _known(name: str) -> bool:
+    """A bare name that is surely a metric: a loss or a name of the contract's vocabulary."""
+    found = normalise(name)
+    if found is None:
+        return False
+    base = found.series.removeprefix("val_").removeprefix("test_")
+    return base.endswith("loss") or base in KNOWN_METRICS
+
+
+def _has_phase(name: str) -> bool:
+    return any(word.lower() in PHASE_WORDS for word in re.split(r"[\s_/\-.]+", name))
 
 
 def read(content: Content) -> History:
