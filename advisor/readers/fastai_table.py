@@ -1,6 +1,10 @@
 """fastai's training table as text: a header ``epoch  train_loss  valid_loss  accuracy
 time`` and one row per epoch (``0  0.52  0.61  0.81  00:12``), epochs from 0.
 
+fastai computes its metrics (``accuracy``, ``error_rate`` ...) on the validation set,
+so a metric column without a phase is read as a validation series, and
+``error_rate`` also gives ``val_accuracy`` (one minus it) when no accuracy is shown.
+
 fastai prints it to a console as whitespace-aligned columns and to a notebook as an
 HTML table (the notebook reader turns that into the same text).  Cells that are not
 numbers (``00:12``, ``#na#``) are left empty.  A second header starts a second table
@@ -67,6 +71,8 @@ def read_table(header: list[str], rows: list[tuple[int, list[str]]], content: Co
     """One table: the first column numbers epochs (from 0, so shifted to start at 1)."""
     builder = HistoryBuilder(FORMAT, content.path)
     offset = 1 if int(rows[0][1][0]) == 0 else 0
+    names = [(n.series if (n := normalise(name)) else None) for name in header]
+    accuracy_shown = "accuracy" in names
     for number, cells in rows:
         if len(cells) != len(header):
             builder.skip(
@@ -75,9 +81,16 @@ def read_table(header: list[str], rows: list[tuple[int, list[str]]], content: Co
             continue
         epoch = int(cells[0]) + offset
         for name, cell in zip(header[1:], cells[1:], strict=True):
-            if normalise(name) is None or not _numeric(cell):
+            found = normalise(name)
+            if found is None or not _numeric(cell):
                 continue
+            if not found.series.endswith("loss") and "valid" not in name.lower():
+                name = "valid_" + name  # fastai's metrics are measured on the validation set
             builder.add(epoch, name, cell, where=f"line {number}")
+            if found.series == "error_rate" and not accuracy_shown:
+                builder.add(epoch, "valid_accuracy", 1.0 - float(cell), where=f"line {number}")
+    if "error_rate" in names and not accuracy_shown:
+        builder.note("val_accuracy: 1 - error_rate (fastai's error_rate is the validation error)")
     return builder.build()
 
 
