@@ -53,6 +53,7 @@ def read(content: Content) -> History:
             if cell.strip():
                 counts.setdefault(name, {}).setdefault(epoch, 0)
                 counts[name][epoch] += 1
+    grouped = _without_evaluation_after_training(grouped, builder)
     # A column with several values in an epoch was logged per step: average it.
     per_step = {name for name, by_epoch in counts.items() if max(by_epoch.values()) > 1}
     stepped = {name for name in per_step if normalise(name) is not None}  # not step, epoch
@@ -64,3 +65,32 @@ def read(content: Content) -> History:
             builder.add(epoch_number, name, cell, where=where, per_step=name in per_step)
     note_partial_epoch(builder, steps)
     return builder.build()
+
+
+def _trains(row: dict[str, str]) -> bool:
+    """The row holds a training value (not validation, test, learning rate or bookkeeping)."""
+    for name, cell in row.items():
+        found = normalise(name)
+        if cell.strip() and found is not None and found.series not in ("lr", "epoch_time"):
+            if not found.series.startswith(("val_", "test_")):
+                return True
+    return False
+
+
+def _without_evaluation_after_training(grouped, builder: HistoryBuilder):
+    """Leave out a last epoch with no training values after epochs that had them.
+
+    ``trainer.validate()`` or ``trainer.test()`` after ``fit`` log at the epoch after
+    the last one trained: that evaluation is not an epoch of training.
+    """
+    if not grouped:
+        return grouped
+    last = grouped[-1][0]
+    trained = {epoch for epoch, _, row in grouped if _trains(row)}
+    if last in trained or last - 1 not in trained:
+        return grouped
+    builder.skip(
+        f"epoch {last}: only validation or test values, logged after the last training "
+        "epoch (a validate or test call after fit); left out"
+    )
+    return [item for item in grouped if item[0] != last]
