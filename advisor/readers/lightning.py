@@ -23,9 +23,31 @@ FORMAT = "lightning_csv"
 
 
 def sniff(content: Content) -> bool:
-    """A numeric table with a ``step`` column."""
+    """A numeric table with a ``step`` column, or with several rows per ``epoch``.
+
+    (Lightning before 1.0 wrote no ``step`` column: one row per logging call with
+    its ``epoch`` and a ``created_at`` time.)
+    """
     found = sniff_csv(content.text)
-    return found is not None and "step" in [h.lower() for h in found[1]]
+    if found is None:
+        return False
+    names = [h.lower() for h in found[1]]
+    if "step" in names:
+        return True
+    if "epoch" not in names:
+        return False
+    column = names.index("epoch")
+    epochs = []
+    for line in (content.text or "").splitlines()[1:]:
+        cells = line.split(found[0])
+        try:
+            value = parse_number(cells[column]) if len(cells) > column else None
+        except ValueError:
+            return False
+        if value is not None:
+            epochs.append(value)
+    steps = list(zip(epochs, epochs[1:], strict=False))
+    return any(a == b for a, b in steps) and all(a <= b for a, b in steps)
 
 
 def read(content: Content) -> History:
