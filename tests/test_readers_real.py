@@ -5,6 +5,7 @@ tests/data/histories/real/ with its source URL beside it (<file>.source.txt)."""
 
 from __future__ import annotations
 
+import ast
 import csv
 import json
 import math
@@ -369,3 +370,33 @@ def test_evaluation_after_fit_is_not_an_epoch():
 def test_every_readable_history_diagnoses_with_exit_0(name):
     result = CliRunner().invoke(cli, ["diagnose", str(_entry(name))])
     assert result.exit_code == 0, result.output
+
+
+def test_a_python_repr_of_the_keras_history_saved_as_a_json_string():
+    """json.dump(str(history.history), f): one JSON string holding a single-quoted dict."""
+    path = _entry("a_keras_json_video_lstm_reprstring_01")
+    table = ast.literal_eval(json.loads(path.read_text()))
+    history = load_history(path)
+    assert history.source.format == "keras_json"
+    assert history.series["loss"] == table["loss"]
+    assert history.series["val_accuracy"] == table["val_accuracy"]
+
+
+def test_loguru_fields_with_bracketed_names_and_short_epoch_marks():
+    """'| E6 iter[ 14/ 15] | [Loss] nan |': epochs as E<n>, the name in brackets."""
+    path = _entry("b_logging_text_lion_loguru_nan_01")
+    found = re.findall(r"\| E(\d+) iter.*?\| \[Loss\] (\S+) \|", path.read_text())
+    history = load_history(path)
+    assert history.epochs == [int(epoch) for epoch, _ in found]
+    assert history.series["loss"] == pytest.approx([float(v) for _, v in found], nan_ok=True)
+    assert math.isnan(history.series["loss"][-1])
+
+
+def test_pytorch_tutorial_progress_lines_without_names():
+    """'35000 35% (1m 4s) nan Nam / Russian': the unnamed number is the loss."""
+    path = _entry("b_logging_text_charrnn_tutorial_nan_01")
+    printed = re.findall(r"^\d+ \d+% \([^)]*\) (\S+)", path.read_text(), re.MULTILINE)
+    history = load_history(path)
+    assert len(history.epochs) == len(printed)
+    assert history.series["loss"] == pytest.approx([float(v) for v in printed], nan_ok=True)
+    assert any("read as the loss" in note for note in history.source.notes)

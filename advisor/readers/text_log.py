@@ -26,6 +26,15 @@ from advisor.schemas import History
 FORMAT = "text_log"
 
 _EPOCH = re.compile(r"(?i)\bepoch\b\s*[:#]?\s*\[?\s*(\d+)\s*(?:/\s*(\d+))?\s*\]?")
+# "E5" standing alone (loguru trainers: "| E5 iter[ 14/ 15] | [Loss] 0.52 |"), used only
+# in a log that never writes the word epoch.
+_EPOCH_SHORT = re.compile(r"(?<![\w.\-])E(\d+)(?![\w.\-])")
+# The PyTorch tutorials' progress lines, with the loss as the only unnamed number:
+# "5000 5% (0m 12s) 2.4177 Coelho / Portuguese" and "0m 5s (5000 5%) 3.1569".
+_TUTORIAL = re.compile(
+    r"^\s*(?:(\d+)\s+\d+%\s+\((?:\d+m\s*)?\d+s\)|(?:\d+m\s*)?\d+s\s+\((\d+)\s+\d+%\))\s+"
+    r"(nan|[-+]?inf|[-+]?\d+\.?\d*(?:[eE][-+]?\d+)?)(?!\S)"
+)
 _STEP = re.compile(r"(?i)\b(?:global[_ ]step|step|iter|iteration)\b\s*[:#=]?\s*\[?\s*(\d+)")
 # A position inside an epoch: "Step [100/600]", "200/ 2983 batches", "[640/60000 (1%)]", "batch 30".
 _PROGRESS = re.compile(
@@ -62,7 +71,9 @@ def sniff(content: Content) -> bool:
     if not text or text.lstrip()[:1] in ("{", "["):
         return False
     head = text[:200_000]
-    marker = _EPOCH.search(head) or _STEP.search(head)
+    if sum(1 for line in head.splitlines()[:2000] if _TUTORIAL.match(line)) >= 2:
+        return True
+    marker = _epochs(head).search(head) or _STEP.search(head)
     if marker is None:
         return False
     for line in _SPLIT.split(head[marker.start() :])[:2000]:
@@ -71,6 +82,13 @@ def sniff(content: Content) -> bool:
             if found is not None and found.series.endswith(("loss", "accuracy")):
                 return True
     return False
+
+
+def _epochs(text: str) -> re.Pattern:
+    """The epoch marker this log writes: ``epoch N``, else a bare ``EN``."""
+    if _EPOCH.search(text) is None and _EPOCH_SHORT.search(text) is not None:
+        return _EPOCH_SHORT
+    return _EPOCH
 
 
 def _pairs(line: str, start: int) -> list[tuple[str, str]]:
@@ -88,7 +106,7 @@ def _pairs(line: str, start: int) -> list[tuple[str, str]]:
     found = [(m.group(1).strip(), m.group(2)) for m in _PAIR.finditer(line, start)]
     if line.count("|") >= 2:
         for field in line[start:].split("|"):
-            match = _FIELD.fullmatch(field.strip())
+            match = _FIELD.fullmatch(re.sub(r"^\[([^\]]+)\]", r"\1", field.strip()))
             if match is not None:
                 found.append((match.group(1).strip(), match.group(2)))
     if line.count(",") >= 2:  # "epoch 1, phase train, step 10, loss_train, 0.838"
@@ -125,7 +143,9 @@ def read(content: Content) -> History:
     """Attach each pair to the epoch of the latest marker (or to each step line)."""
     text = content.text or ""
     builder = HistoryBuilder(FORMAT, content.path)
-    if _EPOCH.search(text) is None:
+    if _TUTORIAL.search(text.lstrip()) and _epochs(text).search(text) is None:
+        _read_tutorial(text, builder)
+    elif _epochs(text).search(text) is None:
         _read_steps(text, builder)
     else:
         _read_epochs(text, builder)
@@ -137,7 +157,8 @@ def read(content: Content) -> History:
 
 
 def _read_epochs(text: str, builder: HistoryBuilder) -> None:
-    first_marker = _EPOCH.search(text)
+    pattern = _epochs(text)
+    first_marker = pattern.search(text)
     offset = 1 if first_marker is not None and int(first_marker.group(1)) == 0 else 0
     epoch: int | None = None
     first = int(first_marker.group(1)) + offset if first_marker is not None else 1
@@ -152,7 +173,7 @@ def _read_epochs(text: str, builder: HistoryBuilder) -> None:
     steps: dict[int, int] = {}
     bar: dict[int, tuple[int, int]] = {}
     for number, line in enumerate(_SPLIT.split(text), start=1):
-        markers = list(_EPOCH.finditer(line))
+        markers = list(pattern.finditer(line))
         start = 0
         if markers:  # pairs on a marker line come after it ("Epoch 3: loss=...")
             epoch = int(markers[-1].group(1)) + offset
@@ -181,7 +202,7 @@ def _read_epochs(text: str, builder: HistoryBuilder) -> None:
             f"epoch {max(bar)} is partial: the log stops at step {done} of {total}; "
             "its values are the running means shown there"
         )
-    markers = {int(m.group(1)) + offset for m in _EPOCH.finditer(text)}
+    markers = {int(m.group(1)) + offset for m in pattern.finditer(text)}
     empty = sorted(markers - seen_values)
     if empty and seen_values and max(empty) > max(seen_values):
         builder.skip(f"epoch {max(empty)}: started but no values were logged (log ends early)")
@@ -207,3 +228,19 @@ def _read_steps(text: str, builder: HistoryBuilder) -> None:
             f"no epoch numbers in the log: each of the {point} logged steps "
             f"({steps[0]} to {steps[-1]}) is one point"
         )
+
+
+def _read_tutorial(text: str, builder: HistoryBuilder) -> None:
+    """The PyTorch tutorials' progress lines: one point per line, its number the loss."""
+    iterations = []
+    for number, line in enumerate(_SPLIT.split(text), start=1):
+        match = _TUTORIAL.match(line)
+        if match is None:
+            continue
+        iterations.append(int(match.group(1) or match.group(2)))
+        builder.add(len(iterations), "loss", match.group(3), where=f"line {number}")
+    builder.note(
+        f"no names in the log: the number after each progress mark is read as the loss; "
+        f"each of the {len(iterations)} lines (iterations {iterations[0]} to {iterations[-1]}) "
+        "is one point"
+    )
