@@ -107,6 +107,7 @@ def curve_features(
     raised = lr_raises(history.epochs, history.series.get("lr", []))
     if "lr" in history.series:
         out["curve.lr.raises"] = len(raised)
+        out["curve.lr.decayed"] = _lr_decayed(history)
     k, how = infer_classes(history, task, n_classes, loss_name)
     if k is not None:
         out["curve.classes"] = k
@@ -144,13 +145,15 @@ def infer_classes(
     (an accuracy that sat at 1/K all run).  (None, None) for regression or when nothing
     points to a K.
     """
-    if task == "regression" or (loss_name is not None and not _is_cross_entropy(loss_name)):
+    if task == "regression":
         return None, None
     given = _classes(task, n_classes)
     if given is not None:
         return given, "given"
     if any(name in history.series for name in BINARY_SERIES) or loss_name == "binary_crossentropy":
         return 2, "metric_names"
+    if loss_name is not None and not _is_cross_entropy(loss_name):
+        return None, None  # the loss says nothing of K, and without K no accuracy level either
     if "r2" in history.series or "val_r2" in history.series:
         return None, None
     loss = _values(history, "loss") or _values(history, "val_loss")
@@ -171,6 +174,20 @@ def infer_classes(
         if len(accuracy) >= 2 and all(abs(v - 1 / k) <= FLAT_CHANCE_MATCH / k for v in accuracy):
             return k, "flat_accuracy"
     return None, None
+
+
+def _lr_decayed(history: History) -> bool | None:
+    """Whether the recorded learning rate ends below where it stood when the training loss
+    was at its best (a loss that rises while the rate is cut is not the rate's doing)."""
+    pairs = [
+        (lr, loss)
+        for lr, loss in zip(history.series["lr"], history.series.get("loss", []), strict=False)
+        if lr is not None and loss is not None and math.isfinite(lr) and math.isfinite(loss)
+    ]
+    if len(pairs) < 2:
+        return None
+    at_best = min(pairs, key=lambda pair: pair[1])[0]
+    return pairs[-1][0] < at_best
 
 
 def _values(history: History, name: str) -> list[float]:
@@ -285,6 +302,7 @@ def _loss_features(
         p + "best": float(y[best]),
         p + "best_epoch": int(x[best]),
         p + "worst": float(y.max()),
+        p + "end_over_best": float(y[-1]) / level - 1.0 if float(y[best]) > 0 else None,
         p + "epochs_since_best": int(x[-1] - x[best]),
         p + "rel_drop": (first - float(y[best])) / max(abs(first), 1e-12),
         p + "rise_from_best": (final - float(y[best])) / level,
@@ -317,7 +335,21 @@ def _loss_features(
             else 0.0,
             p + "max_jump": float(jumps.max()) if len(jumps) else 0.0,
             p + "rise_share": float(np.mean(diffs[own] > 0)) if own.any() else 0.0,
-            p + "median_move": float(np.median(np.abs(jumps))) if len(jumps) else 0.0,
+            p + "max_rise": float(
+                (diffs[own] / (np.abs(y[:-1][own]) + FLOOR_SHARE * float(np.ptp(y)) + 1e-12)).max()
+            )
+            if own.any()
+            else 0.0,
+            # relative to the value plus FLOOR_SHARE of the curve's own range (not of the chance
+            # loss): a near-zero loss that zig-zags by its own size is still moving a lot
+            p + "median_move": float(
+                np.median(
+                    np.abs(diffs[own])
+                    / (np.abs(y[:-1][own]) + FLOOR_SHARE * float(np.ptp(y)) + 1e-12)
+                )
+            )
+            if own.any()
+            else 0.0,
             p + "rise_from_min": rise_from_min(y, damping, last_raise),
             p + "linearity": r_squared(x, y),
             p + "deceleration": deceleration(s),
@@ -376,6 +408,12 @@ def _gap_features(history: History, epochs: np.ndarray, out: dict, window: int) 
         result["curve.loss.change_after_val_best"] = (
             float(np.mean(t[-3:])) - float(t[best])
         ) / t_best
+    # The gap as a reader takes it off the last epoch: (V - L) / L, and its growth since
+    # V's best epoch relative to the gap there.
+    end_gap = float(gap[-1])
+    result["curve.gap.over_train"] = end_gap / max(abs(float(t[-1])), 1e-12)
+    if abs(float(gap[best])) > 1e-12:
+        result["curve.gap.growth_since_best"] = (end_gap - float(gap[best])) / abs(float(gap[best]))
     if "curve.accuracy.final" in out and "curve.val_accuracy.final" in out:
         result["curve.gap.accuracy"] = out["curve.accuracy.final"] - out["curve.val_accuracy.final"]
     return result

@@ -246,9 +246,11 @@ _LOSS_CURVE = {
     "last_finite": ("float", "last value before the first NaN or infinity of the run"),
     "tail_gain": ("float", "how far the tail (last max(3, n/5) epochs) fell below the best before it"),
     "tail_share": ("float", "that fall as a share of the whole run's improvement"),
+    "end_over_best": ("float", "last value / lowest value - 1"),
     "sustained_rise": ("float", "rise above the best held for 2+ later epochs beyond the noise, / best"),
     "rise_share": ("float", "share of epoch-to-epoch moves that go up"),
-    "median_move": ("float", "median of |epoch-to-epoch change| / value before"),
+    "max_rise": ("float", "largest one-epoch rise / (value before + a tenth of the curve's range)"),
+    "median_move": ("float", "median |one-epoch change| / (value before + a tenth of the range)"),
 }
 _SCORE_CURVE = {
     "first": ("float", "value at the first epoch"),
@@ -276,12 +278,15 @@ _RUN_CURVE = {
     "window_start": ("int", "first epoch of the recent window"),
     "planned_epochs": ("int", "epochs the plan asked for"),
     "stopped_early": ("bool", "the run ended before the planned epochs"),
+    "lr.decayed": ("bool", "the recorded learning rate ends below its value at the best training loss"),
     "lr.raises": ("int", "epochs at which the recorded learning rate rose (warmup, warm restarts)"),
     "nonfinite": ("bool", "a loss or gradient norm became NaN or infinite"),
     "nonfinite_epoch": ("int", "first epoch with a NaN or infinite loss or gradient norm"),
     "gap.final": ("float", "(val_loss - loss) / val_loss over the last 3 epochs"),
     "gap.at_val_best": ("float", "(val_loss - loss) / val_loss at the best validation epoch"),
     "gap.growth": ("float", "growth of val_loss - loss over the second half of the run, / best val_loss"),
+    "gap.over_train": ("float", "(val_loss - loss) / loss at the last epoch"),
+    "gap.growth_since_best": ("float", "growth of val_loss - loss since the best val epoch, / the gap there"),
     "gap.accuracy": ("float", "training accuracy - validation accuracy at the end"),
     "loss.change_after_val_best": ("float", "relative change of the training loss after the best val epoch"),
     "chance_loss": ("float", "cross-entropy of guessing: log K (log 2 for binary)"),
@@ -377,6 +382,8 @@ THRESHOLDS = {
     "slow_accuracy_gain": "largest one-epoch accuracy gain below which accuracy never moved",
     "satisfied_accuracy": "best accuracy below which a run that never moved learned nothing useful",
     "diverge_loss_level": "a classification loss this large has blown up",
+    "poor_accuracy": "training accuracy below which a flat run fits its data poorly",
+    "close_accuracy": "train and validation accuracy this close agree",
 }
 # Judgements the rules draw from the problems found, for the rules that come after them.
 JUDGEMENTS = {

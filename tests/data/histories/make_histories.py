@@ -581,6 +581,13 @@ RELABELLED: dict[str, tuple[list[str], str]] = {
     },
     "edge/tfevents_bad_crc": (["inconclusive"], _STILL_FALLING),
     **{
+        stem: (
+            ["diverged", "inconclusive", "lr_too_high"],
+            "fewer than 4 epochs before the NaN: inconclusive first (CRITERIA 1), diverged too",
+        )
+        for stem in ("edge/only_nan", "hand/diverged_nan_06")
+    },
+    **{
         f"hand/stopped_on_noise_stretch_{i:02d}": (
             ["not_converged", "overfitting"],
             "after its best epoch the validation loss stood more than 5 % and three noise widths"
