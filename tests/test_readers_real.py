@@ -400,3 +400,20 @@ def test_pytorch_tutorial_progress_lines_without_names():
     assert len(history.epochs) == len(printed)
     assert history.series["loss"] == pytest.approx([float(v) for v in printed], nan_ok=True)
     assert any("read as the loss" in note for note in history.source.notes)
+
+
+def test_keras_fits_in_several_cells_are_separate_runs_and_evaluate_is_not_an_epoch():
+    path = REAL / "keras_newswires_three_fits.ipynb"
+    cells = json.loads(path.read_text())["cells"]
+    runs = load_histories(path)
+    assert list(runs) == ["cell 1", "cell 2", "cell 3"]
+    for cell, history in zip(cells, runs.values(), strict=True):
+        printed = "".join("".join(o.get("text", "")) for o in cell["outputs"])
+        epochs = re.findall(r"^Epoch \d+/(\d+)", printed, re.MULTILINE)
+        assert len(history.epochs) == int(epochs[0])
+        assert history.series["val_loss"] == [
+            float(v) for v in re.findall(r" - val_loss: (\S+)", printed)
+        ]
+    # model.evaluate's bar (another length) after the 8 epochs is not epoch 8's value.
+    second = runs["cell 2"]
+    assert any("an evaluation after training" in s for s in second.source.skipped)

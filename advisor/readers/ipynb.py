@@ -23,7 +23,7 @@ from advisor.schemas import History
 
 FORMAT = "ipynb"
 
-_EPOCH_START = re.compile(r"(?im)^\s*epoch\s*[:#]?\s*\[?\s*(\d+)\s*(?:/\s*\d+)?")
+_EPOCH_START = re.compile(r"(?im)^\s*epoch\s*[:#]?\s*\[?\s*(\d+)\s*(?:/\s*(\d+))?")
 
 
 def sniff(content: Content) -> bool:
@@ -109,6 +109,8 @@ def _split_restarts(text: str) -> list[str]:
     previous = None
     for match in _EPOCH_START.finditer(text):
         epoch = int(match.group(1))
+        if match.group(2) == "1":
+            continue  # "Epoch 1/1": one-epoch fits in a loop continue the same run
         if previous is not None and epoch < previous:
             cuts.append(match.start())
         previous = epoch

@@ -144,6 +144,7 @@ _BOOKKEEPING = {
     "examples",
     "index",
     "ms",
+    "temperature",
     "sec",
     "secs",
     "seconds",

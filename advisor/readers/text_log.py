@@ -29,6 +29,8 @@ _EPOCH = re.compile(r"(?i)\bepoch\b\s*[:#]?\s*\[?\s*(\d+)\s*(?:/\s*(\d+))?\s*\]?
 # "E5" standing alone (loguru trainers: "| E5 iter[ 14/ 15] | [Loss] 0.52 |"), used only
 # in a log that never writes the word epoch.
 _EPOCH_SHORT = re.compile(r"(?<![\w.\-])E(\d+)(?![\w.\-])")
+# "#320/1500 - Training Loss: 0.29" (nntrainer): a numbered line, in the same kind of log.
+_EPOCH_HASH = re.compile(r"^\s*#(\d+)\s*/\s*(\d+)\b")
 # The PyTorch tutorials' progress lines, with the loss as the only unnamed number:
 # "5000 5% (0m 12s) 2.4177 Coelho / Portuguese" and "0m 5s (5000 5%) 3.1569".
 _TUTORIAL = re.compile(
@@ -85,8 +87,12 @@ def sniff(content: Content) -> bool:
 
 
 def _epochs(text: str) -> re.Pattern:
-    """The epoch marker this log writes: ``epoch N``, else a bare ``EN``."""
-    if _EPOCH.search(text) is None and _EPOCH_SHORT.search(text) is not None:
+    """The epoch marker this log writes: ``epoch N``, else ``#N/M`` lines, else a bare ``EN``."""
+    if _EPOCH.search(text) is not None:
+        return _EPOCH
+    if sum(1 for line in text.splitlines()[:50] if _EPOCH_HASH.match(line)) >= 2:
+        return _EPOCH_HASH
+    if _EPOCH_SHORT.search(text) is not None:
         return _EPOCH_SHORT
     return _EPOCH
 
@@ -172,17 +178,36 @@ def _read_epochs(text: str, builder: HistoryBuilder) -> None:
     seen_values: set[int] = set()
     steps: dict[int, int] = {}
     bar: dict[int, tuple[int, int]] = {}
+    fresh = False  # a marker was seen and no value since
+    looped = 0
     for number, line in enumerate(_SPLIT.split(text), start=1):
         markers = list(pattern.finditer(line))
         start = 0
         if markers:  # pairs on a marker line come after it ("Epoch 3: loss=...")
-            epoch = int(markers[-1].group(1)) + offset
-            start = markers[-1].end()
+            last = markers[-1]
+            if last.re.groups > 1 and last.group(2) == "1" and epoch is not None:
+                # "Epoch 1/1": fit(epochs=1) called in a loop; the next epoch of the run,
+                # unless the loop just printed its own count ("epoch 7" then "Epoch 1/1").
+                if not fresh:
+                    epoch += 1
+                    looped += 1
+            else:
+                epoch = int(last.group(1)) + offset
+            fresh = True
+            start = last.end()
         if epoch is None:
             continue
         progress = _BAR.match(line)
         if progress is not None:
-            bar[epoch] = (int(progress.group(1)), int(progress.group(2)))
+            done, total = int(progress.group(1)), int(progress.group(2))
+            if epoch in bar and bar[epoch][1] != total:
+                # A bar of another length after the epoch's own: evaluate() or predict().
+                builder.skip(
+                    f"line {number}: a progress bar over {total} steps after epoch {epoch}'s "
+                    f"{bar[epoch][1]} (an evaluation after training); its values left out"
+                )
+                continue
+            bar[epoch] = (done, total)
         per_step = bool(markers) and _PROGRESS.search(line) is not None
         added = False
         for name, value in _pairs(line, start):
@@ -191,8 +216,11 @@ def _read_epochs(text: str, builder: HistoryBuilder) -> None:
             builder.add(epoch, name, value, where=f"line {number}", per_step=per_step)
             seen_values.add(epoch)
             added = True
+            fresh = False
         if added and per_step:
             steps[epoch] = steps.get(epoch, 0) + 1
+    if looped:
+        builder.note("'Epoch 1/1' again and again (fit for one epoch in a loop): counted in order")
     if steps:
         builder.note("values logged per batch or step inside an epoch: each epoch's is their mean")
         note_partial_epoch(builder, steps)
