@@ -417,3 +417,16 @@ def test_keras_fits_in_several_cells_are_separate_runs_and_evaluate_is_not_an_ep
     # model.evaluate's bar (another length) after the 8 epochs is not epoch 8's value.
     second = runs["cell 2"]
     assert any("an evaluation after training" in s for s in second.source.skipped)
+
+
+def test_a_folder_of_tensorboard_runs_gives_one_history_per_run(tmp_path):
+    """Keras' train/ and validation/ event folders are one run; sibling run folders are not."""
+    shutil.copytree(REAL / "tb_keras", tmp_path / "logs" / "fit_a")
+    shutil.copytree(REAL / "tb_pytorch", tmp_path / "logs" / "fit_b")
+    runs = load_histories(tmp_path)
+    assert list(runs) == ["logs/fit_a", "logs/fit_b"]
+    for name, original in (("logs/fit_a", "tb_keras"), ("logs/fit_b", "tb_pytorch")):
+        alone = load_history(REAL / original)
+        assert runs[name].series == alone.series and runs[name].source.run == name
+    result = CliRunner().invoke(cli, ["diagnose", str(tmp_path), "--run", "fit_b"])
+    assert result.exit_code == 0 and "fit_b" in result.output.splitlines()[0]
