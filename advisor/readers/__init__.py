@@ -3,10 +3,19 @@
 ``load_history(path)`` detects the format from the content, never the file
 name: TensorBoard records by their checksummed header, JSON by its keys (this
 project's ``history.json``, Hugging Face ``trainer_state.json``, Keras
-``history.history``), CSV by its header (Lightning's has a ``step`` column,
-Keras' CSVLogger not), and plain-text logs by ``Epoch N`` markers followed by
-``name: value`` pairs.  One module per format; each has ``FORMAT``,
+``history.history`` or its Python repr, Jupyter notebooks), CSV by its header
+(Lightning's has a ``step`` column or several rows per epoch, a pandas export an
+index column or script-style names such as ``train_loss``, Keras' CSVLogger
+neither), fastai's ``epoch train_loss valid_loss`` table, and plain-text logs by
+their epoch (or step) markers followed by ``name: value``, ``name=value`` or
+``| name value |`` pairs.  One module per format; each has ``FORMAT``,
 ``sniff(content)`` and ``read(content)``.
+
+A folder or notebook may hold several runs: ``load_histories`` gives one History
+per run (``source.run`` names it), never a merge; ``load_history`` refuses such
+a folder with the list of its runs.  What a reader derived rather than read
+(summed loss heads, per-step means, a partial last epoch) is in ``source.notes``;
+what it left out, and why, in ``source.skipped``.
 """
 
 from __future__ import annotations
