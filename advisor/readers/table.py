@@ -205,13 +205,13 @@ class HistoryBuilder:
     def _leave_out_summaries(self, usable: dict[str, dict[int, float]]) -> None:
         """A finite value logged once in a run of 4 or more epochs is a summary, not a curve.
 
-        (A final ``test_loss``, a ``best`` score printed at the end, a validation run
-        only at the last epoch.)  A non-finite one stays: the diagnosis must see it.
+        (A final ``test_loss``, a ``best`` score printed at the end.)  The training
+        ``loss`` always stays, and so does a non-finite value: the diagnosis must see it.
         """
         epochs = set().union(*(s.keys() for s in usable.values())) if usable else set()
         if len(epochs) < 4:
             return
-        for name in [n for n, s in usable.items() if len(s) == 1]:
+        for name in [n for n, s in usable.items() if len(s) == 1 and n != "loss"]:
             ((epoch, value),) = usable[name].items()
             if math.isfinite(value) and len(usable) > 1:
                 del usable[name]
