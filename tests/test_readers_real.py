@@ -430,3 +430,18 @@ def test_a_folder_of_tensorboard_runs_gives_one_history_per_run(tmp_path):
         assert runs[name].series == alone.series and runs[name].source.run == name
     result = CliRunner().invoke(cli, ["diagnose", str(tmp_path), "--run", "fit_b"])
     assert result.exit_code == 0 and "fit_b" in result.output.splitlines()[0]
+
+
+def test_event_sub_folders_beside_a_runs_own_event_file_belong_to_that_run(tmp_path):
+    """PyTorch's add_scalars writes <tag>_<phase>/ folders next to the run's event file."""
+    run = tmp_path / "runs" / "exp1"
+    run.mkdir(parents=True)
+    pytorch_file = next((REAL / "tb_pytorch").iterdir())
+    keras_val = next((REAL / "tb_keras" / "validation").iterdir())
+    shutil.copy(pytorch_file, run / pytorch_file.name)
+    (run / "epoch_loss_val").mkdir()
+    shutil.copy(keras_val, run / "epoch_loss_val" / keras_val.name)
+    runs = load_histories(tmp_path)
+    assert list(runs) == ["runs/exp1"]
+    assert "val_accuracy" in runs["runs/exp1"].series  # from the run's own file (Accuracy/val)
+    assert runs["runs/exp1"].source.format == "tensorboard"

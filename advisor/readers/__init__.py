@@ -173,12 +173,17 @@ def find_runs(root: Path) -> dict[str, _Run]:
     """The run folders under ``root``, by name (the folder relative to root; "." for root).
 
     A run folder directly holds a history file or event files; Keras' ``train`` /
-    ``validation`` event sub-folders belong to the run folder above them.
+    ``validation`` event sub-folders belong to the run folder above them, and so do
+    the sub-folders PyTorch's ``add_scalars`` writes beside the run's own event file.
     """
     runs: dict[Path, _Run] = {}
-    for events_file in tensorboard.find_event_files(root):
+    event_files = tensorboard.find_event_files(root)
+    event_folders = {path.parent for path in event_files}
+    for events_file in event_files:
         folder = events_file.parent
-        if folder != root and folder.name.lower() in tensorboard.PHASE_DIRS:
+        while folder != root and (
+            folder.name.lower() in tensorboard.PHASE_DIRS or folder.parent in event_folders
+        ):
             folder = folder.parent
         runs.setdefault(folder, _Run(folder)).events.append(events_file)
     event_set = {f for run in runs.values() for f in run.events}
@@ -186,6 +191,9 @@ def find_runs(root: Path) -> dict[str, _Run]:
         if path in event_set or not path.is_file() or path.stat().st_size > _MAX_FOLDER_FILE:
             continue
         try:
+            with path.open("rb") as handle:
+                if b"\x00" in handle.read(4096):
+                    continue  # binary: a checkpoint, an image; event files were found above
             content = Content(path, path.read_bytes())
         except OSError:
             continue

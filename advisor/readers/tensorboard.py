@@ -49,10 +49,16 @@ def find_event_files(root: Path) -> list[Path]:
 
 
 def read_folder(root: Path, files: list[Path]) -> History:
-    """Several events files; a ``validation``-like folder name marks its tags as validation."""
+    """Several events files; a ``validation``-like folder name marks its tags as validation.
+
+    Below ``root``, a folder named for a phase (Keras' ``train`` / ``validation``) or
+    ending in one (PyTorch's ``add_scalars("Loss", {"train": ..., "val": ...})``
+    writes ``Loss_train`` / ``Loss_val`` folders) gives its tags that phase.
+    """
     entries = []
     for path in files:
         parts = {p.lower() for p in path.relative_to(root).parts[:-1]}
+        parts |= {p.rsplit("_", 1)[-1] for p in parts}
         phase = "validation/" if parts & _VAL_DIRS else "train/" if parts & _TRAIN_DIRS else ""
         entries.append((str(path.relative_to(root)), path.read_bytes(), phase))
     return read_files(entries, root)
