@@ -59,8 +59,9 @@ LOSS_SERIES = ("loss", "val_loss")
 BINARY_SERIES = ("auc", "val_auc", "binary_accuracy", "val_binary_accuracy")
 # Guessing K from the history alone: the first loss within 10 % of log K together with the
 # first accuracy within a fifth of 1/K (an untrained classifier starts there), or a loss
-# (accuracy) within 3 % of log K (1/K) at every epoch.  K up to 20.
+# (accuracy) within 3 % of log K (1/K) at every epoch.  K up to 20 (10 for a flat level alone).
 MAX_INFERRED_CLASSES = 20
+MAX_FLAT_CLASSES = 10  # a flat level alone is weaker evidence: 1/K and log K crowd together past 10
 CHANCE_LOSS_MATCH = 0.1
 CHANCE_ACCURACY_MATCH = 0.2
 FLAT_CHANCE_MATCH = 0.03
@@ -168,7 +169,7 @@ def infer_classes(
     ]
     if both:
         return min(both)[1], "accuracy_and_loss"
-    for k in range(2, MAX_INFERRED_CLASSES + 1):
+    for k in range(2, MAX_FLAT_CLASSES + 1):
         if len(loss) >= 2 and all(abs(v / math.log(k) - 1) <= FLAT_CHANCE_MATCH for v in loss):
             return k, "flat_loss"
         if len(accuracy) >= 2 and all(abs(v - 1 / k) <= FLAT_CHANCE_MATCH / k for v in accuracy):

@@ -74,6 +74,16 @@ def test_a_loss_that_explodes_after_a_good_start_is_diverged():
     assert d.primary == "diverged" and "healthy" not in names(d)
 
 
+def test_nan_from_the_first_epoch_is_diverged_at_epoch_one():
+    """a_keras_console_mnist_cnn_nan_4404: loss and val_loss NaN in all 8 epochs shown,
+    accuracy 0.0987 (chance for 10 classes, found from the flat accuracy alone)."""
+    d = entry("a_keras_console_mnist_cnn_nan_4404")
+    assert d.primary == "diverged"
+    diverged = next(p for p in d.problems if p.name == "diverged")
+    assert diverged.epochs[0] == 1 and diverged.evidence["curve.nonfinite_series"] == "loss"
+    assert d.features["curve.classes"] == 10 and d.features["curve.chance_source"] == "flat_accuracy"
+
+
 def test_a_run_still_falling_steeply_at_its_end_is_not_converged():
     """b_other_csv_yolo_gallstone_seg_01: total val loss 7.60 -> 3.99, tail still -7 %."""
     d = entry("b_other_csv_yolo_gallstone_seg_01")
