@@ -81,7 +81,8 @@ def test_nan_from_the_first_epoch_is_diverged_at_epoch_one():
     assert d.primary == "diverged"
     diverged = next(p for p in d.problems if p.name == "diverged")
     assert diverged.epochs[0] == 1 and diverged.evidence["curve.nonfinite_series"] == "loss"
-    assert d.features["curve.classes"] == 10 and d.features["curve.chance_source"] == "flat_accuracy"
+    assert d.features["curve.classes"] == 10
+    assert d.features["curve.chance_source"] == "flat_accuracy"
 
 
 def test_a_run_still_falling_steeply_at_its_end_is_not_converged():
