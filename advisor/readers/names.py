@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 # Phase words -> the prefix the contract uses ("" = training).
 _PHASES = {
@@ -167,6 +168,7 @@ def _tokens(raw: str) -> list[str]:
     return [t for t in re.split(r"[\s_/\-.:]+", text.lower()) if t]
 
 
+@lru_cache(maxsize=4096)  # a log repeats the same few names on every line
 def normalise(raw: str) -> Name | None:
     """The contract name for a raw metric name, or None for bookkeeping columns.
 

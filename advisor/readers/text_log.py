@@ -176,6 +176,7 @@ def _read_epochs(text: str, builder: HistoryBuilder) -> None:
             f"before 'epoch {first}' are read as epoch {epoch}"
         )
     seen_values: set[int] = set()
+    marked: set[int] = set()
     steps: dict[int, int] = {}
     bar: dict[int, tuple[int, int]] = {}
     fresh = False  # a marker was seen and no value since
@@ -185,6 +186,7 @@ def _read_epochs(text: str, builder: HistoryBuilder) -> None:
         start = 0
         if markers:  # pairs on a marker line come after it ("Epoch 3: loss=...")
             last = markers[-1]
+            marked.update(int(m.group(1)) + offset for m in markers)
             if last.re.groups > 1 and last.group(2) == "1" and epoch is not None:
                 # "Epoch 1/1": fit(epochs=1) called in a loop; the next epoch of the run,
                 # unless the loop just printed its own count ("epoch 7" then "Epoch 1/1").
@@ -230,8 +232,7 @@ def _read_epochs(text: str, builder: HistoryBuilder) -> None:
             f"epoch {max(bar)} is partial: the log stops at step {done} of {total}; "
             "its values are the running means shown there"
         )
-    markers = {int(m.group(1)) + offset for m in pattern.finditer(text)}
-    empty = sorted(markers - seen_values)
+    empty = sorted(marked - seen_values)
     if empty and seen_values and max(empty) > max(seen_values):
         builder.skip(f"epoch {max(empty)}: started but no values were logged (log ends early)")
 
