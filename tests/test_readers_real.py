@@ -445,3 +445,30 @@ def test_event_sub_folders_beside_a_runs_own_event_file_belong_to_that_run(tmp_p
     assert list(runs) == ["runs/exp1"]
     assert "val_accuracy" in runs["runs/exp1"].series  # from the run's own file (Accuracy/val)
     assert runs["runs/exp1"].source.format == "tensorboard"
+
+
+def test_csvlogger_appending_a_second_run_gives_two_histories(tmp_path):
+    """CSVLogger(append=True) writes the next run's rows, from epoch 0, below the last."""
+    first = _entry("a_keras_csv_distracted_driver_01")
+    text = first.read_text()
+    appended = tmp_path / "log.csv"
+    appended.write_text(text + "".join(text.splitlines(keepends=True)[1:]))
+    runs = load_histories(appended)
+    alone = load_history(first)
+    assert list(runs) == ["run 1", "run 2"]
+    assert all(run.series == alone.series and run.epochs == alone.epochs for run in runs.values())
+    assert any("holds 2 training runs" in n for n in load_history(appended).source.notes)
+
+
+def test_a_console_log_of_several_fits_gives_one_history_per_fit(tmp_path):
+    """The three fits of a notebook printed into one log: the epoch count starts again."""
+    cells = json.loads((REAL / "keras_newswires_three_fits.ipynb").read_text())["cells"]
+    log = tmp_path / "console.log"
+    log.write_text("".join("".join(o.get("text", "")) for c in cells for o in c["outputs"]))
+    runs = load_histories(log)
+    assert [len(h.epochs) for h in runs.values()] == [20, 8, 20]
+    notebook = load_histories(REAL / "keras_newswires_three_fits.ipynb")
+    for from_log, from_notebook in zip(runs.values(), notebook.values(), strict=True):
+        assert from_log.series["val_loss"] == from_notebook.series["val_loss"]
+    result = CliRunner().invoke(cli, ["diagnose", str(log)])
+    assert result.exit_code == 0 and result.output.count("== run") == 3

@@ -12,7 +12,6 @@ run, with a note naming the others.
 
 from __future__ import annotations
 
-import re
 from html.parser import HTMLParser
 from typing import Any
 
@@ -22,8 +21,6 @@ from advisor.readers.table import Content
 from advisor.schemas import History
 
 FORMAT = "ipynb"
-
-_EPOCH_START = re.compile(r"(?im)^\s*epoch\s*[:#]?\s*\[?\s*(\d+)\s*(?:/\s*(\d+))?")
 
 
 def sniff(content: Content) -> bool:
@@ -86,7 +83,7 @@ def _runs_in(text: str, content: Content) -> list[tuple[str, History]]:
             if (history := _quiet(lambda h=header, r=rows: fastai_table.read_table(h, r, content)))
         ]
     found = []
-    for part in _split_restarts(text):
+    for part in text_log.split_runs(text):
         cell = Content(None, part.encode())
         if text_log.sniff(cell):
             history = _quiet(lambda c=cell: text_log.read(c))
@@ -101,21 +98,6 @@ def _quiet(read_one) -> History | None:
         return read_one()
     except InputError:
         return None
-
-
-def _split_restarts(text: str) -> list[str]:
-    """The text cut where a line-leading epoch count falls back (a new ``fit`` call)."""
-    cuts = [0]
-    previous = None
-    for match in _EPOCH_START.finditer(text):
-        epoch = int(match.group(1))
-        if match.group(2) == "1":
-            continue  # "Epoch 1/1": one-epoch fits in a loop continue the same run
-        if previous is not None and epoch < previous:
-            cuts.append(match.start())
-        previous = epoch
-    cuts.append(len(text))
-    return [text[a:b] for a, b in zip(cuts, cuts[1:], strict=False) if text[a:b].strip()]
 
 
 def _output_text(outputs: Any) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 
+from advisor.errors import InputError
 from advisor.readers.names import KNOWN_METRICS, PHASE_WORDS, normalise
 from advisor.readers.table import Content, HistoryBuilder, note_partial_epoch
 from advisor.schemas import History
@@ -146,8 +147,63 @@ def _has_phase(name: str) -> bool:
 
 
 def read(content: Content) -> History:
-    """Attach each pair to the epoch of the latest marker (or to each step line)."""
+    """The log's run (its last run, with a note, when the epoch count started again)."""
+    runs = read_all(content)
+    history = list(runs.values())[-1]
+    if len(runs) > 1:
+        note = (
+            f"the log holds {len(runs)} training runs (its epoch count starts again); read the "
+            "last; advisor diagnose (or load_histories) gives each"
+        )
+        source = history.source.model_copy(update={"notes": [*history.source.notes, note]})
+        history = history.model_copy(update={"source": source})
+    return history
+
+
+def read_all(content: Content) -> dict[str, History]:
+    """One History per run: the log is cut where its epoch count starts again."""
     text = content.text or ""
+    parts = split_runs(text)
+    if len(parts) <= 1:
+        return {content.path.name if content.path else "history": _read_text(text, content)}
+    runs: dict[str, History] = {}
+    for number, part in enumerate(parts, start=1):
+        try:
+            history = _read_text(part, content)
+        except InputError:
+            continue  # a fragment without values (a "best epoch: 1" line)
+        name = f"run {number}"
+        source = history.source.model_copy(update={"run": name})
+        runs[name] = history.model_copy(update={"source": source})
+    if not runs:
+        return {"history": _read_text(text, content)}
+    return runs
+
+
+def split_runs(text: str) -> list[str]:
+    """The text cut at the lines where the epoch count starts again (a new run).
+
+    A new run starts at epoch 0 or 1 after a higher epoch; ``Epoch 1/1`` (a
+    one-epoch fit called in a loop) continues the run it is in.
+    """
+    pattern = _epochs(text)
+    cuts = [0]
+    highest: int | None = None
+    for match in pattern.finditer(text):
+        if match.re.groups > 1 and match.group(2) == "1":
+            continue
+        epoch = int(match.group(1))
+        if highest is not None and epoch <= 1 and epoch < highest:
+            cuts.append(text.rfind("\n", 0, match.start()) + 1)
+            highest = epoch
+        else:
+            highest = epoch if highest is None else max(highest, epoch)
+    cuts.append(len(text))
+    return [text[a:b] for a, b in zip(cuts, cuts[1:], strict=False) if text[a:b].strip()]
+
+
+def _read_text(text: str, content: Content) -> History:
+    """Attach each pair to the epoch of the latest marker (or to each step line)."""
     builder = HistoryBuilder(FORMAT, content.path)
     if _TUTORIAL.search(text.lstrip()) and _epochs(text).search(text) is None:
         _read_tutorial(text, builder)
