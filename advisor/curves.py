@@ -47,6 +47,9 @@ MIN_WINDOW = 3
 # Wobble and jumps are relative to the value plus a tenth of the curve's range or of the
 # chance-level loss, whichever is larger: near zero a loss flickers by large fractions harmlessly.
 FLOOR_SHARE = 0.1
+# A one-epoch jump as a reader takes it (relative to the value before), floored at a hundredth
+# of the curve's range so that a loss at 1e-6 stepping to 3e-6 is not a 200 % jump.
+JUMP_FLOOR = 0.01
 RISE_FLOOR = 0.02  # the rise from the best is relative to the best plus 2 % of the chance loss
 MIN_EPOCHS_FOR_SHAPE = 4  # fewer points than this carry no trend or noise information
 CROSS_ENTROPY_LOSSES = (
@@ -337,7 +340,7 @@ def _loss_features(
             p + "max_jump": float(jumps.max()) if len(jumps) else 0.0,
             p + "rise_share": float(np.mean(diffs[own] > 0)) if own.any() else 0.0,
             p + "max_rise": float(
-                (diffs[own] / (np.abs(y[:-1][own]) + FLOOR_SHARE * float(np.ptp(y)) + 1e-12)).max()
+                (diffs[own] / (np.abs(y[:-1][own]) + JUMP_FLOOR * float(np.ptp(y)) + 1e-12)).max()
             )
             if own.any()
             else 0.0,

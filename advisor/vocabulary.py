@@ -249,7 +249,7 @@ _LOSS_CURVE = {
     "end_over_best": ("float", "last value / lowest value - 1"),
     "sustained_rise": ("float", "rise above the best held for 2+ later epochs beyond the noise, / best"),
     "rise_share": ("float", "share of epoch-to-epoch moves that go up"),
-    "max_rise": ("float", "largest one-epoch rise / (value before + a tenth of the curve's range)"),
+    "max_rise": ("float", "largest one-epoch rise / (value before + a hundredth of the curve's range)"),
     "median_move": ("float", "median |one-epoch change| / (value before + a tenth of the range)"),
 }
 _SCORE_CURVE = {
