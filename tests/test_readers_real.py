@@ -472,3 +472,15 @@ def test_a_console_log_of_several_fits_gives_one_history_per_fit(tmp_path):
         assert from_log.series["val_loss"] == from_notebook.series["val_loss"]
     result = CliRunner().invoke(cli, ["diagnose", str(log)])
     assert result.exit_code == 0 and result.output.count("== run") == 3
+
+
+def test_fastai_table_in_a_notebook_exported_to_markdown():
+    path = REAL / "fastai_football_markdown_export.md"
+    cell = r"\s*<td>([\d.]+)</td>"
+    rows = re.findall(r"<td>(\d+)</td>" + cell * 3, path.read_text())
+    history = load_history(path)
+    assert history.source.format == "fastai_table"
+    assert history.epochs == [int(r[0]) + 1 for r in rows] == list(range(1, 31))
+    assert history.series["loss"] == [float(r[1]) for r in rows]
+    assert history.series["val_loss"] == [float(r[2]) for r in rows]
+    assert history.series["val_error_rate"] == [float(r[3]) for r in rows]

@@ -6,7 +6,8 @@ so a metric column without a phase is read as a validation series, and
 ``error_rate`` also gives ``val_accuracy`` (one minus it) when no accuracy is shown.
 
 fastai prints it to a console as whitespace-aligned columns and to a notebook as an
-HTML table (the notebook reader turns that into the same text).  Cells that are not
+HTML table (kept as HTML when the notebook is exported to Markdown); HTML tables are
+turned into the same text first.  Cells that are not
 numbers (``00:12``, ``#na#``) are left empty.  A second header starts a second table
 (``fine_tune`` prints one for the frozen epochs, one for the rest): ``read`` gives
 the last, ``tables`` every one.
@@ -15,6 +16,7 @@ the last, ``tables`` every one.
 from __future__ import annotations
 
 import re
+from html.parser import HTMLParser
 
 from advisor.readers.names import normalise
 from advisor.readers.table import Content, HistoryBuilder, parse_number
@@ -48,17 +50,25 @@ def tables(text: str) -> list[tuple[list[str], list[tuple[int, list[str]]]]]:
     return [(header, rows) for header, rows in found if rows]
 
 
+def _text(content: Content) -> str:
+    """The content's text, its HTML tables (a notebook exported to Markdown) as text."""
+    text = content.text or ""
+    if "<table" in text and "<th>epoch</th>" in text:
+        return html_tables(text)
+    return text
+
+
 def sniff(content: Content) -> bool:
     """Text holding a header with ``epoch`` and a loss column, then numbered rows."""
     text = content.text
     if not text or text.lstrip()[:1] in ("{", "["):
         return False
-    return bool(tables(text[:200_000]))
+    return bool(tables(_text(content)[:200_000]))
 
 
 def read(content: Content) -> History:
     """The last table of the text (a note says when there were several)."""
-    found = tables(content.text or "")
+    found = tables(_text(content))
     history = read_table(*found[-1], content)
     if len(found) > 1:
         note = f"{len(found)} training tables in this text; read the last (each is its own run)"
@@ -99,3 +109,38 @@ def _numeric(cell: str) -> bool:
         return parse_number(cell) is not None
     except ValueError:
         return False
+
+
+class _TableText(HTMLParser):
+    """Rows of HTML tables as whitespace-separated lines (empty cells as ``#na#``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+        self._row: list[str] | None = None
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs) -> None:
+        if tag == "tr":
+            self._row = []
+        elif tag in ("td", "th") and self._row is not None:
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._row is not None and self._cell is not None:
+            self._row.append("".join(self._cell).strip().replace(" ", "_") or "#na#")
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            self.lines.append("  ".join(self._row))
+            self._row = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def html_tables(html: str) -> str:
+    """The rows of the HTML tables in the text, as whitespace-separated lines."""
+    parser = _TableText()
+    parser.feed(html)
+    return "\n".join(parser.lines) + "\n" if parser.lines else ""

@@ -12,7 +12,6 @@ run, with a note naming the others.
 
 from __future__ import annotations
 
-from html.parser import HTMLParser
 from typing import Any
 
 from advisor.errors import InputError
@@ -115,7 +114,7 @@ def _output_text(outputs: Any) -> str:
         if not isinstance(data, dict):
             continue
         html = _joined(data.get("text/html"))
-        table = _html_tables(html) if "<table" in html else ""
+        table = fastai_table.html_tables(html) if "<table" in html else ""
         parts.append(table or _joined(data.get("text/plain")))
     return "\n".join(part if part.endswith("\n") else part + "\n" for part in parts if part)
 
@@ -124,37 +123,3 @@ def _joined(value: Any) -> str:
     if isinstance(value, list):
         return "".join(str(v) for v in value)
     return value if isinstance(value, str) else ""
-
-
-class _TableText(HTMLParser):
-    """Rows of HTML tables as whitespace-separated lines (empty cells as ``#na#``)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[str] = []
-        self._row: list[str] | None = None
-        self._cell: list[str] | None = None
-
-    def handle_starttag(self, tag: str, attrs) -> None:
-        if tag == "tr":
-            self._row = []
-        elif tag in ("td", "th") and self._row is not None:
-            self._cell = []
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("td", "th") and self._row is not None and self._cell is not None:
-            self._row.append("".join(self._cell).strip().replace(" ", "_") or "#na#")
-            self._cell = None
-        elif tag == "tr" and self._row is not None:
-            self.lines.append("  ".join(self._row))
-            self._row = None
-
-    def handle_data(self, data: str) -> None:
-        if self._cell is not None:
-            self._cell.append(data)
-
-
-def _html_tables(html: str) -> str:
-    parser = _TableText()
-    parser.feed(html)
-    return "\n".join(parser.lines) + "\n" if parser.lines else ""
