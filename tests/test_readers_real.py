@@ -484,3 +484,15 @@ def test_fastai_table_in_a_notebook_exported_to_markdown():
     assert history.series["loss"] == [float(r[1]) for r in rows]
     assert history.series["val_loss"] == [float(r[2]) for r in rows]
     assert history.series["val_error_rate"] == [float(r[3]) for r in rows]
+
+
+def test_a_resumed_run_in_one_csvlogger_file_stays_one_run():
+    """The epoch column starts again at 0 but the loss goes on from where it stopped."""
+    path = _entry("b_other_csv_gru_denoise_resumed_01")
+    columns = _columns(path)
+    runs = load_histories(path)
+    assert len(runs) == 1
+    (history,) = runs.values()
+    assert history.epochs == list(range(1, len(columns["epoch"]) + 1))
+    assert history.series["loss"] == [float(v) for v in columns["loss"]]
+    assert any("a resumed run" in note for note in history.source.notes)

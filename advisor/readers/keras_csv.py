@@ -35,7 +35,9 @@ def read_all(content: Content) -> dict[str, History]:
     """One History per run: ``CSVLogger(append=True)`` adds a new run's rows below the last.
 
     One epoch per row; Keras' 0-based epoch column is shifted to start at 1.  A run
-    starts again where the epoch column falls back to 0 or 1.
+    starts again where the epoch column falls back to 0 or 1, unless the loss goes on
+    from where it stopped (nearer its last value than its first): that is the same
+    run resumed, read as one with its epochs numbered on.
     """
     delimiter, header = sniff_csv(content.text)  # type: ignore[misc]
     skipped = HistoryBuilder(FORMAT, content.path)
@@ -55,6 +57,15 @@ def read_all(content: Content) -> dict[str, History]:
                 skipped.skip(f"line {line}: no epoch number; row left out")
                 continue
             if previous is not None and value < previous and value <= 1:
+                if _resumed(parts[-1], row):
+                    skipped.note(
+                        f"line {line}: the epoch count starts again but the loss goes on from "
+                        "where it stopped (a resumed run): read as one run, epochs numbered on"
+                    )
+                    offset = parts[-1][-1][1] + 1 - int(value)
+                    previous = value
+                    parts[-1].append((line, int(value) + offset, row))
+                    continue
                 parts.append([])
                 offset = None
             offset = (1 if value == 0 else 0) if offset is None else offset
@@ -66,6 +77,8 @@ def read_all(content: Content) -> dict[str, History]:
         builder = HistoryBuilder(FORMAT, content.path)
         for message in skipped.skipped:
             builder.skip(message)
+        for message in skipped.notes:
+            builder.note(message)
         for line, epoch, row in part:
             builder.add_row(epoch, row, where=f"line {line}")
         history = builder.build()
@@ -74,6 +87,24 @@ def read_all(content: Content) -> dict[str, History]:
             history = history.model_copy(update={"source": source})
         runs[f"run {number}" if len(parts) > 1 else _name(content)] = history
     return runs
+
+
+def _loss(row: dict[str, str]) -> float | None:
+    cell = next((v for k, v in row.items() if k.strip().lower() == "loss"), None)
+    try:
+        return parse_number(cell)
+    except ValueError:
+        return None
+
+
+def _resumed(part: list[tuple[int, int, dict[str, str]]], row: dict[str, str]) -> bool:
+    """The row's loss is nearer the part's last loss than its first: training went on."""
+    if len(part) < 2:
+        return False
+    first, last, now = _loss(part[0][2]), _loss(part[-1][2]), _loss(row)
+    if first is None or last is None or now is None:
+        return False
+    return abs(now - last) < abs(now - first)
 
 
 def _name(content: Content) -> str:

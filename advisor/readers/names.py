@@ -145,6 +145,7 @@ _BOOKKEEPING = {
     "examples",
     "index",
     "ms",
+    "time_s",
     "temperature",
     "sec",
     "secs",
