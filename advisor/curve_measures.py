@@ -102,9 +102,11 @@ def rise_from_min(y: np.ndarray, damping: float, since: int = 0) -> float:
     (trailing medians of 3) from index ``since`` on, relative to that level plus ``damping``:
     a single lucky epoch is not a level, and a loss near zero that creeps up is not running
     away.  ``since`` is the last epoch at which the schedule raised the rate: a level held
-    before a warm restart is not one the optimiser lost."""
+    before a warm restart is not one the optimiser lost, nor is a median window that still
+    reaches back before it."""
     level = trailing_median(y)
-    low = float(level[since:].min())
+    start = min(since + 2, len(level) - 1) if since > 0 else 0
+    low = float(level[start:].min())
     return float((level[-1] - low) / max(low + damping, 1e-12))
 
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from advisor.curve_measures import (
     CAP,
+    LR_RISE,
     deceleration,
     log_space,
     lr_raises,
@@ -111,7 +112,7 @@ def curve_features(
     raised = lr_raises(history.epochs, history.series.get("lr", []))
     if "lr" in history.series:
         out["curve.lr.raises"] = len(raised)
-        out["curve.lr.decayed"] = _lr_decayed(history)
+        out["curve.lr.moved_since_best"] = _lr_moved_since_best(history)
     k, how = infer_classes(history, task, n_classes, loss_name)
     if k is not None:
         out["curve.classes"] = k
@@ -180,9 +181,10 @@ def infer_classes(
     return None, None
 
 
-def _lr_decayed(history: History) -> bool | None:
-    """Whether the recorded learning rate ends below where it stood when the training loss
-    was at its best (a loss that rises while the rate is cut is not the rate's doing)."""
+def _lr_moved_since_best(history: History) -> bool | None:
+    """Whether the recorded learning rate ends more than LR_RISE away from where it stood when
+    the training loss was at its best: a loss that rises after the schedule cut the rate, or
+    raised it again (a warm restart), is not a fixed rate's doing."""
     pairs = [
         (lr, loss)
         for lr, loss in zip(history.series["lr"], history.series.get("loss", []), strict=False)
@@ -191,7 +193,7 @@ def _lr_decayed(history: History) -> bool | None:
     if len(pairs) < 2:
         return None
     at_best = min(pairs, key=lambda pair: pair[1])[0]
-    return pairs[-1][0] < at_best
+    return abs(pairs[-1][0] - at_best) > LR_RISE * abs(at_best)
 
 
 def _values(history: History, name: str) -> list[float]:
