@@ -281,7 +281,7 @@ _RUN_CURVE = {
     "window_start": ("int", "first epoch of the recent window"),
     "planned_epochs": ("int", "epochs the plan asked for"),
     "stopped_early": ("bool", "the run ended before the planned epochs"),
-    "lr.moved_since_best": ("bool", "the recorded learning rate ends 5 % off its value at the best loss"),
+    "lr.moved_since_best": ("bool", "the learning rate ends 5 % off its value at the best loss"),
     "lr.raises": ("int", "epochs at which the recorded learning rate rose (warmup, warm restarts)"),
     "nonfinite": ("bool", "a loss or gradient norm became NaN or infinite"),
     "nonfinite_epoch": ("int", "first epoch with a NaN or infinite loss or gradient norm"),
