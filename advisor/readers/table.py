@@ -348,11 +348,17 @@ def csv_rows(
         builder.skip(f"line 1: {text[:start].strip()[:40]!r} before the header; not a row")
     shift = text[:start].count("\n")
     text = text[start:]
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-    header = [h.strip() for h in next(reader)]
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = [h.strip() for h in next(reader)]
+        raw_rows = [(reader.line_num + shift, row) for row in reader]
+    except csv.Error as err:
+        where = builder.path or "history"
+        raise InputError(
+            f"{where}: line {reader.line_num + shift}: {err}; expected a CSV table"
+        ) from None
     rows = []
     ends_cleanly = text.endswith(("\n", "\r"))
-    raw_rows = [(reader.line_num + shift, row) for row in reader]
     for index, (line, row) in enumerate(raw_rows):
         if not any(cell.strip() for cell in row):
             continue
