@@ -365,6 +365,8 @@ def test_evaluation_after_fit_is_not_an_epoch():
         "b_lightning_csv_mnist_01",  # 3 epochs
         "b_logging_text_wlm_rnn_relu_nan_01",  # every loss NaN
         "b_hf_trainer_state_bert_rumor_100ep_01",  # no evaluation at all
+        "b_lightning_csv_acc_only_01",  # only a validation accuracy
+        "b_lightning_csv_oneepoch_01",  # one epoch
     ],
 )
 def test_every_readable_history_diagnoses_with_exit_0(name):
@@ -496,3 +498,13 @@ def test_a_resumed_run_in_one_csvlogger_file_stays_one_run():
     assert history.epochs == list(range(1, len(columns["epoch"]) + 1))
     assert history.series["loss"] == [float(v) for v in columns["loss"]]
     assert any("a resumed run" in note for note in history.source.notes)
+
+
+def test_csvlogger_rows_of_one_epoch_fits_are_counted_in_order():
+    """Every row says epoch 0 (fit(epochs=1) called again and again): no merge, no averaging."""
+    path = _entry("a_keras_csv_bricks_epoch0_3rows_01")
+    columns = _columns(path)
+    history = load_history(path)
+    assert history.source.format == "keras_csv"
+    assert history.epochs == [1, 2, 3]
+    assert history.series["loss"] == [float(v) for v in columns["loss"]]

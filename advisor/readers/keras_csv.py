@@ -68,6 +68,10 @@ def read_all(content: Content) -> dict[str, History]:
                     continue
                 parts.append([])
                 offset = None
+            elif previous is not None and value == previous and parts[-1]:
+                # The same epoch again: fit(epochs=1) called in a loop, appending a row each.
+                skipped.note(f"epoch {int(value)} repeated: one-epoch fits, counted in order")
+                offset = parts[-1][-1][1] + 1 - int(value)
             offset = (1 if value == 0 else 0) if offset is None else offset
             previous = value
             epoch = int(value) + offset

@@ -8,6 +8,8 @@ wins; a series logged only per step (``train_loss_step``) is averaged over the e
 
 from __future__ import annotations
 
+import re
+
 from advisor.readers.names import normalise
 from advisor.readers.table import (
     Content,
@@ -26,7 +28,8 @@ def sniff(content: Content) -> bool:
     """A numeric table with a ``step`` column, or with several rows per ``epoch``.
 
     (Lightning before 1.0 wrote no ``step`` column: one row per logging call with
-    its ``epoch`` and a ``created_at`` time.)
+    its ``epoch`` and a ``created_at`` time, the epoch-end values in rows of their
+    own.  A full table whose epoch repeats is Keras' CSVLogger after one-epoch fits.)
     """
     found = sniff_csv(content.text)
     if found is None:
@@ -36,6 +39,9 @@ def sniff(content: Content) -> bool:
         return True
     if "epoch" not in names:
         return False
+    blank = re.search(r"(?m)^[ \t]*,|,[ \t]*,|,[ \t]*\r?$", (content.text or "")[:100_000])
+    if "created_at" not in names and blank is None:
+        return False  # every row full: not Lightning's interleaved rows
     column = names.index("epoch")
     epochs = []
     for line in (content.text or "").splitlines()[1:]:
