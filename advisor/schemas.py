@@ -565,6 +565,7 @@ HistoryFormat = Literal[
     "pandas_csv",
     "fastai_table",
     "ipynb",
+    "json_lines",
 ]
 
 

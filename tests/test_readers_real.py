@@ -508,3 +508,17 @@ def test_csvlogger_rows_of_one_epoch_fits_are_counted_in_order():
     assert history.source.format == "keras_csv"
     assert history.epochs == [1, 2, 3]
     assert history.series["loss"] == [float(v) for v in columns["loss"]]
+
+
+def test_detectron2_metrics_json_lines():
+    """One JSON object per logged iteration; total_loss is the loss, its heads stay series."""
+    path = REAL / "detectron2_metrics_maskrcnn.json"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    history = load_history(path)
+    assert history.source.format == "json_lines"
+    assert len(history.epochs) == len(rows)
+    assert history.series["loss"] == [row["total_loss"] for row in rows]
+    assert history.series["loss_cls"] == [row["loss_cls"] for row in rows]
+    assert not any("no total logged" in note for note in history.source.notes)
+    assert any("each logged iteration is one point" in n for n in history.source.notes)
+    assert "eta_seconds" not in history.series and "data_time" not in history.series

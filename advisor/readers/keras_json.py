@@ -32,8 +32,8 @@ def _data(content: Content):
             return None
     if isinstance(data, str):
         return _python_dict(data)
-    if data is None and text[:1] == "{":
-        return _python_dict(text)
+    if data is None and text[:1] == "{" and '"' not in text[:4096]:
+        return _python_dict(text)  # a repr quotes with ' (JSON Lines, with ", never get here)
     return data
 
 

@@ -146,6 +146,8 @@ _BOOKKEEPING = {
     "index",
     "ms",
     "time_s",
+    "eta_seconds",
+    "data_time",
     "temperature",
     "sec",
     "secs",
@@ -191,6 +193,8 @@ def normalise(raw: str) -> Name | None:
     if whole in _BOOKKEEPING or whole.startswith("unnamed"):  # pandas' "Unnamed: 0" index
         return None
     if "best" in tokens:  # a running best (best_val_loss) or a summary line, not a curve
+        return None
+    if "num" in tokens:  # counts (Detectron2's roi_head/num_fg_samples), not measures
         return None
     if whole in _ALIASES and _ALIASES[whole] in _RUN_SERIES:
         return Name(_ALIASES[whole])
