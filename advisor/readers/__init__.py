@@ -3,7 +3,8 @@
 ``load_history(path)`` detects the format from the content, never the file
 name: TensorBoard records by their checksummed header, JSON by its keys (this
 project's ``history.json``, Hugging Face ``trainer_state.json``, Keras
-``history.history`` or its Python repr, Jupyter notebooks), CSV by its header
+``history.history`` or its Python repr, Jupyter notebooks, JSON Lines logs such
+as Detectron2's ``metrics.json``), CSV by its header
 (Lightning's has a ``step`` column or several rows per epoch, a pandas export an
 index column or script-style names such as ``train_loss``, Keras' CSVLogger
 neither), fastai's ``epoch train_loss valid_loss`` table, and plain-text logs by
@@ -125,8 +126,9 @@ def _reader(content: Content):
         raise InputError(
             f"{content.label}: not a training history this reader knows; expected "
             "Keras history JSON, CSVLogger CSV or console log, Lightning metrics.csv, Hugging "
-            "Face trainer_state.json, TensorBoard events, a pandas CSV export, a Jupyter "
-            "notebook with training output, advisor history.json or an 'Epoch N ... loss: x' log"
+            "Face trainer_state.json, TensorBoard events, a pandas CSV export, JSON Lines, a "
+            "Jupyter notebook with training output, advisor history.json or an "
+            "'Epoch N ... loss: x' log"
         )
     return reader
 
