@@ -103,12 +103,14 @@ RUNS: dict[str, tuple[str, dict, list[str]]] = {
 # rising); diverge_digits, diverge_momentum_digits, heldout_diverge_breast_cancer also inconclusive
 # (fewer than 4 epochs before training stopped); heldout_big_model_wine overfitting (V - L ends 6.8x L
 # and grew 20 % since V's best while V no longer improves).
+# heldout_healthy_digits_seed3 inconclusive: its training loss still improves its best by 7.5 %
+# over the last fifth (healthy asks both curves to have flattened).
 # Held out: made and labelled (by reading their curves) after the thresholds were frozen,
 # never used to tune them; benchmarks/diagnosis_labels.py reports them on their own.
 HELD_OUT: dict[str, tuple[str, dict, list[str]]] = {
     "heldout_wine_adam": ("wine_random_search", {**_NO_STOP, "optimizer.name": "adam", "optimizer.learning_rate": 0.001,
                                                     "batch_size": 16, "epochs": 60}, ["lr_too_high"]),
-    "heldout_healthy_digits_seed3": ("digits_mlp", {"epochs": 30, "regularization.early_stopping": None, "seed": 3}, ["healthy"]),
+    "heldout_healthy_digits_seed3": ("digits_mlp", {"epochs": 30, "regularization.early_stopping": None, "seed": 3}, ["inconclusive"]),
     "heldout_big_model_wine": ("wine_random_search", {**_NO_STOP, "data.source.subsample": 40, "n_train": 40,
                                                     "optimizer.name": "adam", "optimizer.learning_rate": 0.001,
                                                     "batch_size": 8, "model.units": 512, "model.hidden_layers": 3,

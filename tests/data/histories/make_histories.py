@@ -580,6 +580,20 @@ RELABELLED: dict[str, tuple[list[str], str]] = {
         )
     },
     "edge/tfevents_bad_crc": (["inconclusive"], _STILL_FALLING),
+    "hand/healthy_04": (
+        ["inconclusive"],
+        "the validation loss ends more than 5 % above its best: not healthy by CRITERIA 9",
+    ),
+    **{
+        f"{stem}": (
+            ["inconclusive"],
+            "the training loss's last fifth still improves its best by 2 % or more: not flattened",
+        )
+        for stem in (
+            "edge/native_truncated", "hand/healthy_13", "hand/healthy_grads_00",
+            "hand/regression_healthy_02",
+        )
+    },
     **{
         stem: (
             ["diverged", "inconclusive", "lr_too_high"],
