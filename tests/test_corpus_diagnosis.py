@@ -74,6 +74,16 @@ def test_a_loss_that_explodes_after_a_good_start_is_diverged():
     assert d.primary == "diverged" and "healthy" not in names(d)
 
 
+def test_nan_late_in_a_run_is_diverged_from_its_first_nan_with_the_last_finite_loss():
+    """b_logging_text_charrnn_tutorial_nan_01: six finite logged losses (2.42 ... 2.55), then
+    NaN for the last four intervals; the finite part alone would not look broken."""
+    d = entry("b_logging_text_charrnn_tutorial_nan_01")
+    assert d.primary == "diverged" and "healthy" not in names(d)
+    diverged = next(p for p in d.problems if p.name == "diverged")
+    assert diverged.epochs[0] == 7 and diverged.evidence["curve.last_finite_epoch"] == 6
+    assert diverged.evidence["curve.loss.last_finite"] == pytest.approx(2.5533)
+
+
 def test_nan_from_the_first_epoch_is_diverged_at_epoch_one():
     """a_keras_console_mnist_cnn_nan_4404: loss and val_loss NaN in all 8 epochs shown,
     accuracy 0.0987 (chance for 10 classes, found from the flat accuracy alone)."""
