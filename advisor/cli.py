@@ -202,7 +202,7 @@ def explain(plan: Path, field: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the diagnosis as JSON.")
 @click.option("--task", type=click.Choice(TASKS), help="The task, when there is no plan (sets chance level).")
 @click.option("--classes", "n_classes", type=click.IntRange(min=2), help="Number of classes, when there is no plan.")
-@click.option("--run", "run", help="Of a folder (or notebook) holding several runs, diagnose only this one.")
+@click.option("--run", "run", help="Of a folder or file holding several runs, only this one.")
 def diagnose(history: Path, plan_path: Path | None, output: Path | None, as_json: bool,
              task: str | None, n_classes: int | None, run: str | None) -> None:
     """Name what went wrong in a training history and, given the plan, fix it.
