@@ -540,3 +540,13 @@ def test_lines_after_training_do_not_change_the_last_epoch(tmp_path):
     assert extended.epochs == alone.epochs
     assert extended.series["loss"] == alone.series["loss"]
     assert any("an evaluation after training" in s for s in extended.source.skipped)
+
+
+def test_history_files_side_by_side_are_a_run_each(tmp_path):
+    shutil.copy(_entry("a_keras_csv_distracted_driver_01"), tmp_path / "exp1.csv")
+    shutil.copy(REAL / "pandas_unnamed_index_ls_shuffle.csv", tmp_path / "exp2.csv")
+    runs = load_histories(tmp_path)
+    assert list(runs) == ["exp1.csv", "exp2.csv"]
+    assert runs["exp2.csv"].series == load_history(tmp_path / "exp2.csv").series
+    with pytest.raises(InputError, match="holds 2 training runs"):
+        load_history(tmp_path)

@@ -176,7 +176,8 @@ class _Run:
 def find_runs(root: Path) -> dict[str, _Run]:
     """The run folders under ``root``, by name (the folder relative to root; "." for root).
 
-    A run folder directly holds a history file or event files; Keras' ``train`` /
+    A run folder directly holds a history file or event files (several history files
+    side by side are a run each, named by file); Keras' ``train`` /
     ``validation`` event sub-folders belong to the run folder above them, and so do
     the sub-folders PyTorch's ``add_scalars`` writes beside the run's own event file.
     """
@@ -208,7 +209,14 @@ def find_runs(root: Path) -> dict[str, _Run]:
     named = {}
     for folder in sorted(runs):
         name = folder.relative_to(root).as_posix()
-        named[name] = runs[folder]
+        run = runs[folder]
+        if run.events or len(run.files) <= 1:
+            named[name] = run
+            continue
+        for item in sorted(run.files, key=lambda c: c[1]):  # several history files: one run each
+            single = _Run(folder)
+            single.files.append(item)
+            named[item[1] if name == "." else f"{name}/{item[1]}"] = single
     return named
 
 
