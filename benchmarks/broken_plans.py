@@ -24,7 +24,7 @@ import math
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,6 @@ class Broken:
     changes: dict[str, Any]
     planted: tuple[str, ...]
     quick: bool = False
-    tags: tuple[str, ...] = field(default_factory=tuple)
 
 
 _DIGITS_SMALL = {"data.source.subsample": 400, "n_train": 400}
