@@ -69,14 +69,46 @@ def tail_mean(y: np.ndarray) -> float:
     return float(np.mean(y[-3:]))
 
 
+def tail_progress(y: np.ndarray, share: float = 0.2, least: int = 3) -> dict[str, float]:
+    """How much the tail (the last max(3, ceil(n/5)) values) improved on the best value
+    before it, relative to that best (``tail_gain``, 0 when it did not), and that improvement
+    as a share of the whole run's (``tail_share``): the raw numbers a reader takes off the
+    curve, without smoothing."""
+    n = len(y)
+    k = max(least, math.ceil(share * n))
+    if n <= k:
+        return {}
+    before, tail = float(y[:-k].min()), float(y[-k:].min())
+    gain = max(before - tail, 0.0)
+    total = float(y[0] - y.min())
+    out = {"tail_gain": gain / max(abs(before), 1e-12)}
+    out["tail_share"] = gain / total if total > 1e-12 else 0.0
+    return out
+
+
+def sustained_rise(y: np.ndarray) -> float:
+    """How far above its best the curve stayed for at least two epochs after it: the second
+    largest rise, relative to the best, among the later epochs whose rise exceeds the curve's
+    own epoch-to-epoch noise (median absolute change); 0 when fewer than two such epochs."""
+    best = int(np.argmin(y))
+    noise_level = float(np.median(np.abs(np.diff(y)))) if len(y) > 1 else 0.0
+    above = y[best + 1 :] - y[best]
+    rises = np.sort(above[above > noise_level])
+    if len(rises) < 2:
+        return 0.0
+    return float(rises[-2] / max(abs(float(y[best])), 1e-12))
+
+
 def rise_from_min(y: np.ndarray, damping: float, since: int = 0) -> float:
     """How far the level at the end (median of the last 3) is above the lowest level held
     (trailing medians of 3) from index ``since`` on, relative to that level plus ``damping``:
     a single lucky epoch is not a level, and a loss near zero that creeps up is not running
     away.  ``since`` is the last epoch at which the schedule raised the rate: a level held
-    before a warm restart is not one the optimiser lost."""
+    before a warm restart is not one the optimiser lost, nor is a median window that still
+    reaches back before it."""
     level = trailing_median(y)
-    low = float(level[since:].min())
+    start = min(since + 2, len(level) - 1) if since > 0 else 0
+    low = float(level[start:].min())
     return float((level[-1] - low) / max(low + damping, 1e-12))
 
 

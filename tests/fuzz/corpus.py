@@ -863,7 +863,7 @@ def _api_cases() -> list[Case]:
         "deep-dict": {"loss": [[[[1]]]]},
         "nan-dict": {"loss": [math.nan], "val_loss": [math.inf]},
         "dev-zero": "/dev/zero",
-        "folder": "/etc",
+        "folder": "EMPTY_FOLDER",  # the case's own folder, empty
         "nul-in-name": "a\x00b.json",
     }
     cases = []
@@ -882,6 +882,7 @@ def _api_cases() -> list[Case]:
                 continue
 
             def build(f: Path, function=function, value=value):
+                value = str(f) if value == "EMPTY_FOLDER" else value
                 return lambda: getattr(advisor, function)(value)
 
             valid = label == "nan-dict" and function in (
