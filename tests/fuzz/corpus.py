@@ -1098,6 +1098,16 @@ def mutants(n: int, seed: int = 0) -> list[Case]:
     text_log = (EXAMPLES / "histories/keras_console_lr_too_low.log").read_text()
     # the shipped rules under new ids, so that only the mutation can make them wrong
     rule_text = (ROOT / "rules/35_training_config.toml").read_text().replace("\n[", "\n[fuzz_")
+    real = ROOT / "tests/data/histories/real"
+    real_docs = [json.loads(p.read_text()) for p in sorted(real.glob("*.ipynb"))] + [
+        json.loads(p.read_text()) for p in sorted(real.glob("hf_*.json"))
+    ]
+    real_texts = [
+        p.read_text()
+        for p in sorted(real.glob("*"))
+        if p.suffix in (".md", ".log", ".csv") or p.name.startswith("detectron2")
+        if not p.name.endswith(".source.txt")
+    ]
     iris_csv = "a,b,c,d,y\n" + "".join(
         f"{i % 7}.1,{i % 3},{i % 5}.5,{i % 2},{i % 3}\n" for i in range(30)
     )
@@ -1136,6 +1146,24 @@ def mutants(n: int, seed: int = 0) -> list[Case]:
                 mutate_text(r.choice([csv_history, lightning, text_log]), r),
                 "history.txt",
                 lambda p: ["diagnose", p, "-o", "next.json"],
+            ),
+        ),
+        (
+            3,
+            "diagnose",
+            lambda r: _doc_build(
+                mutate_doc(r.choice(real_docs), r) if real_docs else "{}",
+                "history.ipynb",
+                lambda p: ["diagnose", p],
+            ),
+        ),
+        (
+            3,
+            "diagnose",
+            lambda r: _doc_build(
+                mutate_text(r.choice(real_texts), r) if real_texts else b"",
+                "history.txt",
+                lambda p: ["diagnose", p],
             ),
         ),
         (
