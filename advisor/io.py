@@ -118,7 +118,7 @@ def _loc_text(loc: tuple) -> str:
         elif isinstance(item, str) and ("[" in item or item.startswith(_PYDANTIC_TAGS) or item in _TYPE_TAGS):
             continue  # pydantic's names for union members and validators
         else:
-            parts.append(("." if parts else "") + str(item))
+            parts.append(("." if parts else "") + _short(item, 60).strip("'"))
     return "".join(parts) or "(top level)"
 
 
@@ -149,7 +149,7 @@ def _describe_one(error: dict, cls: type[BaseModel] | None) -> str:
     if kind == "union_tag_invalid":
         tag = ctx.get("tag")
         expected = ctx.get("expected_tags", "")
-        return f"{path}: kind {tag!r} is unknown; {suggest(str(tag), [t.strip().strip(chr(39)) for t in expected.split(',')])}"
+        return f"{path}: kind {_short(tag)} is unknown; {suggest(str(tag), [t.strip().strip(chr(39)) for t in expected.split(',')])}"
     if kind == "too_short":
         return f"{path}: is empty; expected at least {ctx.get('min_length', 1)} item(s)"
     msg = error["msg"]

@@ -244,6 +244,8 @@ def _number_cases() -> list[Case]:
             "data",
             {"kind": "builtin", "name": "shapes", "image_size": [60000, 60000]},
         ),
+        "long-data-kind": ("data", {"kind": "k" * 10_000}),
+        "long-unknown-key": ("x" * 10_000, 1),
         "negative-class-id": ("data", {"kind": "builtin", "name": "digits", "classes": [-1, 2]}),
     }.items():
         doc = {**profile, key: value}
