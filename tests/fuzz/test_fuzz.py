@@ -159,7 +159,8 @@ def test_a_mutated_plan_is_a_plan_or_one_input_error(doc):
     except InputError as err:
         assert "\n" not in str(err)
         return
-    _assert_finite(plan.model_dump())
+    # explanations record what rules matched (free-form); the plan's own fields are finite
+    _assert_finite(plan.model_dump(exclude={"explanations", "derived_facts"}))
     assert plan.optimizer.learning_rate > 0 and 0 <= plan.model.dropout < 1
 
 
