@@ -363,6 +363,11 @@ class LossPlan(Strict):
         default_factory=dict, description="e.g. focal gamma/alpha, huber delta, label_smoothing"
     )
     terms: list[LossTerm] = Field(default_factory=list, description="extra weighted terms")
+    class_weights: Literal["balanced"] | list[Annotated[float, Field(gt=0)]] | None = Field(
+        None,
+        description="binary/multiclass: weight of each class's examples in the loss; "
+        "'balanced' = n / (k x count of the class) on the training split; None = all 1",
+    )
 
 
 class OptimizerPlan(Strict):
@@ -527,6 +532,11 @@ class Plan(Strict):
     freeze: FreezePlan = Field(description="transfer-learning strategy")
     regularization: RegularizationPlan = Field(description="overfitting protection")
     metrics: list[str] = Field(default_factory=list, description="metrics recorded each epoch")
+    baselines: list[Literal["hist_gradient_boosting"]] = Field(
+        default_factory=list,
+        description="non-network models fitted on the same split for comparison; "
+        "advisor run reports their validation scores beside the network's",
+    )
     search: SearchPlan | None = Field(None, description="hyperparameter search, if recommended")
     seed: int = Field(0, description="seed of initialisation, shuffling and augmentation")
     precision: Precision = Field("float32", description="compute precision")
@@ -666,6 +676,10 @@ class RunResult(Strict):
     stopped_reason: str | None = None
     device: str = Field(description="what JAX ran on")
     search: str | None = Field(None, description="search.json, when the plan was searched before this run")
+    baselines: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="the plan's baselines: validation metrics of each, on the network's split",
+    )
 
 
 # ----------------------------------------------------------------------------- search and lr-find
