@@ -164,6 +164,9 @@ class Pretrained(Strict):
     input_shape: list[PositiveInt] | None = Field(
         None, description="the input shape the base was trained on, from its checkpoint"
     )
+    n_params: PositiveInt | None = Field(
+        None, description="the base's trained weights, counted from its checkpoint"
+    )
     measured: SimilarityEvidence | None = Field(
         None, description="the evidence behind a measured similarity score"
     )

@@ -40,6 +40,8 @@ SEQ = {"task": "multiclass", "modality": "sequence", "n_train": 1437, "input_sha
 IRIS = {"task": "multiclass", "modality": "tabular", "n_train": 120, "input_shape": [4], "n_classes": 3}
 ONE_BATCH = {**IRIS, "n_train": 30}
 BIG_SEQ_REG = {"task": "regression", "modality": "sequence", "n_train": 20000, "input_shape": [3, 10]}
+BIG_BASE = {"task": "multiclass", "modality": "image", "n_train": 400, "input_shape": [64, 64, 3], "n_classes": 4,
+            "pretrained": {"base": "runs/bases/resnet18", "n_params": 11_700_000, "similarity": "similar"}}
 IMBALANCED = {**BIN, "n_train": 1000, "class_counts": [900, 100]}
 SEVERE = {**BIN, "n_train": 1020, "class_counts": [1000, 20]}
 
@@ -182,6 +184,9 @@ LECTURE_ROWS = [
     ("13 large tables: no grown network", BIG_REG, "model.units", 256, "mlp_size_large"),
     ("13 trees as a baseline for small tables", REG, "baselines", ["hist_gradient_boosting"], "baseline_trees_small_tables"),
     ("13 no tree baseline for images", IMG, "baselines", [], "baselines_none_default"),
+    ("13 transfer size against the base", BIG_BASE, "transfer_size", "small", "transfer_size_small_for_the_base"),
+    ("13 transfer size against the base: features", BIG_BASE, "freeze.strategy", "feature_extractor", "freeze_small_similar_feature_extractor"),
+    ("13 a base the data can move stays large", transfer(720, "similar", budget={"max_epochs": 20}), "transfer_size", "large", "transfer_size_large"),
 ]
 
 
