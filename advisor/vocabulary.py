@@ -151,7 +151,7 @@ FACTS: dict[str, FactSpec] = {
         "float", "measured similarity of the new data to the base's data, in [0, 1]"
     ),
     "pretrained.input_shape": FactSpec("list", "the input shape the base was trained on"),
-    "pretrained.n_params": FactSpec("int", "the base's trained weights, counted from its checkpoint"),
+    "pretrained.n_params": FactSpec("int", "the base's weights, counted from its checkpoint"),
     "pretrained.model.arch": _cat("architecture of the base", get_args(ArchName)),
     "pretrained.model.hidden_layers": FactSpec("int", "mlp base: hidden dense layers"),
     "pretrained.model.units": FactSpec("int", "mlp base: width of each hidden layer"),
