@@ -340,7 +340,14 @@ def defaults_plan(plan, quick: bool):
 
 
 def network_methods(
-    name: str, table: Table, train_idx, test_idx, work: Path, quick: bool, search: bool = True
+    name: str,
+    table: Table,
+    train_idx,
+    test_idx,
+    work: Path,
+    quick: bool,
+    search: bool = True,
+    search_mode: str = "population",
 ):
     """advised, defaults and search: test predictions, seconds, updates, and the advised plan."""
     import advisor
@@ -364,7 +371,7 @@ def network_methods(
     trials = 3 if quick else N_TRIALS
     searched = advisor.recommend(profile_for(npz, name, quick, trials=trials))
     started = time.perf_counter()
-    found = advisor.search(searched, out_dir=work / "search", mode="population", progress=False)
+    found = advisor.search(searched, out_dir=work / "search", mode=search_mode, progress=False)
     search_seconds = time.perf_counter() - started
     board = _search_updates(Path(found.out_dir), searched)
     best = load_plan(found.best_plan)
@@ -412,7 +419,9 @@ def sklearn_methods(table: Table, train_idx, test_idx):
 # ----------------------------------------------------------------------------- one dataset
 
 
-def benchmark(name: str, root: Path, quick: bool, search: bool = True) -> dict:
+def benchmark(
+    name: str, root: Path, quick: bool, search: bool = True, search_mode: str = "population"
+) -> dict:
     table = DATASETS[name]()
     if quick:
         keep = np.random.default_rng(0).permutation(len(table.y))[:300]
@@ -432,7 +441,9 @@ def benchmark(name: str, root: Path, quick: bool, search: bool = True) -> dict:
         )
     work = root / name
     work.mkdir(parents=True, exist_ok=True)
-    methods, plan = network_methods(name, table, train_idx, test_idx, work, quick, search)
+    methods, plan = network_methods(
+        name, table, train_idx, test_idx, work, quick, search, search_mode
+    )
     if table.modality == "tabular":
         methods.update(sklearn_methods(table, train_idx, test_idx))
     y_test = table.y[test_idx]
@@ -448,6 +459,7 @@ def benchmark(name: str, root: Path, quick: bool, search: bool = True) -> dict:
         "n_rows": len(table.y),
         "n_features": int(np.prod(table.x.shape[1:])),
         "n_test": len(test_idx),
+        "search_mode": search_mode,
         "plan": {
             "model": f"{plan.model.arch} {plan.model.hidden_layers or ''}"
             f"x{plan.model.units or plan.model.filters}",
@@ -488,6 +500,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", choices=sorted(DATASETS), help="datasets to run")
     parser.add_argument("--quick", action="store_true", help="300 rows, 3 epochs, 3 trials")
     parser.add_argument("--no-search", action="store_true", help="leave out the 20-trial search")
+    parser.add_argument(
+        "--search-mode",
+        choices=["population", "sequential"],
+        default="population",
+        help="how advisor.search trains the 20 trials (vmapped together, or one after another)",
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/regret"), help="work folder")
     args = parser.parse_args(argv)
     names = args.only or list(DATASETS)
@@ -496,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = json.loads(results_file.read_text()) if results_file.exists() else {}
     for name in names:
         started = time.perf_counter()
-        rows[name] = benchmark(name, args.out, args.quick, not args.no_search)
+        rows[name] = benchmark(name, args.out, args.quick, not args.no_search, args.search_mode)
         results_file.write_text(json.dumps(rows, indent=2) + "\n")
         print(f"{name}: done in {time.perf_counter() - started:.0f} s", flush=True)
     print(report(rows))
