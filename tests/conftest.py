@@ -15,8 +15,8 @@ import pytest
 import tests as _tests_package
 
 _HERE = str(Path(__file__).resolve().parent)
-if _HERE not in list(_tests_package.__path__):
-    _tests_package.__path__.insert(0, _HERE)
+if getattr(_tests_package, "__file__", None) and _HERE not in _tests_package.__path__:
+    _tests_package.__path__.insert(0, _HERE)  # a regular package from elsewhere, not this folder
 
 # Tests run on the CPU with deterministic reductions; set before jax is imported anywhere.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
