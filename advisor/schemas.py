@@ -194,6 +194,9 @@ class Pretrained(Strict):
     input_shape: Shape | None = Field(
         None, description="the input shape the base was trained on, from its checkpoint"
     )
+    n_params: PositiveInt | None = Field(
+        None, description="the base's trained weights, counted from its checkpoint"
+    )
     measured: SimilarityEvidence | None = Field(
         None, description="the evidence behind a measured similarity score"
     )
@@ -409,6 +412,11 @@ class LossPlan(Strict):
         default_factory=dict, description="e.g. focal gamma/alpha, huber delta, label_smoothing"
     )
     terms: list[LossTerm] = Field(default_factory=list, description="extra weighted terms")
+    class_weights: Literal["balanced"] | list[Annotated[float, Field(gt=0)]] | None = Field(
+        None,
+        description="binary/multiclass: weight of each class's examples in the loss; "
+        "'balanced' = n / (k x count of the class) on the training split; None = all 1",
+    )
 
     @model_validator(mode="after")
     def _params_in_range(self) -> LossPlan:
@@ -614,6 +622,12 @@ class Plan(Strict):
     metrics: Annotated[list[str], Field(max_length=100)] = Field(
         default_factory=list, description="metrics recorded each epoch"
     )
+    baselines: list[Literal["hist_gradient_boosting"]] = Field(
+        default_factory=list,
+        max_length=4,
+        description="non-network models fitted on the same split for comparison; "
+        "advisor run reports their validation scores beside the network's",
+    )
     search: SearchPlan | None = Field(None, description="hyperparameter search, if recommended")
     seed: Seed = Field(0, description="seed of initialisation, shuffling and augmentation")
     precision: Precision = Field("float32", description="compute precision")
@@ -782,6 +796,10 @@ class RunResult(Strict):
     stopped_reason: str | None = None
     device: str = Field(description="what JAX ran on")
     search: str | None = Field(None, description="search.json, when the plan was searched before this run")
+    baselines: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="the plan's baselines: validation metrics of each, on the network's split",
+    )
 
 
 # ----------------------------------------------------------------------------- search and lr-find
