@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from advisor.loading import load_plan
+from advisor.loading import load_plan, resolve_plan_paths
 from advisor.schemas import Plan, RunResult
 
 
@@ -43,7 +43,7 @@ def run(
     from engine.run import run_plan
 
     base_dir = Path(plan).parent if isinstance(plan, (str, Path)) else Path(".")
-    loaded = load_plan(plan)
+    loaded = resolve_plan_paths(load_plan(plan), base_dir)
     if loaded.search is not None:
         return _search_then_run(plan, loaded, out_dir, device, base_dir)
     return run_plan(loaded, out_dir, device, base_dir=base_dir, report=_warn)
@@ -65,7 +65,8 @@ def _search_then_run(
         or plan.output_dir
         or Path("runs") / f"{plan.name or plan.task}-{time.strftime('%Y%m%d-%H%M%S')}"
     )
-    found = search(plan_arg, run_dir / "search", device=device)
+    # the run below trains the best plan and scores it on the test split itself
+    found = search(plan_arg, run_dir / "search", device=device, test_best=False)
     if found.best_plan is None:
         raise EngineError(
             f"the search finished no trial, so there is no best plan to run; see {found.leaderboard}"
@@ -98,12 +99,15 @@ def summary(result: RunResult) -> str:
         shown = ", ".join(f"{k} {v:.4g}" for k, v in sorted(result.metrics.items()))
         epoch = f" at best epoch {result.best_epoch}" if result.best_epoch else ""
         lines.append(f"validation{epoch}: {shown}")
+    if result.test_metrics:
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in sorted(result.test_metrics.items()))
+        lines.append(f"test (held out, final model, measured once): {shown}")
     if result.stopped_reason:
         lines.append(f"stopped: {result.stopped_reason}")
     if result.diagnosis:
         lines.append(_diagnosis_line(Path(result.diagnosis)))
     lines.append(
-        "files: history.json, metrics.json, model.safetensors, curves.png"
+        "files: history.json, metrics.json, model.safetensors, preprocessing.json, curves.png"
         + (", diagnosis.json, next_plan.json" if result.next_plan else "")
     )
     return "\n".join(lines)

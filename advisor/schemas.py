@@ -119,10 +119,35 @@ class DataPlan(Strict):
     val_fraction: float = Field(
         0.2, gt=0.0, lt=1.0, description="share of the examples held out for validation"
     )
-    split_seed: int = Field(0, description="seed of the train/validation split")
+    split_seed: int = Field(0, description="seed of the train/validation (and test) split")
     normalize: Literal["none", "standardize", "scale_01"] = Field(
         "standardize", description="input scaling, fitted on the training split only"
     )
+    test: DataSource | None = Field(
+        None,
+        description="a separate labelled source held out for the final test score; "
+        "never trained on, never used for early stopping or search selection",
+    )
+    test_fraction: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="share of the source held out as a test split (stratified for classes, "
+        "drawn with split_seed) before the validation split; 0 = no test split",
+    )
+
+    @model_validator(mode="after")
+    def _one_test_split(self) -> DataPlan:
+        if self.test is not None and self.test_fraction > 0:
+            raise ValueError(
+                "test_fraction: the plan names a test source too; keep data.test or data.test_fraction, not both"
+            )
+        if self.test_fraction + self.val_fraction >= 1.0:
+            raise ValueError(
+                f"test_fraction: {self.test_fraction} + val_fraction {self.val_fraction} leaves no "
+                "training example; keep their sum below 1"
+            )
+        return self
 
 
 # ----------------------------------------------------------------------------- profile
@@ -666,6 +691,56 @@ class RunResult(Strict):
     stopped_reason: str | None = None
     device: str = Field(description="what JAX ran on")
     search: str | None = Field(None, description="search.json, when the plan was searched before this run")
+    test_metrics: dict[str, float] = Field(
+        default_factory=dict,
+        description="the final model on the held-out test split, measured once after training "
+        "(empty without data.test or data.test_fraction)",
+    )
+
+
+class Preprocessing(Strict):
+    """What a run did to raw inputs and targets before the model saw them (``preprocessing.json``).
+
+    ``advisor evaluate``, ``advisor predict`` and ``advisor.load`` read it to
+    treat new data exactly as the run treated its training data.
+    """
+
+    task: TaskName = Field(description="the run's task")
+    input_shape: list[PositiveInt] = Field(description="shape of one model input, without batch axis")
+    normalize: Literal["none", "standardize", "scale_01"] = Field(description="input scaling")
+    stats_shape: list[PositiveInt] | None = Field(
+        None, description="shape the shift and spread broadcast with (batch axis 1); None without scaling"
+    )
+    shift: list[float] | None = Field(None, description="subtracted from inputs (fitted on the training split)")
+    spread: list[float] | None = Field(None, description="inputs are divided by it after the shift")
+    n_classes: PositiveInt | None = Field(None, description="classes (classification)")
+    class_names: list[str] | None = Field(
+        None, description="class id -> name; a CSV's text labels or an image folder's sub-folders map through it"
+    )
+    source_kind: Literal["builtin", "npz", "csv", "image_folder"] = Field(description="the training source's kind")
+    features: list[str] | None = Field(None, description="CSV: the feature columns, in the model's order")
+    target: str | None = Field(None, description="CSV: the target column")
+    x_key: str | None = Field(None, description=".npz: the inputs' array")
+    y_key: str | None = Field(None, description=".npz: the targets' array")
+    image_size: tuple[PositiveInt, PositiveInt] | None = Field(
+        None, description="images are resized to (height, width) before scaling"
+    )
+    color_mode: Literal["grayscale", "rgb"] | None = Field(None, description="image folders: channels")
+    builtin: dict[str, Any] | None = Field(
+        None, description="builtin sources: the class subset and one-vs-rest choice the run made"
+    )
+
+
+class Evaluation(Strict):
+    """``advisor evaluate``: the run's model on labelled data, every metric of its task."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="constants")
+
+    run_dir: str = Field(description="the run whose model was evaluated")
+    data: str = Field(description="the labelled data, as given")
+    n: int = Field(ge=1, description="examples evaluated")
+    task: TaskName
+    metrics: dict[str, float] = Field(description="loss and every metric of the task")
 
 
 # ----------------------------------------------------------------------------- search and lr-find
@@ -707,6 +782,12 @@ class SearchResult(Strict):
     plot: str | None = Field(None, description="search.png")
     trials_per_hour: float | None = Field(None, description="trials this process trained, per hour of its wall time")
     modes: list[ModeTiming] = Field(default_factory=list, description="population or sequential, per structure")
+    best_test: dict[str, float] = Field(
+        default_factory=dict,
+        description="the best trial's final model on the held-out test split, measured once after "
+        "selection on validation (empty without a test split)",
+    )
+    best_run: str | None = Field(None, description="the run folder of the best trial, retrained to be tested")
 
 
 class LrFindSeed(Strict):

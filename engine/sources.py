@@ -31,6 +31,7 @@ class Raw:
     y: np.ndarray
     class_names: list[str] | None = None
     subsample: int | None = None
+    feature_names: list[str] | None = None
 
 
 def read_source(source, plan: Plan, base_dir: Path) -> Raw:
@@ -221,14 +222,14 @@ def read_csv(source: CsvData, path: Path, task: str) -> Raw:
         try:
             values = [float(v) for v in target]
             if all(v.is_integer() for v in values):
-                return Raw(x, np.array(values, np.int32))
+                return Raw(x, np.array(values, np.int32), feature_names=features)
         except ValueError:
             pass
         names = sorted(set(target))  # categorical target -> class ids in name order
         ids = {name: i for i, name in enumerate(names)}
-        return Raw(x, np.array([ids[v] for v in target], np.int32), names)
+        return Raw(x, np.array([ids[v] for v in target], np.int32), names, feature_names=features)
     try:
-        return Raw(x, np.array([float(v) for v in target], np.float32))
+        return Raw(x, np.array([float(v) for v in target], np.float32), feature_names=features)
     except ValueError:
         raise InputError(
             f"data.source.target: column {source.target!r} is not numeric; a {task} target must be"
