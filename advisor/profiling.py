@@ -34,6 +34,7 @@ from advisor.schemas import (
     Pretrained,
     Profile,
     SimilarityEvidence,
+    TargetEvidence,
 )
 
 # Integer targets with at most this many distinct values are class ids, not quantities.
@@ -166,7 +167,9 @@ def profile_data(
     if isinstance(source, CsvData) and task is None:
         task = _csv_task(source, data_plan, Path(base_dir))
     raw = read_source(source, _ReadContext(task or "multiclass", data_plan), Path(base_dir))
-    task = task or infer_task(raw.y, source)
+    targets = measure_targets(raw.y)
+    if task is None:
+        task = "regression" if "targets.count" in targets.judged else infer_task(raw.y, source)
     if task in ("binary", "multiclass") and not np.issubdtype(np.asarray(raw.y).dtype, np.number):
         raise InputError(
             f"DATA: the targets of {source.kind} data must be numbers; encode the classes as 0..k-1"
@@ -187,6 +190,8 @@ def profile_data(
         "label_encoding": _label_encoding(y, task),
         "data": source,
         "description": f"written by advisor profile from {describe_source(source)}",
+        "targets": targets if targets.n_distinct else None,
+        "targets_have_outliers": task == "regression" and "targets.outliers" in targets.judged,
     }
     if ids is not None:
         if task == "binary":
@@ -214,6 +219,42 @@ def profile_data(
         ) from None
 
 
+def measure_targets(y) -> TargetEvidence:
+    """The numbers behind the task and the outlier flag, and what the target rules make of them.
+
+    Only 1-D numeric targets are measured (class rows, boxes and text labels
+    are not quantities); for others ``n_distinct`` is 0 and nothing is judged.
+    """
+    from advisor.inference import infer
+    from advisor.rules import load_rules
+
+    y = np.asarray(y)
+    flat = y.reshape(len(y), -1)
+    if flat.shape[1] != 1 or not np.issubdtype(y.dtype, np.number) or len(y) == 0:
+        return TargetEvidence.model_construct(
+            integral=False, n_distinct=0, span=0.0, min_per_value=1, max_robust_z=0.0, judged={}
+        )
+    values = flat[:, 0].astype(np.float64)
+    _, counts = np.unique(values, return_counts=True)
+    median = float(np.median(values))
+    mad = float(np.median(np.abs(values - median)))
+    # 0.6745 = the normal quantile at 0.75: it makes the MAD comparable with a standard deviation
+    robust_z = float(np.max(0.6745 * np.abs(values - median) / mad)) if mad > 0 else 0.0
+    measured = {
+        "integral": bool(np.all(np.mod(values, 1) == 0)),
+        "n_distinct": len(counts),
+        "span": float(values.max() - values.min()),
+        "min_per_value": int(counts.min()),
+        "max_robust_z": round(robust_z, 3),
+    }
+    rules = [
+        r for r in load_rules() if r.infer and all(k.startswith("targets.") for k in r.infer)
+    ]
+    found = infer({f"targets.{k}": v for k, v in measured.items()}, rules).derived_facts()
+    judged = {k: f"{d.rule.reason} ({d.rule.id})" for k, d in found.items() if d.value is True}
+    return TargetEvidence(**measured, judged=judged)
+
+
 def _csv_task(source: CsvData, data_plan: DataPlan, base_dir: Path) -> str:
     """A CSV target column: classes when it is text or few integers, else regression."""
     from engine.sources import read_source
@@ -222,6 +263,8 @@ def _csv_task(source: CsvData, data_plan: DataPlan, base_dir: Path) -> str:
         raw = read_source(source, _ReadContext("regression", data_plan), base_dir)
     except InputError:  # a non-numeric target column: class names, read as ids in name order
         raw = read_source(source, _ReadContext("multiclass", data_plan), base_dir)
+    if "targets.count" in measure_targets(raw.y).judged:
+        return "regression"
     return infer_task(raw.y, source)
 
 
@@ -337,6 +380,14 @@ def summary(profile: Profile) -> str:
     ]
     if profile.class_counts:
         lines.append(f"class counts (train): {profile.class_counts}")
+    if profile.targets is not None:
+        t = profile.targets
+        lines.append(
+            f"targets: {t.n_distinct} distinct values over a span of {t.span:g}"
+            f"{' (whole numbers)' if t.integral else ''}, rarest value seen {t.min_per_value}x, "
+            f"largest robust z {t.max_robust_z:g}"
+        )
+        lines += [f"  {fact}: {reason}" for fact, reason in t.judged.items()]
     if profile.pretrained is not None and profile.pretrained.measured is not None:
         p, m = profile.pretrained, profile.pretrained.measured
         side = "similar" if p.similarity >= 0.5 else "different"

@@ -214,6 +214,27 @@ class LrFindResult(Strict):
     )
 
 
+class TargetEvidence(Strict):
+    """Numbers ``advisor profile`` measured on the training targets (1-D numeric targets).
+
+    The rules in rules/12_profile_targets.toml judge them: an integer target
+    over many values, some seen only a few times, is a count (regression); a
+    target far from its median in robust units holds outliers.
+    """
+
+    integral: bool = Field(description="every target is a whole number")
+    n_distinct: int = Field(ge=1, description="distinct target values")
+    span: float = Field(ge=0.0, description="largest target minus smallest")
+    min_per_value: int = Field(ge=1, description="examples that share the rarest target value")
+    max_robust_z: float = Field(
+        ge=0.0,
+        description="largest modified z-score 0.6745 |y - median| / MAD (0 when MAD is 0)",
+    )
+    judged: dict[str, str] = Field(
+        default_factory=dict, description="what the rules concluded from these numbers: fact -> reason"
+    )
+
+
 class Profile(Strict):
     """What a practitioner knows about the problem before training."""
 
@@ -240,6 +261,9 @@ class Profile(Strict):
     )
     targets_have_outliers: bool = Field(
         False, description="regression targets hold large outliers (favours a robust loss)"
+    )
+    targets: TargetEvidence | None = Field(
+        None, description="measured by advisor profile: the numbers behind the task and the outlier flag"
     )
     margin_classifier: bool = Field(
         False, description="a max-margin (SVM-style) binary classifier is wanted"
