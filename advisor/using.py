@@ -54,7 +54,7 @@ class TrainedModel:
         return self._predictor.evaluate(np.asarray(x), np.asarray(y))
 
     def evaluate_data(self, data: str) -> Evaluation:
-        """``evaluate`` on a data source named as on the command line (builtin:NAME, .npz, .csv, folder)."""
+        """``evaluate`` on data named as on the command line (builtin:NAME, .npz, .csv, folder)."""
         from engine.inputs import read_labelled
 
         x, y = read_labelled(data, self.plan, self.preprocessing)
@@ -64,7 +64,8 @@ class TrainedModel:
         )
 
     def __repr__(self) -> str:
-        return f"TrainedModel({str(self.run_dir)!r}, task={self.plan.task!r}, arch={self.plan.model.arch!r})"
+        task, arch = self.plan.task, self.plan.model.arch
+        return f"TrainedModel({str(self.run_dir)!r}, task={task!r}, arch={arch!r})"
 
 
 def load(run_dir: str | Path) -> TrainedModel:
@@ -81,7 +82,7 @@ def load(run_dir: str | Path) -> TrainedModel:
 
 
 def load_exported(path: str | Path):
-    """A function ``f(x) -> outputs`` from an ``advisor export`` file; needs jax only, not the project's models."""
+    """``f(x) -> outputs`` from an ``advisor export`` file: jax alone runs it, no model code."""
     from engine.export import load_exported as _load
 
     return _load(path)
@@ -105,7 +106,7 @@ def evaluate_files(run_dir: Path, data: str, as_json: bool) -> Evaluation:
 
 
 def predict_files(run_dir: Path, input_: str, output: Path, progress: bool | None = None) -> int:
-    """``advisor predict``: predictions for every row of INPUT, written to OUTPUT (.csv, .npy, .json)."""
+    """``advisor predict``: a prediction for every row of INPUT, into OUTPUT (.csv, .npy, .json)."""
     import click
 
     from engine.inputs import read_unlabelled
@@ -181,7 +182,7 @@ class _progress:
 
 
 def export_files(run_dir: Path, output: Path) -> Path:
-    """``advisor export``: the run's forward pass as serialized StableHLO with a symbolic batch size."""
+    """``advisor export``: the forward pass as serialized StableHLO, any batch size."""
     import click
 
     from engine.export import export_run
@@ -189,6 +190,7 @@ def export_files(run_dir: Path, output: Path) -> Path:
     model = load(run_dir)
     written = export_run(model._predictor, output)
     click.echo(
-        f"wrote {written}: inputs [batch, {', '.join(map(str, model.plan.input_shape))}] after preprocessing"
+        f"wrote {written}: raw inputs [batch, {', '.join(map(str, model.plan.input_shape))}], "
+        "scaling and weights inside"
     )
     return written

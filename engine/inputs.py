@@ -64,7 +64,7 @@ def source_like_run(data: str, pre: Preprocessing):
             path=data, image_size=pre.image_size, color_mode=pre.color_mode or "rgb"
         )
     raise InputError(
-        f"DATA: {data} is not a data source; expected builtin:NAME, a .npz, a .csv or an image folder"
+        f"DATA: {data} is not a data source; expected builtin:NAME, .npz, .csv or an image folder"
     )
 
 
@@ -111,7 +111,7 @@ class Inputs:
 
 
 def read_unlabelled(path_or_name: str, plan: Plan, pre: Preprocessing) -> Inputs:
-    """The rows of INPUT: a .npy, a .npz, a .csv (the run's feature columns), an image folder or builtin:NAME."""
+    """The rows of INPUT: .npy, .npz, .csv (the run's features), image folder or builtin:NAME."""
     if path_or_name.startswith("builtin:"):
         raw = sources.read_source(source_like_run(path_or_name, pre), plan, Path("."))
         return _in_memory(raw.x)
@@ -160,7 +160,7 @@ def read_unlabelled(path_or_name: str, plan: Plan, pre: Preprocessing) -> Inputs
 
         return Inputs(len(files), [str(f.relative_to(path)) for f in files], read)
     raise InputError(
-        f"INPUT: {path} is not readable; expected a .npy, .npz, .csv, an image folder or builtin:NAME"
+        f"INPUT: {path} is not readable; expected .npy, .npz, .csv, an image folder or builtin:NAME"
     )
 
 

@@ -72,7 +72,7 @@ def preprocessing_for(plan: Plan, scaling: dict, class_names, feature_names) -> 
 
 
 def metric_names(task: str, n_classes: int | None) -> list[str]:
-    """Every metric of the task (top-5 accuracy only above five classes, where it can differ from 1)."""
+    """Every metric of the task (top-5 accuracy only above five classes: below, it is always 1)."""
     names = list(TASK_METRICS.get(task, ()))
     if (n_classes or 0) <= 5:
         names = [n for n in names if n != "top5_accuracy"]
@@ -95,7 +95,7 @@ class Predictions:
         return len(first)
 
     def array(self) -> np.ndarray:
-        """One array: probabilities for classes, values for regression, boxes + probabilities for detection."""
+        """One array: class probabilities, regression values, or detection boxes + probabilities."""
         if self.task == "regression":
             return self.values
         if self.task == "detection":
@@ -184,6 +184,13 @@ class Predictor:
             )
         device = device or jax.devices()[0]
         self.plan, self.preprocessing, self.batch_size = plan, preprocessing, batch_size
+        # in the form engine.data.fit_scaling returns it
+        self.scaling = {
+            "normalize": preprocessing.normalize,
+            "shift": preprocessing.shift,
+            "spread": preprocessing.spread,
+            "shape": preprocessing.stats_shape,
+        }
         self.input_shape = tuple(plan.input_shape)
         impl = "cpu" if device.platform == "cpu" else "xla"
         network = build_model(plan.model, plan.input_shape, plan.task, impl=impl)
@@ -222,11 +229,7 @@ class Predictor:
                     f"{list(self.input_shape)} (the run folder's preprocessing.json)"
                 )
             x = x.reshape(len(x), *self.input_shape)
-        return apply_scaling(
-            x.astype(np.float32),
-            self.preprocessing.model_dump(include={"normalize", "shift", "spread"})
-            | {"shape": self.preprocessing.stats_shape},
-        )
+        return apply_scaling(x.astype(np.float32), self.scaling)
 
     # ------------------------------------------------------------------ outputs
 
@@ -240,7 +243,7 @@ class Predictor:
     def outputs(
         self, batches: Iterable[np.ndarray], on_batch: Callable[[int], None] | None = None
     ) -> np.ndarray:
-        """Outputs for prepared batches (each at most ``batch_size`` rows), concatenated in order."""
+        """Outputs for prepared batches (at most ``batch_size`` rows each), in order."""
         parts = []
         for batch in batches:
             parts.append(self.outputs_of_batch(batch))
@@ -267,7 +270,7 @@ class Predictor:
         return {k: float(v) for k, v in jax.device_get(self.score(outputs, np.asarray(y))).items()}
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
-        """Loss and every metric of the task on raw inputs and targets (as the data source gives them)."""
+        """Loss and every metric of the task on raw inputs and targets (as a source gives them)."""
         from engine.data import _check_targets
 
         if len(x) != len(y):
@@ -284,20 +287,18 @@ def load_run(run_dir: str | Path, batch_size: int = PREDICT_BATCH) -> Predictor:
     from engine.checkpoint import load_checkpoint
 
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
+    expected = "expected a run directory written by advisor run"
+    if not (run_dir / "plan.json").exists():
+        raise InputError(f"RUN: {run_dir / 'plan.json'} does not exist; {expected}")
+    if load_model(Plan, run_dir / "plan.json").task == "gan":
         raise InputError(
-            f"RUN: {run_dir} is not a folder; expected a run directory written by advisor run"
+            f"RUN: {run_dir} trained a GAN; evaluate, predict and export take supervised runs"
         )
-    for name in ("plan.json", PREPROCESSING):
-        if not (run_dir / name).exists():
-            raise InputError(
-                f"RUN: {run_dir / name} does not exist; expected a run directory written by advisor run"
-                + (
-                    " (runs from before preprocessing.json was recorded need rerunning)"
-                    if name == PREPROCESSING
-                    else ""
-                )
-            )
+    if not (run_dir / PREPROCESSING).exists():
+        raise InputError(
+            f"RUN: {run_dir / PREPROCESSING} does not exist; {expected} "
+            "(a run from before preprocessing.json was recorded needs running again)"
+        )
     plan = load_model(Plan, run_dir / "plan.json")
     preprocessing = load_model(Preprocessing, run_dir / PREPROCESSING)
     variables, _ = load_checkpoint(run_dir, field="RUN")

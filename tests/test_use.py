@@ -41,7 +41,9 @@ def _raw_validation_rows(plan: Plan) -> tuple[np.ndarray, np.ndarray]:
     import sklearn.datasets
 
     digits = sklearn.datasets.load_digits()
-    _, val_idx = split_indices(digits.target, "multiclass", plan.data.val_fraction, plan.data.split_seed)
+    _, val_idx = split_indices(
+        digits.target, "multiclass", plan.data.val_fraction, plan.data.split_seed
+    )
     return digits.data[val_idx].astype(np.float32), digits.target[val_idx]
 
 
@@ -51,16 +53,29 @@ def test_evaluate_predict_and_load_agree_with_the_run(digits_run, tmp_path):
     np.savez(tmp_path / "val.npz", x=x, y=y)
     run_metrics = json.loads((digits_run / "metrics.json").read_text())
 
-    evaluated = CliRunner().invoke(cli, ["evaluate", str(digits_run), "--data", str(tmp_path / "val.npz"), "--json"])
+    evaluated = CliRunner().invoke(
+        cli, ["evaluate", str(digits_run), "--data", str(tmp_path / "val.npz"), "--json"]
+    )
     assert evaluated.exit_code == 0, evaluated.output
     report = json.loads(evaluated.output)
     assert report["n"] == len(y)
-    assert set(report["metrics"]) == {"loss", "accuracy", "auc", "f1", "precision", "recall", "top5_accuracy"}
+    assert set(report["metrics"]) == {
+        "loss",
+        "accuracy",
+        "auc",
+        "f1",
+        "precision",
+        "recall",
+        "top5_accuracy",
+    }
     assert report["metrics"]["accuracy"] == pytest.approx(run_metrics["val_accuracy"], abs=1e-6)
     assert report["metrics"]["loss"] == pytest.approx(run_metrics["val_loss"], rel=1e-5)
 
     np.save(tmp_path / "val_x.npy", x)
-    predicted = CliRunner().invoke(cli, ["predict", str(digits_run), str(tmp_path / "val_x.npy"), "-o", str(tmp_path / "p.csv")])
+    predicted = CliRunner().invoke(
+        cli,
+        ["predict", str(digits_run), str(tmp_path / "val_x.npy"), "-o", str(tmp_path / "p.csv")],
+    )
     assert predicted.exit_code == 0, predicted.output
     with (tmp_path / "p.csv").open() as handle:
         rows = list(csv.DictReader(handle))
@@ -103,7 +118,16 @@ def test_predict_writes_npy_and_json_in_the_input_order(digits_run, tmp_path):
     x, _ = _raw_validation_rows(model.plan)
     np.save(tmp_path / "x.npy", x[:40])
     for suffix in (".npy", ".json"):
-        result = CliRunner().invoke(cli, ["predict", str(digits_run), str(tmp_path / "x.npy"), "-o", str(tmp_path / f"p{suffix}")])
+        result = CliRunner().invoke(
+            cli,
+            [
+                "predict",
+                str(digits_run),
+                str(tmp_path / "x.npy"),
+                "-o",
+                str(tmp_path / f"p{suffix}"),
+            ],
+        )
         assert result.exit_code == 0, result.output
     probabilities = np.load(tmp_path / "p.npy")
     records = json.loads((tmp_path / "p.json").read_text())
@@ -114,16 +138,24 @@ def test_predict_writes_npy_and_json_in_the_input_order(digits_run, tmp_path):
 
 def test_mismatched_data_is_one_line_and_exit_2(digits_run, tmp_path):
     np.savez(tmp_path / "wide.npz", x=np.zeros((4, 65), np.float32), y=np.zeros(4, np.int64))
-    result = CliRunner().invoke(cli, ["evaluate", str(digits_run), "--data", str(tmp_path / "wide.npz")])
+    result = CliRunner().invoke(
+        cli, ["evaluate", str(digits_run), "--data", str(tmp_path / "wide.npz")]
+    )
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
         f"error: DATA {tmp_path / 'wide.npz'}: examples of shape [65]; the run's model takes [64] "
         "(the run folder's preprocessing.json)"
     ]
-    np.savez(tmp_path / "bad_labels.npz", x=np.zeros((4, 64), np.float32), y=np.array([0, 1, 2, 12]))
-    result = CliRunner().invoke(cli, ["evaluate", str(digits_run), "--data", str(tmp_path / "bad_labels.npz")])
+    np.savez(
+        tmp_path / "bad_labels.npz", x=np.zeros((4, 64), np.float32), y=np.array([0, 1, 2, 12])
+    )
+    result = CliRunner().invoke(
+        cli, ["evaluate", str(digits_run), "--data", str(tmp_path / "bad_labels.npz")]
+    )
     assert result.exit_code == 2 and "labels run from 0 to 12 but n_classes is 10" in result.output
-    result = CliRunner().invoke(cli, ["predict", str(tmp_path), str(tmp_path / "wide.npz"), "-o", "p.csv"])
+    result = CliRunner().invoke(
+        cli, ["predict", str(tmp_path), str(tmp_path / "wide.npz"), "-o", "p.csv"]
+    )
     assert result.exit_code == 2 and "plan.json does not exist" in result.output
 
 
@@ -158,10 +190,13 @@ def test_a_csv_run_reads_new_rows_by_column_name(tmp_path):
     assert evaluation.n == 2 and 0.0 <= evaluation.metrics["accuracy"] <= 1.0
     with (tmp_path / "missing.csv").open("w", newline="") as handle:
         csv.writer(handle).writerows([["a", "label"], ["1.0", "yes"]])
-    result = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "r"), "--data", str(tmp_path / "missing.csv")])
+    result = CliRunner().invoke(
+        cli, ["evaluate", str(tmp_path / "r"), "--data", str(tmp_path / "missing.csv")]
+    )
     assert result.exit_code == 2
     assert result.output.strip() == (
-        f"error: {tmp_path / 'missing.csv'}: column 'b' is missing; the run's model reads the columns "
+        f"error: {tmp_path / 'missing.csv'}: column 'b' is missing; "
+        "the run's model reads the columns "
         "a, b, label (preprocessing.json)"
     )
 
@@ -191,7 +226,11 @@ def _iris_with_test_source(folder: Path, labels: np.ndarray) -> Plan:
         epochs=6,
         **{
             "data.test": {"kind": "npz", "path": str(folder / "test.npz")},
-            "regularization.early_stopping": {"monitor": "val_loss", "patience": 2, "restore_best": True},
+            "regularization.early_stopping": {
+                "monitor": "val_loss",
+                "patience": 2,
+                "restore_best": True,
+            },
         },
     )
 
@@ -201,8 +240,13 @@ def test_the_test_split_never_touches_training_or_selection(tmp_path):
 
     true_labels = sklearn.datasets.load_iris().target[::5]
     first = run(_iris_with_test_source(tmp_path, true_labels), out_dir=tmp_path / "true")
-    second = run(_iris_with_test_source(tmp_path, (true_labels + 1) % 3), out_dir=tmp_path / "shuffled")
-    history = [json.loads((Path(r.run_dir) / "history.json").read_text())["series"] for r in (first, second)]
+    second = run(
+        _iris_with_test_source(tmp_path, (true_labels + 1) % 3), out_dir=tmp_path / "shuffled"
+    )
+    history = [
+        json.loads((Path(r.run_dir) / "history.json").read_text())["series"]
+        for r in (first, second)
+    ]
     for series in history:
         series.pop("epoch_time")
     assert history[0] == history[1]
@@ -236,7 +280,7 @@ def test_a_search_scores_only_its_best_trial_on_the_test_split(tmp_path):
     assert results[0].best_test["accuracy"] != results[1].best_test["accuracy"]
 
 
-# ----------------------------------------------------------------------------- portable plans, export
+# ------------------------------------------------------------------------ portable plans, export
 
 
 def test_a_written_plan_runs_from_any_folder(tmp_path, monkeypatch):
@@ -254,10 +298,25 @@ def test_a_written_plan_runs_from_any_folder(tmp_path, monkeypatch):
     assert load_data(written).n_train == 120
     next_plan = load_plan(Path(result.next_plan))
     assert Path(next_plan.data.source.path).is_absolute()
+    revised = CliRunner().invoke(
+        cli,
+        [
+            "diagnose",
+            result.history,
+            "--plan",
+            str(tmp_path / "project" / "plan.json"),
+            "-o",
+            "next.json",
+        ],
+    )
+    assert revised.exit_code == 0, revised.output
+    assert load_data(load_plan(tmp_path / "elsewhere" / "next.json")).n_train == 120
 
 
 def test_an_exported_model_gives_the_model_outputs(digits_run, tmp_path):
-    result = CliRunner().invoke(cli, ["export", str(digits_run), "-o", str(tmp_path / "m.jaxexport")])
+    result = CliRunner().invoke(
+        cli, ["export", str(digits_run), "-o", str(tmp_path / "m.jaxexport")]
+    )
     assert result.exit_code == 0, result.output
     exported = advisor.load_exported(tmp_path / "m.jaxexport")
     predictor = advisor.load(digits_run)._predictor
