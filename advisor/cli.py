@@ -53,7 +53,7 @@ def _emit_json(model_or_obj) -> None:
 
 
 @cli.command()
-@click.argument("name", type=click.Choice(["profile", "plan", "history", "diagnosis", "run"]))
+@click.argument("name", type=click.Choice(["profile", "plan", "history", "diagnosis", "run", "preprocessing"]))
 def schema(name: str) -> None:
     """Print the JSON Schema of a file format, for editors and validators.
 

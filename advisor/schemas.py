@@ -842,5 +842,6 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "history": History,
     "diagnosis": Diagnosis,
     "run": RunResult,
+    "preprocessing": Preprocessing,
 }
 
