@@ -33,6 +33,7 @@ from advisor.schemas import (
     NpzData,
     Pretrained,
     Profile,
+    InputEvidence,
     SimilarityEvidence,
     TargetEvidence,
 )
@@ -180,6 +181,7 @@ def profile_data(
     train_idx, val_idx = split_indices(split_on, task, val_fraction, split_seed)
     if raw.subsample is not None:
         train_idx = _subsample(train_idx, split_on, task, raw.subsample, split_seed)
+    inputs = measure_inputs(raw.x, _modality(raw.x))
     fields = {
         "name": name,
         "task": task,
@@ -192,6 +194,8 @@ def profile_data(
         "description": f"written by advisor profile from {describe_source(source)}",
         "targets": targets if targets.n_distinct else None,
         "targets_have_outliers": task == "regression" and "targets.outliers" in targets.judged,
+        "inputs": inputs,
+        "sparse_inputs": "inputs.sparse" in inputs.judged,
     }
     if ids is not None:
         if task == "binary":
@@ -225,9 +229,6 @@ def measure_targets(y) -> TargetEvidence:
     Only 1-D numeric targets are measured (class rows, boxes and text labels
     are not quantities); for others ``n_distinct`` is 0 and nothing is judged.
     """
-    from advisor.inference import infer
-    from advisor.rules import load_rules
-
     y = np.asarray(y)
     flat = y.reshape(len(y), -1)
     if flat.shape[1] != 1 or not np.issubdtype(y.dtype, np.number) or len(y) == 0:
@@ -247,12 +248,25 @@ def measure_targets(y) -> TargetEvidence:
         "min_per_value": int(counts.min()),
         "max_robust_z": round(robust_z, 3),
     }
-    rules = [
-        r for r in load_rules() if r.infer and all(k.startswith("targets.") for k in r.infer)
-    ]
-    found = infer({f"targets.{k}": v for k, v in measured.items()}, rules).derived_facts()
-    judged = {k: f"{d.rule.reason} ({d.rule.id})" for k, d in found.items() if d.value is True}
-    return TargetEvidence(**measured, judged=judged)
+    return TargetEvidence(**measured, judged=_judge({f"targets.{k}": v for k, v in measured.items()}))
+
+
+def measure_inputs(x: np.ndarray, modality: str) -> InputEvidence:
+    """The share of zeros behind ``sparse_inputs``, and what the input rules make of it."""
+    zero_fraction = round(float(np.mean(np.asarray(x) == 0)), 4) if np.size(x) else 0.0
+    facts = {"modality": modality, "inputs.zero_fraction": zero_fraction}
+    return InputEvidence(zero_fraction=zero_fraction, judged=_judge(facts))
+
+
+def _judge(facts: dict) -> dict[str, str]:
+    """Facts the evidence rules (rules/12_profile_evidence.toml) derive as true: fact -> reason (rule)."""
+    from advisor.inference import infer
+    from advisor.rules import load_rules
+
+    measured = ("targets.", "inputs.")
+    rules = [r for r in load_rules() if r.infer and all(k.startswith(measured) for k in r.infer)]
+    found = infer(facts, rules).derived_facts()
+    return {k: f"{d.rule.reason} ({d.rule.id})" for k, d in found.items() if d.value is True}
 
 
 def _csv_task(source: CsvData, data_plan: DataPlan, base_dir: Path) -> str:
@@ -361,7 +375,11 @@ def profile_files(data: str, output: Path | None, as_json: bool, **options) -> P
         for k in ("target", "classes", "subsample", "n_samples", "image_size", "color_mode")
     }
     profile = profile_data(parse_source(data, **source_options), **options)
-    text = profile.model_dump_json(indent=2, exclude_none=True)
+    # margin_classifier and flip_invariant are wishes and domain knowledge the data cannot show:
+    # the profile leaves them out (every flag it writes is measured) for the user to add
+    text = profile.model_dump_json(
+        indent=2, exclude_none=True, exclude={"margin_classifier", "flip_invariant"}
+    )
     if output is not None:  # unset fields left out: the file reads like one a person wrote
         write_atomic(output, text + "\n")
     if as_json:
@@ -388,6 +406,9 @@ def summary(profile: Profile) -> str:
             f"largest robust z {t.max_robust_z:g}"
         )
         lines += [f"  {fact}: {reason}" for fact, reason in t.judged.items()]
+    if profile.inputs is not None:
+        lines.append(f"inputs: {profile.inputs.zero_fraction:.1%} of the values are 0")
+        lines += [f"  {fact}: {reason}" for fact, reason in profile.inputs.judged.items()]
     if profile.pretrained is not None and profile.pretrained.measured is not None:
         p, m = profile.pretrained, profile.pretrained.measured
         side = "similar" if p.similarity >= 0.5 else "different"

@@ -217,7 +217,7 @@ class LrFindResult(Strict):
 class TargetEvidence(Strict):
     """Numbers ``advisor profile`` measured on the training targets (1-D numeric targets).
 
-    The rules in rules/12_profile_targets.toml judge them: an integer target
+    The rules in rules/12_profile_evidence.toml judge them: an integer target
     over many values, some seen only a few times, is a count (regression); a
     target far from its median in robust units holds outliers.
     """
@@ -230,6 +230,15 @@ class TargetEvidence(Strict):
         ge=0.0,
         description="largest modified z-score 0.6745 |y - median| / MAD (0 when MAD is 0)",
     )
+    judged: dict[str, str] = Field(
+        default_factory=dict, description="what the rules concluded from these numbers: fact -> reason"
+    )
+
+
+class InputEvidence(Strict):
+    """Numbers ``advisor profile`` measured on the inputs (rules/12_profile_evidence.toml judges them)."""
+
+    zero_fraction: float = Field(ge=0.0, le=1.0, description="share of input values that are exactly 0")
     judged: dict[str, str] = Field(
         default_factory=dict, description="what the rules concluded from these numbers: fact -> reason"
     )
@@ -264,6 +273,9 @@ class Profile(Strict):
     )
     targets: TargetEvidence | None = Field(
         None, description="measured by advisor profile: the numbers behind the task and the outlier flag"
+    )
+    inputs: InputEvidence | None = Field(
+        None, description="measured by advisor profile: the number behind the sparse_inputs flag"
     )
     margin_classifier: bool = Field(
         False, description="a max-margin (SVM-style) binary classifier is wanted"

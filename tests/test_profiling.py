@@ -186,3 +186,19 @@ def test_the_outlier_flag_is_measured_and_its_number_kept(tmp_path):
     assert plain.targets_have_outliers is False and plain.targets.max_robust_z <= 3.5
     assert wild.targets_have_outliers is True and wild.targets.max_robust_z > 3.5
     assert "targets.outliers" in wild.targets.judged
+
+
+def test_sparse_inputs_are_measured_and_the_wishes_left_to_the_user(tmp_path):
+    rng = np.random.default_rng(0)
+    x = (rng.random((200, 50)) < 0.05).astype(np.float32)  # one-hot-like: 95 % zeros
+    y = (x[:, 0] > 0).astype(np.int64)
+    profile_path = tmp_path / "p.json"
+    result = CliRunner().invoke(cli, ["profile", _npz(tmp_path, x, y).path, "-o", str(profile_path)])
+    assert result.exit_code == 0, result.output
+    written = json.loads(profile_path.read_text())
+    assert written["sparse_inputs"] is True
+    assert written["inputs"]["zero_fraction"] == pytest.approx(0.95, abs=0.01)
+    assert "inputs_mostly_zero_sparse" in written["inputs"]["judged"]["inputs.sparse"]
+    assert "margin_classifier" not in written and "flip_invariant" not in written
+    dense = profile_data(_npz(tmp_path, x + 1.0, y, "dense.npz"))
+    assert dense.sparse_inputs is False and dense.inputs.zero_fraction == 0.0
