@@ -265,7 +265,10 @@ def test_a_search_scores_only_its_best_trial_on_the_test_split(tmp_path):
     true_labels = sklearn.datasets.load_iris().target[::5]
     results = []
     for name, labels in (("true", true_labels), ("shuffled", (true_labels + 1) % 3)):
-        plan = _iris_with_test_source(tmp_path, labels).model_dump()
+        folder = tmp_path / name
+        folder.mkdir()
+        plan = _iris_with_test_source(folder, labels).model_dump()
+        plan["data"]["test"]["path"] = "test.npz"  # beside the plan file
         plan["epochs"] = 2
         plan["search"] = {
             "method": "grid",
@@ -273,11 +276,15 @@ def test_a_search_scores_only_its_best_trial_on_the_test_split(tmp_path):
             "n_trials": 2,
             "epochs_per_trial": 2,
         }
-        results.append(search(plan, tmp_path / name, mode="sequential", progress=False))
-    boards = [(Path(r.leaderboard).read_text().splitlines()) for r in results]
-    assert [b[1:] for b in boards][0] != [] and results[0].best_trial == results[1].best_trial
+        (folder / "plan.json").write_text(json.dumps(plan))
+        results.append(
+            search(folder / "plan.json", folder / "s", mode="sequential", progress=False)
+        )
+    assert results[0].best_trial == results[1].best_trial
     assert results[0].best_value == results[1].best_value
     assert results[0].best_test["accuracy"] != results[1].best_test["accuracy"]
+    best = load_plan(results[0].best_plan)  # runs from any folder
+    assert best.data.test.path == str(tmp_path / "true" / "test.npz")
 
 
 # ------------------------------------------------------------------------ portable plans, export
