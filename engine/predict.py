@@ -4,7 +4,7 @@
 one compiled forward pass over fixed-size batches (the last batch is padded,
 so any number of rows compiles once).  ``load_run(run_dir)`` builds it from a
 run folder: ``plan.json``, ``preprocessing.json`` and ``model.safetensors``.
-``preprocessing_for(plan, dataset)`` is what ``engine.run`` writes into
+``preprocessing_for(plan, scaling, ...)`` is what ``engine.run`` writes into
 ``preprocessing.json``: the scaling fitted on the training split, the class
 names, the CSV columns, the image size.
 
