@@ -14,7 +14,7 @@ Every mismatch is an ``InputError`` naming the file and what the run expected.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,11 +103,7 @@ class Inputs:
 
     n: int
     ids: list
-    read: object  # (start, stop) -> raw inputs of those rows
-
-    def batches(self, size: int) -> Iterator[np.ndarray]:
-        for start in range(0, self.n, size):
-            yield self.read(start, min(start + size, self.n))
+    batches: Callable[[int], Iterator[np.ndarray]]  # batch size -> raw inputs, batch by batch
 
 
 def read_unlabelled(path_or_name: str, plan: Plan, pre: Preprocessing) -> Inputs:
@@ -138,15 +134,7 @@ def read_unlabelled(path_or_name: str, plan: Plan, pre: Preprocessing) -> Inputs
                 f"INPUT: {path} is a table, but the run trained on {pre.source_kind} data"
             )
         _check_columns(path, pre.features)
-        header = _header(path)
-        with path.open(newline="", encoding="utf-8") as handle:
-            rows = list(csv.reader(handle))[1:]
-        columns = [header.index(c) for c in pre.features]
-        try:
-            x = np.array([[float(row[j]) for j in columns] for row in rows], np.float32)
-        except (ValueError, IndexError):
-            raise InputError(f"INPUT: {path} has a feature value that is not a number") from None
-        return _in_memory(x.reshape(len(rows), len(columns)))
+        return _csv_rows(path, pre.features)
     if path.is_dir():
         if pre.image_size is None:
             raise InputError(
@@ -155,14 +143,45 @@ def read_unlabelled(path_or_name: str, plan: Plan, pre: Preprocessing) -> Inputs
         files = sorted(f for f in path.rglob("*") if f.suffix.lower() in _IMAGE_SUFFIXES)
         size, mode = tuple(pre.image_size), pre.color_mode or "rgb"
 
-        def read(start: int, stop: int) -> np.ndarray:
-            return np.stack([sources._read_image(f, size, mode) for f in files[start:stop]])
+        def batches(batch: int) -> Iterator[np.ndarray]:
+            for start in range(0, len(files), batch):
+                chunk = files[start : start + batch]
+                yield np.stack([sources._read_image(f, size, mode) for f in chunk])
 
-        return Inputs(len(files), [str(f.relative_to(path)) for f in files], read)
+        return Inputs(len(files), [str(f.relative_to(path)) for f in files], batches)
     raise InputError(
         f"INPUT: {path} is not readable; expected .npy, .npz, .csv, an image folder or builtin:NAME"
     )
 
 
 def _in_memory(x: np.ndarray) -> Inputs:
-    return Inputs(len(x), list(range(len(x))), lambda start, stop: np.asarray(x[start:stop]))
+    """Rows of an array (a memory map stays one: each batch is read when it is asked for)."""
+
+    def batches(batch: int) -> Iterator[np.ndarray]:
+        for start in range(0, len(x), batch):
+            yield np.asarray(x[start : start + batch])
+
+    return Inputs(len(x), list(range(len(x))), batches)
+
+
+def _csv_rows(path: Path, features: list[str]) -> Inputs:
+    """A table read row by row: one pass counts the rows, each batch pass parses only its rows."""
+    columns = [_header(path).index(c) for c in features]
+    with path.open(newline="", encoding="utf-8") as handle:
+        n = sum(1 for _ in csv.reader(handle)) - 1
+
+    def batches(batch: int) -> Iterator[np.ndarray]:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle)
+            next(reader)
+            for start in range(0, n, batch):
+                rows = [row for _, row in zip(range(batch), reader, strict=False)]
+                try:
+                    yield np.array([[float(row[j]) for j in columns] for row in rows], np.float32)
+                except (ValueError, IndexError):
+                    raise InputError(
+                        f"INPUT: {path} has a feature value that is not a number in rows "
+                        f"{start + 1}-{start + len(rows)}"
+                    ) from None
+
+    return Inputs(n, list(range(n)), batches)

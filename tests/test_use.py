@@ -186,8 +186,18 @@ def test_a_csv_run_reads_new_rows_by_column_name(tmp_path):
         writer = csv.writer(handle)
         writer.writerow(["label", "b", "a"])
         writer.writerows([["yes", "1.0", "1.0"], ["yes", "2.0", "0.5"]])
-    evaluation = advisor.load(tmp_path / "r").evaluate_data(str(tmp_path / "new.csv"))
+    model = advisor.load(tmp_path / "r")
+    evaluation = model.evaluate_data(str(tmp_path / "new.csv"))
     assert evaluation.n == 2 and 0.0 <= evaluation.metrics["accuracy"] <= 1.0
+    result = CliRunner().invoke(
+        cli,
+        ["predict", str(tmp_path / "r"), str(tmp_path / "new.csv"), "-o", str(tmp_path / "p.csv")],
+    )
+    assert result.exit_code == 0, result.output
+    with (tmp_path / "p.csv").open() as handle:
+        predicted = [row["class_name"] for row in csv.DictReader(handle)]
+    expected = model.predict(np.array([[1.0, 1.0], [0.5, 2.0]]))  # columns a, b
+    assert predicted == [["no", "yes"][c] for c in expected.classes]
     with (tmp_path / "missing.csv").open("w", newline="") as handle:
         csv.writer(handle).writerows([["a", "label"], ["1.0", "yes"]])
     result = CliRunner().invoke(
