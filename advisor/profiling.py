@@ -30,10 +30,10 @@ from advisor.schemas import (
     DataPlan,
     DataSource,
     ImageFolderData,
+    InputEvidence,
     NpzData,
     Pretrained,
     Profile,
-    InputEvidence,
     SimilarityEvidence,
     TargetEvidence,
 )
@@ -62,7 +62,7 @@ def parse_source(
     image_size: tuple[int, int] | None = None,
     color_mode: str = "rgb",
 ) -> DataSource:
-    """The data source a command-line DATA names: ``builtin:NAME``, a .npz, a .csv or an image folder."""
+    """The source a command-line DATA names: ``builtin:NAME``, a .npz, a .csv or an image folder."""
     if data.startswith("builtin:"):
         name = data.removeprefix("builtin:")
         if name not in get_args(BuiltinDatasetName):
@@ -99,12 +99,13 @@ def parse_source(
             )
         return ImageFolderData(path=data, image_size=image_size, color_mode=color_mode)
     raise InputError(
-        f"DATA: {data} is not a data source; expected builtin:NAME, a .npz file, a .csv file or an image folder"
+        f"DATA: {data} is not a data source; "
+        "expected builtin:NAME, a .npz file, a .csv file or an image folder"
     )
 
 
 def infer_task(y: np.ndarray, source: DataSource) -> str:
-    """The task the targets describe: detection boxes, one-hot/soft rows, 0/1 rows, ids or quantities."""
+    """The task the targets describe: boxes, one-hot or soft rows, 0/1 rows, ids or quantities."""
     if isinstance(source, BuiltinData) and source.name == "shapes_detection":
         return "detection"
     y = np.asarray(y)
@@ -200,7 +201,9 @@ def profile_data(
     if ids is not None:
         if task == "binary":
             n_classes = 2
-        elif y.ndim == 2 and task == "multiclass" and y.shape[1] > 1:  # one-hot or soft rows: a column each
+        elif (
+            y.ndim == 2 and task == "multiclass" and y.shape[1] > 1
+        ):  # one-hot or soft rows: a column each
             n_classes = int(y.shape[1])
         else:
             n_classes = int(ids.max()) + 1
@@ -219,7 +222,8 @@ def profile_data(
         return Profile.model_validate({k: v for k, v in fields.items() if v is not None})
     except ValidationError as err:
         raise InputError(
-            f"DATA: the data does not make a valid profile: {describe_validation_error(err, Profile)}"
+            "DATA: the data does not make a valid profile: "
+            + describe_validation_error(err, Profile)
         ) from None
 
 
@@ -248,7 +252,9 @@ def measure_targets(y) -> TargetEvidence:
         "min_per_value": int(counts.min()),
         "max_robust_z": round(robust_z, 3),
     }
-    return TargetEvidence(**measured, judged=_judge({f"targets.{k}": v for k, v in measured.items()}))
+    return TargetEvidence(
+        **measured, judged=_judge({f"targets.{k}": v for k, v in measured.items()})
+    )
 
 
 def measure_inputs(x: np.ndarray, modality: str) -> InputEvidence:
@@ -259,7 +265,7 @@ def measure_inputs(x: np.ndarray, modality: str) -> InputEvidence:
 
 
 def _judge(facts: dict) -> dict[str, str]:
-    """Facts the evidence rules (rules/12_profile_evidence.toml) derive as true: fact -> reason (rule)."""
+    """Facts the rules of rules/12_profile_evidence.toml derive as true: fact -> reason (rule)."""
     from advisor.inference import infer
     from advisor.rules import load_rules
 
@@ -286,7 +292,8 @@ def _modality(x: np.ndarray) -> str:
     rank = x.ndim - 1
     if rank not in _MODALITY:
         raise InputError(
-            f"DATA: examples of shape {list(x.shape[1:])}; expected a vector, a sequence or an image"
+            f"DATA: examples of shape {list(x.shape[1:])}; "
+            "expected a vector, a sequence or an image"
         )
     return _MODALITY[rank]
 
@@ -304,7 +311,9 @@ def describe_source(source: DataSource) -> str:
     return f"{source.kind} {source.path}"
 
 
-def measure_base(base: str, x_train: np.ndarray, targets: np.ndarray, task: str, base_dir) -> Pretrained:
+def measure_base(
+    base: str, x_train: np.ndarray, targets: np.ndarray, task: str, base_dir
+) -> Pretrained:
     """The ``pretrained`` section: the base's structure, domain and measured similarity to the data.
 
     ``x_train`` is scaled as the base's own plan scaled its inputs, fitted on ``x_train``.
@@ -321,7 +330,9 @@ def measure_base(base: str, x_train: np.ndarray, targets: np.ndarray, task: str,
     mode = structure.get("scaling", {}).get("normalize", "standardize")
     modality = _modality(x_train)
     x_train = x_train.astype(np.float32)
-    scaled, _, _ = _scale(x_train, x_train[:1], "standardize" if mode == "imagenet" else mode, modality)
+    scaled, _, _ = _scale(
+        x_train, x_train[:1], "standardize" if mode == "imagenet" else mode, modality
+    )
     network = build_model(model, list(x_train.shape[1:]), "multiclass")
     measured = measure_similarity(network, variables, scaled, targets, task)
     return Pretrained(
@@ -374,7 +385,11 @@ def profile_files(data: str, output: Path | None, as_json: bool, **options) -> P
         k: options.pop(k)
         for k in ("target", "classes", "subsample", "n_samples", "image_size", "color_mode")
     }
-    profile = profile_data(parse_source(data, **source_options), **options)
+    source = parse_source(data, **source_options)
+    if hasattr(source, "path") and Path(source.path).exists():
+        # absolute, so the profile and the plans made from it run from any folder
+        source = source.model_copy(update={"path": str(Path(source.path).resolve())})
+    profile = profile_data(source, **options)
     # margin_classifier and flip_invariant are wishes and domain knowledge the data cannot show:
     # the profile leaves them out (every flag it writes is measured) for the user to add
     text = profile.model_dump_json(
