@@ -52,7 +52,7 @@ def run(
 def _search_then_run(
     plan_arg, plan: Plan, out_dir, device: str | None, base_dir: Path
 ) -> RunResult:
-    """A plan with a search section: search into RUN_DIR/search, then train the best plan in RUN_DIR."""
+    """A plan with a search section: search into RUN_DIR/search, then train its best plan there."""
     import time
 
     from advisor.errors import EngineError
@@ -69,7 +69,8 @@ def _search_then_run(
     found = search(plan_arg, run_dir / "search", device=device, test_best=False)
     if found.best_plan is None:
         raise EngineError(
-            f"the search finished no trial, so there is no best plan to run; see {found.leaderboard}"
+            "the search finished no trial, so there is no best plan to run; "
+            f"see {found.leaderboard}"
         )
     result = run_plan(load_plan(found.best_plan), run_dir, device, base_dir=base_dir, report=_warn)
     result = result.model_copy(update={"search": str(Path(found.out_dir) / "search.json")})

@@ -66,7 +66,8 @@ def search(
             storage that cannot be opened.
 
     Example:
-        >>> result = search("examples/plans/wine_random_search.json", out_dir="searches/wine")  # doctest: +SKIP
+        >>> plan = "examples/plans/wine_random_search.json"
+        >>> result = search(plan, out_dir="searches/wine")  # doctest: +SKIP
     """
     loaded = load_plan(plan)
     from engine.space import check_space
@@ -200,7 +201,7 @@ def search_files(
     quiet: bool,
     as_json: bool,
 ) -> None:
-    """The ``advisor search`` command: search, then print the leaderboard (or the SearchResult JSON)."""
+    """The ``advisor search`` command: search, then print the leaderboard (or the JSON result)."""
     if worker_index:
         from engine.search import run_search
 
@@ -284,7 +285,7 @@ def lr_find_files(
 
 
 def lr_find_summary(report: LrFindReport, profile_path: Path | None, written: Path | None) -> str:
-    """The sweeps in a few lines: each seed's best rate, then the suggestion or why there is none."""
+    """The sweeps in a few lines: each seed's best rate, then the suggestion or why none."""
     lines = [
         f"lr-find: {len(report.learning_rates)} rates from {report.learning_rates[0]:.3g} to "
         f"{report.learning_rates[-1]:.3g}, {report.steps} steps each, {len(report.seeds)} seeds"
@@ -319,11 +320,15 @@ def summary(result: SearchResult, top: int = 10) -> str:
     lines.append(f"trials: {counts or 'none'}")
     if result.best_trial is not None:
         lines.append(
-            f"best: trial {result.best_trial}, {result.metric} {result.best_value:.4g} -> {result.best_plan}"
+            f"best: trial {result.best_trial}, {result.metric} {result.best_value:.4g} "
+            f"-> {result.best_plan}"
         )
     if result.best_test:
         shown = ", ".join(f"{k} {v:.4g}" for k, v in sorted(result.best_test.items()))
-        lines.append(f"test (best trial after selection, retrained in {result.best_run}, measured once): {shown}")
+        lines.append(
+            f"test (best trial after selection, retrained in {result.best_run}, "
+            f"measured once): {shown}"
+        )
     for timing in result.modes:
         speed = ""
         if timing.speedup:

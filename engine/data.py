@@ -80,7 +80,11 @@ def load_data(plan: Plan, base_dir: str | Path = ".") -> Dataset:
     x_test = y_test = None
     if plan.data.test_fraction > 0:
         rest, test_idx = split_indices(
-            y, plan.task, plan.data.test_fraction, plan.data.split_seed + TEST_SEED_OFFSET, "data.test_fraction"
+            y,
+            plan.task,
+            plan.data.test_fraction,
+            plan.data.split_seed + TEST_SEED_OFFSET,
+            "data.test_fraction",
         )
         x_test, y_test = x[test_idx], y[test_idx]
     elif plan.data.test is not None:
@@ -134,14 +138,15 @@ def align_classes(raw: sources.Raw, names: list[str] | None, field_name: str) ->
     unknown = [n for n in raw.class_names if n not in names]
     if unknown:
         raise InputError(
-            f"{field_name}: classes {unknown} were not in the training data; expected some of {', '.join(names)}"
+            f"{field_name}: classes {unknown} were not in the training data; "
+            f"expected some of {', '.join(names)}"
         )
     remap = np.array([names.index(n) for n in raw.class_names], np.int32)
     return dataclasses.replace(raw, y=remap[np.asarray(raw.y, np.int64)], class_names=list(names))
 
 
 def _fit_shape(x: np.ndarray, plan: Plan) -> np.ndarray:
-    """Reshape inputs to the plan's input_shape when only the layout differs (digits as [64] or [8, 8, 1])."""
+    """Inputs in the plan's input_shape when only the layout differs (digits: [64] or [8, 8, 1])."""
     want = tuple(plan.input_shape)
     have = x.shape[1:]
     if have == want:
@@ -233,7 +238,7 @@ def _subsample(
 
 
 def fit_scaling(x_train: np.ndarray, mode: str, modality: str) -> dict:
-    """Input scaling fitted on the training split: per feature (tables) or per channel (images, sequences).
+    """Input scaling fitted on the training split: per feature (tables) or per channel (others).
 
     Returns ``{"normalize", "shift", "spread", "shape"}`` (flat lists and the
     shape they broadcast in), what ``apply_scaling`` and ``preprocessing.json`` use.
@@ -278,7 +283,7 @@ def _scale(
 
 
 def encode_targets(y: jax.Array, task: str, loss_name: str, n_classes: int | None) -> jax.Array:
-    """Raw targets -> what the loss reads (contracts.md): [B, 1] 0/1 for binary, ids or one-hot for multiclass."""
+    """Raw targets -> what the loss reads: [B, 1] 0/1 for binary, ids or one-hot for multiclass."""
     if task == "binary":
         return y.astype(jnp.float32)[:, None]
     if task == "multiclass":

@@ -70,7 +70,8 @@ def initial_variables(
     if plan.model.base is None:
         if strategy != "from_scratch":
             raise InputError(
-                f"model.base: strategy {strategy!r} reuses a pretrained base, but the plan names none; "
+                f"model.base: strategy {strategy!r} reuses a pretrained base, "
+                "but the plan names none; "
                 "set model.base to an earlier run directory, or use strategy from_scratch"
             )
         return variables, None

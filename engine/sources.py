@@ -178,7 +178,8 @@ def read_npz(source: NpzData, path: Path) -> Raw:
             missing = [k for k in (source.x_key, source.y_key) if k not in arrays]
             if missing:
                 raise InputError(
-                    f"data.source.{'x_key' if missing[0] == source.x_key else 'y_key'}: {path} has no array "
+                    f"data.source.{'x_key' if missing[0] == source.x_key else 'y_key'}: "
+                    f"{path} has no array "
                     f"{missing[0]!r}; it has {', '.join(sorted(arrays.files))}"
                 )
             x, y = arrays[source.x_key], arrays[source.y_key]
@@ -202,7 +203,8 @@ def read_csv(source: CsvData, path: Path, task: str) -> Raw:
     header, body = [h.strip() for h in rows[0]], rows[1:]
     if source.target not in header:
         raise InputError(
-            f"data.source.target: {source.target!r} is not a column of {path}; columns: {', '.join(header)}"
+            f"data.source.target: {source.target!r} is not a column of {path}; "
+            f"columns: {', '.join(header)}"
         )
     features = source.features or [h for h in header if h != source.target]
     for name in features:
@@ -215,7 +217,8 @@ def read_csv(source: CsvData, path: Path, task: str) -> Raw:
             x[:, j] = [float(v) if v != "" else np.nan for v in columns[name]]
         except ValueError:
             raise InputError(
-                f"data.source.features: column {name!r} of {path} is not numeric; encode it as numbers or leave it out"
+                f"data.source.features: column {name!r} of {path} is not numeric; "
+                "encode it as numbers or leave it out"
             ) from None
     target = columns[source.target]
     if task in ("binary", "multiclass"):
@@ -245,7 +248,8 @@ def read_image_folder(source: ImageFolderData, path: Path, class_mode: str | Non
         )
     if class_mode == "binary" and len(classes) != 2:
         raise InputError(
-            f"class_mode: 'binary' needs 2 class folders, {path} has {len(classes)} ({', '.join(classes)})"
+            f"class_mode: 'binary' needs 2 class folders, {path} has {len(classes)} "
+            f"({', '.join(classes)})"
         )
     images, labels = [], []
     for label, name in enumerate(classes):
