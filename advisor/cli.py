@@ -53,7 +53,9 @@ def _emit_json(model_or_obj) -> None:
 
 
 @cli.command()
-@click.argument("name", type=click.Choice(["profile", "plan", "history", "diagnosis", "run", "preprocessing"]))
+@click.argument(
+    "name", type=click.Choice(["profile", "plan", "history", "diagnosis", "run", "preprocessing"])
+)
 def schema(name: str) -> None:
     """Print the JSON Schema of a file format, for editors and validators.
 
@@ -241,7 +243,9 @@ def run(plan: Path, out_dir: Path | None, device: str | None, as_json: bool) -> 
 
 @cli.command()
 @click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--data", required=True, help="Labelled data: builtin:NAME, a .npz, a .csv or an image folder.")
+@click.option(
+    "--data", required=True, help="Labelled data: builtin:NAME, a .npz, a .csv or an image folder."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the evaluation as JSON.")
 def evaluate(run_dir: Path, data: str, as_json: bool) -> None:
     """Score a run's model on labelled data: the loss and every metric of its task.
@@ -282,8 +286,14 @@ def predict(run_dir: Path, input_: str, output: Path) -> None:
 
 @cli.command()
 @click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("model.jaxexport"),
-              show_default=True, help="The file to write.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("model.jaxexport"),
+    show_default=True,
+    help="The file to write.",
+)
 def export(run_dir: Path, output: Path) -> None:
     """Write a run's model as serialized StableHLO (jax.export) with any batch size.
 

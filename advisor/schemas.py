@@ -140,7 +140,8 @@ class DataPlan(Strict):
     def _one_test_split(self) -> DataPlan:
         if self.test is not None and self.test_fraction > 0:
             raise ValueError(
-                "test_fraction: the plan names a test source too; keep data.test or data.test_fraction, not both"
+                "test_fraction: the plan names a test source too; "
+                "keep data.test or data.test_fraction, not both"
             )
         if self.test_fraction + self.val_fraction >= 1.0:
             raise ValueError(
@@ -231,16 +232,18 @@ class TargetEvidence(Strict):
         description="largest modified z-score 0.6745 |y - median| / MAD (0 when MAD is 0)",
     )
     judged: dict[str, str] = Field(
-        default_factory=dict, description="what the rules concluded from these numbers: fact -> reason"
+        default_factory=dict, description="what the rules concluded: fact -> reason"
     )
 
 
 class InputEvidence(Strict):
-    """Numbers ``advisor profile`` measured on the inputs (rules/12_profile_evidence.toml judges them)."""
+    """Numbers ``advisor profile`` measured on the inputs (judged by rules/12_*.toml)."""
 
-    zero_fraction: float = Field(ge=0.0, le=1.0, description="share of input values that are exactly 0")
+    zero_fraction: float = Field(
+        ge=0.0, le=1.0, description="share of input values that are exactly 0"
+    )
     judged: dict[str, str] = Field(
-        default_factory=dict, description="what the rules concluded from these numbers: fact -> reason"
+        default_factory=dict, description="what the rules concluded: fact -> reason"
     )
 
 
@@ -272,7 +275,7 @@ class Profile(Strict):
         False, description="regression targets hold large outliers (favours a robust loss)"
     )
     targets: TargetEvidence | None = Field(
-        None, description="measured by advisor profile: the numbers behind the task and the outlier flag"
+        None, description="measured by advisor profile: the numbers behind task and outlier flag"
     )
     inputs: InputEvidence | None = Field(
         None, description="measured by advisor profile: the number behind the sparse_inputs flag"
@@ -742,26 +745,36 @@ class Preprocessing(Strict):
     """
 
     task: TaskName = Field(description="the run's task")
-    input_shape: list[PositiveInt] = Field(description="shape of one model input, without batch axis")
+    input_shape: list[PositiveInt] = Field(description="shape of one model input, no batch axis")
     normalize: Literal["none", "standardize", "scale_01"] = Field(description="input scaling")
     stats_shape: list[PositiveInt] | None = Field(
-        None, description="shape the shift and spread broadcast with (batch axis 1); None without scaling"
+        None, description="shape shift and spread broadcast in (batch axis 1); None = no scaling"
     )
-    shift: list[float] | None = Field(None, description="subtracted from inputs (fitted on the training split)")
+    shift: list[float] | None = Field(
+        None, description="subtracted from inputs (fitted on the training split)"
+    )
     spread: list[float] | None = Field(None, description="inputs are divided by it after the shift")
     n_classes: PositiveInt | None = Field(None, description="classes (classification)")
     class_names: list[str] | None = Field(
-        None, description="class id -> name; a CSV's text labels or an image folder's sub-folders map through it"
+        None,
+        description="class id -> name; a CSV's text labels or an image folder's sub-folders "
+        "map through it",
     )
-    source_kind: Literal["builtin", "npz", "csv", "image_folder"] = Field(description="the training source's kind")
-    features: list[str] | None = Field(None, description="CSV: the feature columns, in the model's order")
+    source_kind: Literal["builtin", "npz", "csv", "image_folder"] = Field(
+        description="the training source's kind"
+    )
+    features: list[str] | None = Field(
+        None, description="CSV: the feature columns, in the model's order"
+    )
     target: str | None = Field(None, description="CSV: the target column")
     x_key: str | None = Field(None, description=".npz: the inputs' array")
     y_key: str | None = Field(None, description=".npz: the targets' array")
     image_size: tuple[PositiveInt, PositiveInt] | None = Field(
         None, description="images are resized to (height, width) before scaling"
     )
-    color_mode: Literal["grayscale", "rgb"] | None = Field(None, description="image folders: channels")
+    color_mode: Literal["grayscale", "rgb"] | None = Field(
+        None, description="image folders: channels"
+    )
     builtin: dict[str, Any] | None = Field(
         None, description="builtin sources: the class subset and one-vs-rest choice the run made"
     )
@@ -823,7 +836,9 @@ class SearchResult(Strict):
         description="the best trial's final model on the held-out test split, measured once after "
         "selection on validation (empty without a test split)",
     )
-    best_run: str | None = Field(None, description="the run folder of the best trial, retrained to be tested")
+    best_run: str | None = Field(
+        None, description="the run folder of the best trial, retrained to be tested"
+    )
 
 
 class LrFindSeed(Strict):
