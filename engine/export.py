@@ -19,7 +19,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from advisor.errors import InputError
-from engine.models import build_model
 
 # Platforms the file is lowered for; a GPU machine runs the same file as a CPU one.
 PLATFORMS = ("cpu", "cuda")
@@ -28,6 +27,8 @@ PLATFORMS = ("cpu", "cuda")
 def export_run(predictor, path: str | Path) -> Path:
     """Write the predictor's forward pass (scaling included) to ``path``; returns the path."""
     from jax import export
+
+    from engine.models import build_model
 
     plan, pre = predictor.plan, predictor.preprocessing
     network = build_model(plan.model, plan.input_shape, plan.task, impl="xla")

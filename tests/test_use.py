@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -343,3 +345,21 @@ def test_an_exported_model_gives_the_model_outputs(digits_run, tmp_path):
         got = exported(x[:n])
         assert got.shape == (n, 10)
         assert np.allclose(got, expected, atol=1e-5)
+    # jax alone runs the file: no flax, no engine, no advisor
+    script = (
+        "import sys, numpy as np, jax\n"
+        "from jax import export\n"
+        f"f = export.deserialize(bytearray(open({str(tmp_path / 'm.jaxexport')!r}, 'rb').read()))\n"
+        "x = np.load(sys.argv[1])\n"
+        "np.save(sys.argv[2], np.asarray(f.call(x)))\n"
+        "assert not {'flax', 'engine', 'advisor'} & set(sys.modules), sorted(sys.modules)\n"
+    )
+    np.save(tmp_path / "x.npy", x[:4])
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "x.npy"), str(tmp_path / "y.npy")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert np.allclose(np.load(tmp_path / "y.npy"), exported(x[:4]), atol=1e-6)
