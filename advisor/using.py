@@ -11,6 +11,7 @@ The engine (and so jax) is imported when a model is loaded, not before.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -106,7 +107,11 @@ def evaluate_files(run_dir: Path, data: str, as_json: bool) -> Evaluation:
 
 
 def predict_files(run_dir: Path, input_: str, output: Path, progress: bool | None = None) -> int:
-    """``advisor predict``: a prediction for every row of INPUT, into OUTPUT (.csv, .npy, .json)."""
+    """``advisor predict``: a prediction for every row of INPUT, into OUTPUT (.csv, .npy, .json).
+
+    Batch by batch: each batch is read, predicted and written before the next
+    is read, so memory holds one batch whatever the input's length.
+    """
     import click
 
     from engine.inputs import read_unlabelled
@@ -120,36 +125,76 @@ def predict_files(run_dir: Path, input_: str, output: Path, progress: bool | Non
     if inputs.n == 0:
         raise InputError(f"INPUT: {input_} holds no examples")
     show = sys.stdout.isatty() if progress is None else progress
-    batches = (
-        predictor.prepare(b, f"INPUT {input_}") for b in inputs.batches(predictor.batch_size)
-    )
-    with _progress(inputs.n, show and inputs.n > predictor.batch_size) as advance:
-        outputs = predictor.outputs(batches, advance)
-    predictions = decode(outputs, model.plan.task, model.preprocessing.class_names)
-    _write_predictions(output, predictions, inputs.ids)
-    click.echo(f"wrote {output}: {inputs.n} predictions ({model.plan.task})")
+    size, task, names = predictor.batch_size, model.plan.task, model.preprocessing.class_names
+    with (
+        _progress(inputs.n, show and inputs.n > size) as advance,
+        _PredictionWriter(output, inputs.n) as write,
+    ):
+        for start, batch in zip(range(0, inputs.n, size), inputs.batches(size), strict=True):
+            outputs = predictor.outputs_of_batch(predictor.prepare(batch, f"INPUT {input_}"))
+            write(decode(outputs, task, names), inputs.ids[start : start + len(batch)])
+            advance(len(batch))
+    click.echo(f"wrote {output}: {inputs.n} predictions ({task})")
     return inputs.n
 
 
-def _write_predictions(output: Path, predictions, ids: list) -> None:
-    from advisor.io import write_atomic
+class _PredictionWriter:
+    """Writes predictions batch by batch into a temporary file, renamed to OUTPUT at the end.
 
-    output.parent.mkdir(parents=True, exist_ok=True)
-    if output.suffix == ".npy":
-        np.save(output, predictions.array())
-        return
-    rows = predictions.rows(ids)
-    if output.suffix == ".json":
-        write_atomic(output, json.dumps(rows, indent=1) + "\n")
-        return
-    import csv
-    import io
+    A .npy is a memory map of the whole array (rows, classes or values); CSV
+    and JSON get one record per row.  A failure leaves no OUTPUT behind.
+    """
 
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_atomic(output, buffer.getvalue())
+    def __init__(self, output: Path, n: int):
+        self.output, self.n, self.done = output, n, 0
+        self.tmp = output.with_name(f".{output.name}.partial")
+        self.handle = self.array = self.csv = None
+
+    def __enter__(self):
+        self.output.parent.mkdir(parents=True, exist_ok=True)
+        if self.output.suffix != ".npy":
+            self.handle = self.tmp.open("w", newline="", encoding="utf-8")
+            if self.output.suffix == ".json":
+                self.handle.write("[")
+        return self.write
+
+    def write(self, predictions, ids: list) -> None:
+        if self.output.suffix == ".npy":
+            values = predictions.array()
+            if self.array is None:
+                self.array = np.lib.format.open_memmap(
+                    self.tmp, mode="w+", dtype=np.float32, shape=(self.n, *values.shape[1:])
+                )
+            self.array[self.done : self.done + len(values)] = values
+        elif self.output.suffix == ".json":
+            for row in predictions.rows(ids):
+                self.handle.write(("\n " if self.done == 0 else ",\n ") + json.dumps(row))
+                self.done += 1
+            return
+        else:
+            import csv
+
+            rows = predictions.rows(ids)
+            if self.csv is None:
+                self.csv = csv.DictWriter(
+                    self.handle, fieldnames=list(rows[0]), lineterminator="\n"
+                )
+                self.csv.writeheader()
+            self.csv.writerows(rows)
+        self.done += len(ids)
+
+    def __exit__(self, kind, error, trace):
+        if self.handle is not None:
+            if self.output.suffix == ".json":
+                self.handle.write("\n]\n")
+            self.handle.close()
+        if self.array is not None:
+            self.array.flush()
+            del self.array
+        if kind is None:
+            os.replace(self.tmp, self.output)
+        else:
+            self.tmp.unlink(missing_ok=True)
 
 
 class _progress:

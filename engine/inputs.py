@@ -14,7 +14,7 @@ Every mismatch is an ``InputError`` naming the file and what the run expected.
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,7 +102,7 @@ class Inputs:
     """Unlabelled rows: how many, their ids (row numbers or file names), and a batch reader."""
 
     n: int
-    ids: list
+    ids: Sequence  # row numbers (a range) or file names
     batches: Callable[[int], Iterator[np.ndarray]]  # batch size -> raw inputs, batch by batch
 
 
@@ -161,7 +161,7 @@ def _in_memory(x: np.ndarray) -> Inputs:
         for start in range(0, len(x), batch):
             yield np.asarray(x[start : start + batch])
 
-    return Inputs(len(x), list(range(len(x))), batches)
+    return Inputs(len(x), range(len(x)), batches)
 
 
 def _csv_rows(path: Path, features: list[str]) -> Inputs:
@@ -184,4 +184,4 @@ def _csv_rows(path: Path, features: list[str]) -> Inputs:
                         f"{start + 1}-{start + len(rows)}"
                     ) from None
 
-    return Inputs(n, list(range(n)), batches)
+    return Inputs(n, range(n), batches)
