@@ -153,7 +153,7 @@ def run_plan(
         resolved,
         result,
         variables_of,
-        describe_device(chosen),
+        chosen,
         dataset,
         base_structure,
         diverged,
@@ -181,7 +181,7 @@ def _write_run(
     plan: Plan,
     result: FitResult,
     variables_of,
-    device_text: str,
+    device: jax.Device,
     dataset,
     base_structure,
     diverged,
@@ -207,7 +207,8 @@ def _write_run(
     test_metrics = {}
     if preprocessing is not None and dataset.x_test is not None and result.state is not None:
         # once, at the end, on the final model: nothing above saw these rows
-        predictor = Predictor(plan, jax.device_get(variables_of(result.state)), preprocessing)
+        variables = jax.device_get(variables_of(result.state))
+        predictor = Predictor(plan, variables, preprocessing, device=device)
         test_metrics = predictor.evaluate_prepared(dataset.x_test, dataset.y_test)
     summary = {
         "epoch": epoch,
@@ -251,7 +252,7 @@ def _write_run(
         best_epoch=result.best_epoch,
         stopped_early=result.stopped_early,
         stopped_reason=result.stopped_reason,
-        device=device_text,
+        device=describe_device(device),
         test_metrics=test_metrics,
     )
     write_model(run_dir / "run.json", run)
