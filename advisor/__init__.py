@@ -24,6 +24,7 @@ _API = {
     "load_profile": "advisor.loading",
     "load_plan": "advisor.loading",
     "load_history": "advisor.readers",
+    "load_histories": "advisor.readers",
     "load": "advisor.using",
     "load_exported": "advisor.using",
     "TrainedModel": "advisor.using",

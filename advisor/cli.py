@@ -204,18 +204,22 @@ def explain(plan: Path, field: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the diagnosis as JSON.")
 @click.option("--task", type=click.Choice(TASKS), help="The task, when there is no plan (sets chance level).")
 @click.option("--classes", "n_classes", type=click.IntRange(min=2), help="Number of classes, when there is no plan.")
+@click.option("--run", "run", help="Of a folder or file holding several runs, only this one.")
 def diagnose(history: Path, plan_path: Path | None, output: Path | None, as_json: bool,
-             task: str | None, n_classes: int | None) -> None:
+             task: str | None, n_classes: int | None, run: str | None) -> None:
     """Name what went wrong in a training history and, given the plan, fix it.
 
     \b
     Example:
       advisor diagnose examples/histories/keras_csvlogger_overfitting.csv --task multiclass --classes 10
       advisor diagnose examples/histories/engine_digits_overfit/history.json --plan examples/histories/engine_digits_overfit/plan.json -o next_plan.json
+
+    A folder holding several runs (lightning_logs/version_0, version_1 ..., or several
+    TensorBoard run folders) gives one diagnosis per run; --run NAME picks one.
     """
     from advisor.diagnosis import diagnose_files
 
-    diagnose_files(history, plan_path, output, as_json, task=task, n_classes=n_classes)
+    diagnose_files(history, plan_path, output, as_json, task=task, n_classes=n_classes, run=run)
 
 
 # ----------------------------------------------------------------------------- run

@@ -22,6 +22,7 @@ import numpy as np
 
 from advisor.curve_measures import (
     CAP,
+    LR_RISE,
     deceleration,
     log_space,
     lr_raises,
@@ -36,7 +37,9 @@ from advisor.curve_measures import (
     smooth,
     spike,
     stall,
+    sustained_rise,
     tail_mean,
+    tail_progress,
 )
 from advisor.schemas import History
 
@@ -45,6 +48,9 @@ MIN_WINDOW = 3
 # Wobble and jumps are relative to the value plus a tenth of the curve's range or of the
 # chance-level loss, whichever is larger: near zero a loss flickers by large fractions harmlessly.
 FLOOR_SHARE = 0.1
+# A one-epoch jump as a reader takes it (relative to the value before), floored at a hundredth
+# of the curve's range so that a loss at 1e-6 stepping to 3e-6 is not a 200 % jump.
+JUMP_FLOOR = 0.01
 RISE_FLOOR = 0.02  # the rise from the best is relative to the best plus 2 % of the chance loss
 MIN_EPOCHS_FOR_SHAPE = 4  # fewer points than this carry no trend or noise information
 CROSS_ENTROPY_LOSSES = (
@@ -53,6 +59,18 @@ CROSS_ENTROPY_LOSSES = (
     "sparse_categorical_crossentropy",
 )
 LOSS_SERIES = ("loss", "val_loss")
+# Series that only a two-class problem logs: chance level is then that of a coin.
+BINARY_SERIES = ("auc", "val_auc", "binary_accuracy", "val_binary_accuracy")
+# Guessing K from the history alone: the first loss within 10 % of log K together with the
+# first accuracy within a fifth of 1/K (an untrained classifier starts there), or a loss
+# (accuracy) within 3 % of log K (1/K) at every epoch.  K up to 20 (10 for a flat level alone).
+MAX_INFERRED_CLASSES = 20
+MAX_FLAT_CLASSES = 10  # a flat level alone is weaker evidence: 1/K and log K crowd together past 10
+CHANCE_LOSS_MATCH = 0.1
+CHANCE_ACCURACY_MATCH = 0.2
+FLAT_CHANCE_MATCH = 0.03
+# Series whose NaN or infinity means the run broke down (not the schedule's or the clock's).
+NOT_MODEL_SERIES = ("lr", "epoch_time")
 
 
 def curve_features(
@@ -73,12 +91,15 @@ def curve_features(
     """
     task = history.task or task
     n_classes = history.n_classes or n_classes
+    history = _accuracy_as_fraction(history)
     epochs = np.asarray(history.epochs, dtype=float)
     out: dict[str, Any] = {
         "curve.n_epochs": len(history.epochs),
         "curve.first_epoch": int(history.epochs[0]) if history.epochs else None,
         "curve.last_epoch": int(history.epochs[-1]) if history.epochs else None,
         "curve.has_val": "val_loss" in history.series,
+        "curve.has_loss": any(name in history.series for name in LOSS_SERIES),
+        "curve.loss_epochs": _loss_epochs(history),
     }
     window = max(MIN_WINDOW, round(WINDOW_FRACTION * len(history.epochs)))
     out["curve.window"] = window
@@ -91,19 +112,110 @@ def curve_features(
     raised = lr_raises(history.epochs, history.series.get("lr", []))
     if "lr" in history.series:
         out["curve.lr.raises"] = len(raised)
-    chance = chance_loss(task, n_classes, loss_name)
+        out["curve.lr.moved_since_best"] = _lr_moved_since_best(history)
+    k, how = infer_classes(history, task, n_classes, loss_name)
+    if k is not None:
+        out["curve.classes"] = k
+        out["curve.chance_source"] = how
+    chance = math.log(k) if k is not None and _is_cross_entropy(loss_name) else None
     for name in LOSS_SERIES:
         if name in history.series:
             x, y = _finite_prefix(epochs, history.series[name])
             out.update(_loss_features(name, x, y, window, chance, raised))
+    main = "loss" if "curve.loss.first" in out else "val_loss"
+    out.update(
+        {
+            "curve.main." + key.removeprefix(f"curve.{main}."): value
+            for key, value in list(out.items())
+            if key.startswith(f"curve.{main}.")
+        }
+    )
     for name in ("accuracy", "val_accuracy", "r2", "val_r2"):
         if name in history.series:
             x, y = _finite_prefix(epochs, history.series[name])
             out.update(_score_features(name, x, y, window))
     out.update(_gap_features(history, epochs, out, window))
-    out.update(_chance_features(task, n_classes, loss_name, out, history))
+    out.update(_chance_features(k, chance, out, history))
     out.update(_gradient_features(history, out.get("curve.nonfinite_epoch")))
     return {key: _plain(value) for key, value in out.items() if value is not None}
+
+
+def infer_classes(
+    history: History, task: str | None, n_classes: int | None, loss_name: str | None = None
+) -> tuple[int | None, str | None]:
+    """The K of chance level, and how it was found: ``given`` (task and classes from the
+    history, the plan or the command line), ``metric_names`` (a binary-only metric such as
+    AUC or a binary loss name), ``accuracy_and_loss`` (accuracy near 1/K where the loss is
+    near log K), ``flat_loss`` (a loss that sat at log K all run) or ``flat_accuracy``
+    (an accuracy that sat at 1/K all run).  (None, None) for regression or when nothing
+    points to a K.
+    """
+    if task == "regression":
+        return None, None
+    given = _classes(task, n_classes)
+    if given is not None:
+        return given, "given"
+    if any(name in history.series for name in BINARY_SERIES) or loss_name == "binary_crossentropy":
+        return 2, "metric_names"
+    if loss_name is not None and not _is_cross_entropy(loss_name):
+        return None, None  # the loss says nothing of K, and without K no accuracy level either
+    if "r2" in history.series or "val_r2" in history.series:
+        return None, None
+    loss = _values(history, "loss") or _values(history, "val_loss")
+    accuracy = _values(history, "accuracy") or _values(history, "val_accuracy")
+    both = [
+        (abs(loss[0] / math.log(k) - 1), k)
+        for k in range(2, MAX_INFERRED_CLASSES + 1)
+        if loss
+        and accuracy
+        and abs(loss[0] / math.log(k) - 1) <= CHANCE_LOSS_MATCH
+        and abs(accuracy[0] - 1 / k) <= CHANCE_ACCURACY_MATCH / k
+    ]
+    if both:
+        return min(both)[1], "accuracy_and_loss"
+    for k in range(2, MAX_FLAT_CLASSES + 1):
+        if len(loss) >= 2 and all(abs(v / math.log(k) - 1) <= FLAT_CHANCE_MATCH for v in loss):
+            return k, "flat_loss"
+        if len(accuracy) >= 2 and all(abs(v - 1 / k) <= FLAT_CHANCE_MATCH / k for v in accuracy):
+            return k, "flat_accuracy"
+    return None, None
+
+
+def _lr_moved_since_best(history: History) -> bool | None:
+    """Whether the recorded learning rate ends more than LR_RISE away from where it stood when
+    the training loss was at its best: a loss that rises after the schedule cut the rate, or
+    raised it again (a warm restart), is not a fixed rate's doing."""
+    pairs = [
+        (lr, loss)
+        for lr, loss in zip(history.series["lr"], history.series.get("loss", []), strict=False)
+        if lr is not None and loss is not None and math.isfinite(lr) and math.isfinite(loss)
+    ]
+    if len(pairs) < 2:
+        return None
+    at_best = min(pairs, key=lambda pair: pair[1])[0]
+    return abs(pairs[-1][0] - at_best) > LR_RISE * abs(at_best)
+
+
+def _values(history: History, name: str) -> list[float]:
+    return [v for v in history.series.get(name, []) if v is not None and math.isfinite(v)]
+
+
+def _loss_epochs(history: History) -> int:
+    """Epochs at which some loss (training or validation) has a value."""
+    columns = [history.series[name] for name in LOSS_SERIES if name in history.series]
+    return sum(any(col[i] is not None for col in columns) for i in range(len(history.epochs)))
+
+
+def _accuracy_as_fraction(history: History) -> History:
+    """Accuracies logged in percent (any value above 1.5) as fractions of one."""
+    series = dict(history.series)
+    changed = False
+    for name in ("accuracy", "val_accuracy"):
+        values = _values(history, name)
+        if values and max(values) > 1.5 and max(values) <= 100.0:
+            series[name] = [v / 100.0 if v is not None else None for v in series[name]]
+            changed = True
+    return history.model_copy(update={"series": series}) if changed else history
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -137,16 +249,30 @@ def _finite_prefix(epochs: np.ndarray, values: list[float | None]) -> tuple[np.n
 
 
 def _nonfinite(history: History) -> dict[str, Any]:
-    """Where a loss first became NaN or infinite."""
-    first = None
-    for name in (*LOSS_SERIES, "grad_norm"):
-        for epoch, value in zip(history.epochs, history.series.get(name, []), strict=False):
+    """Where any loss, metric or gradient norm first became NaN or infinite, which series
+    did, and the last finite values of the losses before that epoch."""
+    first, which = None, None
+    for name, values in history.series.items():
+        if name in NOT_MODEL_SERIES:
+            continue
+        for epoch, value in zip(history.epochs, values, strict=False):
             if value is not None and not math.isfinite(value):
-                first = epoch if first is None else min(first, epoch)
+                if first is None or epoch < first:
+                    first, which = epoch, name
                 break
     out: dict[str, Any] = {"curve.nonfinite": first is not None}
-    if first is not None:
-        out["curve.nonfinite_epoch"] = first
+    if first is None:
+        return out
+    out["curve.nonfinite_epoch"] = first
+    out["curve.nonfinite_series"] = which
+    before = [i for i, e in enumerate(history.epochs) if e < first]
+    if before:
+        out["curve.last_finite_epoch"] = int(history.epochs[before[-1]])
+    for name in LOSS_SERIES:
+        kept = [history.series.get(name, [None] * len(history.epochs))[i] for i in before]
+        kept = [v for v in kept if v is not None]
+        if kept:
+            out[f"curve.{name}.last_finite"] = float(kept[-1])
     return out
 
 
@@ -182,11 +308,14 @@ def _loss_features(
         p + "best": float(y[best]),
         p + "best_epoch": int(x[best]),
         p + "worst": float(y.max()),
+        p + "end_over_best": float(y[-1]) / level - 1.0 if float(y[best]) > 0 else None,
         p + "epochs_since_best": int(x[-1] - x[best]),
         p + "rel_drop": (first - float(y[best])) / max(abs(first), 1e-12),
         p + "rise_from_best": (final - float(y[best])) / level,
         p + "final_over_first": final / first if first > 0 else None,
     }
+    out.update({p + key: value for key, value in tail_progress(y).items()})
+    out[p + "sustained_rise"] = sustained_rise(y)
     if n < MIN_EPOCHS_FOR_SHAPE:
         return out
     z, is_log = log_space(y)
@@ -211,6 +340,22 @@ def _loss_features(
             if moves.sum() > 0
             else 0.0,
             p + "max_jump": float(jumps.max()) if len(jumps) else 0.0,
+            p + "rise_share": float(np.mean(diffs[own] > 0)) if own.any() else 0.0,
+            p + "max_rise": float(
+                (diffs[own] / (np.abs(y[:-1][own]) + JUMP_FLOOR * float(np.ptp(y)) + 1e-12)).max()
+            )
+            if own.any()
+            else 0.0,
+            # relative to the value plus FLOOR_SHARE of the curve's own range (not of the chance
+            # loss): a near-zero loss that zig-zags by its own size is still moving a lot
+            p + "median_move": float(
+                np.median(
+                    np.abs(diffs[own])
+                    / (np.abs(y[:-1][own]) + FLOOR_SHARE * float(np.ptp(y)) + 1e-12)
+                )
+            )
+            if own.any()
+            else 0.0,
             p + "rise_from_min": rise_from_min(y, damping, last_raise),
             p + "linearity": r_squared(x, y),
             p + "deceleration": deceleration(s),
@@ -237,6 +382,7 @@ def _score_features(name: str, x: np.ndarray, y: np.ndarray, window: int) -> dic
         p + "best_epoch": int(x[best]),
         p + "drop_from_best": float(y[best] - tail_mean(y)),
         p + "recent_gain": float(y[-1] - y[-1 - k]) if k > 0 else None,
+        p + "max_gain": float(np.diff(y).max()) if len(y) > 1 else None,
     }
 
 
@@ -268,6 +414,12 @@ def _gap_features(history: History, epochs: np.ndarray, out: dict, window: int) 
         result["curve.loss.change_after_val_best"] = (
             float(np.mean(t[-3:])) - float(t[best])
         ) / t_best
+    # The gap as a reader takes it off the last epoch: (V - L) / L, and its growth since
+    # V's best epoch relative to the gap there.
+    end_gap = float(gap[-1])
+    result["curve.gap.over_train"] = end_gap / max(abs(float(t[-1])), 1e-12)
+    if abs(float(gap[best])) > 1e-12:
+        result["curve.gap.growth_since_best"] = (end_gap - float(gap[best])) / abs(float(gap[best]))
     if "curve.accuracy.final" in out and "curve.val_accuracy.final" in out:
         result["curve.gap.accuracy"] = out["curve.accuracy.final"] - out["curve.val_accuracy.final"]
     return result
@@ -281,31 +433,38 @@ def _classes(task: str | None, n_classes: int | None) -> int | None:
     return k if k and k >= 2 else None
 
 
+def _is_cross_entropy(loss_name: str | None) -> bool:
+    """Unknown losses are taken for cross-entropy (what a classifier's history nearly always is)."""
+    return loss_name is None or loss_name in CROSS_ENTROPY_LOSSES
+
+
 def chance_loss(task: str | None, n_classes: int | None, loss_name: str | None) -> float | None:
     """Cross-entropy of a uniform guess, log K; None when the loss is not a cross-entropy."""
     k = _classes(task, n_classes)
-    if k is None or (loss_name is not None and loss_name not in CROSS_ENTROPY_LOSSES):
+    if k is None or not _is_cross_entropy(loss_name):
         return None
     return math.log(k)
 
 
 def _chance_features(
-    task: str | None, n_classes: int | None, loss_name: str | None, out: dict, history: History
+    k: int | None, chance: float | None, out: dict, history: History
 ) -> dict[str, Any]:
     """Distance from chance level: loss / log K for cross-entropy, skill above 1/K for accuracy."""
-    k = _classes(task, n_classes)
     if k is None:
         return {}
     result: dict[str, Any] = {"curve.chance_accuracy": 1.0 / k}
     for name in ("accuracy", "val_accuracy"):
         if f"curve.{name}.final" in out:
-            result[f"curve.{name}.skill"] = (out[f"curve.{name}.final"] - 1 / k) / (1 - 1 / k)
-    chance = chance_loss(task, n_classes, loss_name)
+            final = out[f"curve.{name}.final"]
+            result[f"curve.{name}.skill"] = (final - 1 / k) / (1 - 1 / k)
+            result[f"curve.{name}.chance_margin"] = final - 1 / k
     if chance is not None:
         result["curve.chance_loss"] = chance
-        for name in LOSS_SERIES:
+        for name in (*LOSS_SERIES, "main"):
             if f"curve.{name}.best" in out:
-                x, y = _finite_prefix(np.asarray(history.epochs, float), history.series[name])
+                series = "loss" if name == "main" and "curve.loss.best" in out else name
+                series = "val_loss" if series == "main" else series
+                x, y = _finite_prefix(np.asarray(history.epochs, float), history.series[series])
                 result[f"curve.{name}.chance_ratio"] = tail_mean(y) / chance
                 result[f"curve.{name}.peak_chance_ratio"] = float(y.max()) / chance
     return result

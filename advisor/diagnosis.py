@@ -85,6 +85,7 @@ def _run(history, plan, rules_dirs) -> tuple[Diagnosis, Plan | None]:
     fixes = fixes_from(inference, plan) if plan is not None else []
     diagnosis = Diagnosis(
         history=history.source,
+        primary=inference.facts.get("diagnosis.primary"),
         problems=problems_from(inference),
         features={k: round_value(v, 6) for k, v in sorted(features.items())},
         fixes=fixes,
@@ -124,7 +125,8 @@ def plan_facts(plan: Plan) -> dict[str, Any]:
 @lru_cache(maxsize=8)
 def diagnosis_rules(rules_dirs: tuple[str, ...] = ()) -> list[Rule]:
     """The ``diagnose``-domain rules: built-in plus extra files or folders."""
-    return [rule for rule in load_rules(list(rules_dirs), domain="diagnose") if rule.domain == "diagnose"]
+    rules = load_rules(list(rules_dirs), domain="diagnose")
+    return [rule for rule in rules if rule.domain == "diagnose"]
 
 
 def example_facts(example: dict[str, Any]) -> dict[str, Any]:
@@ -167,6 +169,8 @@ def render(diagnosis: Diagnosis, next_plan: str | Path | None = None) -> list[st
     source = diagnosis.history
     where = source.path or "history"
     names = ", ".join(p.name for p in diagnosis.problems) or "nothing to judge"
+    if diagnosis.primary is not None and len(diagnosis.problems) > 1:
+        names = f"{diagnosis.primary} (first); all: {names}"
     lines = [f"{where} ({source.format}, {diagnosis.n_epochs} epochs): {names}"]
     for problem in diagnosis.problems:
         span = f" epochs {problem.epochs[0]}-{problem.epochs[1]}" if problem.epochs else ""
@@ -234,35 +238,72 @@ def diagnose_files(
     as_json: bool,
     task: str | None = None,
     n_classes: int | None = None,
+    run: str | None = None,
 ) -> None:
-    """``advisor diagnose HISTORY [--plan PLAN] [-o NEXT_PLAN] [--json] [--task T --classes K]``.
+    """``advisor diagnose HISTORY [--run R] [--plan P] [-o NEXT] [--json] [--task T --classes K]``.
 
     ``task`` and ``n_classes`` stand in for a plan's when there is none: they set the
-    chance level that underfitting and overshooting are judged against.
+    chance level that underfitting and overshooting are judged against.  A folder (or
+    notebook) holding several runs gives one diagnosis per run, each labelled with its
+    run name, or only the run ``run`` names; runs are never merged.
 
     Raises:
-        InputError: unreadable input, or ``-o`` without ``--plan``; nothing is written.
+        InputError: unreadable input, an unknown ``run``, ``-o`` without ``--plan``, or
+            ``-o`` for several runs at once; nothing is written.
     """
-    history = load_history(history_path)
-    if task is not None or n_classes is not None:
-        history = history.model_copy(
-            update={"task": task or history.task, "n_classes": n_classes or history.n_classes}
-        )
+    from advisor.readers import load_histories
+
+    histories = load_histories(history_path)
+    if run is not None:
+        tails = [name for name in histories if name.endswith("/" + run)]
+        run = tails[0] if run not in histories and len(tails) == 1 else run
+        if run not in histories:
+            raise InputError(
+                f"--run {run}: no such run in {history_path}; expected one of: "
+                + ", ".join(histories)
+            )
+        histories = {run: histories[run]}
     if output is not None and plan_path is None:
         raise InputError(
             "-o/--output: a revised plan needs --plan PLAN, the plan that produced the history"
         )
-    if plan_path is not None:
-        diagnosis, next_plan = revise_plan(history, plan_path)
-        if output is not None:  # its paths absolute, so it runs from the folder it is written to
-            from advisor.loading import resolve_plan_paths
+    if output is not None and len(histories) > 1:
+        raise InputError(
+            f"-o/--output: {history_path} holds {len(histories)} runs; choose the one the plan "
+            "produced with --run NAME (" + ", ".join(histories) + ")"
+        )
+    diagnoses = {}
+    for name, history in histories.items():
+        if task is not None or n_classes is not None:
+            history = history.model_copy(
+                update={"task": task or history.task, "n_classes": n_classes or history.n_classes}
+            )
+        if plan_path is not None:
+            diagnosis, next_plan = revise_plan(history, plan_path)
+            if output is not None:  # its paths absolute, so it runs from the folder it is in
+                from advisor.loading import resolve_plan_paths
 
-            write_model(output, resolve_plan_paths(next_plan, Path(plan_path).parent))
-    else:
-        diagnosis = diagnose(history)
+                write_model(output, resolve_plan_paths(next_plan, Path(plan_path).parent))
+        else:
+            diagnosis = diagnose(history)
+        diagnoses[name] = diagnosis
     if as_json:
         import click
 
-        click.echo(diagnosis.model_dump_json(indent=2))
-    else:
+        if len(diagnoses) == 1:
+            click.echo(next(iter(diagnoses.values())).model_dump_json(indent=2))
+        else:
+            import json
+
+            parts = [
+                f"  {json.dumps(name)}: {d.model_dump_json()}" for name, d in diagnoses.items()
+            ]
+            click.echo("{\n" + ",\n".join(parts) + "\n}")
+        return
+    for index, (name, diagnosis) in enumerate(diagnoses.items()):
+        if len(diagnoses) > 1:
+            import click
+
+            header = f"== run {name} ({index + 1} of {len(diagnoses)}) =="
+            click.echo(("\n" if index else "") + header)
         print_diagnosis(diagnosis, output)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Collection
 from typing import Any
 
 from pydantic import ValidationError
@@ -62,13 +63,22 @@ def round_value(value: Any, digits: int = 4) -> Any:
     return value
 
 
-def treated_problem(derivation: Derivation) -> str | None:
-    """The problem a fix rule treats: the first ``problem.*`` fact its conditions require."""
-    for cond in derivation.rule.when:
-        for name in sorted(cond.facts):
-            if name.startswith("problem.") and cond.op == "eq":
-                return name.removeprefix("problem.")
-    return None
+def treated_problem(derivation: Derivation, found: Collection[str] = ()) -> str | None:
+    """The problem a fix rule treats: a ``problem.*`` fact its conditions require to be true.
+
+    A rule may treat any of several problems (an ``any`` group); then the first of them
+    that was ``found`` is named, else the first it names.
+    """
+    named = [name for cond in derivation.rule.when for name in _problems_required(cond)]
+    return next((n for n in named if n in found), named[0] if named else None)
+
+
+def _problems_required(cond: Any) -> list[str]:
+    if cond.op == "any":
+        return [name for child in cond.children for name in _problems_required(child)]
+    if cond.op == "eq" and cond.fact and cond.fact.startswith("problem.") and cond.value is True:
+        return [cond.fact.removeprefix("problem.")]
+    return []
 
 
 def fixes_from(inference: Inference, plan: Plan) -> list[Fix]:
@@ -87,7 +97,7 @@ def fixes_from(inference: Inference, plan: Plan) -> list[Fix]:
         before, after = get_path(old, path), get_path(applied, path)
         if before == after:
             continue
-        problem = treated_problem(derivation) or _problem_of_consistency(inference)
+        problem = treated_problem(derivation, inference.findings) or _problem_served(inference)
         fixes.append(
             Fix(
                 field=path,
@@ -102,10 +112,17 @@ def fixes_from(inference: Inference, plan: Plan) -> list[Fix]:
     return fixes
 
 
-def _problem_of_consistency(inference: Inference) -> str:
-    """A consistency fix (steps per epoch) serves the most severe problem found."""
-    found = [name for name in PROBLEMS if name in inference.findings]
-    return found[0] if found else "healthy"
+def _problem_served(inference: Inference) -> str:
+    """A fix that names no problem (steps per epoch following the batch size, more epochs
+    for a run too short to judge) serves the primary problem, else the most severe found;
+    with no finding at all the run could not be judged."""
+    primary = inference.facts.get("diagnosis.primary")
+    if primary in inference.findings:
+        return primary
+    found = problems_from(inference)
+    if found:
+        return found[0].name
+    return "inconclusive" if "inconclusive" in PROBLEMS else "healthy"
 
 
 def advice_from(inference: Inference) -> list[Advice]:
@@ -116,7 +133,7 @@ def advice_from(inference: Inference) -> list[Advice]:
             out.append(
                 Advice(
                     name=key.removeprefix("advice."),
-                    problem=treated_problem(derivation),
+                    problem=treated_problem(derivation, inference.findings),
                     rule=derivation.rule.id,
                     reason=derivation.rule.reason,
                     source=derivation.rule.source,

@@ -619,7 +619,17 @@ class Plan(Strict):
 # ----------------------------------------------------------------------------- history
 
 HistoryFormat = Literal[
-    "native", "keras_json", "keras_csv", "lightning_csv", "hf_trainer_state", "tensorboard", "text_log"
+    "native",
+    "keras_json",
+    "keras_csv",
+    "lightning_csv",
+    "hf_trainer_state",
+    "tensorboard",
+    "text_log",
+    "pandas_csv",
+    "fastai_table",
+    "ipynb",
+    "json_lines",
 ]
 
 
@@ -629,6 +639,11 @@ class HistorySource(Strict):
     format: HistoryFormat = Field(description="the reader that parsed it")
     path: str | None = Field(None, description="the file it was read from")
     skipped: list[str] = Field(default_factory=list, description="lines/rows/series left out, and why")
+    notes: list[str] = Field(
+        default_factory=list,
+        description="how values were derived: summed loss heads, per-step means, a partial last epoch",
+    )
+    run: str | None = Field(None, description="the run's sub-folder or cell, when the source held several")
 
 
 class History(Strict):
@@ -702,6 +717,9 @@ class Diagnosis(Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="constants")
 
     history: HistorySource
+    primary: ProblemName | None = Field(
+        None, description="the problem to name first, by the precedence in rules/50_problems.toml"
+    )
     problems: list[Problem]
     features: dict[str, Any] = Field(default_factory=dict, description="curve features computed")
     fixes: list[Fix] = Field(default_factory=list, description="plan changes (empty without a plan)")

@@ -69,6 +69,7 @@ ProblemName = Literal[
     "vanishing_gradients",
     "exploding_gradients",
     "dead_units",
+    "inconclusive",
 ]
 Severity = Literal["info", "warning", "critical"]
 
@@ -253,6 +254,14 @@ _LOSS_CURVE = {
     "drop_after_plateau": ("float", "how far the curve fell after that stretch, as a fraction"),
     "chance_ratio": ("float", "final value / chance-level loss (1 = no better than guessing)"),
     "peak_chance_ratio": ("float", "highest value / chance-level loss"),
+    "last_finite": ("float", "last value before the first NaN or infinity of the run"),
+    "tail_gain": ("float", "how far the last max(3, n/5) epochs fell below the best before them"),
+    "tail_share": ("float", "that fall as a share of the whole run's improvement"),
+    "end_over_best": ("float", "last value / lowest value - 1"),
+    "sustained_rise": ("float", "rise above the best held 2+ later epochs beyond the noise, / best"),
+    "rise_share": ("float", "share of epoch-to-epoch moves that go up"),
+    "max_rise": ("float", "largest one-epoch rise / (value before + 1 % of the curve's range)"),
+    "median_move": ("float", "median |one-epoch change| / (value before + a tenth of the range)"),
 }
 _SCORE_CURVE = {
     "first": ("float", "value at the first epoch"),
@@ -262,22 +271,36 @@ _SCORE_CURVE = {
     "drop_from_best": ("float", "best - final"),
     "recent_gain": ("float", "rise over the recent window"),
     "skill": ("float", "(final - chance) / (1 - chance): 0 = guessing, 1 = perfect"),
+    "chance_margin": ("float", "final - chance accuracy (1/K)"),
+    "max_gain": ("float", "largest rise from one epoch to the next"),
 }
 _RUN_CURVE = {
     "n_epochs": ("int", "epochs in the history"),
     "first_epoch": ("int", "first epoch number"),
     "last_epoch": ("int", "last epoch number"),
     "has_val": ("bool", "the history has a validation loss"),
+    "has_loss": ("bool", "the history has a training or validation loss"),
+    "loss_epochs": ("int", "epochs at which a training or validation loss was logged"),
+    "classes": ("int", "K of the chance level, given or inferred from the history"),
+    "chance_source": (
+        "str",
+        "how K was found: given, metric_names, accuracy_and_loss, flat_loss, flat_accuracy",
+    ),
+    "nonfinite_series": ("str", "the series that first became NaN or infinite"),
+    "last_finite_epoch": ("int", "last epoch before the first NaN or infinity"),
     "window": ("int", "epochs in the recent window (a fifth of the run, at least 3)"),
     "window_start": ("int", "first epoch of the recent window"),
     "planned_epochs": ("int", "epochs the plan asked for"),
     "stopped_early": ("bool", "the run ended before the planned epochs"),
+    "lr.moved_since_best": ("bool", "the learning rate ends 5 % off its value at the best loss"),
     "lr.raises": ("int", "epochs at which the recorded learning rate rose (warmup, warm restarts)"),
     "nonfinite": ("bool", "a loss or gradient norm became NaN or infinite"),
     "nonfinite_epoch": ("int", "first epoch with a NaN or infinite loss or gradient norm"),
     "gap.final": ("float", "(val_loss - loss) / val_loss over the last 3 epochs"),
     "gap.at_val_best": ("float", "(val_loss - loss) / val_loss at the best validation epoch"),
     "gap.growth": ("float", "growth of val_loss - loss over the second half of the run, / best val_loss"),
+    "gap.over_train": ("float", "(val_loss - loss) / loss at the last epoch"),
+    "gap.growth_since_best": ("float", "growth of val_loss - loss since the best val epoch, / gap there"),
     "gap.accuracy": ("float", "training accuracy - validation accuracy at the end"),
     "loss.change_after_val_best": ("float", "relative change of the training loss after the best val epoch"),
     "chance_loss": ("float", "cross-entropy of guessing: log K (log 2 for binary)"),
@@ -298,9 +321,10 @@ _RUN_CURVE = {
 
 def _diagnosis_facts() -> dict[str, FactSpec]:
     facts = {}
-    for series in ("loss", "val_loss"):
+    for series in ("loss", "val_loss", "main"):
+        label = "main (training loss, else validation loss)" if series == "main" else series
         for name, (kind, text) in _LOSS_CURVE.items():
-            facts[f"curve.{series}.{name}"] = FactSpec(kind, f"{series}: {text}")
+            facts[f"curve.{series}.{name}"] = FactSpec(kind, f"{label}: {text}")
     for series in ("accuracy", "val_accuracy", "r2", "val_r2"):
         for name, (kind, text) in _SCORE_CURVE.items():
             facts[f"curve.{series}.{name}"] = FactSpec(kind, f"{series}: {text}")
@@ -362,6 +386,18 @@ THRESHOLDS = {
     "update_ratio_low": "update / weight ratio below which steps are too small",
     "update_ratio_high": "update / weight ratio above which steps are too large",
     "dead_fraction": "share of dead hidden units that counts as a problem",
+    "no_learning": "best loss less than this far below the first counts as no learning",
+    "chance_ratio_over": "loss / chance loss up to which a model counts as guessing",
+    "chance_acc_margin": "accuracy at most this far above 1/K counts as guessing",
+    "healthy_drop": "relative fall of the loss a healthy run must show",
+    "healthy_chance_ratio": "loss / chance loss below which a run learned materially",
+    "rise_share_high": "share of upward moves of the training loss that counts as oscillation",
+    "move_high": "median relative epoch-to-epoch move that counts as large",
+    "slow_accuracy_gain": "largest one-epoch accuracy gain below which accuracy never moved",
+    "satisfied_accuracy": "best accuracy below which a run that never moved learned nothing useful",
+    "diverge_loss_level": "a classification loss this large has blown up",
+    "poor_accuracy": "training accuracy below which a flat run fits its data poorly",
+    "close_accuracy": "train and validation accuracy this close agree",
 }
 # Judgements the rules draw from the problems found, for the rules that come after them.
 JUDGEMENTS = {
@@ -370,6 +406,10 @@ JUDGEMENTS = {
     ),
     "diagnosis.confounded": FactSpec(
         "bool", "the instability shook the training loss too: the val curve says little of memorising"
+    ),
+    "diagnosis.primary": _cat(
+        "the problem a careful reader names first (rules/50_problems.toml, precedence)",
+        PROBLEMS,
     ),
     "diagnosis.overfitting_strong": FactSpec(
         "bool", "overfitting strong (or mild cures spent) enough for the full regularisation bundle"
@@ -383,5 +423,8 @@ ADVICE = {
     "longer_run": "the run is too short to judge its shape; train longer before diagnosing",
     "stabilise_first": "overfitting fixes wait until a run with stable optimisation shows it again",
     "finish_run": "the run ended before its planned epochs, not by early stopping; finish it",
+    "log_validation": "log a validation loss every epoch: without it overfitting cannot be judged",
+    "log_loss": "log the training and validation loss: accuracy alone cannot show the fit",
+    "check_labels": "check that the labels match the inputs (shuffled apart, one class)",
 }
 FACTS.update(_diagnosis_facts())

@@ -123,6 +123,9 @@ def test_help_examples_run_as_written(tmp_path, monkeypatch):
 
 def test_task_and_classes_set_the_chance_level_without_a_plan():
     path = HISTORIES / "hand" / "underfitting_chance_01.json"
-    assert invoke("diagnose", path).output.splitlines()[0].endswith(": healthy")  # chance level unknown
-    result = invoke("diagnose", path, "--task", "multiclass", "--classes", "10")
-    assert result.output.splitlines()[0].endswith(": underfitting")
+    result = invoke("diagnose", path, "--task", "multiclass", "--classes", "10", "--json")
+    told = json.loads(result.output)
+    assert told["primary"] == "underfitting" and told["features"]["curve.chance_source"] == "given"
+    # Without them the run is not called healthy: it is judged on what the history shows.
+    blind = json.loads(invoke("diagnose", path, "--json").output)
+    assert blind["primary"] != "healthy"

@@ -87,7 +87,7 @@ def test_a_spike_is_a_jump():
     loss = 0.2 + 2.0 * np.exp(-T / 5)
     loss[20] *= 2.5
     f = features(loss=loss)
-    rise = (loss[20] - loss[19]) / (loss[19] + 0.1 * np.ptp(loss))  # relative to value + 10 % of range
+    rise = (loss[20] - loss[19]) / (loss[19] + 0.1 * np.ptp(loss))  # vs value + 10 % of range
     assert f["curve.loss.max_jump"] == pytest.approx(rise, rel=1e-9)
 
 
@@ -162,3 +162,33 @@ def test_planned_epochs_tell_an_early_stop():
     history = load_history({"loss": [1.0, 0.8, 0.7, 0.65]})
     assert curve_features(history, planned_epochs=10)["curve.stopped_early"] is True
     assert curve_features(history, planned_epochs=4)["curve.stopped_early"] is False
+
+
+def test_a_ten_thousand_epoch_history_is_diagnosed():
+    """Curve features are linear in the epochs: a 10,000-epoch run (a fast fall, then a long
+    noisy flat stretch, the worst case of the flat-stretch search) is diagnosed whole."""
+    from advisor.diagnosis import diagnose
+
+    rng = np.random.default_rng(3)
+    t = np.arange(10_000)
+    loss = 2.3 * np.exp(-t / 300) + 0.05 + 0.002 * rng.standard_normal(t.size)
+    d = diagnose({"loss": loss.tolist(), "val_loss": (loss + 0.02).tolist()})
+    assert d.n_epochs == 10_000
+    assert d.features["curve.loss.best_epoch"] > 1_000
+    assert d.primary == "healthy"
+
+
+def test_chance_level_is_inferred_from_the_history_and_says_how():
+    """K from the task when given, else from a binary-only metric, else from a first loss near
+    log K where the first accuracy is near 1/K; nothing for a regression or a run that learned."""
+    from advisor.curves import infer_classes
+
+    def k_of(task=None, n_classes=None, **series):
+        return infer_classes(load_history(series), task, n_classes)
+
+    assert k_of("multiclass", 7, loss=[1.0, 0.5]) == (7, "given")
+    assert k_of(loss=[0.7, 0.6, 0.5], auc=[0.5, 0.6, 0.7]) == (2, "metric_names")
+    assert k_of(loss=[2.31, 2.1, 1.9], accuracy=[0.1, 0.2, 0.3]) == (10, "accuracy_and_loss")
+    assert k_of(loss=[1.61, 1.6, 1.61], accuracy=[0.3, 0.31, 0.3]) == (5, "flat_loss")
+    assert k_of("regression", None, loss=[0.693] * 5) == (None, None)
+    assert k_of(loss=[0.9, 0.4, 0.2], accuracy=[0.8, 0.9, 0.95]) == (None, None)

@@ -3,15 +3,16 @@ training logs (``loss``, ``grad_norm``, ``learning_rate`` every ``logging_steps`
 and evaluation logs (``eval_loss``, ``eval_accuracy`` ...), each with a fractional
 ``epoch`` and a ``step``.
 
-The points of the History are the evaluations when they are at least as many as
-the epochs (``eval_strategy="steps"``), else the epochs; training logs are
-averaged over the steps up to each point.  The closing summary entry
-(``train_runtime``, run-average ``train_loss``) is not a point of the curve.
+Each log belongs to the epoch it was written in (epoch 2.25 to epoch 3); per-step
+values (``loss``, ``grad_norm``) are averaged over the epoch, an evaluation is the
+epoch's value (the last one when there were several).  When training stopped inside
+an epoch (a final epoch of 2.5), that last epoch is kept and noted as partial.  The
+closing summary entry (``train_runtime``, run-average ``train_loss``) is not a point
+of the curve.
 """
 
 from __future__ import annotations
 
-import bisect
 import math
 
 from advisor.readers.table import Content, HistoryBuilder
@@ -44,29 +45,40 @@ def read(content: Content) -> History:
             builder.skip(f"log_history[{index}]: no epoch or step")
             continue
         logs.append((index, entry))
-    evals = sorted({_position(e) for _, e in logs if any(k.startswith("eval_") for k in e)})
-    epochs = sorted({max(1, math.ceil(_epoch(e) - 1e-9)) for _, e in logs})
-    by_eval = len(evals) > len(epochs) and len(evals) >= 2
+    evaluations: dict[int, int] = {}
     for index, entry in logs:
-        if by_eval:
-            point = min(bisect.bisect_left(evals, _position(entry)), len(evals) - 1) + 1
-        else:
-            point = max(1, math.ceil(_epoch(entry) - 1e-9))
+        point = max(1, math.ceil(_epoch(entry) - 1e-9))
+        if any(k.startswith("eval_") for k in entry):
+            evaluations[point] = evaluations.get(point, 0) + 1
         for name, value in entry.items():
             if name in ("epoch", "step"):
                 continue
             builder.add(
                 point, name, value, where=f"log_history[{index}]", per_step=name in _PER_STEP
             )
+    several = sorted(e for e, n in evaluations.items() if n > 1)
+    if several:
+        builder.note(
+            f"several evaluations in an epoch (epochs {several[0]}-{several[-1]}): "
+            "each epoch's evaluation values are its last"
+        )
+    final = _final_epoch(content.json, logs)
+    if final is not None and final - math.floor(final) > 0.01:
+        builder.note(
+            f"epoch {math.ceil(final)} is partial: training stopped at epoch {final:g}; "
+            "its values are the mean of the steps logged in it"
+        )
     return builder.build()
+
+
+def _final_epoch(state: dict, logs: list[tuple[int, dict]]) -> float | None:
+    """Where training stopped: the state's ``epoch``, else the last log's."""
+    value = state.get("epoch")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return max((_epoch(entry) for _, entry in logs), default=None)
 
 
 def _epoch(entry: dict) -> float:
     value = entry.get("epoch")
     return float(value) if isinstance(value, (int, float)) else 0.0
-
-
-def _position(entry: dict) -> float:
-    """Where in training a log was written: its step, else its fractional epoch."""
-    step = entry.get("step")
-    return float(step) if isinstance(step, int) else _epoch(entry)

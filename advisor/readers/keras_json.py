@@ -1,15 +1,52 @@
 """Keras ``history.history`` saved as JSON: ``{"loss": [...], "val_loss": [...], ...}``.
 
 Also accepted: the same table under a ``history`` key (a pickled-then-dumped
-History object), and an ``epoch`` list (0-based, as Keras counts).
+History object), an ``epoch`` list (0-based, as Keras counts), and the table
+written as Python's ``repr`` (``str(history.history)``: single quotes, bare
+``nan``, ``np.float64(0.5)``), on its own or as one JSON string.
 """
 
 from __future__ import annotations
+
+import ast
+import json
+import re
 
 from advisor.readers.table import Content, HistoryBuilder
 from advisor.schemas import History
 
 FORMAT = "keras_json"
+_NUMPY_SCALAR = re.compile(r"\bnp\.(?:float|int)(?:16|32|64)\(([^()]*)\)")
+_BARE_SPECIAL = re.compile(r"(?<![\w'\"])(-?inf|nan)(?![\w'\"])")
+_MAX_REPR = 32 * 1024 * 1024
+
+
+def _data(content: Content):
+    """The JSON value, or the dict a Python repr (bare or inside a JSON string) spells."""
+    data = content.json
+    text = (content.text or "").strip()
+    if data is None and text[:1] == '"' and len(text) < _MAX_REPR:
+        try:
+            data = json.loads(text)  # a JSON string: json.dump(str(history.history), f)
+        except json.JSONDecodeError:
+            return None
+    if isinstance(data, str):
+        return _python_dict(data)
+    if data is None and text[:1] == "{" and '"' not in text[:4096]:
+        return _python_dict(text)  # a repr quotes with ' (JSON Lines, with ", never get here)
+    return data
+
+
+def _python_dict(text: str) -> dict | None:
+    text = text.strip()
+    if not text.startswith("{") or len(text) > _MAX_REPR:
+        return None
+    text = _BARE_SPECIAL.sub(r"'\1'", _NUMPY_SCALAR.sub(r"\1", text))
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _table(data) -> dict | None:
@@ -25,7 +62,7 @@ def _table(data) -> dict | None:
 
 def sniff(content: Content) -> bool:
     """A JSON object mapping metric names to lists of numbers."""
-    table = _table(content.json)
+    table = _table(_data(content))
     if table is None:
         return False
     values = [v for series in table.values() for v in series[:3]]
@@ -36,7 +73,9 @@ def read(content: Content) -> History:
     """One epoch per list position (or per entry of an ``epoch`` list)."""
     builder = HistoryBuilder(FORMAT, content.path)
     content.note_cut(builder.skip)
-    table = _table(content.json) or {}
+    table = _table(_data(content)) or {}
+    if not isinstance(content.json, dict):
+        builder.note("read from a Python repr of history.history, not JSON")
     epochs = table.pop("epoch", None)
     length = max(len(series) for series in table.values()) if table else 0
     if (

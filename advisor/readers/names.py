@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 # Phase words -> the prefix the contract uses ("" = training).
 _PHASES = {
@@ -34,6 +35,17 @@ _ALIASES = {
     "losses": "loss",
     "cost": "loss",
     "objective": "loss",
+    "total_loss": "loss",
+    "loss_total": "loss",
+    "avg_loss": "loss",
+    "average_loss": "loss",
+    "mean_loss": "loss",
+    "running_loss": "loss",
+    "loss_avg": "loss",
+    "loss_mean": "loss",
+    "dice_coef": "dice",
+    "dice_coefficient": "dice",
+    "dice_score": "dice",
     "acc": "accuracy",
     "accuracy": "accuracy",
     "categorical_accuracy": "accuracy",
@@ -41,7 +53,12 @@ _ALIASES = {
     "binary_accuracy": "accuracy",
     "top_k_categorical_accuracy": "top5_accuracy",
     "sparse_top_k_categorical_accuracy": "top5_accuracy",
+    "top1": "accuracy",
+    "top1_acc": "accuracy",
+    "top1_accuracy": "accuracy",
+    "acc1": "accuracy",
     "top5": "top5_accuracy",
+    "top_k_acc": "top5_accuracy",
     "top_5": "top5_accuracy",
     "top5_acc": "top5_accuracy",
     "top_5_accuracy": "top5_accuracy",
@@ -80,6 +97,11 @@ _ALIASES = {
     "time_per_epoch": "epoch_time",
     "duration": "epoch_time",
 }
+
+# Contract metric names (and words naming a phase), for readers that must tell a
+# metric from any other word followed by a number.
+KNOWN_METRICS = frozenset(_ALIASES.values()) | {"dice", "perplexity", "ppl", "error_rate"}
+PHASE_WORDS = frozenset(_PHASES)
 
 # Series that describe the optimiser or the run, never a validation split.
 _RUN_SERIES = {
@@ -121,6 +143,15 @@ _BOOKKEEPING = {
     "samples",
     "num_samples",
     "examples",
+    "index",
+    "ms",
+    "time_s",
+    "eta_seconds",
+    "data_time",
+    "temperature",
+    "sec",
+    "secs",
+    "seconds",
 }
 
 
@@ -132,11 +163,15 @@ class Name:
     granularity: str | None = None  # "step", "epoch" or None
 
 
+_YOLO_METRIC = re.compile(r"(?i)^metrics/(.+?)\(([BM])\)$")
+
+
 def _tokens(raw: str) -> list[str]:
     text = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", raw.strip())  # camelCase -> camel_case
     return [t for t in re.split(r"[\s_/\-.:]+", text.lower()) if t]
 
 
+@lru_cache(maxsize=4096)  # a log repeats the same few names on every line
 def normalise(raw: str) -> Name | None:
     """The contract name for a raw metric name, or None for bookkeeping columns.
 
@@ -147,11 +182,19 @@ def normalise(raw: str) -> Name | None:
     >>> normalise("eval_runtime") is None
     True
     """
+    yolo = _YOLO_METRIC.match(raw.strip())
+    if yolo is not None:  # Ultralytics: metrics/mAP50-95(B) is measured on the validation set
+        metric = re.sub(r"[^a-z0-9]+", "_", yolo.group(1).lower()).strip("_")
+        return Name("val_" + metric + ("_mask" if yolo.group(2).upper() == "M" else ""))
     tokens = _tokens(raw)
     if not tokens:
         return None
     whole = "_".join(tokens)
-    if whole in _BOOKKEEPING:
+    if whole in _BOOKKEEPING or whole.startswith("unnamed"):  # pandas' "Unnamed: 0" index
+        return None
+    if "best" in tokens:  # a running best (best_val_loss) or a summary line, not a curve
+        return None
+    if "num" in tokens:  # counts (Detectron2's roi_head/num_fg_samples), not measures
         return None
     if whole in _ALIASES and _ALIASES[whole] in _RUN_SERIES:
         return Name(_ALIASES[whole])

@@ -31,7 +31,7 @@ _SPECIAL = {
     "+infinity": math.inf,
     "-infinity": -math.inf,
 }
-_MISSING = {"", "none", "null", "n/a", "na", "-"}
+_MISSING = {"", "none", "null", "n/a", "na", "-", "#na#"}  # fastai prints #na# for no value
 
 
 def parse_number(value: Any) -> float | None:
@@ -119,6 +119,7 @@ class HistoryBuilder:
         self.format = fmt
         self.path = str(path) if path is not None else None
         self.skipped: list[str] = []
+        self.notes: list[str] = []
         # normalised series -> granularity -> epoch -> values (several when logged per step)
         self._values: dict[str, dict[str | None, dict[int, list[float | None]]]] = defaultdict(
             lambda: defaultdict(lambda: defaultdict(list))
@@ -129,6 +130,11 @@ class HistoryBuilder:
         """Record something that was left out, and why."""
         if message not in self.skipped:
             self.skipped.append(message)
+
+    def note(self, message: str) -> None:
+        """Record how values were derived (summed heads, per-step means, a partial epoch)."""
+        if message not in self.notes:
+            self.notes.append(message)
 
     def add(
         self, epoch: int, raw_name: str, value: Any, where: str = "", per_step: bool = False
@@ -153,8 +159,7 @@ class HistoryBuilder:
             number = parse_number(value)
         except (TypeError, ValueError):
             self.skip(
-                f"{where or f'epoch {epoch}'}: {raw_name} = {str(value)[:40]!r} "
-                "is not a number"
+                f"{where or f'epoch {epoch}'}: {raw_name} = {str(value)[:40]!r} is not a number"
             )
             return
         if number is None:
@@ -181,6 +186,9 @@ class HistoryBuilder:
             for name in [n for n in series_by_epoch if n.startswith("test_")]:
                 series_by_epoch["val_" + name.removeprefix("test_")] = series_by_epoch.pop(name)
         usable = {n: s for n, s in series_by_epoch.items() if s}
+        self._leave_out_summaries(usable)
+        for prefix in ("", "val_"):
+            self._total_from_heads(usable, prefix)
         if not usable:
             where = self.path or "history"
             raise InputError(
@@ -189,8 +197,102 @@ class HistoryBuilder:
             )
         epochs = sorted(set().union(*(s.keys() for s in usable.values())))
         series = {name: [values.get(e) for e in epochs] for name, values in sorted(usable.items())}
-        source = HistorySource(format=self.format, path=self.path, skipped=self.skipped)
+        source = HistorySource(
+            format=self.format, path=self.path, skipped=self.skipped, notes=self.notes
+        )
         return History(source=source, epochs=epochs, series=series, task=task, n_classes=n_classes)
+
+    def _leave_out_summaries(self, usable: dict[str, dict[int, float]]) -> None:
+        """A finite value logged once in a run of 4 or more epochs is a summary, not a curve.
+
+        (A final ``test_loss``, a ``best`` score printed at the end.)  The training
+        ``loss`` always stays, and so does a non-finite value: the diagnosis must see it.
+        """
+        epochs = set().union(*(s.keys() for s in usable.values())) if usable else set()
+        if len(epochs) < 4:
+            return
+        for name in [n for n, s in usable.items() if len(s) == 1 and n != "loss"]:
+            ((epoch, value),) = usable[name].items()
+            if math.isfinite(value) and len(usable) > 1:
+                del usable[name]
+                self.skip(f"{name}: logged once (epoch {epoch}), a summary rather than a curve")
+
+    def _total_from_heads(self, usable: dict[str, dict[int, float]], prefix: str) -> None:
+        """Without a total ``loss``, the loss heads (box_loss, cls_loss ...) summed per epoch.
+
+        A logged total is always the primary loss and the heads stay as their own series.
+        One head alone is the loss; several are summed at the epochs where all were logged.
+        """
+        total = prefix + "loss"
+        if total in usable:
+            return
+        heads = sorted(n for n in usable if _is_loss_head(n, prefix))
+        if not heads:
+            return
+        if len(heads) == 1:
+            usable[total] = dict(usable[heads[0]])
+            self.note(f"{total}: the only loss series logged, {heads[0]!r}")
+            return
+        shared = set.intersection(*(set(usable[h]) for h in heads))
+        unrun = sorted(e for e in shared if all(usable[h][e] == 0.0 for h in heads))
+        if unrun and len(unrun) < len(shared):
+            # Ultralytics writes 0 for every validation head at epochs it did not validate.
+            for name in [n for n in usable if n in heads or (prefix and n.startswith(prefix))]:
+                for epoch in unrun:
+                    if usable[name].get(epoch) == 0.0:
+                        del usable[name][epoch]
+            shared -= set(unrun)
+            self.skip(
+                f"{', '.join(heads)}: all exactly 0 at {len(unrun)} epochs "
+                f"({unrun[0]}-{unrun[-1]}), where this split was not evaluated; "
+                "these zeros read as missing"
+            )
+        usable[total] = {
+            e: math.fsum(usable[h][e] for h in heads)
+            if all(math.isfinite(usable[h][e]) for h in heads)
+            else next(usable[h][e] for h in heads if not math.isfinite(usable[h][e]))
+            for e in sorted(shared)
+        }
+        self.note(f"{total}: no total logged; the sum of {' + '.join(heads)} per epoch")
+
+
+# Name parts that make a loss-named series a setting, not a loss (mixed precision's loss_scale).
+_NOT_HEADS = {"scale", "scaler", "weight", "weights", "ratio", "coef", "factor"}
+
+
+def _is_loss_head(name: str, prefix: str) -> bool:
+    """A per-component loss of the given split: rpn_loss, train/box_loss, loss_classifier."""
+    if prefix:
+        if not name.startswith(prefix):
+            return False
+        name = name.removeprefix(prefix)
+    elif name.startswith(("val_", "test_")):
+        return False
+    tokens = name.split("_")
+    return (
+        len(tokens) > 1
+        and "loss" in (tokens[0], tokens[-1])
+        and not _NOT_HEADS & set(tokens)
+        and "total" not in tokens
+    )
+
+
+def note_partial_epoch(builder: HistoryBuilder, steps_per_epoch: dict[int, int]) -> None:
+    """Note a last epoch that logged clearly fewer steps than the epochs before it.
+
+    Its value stays in the history (the mean of the steps it logged); the note says
+    it covers part of an epoch only.
+    """
+    if len(steps_per_epoch) < 2:
+        return
+    last = max(steps_per_epoch)
+    before = sorted(n for e, n in steps_per_epoch.items() if e != last)
+    typical = before[len(before) // 2]
+    if steps_per_epoch[last] < 0.9 * typical:
+        builder.note(
+            f"epoch {last} is partial: {steps_per_epoch[last]} logged steps against "
+            f"{typical} in a typical epoch; its values are the mean of those steps"
+        )
 
 
 def _mean(values: list[float | None]) -> float:
@@ -207,6 +309,7 @@ def sniff_csv(text: str | None) -> tuple[str, list[str]] | None:
     """(delimiter, header) when the text is a table with a header of names and numeric rows."""
     if not text:
         return None
+    text = text[_preamble(text) :]
     lines = [line for line in text.splitlines() if line.strip()][:6]
     if len(lines) < 2:
         return None
@@ -220,6 +323,15 @@ def sniff_csv(text: str | None) -> tuple[str, list[str]] | None:
     return None
 
 
+def _preamble(text: str) -> int:
+    """Length of a title line above a table's header (a line with no delimiter), else 0."""
+    first, _, rest = text.partition("\n")
+    second = rest.partition("\n")[0]
+    if first.strip() and not any(d in first for d in ",;\t") and any(d in second for d in ",;\t"):
+        return len(first) + 1
+    return 0
+
+
 def _is_number(cell: str) -> bool:
     try:
         return parse_number(cell) is not None
@@ -231,11 +343,22 @@ def csv_rows(
     text: str, delimiter: str, builder: HistoryBuilder
 ) -> list[tuple[int, dict[str, str]]]:
     """(line number, {column: cell}) per data row; a cut-off last row is skipped."""
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-    header = [h.strip() for h in next(reader)]
+    start = _preamble(text)
+    if start:
+        builder.skip(f"line 1: {text[:start].strip()[:40]!r} before the header; not a row")
+    shift = text[:start].count("\n")
+    text = text[start:]
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = [h.strip() for h in next(reader)]
+        raw_rows = [(reader.line_num + shift, row) for row in reader]
+    except csv.Error as err:
+        where = builder.path or "history"
+        raise InputError(
+            f"{where}: line {reader.line_num + shift}: {err}; expected a CSV table"
+        ) from None
     rows = []
     ends_cleanly = text.endswith(("\n", "\r"))
-    raw_rows = [(reader.line_num, row) for row in reader]
     for index, (line, row) in enumerate(raw_rows):
         if not any(cell.strip() for cell in row):
             continue

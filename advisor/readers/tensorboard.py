@@ -24,6 +24,7 @@ from advisor.schemas import History
 FORMAT = "tensorboard"
 _VAL_DIRS = {"validation", "val", "valid", "eval", "evaluation", "test"}
 _TRAIN_DIRS = {"train", "training"}
+PHASE_DIRS = _VAL_DIRS | _TRAIN_DIRS  # sub-folders that hold one phase of a run
 
 
 def sniff(content: Content) -> bool:
@@ -48,10 +49,16 @@ def find_event_files(root: Path) -> list[Path]:
 
 
 def read_folder(root: Path, files: list[Path]) -> History:
-    """Several events files; a ``validation``-like folder name marks its tags as validation."""
+    """Several events files; a ``validation``-like folder name marks its tags as validation.
+
+    Below ``root``, a folder named for a phase (Keras' ``train`` / ``validation``) or
+    ending in one (PyTorch's ``add_scalars("Loss", {"train": ..., "val": ...})``
+    writes ``Loss_train`` / ``Loss_val`` folders) gives its tags that phase.
+    """
     entries = []
     for path in files:
         parts = {p.lower() for p in path.relative_to(root).parts[:-1]}
+        parts |= {p.rsplit("_", 1)[-1] for p in parts}
         phase = "validation/" if parts & _VAL_DIRS else "train/" if parts & _TRAIN_DIRS else ""
         entries.append((str(path.relative_to(root)), path.read_bytes(), phase))
     return read_files(entries, root)
@@ -133,7 +140,8 @@ def _epochs_from_sparsest(tags: dict[str, dict[int, float]]):
     candidates = [values for values in tags.values() if len(values) >= 2] or list(tags.values())
     sparsest = min(candidates, key=len)
     if max(len(v) for v in candidates) <= 1.5 * len(sparsest):
-        # One cadence for all tags: each step is a point (a lost record loses a value, not an epoch).
+        # One cadence for all tags: each step is a point
+        # (a lost record loses a value, not an epoch).
         boundaries = sorted(set().union(*candidates))
     else:
         boundaries = sorted(sparsest)

@@ -547,6 +547,79 @@ CASES = [
 ]
 
 
+# Labels the issue-12 criteria (tests/corpus/CRITERIA.md) make wrong, with the reason.  The
+# curves are unchanged; only what a reader applying the written criteria concludes differs.
+_SHORT = "fewer than 4 epochs (CRITERIA 1)"
+_NO_LOSS = "only accuracy logged: no loss series, so inconclusive comes first (CRITERIA 1)"
+_STILL_FALLING = (
+    "the watched curve's tail still improves its best by 2 % or more while carrying under 5 %"
+    " of the run's progress: not flattened (healthy) nor cut short (not_converged): inconclusive"
+)
+RELABELLED: dict[str, tuple[list[str], str]] = {
+    **{f"hand/short_run_{i:02d}": (["inconclusive"], _SHORT) for i in range(6)},
+    **{f"hand/healthy_accuracy_only_{i:02d}": (["inconclusive"], _NO_LOSS) for i in range(3)},
+    **{
+        f"hand/underfitting_accuracy_only_{i:02d}": (["inconclusive", "underfitting"], _NO_LOSS)
+        for i in range(3)
+    },
+    **{
+        f"hand/lr_too_low_{i:02d}": (
+            ["lr_too_low"],
+            "a straight slow descent: not_converged asks for a bending curve (CRITERIA 6, 7)",
+        )
+        for i in range(12)
+    },
+    **{
+        f"hand/{stem}": (["inconclusive"], _STILL_FALLING)
+        for stem in (
+            "healthy_01", "healthy_02", "healthy_03", "healthy_05", "healthy_07", "healthy_08",
+            "healthy_10", "healthy_12", "healthy_grads_01", "healthy_grads_02",
+            "healthy_restarts_05",
+            "healthy_train_only_00", "healthy_train_only_01", "healthy_train_only_02",
+            "regression_healthy_00", "regression_healthy_01", "regression_healthy_03",
+        )
+    },
+    "edge/tfevents_bad_crc": (["inconclusive"], _STILL_FALLING),
+    "hand/healthy_04": (
+        ["inconclusive"],
+        "the validation loss ends more than 5 % above its best: not healthy by CRITERIA 9",
+    ),
+    **{
+        f"{stem}": (
+            ["inconclusive"],
+            "the training loss's last fifth still improves its best by 2 % or more: not flattened",
+        )
+        for stem in (
+            "edge/native_truncated", "hand/healthy_13", "hand/healthy_grads_00",
+            "hand/regression_healthy_02",
+        )
+    },
+    **{
+        stem: (
+            ["diverged", "inconclusive", "lr_too_high"],
+            "fewer than 4 epochs before the NaN: inconclusive first (CRITERIA 1), diverged too",
+        )
+        for stem in ("edge/only_nan", "hand/diverged_nan_06")
+    },
+    **{
+        f"hand/stopped_on_noise_stretch_{i:02d}": (
+            ["not_converged", "overfitting"],
+            "after its best epoch the validation loss stood more than 5 % and three noise widths"
+            " above it in two epochs while the training loss fell 10 %: overfitting (CRITERIA 5)",
+        )
+        for i in (0, 2, 3)
+    },
+}
+
+
+def relabel(labels: dict[str, dict]) -> None:
+    """Apply RELABELLED in place (keys name a history without its format's suffix)."""
+    for path, info in labels.items():
+        stem = path.split(".")[0]
+        if stem in RELABELLED:
+            info["labels"], info["relabelled"] = RELABELLED[stem]
+
+
 # ----------------------------------------------------------------------------- writing
 
 
@@ -596,6 +669,7 @@ def main() -> None:
             sys.modules[__name__], lambda name: np.random.default_rng(zlib.crc32(name.encode()))
         )
     )
+    relabel(labels)
     (HERE / "labels.json").write_text(json.dumps(labels, indent=1, sort_keys=True) + "\n")
     print(f"wrote {len(labels)} labelled histories to {OUT} and {HERE / 'edge'}")
 
