@@ -192,6 +192,8 @@ def render(diagnosis: Diagnosis, next_plan: str | Path | None = None) -> list[st
             )
     for advice in diagnosis.advice:
         lines.append(f"  advice ({advice.problem or 'general'}): {advice.reason}")
+    for note in source.notes[:3]:
+        lines.append(f"  read: {note}")
     for skipped in source.skipped[:3]:
         lines.append(f"  skipped: {skipped}")
     if len(source.skipped) > 3:
