@@ -33,3 +33,18 @@ def test_csv_log_has_keras_columns_and_appends_across_a_restart(tmp_path):
     CsvLog(path, append=True).append(1, {"loss": 1.0, "val_loss": 1.25})
     rows = list(csv.reader(path.open()))
     assert rows == [["epoch", "loss", "val_loss"], ["0", "2.0", "1.5"], ["1", "1.0", "1.25"]]
+
+
+def test_both_live_logs_are_recognised_by_diagnose_loader(tmp_path):
+    from advisor.readers import load_history
+
+    log, writer = CsvLog(tmp_path / "history.csv"), EventWriter(tmp_path / "tb")
+    for epoch in range(3):
+        logs = {"loss": 2.0 - 0.5 * epoch, "val_loss": 2.0 - 0.25 * epoch}
+        log.append(epoch, logs)
+        writer.scalars(epoch, logs)
+    writer.close()
+    from_csv, from_events = load_history(log.path), load_history(writer.path)
+    assert from_csv.source.format == "keras_csv"
+    assert from_events.source.format == "tensorboard"
+    assert from_csv.series == from_events.series
