@@ -14,6 +14,7 @@ import click
 
 from advisor import __version__
 from advisor.errors import AdvisorError, InputError
+from advisor.schemas import MAX_COUNT, MAX_IMAGE_SIDE, MAX_LEARNING_RATE, MAX_LIST, MAX_WIDTH
 from advisor.vocabulary import TASKS
 
 
@@ -30,7 +31,9 @@ class AdvisorGroup(click.Group):
 
 @click.group(cls=AdvisorGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="advisor")
-def cli() -> None:
+@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path),
+              help="Refuse data files outside this folder (default: no limit).")
+def cli(data_root: Path | None) -> None:
     """An expert system that plans deep-learning training, explains every
     choice, trains the plan (JAX/Flax/optax) and diagnoses the run.
 
@@ -40,6 +43,19 @@ def cli() -> None:
       advisor run plan.json --out runs/digits
       advisor diagnose runs/digits/history.json --plan plan.json -o next_plan.json
     """
+    from advisor.inputs import set_data_root
+
+    set_data_root(data_root)
+
+
+def _check_output(
+    path: Path | None, *inputs: Path | None, option: str = "-o", folder: bool = False
+) -> None:
+    """Refuse, before any work, an output that cannot be written or would overwrite an input."""
+    if path is not None:
+        from advisor.inputs import check_output
+
+        check_output(path, inputs=inputs, option=option, folder=folder)
 
 
 def _emit_json(model_or_obj) -> None:
@@ -159,6 +175,7 @@ def recommend(profile: Path, output: Path | None, as_json: bool, history: Path |
     from advisor.io import write_model
     from advisor.recommend import recommend as recommend_plan
 
+    _check_output(output, profile, history)
     plan = recommend_plan(profile, rules_dirs=list(rules_dirs), history=history)
     if output is not None:
         write_model(output, plan)
@@ -201,8 +218,8 @@ def explain(plan: Path, field: str | None, as_json: bool) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the revised plan here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the diagnosis as JSON.")
 @click.option("--task", type=click.Choice(TASKS), help="The task, when there is no plan (sets chance level).")
-@click.option("--classes", "n_classes", type=click.IntRange(min=2), help="Number of classes, when there is no plan.")
-@click.option("--run", "run", help="Of a folder (or notebook) holding several runs, diagnose only this one.")
+@click.option("--classes", "n_classes", type=click.IntRange(min=2, max=MAX_WIDTH), help="Number of classes, when there is no plan.")
+@click.option("--run", "run", help="Of a folder or file holding several runs, only this one.")
 def diagnose(history: Path, plan_path: Path | None, output: Path | None, as_json: bool,
              task: str | None, n_classes: int | None, run: str | None) -> None:
     """Name what went wrong in a training history and, given the plan, fix it.
@@ -217,6 +234,7 @@ def diagnose(history: Path, plan_path: Path | None, output: Path | None, as_json
     """
     from advisor.diagnosis import diagnose_files
 
+    _check_output(output, history, plan_path)
     diagnose_files(history, plan_path, output, as_json, task=task, n_classes=n_classes, run=run)
 
 
@@ -237,6 +255,7 @@ def run(plan: Path, out_dir: Path | None, device: str | None, as_json: bool) -> 
     """
     from advisor.running import run_files
 
+    _check_output(out_dir, option="--out", folder=True)
     run_files(plan, out_dir, device, as_json)
 
 
@@ -248,10 +267,10 @@ def run(plan: Path, out_dir: Path | None, device: str | None, as_json: bool) -> 
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Search directory (default searches/<name>).")
 @click.option("--storage", help="Journal file or database URL that keeps the study (default OUT/study.journal).")
 @click.option("--study-name", help="Study to create or join (default: the plan's name).")
-@click.option("--workers", type=click.IntRange(1), default=1, show_default=True, help="Worker processes on this machine sharing the study.")
+@click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True, help="Worker processes on this machine sharing the study.")
 @click.option("--mode", type=click.Choice(["auto", "population", "sequential"]), default="auto", show_default=True,
               help="Train trials vmapped together, one after another, or time both (auto).")
-@click.option("--batch", type=click.IntRange(1), help="Trials asked for at once (default: all for grid/random, a quarter for tpe).")
+@click.option("--batch", type=click.IntRange(1, 100_000), help="Trials asked for at once (default: all for grid/random, a quarter for tpe).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "gpu", "tpu"]), help="Override the plan's device.")
 @click.option("--worker-index", type=click.IntRange(0), default=0, hidden=True, help="Set by --workers: this worker's number.")
 @click.option("--no-report", is_flag=True, hidden=True, help="Leave the leaderboard and best plan to the process that started the workers.")
@@ -269,16 +288,17 @@ def search(plan: Path, out_dir: Path | None, storage: str | None, study_name: st
     """
     from advisor.searching import search_files
 
+    _check_output(out_dir, option="--out", folder=True)
     search_files(plan, out_dir, storage, study_name, device, mode, batch, workers, worker_index, not no_report, quiet, as_json)
 
 
 @cli.command("lr-find")
 @click.argument("plan", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--seeds", type=click.IntRange(2), default=3, show_default=True, help="Sweeps, each from another seed.")
-@click.option("--steps", type=click.IntRange(1), help="Training steps of each short run (default: two epochs, kept within 50-200 steps).")
-@click.option("--min-lr", type=click.FloatRange(min=0, min_open=True), help="Lowest rate tried (default plan rate / 1000).")
-@click.option("--max-lr", type=click.FloatRange(min=0, min_open=True), help="Highest rate tried (default plan rate x 100).")
-@click.option("--points", type=click.IntRange(3), default=16, show_default=True, help="Rates on the log grid.")
+@click.option("--seeds", type=click.IntRange(2, 64), default=3, show_default=True, help="Sweeps, each from another seed.")
+@click.option("--steps", type=click.IntRange(1, 100_000), help="Training steps of each short run (default: two epochs, kept within 50-200 steps).")
+@click.option("--min-lr", type=click.FloatRange(min=0, min_open=True, max=MAX_LEARNING_RATE), help="Lowest rate tried (default plan rate / 1000).")
+@click.option("--max-lr", type=click.FloatRange(min=0, min_open=True, max=MAX_LEARNING_RATE), help="Highest rate tried (default plan rate x 100).")
+@click.option("--points", type=click.IntRange(3, 256), default=16, show_default=True, help="Rates on the log grid.")
 @click.option("--profile", "profile", type=click.Path(dir_okay=False, path_type=Path), help="Write the suggestion into this profile's lr_find field.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Folder for lr_find.png and lr_find.json.")
 @click.option("--mode", type=click.Choice(["auto", "population", "sequential"]), default="auto", show_default=True,
@@ -296,6 +316,8 @@ def lr_find(plan: Path, seeds: int, steps: int | None, min_lr: float | None, max
     """
     from advisor.searching import lr_find_files
 
+    _check_output(out_dir, option="--out", folder=True)
+    _check_output(profile, option="--profile")
     lr_find_files(plan, seeds, steps, min_lr, max_lr, points, profile, out_dir, mode, device, as_json)
 
 
@@ -305,19 +327,27 @@ def lr_find(plan: Path, seeds: int, steps: int | None, min_lr: float | None, max
 def _int_list(ctx, param, value: str | None) -> list[int] | None:
     if value is None:
         return None
-    try:
-        return [int(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise InputError(f"--{param.name}: {value!r} is not a comma-separated list of class ids, e.g. 5,6,7") from None
+    parts = [v.strip() for v in value.split(",") if v.strip()]
+    if len(parts) > MAX_LIST or not all(p.isascii() and p.isdigit() and len(p) <= 7 for p in parts):
+        raise InputError(
+            f"--{param.name}: {value[:40]!r} is not a comma-separated list of class ids, e.g. 5,6,7"
+        )
+    return [int(v) for v in parts]
 
 
 def _image_size(ctx, param, value: str | None) -> tuple[int, int] | None:
     if value is None:
         return None
     parts = value.lower().split("x")
-    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise InputError(f"--image-size: {value!r} is not HEIGHTxWIDTH, e.g. 64x64")
-    return int(parts[0]), int(parts[1])
+    numbers = all(p.isascii() and p.isdigit() and len(p) <= 6 and int(p) > 0 for p in parts)
+    if len(parts) != 2 or not numbers:
+        raise InputError(f"--image-size: {value[:40]!r} is not HEIGHTxWIDTH, e.g. 64x64")
+    height, width = int(parts[0]), int(parts[1])
+    if max(height, width) > MAX_IMAGE_SIDE:
+        raise InputError(
+            f"--image-size: {value!r} is too large; expected at most {MAX_IMAGE_SIDE} per side"
+        )
+    return height, width
 
 
 @cli.command()
@@ -328,8 +358,8 @@ def _image_size(ctx, param, value: str | None) -> tuple[int, int] | None:
 @click.option("--task", type=click.Choice(["regression", "binary", "multiclass", "multilabel", "detection"]),
               help="The task (default: inferred from the targets).")
 @click.option("--classes", callback=_int_list, help="builtin: keep these class ids, e.g. 5,6,7,8,9.")
-@click.option("--subsample", type=click.IntRange(min=1), help="builtin: keep this many training examples.")
-@click.option("--n-samples", type=click.IntRange(min=1), help="builtin shapes: examples to generate.")
+@click.option("--subsample", type=click.IntRange(min=1, max=MAX_COUNT), help="builtin: keep this many training examples.")
+@click.option("--n-samples", type=click.IntRange(min=1, max=10**7), help="builtin shapes: examples to generate.")
 @click.option("--image-size", callback=_image_size, help="Resize images to HEIGHTxWIDTH, e.g. 8x8 (required for image folders).")
 @click.option("--color-mode", type=click.Choice(["rgb", "grayscale"]), default="rgb", show_default=True, help="Image folders: channels.")
 @click.option("--name", help="The profile's short name.")
@@ -347,6 +377,7 @@ def profile(data: str, output: Path | None, as_json: bool, **options) -> None:
     """
     from advisor.profiling import profile_files
 
+    _check_output(output, Path(data))
     profile_files(data, output, as_json, **options)
 
 
@@ -385,6 +416,7 @@ def import_base(source: str, output: Path) -> None:
     """
     from advisor.bases import import_base_files
 
+    _check_output(output, option="-o", folder=True)
     import_base_files(source, output)
 
 

@@ -58,6 +58,8 @@ def rise(s: np.ndarray, is_log: bool, level: float, floor: float) -> float:
     plus ``floor`` (a validation loss of 0.004 that bumps to 0.005 has not really risen)."""
     if is_log:
         low, end = math.exp(float(s.min())), math.exp(float(s[-1]))
+        if low + floor <= 0.0:  # denormal losses underflow to 0 (and floor may be 0)
+            return 0.0 if end <= low else math.inf
         return float((end - low) / (low + floor))
     return float((s[-1] - s.min()) / level)
 

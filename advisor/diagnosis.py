@@ -240,7 +240,7 @@ def diagnose_files(
     n_classes: int | None = None,
     run: str | None = None,
 ) -> None:
-    """``advisor diagnose HISTORY [--run NAME] [--plan PLAN] [-o NEXT_PLAN] [--json] [--task T --classes K]``.
+    """``advisor diagnose HISTORY [--run R] [--plan P] [-o NEXT] [--json] [--task T --classes K]``.
 
     ``task`` and ``n_classes`` stand in for a plan's when there is none: they set the
     chance level that underfitting and overshooting are judged against.  A folder (or
@@ -293,12 +293,15 @@ def diagnose_files(
         else:
             import json
 
-            parts = [f"  {json.dumps(name)}: {d.model_dump_json()}" for name, d in diagnoses.items()]
+            parts = [
+                f"  {json.dumps(name)}: {d.model_dump_json()}" for name, d in diagnoses.items()
+            ]
             click.echo("{\n" + ",\n".join(parts) + "\n}")
         return
     for index, (name, diagnosis) in enumerate(diagnoses.items()):
         if len(diagnoses) > 1:
             import click
 
-            click.echo(("\n" if index else "") + f"== run {name} ({index + 1} of {len(diagnoses)}) ==")
+            header = f"== run {name} ({index + 1} of {len(diagnoses)}) =="
+            click.echo(("\n" if index else "") + header)
         print_diagnosis(diagnosis, output)

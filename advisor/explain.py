@@ -62,6 +62,10 @@ def explain(plan: Plan | dict | str | Path, field: str | None = None) -> dict[st
     loaded = load_plan(plan)
     if field is None:
         return dict(loaded.explanations)
+    if not isinstance(field, str):
+        raise InputError(
+            f"field: got a {type(field).__name__}; expected a plan path such as loss.name"
+        )
     known = {**loaded.derived_facts, **loaded.explanations}
     if field in known:
         return {field: known[field]}
@@ -79,7 +83,8 @@ def explain(plan: Plan | dict | str | Path, field: str | None = None) -> dict[st
         field, sorted({*known, *groups}), n=1, cutoff=0.6
     )
     hint = f"did you mean {close[0]!r}?" if close else "`advisor explain PLAN` lists every explained field"
-    raise InputError(f"{label}: {field!r} has no explanation in this plan; {hint}")
+    shown = field if len(field) <= 60 else field[:57] + "..."
+    raise InputError(f"{label}: {shown!r} has no explanation in this plan; {hint}")
 
 
 def _abbreviates(short: str, name: str) -> bool:

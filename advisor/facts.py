@@ -111,6 +111,8 @@ def _nested(profile: Profile) -> dict[str, Any]:
             out.update({f"pretrained.model.{k}": v for k, v in backbone.items() if v is not None})
         if base.input_shape is not None:
             out["pretrained.input_shape"] = list(base.input_shape)
+        if base.n_params is not None:
+            out["pretrained.n_params"] = base.n_params
     if profile.budget is not None:
         budget = profile.budget
         out["budget.device"] = budget.device

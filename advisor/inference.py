@@ -14,10 +14,12 @@ derivation, which is written at fire time and is what ``advisor explain`` shows.
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from advisor.errors import RuleError
 from advisor.rules import MissingFact, Rule, evaluate, expression_facts
 
 
@@ -284,6 +286,17 @@ def _fire(
             values[key] = evaluate(expr, memory)
         except MissingFact:  # pragma: no cover - can_fire checked these
             continue
+        except (ArithmeticError, ValueError, TypeError) as err:
+            # log10(0), a division by zero, a list where a number belongs: the rule is wrong
+            raise RuleError(
+                f"{rule.file}: [{rule.id}] {key}: cannot be computed from these facts "
+                f"({type(err).__name__}: {err}); expected an expression defined for them"
+            ) from None
+        if isinstance(values[key], float) and not math.isfinite(values[key]):
+            raise RuleError(
+                f"{rule.file}: [{rule.id}] {key}: evaluates to {values[key]}; "
+                "expected a finite number"
+            )
         for name in sorted(expression_facts(expr)):
             matched.setdefault(name, memory.get(name))
     for key, value in values.items():

@@ -10,7 +10,6 @@ nothing half-written.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -19,27 +18,18 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from advisor.errors import InputError, suggest
+from advisor.inputs import read_json as read_checked_json
 
 M = TypeVar("M", bound=BaseModel)
 
 
 def read_json(path: str | Path) -> Any:
-    """Parse a JSON file, or raise InputError naming the file and the position."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a folder; expected a JSON file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(f"{path}: cannot be read ({err.__class__.__name__}); expected a UTF-8 JSON file") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise InputError(
-            f"{path}: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})"
-        ) from None
+    """Parse a JSON file, or raise InputError naming the file and the position.
+
+    Reads through ``advisor.inputs``: a regular file of bounded size, UTF-8,
+    bounded nesting and integer length.
+    """
+    return read_checked_json(path)
 
 
 def load_model(cls: type[M], source: M | dict | str | Path, *, what: str | None = None) -> M:
@@ -128,7 +118,7 @@ def _loc_text(loc: tuple) -> str:
         elif isinstance(item, str) and ("[" in item or item.startswith(_PYDANTIC_TAGS) or item in _TYPE_TAGS):
             continue  # pydantic's names for union members and validators
         else:
-            parts.append(("." if parts else "") + str(item))
+            parts.append(("." if parts else "") + _short(item, 60).strip("'"))
     return "".join(parts) or "(top level)"
 
 
@@ -153,18 +143,24 @@ def _describe_one(error: dict, cls: type[BaseModel] | None) -> str:
     if kind in ("literal_error", "enum"):
         expected = ctx.get("expected", "")
         names = [part.strip().strip("'") for part in expected.replace(" or ", ", ").split(",")]
-        return f"{path}: {given!r} is not allowed; {suggest(str(given), [n for n in names if n])}"
+        return f"{path}: {_short(given)} is not allowed; {suggest(str(given), [n for n in names if n])}"
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        return f"{path}: {given!r} is out of range; expected a value {error['msg'].lower().removeprefix('input should be ')}"
+        return f"{path}: {_short(given)} is out of range; expected a value {error['msg'].lower().removeprefix('input should be ')}"
     if kind == "union_tag_invalid":
         tag = ctx.get("tag")
         expected = ctx.get("expected_tags", "")
-        return f"{path}: kind {tag!r} is unknown; {suggest(str(tag), [t.strip().strip(chr(39)) for t in expected.split(',')])}"
+        return f"{path}: kind {_short(tag)} is unknown; {suggest(str(tag), [t.strip().strip(chr(39)) for t in expected.split(',')])}"
     if kind == "too_short":
         return f"{path}: is empty; expected at least {ctx.get('min_length', 1)} item(s)"
     msg = error["msg"]
     msg = msg[0].lower() + msg[1:] if msg else msg
-    return f"{path}: {msg}; got {given!r}" if given is not None and not isinstance(given, dict) else f"{path}: {msg}"
+    return f"{path}: {msg}; got {_short(given)}" if given is not None and not isinstance(given, dict) else f"{path}: {msg}"
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """The repr of a user's value, cut to ``limit`` characters so one line stays one line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _known_fields(cls: type[BaseModel] | None, loc: tuple) -> list[str]:
@@ -197,8 +193,12 @@ def _model_of(annotation: Any) -> Any:
 def write_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as err:
+        reason = (err.strerror or type(err).__name__).lower()
+        raise InputError(f"{path}: cannot be written ({reason})") from None
     try:
         # mkstemp makes the file private (0600); give it the mode a plain open() would
         umask = os.umask(0)

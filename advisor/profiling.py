@@ -273,10 +273,18 @@ def measure_base(base: str, x_train: np.ndarray, targets: np.ndarray, task: str,
         similarity=round(measured.score, 3),
         model=model,
         input_shape=trained_on,
+        n_params=_count_weights(variables.get("params", {})) or None,
         measured=SimilarityEvidence(
             **{k: v for k, v in measured.as_dict().items() if k != "score"}
         ),
     )
+
+
+def _count_weights(tree) -> int:
+    """Number of values in a nested dict of arrays (a checkpoint's ``params``)."""
+    if isinstance(tree, dict):
+        return sum(_count_weights(v) for v in tree.values())
+    return int(np.size(tree))
 
 
 def _check_fits(arch: str, trained_on: list[int], shape: list[int], where: str) -> None:

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from advisor.errors import RuleError
 from advisor.facts import profile_facts
 from advisor.inference import Derivation, Inference, infer, nest
+from advisor.inputs import path_list
 from advisor.io import describe_validation_error
 from advisor.loading import load_profile
 from advisor.rules import Rule, builtin_rules_dir, load_rules
@@ -71,6 +72,7 @@ def recommend_rules(rules_dirs: list[str | Path] | None = None) -> list[Rule]:
     The cache key is every rule file's path, size and modification time, so an
     edited rule file is read again; a loop of recommendations parses nothing twice.
     """
+    rules_dirs = path_list(rules_dirs, "rules_dirs")
     key = tuple(_file_stamps(rules_dirs))
     cached = _RULES_CACHE.get(key)
     if cached is None:

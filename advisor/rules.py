@@ -19,7 +19,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from advisor.errors import RuleError
+from advisor.errors import InputError, RuleError
+from advisor.inputs import read_text
 
 OPERATORS = ("eq", "ne", "lt", "le", "gt", "ge", "in", "not_in", "exists")
 Domain = Literal["recommend", "diagnose"]
@@ -261,6 +262,8 @@ def parse_condition(raw: Any, where: str) -> Condition:
         )
     if "fact" not in raw:
         raise RuleError(f"{where}: a condition needs 'fact' and one operator ({', '.join(OPERATORS)})")
+    if not isinstance(raw["fact"], str):
+        raise RuleError(f"{where}.fact: got a {type(raw['fact']).__name__}; expected one fact name")
     ops = [key for key in raw if key != "fact"]
     if len(ops) != 1 or ops[0] not in OPERATORS:
         raise RuleError(
@@ -377,6 +380,10 @@ class Rule:
 
 def parse_rule(rule_id: str, raw: Any, file: str, default_domain: str = "recommend") -> Rule:
     """Build a Rule from its TOML table; every mistake is a RuleError naming file and rule."""
+    if len(rule_id) > 100:
+        raise RuleError(
+            f"{file}: [{rule_id[:40]}...]: a rule id of {len(rule_id)} characters; expected <= 100"
+        )
     where = f"{file}: [{rule_id}]"
     if not isinstance(raw, dict):
         raise RuleError(f"{where}: expected a table")
@@ -385,7 +392,7 @@ def parse_rule(rule_id: str, raw: Any, file: str, default_domain: str = "recomme
         from advisor.errors import suggest
 
         name = sorted(unknown)[0]
-        raise RuleError(f"{where}: unknown key {name!r}; {suggest(name, RULE_KEYS)}")
+        raise RuleError(f"{where}: unknown key {name[:40]!r}; {suggest(name, RULE_KEYS)}")
     for key in ("reason", "source"):
         if not isinstance(raw.get(key), str) or not raw[key].strip():
             raise RuleError(f"{where}: '{key}' is required (one sentence of text)")
@@ -434,7 +441,7 @@ def _parse_finding(raw: Any, where: str) -> Finding:
         raise RuleError(f"{where}: expected a table with 'problem' and 'severity'")
     extra = set(raw) - {"problem", "severity", "epochs", "evidence"}
     if extra:
-        raise RuleError(f"{where}: unknown key {sorted(extra)[0]!r}")
+        raise RuleError(f"{where}: unknown key {sorted(extra)[0][:40]!r}")
     epochs = raw.get("epochs")
     if epochs is not None and (not isinstance(epochs, list) or len(epochs) != 2):
         raise RuleError(f"{where}.epochs: expected two fact names [first, last]")
@@ -467,11 +474,15 @@ def builtin_rules_dir() -> Path:
 def load_rule_file(path: Path) -> list[Rule]:
     """Parse one TOML rule file."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RuleError(f"{path}: no such rule file") from None
+        data = tomllib.loads(read_text(path, what="TOML rule file"))
+    except InputError as err:
+        raise RuleError(str(err)) from None
     except tomllib.TOMLDecodeError as err:
         raise RuleError(f"{path}: not valid TOML ({err})") from None
+    except RecursionError:
+        raise RuleError(f"{path}: nested too deeply; expected a TOML rule file") from None
+    except ValueError as err:  # tomllib's own int() of a number over 4300 digits
+        raise RuleError(f"{path}: not valid TOML (a number too long)") from None
     default_domain = data.pop("domain", "recommend") if isinstance(data.get("domain"), str) else "recommend"
     return [parse_rule(rule_id, raw, path.name, default_domain) for rule_id, raw in data.items()]
 
@@ -487,8 +498,8 @@ def declared_domain(path: Path) -> str | None:
     ``domain =`` line in the file; otherwise None (the file must be parsed to know).
     """
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
+        text = read_text(path, what="TOML rule file")
+    except InputError:
         return None  # load_rule_file reports it
     if not _DOMAIN_LINE.search(text):
         return "recommend"  # no domain line anywhere: every rule takes load_rule_file's default
@@ -520,7 +531,10 @@ def load_rules(
     for entry in dirs or []:
         entry = Path(entry)
         if entry.is_dir():
-            paths += sorted(entry.glob("*.toml"))
+            try:
+                paths += sorted(entry.glob("*.toml"))
+            except OSError as err:
+                raise RuleError(f"{entry}: cannot be listed ({err.strerror})") from None
         elif entry.exists():
             paths.append(entry)
         else:

@@ -98,6 +98,8 @@ def summary(result: RunResult) -> str:
         shown = ", ".join(f"{k} {v:.4g}" for k, v in sorted(result.metrics.items()))
         epoch = f" at best epoch {result.best_epoch}" if result.best_epoch else ""
         lines.append(f"validation{epoch}: {shown}")
+    for name, scores in result.baselines.items():
+        lines.append(_baseline_line(name, scores, result.metrics))
     if result.stopped_reason:
         lines.append(f"stopped: {result.stopped_reason}")
     if result.diagnosis:
@@ -107,6 +109,16 @@ def summary(result: RunResult) -> str:
         + (", diagnosis.json, next_plan.json" if result.next_plan else "")
     )
     return "\n".join(lines)
+
+
+def _baseline_line(name: str, scores: dict[str, float], network: dict[str, float]) -> str:
+    """One baseline's validation scores beside the network's: ``accuracy 0.91 (network 0.89)``."""
+    shown = ", ".join(
+        f"{key.removeprefix('val_')} {value:.4g}"
+        + (f" (network {network[key]:.4g})" if key in network else "")
+        for key, value in sorted(scores.items())
+    )
+    return f"baseline {name}, same split: {shown}"
 
 
 def _diagnosis_line(path: Path) -> str:

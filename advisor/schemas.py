@@ -34,14 +34,40 @@ from advisor.vocabulary import (
     TaskName,
 )
 
-PositiveInt = Annotated[int, Field(ge=1)]
+# Bounds on every number a user file can hold.  None of them is advice: each is
+# far beyond any sensible value and only keeps a typo or a fuzzer's input
+# (10**40 epochs, a 60000x60000 image) from hanging the run or aborting XLA.
+MAX_COUNT = 10**12  # examples, steps
+MAX_EPOCHS = 100_000
+MAX_WIDTH = 1 << 20  # units, filters, classes, outputs, one dimension of an input
+MAX_IMAGE_SIDE = 4096  # pixels per side after resizing
+MAX_LIST = 100_000  # items in a list the user writes (class counts, class ids)
+MAX_SEED = 2**31 - 1  # JAX keys take a 32-bit seed
+MAX_LEARNING_RATE = 1000.0
+MAX_INPUT_ELEMENTS = 2**28  # values in one example (a 4096 x 4096 x 16 image is 2**28)
+
+PositiveInt = Annotated[int, Field(ge=1, le=MAX_COUNT)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+Epochs = Annotated[int, Field(ge=1, le=MAX_EPOCHS)]
+EpochsOrZero = Annotated[int, Field(ge=0, le=MAX_EPOCHS)]
+Width = Annotated[int, Field(ge=1, le=MAX_WIDTH)]
+Side = Annotated[int, Field(ge=1, le=MAX_IMAGE_SIDE)]
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+Shape = Annotated[list[Width], Field(min_length=1, max_length=5)]
+Blocks = Annotated[int, Field(ge=1, le=1000)]
+ClassIds = Annotated[list[Annotated[int, Field(ge=0, le=MAX_WIDTH)]], Field(max_length=MAX_LIST)]
 
 
 class Strict(BaseModel):
-    """Base of every file model: unknown fields are errors; instances are immutable."""
+    """Base of every file model: unknown fields are errors; instances are immutable;
+    NaN and infinities are refused (a learning rate of Infinity is a typo, not a plan)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+# Models the engine writes (histories, diagnoses, results) record NaN and
+# infinities as they happened: a diverged loss is data, not an input error.
+_RECORD = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=True)
 
 
 # ----------------------------------------------------------------------------- data
@@ -60,19 +86,19 @@ class BuiltinData(Strict):
         description="digits/iris/wine/breast_cancer/diabetes come with scikit-learn; "
         "shapes and shapes_detection are generated from the seed"
     )
-    image_size: tuple[PositiveInt, PositiveInt] | None = Field(
+    image_size: tuple[Side, Side] | None = Field(
         None, description="resize image datasets to (height, width); None keeps them as they are"
     )
-    n_samples: PositiveInt | None = Field(
+    n_samples: Annotated[int, Field(ge=1, le=10**7)] | None = Field(
         None, description="how many examples a generated dataset has; None for its default"
     )
-    classes: list[int] | None = Field(
+    classes: ClassIds | None = Field(
         None, description="keep only these classes (relabelled 0..k-1), e.g. a digit subset"
     )
     subsample: PositiveInt | None = Field(
         None, description="keep this many training examples, drawn with the split seed"
     )
-    positive_class: int | None = Field(
+    positive_class: Annotated[int, Field(ge=0, le=MAX_WIDTH)] | None = Field(
         None,
         description="one-vs-rest binary task: this class (after `classes`) is 1, every other 0",
     )
@@ -93,7 +119,9 @@ class CsvData(Strict):
     kind: Literal["csv"] = "csv"
     path: str = Field(description="path to the .csv file (header row required)")
     target: str = Field(description="the column to predict")
-    features: list[str] | None = Field(None, description="feature columns; None = every other column")
+    features: Annotated[list[str], Field(max_length=MAX_LIST)] | None = Field(
+        None, description="feature columns; None = every other column"
+    )
 
 
 class ImageFolderData(Strict):
@@ -101,7 +129,7 @@ class ImageFolderData(Strict):
 
     kind: Literal["image_folder"] = "image_folder"
     path: str = Field(description="folder holding one sub-folder per class")
-    image_size: tuple[PositiveInt, PositiveInt] = Field(description="(height, width) to resize to")
+    image_size: tuple[Side, Side] = Field(description="(height, width) to resize to")
     color_mode: Literal["grayscale", "rgb"] = Field("rgb", description="channels to load")
 
 
@@ -119,7 +147,7 @@ class DataPlan(Strict):
     val_fraction: float = Field(
         0.2, gt=0.0, lt=1.0, description="share of the examples held out for validation"
     )
-    split_seed: int = Field(0, description="seed of the train/validation split")
+    split_seed: Seed = Field(0, description="seed of the train/validation split")
     normalize: Literal["none", "standardize", "scale_01"] = Field(
         "standardize", description="input scaling, fitted on the training split only"
     )
@@ -130,6 +158,8 @@ class DataPlan(Strict):
 
 class SimilarityEvidence(Strict):
     """How ``advisor profile --base`` measured similarity (engine/similarity.py, docs/transfer.md)."""
+
+    model_config = _RECORD
 
     closeness: float | None = Field(
         None, description="2^(-shift / 0.25): how familiar the inputs look to the base's BatchNorm layers"
@@ -161,8 +191,11 @@ class Pretrained(Strict):
         description="the base's model section as its checkpoint records it (`advisor profile "
         "--base` fills it in); a plan that loads the base copies its backbone structure from here",
     )
-    input_shape: list[PositiveInt] | None = Field(
+    input_shape: Shape | None = Field(
         None, description="the input shape the base was trained on, from its checkpoint"
+    )
+    n_params: PositiveInt | None = Field(
+        None, description="the base's trained weights, counted from its checkpoint"
     )
     measured: SimilarityEvidence | None = Field(
         None, description="the evidence behind a measured similarity score"
@@ -172,7 +205,7 @@ class Pretrained(Strict):
 class Budget(Strict):
     """What the user will spend on training."""
 
-    max_epochs: PositiveInt | None = Field(None, description="most epochs to train")
+    max_epochs: Epochs | None = Field(None, description="most epochs to train")
     max_minutes: float | None = Field(None, gt=0, description="wall-clock budget in minutes")
     device: DeviceName = Field("auto", description="where training will run")
     max_trials: PositiveInt | None = Field(
@@ -183,7 +216,7 @@ class Budget(Strict):
 class LrFindResult(Strict):
     """The outcome of ``advisor lr-find``, fed back into a profile."""
 
-    learning_rate: float = Field(gt=0, description="suggested learning rate")
+    learning_rate: float = Field(gt=0, le=MAX_LEARNING_RATE, description="suggested learning rate")
     spread: float | None = Field(
         None, ge=0, description="spread of the suggestion across seeds: log10(largest / smallest seed's rate)"
     )
@@ -198,16 +231,16 @@ class Profile(Strict):
     modality: Modality = Field(description="what one input is")
     n_train: PositiveInt = Field(description="number of training examples")
     n_val: PositiveInt | None = Field(None, description="number of validation examples, if fixed")
-    input_shape: list[PositiveInt] = Field(
-        min_length=1, description="shape of one input without the batch axis, e.g. [28, 28, 1]"
+    input_shape: Shape = Field(
+        description="shape of one input without the batch axis, e.g. [28, 28, 1]"
     )
-    n_classes: PositiveInt | None = Field(
+    n_classes: Width | None = Field(
         None, description="number of classes (binary: 2); omit for regression"
     )
     label_encoding: LabelEncoding | None = Field(
         None, description="integer, one_hot, soft, mask (segmentation) or boxes (detection)"
     )
-    class_counts: list[PositiveInt] | None = Field(
+    class_counts: Annotated[list[PositiveInt], Field(max_length=MAX_LIST)] | None = Field(
         None, description="training examples per class, in class order"
     )
     imbalance_ratio: float | None = Field(
@@ -219,7 +252,7 @@ class Profile(Strict):
     margin_classifier: bool = Field(
         False, description="a max-margin (SVM-style) binary classifier is wanted"
     )
-    n_targets: PositiveInt | None = Field(
+    n_targets: Width | None = Field(
         None, description="regression: values predicted per example (None = 1)"
     )
     sparse_inputs: bool = Field(
@@ -244,6 +277,7 @@ class Profile(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Profile:
+        _check_input_size(self.input_shape)
         if self.task in CLASSIFICATION_TASKS:
             if self.n_classes is None:
                 raise ValueError(f"n_classes: required for task {self.task!r}")
@@ -280,6 +314,14 @@ class Profile(Strict):
         return self
 
 
+def _check_input_size(shape: list[int]) -> None:
+    if math.prod(shape) > MAX_INPUT_ELEMENTS:
+        raise ValueError(
+            f"input_shape: {shape} holds {math.prod(shape)} values per example; "
+            f"expected at most {MAX_INPUT_ELEMENTS}"
+        )
+
+
 # ----------------------------------------------------------------------------- plan
 
 
@@ -287,24 +329,26 @@ class ModelPlan(Strict):
     """The network: architecture, structure hyperparameters, base and head."""
 
     arch: ArchName = Field(description="mlp, cnn or resnet")
-    hidden_layers: Annotated[int, Field(ge=0)] | None = Field(
+    hidden_layers: Annotated[int, Field(ge=0, le=1000)] | None = Field(
         None, description="mlp: number of hidden dense layers"
     )
-    units: PositiveInt | None = Field(None, description="mlp: width of each hidden layer")
-    filters: list[PositiveInt] | None = Field(
+    units: Width | None = Field(None, description="mlp: width of each hidden layer")
+    filters: Annotated[list[Width], Field(max_length=1000)] | None = Field(
         None, description="cnn: filters of each conv block; resnet: width of each stage"
     )
-    blocks_per_stage: PositiveInt | None = Field(None, description="resnet: residual blocks per stage")
-    kernel_size: PositiveInt | None = Field(None, description="cnn: convolution kernel size")
+    blocks_per_stage: Blocks | None = Field(
+        None, description="resnet: residual blocks per stage"
+    )
+    kernel_size: Side | None = Field(None, description="cnn: convolution kernel size")
     pooling: Literal["max", "avg"] | None = Field(None, description="cnn: pooling after each block")
     batch_norm: bool = Field(False, description="batch normalisation after each conv/dense layer")
     activation: Activation = Field("relu", description="hidden-layer activation")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout rate before each dense layer")
-    head_units: list[PositiveInt] = Field(
+    head_units: Annotated[list[Width], Field(max_length=1000)] = Field(
         default_factory=list, description="dense layers of the head, before the output layer"
     )
-    output_units: PositiveInt = Field(description="outputs of the last layer, sized to the task")
-    latent_dim: PositiveInt | None = Field(None, description="gan: size of the generator's noise input")
+    output_units: Width = Field(description="outputs of the last layer, sized to the task")
+    latent_dim: Width | None = Field(None, description="gan: size of the generator's noise input")
     base: str | None = Field(
         None, description="pretrained base: a run directory or checkpoint to take the backbone from"
     )
@@ -318,7 +362,7 @@ class ModelPlan(Strict):
         description="resnet: 'basic' (None) = two 3x3 convolutions (resnet18/34); 'bottleneck' = "
         "1x1-3x3-1x1 with 4x wider output (resnet50 and up)",
     )
-    stage_blocks: list[PositiveInt] | None = Field(
+    stage_blocks: Annotated[list[Blocks], Field(max_length=1000)] | None = Field(
         None,
         description="resnet: residual blocks in each stage, e.g. [3, 4, 6, 3] for resnet34; "
         "None = blocks_per_stage in every stage",
@@ -349,6 +393,11 @@ class LossTerm(Strict):
     weight: float = Field(1.0, gt=0, description="multiplier of this term in the total")
     params: dict[str, float] = Field(default_factory=dict, description="the loss's parameters")
 
+    @model_validator(mode="after")
+    def _params_in_range(self) -> LossTerm:
+        _check_loss_params(self.params)
+        return self
+
 
 class LossPlan(Strict):
     """The loss: a registry name and its parameters, plus extra weighted terms.
@@ -363,15 +412,53 @@ class LossPlan(Strict):
         default_factory=dict, description="e.g. focal gamma/alpha, huber delta, label_smoothing"
     )
     terms: list[LossTerm] = Field(default_factory=list, description="extra weighted terms")
+    class_weights: Literal["balanced"] | list[Annotated[float, Field(gt=0)]] | None = Field(
+        None,
+        description="binary/multiclass: weight of each class's examples in the loss; "
+        "'balanced' = n / (k x count of the class) on the training split; None = all 1",
+    )
+
+    @model_validator(mode="after")
+    def _params_in_range(self) -> LossPlan:
+        _check_loss_params(self.params)
+        return self
+
+
+# Where a loss parameter is defined: (low, low included, high, high included).
+# Huber's delta = 0 makes the loss identically zero; smooth L1's beta = 0 is L1.
+LOSS_PARAM_RANGES: dict[str, tuple[float, bool, float | None, bool]] = {
+    "delta": (0.0, False, None, False),
+    "beta": (0.0, True, None, False),
+    "label_smoothing": (0.0, True, 1.0, False),
+    "gamma": (0.0, True, None, False),
+    "alpha": (0.0, True, 1.0, True),
+    "smooth": (0.0, True, None, False),
+    "gradient_penalty": (0.0, True, None, False),
+}
+
+
+def _check_loss_params(params: dict[str, float]) -> None:
+    for name, value in params.items():
+        if name not in LOSS_PARAM_RANGES:
+            continue  # the loss registry names unknown parameters when the plan is built
+        low, low_in, high, high_in = LOSS_PARAM_RANGES[name]
+        below = value < low or (value == low and not low_in)
+        above = high is not None and (value > high or (value == high and not high_in))
+        if below or above:
+            lo = f"{'[' if low_in else '('}{low:g}"
+            hi = f"{high:g}{']' if high_in else ')'}" if high is not None else "inf)"
+            raise ValueError(
+                f"params.{name}: {value:g} is out of range; expected a value in {lo}, {hi}"
+            )
 
 
 class OptimizerPlan(Strict):
     """The optimizer and its hyperparameters (all from optax)."""
 
     name: OptimizerName = Field(description="optimizer, by contract name")
-    learning_rate: float = Field(gt=0, description="peak learning rate")
+    learning_rate: float = Field(gt=0, le=MAX_LEARNING_RATE, description="peak learning rate")
     momentum: float | None = Field(None, ge=0, lt=1, description="sgd/rmsprop momentum")
-    nesterov: bool = Field(False, description="sgd: Nesterov momentum")
+    nesterov: bool = Field(False, description="sgd/rmsprop: Nesterov momentum")
     weight_decay: float = Field(0.0, ge=0, description="decoupled (adamw) or L2 weight decay")
     clip_norm: float | None = Field(None, gt=0, description="clip the global gradient norm to this")
     b1: float | None = Field(
@@ -386,28 +473,28 @@ class SchedulePlan(Strict):
     """How the learning rate moves over training."""
 
     name: ScheduleName = Field(description="learning-rate schedule")
-    warmup_epochs: Annotated[int, Field(ge=0)] = Field(0, description="linear warmup length")
+    warmup_epochs: EpochsOrZero = Field(0, description="linear warmup length")
     factor: float = Field(
         0.1, gt=0, le=1, description="step/plateau: multiply the rate by this at each drop"
     )
-    step_epochs: PositiveInt | None = Field(None, description="step: epochs between drops")
+    step_epochs: Epochs | None = Field(None, description="step: epochs between drops")
     min_ratio: float = Field(0.0, ge=0, le=1, description="cosine: final rate / peak rate")
-    patience: PositiveInt | None = Field(
+    patience: Epochs | None = Field(
         None, description="reduce_on_plateau: epochs without improvement before a drop"
     )
-    cycle_epochs: PositiveInt | None = Field(None, description="cosine_restarts: length of a cycle")
+    cycle_epochs: Epochs | None = Field(None, description="cosine_restarts: length of a cycle")
 
 
 class FreezePlan(Strict):
     """Transfer learning: which parts of a pretrained base train, and when."""
 
     strategy: FreezeStrategy = Field(description="from_scratch ... two_stage (DESIGN.md)")
-    trainable_blocks: Annotated[int, Field(ge=0)] | None = Field(
+    trainable_blocks: Annotated[int, Field(ge=0, le=10_000)] | None = Field(
         None,
         description="partial_fine_tune: the top N blocks of the base that train; two_stage: "
         "those that train with the head in the first stage (None = the head alone)",
     )
-    head_epochs: Annotated[int, Field(ge=0)] | None = Field(
+    head_epochs: EpochsOrZero | None = Field(
         None, description="two_stage: epochs of the first stage (base frozen, head trains)"
     )
     fine_tune_lr_factor: float | None = Field(
@@ -432,7 +519,7 @@ class EarlyStopping(Strict):
 
     monitor: str = Field("val_loss", description="history series to watch")
     mode: Literal["min", "max"] = Field("min", description="whether lower or higher is better")
-    patience: PositiveInt = Field(description="epochs without improvement before stopping")
+    patience: Epochs = Field(description="epochs without improvement before stopping")
     min_delta: float = Field(0.0, ge=0, description="smallest change that counts as improvement")
     restore_best: bool = Field(True, description="end with the weights of the best epoch")
 
@@ -440,7 +527,9 @@ class EarlyStopping(Strict):
 class RegularizationPlan(Strict):
     """Protection against overfitting."""
 
-    augmentation: list[Augmentation] = Field(default_factory=list, description="in order")
+    augmentation: Annotated[list[Augmentation], Field(max_length=100)] = Field(
+        default_factory=list, description="in order"
+    )
     early_stopping: EarlyStopping | None = Field(None, description="None = train every epoch")
 
 
@@ -451,7 +540,9 @@ class SearchParam(Strict):
     low: float | None = Field(None, description="lower bound (float/int)")
     high: float | None = Field(None, description="upper bound (float/int)")
     log: bool = Field(False, description="sample on a log scale")
-    choices: list[Any] | None = Field(None, description="categorical: the values")
+    choices: Annotated[list[Any], Field(max_length=10_000)] | None = Field(
+        None, description="categorical: the values"
+    )
 
     @model_validator(mode="after")
     def _bounds(self) -> SearchParam:
@@ -472,9 +563,11 @@ class SearchPlan(Strict):
     """Hyperparameter search over plan fields (Optuna samplers)."""
 
     method: SearchMethod = Field(description="grid, random or tpe (probabilistic)")
-    space: dict[str, SearchParam] = Field(description="plan field path -> dimension")
-    n_trials: PositiveInt = Field(description="number of trials")
-    epochs_per_trial: PositiveInt | None = Field(None, description="None = the plan's epochs")
+    space: Annotated[dict[str, SearchParam], Field(max_length=100)] = Field(
+        description="plan field path -> dimension"
+    )
+    n_trials: Annotated[int, Field(ge=1, le=100_000)] = Field(description="number of trials")
+    epochs_per_trial: Epochs | None = Field(None, description="None = the plan's epochs")
     metric: str = Field("val_loss", description="history series to optimise")
     direction: Literal["minimize", "maximize"] = Field("minimize", description="of the metric")
     pruner: Literal["none", "median", "successive_halving"] = Field(
@@ -512,23 +605,31 @@ class Plan(Strict):
     name: str | None = Field(None, description="the profile's name, carried over")
     task: TaskName = Field(description="the learning task")
     modality: Modality = Field(description="what one input is")
-    input_shape: list[PositiveInt] = Field(description="shape of one input, without batch axis")
-    n_classes: PositiveInt | None = Field(None, description="number of classes (classification)")
+    input_shape: Shape = Field(description="shape of one input, without batch axis")
+    n_classes: Width | None = Field(None, description="number of classes (classification)")
     n_train: PositiveInt = Field(description="training examples the plan was sized for")
     data: DataPlan = Field(description="data source, split and scaling")
     model: ModelPlan = Field(description="the network")
     loss: LossPlan = Field(description="the loss")
     optimizer: OptimizerPlan = Field(description="the optimizer")
     schedule: SchedulePlan = Field(description="the learning-rate schedule")
-    batch_size: PositiveInt = Field(description="examples per step")
-    epochs: PositiveInt = Field(description="passes over the training set")
+    batch_size: Width = Field(description="examples per step")
+    epochs: Epochs = Field(description="passes over the training set")
     steps_per_epoch: PositiveInt = Field(description="ceil(n_train / batch_size)")
     class_mode: ClassMode | None = Field(None, description="binary, categorical or none")
     freeze: FreezePlan = Field(description="transfer-learning strategy")
     regularization: RegularizationPlan = Field(description="overfitting protection")
-    metrics: list[str] = Field(default_factory=list, description="metrics recorded each epoch")
+    metrics: Annotated[list[str], Field(max_length=100)] = Field(
+        default_factory=list, description="metrics recorded each epoch"
+    )
+    baselines: list[Literal["hist_gradient_boosting"]] = Field(
+        default_factory=list,
+        max_length=4,
+        description="non-network models fitted on the same split for comparison; "
+        "advisor run reports their validation scores beside the network's",
+    )
     search: SearchPlan | None = Field(None, description="hyperparameter search, if recommended")
-    seed: int = Field(0, description="seed of initialisation, shuffling and augmentation")
+    seed: Seed = Field(0, description="seed of initialisation, shuffling and augmentation")
     precision: Precision = Field("float32", description="compute precision")
     device: DeviceName = Field("auto", description="where to train")
     output_dir: str | None = Field(None, description="run directory; None = runs/<name>-<time>")
@@ -541,6 +642,7 @@ class Plan(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Plan:
+        _check_input_size(self.input_shape)
         expected = math.ceil(self.n_train / self.batch_size)
         if self.steps_per_epoch != expected:
             raise ValueError(
@@ -572,6 +674,8 @@ HistoryFormat = Literal[
 class HistorySource(Strict):
     """Where a history came from, and what its reader had to leave out."""
 
+    model_config = _RECORD
+
     format: HistoryFormat = Field(description="the reader that parsed it")
     path: str | None = Field(None, description="the file it was read from")
     skipped: list[str] = Field(default_factory=list, description="lines/rows/series left out, and why")
@@ -591,7 +695,9 @@ class History(Strict):
     A missing value is ``None``; NaN and infinities are kept as they are.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="constants")
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, ser_json_inf_nan="constants", allow_inf_nan=True
+    )
 
     source: HistorySource = Field(description="provenance")
     epochs: list[int] = Field(description="epoch numbers, starting at 1")
@@ -615,6 +721,8 @@ class History(Strict):
 
 class Problem(Strict):
     """One thing that went wrong (or 'healthy'), with the numbers that show it."""
+
+    model_config = _RECORD
 
     name: ProblemName
     severity: Severity
@@ -650,7 +758,9 @@ class Advice(Strict):
 class Diagnosis(Strict):
     """What a history shows, and how the plan should change."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="constants")
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, ser_json_inf_nan="constants", allow_inf_nan=True
+    )
 
     history: HistorySource
     primary: ProblemName | None = Field(
@@ -669,7 +779,9 @@ class Diagnosis(Strict):
 class RunResult(Strict):
     """The run directory and what is in it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="constants")
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, ser_json_inf_nan="constants", allow_inf_nan=True
+    )
 
     run_dir: str
     plan: str = Field(description="the resolved plan, as run")
@@ -684,6 +796,10 @@ class RunResult(Strict):
     stopped_reason: str | None = None
     device: str = Field(description="what JAX ran on")
     search: str | None = Field(None, description="search.json, when the plan was searched before this run")
+    baselines: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="the plan's baselines: validation metrics of each, on the network's split",
+    )
 
 
 # ----------------------------------------------------------------------------- search and lr-find
@@ -691,6 +807,8 @@ class RunResult(Strict):
 
 class ModeTiming(Strict):
     """How trials of one structure trained: vmapped together or one after another, and why."""
+
+    model_config = _RECORD
 
     structure: str = Field(description="the structure, in short (arch and its sizes)")
     trials: int = Field(ge=1, description="trials trained this way")
@@ -709,7 +827,9 @@ class ModeTiming(Strict):
 class SearchResult(Strict):
     """What ``advisor search`` wrote and found."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="constants")
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, ser_json_inf_nan="constants", allow_inf_nan=True
+    )
 
     out_dir: str = Field(description="the search directory")
     study_name: str = Field(description="the Optuna study")
@@ -730,6 +850,8 @@ class SearchResult(Strict):
 class LrFindSeed(Strict):
     """One seed's sweep of the learning-rate range test."""
 
+    model_config = _RECORD
+
     seed: int
     losses: list[float | None] = Field(description="the loss after the short run, per rate (None = diverged)")
     learning_rate: float | None = Field(description="this seed's best rate (None = every rate diverged)")
@@ -738,7 +860,9 @@ class LrFindSeed(Strict):
 class LrFindReport(Strict):
     """The outcome of ``advisor lr-find``: the sweeps, and a suggestion or why there is none."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="constants")
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, ser_json_inf_nan="constants", allow_inf_nan=True
+    )
 
     learning_rates: list[float] = Field(description="the log grid of rates tried")
     steps: int = Field(description="training steps of each short run")

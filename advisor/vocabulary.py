@@ -152,6 +152,7 @@ FACTS: dict[str, FactSpec] = {
         "float", "measured similarity of the new data to the base's data, in [0, 1]"
     ),
     "pretrained.input_shape": FactSpec("list", "the input shape the base was trained on"),
+    "pretrained.n_params": FactSpec("int", "the base's weights, counted from its checkpoint"),
     "pretrained.model.arch": _cat("architecture of the base", get_args(ArchName)),
     "pretrained.model.hidden_layers": FactSpec("int", "mlp base: hidden dense layers"),
     "pretrained.model.units": FactSpec("int", "mlp base: width of each hidden layer"),
@@ -186,6 +187,9 @@ FACTS: dict[str, FactSpec] = {
     "size_class": _cat("how much data there is, per class where there are classes",
                        ("tiny", "small", "medium", "large")),
     "transfer_size": _cat("the lecture's dataset-size axis for transfer", ("small", "large")),
+    "pretrained.params_per_example": FactSpec(
+        "float", "the base's weights per training example: how much data it has to adapt them"
+    ),
     "pretrained.similarity_class": _cat(
         "the lecture's similarity axis, from the user's label or the measured score",
         get_args(SimilarityClass),

@@ -24,7 +24,7 @@ import math
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,6 @@ class Broken:
     changes: dict[str, Any]
     planted: tuple[str, ...]
     quick: bool = False
-    tags: tuple[str, ...] = field(default_factory=tuple)
 
 
 _DIGITS_SMALL = {"data.source.subsample": 400, "n_train": 400}
@@ -75,9 +74,9 @@ _SHAPES_SMALL = {
 BROKEN: tuple[Broken, ...] = (
     # ---- learning rate far too high
     Broken(
-        "adam lr 0.05, constant (digits)",
+        "adam lr 0.05, constant (digits, 400 rows)",
         "digits_mlp",
-        {**_BARE, "optimizer.learning_rate": 0.05, "epochs": 30},
+        {**_BARE, **_DIGITS_SMALL, "optimizer.learning_rate": 0.05, "epochs": 20},
         ("lr_too_high",),
         quick=True,
     ),
@@ -113,9 +112,9 @@ BROKEN: tuple[Broken, ...] = (
     ),
     # ---- learning rate far too low
     Broken(
-        "adam lr 1e-5, constant (digits)",
+        "adam lr 1e-5, constant (digits, 400 rows)",
         "digits_mlp",
-        {**_BARE, "optimizer.learning_rate": 1e-5, "epochs": 30},
+        {**_BARE, **_DIGITS_SMALL, "optimizer.learning_rate": 1e-5, "epochs": 20},
         ("lr_too_low",),
         quick=True,
     ),
@@ -133,7 +132,7 @@ BROKEN: tuple[Broken, ...] = (
     ),
     # ---- too few epochs or updates
     Broken(
-        "3 epochs (digits)",
+        "3 epochs (digits, 400 rows)",
         "digits_mlp",
         {**_NO_SEARCH, **_DIGITS_SMALL, "epochs": 3},
         ("not_converged", "inconclusive"),

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from advisor.errors import InputError
+from advisor.inputs import checked_file, read_json
 from advisor.io import write_atomic
 
 WEIGHTS = "model.safetensors"
@@ -38,14 +39,26 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
     return flat
 
 
-def unflatten(flat: dict[str, np.ndarray]) -> dict:
-    """{"a/b/c": array} -> a nested dict of arrays."""
+def unflatten(flat: dict[str, np.ndarray], field: str = "checkpoint") -> dict:
+    """{"a/b/c": array} -> a nested dict of arrays.
+
+    Raises:
+        InputError: a key is both an array and the prefix of others ("a/b" and "a/b/c").
+    """
     tree: dict = {}
     for path, value in flat.items():
         node = tree
         *parents, leaf = path.split("/")
         for part in parents:
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise InputError(
+                    f"{field}: array {path[:80]!r} lies under another array; expected a tree"
+                )
+        if isinstance(node.get(leaf), dict):
+            raise InputError(
+                f"{field}: array {path[:80]!r} is also a prefix of others; expected a tree"
+            )
         node[leaf] = value
     return tree
 
@@ -92,13 +105,20 @@ def load_checkpoint(path: str | Path, field: str = "model.base") -> tuple[dict, 
         raise InputError(
             f"{field}: {weights} does not exist; expected a run directory holding {WEIGHTS}"
         )
+    checked_file(weights, field=field, what="safetensors checkpoint")
     try:
         flat = load_file(str(weights))
-    except (SafetensorError, OSError) as err:
-        raise InputError(f"{field}: {weights} is not a readable safetensors file ({err})") from None
+    except (SafetensorError, OSError, ValueError, MemoryError) as err:
+        raise InputError(
+            f"{field}: {weights} is not a readable safetensors file ({type(err).__name__})"
+        ) from None
     structure_file = weights.with_name(STRUCTURE)
-    structure = json.loads(structure_file.read_text()) if structure_file.exists() else {}
-    return unflatten(flat), structure
+    structure = read_json(structure_file, field=field) if structure_file.exists() else {}
+    if not isinstance(structure, dict):
+        raise InputError(
+            f"{field}: {structure_file} holds a {type(structure).__name__}; expected an object"
+        )
+    return unflatten(flat, field=f"{field}: {weights}"), structure
 
 
 def transfer_base(variables: dict, checkpoint: dict, source: str) -> dict:

@@ -131,9 +131,16 @@ def _check_targets(y: np.ndarray, plan: Plan) -> np.ndarray:
             raise InputError(
                 "data.source: detection targets need 5 columns (x1, y1, x2, y2, class)"
             )
-        if y[:, 4].max() >= k:
+        labels = y[:, 4]
+        whole = np.all(np.isfinite(labels)) and np.all(labels == np.floor(labels))
+        if not whole or labels.min() < 0:
             raise InputError(
-                f"n_classes: detection labels reach {int(y[:, 4].max())}; expected 0..{k - 1}"
+                f"data.source: detection class ids must be whole numbers 0..{k - 1}; "
+                "the fifth target column holds a negative, fractional or missing one"
+            )
+        if labels.max() >= k:
+            raise InputError(
+                f"n_classes: detection labels reach {int(labels.max())}; expected 0..{k - 1}"
             )
         return y
     y = np.asarray(y, np.float32)

@@ -27,6 +27,7 @@ project checkpoint directory.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import tempfile
@@ -37,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from advisor.errors import InputError
+from advisor.inputs import checked_file
 from advisor.schemas import ModelPlan
 from engine.checkpoint import save_checkpoint, unflatten
 
@@ -49,6 +51,10 @@ TORCHVISION_URLS = {
     "resnet152": "https://download.pytorch.org/models/resnet152-394f9c45.pth",
 }
 TIMM_URL = "https://huggingface.co/timm/{name}/resolve/main/model.safetensors"
+# A timm name goes into the URL path: only the characters timm's names use, no '/', no '..'.
+TIMM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]*(\.[A-Za-z0-9_\-]+)?")
+# The largest ResNet state dict (resnet152, float32) is about 240 MB; nothing we read is 1 GiB.
+MAX_DOWNLOAD_BYTES = 2**30
 HUB_SCHEMES = ("torchvision", "timm")
 STATE_DICT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 # The inputs these weights were trained on: 224 x 224 RGB scaled by ImageNet's channel statistics.
@@ -79,8 +85,13 @@ def _is_project_file(path: Path) -> bool:
 
     from engine.checkpoint import FORMAT
 
-    with safe_open(str(path), "np") as handle:
-        return (handle.metadata() or {}).get("format") == FORMAT
+    from safetensors import SafetensorError
+
+    try:
+        with safe_open(str(path), "np") as handle:
+            return (handle.metadata() or {}).get("format") == FORMAT
+    except (SafetensorError, OSError, ValueError):
+        return False  # not readable: read_state_dict says so, naming the field
 
 
 # ----------------------------------------------------------------------------- reading
@@ -98,15 +109,16 @@ def read_state_dict(path: str | Path, field: str = "model.base") -> dict[str, np
         raise InputError(
             f"{field}: {path} does not exist; expected a .pth or .safetensors state dict"
         )
+    checked_file(path, field=field, what="state dict file")
     if path.suffix == ".safetensors":
         from safetensors import SafetensorError
         from safetensors.numpy import load_file
 
         try:
             raw = dict(load_file(str(path)))
-        except (SafetensorError, OSError) as err:
+        except (SafetensorError, OSError, ValueError, MemoryError) as err:
             raise InputError(
-                f"{field}: {path} is not a readable safetensors file ({err})"
+                f"{field}: {path} is not a readable safetensors file ({type(err).__name__})"
             ) from None
     else:
         raw = _torch_load(path, field)
@@ -314,7 +326,7 @@ def cache_dir() -> Path:
     return Path(os.environ.get("ADVISOR_CACHE") or Path.home() / ".cache" / "advisor") / "weights"
 
 
-def hub_url(spec: str) -> str:
+def hub_url(spec: str, field: str = "model.base") -> str:
     """The download address of ``torchvision:NAME`` or ``timm:NAME``."""
     scheme, _, name = spec.partition(":")
     if scheme == "torchvision":
@@ -324,6 +336,11 @@ def hub_url(spec: str) -> str:
                 f"expected one of {', '.join(TORCHVISION_URLS)}"
             )
         return TORCHVISION_URLS[name]
+    if not TIMM_NAME.fullmatch(name):
+        raise InputError(
+            f"{field}: timm:{name[:60]!r} is not a timm model name; expected letters, digits, "
+            "'_', '-' and '.', e.g. timm:resnet50.a1_in1k"
+        )
     return TIMM_URL.format(name=name)
 
 
@@ -334,7 +351,7 @@ def fetch(spec: str, url: str | None = None, field: str = "model.base") -> Path:
         spec: ``torchvision:NAME`` or ``timm:NAME``.
         url: where to download from (default: ``hub_url(spec)``).
     """
-    url = url or hub_url(spec)
+    url = url or hub_url(spec, field)
     suffix = ".safetensors" if url.endswith(".safetensors") else ".pth"
     target = cache_dir() / (spec.replace(":", "__").replace("/", "_") + suffix)
     if target.exists():
@@ -342,10 +359,23 @@ def fetch(spec: str, url: str | None = None, field: str = "model.base") -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
+        digest = hashlib.sha256()
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310
+            written = 0
             while chunk := response.read(1 << 20):
+                written += len(chunk)
+                if written > MAX_DOWNLOAD_BYTES:
+                    raise InputError(
+                        f"{field}: {spec} is larger than {MAX_DOWNLOAD_BYTES >> 20} MiB; "
+                        "expected a ResNet state dict (download it and set model.base to its path)"
+                    )
+                digest.update(chunk)
                 out.write(chunk)
+        _check_hash(url, digest.hexdigest(), spec, field)
         os.replace(tmp, target)
+    except InputError:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     except (urllib.error.URLError, OSError) as err:
         Path(tmp).unlink(missing_ok=True)
         raise InputError(
@@ -353,6 +383,16 @@ def fetch(spec: str, url: str | None = None, field: str = "model.base") -> Path:
             "elsewhere and set model.base to its path"
         ) from None
     return target
+
+
+def _check_hash(url: str, sha256: str, spec: str, field: str) -> None:
+    """torchvision publishes the first hex digits of each file's SHA-256 in its name."""
+    published = re.search(r"-([0-9a-f]{8,})\.pth$", url)
+    if published and not sha256.startswith(published.group(1)):
+        raise InputError(
+            f"{field}: the download of {spec} does not match its published hash "
+            f"{published.group(1)}; expected the file torchvision publishes (try again)"
+        )
 
 
 def import_base(spec: str, out_dir: str | Path, base_dir: str | Path = ".") -> Path:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import jax
@@ -101,7 +101,11 @@ def make_mae() -> LossFn:
 
 @LOSSES.register("huber")
 def make_huber(delta: float = 1.0) -> LossFn:
-    """Quadratic within ``delta`` of the target, linear beyond: robust to outliers."""
+    """Quadratic within ``delta`` of the target, linear beyond: robust to outliers.
+
+    ``delta`` must be positive: at 0 optax's Huber loss is identically zero."""
+    if not delta > 0:
+        raise InputError(f"loss.params.delta: {delta} is out of range; expected a value > 0")
     return lambda outputs, targets: per_example(
         optax.losses.huber_loss(_float(outputs), _float(targets), delta=delta)
     )
@@ -268,7 +272,13 @@ def make_giou() -> LossFn:
 
 @LOSSES.register("smooth_l1")
 def make_smooth_l1(beta: float = 1.0) -> LossFn:
-    """Smooth L1 on box coordinates: 0.5 x²/beta below ``beta``, |x| - beta/2 above."""
+    """Smooth L1 on box coordinates: 0.5 x²/beta below ``beta``, |x| - beta/2 above.
+
+    ``beta = 0`` is the limit, plain L1 (as in PyTorch's ``SmoothL1Loss``), not 0/0."""
+    if beta < 0:
+        raise InputError(f"loss.params.beta: {beta} is out of range; expected a value >= 0")
+    if beta == 0:
+        return lambda outputs, targets: per_example(jnp.abs(_float(outputs) - _float(targets)))
 
     def loss_fn(outputs, targets):
         error = optax.losses.huber_loss(_float(outputs), _float(targets), delta=beta) / beta
@@ -347,8 +357,71 @@ def make_loss(name: str, params: dict[str, float], field: str = "loss") -> LossF
     return LOSSES.get(name)(**params)
 
 
-def build_loss(loss_plan: LossPlan) -> LossFn | GanLoss:
-    """A plan's loss section -> one loss callable (see the module docstring for the shapes)."""
+def build_loss(
+    loss_plan: LossPlan, task: str | None = None, class_counts: Sequence[int] | None = None
+) -> LossFn | GanLoss:
+    """A plan's loss section -> one loss callable (see the module docstring for the shapes).
+
+    ``loss.class_weights`` scales each example's loss by the weight of its class;
+    ``task`` (binary or multiclass) and, for "balanced", the training split's
+    ``class_counts`` are then needed.
+    """
+    fn = _build_unweighted(loss_plan)
+    if loss_plan.class_weights is None:
+        return fn
+    return class_weighted(fn, class_weight_vector(loss_plan.class_weights, task, class_counts))
+
+
+def class_weight_vector(
+    spec: str | Sequence[float], task: str | None, class_counts: Sequence[int] | None
+) -> jax.Array:
+    """One weight per class: "balanced" gives n / (k * count), so every class adds up to n / k.
+
+    Raises:
+        InputError: naming ``loss.class_weights`` for a task without classes, a
+            list of the wrong length, or "balanced" without the class counts.
+    """
+    if task not in ("binary", "multiclass"):
+        raise InputError(
+            f"loss.class_weights: applies to binary and multiclass tasks, not {task}; remove it"
+        )
+    if spec == "balanced":
+        if class_counts is None:
+            raise InputError(
+                "loss.class_weights: 'balanced' needs the training split's class counts"
+            )
+        counts = jnp.maximum(jnp.asarray(class_counts, jnp.float32), 1.0)
+        return counts.sum() / (len(class_counts) * counts)
+    if class_counts is not None and len(spec) != len(class_counts):
+        raise InputError(
+            f"loss.class_weights: {len(spec)} weights for {len(class_counts)} classes; "
+            "give one weight per class, in class-id order"
+        )
+    return jnp.asarray(spec, jnp.float32)
+
+
+def class_weighted(loss_fn: LossFn, weights: jax.Array) -> LossFn:
+    """Each example's loss times its class's weight.
+
+    Targets as the loss reads them: 0/1 columns (binary, one weight each for 0
+    and 1), class ids (sparse), or one-hot / soft rows (the row's mix of weights).
+    """
+
+    def weighted(outputs, targets):
+        loss = loss_fn(outputs, targets)
+        if jnp.issubdtype(targets.dtype, jnp.integer):
+            per = weights[targets.reshape(-1)]
+        elif targets.ndim == 2 and targets.shape[1] > 1 and targets.shape[1] == weights.shape[0]:
+            per = _float(targets) @ weights
+        else:  # binary 0/1 targets, [B] or [B, 1]
+            t = _float(targets).reshape(-1)
+            per = weights[0] * (1.0 - t) + weights[1] * t
+        return loss * per
+
+    return weighted
+
+
+def _build_unweighted(loss_plan: LossPlan) -> LossFn | GanLoss:
     main = make_loss(loss_plan.name, loss_plan.params)
     terms = []
     for i, term in enumerate(loss_plan.terms):

@@ -225,6 +225,9 @@ def metric_fn(name: str, task: str) -> MetricFn:
     adapt = _adapter(name, task)
 
     def compute(outputs: jax.Array, targets: jax.Array) -> jax.Array:
-        return metric(*adapt(jnp.asarray(outputs), jnp.asarray(targets))).astype(jnp.float32)
+        outputs = jnp.asarray(outputs)
+        value = metric(*adapt(outputs, jnp.asarray(targets))).astype(jnp.float32)
+        # argmax and thresholds turn NaN outputs into some class; the metric must not look fine
+        return jnp.where(jnp.any(jnp.isnan(outputs)), jnp.nan, value).astype(jnp.float32)
 
     return compute

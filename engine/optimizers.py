@@ -101,8 +101,13 @@ def make_adagrad(
 def make_rmsprop(
     opt_plan: OptimizerPlan, learning_rate: LearningRate
 ) -> optax.GradientTransformation:
-    """Rates scaled by a moving average of squared gradients, with optional momentum."""
-    return optax.rmsprop(learning_rate, momentum=_momentum(opt_plan))
+    """Rates scaled by a moving average of squared gradients, with optional (Nesterov) momentum."""
+    momentum = _momentum(opt_plan)
+    if opt_plan.nesterov and momentum is None:
+        raise InputError(
+            "optimizer.nesterov: Nesterov momentum needs optimizer.momentum > 0, e.g. 0.9"
+        )
+    return optax.rmsprop(learning_rate, momentum=momentum, nesterov=opt_plan.nesterov)
 
 
 @OPTIMIZERS.register("adadelta")

@@ -146,7 +146,7 @@ class Population:
         self.stages = stages_for(reference, self.network.n_blocks)
         self.loop = choose_loop(device.platform, has_conv(self.network))
         self.steps_per_epoch = steps_for(self.n_train, reference.batch_size)[0]
-        self.loss_fn = build_loss(reference.loss)
+        self.loss_fn = build_loss(reference.loss, reference.task, self.data.class_counts)
         self.metrics_fn = make_metrics(reference.metrics, reference.task)
         self.opt_fields = tuple(_OPTIMIZER_FIELDS[p] for p in self.varied if p in _OPTIMIZER_FIELDS)
         self.hyper_paths = tuple(

@@ -141,6 +141,9 @@ def run_plan(
         diverged = None
     except Diverged as err:
         result, diverged = err.result, err
+    from engine.baselines import fit_baselines
+
+    baselines = fit_baselines(plan, dataset) if diverged is None else {}
     return _write_run(
         run_dir,
         resolved,
@@ -150,6 +153,7 @@ def run_plan(
         dataset,
         base_structure,
         diverged,
+        baselines,
     )
 
 
@@ -178,6 +182,7 @@ def _write_run(
     dataset,
     base_structure,
     diverged,
+    baselines: dict | None = None,
 ) -> RunResult:
     run_dir.mkdir(parents=True, exist_ok=True)
     history = History(
@@ -233,6 +238,7 @@ def _write_run(
         stopped_early=result.stopped_early,
         stopped_reason=result.stopped_reason,
         device=device_text,
+        baselines=baselines or {},
     )
     write_model(run_dir / "run.json", run)
     if diverged is not None:

@@ -11,12 +11,23 @@ is downloaded.  Every failure is an InputError naming the plan field.
 from __future__ import annotations
 
 import csv
+import io
+import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from advisor.errors import InputError
+from advisor.inputs import (
+    MAX_DATA_BYTES,
+    checked_file,
+    checked_folder,
+    confine,
+    data_root,
+    read_text,
+)
 from advisor.schemas import BuiltinData, CsvData, ImageFolderData, NpzData, Plan
 
 SHAPE_NAMES = ("circle", "square", "triangle", "cross")
@@ -40,6 +51,7 @@ def read_source(source, plan: Plan, base_dir: Path) -> Raw:
     path = Path(source.path)
     if not path.is_absolute():
         path = base_dir / path
+    confine(path, data_root(), field="data.source.path")
     if not path.exists():
         raise InputError(
             f"data.source.path: {path} does not exist; expected the {source.kind} data there"
@@ -172,6 +184,7 @@ def make_shapes(
 
 def read_npz(source: NpzData, path: Path) -> Raw:
     """Inputs and targets from two arrays of an .npz file."""
+    checked_file(path, field="data.source.path", what=".npz file")
     try:
         with np.load(path, allow_pickle=False) as arrays:
             missing = [k for k in (source.x_key, source.y_key) if k not in arrays]
@@ -181,8 +194,10 @@ def read_npz(source: NpzData, path: Path) -> Raw:
                     f"{missing[0]!r}; it has {', '.join(sorted(arrays.files))}"
                 )
             x, y = arrays[source.x_key], arrays[source.y_key]
-    except (OSError, ValueError) as err:
-        raise InputError(f"data.source.path: {path} is not a readable .npz file ({err})") from None
+    except (OSError, ValueError, EOFError, MemoryError, zipfile.BadZipFile) as err:
+        raise InputError(
+            f"data.source.path: {path} is not a readable .npz file ({type(err).__name__})"
+        ) from None
     if len(x) != len(y):
         raise InputError(
             f"data.source: {path} has {len(x)} inputs but {len(y)} targets; expected one each"
@@ -194,14 +209,28 @@ def read_npz(source: NpzData, path: Path) -> Raw:
 
 def read_csv(source: CsvData, path: Path, task: str) -> Raw:
     """A table with a header row: the target column, and numeric feature columns."""
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.reader(handle))
+    field, what = "data.source.path", "UTF-8 CSV file"
+    text = read_text(path, field=field, what=what, max_bytes=MAX_DATA_BYTES)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        rows = [row for row in reader if row]
+    except csv.Error:  # a field over csv's limit (128 KiB), a NUL byte
+        raise InputError(
+            f"data.source.path: {path} is not a readable CSV file (line {reader.line_num}); "
+            "expected a header row and rows of values of at most 128 KiB each"
+        ) from None
     if len(rows) < 2:
         raise InputError(f"data.source.path: {path} has no data rows; expected a header and rows")
     header, body = [h.strip() for h in rows[0]], rows[1:]
     if source.target not in header:
         raise InputError(
-            f"data.source.target: {source.target!r} is not a column of {path}; columns: {', '.join(header)}"
+            f"data.source.target: {source.target!r} is not a column of {path}; {_columns(header)}"
+        )
+    short = next((i for i, row in enumerate(body) if len(row) != len(header)), None)
+    if short is not None:
+        raise InputError(
+            f"data.source.path: row {short + 2} of {path} has {len(body[short])} values but the "
+            f"header has {len(header)}; expected one value per column"
         )
     features = source.features or [h for h in header if h != source.target]
     for name in features:
@@ -216,6 +245,13 @@ def read_csv(source: CsvData, path: Path, task: str) -> Raw:
             raise InputError(
                 f"data.source.features: column {name!r} of {path} is not numeric; encode it as numbers or leave it out"
             ) from None
+    infinite = np.argwhere(np.isinf(x))
+    if len(infinite):
+        row, column = infinite[0]
+        raise InputError(
+            f"data.source.features: column {features[column]!r} of {path} is infinite in row "
+            f"{row + 2}; expected finite numbers (leave a missing value empty)"
+        )
     target = columns[source.target]
     if task in ("binary", "multiclass"):
         try:
@@ -237,6 +273,7 @@ def read_csv(source: CsvData, path: Path, task: str) -> Raw:
 
 def read_image_folder(source: ImageFolderData, path: Path, class_mode: str | None) -> Raw:
     """One sub-folder per class (Keras flow_from_directory); classes in name order."""
+    checked_folder(path, field="data.source.path", what="folder of class folders")
     classes = sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise InputError(
@@ -263,14 +300,28 @@ def _read_image(file: Path, size: tuple[int, int], color_mode: str) -> np.ndarra
         from PIL import Image
     except ImportError:  # Pillow arrives with matplotlib; this is for a bare install
         return _read_image_matplotlib(file, size, color_mode)
+    checked_file(file, field="data.source.path", what="image")
     try:
         with Image.open(file) as image:
             image = image.convert("L" if color_mode == "grayscale" else "RGB")
             image = image.resize((size[1], size[0]), Image.BILINEAR)
             array = np.asarray(image, np.float32)
-    except OSError as err:
-        raise InputError(f"data.source.path: {file} is not a readable image ({err})") from None
+    except (OSError, ValueError, Image.DecompressionBombError) as err:
+        raise InputError(
+            f"data.source.path: {file} is not a readable image ({type(err).__name__}); "
+            f"expected an image of at most {Image.MAX_IMAGE_PIXELS} pixels"
+        ) from None
     return array[..., None] if array.ndim == 2 else array
+
+
+_NAME = re.compile(r"[\w .%()/+-]{1,40}")
+
+
+def _columns(header: list[str]) -> str:
+    """The header's names when they look like column names; never a line of some other file."""
+    if len(header) <= 20 and all(_NAME.fullmatch(name) for name in header):
+        return "columns: " + ", ".join(header)
+    return f"its header row has {len(header)} fields"
 
 
 def _read_image_matplotlib(file: Path, size: tuple[int, int], color_mode: str) -> np.ndarray:

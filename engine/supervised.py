@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from advisor.schemas import Plan
 from engine import compiler
@@ -44,6 +45,7 @@ class DeviceData:
     x_val: jax.Array
     y_val: jax.Array
     probe: jax.Array
+    class_counts: tuple[int, ...] | None = None  # training examples per class (binary, multiclass)
 
     @classmethod
     def put(cls, dataset: Dataset, device: jax.Device) -> DeviceData:
@@ -54,7 +56,11 @@ class DeviceData:
             dataset.y_val,
             dataset.x_train[:PROBE_SIZE],
         )
-        return cls(*(jax.device_put(a, device) for a in arrays))
+        counts = None
+        if dataset.n_classes and np.ndim(dataset.y_train) == 1:
+            ids = np.asarray(dataset.y_train).astype(np.int64)
+            counts = tuple(int(c) for c in np.bincount(ids, minlength=dataset.n_classes))
+        return cls(*(jax.device_put(a, device) for a in arrays), class_counts=counts)
 
 
 # Fresh buffers for a whole tree in one dispatch (the next epoch donates the state's own).
@@ -87,7 +93,7 @@ class SupervisedPhase:
         self.n_train = n_train
         self.steps_per_epoch = steps_for(n_train, plan.batch_size)[0]
         self.config = StepConfig(plan.task, plan.loss.name, plan.n_classes, stage.frozen_blocks)
-        self.loss_fn = build_loss(plan.loss)
+        self.loss_fn = build_loss(plan.loss, plan.task, data.class_counts)
         self.metrics_fn = make_metrics(plan.metrics, plan.task)
         augs = plan.regularization.augmentation
         self.augment = make_augment(augs, plan.modality, tuple(plan.input_shape)) if augs else None

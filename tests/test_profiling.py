@@ -150,6 +150,10 @@ def test_the_profiled_base_structure_reaches_a_plan_that_runs(digits_base, tmp_p
     profile = profile_data(parse_source("builtin:digits", classes=[5, 6, 7, 8, 9], subsample=100), base=str(digits_base))
     assert profile.pretrained.model.filters == [32, 64] and profile.pretrained.input_shape == [8, 8, 1]
     assert profile.pretrained.source_domain == "digits_0to4: builtin:digits (classes [0, 1, 2, 3, 4])"
+    from engine.checkpoint import flatten, load_checkpoint
+
+    weights = flatten(load_checkpoint(digits_base)[0]["params"])
+    assert profile.pretrained.n_params == sum(w.size for w in weights.values())
     Profile.model_validate_json(profile.model_dump_json())  # the file round-trips
     plan = recommend(profile)
     assert (plan.freeze.strategy, plan.model.filters, plan.model.base) == ("feature_extractor", [32, 64], str(digits_base))

@@ -522,3 +522,31 @@ def test_detectron2_metrics_json_lines():
     assert not any("no total logged" in note for note in history.source.notes)
     assert any("each logged iteration is one point" in n for n in history.source.notes)
     assert "eta_seconds" not in history.series and "data_time" not in history.series
+
+
+def test_lines_after_training_do_not_change_the_last_epoch(tmp_path):
+    """EarlyStopping names the best epoch, then evaluate() prints a bar of its own."""
+    path = _entry("a_keras_console_cifar_stuck_8680")
+    text = path.read_text()
+    bar = next(line for line in text.splitlines() if re.match(r"\s*\d+/\d+ \[", line))
+    after = tmp_path / "log.txt"
+    after.write_text(
+        text.rstrip("\n")
+        + "\nRestoring model weights from the end of the best epoch: 2.\n"
+        + bar.replace(" - val_", " - other_")  # a complete bar again: the evaluation
+        + "\n"
+    )
+    alone, extended = load_history(path), load_history(after)
+    assert extended.epochs == alone.epochs
+    assert extended.series["loss"] == alone.series["loss"]
+    assert any("an evaluation after training" in s for s in extended.source.skipped)
+
+
+def test_history_files_side_by_side_are_a_run_each(tmp_path):
+    shutil.copy(_entry("a_keras_csv_distracted_driver_01"), tmp_path / "exp1.csv")
+    shutil.copy(REAL / "pandas_unnamed_index_ls_shuffle.csv", tmp_path / "exp2.csv")
+    runs = load_histories(tmp_path)
+    assert list(runs) == ["exp1.csv", "exp2.csv"]
+    assert runs["exp2.csv"].series == load_history(tmp_path / "exp2.csv").series
+    with pytest.raises(InputError, match="holds 2 training runs"):
+        load_history(tmp_path)

@@ -21,10 +21,12 @@ what it left out, and why, in ``source.skipped``.
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Any
 
 from advisor.errors import InputError
+from advisor.inputs import checked_folder, read_bytes
 from advisor.readers import (
     fastai_table,
     hf,
@@ -82,39 +84,87 @@ def load_history(source: History | dict[str, Any] | str | Path) -> History:
     if isinstance(source, dict):
         import json
 
-        content = Content(None, json.dumps(source).encode())
+        try:
+            content = Content(None, json.dumps(source).encode())
+        except (TypeError, ValueError, RecursionError) as err:
+            raise InputError(
+                f"history: the dict cannot be read ({type(err).__name__}); "
+                "expected series names mapping to lists of numbers"
+            ) from None
         return _read(content)
+    if not isinstance(source, (str, Path)):
+        raise InputError(
+            f"history: got a {type(source).__name__}; "
+            "expected a History, a dict or a path to a history file"
+        )
     path = Path(source)
     if path.is_dir():
-        return _read_folder(path)
+        return _read_folder(checked_folder(path, what="history folder"))
     return _read(_content(path))
 
 
 def _content(path: Path) -> Content:
-    """The bytes of a history file; InputError when missing, unreadable or too large."""
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except OSError as err:
-        raise InputError(f"{path}: cannot be read ({err.__class__.__name__})") from None
-    if size > _MAX_BYTES:
-        raise InputError(
-            f"{path}: {size // 2**20} MiB is too large for a history; expected < 512 MiB"
-        )
-    try:
-        return Content(path, path.read_bytes())
-    except OSError as err:
-        raise InputError(f"{path}: cannot be read ({err.__class__.__name__})") from None
+    """The bytes of a history file; InputError when missing, not a regular file,
+    unreadable or too large (``advisor.inputs``)."""
+    if not isinstance(path, (str, Path)):
+        raise InputError(f"history: got a {type(path).__name__}; expected a path to a history file")
+    path = Path(path)
+    return Content(path, read_bytes(path, what="training history", max_bytes=_MAX_BYTES))
+
+
+# What a reader raises on a file of the right shape but the wrong content: a field of
+# the wrong type (a list where an object was expected), a number too long for int(),
+# nesting past the recursion limit, a CSV field over csv's limit.  Readers parse
+# untrusted files; at this boundary each of these is the file's fault, said in one line.
+_PARSER_ERRORS = (
+    RecursionError,
+    MemoryError,
+    OverflowError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    KeyError,
+    IndexError,
+    csv.Error,
+)
 
 
 def detect(content: Content):
     """The reader module whose signature the content has, or None."""
-    return next((reader for reader in READERS if reader.sniff(content)), None)
+    try:
+        return next((reader for reader in READERS if reader.sniff(content)), None)
+    except _PARSER_ERRORS as err:
+        raise InputError(
+            f"{content.label}: cannot be parsed ({_why(err)}); expected a training history"
+        ) from None
 
 
 def _read(content: Content) -> History:
-    return _reader(content).read(content)
+    reader = _reader(content)
+    return _parse(reader.read, content, format=reader.FORMAT)
+
+
+def _parse(read, content: Content, *, format: str):
+    """``read(content)``, with a parser's own failure (a number too long for ``int``,
+    nesting past the recursion limit, a malformed CSV field, a field of the wrong
+    type) as one line naming the file."""
+    try:
+        return read(content)
+    except _PARSER_ERRORS as err:
+        raise InputError(
+            f"{content.label}: looks like {format} but cannot be parsed "
+            f"({_why(err)}); expected a well-formed {format} history"
+        ) from None
+
+
+def _why(err: Exception) -> str:
+    if isinstance(err, csv.Error):
+        return "a CSV field over 128 KiB or malformed quoting"
+    if isinstance(err, RecursionError):
+        return "nested too deeply"
+    if isinstance(err, (TypeError, AttributeError, KeyError, IndexError)):
+        return "a field of the wrong type or shape"
+    return type(err).__name__
 
 
 def _reader(content: Content):
@@ -147,7 +197,7 @@ def load_histories(source: str | Path) -> dict[str, History]:
     """
     path = Path(source)
     if path.is_dir():
-        runs = find_runs(path)
+        runs = _find_runs(checked_folder(path, what="history folder"))
         if not runs:
             raise InputError(
                 f"{path}: no training history in this folder; "
@@ -160,8 +210,8 @@ def load_histories(source: str | Path) -> dict[str, History]:
     reader = _reader(content)
     read_all = getattr(reader, "read_all", None)
     if read_all is not None:
-        return read_all(content)
-    return {path.name: reader.read(content)}
+        return _parse(read_all, content, format=reader.FORMAT)
+    return {path.name: _parse(reader.read, content, format=reader.FORMAT)}
 
 
 class _Run:
@@ -176,7 +226,8 @@ class _Run:
 def find_runs(root: Path) -> dict[str, _Run]:
     """The run folders under ``root``, by name (the folder relative to root; "." for root).
 
-    A run folder directly holds a history file or event files; Keras' ``train`` /
+    A run folder directly holds a history file or event files (several history files
+    side by side are a run each, named by file); Keras' ``train`` /
     ``validation`` event sub-folders belong to the run folder above them, and so do
     the sub-folders PyTorch's ``add_scalars`` writes beside the run's own event file.
     """
@@ -208,16 +259,39 @@ def find_runs(root: Path) -> dict[str, _Run]:
     named = {}
     for folder in sorted(runs):
         name = folder.relative_to(root).as_posix()
-        named[name] = runs[folder]
+        run = runs[folder]
+        if run.events or len(run.files) <= 1:
+            named[name] = run
+            continue
+        for item in sorted(run.files, key=lambda c: c[1]):  # several history files: one run each
+            single = _Run(folder)
+            single.files.append(item)
+            named[item[1] if name == "." else f"{name}/{item[1]}"] = single
     return named
+
+
+def _find_runs(root: Path) -> dict[str, _Run]:
+    """``find_runs``, with a file below ``root`` that cannot be listed or read as one line."""
+    try:
+        return find_runs(root)
+    except OSError as err:
+        raise InputError(
+            f"{root}: a file below it cannot be read ({(err.strerror or 'error').lower()}); "
+            "expected a folder of training history files"
+        ) from None
 
 
 def _read_run(root: Path, run: _Run) -> History:
     """TensorBoard event files when the run has them, else its most specific history file."""
     if run.events:
-        return tensorboard.read_folder(run.folder, run.events)
+        try:
+            return tensorboard.read_folder(run.folder, run.events)
+        except OSError as err:
+            raise InputError(
+                f"{run.folder}: an event file cannot be read ({(err.strerror or 'error').lower()})"
+            ) from None
     _, _, content, reader = min(run.files, key=lambda c: (c[0], c[1]))
-    return reader.read(content)
+    return _parse(reader.read, content, format=reader.FORMAT)
 
 
 def _labelled(history: History, name: str) -> History:
@@ -227,7 +301,7 @@ def _labelled(history: History, name: str) -> History:
 
 def _read_folder(root: Path) -> History:
     """The one run a folder holds; a clear error listing them when it holds several."""
-    runs = find_runs(root)
+    runs = _find_runs(root)
     if not runs:
         raise InputError(
             f"{root}: no training history in this folder; expected a history file or event files"

@@ -55,7 +55,7 @@ _FIELD = re.compile(r"(?i)([a-z][\w/\-]*(?: [a-z][\w/\-]*){0,2})\s+(" + _NUMBER 
 _NAME = re.compile(r"(?i)[a-z][\w/\-]*")
 _BARE_NUMBER = re.compile(r"(?i)" + _NUMBER)
 # Keras' progress bar: "237/422 [=====>....]": the steps done of the epoch's steps.
-_BAR = re.compile(r"^\s*(\d+)/(\d+)\s*\[")
+_BAR = re.compile(r"^\s*(\d+)/(\d+)\s*(?:\[|-\s)")  # verbose=2 writes "422/422 - 13s - ..."
 _SPLIT = re.compile(r"[\r\x08]+|\n")
 # Python logging's prefixes: "2021-03-02 10:11:12,345 - name - INFO - ", "INFO:root:".
 _LOGGING_PREFIX = re.compile(
@@ -96,6 +96,15 @@ def _epochs(text: str) -> re.Pattern:
     if _EPOCH_SHORT.search(text) is not None:
         return _EPOCH_SHORT
     return _EPOCH
+
+
+def _markers(pattern: re.Pattern, text: str) -> list[re.Match]:
+    """Epoch markers, except a best epoch named after training ("the best epoch: 5")."""
+    return [
+        match
+        for match in pattern.finditer(text)
+        if "best" not in text[max(0, match.start() - 25) : match.start()].lower()
+    ]
 
 
 def _pairs(line: str, start: int) -> list[tuple[str, str]]:
@@ -189,7 +198,7 @@ def split_runs(text: str) -> list[str]:
     pattern = _epochs(text)
     cuts = [0]
     highest: int | None = None
-    for match in pattern.finditer(text):
+    for match in _markers(pattern, text):
         if match.re.groups > 1 and match.group(2) == "1":
             continue
         epoch = int(match.group(1))
@@ -238,7 +247,7 @@ def _read_epochs(text: str, builder: HistoryBuilder) -> None:
     fresh = False  # a marker was seen and no value since
     looped = 0
     for number, line in enumerate(_SPLIT.split(text), start=1):
-        markers = list(pattern.finditer(line))
+        markers = _markers(pattern, line)
         start = 0
         if markers:  # pairs on a marker line come after it ("Epoch 3: loss=...")
             last = markers[-1]
@@ -258,11 +267,12 @@ def _read_epochs(text: str, builder: HistoryBuilder) -> None:
         progress = _BAR.match(line)
         if progress is not None:
             done, total = int(progress.group(1)), int(progress.group(2))
-            if epoch in bar and bar[epoch][1] != total:
-                # A bar of another length after the epoch's own: evaluate() or predict().
+            if epoch in bar and (bar[epoch][1] != total or bar[epoch][0] == bar[epoch][1]):
+                # Another bar after the epoch's own (of another length, or after it was
+                # complete): evaluate() or predict() after training.
                 builder.skip(
-                    f"line {number}: a progress bar over {total} steps after epoch {epoch}'s "
-                    f"{bar[epoch][1]} (an evaluation after training); its values left out"
+                    f"line {number}: a progress bar after epoch {epoch}'s own was complete "
+                    "(an evaluation after training); its values left out"
                 )
                 continue
             bar[epoch] = (done, total)
