@@ -16,3 +16,22 @@ def test_weights_and_structure_are_created_readable(tmp_path):
     assert weights.stat().st_mode & 0o777 == 0o644
     for path in tmp_path.iterdir():
         assert path.stat().st_mode & 0o777 == 0o644, path.name
+
+
+def test_curve_png_is_created_readable(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from engine.curves import save_figure
+
+    umask = os.umask(0o022)
+    try:
+        fig = plt.figure()
+        path = save_figure(fig, tmp_path / "curves.png")
+        plt.close(fig)
+    finally:
+        os.umask(umask)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert path.stat().st_mode & 0o777 == 0o644
