@@ -69,7 +69,9 @@ def _emit_json(model_or_obj) -> None:
 
 
 @cli.command()
-@click.argument("name", type=click.Choice(["profile", "plan", "history", "diagnosis", "run"]))
+@click.argument(
+    "name", type=click.Choice(["profile", "plan", "history", "diagnosis", "run", "preprocessing"])
+)
 def schema(name: str) -> None:
     """Print the JSON Schema of a file format, for editors and validators.
 
@@ -257,6 +259,77 @@ def run(plan: Path, out_dir: Path | None, device: str | None, as_json: bool) -> 
 
     _check_output(out_dir, option="--out", folder=True)
     run_files(plan, out_dir, device, as_json)
+
+
+# ----------------------------------------------------------------------------- use a trained run
+
+
+@cli.command()
+@click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--data", required=True, help="Labelled data: builtin:NAME, a .npz, a .csv or an image folder."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the evaluation as JSON.")
+def evaluate(run_dir: Path, data: str, as_json: bool) -> None:
+    """Score a run's model on labelled data: the loss and every metric of its task.
+
+    The data is read and scaled as the run read its own (preprocessing.json:
+    CSV columns, image size, classes, scaling).
+
+    \b
+    Example:
+      advisor evaluate runs/digits --data builtin:digits
+      advisor evaluate runs/table --data new_rows.csv --json
+    """
+    from advisor.using import evaluate_files
+
+    evaluate_files(run_dir, data, as_json)
+
+
+@cli.command()
+@click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("input_", metavar="INPUT")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="predictions.csv, .npy (probabilities or values) or .json.")
+def predict(run_dir: Path, input_: str, output: Path) -> None:
+    """Predict every row (or image) of INPUT with a run's model, in INPUT's order.
+
+    INPUT is a .npy, a .npz, a .csv (the run's feature columns), a folder of
+    images or builtin:NAME.  Rows go through the model batch by batch.
+
+    \b
+    Example:
+      advisor predict runs/digits builtin:digits -o predictions.csv
+      advisor predict runs/shapes photos/ -o predictions.json
+    """
+    from advisor.using import predict_files
+
+    predict_files(run_dir, input_, output)
+
+
+@cli.command()
+@click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("model.jaxexport"),
+    show_default=True,
+    help="The file to write.",
+)
+def export(run_dir: Path, output: Path) -> None:
+    """Write a run's model as serialized StableHLO (jax.export) with any batch size.
+
+    The file holds the scaling and the weights; advisor.load_exported(path)
+    (or jax.export.deserialize) runs it with jax alone.
+
+    \b
+    Example:
+      advisor export runs/digits -o digits.jaxexport
+    """
+    from advisor.using import export_files
+
+    export_files(run_dir, output)
 
 
 # ----------------------------------------------------------------------------- search / lr-find

@@ -280,8 +280,10 @@ def diagnose_files(
             )
         if plan_path is not None:
             diagnosis, next_plan = revise_plan(history, plan_path)
-            if output is not None:
-                write_model(output, next_plan)
+            if output is not None:  # its paths absolute, so it runs from the folder it is in
+                from advisor.loading import resolve_plan_paths
+
+                write_model(output, resolve_plan_paths(next_plan, Path(plan_path).parent))
         else:
             diagnosis = diagnose(history)
         diagnoses[name] = diagnosis

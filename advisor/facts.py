@@ -62,6 +62,11 @@ def profile_facts(profile: Profile) -> dict[str, Any]:
         "metric": profile.metric,
     }
     facts.update({name: value for name, value in optional.items() if value is not None})
+    if profile.targets is not None:  # measured by advisor profile
+        measured = profile.targets.model_dump(exclude={"judged"})
+        facts.update({f"targets.{name}": value for name, value in measured.items()})
+    if profile.inputs is not None:
+        facts["inputs.zero_fraction"] = profile.inputs.zero_fraction
     if profile.modality == "image" and len(profile.input_shape) == 3:
         height, width, channels = profile.input_shape
         facts["image_side"] = min(height, width)

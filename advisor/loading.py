@@ -24,3 +24,38 @@ def load_plan(source: Plan | dict | str | Path) -> Plan:
         InputError: one line naming the file, the field and what was expected.
     """
     return load_model(Plan, source, what="plan")
+
+
+def resolve_plan_paths(plan: Plan, base_dir: str | Path) -> Plan:
+    """``plan`` with every relative file path made absolute, as read from ``base_dir``.
+
+    A plan names its data (``data.source.path``, ``data.test.path``) and its
+    base (``model.base``) relative to the plan file's folder.  Plans the tool
+    writes elsewhere (a run folder's plan.json, a search's best_plan.json, a
+    revised next_plan.json) carry absolute paths, so they run from any folder.
+    ``model.base`` keeps the engine's lookup: a hub name as it is, else beside
+    the plan when it exists there, else from the current folder.
+    """
+    base_dir = Path(base_dir)
+
+    def absolute(source):
+        if source is None or not hasattr(source, "path") or Path(source.path).is_absolute():
+            return source
+        return source.model_copy(update={"path": str((base_dir / source.path).resolve())})
+
+    data = plan.data.model_copy(
+        update={"source": absolute(plan.data.source), "test": absolute(plan.data.test)}
+    )
+    model = plan.model
+    base = model.base
+    if base is not None and not _is_hub_name(base) and not Path(base).is_absolute():
+        beside = base_dir / base
+        chosen = beside if beside.exists() or not Path(base).exists() else Path(base)
+        model = model.model_copy(update={"base": str(chosen.resolve())})
+    return plan.model_copy(update={"data": data, "model": model})
+
+
+def _is_hub_name(spec: str) -> bool:
+    """torchvision:NAME or timm:NAME (the engine's hub names), without importing the engine."""
+    scheme, sep, rest = spec.partition(":")
+    return bool(sep) and scheme in ("torchvision", "timm") and bool(rest)

@@ -30,10 +30,12 @@ from advisor.schemas import (
     DataPlan,
     DataSource,
     ImageFolderData,
+    InputEvidence,
     NpzData,
     Pretrained,
     Profile,
     SimilarityEvidence,
+    TargetEvidence,
 )
 
 # Integer targets with at most this many distinct values are class ids, not quantities.
@@ -60,7 +62,7 @@ def parse_source(
     image_size: tuple[int, int] | None = None,
     color_mode: str = "rgb",
 ) -> DataSource:
-    """The data source a command-line DATA names: ``builtin:NAME``, a .npz, a .csv or an image folder."""
+    """The source a command-line DATA names: ``builtin:NAME``, a .npz, a .csv or an image folder."""
     if data.startswith("builtin:"):
         name = data.removeprefix("builtin:")
         if name not in get_args(BuiltinDatasetName):
@@ -97,12 +99,13 @@ def parse_source(
             )
         return ImageFolderData(path=data, image_size=image_size, color_mode=color_mode)
     raise InputError(
-        f"DATA: {data} is not a data source; expected builtin:NAME, a .npz file, a .csv file or an image folder"
+        f"DATA: {data} is not a data source; "
+        "expected builtin:NAME, a .npz file, a .csv file or an image folder"
     )
 
 
 def infer_task(y: np.ndarray, source: DataSource) -> str:
-    """The task the targets describe: detection boxes, one-hot/soft rows, 0/1 rows, ids or quantities."""
+    """The task the targets describe: boxes, one-hot or soft rows, 0/1 rows, ids or quantities."""
     if isinstance(source, BuiltinData) and source.name == "shapes_detection":
         return "detection"
     y = np.asarray(y)
@@ -166,7 +169,9 @@ def profile_data(
     if isinstance(source, CsvData) and task is None:
         task = _csv_task(source, data_plan, Path(base_dir))
     raw = read_source(source, _ReadContext(task or "multiclass", data_plan), Path(base_dir))
-    task = task or infer_task(raw.y, source)
+    targets = measure_targets(raw.y)
+    if task is None:
+        task = "regression" if "targets.count" in targets.judged else infer_task(raw.y, source)
     if task in ("binary", "multiclass") and not np.issubdtype(np.asarray(raw.y).dtype, np.number):
         raise InputError(
             f"DATA: the targets of {source.kind} data must be numbers; encode the classes as 0..k-1"
@@ -177,6 +182,7 @@ def profile_data(
     train_idx, val_idx = split_indices(split_on, task, val_fraction, split_seed)
     if raw.subsample is not None:
         train_idx = _subsample(train_idx, split_on, task, raw.subsample, split_seed)
+    inputs = measure_inputs(raw.x, _modality(raw.x))
     fields = {
         "name": name,
         "task": task,
@@ -187,11 +193,17 @@ def profile_data(
         "label_encoding": _label_encoding(y, task),
         "data": source,
         "description": f"written by advisor profile from {describe_source(source)}",
+        "targets": targets if targets.n_distinct else None,
+        "targets_have_outliers": task == "regression" and "targets.outliers" in targets.judged,
+        "inputs": inputs,
+        "sparse_inputs": "inputs.sparse" in inputs.judged,
     }
     if ids is not None:
         if task == "binary":
             n_classes = 2
-        elif y.ndim == 2 and task == "multiclass" and y.shape[1] > 1:  # one-hot or soft rows: a column each
+        elif (
+            y.ndim == 2 and task == "multiclass" and y.shape[1] > 1
+        ):  # one-hot or soft rows: a column each
             n_classes = int(y.shape[1])
         else:
             n_classes = int(ids.max()) + 1
@@ -210,8 +222,57 @@ def profile_data(
         return Profile.model_validate({k: v for k, v in fields.items() if v is not None})
     except ValidationError as err:
         raise InputError(
-            f"DATA: the data does not make a valid profile: {describe_validation_error(err, Profile)}"
+            "DATA: the data does not make a valid profile: "
+            + describe_validation_error(err, Profile)
         ) from None
+
+
+def measure_targets(y) -> TargetEvidence:
+    """The numbers behind the task and the outlier flag, and what the target rules make of them.
+
+    Only 1-D numeric targets are measured (class rows, boxes and text labels
+    are not quantities); for others ``n_distinct`` is 0 and nothing is judged.
+    """
+    y = np.asarray(y)
+    flat = y.reshape(len(y), -1)
+    if flat.shape[1] != 1 or not np.issubdtype(y.dtype, np.number) or len(y) == 0:
+        return TargetEvidence.model_construct(
+            integral=False, n_distinct=0, span=0.0, min_per_value=1, max_robust_z=0.0, judged={}
+        )
+    values = flat[:, 0].astype(np.float64)
+    _, counts = np.unique(values, return_counts=True)
+    median = float(np.median(values))
+    mad = float(np.median(np.abs(values - median)))
+    # 0.6745 = the normal quantile at 0.75: it makes the MAD comparable with a standard deviation
+    robust_z = float(np.max(0.6745 * np.abs(values - median) / mad)) if mad > 0 else 0.0
+    measured = {
+        "integral": bool(np.all(np.mod(values, 1) == 0)),
+        "n_distinct": len(counts),
+        "span": float(values.max() - values.min()),
+        "min_per_value": int(counts.min()),
+        "max_robust_z": round(robust_z, 3),
+    }
+    return TargetEvidence(
+        **measured, judged=_judge({f"targets.{k}": v for k, v in measured.items()})
+    )
+
+
+def measure_inputs(x: np.ndarray, modality: str) -> InputEvidence:
+    """The share of zeros behind ``sparse_inputs``, and what the input rules make of it."""
+    zero_fraction = round(float(np.mean(np.asarray(x) == 0)), 4) if np.size(x) else 0.0
+    facts = {"modality": modality, "inputs.zero_fraction": zero_fraction}
+    return InputEvidence(zero_fraction=zero_fraction, judged=_judge(facts))
+
+
+def _judge(facts: dict) -> dict[str, str]:
+    """Facts the rules of rules/12_profile_evidence.toml derive as true: fact -> reason (rule)."""
+    from advisor.inference import infer
+    from advisor.rules import load_rules
+
+    measured = ("targets.", "inputs.")
+    rules = [r for r in load_rules() if r.infer and all(k.startswith(measured) for k in r.infer)]
+    found = infer(facts, rules).derived_facts()
+    return {k: f"{d.rule.reason} ({d.rule.id})" for k, d in found.items() if d.value is True}
 
 
 def _csv_task(source: CsvData, data_plan: DataPlan, base_dir: Path) -> str:
@@ -222,6 +283,8 @@ def _csv_task(source: CsvData, data_plan: DataPlan, base_dir: Path) -> str:
         raw = read_source(source, _ReadContext("regression", data_plan), base_dir)
     except InputError:  # a non-numeric target column: class names, read as ids in name order
         raw = read_source(source, _ReadContext("multiclass", data_plan), base_dir)
+    if "targets.count" in measure_targets(raw.y).judged:
+        return "regression"
     return infer_task(raw.y, source)
 
 
@@ -229,7 +292,8 @@ def _modality(x: np.ndarray) -> str:
     rank = x.ndim - 1
     if rank not in _MODALITY:
         raise InputError(
-            f"DATA: examples of shape {list(x.shape[1:])}; expected a vector, a sequence or an image"
+            f"DATA: examples of shape {list(x.shape[1:])}; "
+            "expected a vector, a sequence or an image"
         )
     return _MODALITY[rank]
 
@@ -247,7 +311,9 @@ def describe_source(source: DataSource) -> str:
     return f"{source.kind} {source.path}"
 
 
-def measure_base(base: str, x_train: np.ndarray, targets: np.ndarray, task: str, base_dir) -> Pretrained:
+def measure_base(
+    base: str, x_train: np.ndarray, targets: np.ndarray, task: str, base_dir
+) -> Pretrained:
     """The ``pretrained`` section: the base's structure, domain and measured similarity to the data.
 
     ``x_train`` is scaled as the base's own plan scaled its inputs, fitted on ``x_train``.
@@ -264,7 +330,9 @@ def measure_base(base: str, x_train: np.ndarray, targets: np.ndarray, task: str,
     mode = structure.get("scaling", {}).get("normalize", "standardize")
     modality = _modality(x_train)
     x_train = x_train.astype(np.float32)
-    scaled, _, _ = _scale(x_train, x_train[:1], "standardize" if mode == "imagenet" else mode, modality)
+    scaled, _, _ = _scale(
+        x_train, x_train[:1], "standardize" if mode == "imagenet" else mode, modality
+    )
     network = build_model(model, list(x_train.shape[1:]), "multiclass")
     measured = measure_similarity(network, variables, scaled, targets, task)
     return Pretrained(
@@ -325,8 +393,16 @@ def profile_files(data: str, output: Path | None, as_json: bool, **options) -> P
         k: options.pop(k)
         for k in ("target", "classes", "subsample", "n_samples", "image_size", "color_mode")
     }
-    profile = profile_data(parse_source(data, **source_options), **options)
-    text = profile.model_dump_json(indent=2, exclude_none=True)
+    source = parse_source(data, **source_options)
+    if hasattr(source, "path") and Path(source.path).exists():
+        # absolute, so the profile and the plans made from it run from any folder
+        source = source.model_copy(update={"path": str(Path(source.path).resolve())})
+    profile = profile_data(source, **options)
+    # margin_classifier and flip_invariant are wishes and domain knowledge the data cannot show:
+    # the profile leaves them out (every flag it writes is measured) for the user to add
+    text = profile.model_dump_json(
+        indent=2, exclude_none=True, exclude={"margin_classifier", "flip_invariant"}
+    )
     if output is not None:  # unset fields left out: the file reads like one a person wrote
         write_atomic(output, text + "\n")
     if as_json:
@@ -345,6 +421,17 @@ def summary(profile: Profile) -> str:
     ]
     if profile.class_counts:
         lines.append(f"class counts (train): {profile.class_counts}")
+    if profile.targets is not None:
+        t = profile.targets
+        lines.append(
+            f"targets: {t.n_distinct} distinct values over a span of {t.span:g}"
+            f"{' (whole numbers)' if t.integral else ''}, rarest value seen {t.min_per_value}x, "
+            f"largest robust z {t.max_robust_z:g}"
+        )
+        lines += [f"  {fact}: {reason}" for fact, reason in t.judged.items()]
+    if profile.inputs is not None:
+        lines.append(f"inputs: {profile.inputs.zero_fraction:.1%} of the values are 0")
+        lines += [f"  {fact}: {reason}" for fact, reason in profile.inputs.judged.items()]
     if profile.pretrained is not None and profile.pretrained.measured is not None:
         p, m = profile.pretrained, profile.pretrained.measured
         side = "similar" if p.similarity >= 0.5 else "different"

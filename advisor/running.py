@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from advisor.loading import load_plan
+from advisor.loading import load_plan, resolve_plan_paths
 from advisor.schemas import Plan, RunResult
 
 
@@ -43,7 +43,7 @@ def run(
     from engine.run import run_plan
 
     base_dir = Path(plan).parent if isinstance(plan, (str, Path)) else Path(".")
-    loaded = load_plan(plan)
+    loaded = resolve_plan_paths(load_plan(plan), base_dir)
     if loaded.search is not None:
         return _search_then_run(plan, loaded, out_dir, device, base_dir)
     return run_plan(loaded, out_dir, device, base_dir=base_dir, report=_warn)
@@ -52,7 +52,7 @@ def run(
 def _search_then_run(
     plan_arg, plan: Plan, out_dir, device: str | None, base_dir: Path
 ) -> RunResult:
-    """A plan with a search section: search into RUN_DIR/search, then train the best plan in RUN_DIR."""
+    """A plan with a search section: search into RUN_DIR/search, then train its best plan there."""
     import time
 
     from advisor.errors import EngineError
@@ -65,10 +65,12 @@ def _search_then_run(
         or plan.output_dir
         or Path("runs") / f"{plan.name or plan.task}-{time.strftime('%Y%m%d-%H%M%S')}"
     )
-    found = search(plan_arg, run_dir / "search", device=device)
+    # the run below trains the best plan and scores it on the test split itself
+    found = search(plan_arg, run_dir / "search", device=device, test_best=False)
     if found.best_plan is None:
         raise EngineError(
-            f"the search finished no trial, so there is no best plan to run; see {found.leaderboard}"
+            "the search finished no trial, so there is no best plan to run; "
+            f"see {found.leaderboard}"
         )
     result = run_plan(load_plan(found.best_plan), run_dir, device, base_dir=base_dir, report=_warn)
     result = result.model_copy(update={"search": str(Path(found.out_dir) / "search.json")})
@@ -100,12 +102,15 @@ def summary(result: RunResult) -> str:
         lines.append(f"validation{epoch}: {shown}")
     for name, scores in result.baselines.items():
         lines.append(_baseline_line(name, scores, result.metrics))
+    if result.test_metrics:
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in sorted(result.test_metrics.items()))
+        lines.append(f"test (held out, final model, measured once): {shown}")
     if result.stopped_reason:
         lines.append(f"stopped: {result.stopped_reason}")
     if result.diagnosis:
         lines.append(_diagnosis_line(Path(result.diagnosis)))
     lines.append(
-        "files: history.json, metrics.json, model.safetensors, curves.png"
+        "files: history.json, metrics.json, model.safetensors, preprocessing.json, curves.png"
         + (", diagnosis.json, next_plan.json" if result.next_plan else "")
     )
     return "\n".join(lines)

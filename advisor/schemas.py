@@ -147,10 +147,36 @@ class DataPlan(Strict):
     val_fraction: float = Field(
         0.2, gt=0.0, lt=1.0, description="share of the examples held out for validation"
     )
-    split_seed: Seed = Field(0, description="seed of the train/validation split")
+    split_seed: Seed = Field(0, description="seed of the train/validation (and test) split")
     normalize: Literal["none", "standardize", "scale_01"] = Field(
         "standardize", description="input scaling, fitted on the training split only"
     )
+    test: DataSource | None = Field(
+        None,
+        description="a separate labelled source held out for the final test score; "
+        "never trained on, never used for early stopping or search selection",
+    )
+    test_fraction: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="share of the source held out as a test split (stratified for classes, "
+        "drawn with split_seed) before the validation split; 0 = no test split",
+    )
+
+    @model_validator(mode="after")
+    def _one_test_split(self) -> DataPlan:
+        if self.test is not None and self.test_fraction > 0:
+            raise ValueError(
+                "test_fraction: the plan names a test source too; "
+                "keep data.test or data.test_fraction, not both"
+            )
+        if self.test_fraction + self.val_fraction >= 1.0:
+            raise ValueError(
+                f"test_fraction: {self.test_fraction} + val_fraction {self.val_fraction} leaves no "
+                "training example; keep their sum below 1"
+            )
+        return self
 
 
 # ----------------------------------------------------------------------------- profile
@@ -222,6 +248,38 @@ class LrFindResult(Strict):
     )
 
 
+class TargetEvidence(Strict):
+    """Numbers ``advisor profile`` measured on the training targets (1-D numeric targets).
+
+    The rules in rules/12_profile_evidence.toml judge them: an integer target
+    over many values, some seen only a few times, is a count (regression); a
+    target far from its median in robust units holds outliers.
+    """
+
+    integral: bool = Field(description="every target is a whole number")
+    n_distinct: int = Field(ge=1, description="distinct target values")
+    span: float = Field(ge=0.0, description="largest target minus smallest")
+    min_per_value: int = Field(ge=1, description="examples that share the rarest target value")
+    max_robust_z: float = Field(
+        ge=0.0,
+        description="largest modified z-score 0.6745 |y - median| / MAD (0 when MAD is 0)",
+    )
+    judged: dict[str, str] = Field(
+        default_factory=dict, description="what the rules concluded: fact -> reason"
+    )
+
+
+class InputEvidence(Strict):
+    """Numbers ``advisor profile`` measured on the inputs (judged by rules/12_*.toml)."""
+
+    zero_fraction: float = Field(
+        ge=0.0, le=1.0, description="share of input values that are exactly 0"
+    )
+    judged: dict[str, str] = Field(
+        default_factory=dict, description="what the rules concluded: fact -> reason"
+    )
+
+
 class Profile(Strict):
     """What a practitioner knows about the problem before training."""
 
@@ -248,6 +306,12 @@ class Profile(Strict):
     )
     targets_have_outliers: bool = Field(
         False, description="regression targets hold large outliers (favours a robust loss)"
+    )
+    targets: TargetEvidence | None = Field(
+        None, description="measured by advisor profile: the numbers behind task and outlier flag"
+    )
+    inputs: InputEvidence | None = Field(
+        None, description="measured by advisor profile: the number behind the sparse_inputs flag"
     )
     margin_classifier: bool = Field(
         False, description="a max-margin (SVM-style) binary classifier is wanted"
@@ -800,6 +864,66 @@ class RunResult(Strict):
         default_factory=dict,
         description="the plan's baselines: validation metrics of each, on the network's split",
     )
+    test_metrics: dict[str, float] = Field(
+        default_factory=dict,
+        description="the final model on the held-out test split, measured once after training "
+        "(empty without data.test or data.test_fraction)",
+    )
+
+
+class Preprocessing(Strict):
+    """What a run did to raw inputs and targets before the model saw them (``preprocessing.json``).
+
+    ``advisor evaluate``, ``advisor predict`` and ``advisor.load`` read it to
+    treat new data exactly as the run treated its training data.
+    """
+
+    task: TaskName = Field(description="the run's task")
+    input_shape: list[PositiveInt] = Field(description="shape of one model input, no batch axis")
+    normalize: Literal["none", "standardize", "scale_01"] = Field(description="input scaling")
+    stats_shape: list[PositiveInt] | None = Field(
+        None, description="shape shift and spread broadcast in (batch axis 1); None = no scaling"
+    )
+    shift: list[float] | None = Field(
+        None, description="subtracted from inputs (fitted on the training split)"
+    )
+    spread: list[float] | None = Field(None, description="inputs are divided by it after the shift")
+    n_classes: PositiveInt | None = Field(None, description="classes (classification)")
+    class_names: list[str] | None = Field(
+        None,
+        description="class id -> name; a CSV's text labels or an image folder's sub-folders "
+        "map through it",
+    )
+    source_kind: Literal["builtin", "npz", "csv", "image_folder"] = Field(
+        description="the training source's kind"
+    )
+    features: list[str] | None = Field(
+        None, description="CSV: the feature columns, in the model's order"
+    )
+    target: str | None = Field(None, description="CSV: the target column")
+    x_key: str | None = Field(None, description=".npz: the inputs' array")
+    y_key: str | None = Field(None, description=".npz: the targets' array")
+    image_size: tuple[PositiveInt, PositiveInt] | None = Field(
+        None, description="images are resized to (height, width) before scaling"
+    )
+    color_mode: Literal["grayscale", "rgb"] | None = Field(
+        None, description="image folders: channels"
+    )
+    builtin: dict[str, Any] | None = Field(
+        None, description="builtin sources: the class subset and one-vs-rest choice the run made"
+    )
+
+
+class Evaluation(Strict):
+    """``advisor evaluate``: the run's model on labelled data, every metric of its task."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="constants")
+
+    run_dir: str = Field(description="the run whose model was evaluated")
+    data: str = Field(description="the labelled data, as given")
+    n: int = Field(ge=1, description="examples evaluated")
+    task: TaskName
+    metrics: dict[str, float] = Field(description="loss and every metric of the task")
 
 
 # ----------------------------------------------------------------------------- search and lr-find
@@ -845,6 +969,14 @@ class SearchResult(Strict):
     plot: str | None = Field(None, description="search.png")
     trials_per_hour: float | None = Field(None, description="trials this process trained, per hour of its wall time")
     modes: list[ModeTiming] = Field(default_factory=list, description="population or sequential, per structure")
+    best_test: dict[str, float] = Field(
+        default_factory=dict,
+        description="the best trial's final model on the held-out test split, measured once after "
+        "selection on validation (empty without a test split)",
+    )
+    best_run: str | None = Field(
+        None, description="the run folder of the best trial, retrained to be tested"
+    )
 
 
 class LrFindSeed(Strict):
@@ -879,5 +1011,6 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "history": History,
     "diagnosis": Diagnosis,
     "run": RunResult,
+    "preprocessing": Preprocessing,
 }
 

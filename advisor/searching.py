@@ -43,6 +43,7 @@ def search(
     batch: int | None = None,
     workers: int = 1,
     progress: bool | None = None,
+    test_best: bool = True,
 ) -> SearchResult:
     """Search the plan's ``search.space`` and write the leaderboard, best plan and picture.
 
@@ -57,13 +58,16 @@ def search(
         batch: trials asked for at once (default: all for grid/random, a quarter for tpe).
         workers: processes on this machine sharing the study.
         progress: show a progress bar (None = only on a terminal).
+        test_best: with a test split in the plan, score the best trial on it
+            once selection is done (``score_best_trial``).
 
     Raises:
         InputError: an empty or inconsistent space, a field the plan lacks, a
             storage that cannot be opened.
 
     Example:
-        >>> result = search("examples/plans/wine_random_search.json", out_dir="searches/wine")  # doctest: +SKIP
+        >>> plan = "examples/plans/wine_random_search.json"
+        >>> result = search(plan, out_dir="searches/wine")  # doctest: +SKIP
     """
     loaded = load_plan(plan)
     from engine.space import check_space
@@ -71,10 +75,11 @@ def search(
     check_space(loaded, str(plan) if isinstance(plan, (str, Path)) else "plan")
     out = Path(out_dir or default_out_dir(loaded))
     if workers > 1:
-        return _run_workers(plan, loaded, out, storage, study_name, device, mode, batch, workers)
+        result = _run_workers(plan, loaded, out, storage, study_name, device, mode, batch, workers)
+        return score_best_trial(result, loaded, device) if test_best else result
     from engine.search import run_search
 
-    return run_search(
+    result = run_search(
         loaded,
         out,
         _base_dir(plan),
@@ -86,6 +91,30 @@ def search(
         progress=progress,
         report=_warn,
     )
+    return score_best_trial(result, loaded, device) if test_best else result
+
+
+def score_best_trial(result: SearchResult, plan: Plan, device: str | None) -> SearchResult:
+    """The best trial's test score, measured once, after selection on validation is final.
+
+    Trials keep no weights, so the best trial's plan is trained again (same
+    seed, same epochs) into OUT/best_trial and its final model scored on the
+    test split; no trial's ranking ever saw the test rows.  Without a test
+    split in the plan, ``result`` comes back unchanged.
+    """
+    has_test = plan.data.test is not None or plan.data.test_fraction > 0
+    if result.best_trial is None or not has_test:
+        return result
+    from engine.run import run_plan
+    from engine.search import trial_dir
+    from engine.search_report import SUMMARY
+
+    out = Path(result.out_dir)
+    best = load_plan(trial_dir(out, result.best_trial) / "plan.json")
+    run = run_plan(best, out / "best_trial", device, report=_warn, progress=False)
+    result = result.model_copy(update={"best_test": run.test_metrics, "best_run": run.run_dir})
+    write_model(out / SUMMARY, result)
+    return result
 
 
 def _run_workers(
@@ -172,7 +201,7 @@ def search_files(
     quiet: bool,
     as_json: bool,
 ) -> None:
-    """The ``advisor search`` command: search, then print the leaderboard (or the SearchResult JSON)."""
+    """The ``advisor search`` command: search, then print the leaderboard (or the JSON result)."""
     if worker_index:
         from engine.search import run_search
 
@@ -256,7 +285,7 @@ def lr_find_files(
 
 
 def lr_find_summary(report: LrFindReport, profile_path: Path | None, written: Path | None) -> str:
-    """The sweeps in a few lines: each seed's best rate, then the suggestion or why there is none."""
+    """The sweeps in a few lines: each seed's best rate, then the suggestion or why none."""
     lines = [
         f"lr-find: {len(report.learning_rates)} rates from {report.learning_rates[0]:.3g} to "
         f"{report.learning_rates[-1]:.3g}, {report.steps} steps each, {len(report.seeds)} seeds"
@@ -291,7 +320,14 @@ def summary(result: SearchResult, top: int = 10) -> str:
     lines.append(f"trials: {counts or 'none'}")
     if result.best_trial is not None:
         lines.append(
-            f"best: trial {result.best_trial}, {result.metric} {result.best_value:.4g} -> {result.best_plan}"
+            f"best: trial {result.best_trial}, {result.metric} {result.best_value:.4g} "
+            f"-> {result.best_plan}"
+        )
+    if result.best_test:
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in sorted(result.best_test.items()))
+        lines.append(
+            f"test (best trial after selection, retrained in {result.best_run}, "
+            f"measured once): {shown}"
         )
     for timing in result.modes:
         speed = ""

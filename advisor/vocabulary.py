@@ -135,6 +135,17 @@ FACTS: dict[str, FactSpec] = {
     "minority_fraction": FactSpec("float", "share of the smallest class in the training set"),
     "samples_per_class": FactSpec("float", "n_train / n_classes", unit="samples"),
     "targets_have_outliers": FactSpec("bool", "the profile says regression targets hold outliers"),
+    "targets.integral": FactSpec("bool", "measured: every training target is a whole number"),
+    "targets.n_distinct": FactSpec("int", "measured: distinct training target values"),
+    "targets.span": FactSpec("float", "measured: largest training target minus smallest"),
+    "targets.min_per_value": FactSpec(
+        "int", "measured: examples sharing the rarest target value", unit="samples"
+    ),
+    "targets.max_robust_z": FactSpec("float", "measured: largest modified z-score of the targets"),
+    "targets.count": FactSpec("bool", "derived: the integer targets are counts, not class ids"),
+    "targets.outliers": FactSpec("bool", "derived: the targets hold outliers (measured robust z)"),
+    "inputs.zero_fraction": FactSpec("float", "measured: share of input values that are exactly 0"),
+    "inputs.sparse": FactSpec("bool", "derived: the inputs are sparse (measured share of zeros)"),
     "margin_classifier": FactSpec("bool", "the profile asks for a max-margin (SVM-like) classifier"),
     "gan_objective": _cat("the GAN objective the profile asks for", ("standard", "wasserstein")),
     "gan_reconstruction": _cat(

@@ -17,6 +17,7 @@ counts exactly once per epoch.  The file readers and generators live in
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,10 @@ class Dataset:
     n_classes: int | None
     class_names: list[str] | None = None
     scaling: dict = field(default_factory=dict)
+    # The held-out test split (scaled like the rest), or None: never trained or selected on.
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+    feature_names: list[str] | None = None
 
     @property
     def n_train(self) -> int:
@@ -56,37 +61,92 @@ class Dataset:
 
 
 def load_data(plan: Plan, base_dir: str | Path = ".") -> Dataset:
-    """The plan's data, split and scaled; raises InputError naming the plan field on bad data."""
+    """The plan's data, split and scaled; raises InputError naming the plan field on bad data.
+
+    The split happens in this order: the test split first (``data.test_fraction``,
+    or all of ``data.test``), then validation from what is left, then the
+    training subsample.  Scaling is fitted on the training split alone.
+    """
     source = plan.data.source
     if source is None:
         raise InputError(
             "data.source: the plan names no data, so it cannot run; "
             "add data.source (a builtin dataset, an .npz, a CSV or an image folder)"
         )
-    raw = sources.read_source(source, plan, Path(base_dir))
-    x, y = raw.x.astype(np.float32), raw.y
-    check_finite(x, y)
-    x = _fit_shape(x, plan)
-    y = _check_targets(y, plan)
-    train_idx, val_idx = split_indices(y, plan.task, plan.data.val_fraction, plan.data.split_seed)
+    base_dir = Path(base_dir)
+    raw = sources.read_source(source, plan, base_dir)
+    x, y = _prepared(raw, plan)
+    rest = np.arange(len(y))
+    x_test = y_test = None
+    if plan.data.test_fraction > 0:
+        rest, test_idx = split_indices(
+            y,
+            plan.task,
+            plan.data.test_fraction,
+            plan.data.split_seed + TEST_SEED_OFFSET,
+            "data.test_fraction",
+        )
+        x_test, y_test = x[test_idx], y[test_idx]
+    elif plan.data.test is not None:
+        test_raw = sources.read_source(plan.data.test, plan, base_dir)
+        test_raw = align_classes(test_raw, raw.class_names, "data.test")
+        x_test, y_test = _prepared(test_raw, plan)
+    # the validation share is of the whole source, so it stays the same with or without a test split
+    val_share = plan.data.val_fraction / (1.0 - plan.data.test_fraction)
+    train_pos, val_pos = split_indices(y[rest], plan.task, val_share, plan.data.split_seed)
+    train_idx, val_idx = rest[train_pos], rest[val_pos]
     if raw.subsample is not None:
         train_idx = _subsample(train_idx, y, plan.task, raw.subsample, plan.data.split_seed)
-    x_train, x_val = x[train_idx], x[val_idx]
-    x_train, x_val, scaling = _scale(x_train, x_val, plan.data.normalize, plan.modality)
+    scaling = fit_scaling(x[train_idx], plan.data.normalize, plan.modality)
     return Dataset(
-        x_train=x_train,
+        x_train=apply_scaling(x[train_idx], scaling),
         y_train=y[train_idx],
-        x_val=x_val,
+        x_val=apply_scaling(x[val_idx], scaling),
         y_val=y[val_idx],
         input_shape=tuple(plan.input_shape),
         n_classes=plan.n_classes,
         class_names=raw.class_names,
         scaling=scaling,
+        x_test=None if x_test is None else apply_scaling(x_test, scaling),
+        y_test=y_test,
+        feature_names=raw.feature_names,
     )
 
 
+# Offset of the test split's seed from split_seed, so the two draws are independent.
+TEST_SEED_OFFSET = 7919
+
+
+def _prepared(raw: sources.Raw, plan: Plan) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs as float32 in the plan's shape and targets in the task's raw form."""
+    x = raw.x.astype(np.float32)
+    check_finite(x, raw.y)
+    return _fit_shape(x, plan), _check_targets(raw.y, plan)
+
+
+def align_classes(raw: sources.Raw, names: list[str] | None, field_name: str) -> sources.Raw:
+    """``raw`` with its class ids renumbered to ``names`` (text labels, image sub-folders).
+
+    A second source names its classes by what it holds, so the same name can
+    have another id there; the model's ids are the training source's.
+
+    Raises:
+        InputError: a class of ``raw`` that the training data never had.
+    """
+    if raw.class_names is None or names is None or raw.class_names == names:
+        return raw
+    unknown = [n for n in raw.class_names if n not in names]
+    if unknown:
+        raise InputError(
+            f"{field_name}: classes {unknown} were not in the training data; "
+            f"expected some of {', '.join(names)}"
+        )
+    remap = np.array([names.index(n) for n in raw.class_names], np.int32)
+    return dataclasses.replace(raw, y=remap[np.asarray(raw.y, np.int64)], class_names=list(names))
+
+
 def _fit_shape(x: np.ndarray, plan: Plan) -> np.ndarray:
-    """Reshape inputs to the plan's input_shape when only the layout differs (digits as [64] or [8, 8, 1])."""
+    """Inputs in the plan's input_shape when only the layout differs (digits: [64] or [8, 8, 1])."""
     want = tuple(plan.input_shape)
     have = x.shape[1:]
     if have == want:
@@ -148,9 +208,9 @@ def _check_targets(y: np.ndarray, plan: Plan) -> np.ndarray:
 
 
 def split_indices(
-    y: np.ndarray, task: str, val_fraction: float, seed: int
+    y: np.ndarray, task: str, val_fraction: float, seed: int, field_name: str = "data.val_fraction"
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded train/validation indices; stratified per class for binary/multiclass/detection."""
+    """Seeded (kept, held-out) indices; stratified per class for binary/multiclass/detection."""
     rng = np.random.default_rng(seed)
     n = len(y)
     if task in CLASS_TASKS or task == "detection":
@@ -158,7 +218,7 @@ def split_indices(
         val = []
         for c in np.unique(labels):
             members = rng.permutation(np.flatnonzero(labels == c))
-            # at least one validation example for every class with two or more
+            # at least one held-out example for every class with two or more
             n_val = int(round(val_fraction * len(members)))
             n_val = min(max(n_val, 1 if len(members) > 1 else 0), len(members) - 1)
             val.append(members[:n_val])
@@ -169,7 +229,7 @@ def split_indices(
     train_mask[val_idx] = False
     train_idx = np.flatnonzero(train_mask)
     if len(train_idx) == 0:
-        raise InputError("data.val_fraction: leaves no training example; lower it")
+        raise InputError(f"{field_name}: leaves no training example; lower it")
     return train_idx, val_idx
 
 
@@ -184,12 +244,14 @@ def _subsample(
     return train_idx[keep_pos]
 
 
-def _scale(
-    x_train: np.ndarray, x_val: np.ndarray, mode: str, modality: str
-) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Input scaling fitted on the training split: per feature (tables) or per channel (images, sequences)."""
+def fit_scaling(x_train: np.ndarray, mode: str, modality: str) -> dict:
+    """Input scaling fitted on the training split: per feature (tables) or per channel (others).
+
+    Returns ``{"normalize", "shift", "spread", "shape"}`` (flat lists and the
+    shape they broadcast in), what ``apply_scaling`` and ``preprocessing.json`` use.
+    """
     if mode == "none":
-        return x_train, x_val, {"normalize": "none"}
+        return {"normalize": "none"}
     axes = (0,) if modality == "tabular" else tuple(range(x_train.ndim - 1))
     if mode == "standardize":
         shift = x_train.mean(axis=axes, keepdims=True)
@@ -198,19 +260,37 @@ def _scale(
         shift = x_train.min(axis=axes, keepdims=True)
         spread = x_train.max(axis=axes, keepdims=True) - shift
     spread = np.where(spread > 0, spread, 1.0).astype(np.float32)  # constant features stay put
-    scaled = [((x - shift) / spread).astype(np.float32) for x in (x_train, x_val)]
-    return (
-        scaled[0],
-        scaled[1],
-        {"normalize": mode, "shift": shift.ravel().tolist(), "spread": spread.ravel().tolist()},
-    )
+    return {
+        "normalize": mode,
+        "shift": shift.astype(np.float32).ravel().tolist(),
+        "spread": spread.ravel().tolist(),
+        "shape": list(shift.shape),
+    }
+
+
+def apply_scaling(x: np.ndarray, scaling: dict) -> np.ndarray:
+    """``x`` scaled as ``fit_scaling`` measured (float32)."""
+    if scaling.get("normalize", "none") == "none":
+        return x.astype(np.float32)
+    shape = scaling["shape"]
+    shift = np.asarray(scaling["shift"], np.float32).reshape(shape)
+    spread = np.asarray(scaling["spread"], np.float32).reshape(shape)
+    return ((x - shift) / spread).astype(np.float32)
+
+
+def _scale(
+    x_train: np.ndarray, x_val: np.ndarray, mode: str, modality: str
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Both sets scaled as the training set asks (``fit_scaling``), and the scaling."""
+    scaling = fit_scaling(x_train, mode, modality)
+    return apply_scaling(x_train, scaling), apply_scaling(x_val, scaling), scaling
 
 
 # ----------------------------------------------------------------------------- inside jit
 
 
 def encode_targets(y: jax.Array, task: str, loss_name: str, n_classes: int | None) -> jax.Array:
-    """Raw targets -> what the loss reads (contracts.md): [B, 1] 0/1 for binary, ids or one-hot for multiclass."""
+    """Raw targets -> what the loss reads: [B, 1] 0/1 for binary, ids or one-hot for multiclass."""
     if task == "binary":
         return y.astype(jnp.float32)[:, None]
     if task == "multiclass":

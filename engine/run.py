@@ -6,7 +6,10 @@ trains through ``engine.fit`` and writes the run directory:
 
     plan.json        the plan as run (output_dir and device resolved)
     history.json     the History (format "native"), readable by ``advisor diagnose``
-    metrics.json     validation (and train) values of the final or restored best epoch
+    metrics.json     validation (and train) values of the final or restored best epoch, and
+                     under "test" the final model's score on the held-out test split
+    preprocessing.json  how raw inputs become model inputs (scaling, classes, columns,
+                     image size): what ``advisor evaluate``/``predict`` apply to new data
     model.safetensors + model.json   the weights, no pickle
     curves.png       learning curves
     diagnosis.json, next_plan.json   advisor.diagnosis.revise_plan(history, plan)
@@ -29,6 +32,7 @@ import jax.numpy as jnp
 
 from advisor.errors import EngineError, InputError
 from advisor.io import write_atomic, write_model
+from advisor.loading import resolve_plan_paths
 from advisor.schemas import History, HistorySource, Plan, RunResult
 from engine.checkpoint import save_checkpoint, transfer_base
 from engine.checks import CheckWarning, check_data, check_plan
@@ -37,6 +41,7 @@ from engine.data import load_data
 from engine.device import describe_device, select_device
 from engine.fit import Diverged, FitResult, fit
 from engine.models import build_model, init_variables
+from engine.predict import PREPROCESSING, Predictor, preprocessing_for
 from engine.transfer import load_base
 
 
@@ -65,7 +70,8 @@ def initial_variables(
     if plan.model.base is None:
         if strategy != "from_scratch":
             raise InputError(
-                f"model.base: strategy {strategy!r} reuses a pretrained base, but the plan names none; "
+                f"model.base: strategy {strategy!r} reuses a pretrained base, "
+                "but the plan names none; "
                 "set model.base to an earlier run directory, or use strategy from_scratch"
             )
         return variables, None
@@ -104,6 +110,7 @@ def run_plan(
         EngineError: no such device, or the loss diverged (history and last good weights written).
     """
     base_dir = Path(base_dir)
+    plan = resolve_plan_paths(plan, base_dir)  # the run folder's plan.json runs from anywhere
     warnings = check_plan(plan)
     chosen = select_device(device or plan.device)
     dataset = load_data(plan, base_dir)
@@ -149,7 +156,7 @@ def run_plan(
         resolved,
         result,
         variables_of,
-        describe_device(chosen),
+        chosen,
         dataset,
         base_structure,
         diverged,
@@ -178,7 +185,7 @@ def _write_run(
     plan: Plan,
     result: FitResult,
     variables_of,
-    device_text: str,
+    device: jax.Device,
     dataset,
     base_structure,
     diverged,
@@ -196,10 +203,23 @@ def _write_run(
     write_model(run_dir / "history.json", history)
     epoch = result.best_epoch or (result.epochs[-1] if result.epochs else None)
     metrics = _final_metrics(result)
+    preprocessing = None
+    if plan.task != "gan":
+        preprocessing = preprocessing_for(
+            plan, dataset.scaling, dataset.class_names, dataset.feature_names
+        )
+        write_model(run_dir / PREPROCESSING, preprocessing)
+    test_metrics = {}
+    if preprocessing is not None and dataset.x_test is not None and result.state is not None:
+        # once, at the end, on the final model: nothing above saw these rows
+        variables = jax.device_get(variables_of(result.state))
+        predictor = Predictor(plan, variables, preprocessing, device=device)
+        test_metrics = predictor.evaluate_prepared(dataset.x_test, dataset.y_test)
     summary = {
         "epoch": epoch,
         "best_epoch": result.best_epoch,
         **({k: v for k, v in result.at(epoch).items() if v is not None} if epoch else {}),
+        **({"test": test_metrics} if test_metrics else {}),
     }
     write_atomic(run_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
     checkpoint = None
@@ -237,8 +257,9 @@ def _write_run(
         best_epoch=result.best_epoch,
         stopped_early=result.stopped_early,
         stopped_reason=result.stopped_reason,
-        device=device_text,
+        device=describe_device(device),
         baselines=baselines or {},
+        test_metrics=test_metrics,
     )
     write_model(run_dir / "run.json", run)
     if diverged is not None:

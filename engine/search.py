@@ -30,6 +30,7 @@ from optuna.trial import TrialState
 
 from advisor.errors import InputError
 from advisor.io import write_model
+from advisor.loading import resolve_plan_paths
 from advisor.schemas import History, HistorySource, ModeTiming, Plan, SearchPlan
 from engine import space as spaces
 
@@ -364,6 +365,7 @@ def run_search(
     from engine.search_report import write_report
 
     out_dir = Path(out_dir)
+    plan = resolve_plan_paths(plan, base_dir)  # best_plan.json and trial plans run from anywhere
     spaces.check_space(plan)  # bad input fails before a storage or a device is touched
     store = open_storage(storage, out_dir)
     name = study_name or plan.name or "search"

@@ -42,6 +42,7 @@ class Raw:
     y: np.ndarray
     class_names: list[str] | None = None
     subsample: int | None = None
+    feature_names: list[str] | None = None
 
 
 def read_source(source, plan: Plan, base_dir: Path) -> Raw:
@@ -190,7 +191,8 @@ def read_npz(source: NpzData, path: Path) -> Raw:
             missing = [k for k in (source.x_key, source.y_key) if k not in arrays]
             if missing:
                 raise InputError(
-                    f"data.source.{'x_key' if missing[0] == source.x_key else 'y_key'}: {path} has no array "
+                    f"data.source.{'x_key' if missing[0] == source.x_key else 'y_key'}: "
+                    f"{path} has no array "
                     f"{missing[0]!r}; it has {', '.join(sorted(arrays.files))}"
                 )
             x, y = arrays[source.x_key], arrays[source.y_key]
@@ -243,7 +245,8 @@ def read_csv(source: CsvData, path: Path, task: str) -> Raw:
             x[:, j] = [float(v) if v != "" else np.nan for v in columns[name]]
         except ValueError:
             raise InputError(
-                f"data.source.features: column {name!r} of {path} is not numeric; encode it as numbers or leave it out"
+                f"data.source.features: column {name!r} of {path} is not numeric; "
+                "encode it as numbers or leave it out"
             ) from None
     infinite = np.argwhere(np.isinf(x))
     if len(infinite):
@@ -257,14 +260,14 @@ def read_csv(source: CsvData, path: Path, task: str) -> Raw:
         try:
             values = [float(v) for v in target]
             if all(v.is_integer() for v in values):
-                return Raw(x, np.array(values, np.int32))
+                return Raw(x, np.array(values, np.int32), feature_names=features)
         except ValueError:
             pass
         names = sorted(set(target))  # categorical target -> class ids in name order
         ids = {name: i for i, name in enumerate(names)}
-        return Raw(x, np.array([ids[v] for v in target], np.int32), names)
+        return Raw(x, np.array([ids[v] for v in target], np.int32), names, feature_names=features)
     try:
-        return Raw(x, np.array([float(v) for v in target], np.float32))
+        return Raw(x, np.array([float(v) for v in target], np.float32), feature_names=features)
     except ValueError:
         raise InputError(
             f"data.source.target: column {source.target!r} is not numeric; a {task} target must be"
@@ -281,7 +284,8 @@ def read_image_folder(source: ImageFolderData, path: Path, class_mode: str | Non
         )
     if class_mode == "binary" and len(classes) != 2:
         raise InputError(
-            f"class_mode: 'binary' needs 2 class folders, {path} has {len(classes)} ({', '.join(classes)})"
+            f"class_mode: 'binary' needs 2 class folders, {path} has {len(classes)} "
+            f"({', '.join(classes)})"
         )
     images, labels = [], []
     for label, name in enumerate(classes):

@@ -159,3 +159,50 @@ def test_the_profiled_base_structure_reaches_a_plan_that_runs(digits_base, tmp_p
     assert (plan.freeze.strategy, plan.model.filters, plan.model.base) == ("feature_extractor", [32, 64], str(digits_base))
     result = run(plan.model_copy(update={"epochs": 2}), out_dir=tmp_path / "run")
     assert result.metrics["val_accuracy"] > 0.2
+
+
+def _counts(tmp_path, outlier: float | None = None):
+    """A count target (Poisson around 33, a span of about 40), optionally with one wild value."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 5)).astype(np.float32)
+    y = rng.poisson(np.exp(3.5 + 0.1 * x[:, 0])).astype(np.float64)
+    if outlier is not None:
+        y[7] = outlier
+    return _npz(tmp_path, x, y, "counts.npz").path
+
+
+def test_an_integer_count_target_becomes_regression_with_the_reason_printed(tmp_path):
+    path = _counts(tmp_path)
+    result = CliRunner().invoke(cli, ["profile", path, "-o", str(tmp_path / "p.json")])
+    assert result.exit_code == 0, result.output
+    profile = Profile.model_validate_json((tmp_path / "p.json").read_text())
+    assert profile.task == "regression" and profile.n_classes is None
+    assert profile.targets.integral and profile.targets.n_distinct >= 20 and profile.targets.min_per_value < 5
+    assert "targets_integers_are_counts" in profile.targets.judged["targets.count"]
+    assert "counts of something rather than class ids" in result.output
+    asked = CliRunner().invoke(cli, ["profile", path, "--task", "multiclass", "--json"])
+    assert json.loads(asked.output)["task"] == "multiclass"
+
+
+def test_the_outlier_flag_is_measured_and_its_number_kept(tmp_path):
+    plain = profile_data(NpzData(path=_counts(tmp_path)))
+    wild = profile_data(NpzData(path=_counts(tmp_path, outlier=5000.0)))
+    assert plain.targets_have_outliers is False and plain.targets.max_robust_z <= 3.5
+    assert wild.targets_have_outliers is True and wild.targets.max_robust_z > 3.5
+    assert "targets.outliers" in wild.targets.judged
+
+
+def test_sparse_inputs_are_measured_and_the_wishes_left_to_the_user(tmp_path):
+    rng = np.random.default_rng(0)
+    x = (rng.random((200, 50)) < 0.05).astype(np.float32)  # one-hot-like: 95 % zeros
+    y = (x[:, 0] > 0).astype(np.int64)
+    profile_path = tmp_path / "p.json"
+    result = CliRunner().invoke(cli, ["profile", _npz(tmp_path, x, y).path, "-o", str(profile_path)])
+    assert result.exit_code == 0, result.output
+    written = json.loads(profile_path.read_text())
+    assert written["sparse_inputs"] is True
+    assert written["inputs"]["zero_fraction"] == pytest.approx(0.95, abs=0.01)
+    assert "inputs_mostly_zero_sparse" in written["inputs"]["judged"]["inputs.sparse"]
+    assert "margin_classifier" not in written and "flip_invariant" not in written
+    dense = profile_data(_npz(tmp_path, x + 1.0, y, "dense.npz"))
+    assert dense.sparse_inputs is False and dense.inputs.zero_fraction == 0.0

@@ -21,6 +21,7 @@ RUN_FILES = {
     "metrics.json",
     "model.safetensors",
     "model.json",
+    "preprocessing.json",
     "curves.png",
     "diagnosis.json",
     "next_plan.json",
