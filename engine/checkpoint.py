@@ -74,6 +74,9 @@ def save_checkpoint(run_dir: str | Path, variables: dict, meta: dict) -> Path:
     os.close(fd)
     try:
         save_file(flat, tmp, metadata={"format": FORMAT})
+        umask = os.umask(0)  # mkstemp makes 0600; give the mode a plain open() would
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, run_dir / WEIGHTS)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -80,6 +80,9 @@ def save_figure(fig, path: str | Path) -> Path:
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=100)
+        umask = os.umask(0)  # mkstemp makes 0600; give the mode a plain open() would
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
