@@ -359,6 +359,7 @@ THRESHOLDS = {
     "overfit_acc_gap": "training minus validation accuracy that counts as large",
     "noise_high": "log-space noise of the training loss that counts as oscillation",
     "backtrack_high": "share of upward movement of the training loss that counts as unstable",
+    "backtrack_some": "share of upward movement of the training loss: the least sign of instability",
     "jump_high": "one-epoch rise of the training loss that counts as a spike",
     "train_rise": "training loss this far above its best counts as unstable",
     "above_chance": "training loss this many times the chance loss counts as overshooting",
@@ -410,6 +411,9 @@ JUDGEMENTS = {
     ),
     "diagnosis.confounded": FactSpec(
         "bool", "the instability shook the training loss too: the val curve says little of memorising"
+    ),
+    "diagnosis.train_loss_noise": FactSpec(
+        "bool", "train loss went far above guessing, validation never did (dropout noise)"
     ),
     "diagnosis.primary": _cat(
         "the problem a careful reader names first (rules/50_problems.toml, precedence)",
