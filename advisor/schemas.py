@@ -917,7 +917,10 @@ class Preprocessing(Strict):
 class Evaluation(Strict):
     """``advisor evaluate``: the run's model on labelled data, every metric of its task."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="constants")
+    # a record: a metric undefined on these rows (AUC with one class present) is NaN, not an error
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, ser_json_inf_nan="constants", allow_inf_nan=True
+    )
 
     run_dir: str = Field(description="the run whose model was evaluated")
     data: str = Field(description="the labelled data, as given")
