@@ -19,7 +19,26 @@ from advisor.vocabulary import TASKS
 
 
 class AdvisorGroup(click.Group):
-    """A click group that turns AdvisorError into one line and an exit code."""
+    """A click group that turns AdvisorError, and click's own usage errors, into one line
+    and an exit code."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as err:  # a bad option or argument: one line, not a usage block
+            where = f" (see '{err.ctx.command_path} --help')" if err.ctx is not None else ""
+            message = " ".join(err.format_message().split())
+            click.echo(f"error: {message}{where}", err=True)
+            sys.exit(err.exit_code)
+        except click.ClickException as err:
+            err.show()
+            sys.exit(err.exit_code)
+        except click.exceptions.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) and not isinstance(rv, bool) else 0)
 
     def invoke(self, ctx: click.Context):
         try:

@@ -354,3 +354,13 @@ def test_data_root_also_confines_model_base(tmp_path):
             read_base("/etc")
     finally:
         set_data_root(None)
+
+
+@pytest.mark.parametrize(
+    "args", [["recommend", "--bogus", "x"], ["recommend"], ["lr-find", "x.json", "--points", "0"]]
+)
+def test_a_usage_error_is_one_line_and_exit_2(args):
+    result = CliRunner().invoke(cli, args)
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "--help" in lines[0]
