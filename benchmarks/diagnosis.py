@@ -1,14 +1,17 @@
 """Agreement of ``advisor diagnose`` with the labelled corpus of real training histories.
 
-    python benchmarks/diagnosis.py                  # both parts, markdown
+    python benchmarks/diagnosis.py                  # every part, markdown
     python benchmarks/diagnosis.py --part tune      # only the part thresholds may be fitted on
     python benchmarks/diagnosis.py --part holdout --json
+    python benchmarks/diagnosis.py --part fresh     # gathered and labelled after calibration
 
 The corpus is tests/corpus/entries/<id>/ (history file + meta.toml, layout and labelling
-criteria in tests/corpus/CRITERIA.md).  An entry is in the holdout part when
+criteria in tests/corpus/CRITERIA.md).  An entry whose meta.toml says ``part = "fresh"``
+was gathered and labelled after the thresholds were calibrated and is a part of its own,
+never in tune or holdout.  Of the others, an entry is in the holdout part when
 ``int(sha256(id).hexdigest(), 16) % 3 == 0``, else in the tune part; ``--part tune``
-never opens a holdout entry's files.  Each history is diagnosed twice: with the task and
-class count of its meta.toml (when the source states them) and blind, without them.
+never opens a holdout or fresh entry's history files.  Each history is diagnosed twice:
+with the task and class count of its meta.toml (when the source states them) and blind.
 Scored is the primary problem against the label's ``primary``: agreement, per-label
 precision and recall, healthy precision (when the diagnosis says healthy, the label is
 healthy), a confusion matrix (label x predicted), the misses, and the files that failed
@@ -31,26 +34,30 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT)]
 ENTRIES = ROOT / "tests" / "corpus" / "entries"
 MODES = ("with_task", "blind")
+PARTS = ("tune", "holdout", "fresh")
 
 
-def part_of(entry_id: str) -> str:
-    """'holdout' for a third of the ids (fixed by the id alone), 'tune' for the rest."""
+def part_of(entry_id: str, meta: dict | None = None) -> str:
+    """'fresh' when meta.toml says so; else 'holdout' for a third of the ids (by the id
+    alone) and 'tune' for the rest."""
+    if (meta or {}).get("part") == "fresh":
+        return "fresh"
     return "holdout" if int(hashlib.sha256(entry_id.encode()).hexdigest(), 16) % 3 == 0 else "tune"
 
 
 def entries(part: str) -> list[tuple[Path, dict]]:
-    """(folder, meta) of every entry of ``part`` ('tune', 'holdout' or 'all'), by id."""
+    """(folder, meta) of every entry of ``part`` (one of PARTS, or 'all'), by id."""
     found = []
     for folder in sorted(ENTRIES.iterdir()) if ENTRIES.is_dir() else []:
-        if not folder.is_dir() or (part != "all" and part_of(folder.name) != part):
-            continue
         meta_path = folder / "meta.toml"
-        if not meta_path.is_file():
+        if not folder.is_dir() or not meta_path.is_file():
             continue
         try:
             meta = tomllib.loads(meta_path.read_text())
         except tomllib.TOMLDecodeError as exc:
             meta = {"error": f"meta.toml: {exc}"}
+        if part != "all" and part_of(folder.name, meta) != part:
+            continue
         found.append((folder, meta))
     return found
 
@@ -163,14 +170,14 @@ def render(part: str, results: dict[str, dict], seconds: float) -> list[str]:
 @click.command()
 @click.option(
     "--part",
-    type=click.Choice(["tune", "holdout", "all"]),
+    type=click.Choice([*PARTS, "all"]),
     default="all",
-    help="which part of the corpus (all = tune and holdout, reported apart)",
+    help="which part of the corpus (all = tune, holdout and fresh, reported apart)",
 )
 @click.option("--json", "as_json", is_flag=True, help="print the scores and records as JSON")
 def main(part: str, as_json: bool) -> None:
     """Score the diagnosis on the corpus, per part."""
-    parts = ("tune", "holdout") if part == "all" else (part,)
+    parts = PARTS if part == "all" else (part,)
     report, lines = {}, []
     for name in parts:
         started = time.perf_counter()
