@@ -550,3 +550,16 @@ def test_history_files_side_by_side_are_a_run_each(tmp_path):
     assert runs["exp2.csv"].series == load_history(tmp_path / "exp2.csv").series
     with pytest.raises(InputError, match="holds 2 training runs"):
         load_history(tmp_path)
+
+
+def test_key_value_epoch_lines_are_epochs_and_their_closing_line_gives_the_values():
+    """c_key_value_text_safety_3ep_01: 'epoch=1 step=200 train_loss=... val_loss=...' every
+    200 steps, then 'epoch_end=1 train_loss=... val_loss=...': three epochs, not 22 points."""
+    path = _entry("c_key_value_text_safety_3ep_01")
+    text = path.read_text()
+    closing = re.findall(r"epoch_end=(\d+) train_loss=([\d.]+) val_loss=([\d.]+)", text)
+    history = load_history(path)
+    assert history.epochs == [int(epoch) for epoch, _, _ in closing] == [1, 2, 3]
+    assert history.series["loss"] == [float(loss) for _, loss, _ in closing]
+    assert history.series["val_loss"] == [float(val) for _, _, val in closing]
+    assert set(history.series) == {"loss", "val_loss"}  # 'epoch_end' counts, it is no metric

@@ -26,7 +26,7 @@ from advisor.schemas import History
 
 FORMAT = "text_log"
 
-_EPOCH = re.compile(r"(?i)\bepoch\b\s*[:#]?\s*\[?\s*(\d+)\s*(?:/\s*(\d+))?\s*\]?")
+_EPOCH = re.compile(r"(?i)\bepoch\b\s*[:#=]?\s*\[?\s*(\d+)\s*(?:/\s*(\d+))?\s*\]?")
 # "E5" standing alone (loguru trainers: "| E5 iter[ 14/ 15] | [Loss] 0.52 |"), used only
 # in a log that never writes the word epoch.
 _EPOCH_SHORT = re.compile(r"(?<![\w.\-])E(\d+)(?![\w.\-])")
@@ -57,6 +57,8 @@ _BARE_NUMBER = re.compile(r"(?i)" + _NUMBER)
 # Keras' progress bar: "237/422 [=====>....]": the steps done of the epoch's steps.
 _BAR = re.compile(r"^\s*(\d+)/(\d+)\s*(?:\[|-\s)")  # verbose=2 writes "422/422 - 13s - ..."
 _SPLIT = re.compile(r"[\r\x08]+|\n")
+# Pairs that count epochs rather than measure them ("epoch_end=3 train_loss=0.08 ...").
+_EPOCH_COUNTERS = {"epoch", "epochs", "epoch_end", "epoch_start", "epoch_idx", "epoch_num"}
 # Python logging's prefixes: "2021-03-02 10:11:12,345 - name - INFO - ", "INFO:root:".
 _LOGGING_PREFIX = re.compile(
     r"\s*(?:\[?\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[,.]\d+)?\]?\s*(?:[-|:]\s*)?"
@@ -279,7 +281,7 @@ def _read_epochs(text: str, builder: HistoryBuilder) -> None:
         per_step = bool(markers) and _PROGRESS.search(line) is not None
         added = False
         for name, value in _pairs(line, start):
-            if name.lower() == "epoch":
+            if name.lower() in _EPOCH_COUNTERS:
                 continue
             builder.add(epoch, name, value, where=f"line {number}", per_step=per_step)
             seen_values.add(epoch)
