@@ -35,6 +35,7 @@ sys.path[:0] = [str(ROOT)]
 ENTRIES = ROOT / "tests" / "corpus" / "entries"
 MODES = ("with_task", "blind")
 PARTS = ("tune", "holdout", "fresh")
+SECOND_READING = ROOT / "tests" / "corpus" / "second_reading.toml"
 
 
 def part_of(entry_id: str, meta: dict | None = None) -> str:
@@ -122,6 +123,32 @@ def score(records: list[dict]) -> dict:
             if r["primary"] != r["label"]
         ],
         "failed": [f"{r['id']}: {r['error']}" for r in records if "error" in r],
+        "second_reader": second_reader(records),
+    }
+
+
+def second_reader(records: list[dict]) -> dict | None:
+    """Agreement of a blind second reader with the first label, and of the tool with the
+    second reader, on the entries the second reading covers (None when it covers none)."""
+    second = tomllib.loads(SECOND_READING.read_text()) if SECOND_READING.is_file() else {}
+    both = [r for r in records if "error" not in r and r["label"] and r["id"] in second]
+    if not both:
+        return None
+    clear = [r for r in both if not second[r["id"]].get("borderline")]
+    return {
+        "entries": len(both),
+        "readers": sum(second[r["id"]]["primary"] == r["label"] for r in both) / len(both),
+        "tool_vs_second": sum(second[r["id"]]["primary"] == r["primary"] for r in both)
+        / len(both),
+        "clear_entries": len(clear),
+        "readers_clear": (
+            sum(second[r["id"]]["primary"] == r["label"] for r in clear) / len(clear)
+            if clear
+            else None
+        ),
+        "tool_clear": (
+            sum(r["primary"] == r["label"] for r in clear) / len(clear) if clear else None
+        ),
     }
 
 
@@ -142,6 +169,19 @@ def render(part: str, results: dict[str, dict], seconds: float) -> list[str]:
         f"| blind (no task given) | {_pct(blind['agreement'])} | "
         f"{_pct(blind['healthy_precision'])} |",
         "",
+    ]
+    readers = told.get("second_reader")
+    if readers:
+        lines += [
+            f"Second, blind reader (tests/corpus/second_reading.toml, {readers['entries']}"
+            f" entries): agrees with the first label on {_pct(readers['readers'])}; the tool"
+            f" (task given) agrees with the second reader on {_pct(readers['tool_vs_second'])}."
+            f" On the {readers['clear_entries']} entries the second reader did not mark"
+            f" borderline: readers {_pct(readers['readers_clear'])}, tool vs first label"
+            f" {_pct(readers['tool_clear'])}.",
+            "",
+        ]
+    lines += [
         "| label | support | predicted | precision | recall |",
         "|---|---:|---:|---:|---:|",
     ]
