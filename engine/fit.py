@@ -10,8 +10,9 @@ best weights (restored at the end of the phase when ``restore_best``), and a
 loss that is not finite raises ``Diverged`` carrying the history so far and
 the last good weights (the initial ones when the first epoch diverges).
 After each epoch the callbacks run (``engine.callbacks``: early stopping,
-then the caller's, e.g. live logs and checkpoints); ``resume`` continues from
-a checkpoint's epoch (``engine.resume``), and a pending signal stops the loop
+then the caller's; ``run_plan`` passes the live logs, the user's and the
+checkpoints); ``resume`` continues from a checkpoint's epoch
+(``engine.resume``), and a pending signal stops the loop
 at the end of the epoch it arrived in: the epoch is one compiled call (a
 ``lax.scan`` on most models), so it is the smallest unit that can end
 cleanly.  A progress bar with the live loss shows only when stdout is a terminal.
@@ -22,14 +23,14 @@ from __future__ import annotations
 import math
 import sys
 import time
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import jax
 
 from advisor.errors import EngineError
-from advisor.schemas import EarlyStopping, Plan
+from advisor.schemas import Plan
 from engine.callbacks import EarlyStoppingCallback as EarlyStopper  # noqa: F401 - engine.trials
 from engine.schedules import plateau_controller
 
@@ -111,9 +112,15 @@ class Resumed:
 class Interrupted(EngineError):
     """A signal asked the run to stop; raised after the epoch it arrived in (and its checkpoint)."""
 
-    def __init__(self, signal_name: str, result: FitResult, epoch: int):
-        super().__init__(f"interrupted by {signal_name} after epoch {epoch}")
+    def __init__(self, signal_name: str, result: FitResult, epoch: int, detail: str = ""):
+        from engine.signals import EXIT_CODES
+
+        where = f"after epoch {epoch}" if epoch else "before the first epoch ended"
+        super().__init__(
+            f"interrupted by {signal_name} {where}" + (f": {detail}" if detail else "")
+        )
         self.signal_name, self.result, self.epoch = signal_name, result, epoch
+        self.exit_code = EXIT_CODES.get(signal_name, 1)
 
 
 def _plateau_state(plateau) -> dict | None:

@@ -68,7 +68,7 @@ def _manager(run_dir: Path, plan: Plan, read_only: bool = False):
 
 
 class CheckpointCallback:
-    """Saves the training state after an epoch when the plan's interval has passed (or a signal came)."""
+    """Saves the training state after an epoch once the interval has passed, or a signal came."""
 
     def __init__(self, run_dir: Path, plan: Plan, interrupted: Callable[[], str | None] = None):
         self.run_dir, self.plan = Path(run_dir), plan
