@@ -134,4 +134,5 @@ def test_out_that_is_a_file_is_refused_before_the_plan_is_read(tmp_path):
     out.write_text("a file")
     result = _cli("run", tmp_path / "missing.json", "--out", out)
     assert result.exit_code == 2
-    assert "exists and is not a folder" in result.output
+    assert result.output.startswith("error: Invalid value for '--out': ")
+    assert "is a file" in result.output
