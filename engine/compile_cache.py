@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 ENV = "ADVISOR_COMPILE_CACHE"
+MIN_COMPILE_SECONDS = 0.1
 _OFF = {"0", "off", "false", "no"}
 # JAX's events, in seconds: tracing to a jaxpr, lowering to MLIR, XLA compile or cache load
 _EVENTS = (
@@ -50,6 +51,10 @@ def enable_compile_cache(setting: str | None = None) -> str | None:
     except OSError:
         return None  # a cache that cannot be written is no reason to refuse a run
     jax.config.update("jax_compilation_cache_dir", str(folder))
+    if not os.environ.get("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"):
+        # JAX keeps only programs that took a second to compile; a small model's epoch,
+        # evaluation and summary take less each, and together make its start-up
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
     return str(folder)
 
 
