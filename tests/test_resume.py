@@ -133,3 +133,54 @@ def test_resume_refuses_a_finished_run_and_a_folder_without_a_plan(tmp_path):
     run(make_plan(epochs=1), out_dir=done, progress=False)
     with pytest.raises(InputError, match=r"^--resume: .*done holds a finished run \(run.json\)"):
         run(resume=done)
+
+
+def _gan_plan():
+    return make_plan(
+        task="gan",
+        modality="image",
+        input_shape=[8, 8, 1],
+        n_classes=None,
+        n_train=1438,
+        epochs=4,
+        metrics=[],
+        batch_size=256,
+        checkpoint={"interval_seconds": 0},
+        **{
+            "data.source": {"kind": "builtin", "name": "digits"},
+            "model": {
+                "arch": "mlp",
+                "hidden_layers": 1,
+                "units": 16,
+                "output_units": 64,
+                "latent_dim": 8,
+                "activation": "leaky_relu",
+            },
+            "loss": {"name": "wasserstein", "params": {"gradient_penalty": 10.0}},
+        },
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["cnn_batch_norm", "gan"])
+def test_a_signal_inside_the_process_stops_saves_and_resumes_identically(tmp_path, kind):
+    from advisor.errors import EngineError
+    from tests.engine_plans import DIGITS_CNN
+
+    if kind == "gan":
+        plan = _gan_plan()
+    else:
+        plan = make_plan(DIGITS_CNN, epochs=4, checkpoint={"interval_seconds": 3600})
+    run(plan, out_dir=tmp_path / "reference", progress=False)
+
+    def terminate_at_two(state, logs):
+        if state.epoch == 2:
+            os.kill(os.getpid(), signal.SIGTERM)  # handled: the run ends after this epoch
+
+    with pytest.raises(EngineError, match=r"^interrupted by SIGTERM after epoch 2: ") as caught:
+        run(plan, out_dir=tmp_path / "r", callbacks=[terminate_at_two], progress=False)
+    assert caught.value.exit_code == 143
+    assert latest_epoch(tmp_path / "r") == 2  # saved although the interval is an hour
+    result = run(resume=tmp_path / "r", progress=False)
+    assert result.resumed_from_epoch == 2
+    assert _outcome(tmp_path / "r") == _outcome(tmp_path / "reference")
