@@ -31,7 +31,7 @@ PLANS = (
     "digits_mlp",
     "digits_sequence",
     "shapes_detection",
-    "multilabel_attributes",
+    "transfer_large_different",
 )
 
 
