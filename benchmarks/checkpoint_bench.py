@@ -133,9 +133,8 @@ def main() -> None:
             )
         if not args.skip_cache:
             print()
-            print(
-                "| compile cache | process wall (s) | compile (s) | first epoch (s) | training (s) |"
-            )
+            print("| compile cache | process wall (s) | compile (s) | first epoch (s) |", end="")
+            print(" training (s) |")
             print("|---|---|---|---|---|")
             for r in cache_startup(args.cache_plan, out):
                 print(

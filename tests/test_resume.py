@@ -76,7 +76,7 @@ def _outcome(run_dir: Path) -> tuple[bytes, dict, dict]:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    """The same plan run once without interruption (and without checkpoints: they change nothing)."""
+    """The same plan run once without interruption and with no checkpoints: they change nothing."""
     tmp = tmp_path_factory.mktemp("reference")
     result = run(_plan_file(tmp, interval=3600), out_dir=tmp / "run", progress=False)
     assert result.resumed_from_epoch is None
