@@ -193,7 +193,8 @@ def summary(result: RunResult) -> str:
         lines.append(_diagnosis_line(Path(result.diagnosis)))
     lines.append(
         "files: history.json, history.csv, metrics.json, model.safetensors, preprocessing.json, "
-        "curves.png, events.out.tfevents.* (tensorboard --logdir), checkpoints/"
+        "curves.png, events.out.tfevents.* (tensorboard --logdir)"
+        + (", checkpoints/" if (Path(result.run_dir) / "checkpoints").is_dir() else "")
         + (", diagnosis.json, next_plan.json" if result.next_plan else "")
     )
     return "\n".join(lines)
