@@ -90,7 +90,7 @@ def pretrain(paths: list[Path], force: bool = False) -> list[Built]:
             )
             built.append(Built(str(file), str(out_dir), False, _val(metrics)))
             continue
-        result = run(file, out_dir=out_dir)
+        result = run(file, out_dir=out_dir, overwrite=True)  # a stale or forced base is rebuilt
         built.append(Built(str(file), result.run_dir, True, dict(result.metrics)))
     return built
 

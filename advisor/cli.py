@@ -35,9 +35,9 @@ class AdvisorGroup(click.Group):
         except click.ClickException as err:
             err.show()
             sys.exit(err.exit_code)
-        except click.exceptions.Abort:
-            click.echo("Aborted!", err=True)
-            sys.exit(1)
+        except click.exceptions.Abort:  # Ctrl-C outside a run's own handling
+            click.echo("interrupted", err=True)
+            sys.exit(130)
         sys.exit(rv if isinstance(rv, int) and not isinstance(rv, bool) else 0)
 
     def invoke(self, ctx: click.Context):
@@ -75,6 +75,12 @@ def _check_output(
         from advisor.inputs import check_output
 
         check_output(path, inputs=inputs, option=option, folder=folder)
+
+
+def _run_files_of(run_dir: Path) -> tuple[Path, ...]:
+    """The files of a run folder that evaluate/predict/export read: never an output."""
+    names = ("model.safetensors", "model.json", "preprocessing.json", "plan.json")
+    return tuple(run_dir / name for name in names)
 
 
 def _emit_json(model_or_obj) -> None:
@@ -263,21 +269,28 @@ def diagnose(history: Path, plan_path: Path | None, output: Path | None, as_json
 
 
 @cli.command()
-@click.argument("plan", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Run directory.")
+@click.argument("plan", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Run directory (new or empty).")
+@click.option("--resume", type=click.Path(file_okay=False, path_type=Path), help="Continue this interrupted run from its newest checkpoint (no PLAN).")
+@click.option("--overwrite", is_flag=True, help="Replace the run in a non-empty --out (only its own files are removed).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "gpu", "tpu"]), help="Override the plan's device.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run result as JSON.")
-def run(plan: Path, out_dir: Path | None, device: str | None, as_json: bool) -> None:
+def run(plan: Path | None, out_dir: Path | None, resume: Path | None, overwrite: bool,
+        device: str | None, as_json: bool) -> None:
     """Train a plan on JAX/Flax and write the run directory (history, checkpoint, diagnosis).
+
+    Each epoch appends to history.csv and TensorBoard scalars in the run
+    directory; the training state is checkpointed (plan "checkpoint" section).
+    Ctrl-C or SIGTERM ends the current epoch, saves, and exits 130/143.
 
     \b
     Example:
       advisor run plan.json --out runs/digits
+      advisor run --resume runs/digits
     """
     from advisor.running import run_files
 
-    _check_output(out_dir, option="--out", folder=True)
-    run_files(plan, out_dir, device, as_json)
+    run_files(plan, out_dir, device, as_json, resume=resume, overwrite=overwrite)
 
 
 # ----------------------------------------------------------------------------- use a trained run
@@ -323,6 +336,7 @@ def predict(run_dir: Path, input_: str, output: Path) -> None:
     """
     from advisor.using import predict_files
 
+    _check_output(output, Path(input_), *_run_files_of(run_dir))
     predict_files(run_dir, input_, output)
 
 
@@ -348,6 +362,7 @@ def export(run_dir: Path, output: Path) -> None:
     """
     from advisor.using import export_files
 
+    _check_output(output, *_run_files_of(run_dir))
     export_files(run_dir, output)
 
 

@@ -245,6 +245,11 @@ def check_output(
         folder: the output is a folder that will be created.
     """
     path = Path(path)
+    if path.is_symlink():
+        raise InputError(
+            f"{option}: {path} is a symbolic link; writing would replace it or the file it "
+            "points to; give the real path"
+        )
     try:
         info = path.stat()
     except (FileNotFoundError, NotADirectoryError):

@@ -12,59 +12,118 @@ from pathlib import Path
 
 import click
 
+from advisor.errors import InputError
 from advisor.loading import load_plan, resolve_plan_paths
 from advisor.schemas import Plan, RunResult
 
 
 def run(
-    plan: Plan | dict | str | Path, out_dir: str | Path | None = None, device: str | None = None
+    plan: Plan | dict | str | Path | None = None,
+    out_dir: str | Path | None = None,
+    device: str | None = None,
+    *,
+    callbacks: list | tuple = (),
+    resume: str | Path | None = None,
+    overwrite: bool = False,
+    progress: bool | None = None,
 ) -> RunResult:
-    """Train a plan and write its run directory.
+    """Train a plan and write its run directory, or continue an interrupted one.
 
     A plan with a ``search`` section is searched first (into RUN_DIR/search,
     ``advisor.search``), and the run trains the best plan the search found.
 
     Args:
         plan: a Plan, a dict or a path to plan.json (relative data paths and
-            model.base are then taken from the plan file's folder).
-        out_dir: the run directory (default: the plan's output_dir, else runs/<name>-<time>).
+            model.base are then taken from the plan file's folder); None with ``resume``.
+        out_dir: the run directory (default: the plan's output_dir, else runs/<name>-<time>);
+            it must be empty or new unless ``overwrite``.
         device: auto, cpu, gpu or tpu (default: the plan's device).
+        callbacks: objects with ``on_epoch_end(state, logs) -> stop?`` or such functions,
+            called after every epoch (``engine.callbacks.EpochState``; True stops training).
+        resume: a run folder an interrupted run left: continue it from its newest
+            complete checkpoint with its own plan.json.
+        overwrite: replace the run in a non-empty ``out_dir`` (only the run's own files go).
+        progress: the progress bar (None: when stdout is a terminal; else one line per epoch).
 
     Returns:
         The RunResult: where the history, checkpoint, curves and diagnosis are.
 
     Raises:
-        InputError: the plan or its data cannot give a correct run; nothing is written.
-        EngineError: the device is missing, or the loss diverged (what was learned is kept).
+        InputError: the plan, its data or the run folder cannot give a correct run;
+            nothing is written.
+        EngineError: the device is missing, or the loss diverged (what was learned is kept),
+            or SIGINT/SIGTERM stopped the run (a checkpoint is kept; exit_code 130/143).
 
     Example:
         >>> result = run("examples/plans/digits_mlp.json", out_dir="runs/digits")  # doctest: +SKIP
+        >>> result = run(resume="runs/digits")  # after an interruption  # doctest: +SKIP
     """
     from engine.run import run_plan
 
+    if resume is not None:
+        return _resume(Path(resume), plan, out_dir, device, callbacks, progress)
+    if plan is None:
+        raise InputError("plan: none given; expected a plan (or resume=RUN_DIR)")
     base_dir = Path(plan).parent if isinstance(plan, (str, Path)) else Path(".")
     loaded = resolve_plan_paths(load_plan(plan), base_dir)
     if loaded.search is not None:
-        return _search_then_run(plan, loaded, out_dir, device, base_dir)
-    return run_plan(loaded, out_dir, device, base_dir=base_dir, report=_warn)
+        return _search_then_run(plan, loaded, out_dir, device, base_dir, callbacks, overwrite)
+    return run_plan(
+        loaded,
+        out_dir,
+        device,
+        base_dir=base_dir,
+        report=_warn,
+        progress=progress,
+        callbacks=callbacks,
+        overwrite=overwrite,
+    )
+
+
+def _resume(run_dir: Path, plan, out_dir, device, callbacks, progress) -> RunResult:
+    """Continue the run in ``run_dir`` with the plan.json it wrote when it started."""
+    from engine.run import run_plan
+    from engine.run_folder import check_run_dir
+
+    if plan is not None or out_dir is not None:
+        raise InputError(
+            "--resume: the run folder's own plan.json and folder are used; "
+            "give no plan and no --out with it"
+        )
+    check_run_dir(run_dir, resume=True, option="--resume")
+    loaded = load_plan(run_dir / "plan.json")
+    return run_plan(
+        loaded,
+        run_dir,
+        device,
+        report=_warn,
+        progress=progress,
+        callbacks=callbacks,
+        resume=True,
+    )
 
 
 def _search_then_run(
-    plan_arg, plan: Plan, out_dir, device: str | None, base_dir: Path
+    plan_arg, plan: Plan, out_dir, device: str | None, base_dir: Path, callbacks, overwrite
 ) -> RunResult:
     """A plan with a search section: search into RUN_DIR/search, then train its best plan there."""
+    import shutil
     import time
 
     from advisor.errors import EngineError
     from advisor.io import write_model
     from advisor.searching import search
     from engine.run import run_plan
+    from engine.run_folder import check_run_dir
 
     run_dir = Path(
         out_dir
         or plan.output_dir
         or Path("runs") / f"{plan.name or plan.task}-{time.strftime('%Y%m%d-%H%M%S')}"
     )
+    check_run_dir(run_dir, overwrite=overwrite)
+    if overwrite and (run_dir / "search").is_dir() and not (run_dir / "search").is_symlink():
+        shutil.rmtree(run_dir / "search")  # the search is this run's own too
     # the run below trains the best plan and scores it on the test split itself
     found = search(plan_arg, run_dir / "search", device=device, test_best=False)
     if found.best_plan is None:
@@ -72,7 +131,15 @@ def _search_then_run(
             "the search finished no trial, so there is no best plan to run; "
             f"see {found.leaderboard}"
         )
-    result = run_plan(load_plan(found.best_plan), run_dir, device, base_dir=base_dir, report=_warn)
+    result = run_plan(
+        load_plan(found.best_plan),
+        run_dir,
+        device,
+        base_dir=base_dir,
+        report=_warn,
+        callbacks=callbacks,
+        overwrite=True,  # the folder holds the search just made, and the run files go beside it
+    )
     result = result.model_copy(update={"search": str(Path(found.out_dir) / "search.json")})
     write_model(Path(result.run_dir) / "run.json", result)
     return result
@@ -82,9 +149,22 @@ def _warn(line: str) -> None:
     click.echo(line, err=True)
 
 
-def run_files(plan_path: Path, out_dir: Path | None, device: str | None, as_json: bool) -> None:
+def run_files(
+    plan_path: Path | None,
+    out_dir: Path | None,
+    device: str | None,
+    as_json: bool,
+    resume: Path | None = None,
+    overwrite: bool = False,
+) -> None:
     """The ``advisor run`` command: train, then print a summary or the RunResult JSON."""
-    result = run(plan_path, out_dir, device)
+    if plan_path is None and resume is None:
+        raise InputError("PLAN: none given; expected a plan file, or --resume RUN_DIR")
+    if out_dir is not None and resume is None:
+        from engine.run_folder import check_run_dir  # before the plan is even read
+
+        check_run_dir(out_dir, overwrite=overwrite)
+    result = run(plan_path, out_dir, device, resume=resume, overwrite=overwrite)
     if as_json:
         click.echo(result.model_dump_json(indent=2))
         return
@@ -107,13 +187,30 @@ def summary(result: RunResult) -> str:
         lines.append(f"test (held out, final model, measured once): {shown}")
     if result.stopped_reason:
         lines.append(f"stopped: {result.stopped_reason}")
+    if result.timing:
+        lines.append(_timing_line(result))
     if result.diagnosis:
         lines.append(_diagnosis_line(Path(result.diagnosis)))
     lines.append(
-        "files: history.json, metrics.json, model.safetensors, preprocessing.json, curves.png"
+        "files: history.json, history.csv, metrics.json, model.safetensors, preprocessing.json, "
+        "curves.png, events.out.tfevents.* (tensorboard --logdir)"
+        + (", checkpoints/" if (Path(result.run_dir) / "checkpoints").is_dir() else "")
         + (", diagnosis.json, next_plan.json" if result.next_plan else "")
     )
     return "\n".join(lines)
+
+
+def _timing_line(result: RunResult) -> str:
+    """``time: 12.3 s training (compile 4.1 s), 5,210 samples/s``, and where a resume began."""
+    timing = result.timing
+    text = f"time: {timing.get('elapsed_s', 0):.1f} s training"
+    if "compile_s" in timing:
+        text += f" (compile {timing['compile_s']:.1f} s)"
+    if "samples_per_s" in timing:
+        text += f", {timing['samples_per_s']:,.0f} samples/s"
+    if result.resumed_from_epoch is not None:
+        text += f"; resumed after epoch {result.resumed_from_epoch}"
+    return text
 
 
 def _baseline_line(name: str, scores: dict[str, float], network: dict[str, float]) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 from advisor.vocabulary import (
     CLASSIFICATION_TASKS,
@@ -597,6 +597,26 @@ class RegularizationPlan(Strict):
     early_stopping: EarlyStopping | None = Field(None, description="None = train every epoch")
 
 
+class CheckpointPlan(Strict):
+    """When a run saves its full training state (``engine.resume``), and how many it keeps."""
+
+    interval_seconds: float = Field(
+        60.0,
+        ge=0,
+        le=86_400,
+        description="save after the first epoch that ends this long after the last save "
+        "(0 = every epoch); an interrupted run (SIGINT/SIGTERM) always saves",
+    )
+    keep_last: Annotated[int, Field(ge=1, le=100)] = Field(
+        2, description="the most recent checkpoints kept"
+    )
+    keep_best: bool = Field(
+        True,
+        description="also keep the checkpoint of the best epoch "
+        "(early_stopping.monitor, else val_loss)",
+    )
+
+
 class SearchParam(Strict):
     """One dimension of a search space over a plan field."""
 
@@ -703,6 +723,17 @@ class Plan(Strict):
     derived_facts: dict[str, Explanation] = Field(
         default_factory=dict, description="facts the rules derived on the way, with their reasons"
     )
+    checkpoint: CheckpointPlan | None = Field(
+        None, description="training-state checkpoints; None = CheckpointPlan's defaults"
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_default_checkpoint(self, handler):
+        # plans that never set it are written as before, byte for byte
+        data = handler(self)
+        if isinstance(data, dict) and data.get("checkpoint") is None:
+            data.pop("checkpoint", None)
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> Plan:
@@ -868,6 +899,14 @@ class RunResult(Strict):
         default_factory=dict,
         description="the final model on the held-out test split, measured once after training "
         "(empty without data.test or data.test_fraction)",
+    )
+    timing: dict[str, float] = Field(
+        default_factory=dict,
+        description="elapsed_s (training), compile_s (XLA compilation within it), "
+        "samples_per_s (training examples per second of epoch time)",
+    )
+    resumed_from_epoch: int | None = Field(
+        None, description="the checkpoint's epoch when the run was resumed (--resume)"
     )
 
 

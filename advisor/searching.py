@@ -111,7 +111,9 @@ def score_best_trial(result: SearchResult, plan: Plan, device: str | None) -> Se
 
     out = Path(result.out_dir)
     best = load_plan(trial_dir(out, result.best_trial) / "plan.json")
-    run = run_plan(best, out / "best_trial", device, report=_warn, progress=False)
+    run = run_plan(
+        best, out / "best_trial", device, report=_warn, progress=False, overwrite=True
+    )
     result = result.model_copy(update={"best_test": run.test_metrics, "best_run": run.run_dir})
     write_model(out / SUMMARY, result)
     return result

@@ -8,8 +8,14 @@ training and GANs share it.  Decisions between epochs happen here, on the
 host: ``PlateauController`` sets the rate multiplier, early stopping keeps the
 best weights (restored at the end of the phase when ``restore_best``), and a
 loss that is not finite raises ``Diverged`` carrying the history so far and
-the last good weights.  A progress bar with the live loss shows only when
-stdout is a terminal.
+the last good weights (the initial ones when the first epoch diverges).
+After each epoch the callbacks run (``engine.callbacks``: early stopping,
+then the caller's; ``run_plan`` passes the live logs, the user's and the
+checkpoints); ``resume`` continues from a checkpoint's epoch
+(``engine.resume``), and a pending signal stops the loop
+at the end of the epoch it arrived in: the epoch is one compiled call (a
+``lax.scan`` on most models), so it is the smallest unit that can end
+cleanly.  A progress bar with the live loss shows only when stdout is a terminal.
 """
 
 from __future__ import annotations
@@ -17,13 +23,15 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import jax
 
 from advisor.errors import EngineError
-from advisor.schemas import EarlyStopping, Plan
+from advisor.schemas import Plan
+from engine.callbacks import EarlyStoppingCallback as EarlyStopper  # noqa: F401 - engine.trials
 from engine.schedules import plateau_controller
 
 
@@ -70,31 +78,6 @@ class Diverged(EngineError):
         self.result, self.last_good_epoch = result, last_good_epoch
 
 
-class EarlyStopper:
-    """Keras-style early stopping on one history series."""
-
-    def __init__(self, spec: EarlyStopping):
-        self.spec = spec
-        self.best = math.inf
-        self.wait = 0
-
-    def improved(self, value: float | None) -> bool:
-        """Record an epoch's value; True when it beats the best by more than min_delta."""
-        if value is None or not math.isfinite(value):
-            self.wait += 1
-            return False
-        signed = value if self.spec.mode == "min" else -value
-        if signed < self.best - self.spec.min_delta:
-            self.best, self.wait = signed, 0
-            return True
-        self.wait += 1
-        return False
-
-    @property
-    def should_stop(self) -> bool:
-        return self.wait >= self.spec.patience
-
-
 def _finite(value: float | None) -> bool:
     return value is None or math.isfinite(value)
 
@@ -111,26 +94,111 @@ def _host_values(values: dict) -> dict[str, float | None]:
     return out
 
 
-def fit(phases: list[Phase], state: Any, plan: Plan, progress: bool | None = None) -> FitResult:
+@dataclass
+class Resumed:
+    """Where a checkpoint left training (``engine.resume``): fit continues after ``epoch``."""
+
+    epoch: int
+    phase: int
+    phase_epoch: int
+    phase_done: bool  # the phase ended at this epoch (early stopping)
+    result: FitResult
+    # (state template, weights-snapshot template) -> (state, best snapshot or None)
+    load: Callable[[Any, Any], tuple[Any, Any]]
+    stopper: dict | None = None  # EarlyStoppingCallback.state_dict()
+    plateau: dict | None = None  # PlateauController's counters
+
+
+class Interrupted(EngineError):
+    """A signal asked the run to stop; raised after the epoch it arrived in (and its checkpoint)."""
+
+    def __init__(self, signal_name: str, result: FitResult, epoch: int, detail: str = ""):
+        from engine.signals import EXIT_CODES
+
+        where = f"after epoch {epoch}" if epoch else "before the first epoch ended"
+        super().__init__(
+            f"interrupted by {signal_name} {where}" + (f": {detail}" if detail else "")
+        )
+        self.signal_name, self.result, self.epoch = signal_name, result, epoch
+        self.exit_code = EXIT_CODES.get(signal_name, 1)
+
+
+def _plateau_state(plateau) -> dict | None:
+    if plateau is None:
+        return None
+    return {
+        "best": None if math.isinf(plateau.best) else plateau.best,
+        "scale": plateau.scale,
+        "wait": plateau.wait,
+        "cooldown_left": plateau.cooldown_left,
+    }
+
+
+def _load_plateau(plateau, data: dict | None) -> None:
+    if plateau is None or data is None:
+        return
+    plateau.best = math.inf if data["best"] is None else float(data["best"])
+    plateau.scale, plateau.wait = float(data["scale"]), int(data["wait"])
+    plateau.cooldown_left = int(data["cooldown_left"])
+
+
+def fit(
+    phases: list[Phase],
+    state: Any,
+    plan: Plan,
+    progress: bool | None = None,
+    callbacks: list | tuple = (),
+    resume: Resumed | None = None,
+    interrupted: Any = None,
+) -> FitResult:
     """Train through ``phases`` in order; returns the history and the final (or best) state.
+
+    Args:
+        callbacks: ``on_epoch_end(EpochState, logs) -> stop?`` after each epoch,
+            in order, after the engine's early stopping (``engine.callbacks``).
+        resume: continue after a checkpoint's epoch instead of starting afresh.
+        interrupted: a callable returning the name of a signal that asked the run to
+            stop (or None); checked after each epoch's callbacks.
 
     Raises:
         Diverged: the training or validation loss became NaN or infinite.
+        Interrupted: ``interrupted()`` named a signal (after that epoch's callbacks ran).
     """
-    result = FitResult()
+    from engine.callbacks import EarlyStoppingCallback, EpochState, callback_name
+
+    result = resume.result if resume else FitResult()
     show = sys.stdout.isatty() if progress is None else progress
     total = sum(p.epochs for p in phases)
-    bar = _ProgressBar(total) if show else None
-    epoch = 0
+    bar = _ProgressBar(total, resume.epoch if resume else 0) if show else None
+    epoch = resume.epoch if resume else 0
     last_good = None
+    stop_all = False
     try:
-        for phase in phases:
-            state = phase.begin(state)
+        for index, phase in enumerate(phases):
+            if resume and index < resume.phase:
+                continue
+            template = phase.begin(state)
             spec = plan.regularization.early_stopping
-            stopper = EarlyStopper(spec) if spec else None
+            stopper = EarlyStoppingCallback(spec) if spec else None
             plateau = plateau_controller(plan.schedule)
-            best = None
-            for _ in range(phase.epochs):
+            done = 0
+            if resume and index == resume.phase:
+                # begin() built the compiled epoch; the checkpoint's state replaces its fresh one
+                state, best = resume.load(template, phase.snapshot(template))
+                done = resume.phase_epoch
+                if stopper is not None and resume.stopper is not None:
+                    stopper.load_state_dict(resume.stopper, best)
+                _load_plateau(plateau, resume.plateau)
+                if resume.phase_done:
+                    done = phase.epochs
+                resume = None
+            else:
+                state = template
+            if last_good is None:
+                # a loss that is not finite in the first epoch keeps these (the initial) weights
+                last_good = (epoch, phase.snapshot(state))
+            while done < phase.epochs:
+                done += 1
                 epoch += 1
                 started = time.perf_counter()
                 state, values = phase.run_epoch(state, epoch)
@@ -145,27 +213,40 @@ def fit(phases: list[Phase], state: Any, plan: Plan, progress: bool | None = Non
                     if not _finite(values.get(k))
                 ]
                 if bad:
-                    result.state = phase.restore(state, last_good[1]) if last_good else None
+                    result.state = phase.restore(state, last_good[1])
                     result.stopped_reason = f"{bad[0]} became {values[bad[0]]} at epoch {epoch}"
-                    raise Diverged(
-                        result.stopped_reason, result, last_good[0] if last_good else None
-                    )
+                    raise Diverged(result.stopped_reason, result, last_good[0])
                 last_good = (epoch, phase.snapshot(state))
                 if plateau is not None:
                     state = phase.scale_lr(state, plateau.update(values["val_loss"]))
-                if stopper is not None:
-                    if stopper.improved(values.get(spec.monitor)):
-                        best = last_good
-                    if stopper.should_stop:
+                view = EpochState(epoch, index, done, state, result, last_good[1])
+                phase_stop = stopper is not None and stopper.on_epoch_end(view, values)
+                if phase_stop:
+                    result.stopped_early, result.stopped_reason = True, stopper.reason
+                view.fit_state = {
+                    "phase_done": phase_stop or done == phase.epochs,
+                    "stopper": stopper.state_dict() if stopper else None,
+                    "best_snapshot": stopper.best[1] if stopper and stopper.best else None,
+                    "plateau": _plateau_state(plateau),
+                }
+                for callback in callbacks:
+                    if callback.on_epoch_end(view, values) and not stop_all:
+                        stop_all = True
                         result.stopped_early = True
                         result.stopped_reason = (
-                            f"early stopping: {spec.monitor} did not improve by more than "
-                            f"{spec.min_delta:g} for {spec.patience} epochs"
+                            f"stopped by callback {callback_name(callback)} at epoch {epoch}"
                         )
-                        break
-            if stopper is not None and spec.restore_best and best is not None:
-                state = phase.restore(state, best[1])
-                result.best_epoch = best[0]
+                signal_name = interrupted() if interrupted else None
+                if signal_name:
+                    result.state = state
+                    raise Interrupted(signal_name, result, epoch)
+                if phase_stop or stop_all:
+                    break
+            if stopper is not None and spec.restore_best and stopper.best is not None:
+                state = phase.restore(state, stopper.best[1])
+                result.best_epoch = stopper.best[0]
+            if stop_all:
+                break
     finally:
         if bar:
             bar.close()
@@ -176,7 +257,7 @@ def fit(phases: list[Phase], state: Any, plan: Plan, progress: bool | None = Non
 class _ProgressBar:
     """A rich progress bar over epochs showing the latest loss and validation loss."""
 
-    def __init__(self, total: int):
+    def __init__(self, total: int, completed: int = 0):
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -193,7 +274,7 @@ class _ProgressBar:
             TimeRemainingColumn(),
             transient=False,
         )
-        self.task = self.progress.add_task("", total=total)
+        self.task = self.progress.add_task("", total=total, completed=completed)
         self.progress.start()
 
     def update(self, epoch: int, values: dict) -> None:

@@ -1,6 +1,6 @@
 """Live logs a run writes as it goes: ``history.csv`` and TensorBoard scalars.
 
-Both files are appended to after each epoch and flushed, so ``tail -f`` and
+Both files are appended to after each epoch and flushed (``LiveLogCallback``), so ``tail -f`` and
 ``tensorboard --logdir`` can follow a run while it trains.  The event file is
 written without TensorFlow, in the TFRecord framing that
 ``advisor.readers.tfevents`` reads (length, masked CRC-32C of the length,
@@ -114,3 +114,72 @@ class CsvLog:
                 writer.writerow(["epoch", *self._columns])
             writer.writerow([epoch, *(logs.get(name, "") for name in self._columns)])
         os.chmod(self.path, 0o644)
+
+
+# ----------------------------------------------------------------------------- the run's live logs
+
+# History series shown on the plain per-epoch line, in this order (then the plan's metrics, lr).
+_LINE_FIRST = ("loss", "val_loss", "d_loss", "g_loss", "val_d_loss", "val_g_loss")
+
+
+def epoch_line(epoch: int, total: int, logs: dict, metrics: list[str], samples: int | None) -> str:
+    """One plain line for an epoch: losses, metrics, lr, seconds and samples/s."""
+    names = [k for k in _LINE_FIRST if k in logs]
+    for metric in metrics:
+        names += [k for k in (metric, f"val_{metric}") if k in logs and k not in names]
+    parts = [f"epoch {epoch}/{total}"]
+    parts += [f"{k} {logs[k]:.4g}" for k in names if logs[k] is not None]
+    if logs.get("lr") is not None:
+        parts.append(f"lr {logs['lr']:.3g}")
+    seconds = logs.get("epoch_time")
+    if seconds is not None:
+        parts.append(f"{seconds:.2f}s")
+        if samples and seconds > 0:
+            parts.append(f"{samples / seconds:,.0f} samples/s")
+    return "  ".join(parts)
+
+
+class LiveLogCallback:
+    """After each epoch: a ``history.csv`` row, TensorBoard scalars, and (outside a TTY) a line.
+
+    Epochs are written 0-based in both files, as Keras' CSVLogger and
+    TensorBoard callback write them.  A resumed run starts both files again
+    from the checkpoint's history, so neither holds the epochs that are run again.
+    """
+
+    def __init__(
+        self,
+        run_dir: str | Path,
+        total_epochs: int,
+        metrics: list[str],
+        samples: int | None = None,
+        report=None,
+        resumed=None,
+    ) -> None:
+        run_dir = Path(run_dir)
+        for old in run_dir.glob("events.out.tfevents.*"):
+            old.unlink()
+        self.csv = CsvLog(run_dir / "history.csv")
+        self.events = EventWriter(run_dir)
+        self.total, self.metrics, self.samples, self.report = (
+            total_epochs,
+            metrics,
+            samples,
+            report,
+        )
+        if resumed is not None:
+            for epoch in resumed.epochs:
+                self._write(epoch, resumed.at(epoch))
+
+    def _write(self, epoch: int, logs: dict) -> None:
+        self.csv.append(epoch - 1, logs)
+        self.events.scalars(epoch - 1, {k: v for k, v in logs.items() if v is not None})
+
+    def on_epoch_end(self, state, logs: dict) -> bool:
+        self._write(state.epoch, logs)
+        if self.report is not None:
+            self.report(epoch_line(state.epoch, self.total, logs, self.metrics, self.samples))
+        return False
+
+    def close(self) -> None:
+        self.events.close()

@@ -14,15 +14,25 @@ trains through ``engine.fit`` and writes the run directory:
     curves.png       learning curves
     diagnosis.json, next_plan.json   advisor.diagnosis.revise_plan(history, plan)
 
-Nothing is written before training ends; each file is written atomically.  A
-loss that turns NaN still writes the history so far, the last good weights
-and the diagnosis, then raises ``EngineError`` saying where they are.
+    history.csv, events.out.tfevents.*   live logs, one row / scalars per epoch
+    checkpoints/<epoch>/   the training state (engine.resume), for --resume
+
+The folder is checked before any work (``engine.run_folder``); plan.json is
+written when training starts, the live logs and checkpoints after each epoch
+(callbacks, ``engine.callbacks``), the rest when training ends, each file
+atomically.  A loss that turns NaN still writes the history so far, the last
+good weights (the initial ones if the first epoch diverged) and the
+diagnosis, then raises ``EngineError`` saying where they are.  SIGINT/SIGTERM
+end the current epoch, save a checkpoint and history.json and raise
+``engine.fit.Interrupted`` naming the command that resumes the run.  JAX's
+persistent compilation cache is on (``engine.compile_cache``).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,12 +46,17 @@ from advisor.loading import resolve_plan_paths
 from advisor.schemas import History, HistorySource, Plan, RunResult
 from engine.checkpoint import save_checkpoint, transfer_base
 from engine.checks import CheckWarning, check_data, check_plan
+from engine.compile_cache import CompileClock, enable_compile_cache
 from engine.curves import plot_curves
 from engine.data import load_data
 from engine.device import describe_device, select_device
-from engine.fit import Diverged, FitResult, fit
+from engine.fit import Diverged, FitResult, Interrupted, fit
+from engine.live_log import LiveLogCallback
 from engine.models import build_model, init_variables
 from engine.predict import PREPROCESSING, Predictor, preprocessing_for
+from engine.resume import CheckpointCallback, load_resume
+from engine.run_folder import check_run_dir, start_run_dir
+from engine.signals import SignalGuard
 from engine.transfer import load_base
 
 
@@ -95,6 +110,9 @@ def run_plan(
     base_dir: str | Path = ".",
     report: Callable[[str], None] = print,
     progress: bool | None = None,
+    callbacks: list | tuple = (),
+    resume: bool = False,
+    overwrite: bool = False,
 ) -> RunResult:
     """Train ``plan`` and write its run directory; returns what was written.
 
@@ -102,52 +120,108 @@ def run_plan(
         out_dir: the run directory (default: plan.output_dir, else runs/<name>-<time>).
         device: auto, cpu, gpu or tpu; None = the plan's.
         base_dir: folder that relative data paths and model.base are relative to.
-        report: receives each pre-flight warning as one line.
+        report: receives each pre-flight warning, and outside a terminal each epoch, as one line.
         progress: show the progress bar (None = only when stdout is a terminal).
+        callbacks: ``on_epoch_end(state, logs) -> stop?`` after each epoch (``engine.callbacks``).
+        resume: continue the run in ``out_dir`` from its newest complete checkpoint.
+        overwrite: a non-empty ``out_dir`` is allowed; its run files are removed first.
 
     Raises:
-        InputError: the plan or its data cannot give a correct run (nothing written).
-        EngineError: no such device, or the loss diverged (history and last good weights written).
+        InputError: the plan, its data or the run folder cannot give a correct run
+            (nothing written).
+        EngineError: no such device, or the loss diverged (history and last good weights
+            written); ``engine.fit.Interrupted`` after SIGINT/SIGTERM (checkpoint written).
     """
+    from engine.callbacks import as_callback
+
     base_dir = Path(base_dir)
     plan = resolve_plan_paths(plan, base_dir)  # the run folder's plan.json runs from anywhere
-    warnings = check_plan(plan)
-    chosen = select_device(device or plan.device)
-    dataset = load_data(plan, base_dir)
-    warnings += check_data(plan, dataset)
-    dtype = _compute_dtype(plan, chosen, warnings)
-    impl = "cpu" if chosen.platform == "cpu" else "xla"
-    if plan.task == "gan":
-        from engine.gan import build_gan
-
-        phases, state, network, variables_of = build_gan(
-            plan, dataset, chosen, impl=impl, dtype=dtype
-        )
-        base_structure = None
-    else:
-        from engine.supervised import build_supervised
-
-        network = build_model(plan.model, plan.input_shape, plan.task, impl=impl, dtype=dtype)
-        variables, base_structure = initial_variables(plan, network, base_dir, warnings)
-        if plan.freeze.strategy == "feature_extractor":
-            from engine.features import build_feature_extractor
-
-            phases, state, variables_of = build_feature_extractor(
-                plan, network, dataset, chosen, variables
-            )
-        else:
-            phases, state = build_supervised(plan, network, dataset, chosen, variables)
-            variables_of = lambda s: s.variables()  # noqa: E731
-    for warning in warnings:
-        report(str(warning))
-
     run_dir = Path(out_dir or plan.output_dir or _default_dir(plan))
-    resolved = plan.model_copy(update={"output_dir": str(run_dir), "device": chosen.platform})
-    try:
-        result = fit(phases, state, plan, progress=progress)
-        diverged = None
-    except Diverged as err:
-        result, diverged = err.result, err
+    check_run_dir(run_dir, resume=resume, overwrite=overwrite)  # before any work
+    callbacks = [as_callback(c) for c in callbacks]
+    enable_compile_cache()
+    with SignalGuard() as guard:
+        warnings = check_plan(plan)
+        chosen = select_device(device or plan.device)
+        dataset = load_data(plan, base_dir)
+        warnings += check_data(plan, dataset)
+        dtype = _compute_dtype(plan, chosen, warnings)
+        impl = "cpu" if chosen.platform == "cpu" else "xla"
+        if plan.task == "gan":
+            from engine.gan import build_gan
+
+            phases, state, network, variables_of = build_gan(
+                plan, dataset, chosen, impl=impl, dtype=dtype
+            )
+            base_structure = None
+        else:
+            from engine.supervised import build_supervised
+
+            network = build_model(plan.model, plan.input_shape, plan.task, impl=impl, dtype=dtype)
+            variables, base_structure = initial_variables(plan, network, base_dir, warnings)
+            if plan.freeze.strategy == "feature_extractor":
+                from engine.features import build_feature_extractor
+
+                phases, state, variables_of = build_feature_extractor(
+                    plan, network, dataset, chosen, variables
+                )
+            else:
+                phases, state = build_supervised(plan, network, dataset, chosen, variables)
+                variables_of = lambda s: s.variables()  # noqa: E731
+        for warning in warnings:
+            report(str(warning))
+
+        resolved = plan.model_copy(update={"output_dir": str(run_dir), "device": chosen.platform})
+        resumed = load_resume(run_dir, plan) if resume else None
+        if resume:
+            report(
+                f"resuming {run_dir} after epoch {resumed.epoch} (its newest complete checkpoint)"
+                if resumed
+                else f"resuming {run_dir}: no complete checkpoint yet; training starts at epoch 1"
+            )
+        start_run_dir(run_dir, overwrite=overwrite)
+        write_model(run_dir / "plan.json", resolved)  # first: what --resume runs again
+        show_bar = sys.stdout.isatty() if progress is None else progress
+        samples = getattr(phases[0], "n_train", None)
+        live = LiveLogCallback(
+            run_dir,
+            sum(p.epochs for p in phases),
+            plan.metrics,
+            samples,
+            report=None if show_bar else report,
+            resumed=resumed.result if resumed else None,
+        )
+        saver = CheckpointCallback(run_dir, plan, guard.pending)
+        clock, started = CompileClock(), time.perf_counter()
+        try:
+            if guard.pending():  # a signal before training started: nothing to save yet
+                raise Interrupted(guard.pending(), FitResult(), 0)
+            result = fit(
+                phases,
+                state,
+                plan,
+                progress=show_bar,
+                callbacks=[live, *callbacks, saver],
+                resume=resumed,
+                interrupted=guard.pending,
+            )
+            diverged = None
+        except Diverged as err:
+            result, diverged = err.result, err
+        except Interrupted as err:
+            _write_history(run_dir, resolved, err.result)
+            where = f"checkpoint of epoch {saver.saved[-1]}" if saver.saved else "no checkpoint"
+            raise Interrupted(
+                err.signal_name,
+                err.result,
+                err.epoch,
+                detail=f"{where} and history.json in {run_dir}; "
+                f"continue with: advisor run --resume {run_dir}",
+            ) from None
+        finally:
+            live.close()
+            saver.close()
+        timing = _timing(result, time.perf_counter() - started, clock.seconds, samples)
     from engine.baselines import fit_baselines
 
     baselines = fit_baselines(plan, dataset) if diverged is None else {}
@@ -161,7 +235,31 @@ def run_plan(
         base_structure,
         diverged,
         baselines,
+        extra={"timing": timing, "resumed_from_epoch": resumed.epoch if resumed else None},
     )
+
+
+def _timing(result: FitResult, elapsed: float, compile_s: float, samples: int | None) -> dict:
+    """Wall time of training, compile time within it, and examples per second of epoch time."""
+    out = {"elapsed_s": round(elapsed, 3), "compile_s": round(compile_s, 3)}
+    seconds = [t for t in result.series.get("epoch_time", []) if t]
+    if samples and seconds:
+        out["samples_per_s"] = round(samples * len(seconds) / sum(seconds), 1)
+    return out
+
+
+def _history(run_dir: Path, plan: Plan, result: FitResult) -> History:
+    return History(
+        source=HistorySource(format="native", path=str(run_dir / "history.json")),
+        epochs=result.epochs,
+        series=result.series,
+        task=plan.task,
+        n_classes=plan.n_classes,
+    )
+
+
+def _write_history(run_dir: Path, plan: Plan, result: FitResult) -> None:
+    write_model(run_dir / "history.json", _history(run_dir, plan, result))
 
 
 def _default_dir(plan: Plan) -> Path:
@@ -190,15 +288,10 @@ def _write_run(
     base_structure,
     diverged,
     baselines: dict | None = None,
+    extra: dict | None = None,
 ) -> RunResult:
     run_dir.mkdir(parents=True, exist_ok=True)
-    history = History(
-        source=HistorySource(format="native", path=str(run_dir / "history.json")),
-        epochs=result.epochs,
-        series=result.series,
-        task=plan.task,
-        n_classes=plan.n_classes,
-    )
+    history = _history(run_dir, plan, result)
     write_model(run_dir / "plan.json", plan)
     write_model(run_dir / "history.json", history)
     epoch = result.best_epoch or (result.epochs[-1] if result.epochs else None)
@@ -260,13 +353,14 @@ def _write_run(
         device=describe_device(device),
         baselines=baselines or {},
         test_metrics=test_metrics,
+        **(extra or {}),
     )
     write_model(run_dir / "run.json", run)
     if diverged is not None:
         last = (
             f"the last good weights (epoch {diverged.last_good_epoch})"
             if diverged.last_good_epoch
-            else "no weights"
+            else "the initial weights (no epoch ended with a finite loss)"
         )
         raise EngineError(
             f"training diverged: {diverged}; the history so far and {last} are in {run_dir}; "

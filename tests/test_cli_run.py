@@ -22,7 +22,7 @@ def test_run_prints_a_summary(tmp_path):
     out = tmp_path / "run"
     result = CliRunner().invoke(cli, ["run", str(path), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert result.output.startswith(f"run: {out}  (device cpu")
+    assert result.stdout.startswith(f"run: {out}  (device cpu")  # epoch lines go to stderr
     assert "validation: val_accuracy " in result.output
     assert (out / "history.json").exists()
 

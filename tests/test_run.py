@@ -26,13 +26,15 @@ RUN_FILES = {
     "diagnosis.json",
     "next_plan.json",
     "run.json",
+    "history.csv",
 }
 
 
 def test_a_run_writes_its_directory(tmp_path):
     result = run(make_plan(epochs=2), out_dir=tmp_path / "r")
     files = {p.name for p in (tmp_path / "r").iterdir()}
-    assert files == RUN_FILES
+    events = {name for name in files if name.startswith("events.out.tfevents.")}
+    assert files - events == RUN_FILES and len(events) == 1  # no checkpoint: under a minute
     history = History.model_validate_json((tmp_path / "r" / "history.json").read_text())
     assert history.source.format == "native" and history.epochs == [1, 2]
     assert load_history(tmp_path / "r" / "history.json").series["loss"] == history.series["loss"]
@@ -90,7 +92,7 @@ def test_divergence_keeps_history_and_last_good_weights(tmp_path):
         run(diverging_plan(), out_dir=tmp_path / "d")
     history = History.model_validate_json((tmp_path / "d" / "history.json").read_text())
     assert not np.isfinite(history.series["loss"][-1])
-    assert (tmp_path / "d" / "model.safetensors").exists() == (len(history.epochs) > 1)
+    assert (tmp_path / "d" / "model.safetensors").exists()  # the last good, or initial, weights
     assert not [
         p for p in (tmp_path / "d").iterdir() if p.name.startswith(".")
     ]  # no temporary files left
@@ -194,3 +196,18 @@ def test_bfloat16_mixed_precision_on_a_gpu(tmp_path):
     assert history.series["loss"][-1] < history.series["loss"][0]
     weights, _ = load_checkpoint(tmp_path / "bf16")
     assert weights["params"]["base"]["blocks_0"]["conv"]["kernel"].dtype == np.float32
+
+
+def test_divergence_in_the_first_epoch_keeps_the_initial_weights(tmp_path):
+    from engine.models import build_model
+    from engine.run import initial_variables
+
+    plan = diverging_plan(optimizer={"name": "sgd", "learning_rate": 50.0})
+    with pytest.raises(EngineError, match=r"at epoch 1; .*the initial weights .* are in "):
+        run(plan, out_dir=tmp_path / "d")
+    variables, structure = load_checkpoint(tmp_path / "d")
+    assert structure["epoch"] == 0
+    network = build_model(plan.model, plan.input_shape, plan.task, impl="cpu")
+    initial, _ = initial_variables(plan, network, ".", [])
+    kernel = variables["params"]["head"]["output"]["kernel"]
+    assert np.array_equal(kernel, np.asarray(initial["params"]["head"]["output"]["kernel"]))
