@@ -174,6 +174,8 @@ def budget(plan: Plan) -> int:
     return search.n_trials
 
 
+# Seconds between looks at the study while other workers' trials run.
+POLL = 1.0
 # Trials one worker asks for at once, at most: enough to vmap a population, few enough
 # that every worker sharing the study gets trials (a batch of the whole budget left the
 # others idle).
@@ -260,7 +262,7 @@ class Searcher:
                 if wanted == 0:
                     if not any(t.state == TrialState.RUNNING for t in trials):
                         return
-                    time.sleep(heartbeat.interval)  # other workers' trials: done or stale soon
+                    time.sleep(POLL)  # other workers' trials: done or stale soon
                     continue
                 with warnings.catch_warnings():  # we beat for asked trials ourselves
                     warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)

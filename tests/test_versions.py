@@ -225,3 +225,29 @@ def test_the_registry_decorator_registers_the_step(monkeypatch):
         return {k: v for k, v in data.items() if k != "note"}
 
     assert versions.MIGRATIONS == {("history", 1): drop_note}
+
+
+# ----------------------------------------------------------------------------- model.json
+
+
+def test_a_checkpoint_of_another_format_is_refused_by_name(tmp_path):
+    import numpy as np
+
+    from engine.checkpoint import STRUCTURE, load_checkpoint, save_checkpoint
+
+    save_checkpoint(
+        tmp_path, {"params": {"dense": {"kernel": np.ones((2, 3))}}}, {"task": "binary"}
+    )
+    variables, structure = load_checkpoint(tmp_path)
+    assert variables["params"]["dense"]["kernel"].shape == (2, 3)
+    structure["format"] = "advisor-checkpoint-2"
+    (tmp_path / STRUCTURE).write_text(json.dumps(structure), encoding="utf-8")
+    with pytest.raises(InputError) as err:
+        load_checkpoint(tmp_path)
+    assert str(err.value) == (
+        f"model.base: {tmp_path / STRUCTURE}: format 'advisor-checkpoint-2' is not one this "
+        "advisor reads ('advisor-checkpoint-1'); upgrade advisor to read it"
+    )
+    del structure["format"]  # written before the key existed: the first format
+    (tmp_path / STRUCTURE).write_text(json.dumps(structure), encoding="utf-8")
+    assert load_checkpoint(tmp_path)[1]["task"] == "binary"
