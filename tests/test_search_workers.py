@@ -209,20 +209,22 @@ def _kill_when_running(worker: subprocess.Popen, out: Path) -> list[int]:
     return running
 
 
-def _assert_all_done_once(out: Path, n_trials: int, killed: list[int]) -> None:
-    study = _study(out)
-    trials = study.get_trials()
-    assert not [t.number for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+def _assert_all_done_once(out: Path, n_trials: int, killed: list[int], err: str) -> None:
+    trials = _study(out).get_trials()
+    table = "; ".join(
+        f"{t.number} {t.state.name} retries {t.system_attrs.get('retry_history')}" for t in trials
+    )
+    why = f"trials: {table}; worker said: {err.strip()[-800:]}"
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)], why
     done = [t for t in trials if t.state == TrialState.COMPLETE]
-    assert len(done) == n_trials, "every budgeted trial finished; a killed one is not counted"
+    assert len(done) == n_trials, f"every budgeted trial finished, none killed counted; {why}"
     failed = [t for t in trials if t.state == TrialState.FAIL and not t.user_attrs.get(SURPLUS)]
-    assert {t.number for t in failed} >= set(killed) and killed
-    retried = {t.system_attrs.get("failed_trial"): t for t in done}
-    for t in failed:
-        assert t.number in retried, f"trial {t.number} was retried"
-        assert retried[t.number].params == t.params, "with the same values"
+    assert killed and {t.number for t in failed} >= set(killed), f"killed {killed}; {why}"
+    for t in failed:  # retried (maybe more than once) with the same values, and finished
+        retries = [d for d in done if t.number in d.system_attrs.get("retry_history", [])]
+        assert retries and retries[0].params == t.params, f"trial {t.number}; {why}"
     rows = list(csv.DictReader((out / "leaderboard.csv").open()))
-    assert sum(r["state"] == "complete" for r in rows) == n_trials
+    assert sum(r["state"] not in ("fail", "running", "waiting") for r in rows) == n_trials, rows
     assert (out / "best_plan.json").exists()
 
 
@@ -243,10 +245,12 @@ def test_a_worker_killed_mid_trial_is_survived_by_the_other(tmp_path):
             if process is not None and process.poll() is None:
                 process.kill()
     assert second.returncode == 0, err
-    assert "no heartbeat" in err
-    _assert_all_done_once(out, 4, killed)
+    assert "no heartbeat for 6 s" in err, err
+    _assert_all_done_once(out, 4, killed, err)
     ran = {t.user_attrs[RUN]["worker"] for t in _study(out).get_trials() if RUN in t.user_attrs}
-    assert {w.rsplit(":", 1)[1] for w in ran} == {str(second.pid)}, "the killed one told nothing"
+    assert {w.rsplit(":", 1)[1] for w in ran} == {str(second.pid)}, (
+        f"killed one told nothing: {ran}"
+    )
 
 
 @pytest.mark.slow
@@ -259,4 +263,4 @@ def test_a_restarted_worker_picks_up_the_remaining_trials(tmp_path):
     again = _worker(plan, out)
     _, err = again.communicate(timeout=600)
     assert again.returncode == 0, err
-    _assert_all_done_once(out, 3, killed)
+    _assert_all_done_once(out, 3, killed, err)
