@@ -192,11 +192,11 @@ def _wait_running(worker: subprocess.Popen, out: Path) -> list[int]:
         assert worker.poll() is None, worker.communicate()[1]
         if (out / "study.journal").exists():
             try:
-                running = [t.number for t in _study(out).get_trials(states=(TrialState.RUNNING,))]
+                running = _study(out).get_trials(states=(TrialState.RUNNING,))
             except KeyError:  # the study is not created yet
                 running = []
-            if running:
-                return running
+            if running and all(t.params for t in running):  # asked: sampled, now training
+                return [t.number for t in running]
         time.sleep(0.1)
     raise AssertionError("the worker never started a trial")
 
