@@ -362,7 +362,7 @@ def export(run_dir: Path, output: Path) -> None:
 @click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True, help="Worker processes on this machine sharing the study.")
 @click.option("--mode", type=click.Choice(["auto", "population", "sequential"]), default="auto", show_default=True,
               help="Train trials vmapped together, one after another, or time both (auto).")
-@click.option("--batch", type=click.IntRange(1, 100_000), help="Trials asked for at once (default: a quarter of n_trials, 2 to 8).")
+@click.option("--batch", type=click.IntRange(1, 100_000), help="Trials asked for at once (default: a quarter of n_trials, 2 to 64).")
 @click.option("--heartbeat-timeout", type=click.FloatRange(2, 86_400), metavar="SECONDS",
               help="Seconds without a heartbeat after which a worker's running trial is failed and retried by the others (default 120).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "gpu", "tpu"]), help="Override the plan's device.")

@@ -58,7 +58,7 @@ def search(
         study_name: the study to create or join (default: the plan's name).
         device: auto, cpu, gpu or tpu (default: the plan's).
         mode: "population" (vmapped), "sequential", or None to time both and keep the faster.
-        batch: trials asked for at once (default: a quarter of n_trials, 2 to 8).
+        batch: trials asked for at once (default: a quarter of n_trials, 2 to 64).
         workers: processes on this machine sharing the study.
         progress: show a progress bar (None = only on a terminal).
         test_best: with a test split in the plan, score the best trial on it

@@ -176,15 +176,15 @@ def budget(plan: Plan) -> int:
 
 # Seconds between looks at the study while other workers' trials run.
 POLL = 1.0
-# Trials one worker asks for at once, at most: enough to vmap a population, few enough
-# that every worker sharing the study gets trials (a batch of the whole budget left the
-# others idle).
-DEFAULT_BATCH = 8
+# Trials one worker asks for at once, at most: a vmapped population this wide already
+# fills a GPU, and a quarter of the budget per ask leaves trials for other workers.
+DEFAULT_BATCH = 64
 
 
 def default_batch(plan: Plan) -> int:
     """Trials asked for at once: a quarter of the budget (at least 2, at most
-    ``DEFAULT_BATCH``), so two or more workers all get trials and TPE learns between."""
+    ``DEFAULT_BATCH``), so every worker of a shared study gets trials (a batch of the whole
+    budget left the others idle) and TPE learns between batches."""
     return min(budget(plan), DEFAULT_BATCH, max(2, math.ceil(budget(plan) / 4)))
 
 

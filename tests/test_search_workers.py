@@ -81,7 +81,7 @@ def test_two_workers_share_one_study_without_losing_or_repeating_a_trial(tmp_pat
 
 @pytest.mark.parametrize(
     ("n_trials", "method", "expected"),
-    [(1, "random", 1), (4, "random", 2), (6, "tpe", 2), (20, "random", 5), (200, "grid", 8)],
+    [(1, "random", 1), (4, "random", 2), (6, "tpe", 2), (20, "random", 5), (400, "grid", 64)],
 )
 def test_the_default_batch_leaves_trials_for_other_workers(n_trials, method, expected):
     space = SPACE if method != "grid" else {"model.units": {"type": "int", "low": 4, "high": 300}}
