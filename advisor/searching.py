@@ -173,12 +173,13 @@ def _run_workers(
     ]
     errors = [p.communicate()[1] for p in processes]
     failed = [
-        (i, e)
+        (i, p.returncode, e)
         for i, (p, e) in enumerate(zip(processes, errors, strict=True), start=1)
         if p.returncode != 0
     ]
-    for index, text in failed:
-        last = (text.strip().splitlines() or [f"exit {processes[index - 1].returncode}"])[-1]
+    for index, code, text in failed:
+        said = text.strip().splitlines()
+        last = f"killed by signal {-code}" if code < 0 else (said or [f"exit {code}"])[-1]
         if not _finished(plan, out, storage, name, timeout):
             raise EngineError(f"search worker {index} of {workers} failed: {last}")
         _warn(f"search worker {index} of {workers} failed ({last}); the others finished its trials")

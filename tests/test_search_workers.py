@@ -264,3 +264,43 @@ def test_a_restarted_worker_picks_up_the_remaining_trials(tmp_path):
     _, err = again.communicate(timeout=600)
     assert again.returncode == 0, err
     _assert_all_done_once(out, 3, killed, err)
+
+
+def _children(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return sorted(found)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the workers through /proc")
+def test_workers_started_together_survive_one_killed(tmp_path):
+    plan = tmp_path / "plan.json"
+    write_model(plan, _plan(n_trials=4, epochs=20))
+    out = tmp_path / "s"
+    command = [sys.executable, "-m", "advisor.cli", "search", str(plan), "--out", str(out)]
+    command += ["--workers", "2", "--quiet", "--heartbeat-timeout", str(TIMEOUT)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    parent = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        _wait_running(parent, out)
+        victim = _children(parent.pid)[0]  # worker 1
+        running = [t.number for t in _study(out).get_trials(states=(TrialState.RUNNING,))]
+        os.kill(victim, signal.SIGKILL)
+        _, err = parent.communicate(timeout=600)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+    assert parent.returncode == 0, err
+    assert "search worker 1 of 2 failed (killed by signal 9); the others finished its trials" in err
+    trials = _study(out).get_trials()
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 4
+    assert running and (out / "best_plan.json").exists()
