@@ -173,26 +173,27 @@ def test_a_database_trial_uses_optunas_heartbeat(tmp_path):
 TIMEOUT = 6  # seconds without a heartbeat before a killed worker's trials are retried
 
 
-def _worker(plan: Path, out: Path) -> subprocess.Popen:
+def _worker(plan: Path, out: Path, storage: str | None = None) -> subprocess.Popen:
     """``advisor search`` started by hand, as on another terminal or machine."""
     command = [sys.executable, "-m", "advisor.cli", "search", str(plan), "--out", str(out)]
     command += ["--quiet", "--heartbeat-timeout", str(TIMEOUT)]
+    command += ["--storage", storage] if storage else []
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
 
 
-def _study(out: Path):
-    return optuna.load_study(study_name="iris-test", storage=open_storage(None, out))
+def _study(out: Path, storage: str | None = None):
+    return optuna.load_study(study_name="iris-test", storage=open_storage(storage, out))
 
 
-def _wait_running(worker: subprocess.Popen, out: Path) -> list[int]:
+def _wait_running(worker: subprocess.Popen, out: Path, storage: str | None = None) -> list[int]:
     """The numbers of the trials running once ``worker`` (the only one) runs some."""
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         assert worker.poll() is None, worker.communicate()[1]
-        if (out / "study.journal").exists():
+        if storage or (out / "study.journal").exists():
             try:
-                running = _study(out).get_trials(states=(TrialState.RUNNING,))
+                running = _study(out, storage).get_trials(states=(TrialState.RUNNING,))
             except KeyError:  # the study is not created yet
                 running = []
             if running and all(t.params for t in running):  # asked: sampled, now training
@@ -201,16 +202,20 @@ def _wait_running(worker: subprocess.Popen, out: Path) -> list[int]:
     raise AssertionError("the worker never started a trial")
 
 
-def _kill_when_running(worker: subprocess.Popen, out: Path) -> list[int]:
+def _kill_when_running(
+    worker: subprocess.Popen, out: Path, storage: str | None = None
+) -> list[int]:
     """SIGKILL ``worker`` (the only one with trials) mid-trial; returns the trials it ran."""
-    running = _wait_running(worker, out)
+    running = _wait_running(worker, out, storage)
     worker.send_signal(signal.SIGKILL)
     worker.wait()
     return running
 
 
-def _assert_all_done_once(out: Path, n_trials: int, killed: list[int], err: str) -> None:
-    trials = _study(out).get_trials()
+def _assert_all_done_once(
+    out: Path, n_trials: int, killed: list[int], err: str, storage: str | None = None
+) -> None:
+    trials = _study(out, storage).get_trials()
     table = "; ".join(
         f"{t.number} {t.state.name} retries {t.system_attrs.get('retry_history')}" for t in trials
     )
@@ -229,16 +234,20 @@ def _assert_all_done_once(out: Path, n_trials: int, killed: list[int], err: str)
 
 
 @pytest.mark.slow
-def test_a_worker_killed_mid_trial_is_survived_by_the_other(tmp_path):
+@pytest.mark.parametrize("kind", ["journal", "sqlite"])
+def test_a_worker_killed_mid_trial_is_survived_by_the_other(tmp_path, kind):
     plan = tmp_path / "plan.json"
     write_model(plan, _plan(n_trials=4, epochs=20))
     out = tmp_path / "s"
-    first = _worker(plan, out)
+    storage = f"sqlite:///{tmp_path / 'study.db'}" if kind == "sqlite" else None
+    if storage:
+        open_storage(storage, out)  # the tables exist before two workers race to make them
+    first = _worker(plan, out, storage)
     second = None
     try:
-        _wait_running(first, out)
-        second = _worker(plan, out)  # still importing when the first one dies mid-trial
-        killed = _kill_when_running(first, out)
+        _wait_running(first, out, storage)
+        second = _worker(plan, out, storage)  # still importing when the first one dies mid-trial
+        killed = _kill_when_running(first, out, storage)
         _, err = second.communicate(timeout=600)
     finally:
         for process in (first, second):
@@ -246,8 +255,12 @@ def test_a_worker_killed_mid_trial_is_survived_by_the_other(tmp_path):
                 process.kill()
     assert second.returncode == 0, err
     assert "no heartbeat for 6 s" in err, err
-    _assert_all_done_once(out, 4, killed, err)
-    ran = {t.user_attrs[RUN]["worker"] for t in _study(out).get_trials() if RUN in t.user_attrs}
+    _assert_all_done_once(out, 4, killed, err, storage)
+    ran = {
+        t.user_attrs[RUN]["worker"]
+        for t in _study(out, storage).get_trials()
+        if RUN in t.user_attrs
+    }
     assert {w.rsplit(":", 1)[1] for w in ran} == {str(second.pid)}, (
         f"killed one told nothing: {ran}"
     )
