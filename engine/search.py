@@ -264,14 +264,20 @@ class Searcher:
                         return
                     time.sleep(POLL)  # other workers' trials: done or stale soon
                     continue
-                with warnings.catch_warnings():  # we beat for asked trials ourselves
-                    warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
-                    asked = [study.ask(spaces.distributions(self.space)) for _ in range(wanted)]
-                heartbeat.watch(asked)
+                asked = []
                 try:
+                    with warnings.catch_warnings(), workers.interrupt_after():
+                        # we beat for asked trials ourselves
+                        warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
+                        for _ in range(wanted):
+                            asked.append(study.ask(spaces.distributions(self.space)))
+                            heartbeat.watch(asked[-1:])
                     self._train_asked(study, asked, n_budget, on_trial)
-                finally:
+                except BaseException:  # an error or Ctrl-C: others may run these trials now
                     heartbeat.forget(asked)
+                    workers.release(study, asked)
+                    raise
+                heartbeat.forget(asked)
         finally:
             heartbeat.close()
 

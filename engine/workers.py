@@ -15,9 +15,12 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import signal
 import threading
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
@@ -148,3 +151,37 @@ def fail_stale(study, timeout: float, own: set[int] = frozenset()) -> list[int]:
         retry_callback()(study, storage.get_trial(trial._trial_id))
         failed.append(trial.number)
     return failed
+
+
+def release(study, trials) -> list[int]:
+    """Fail this process's ``trials`` that still run and enqueue each again, at once (an
+    error or Ctrl-C stops the worker): a restarted worker need not wait for the timeout."""
+    storage, released = study._storage, []
+    for trial in trials:
+        frozen = storage.get_trial(trial._trial_id)
+        if frozen.state != TrialState.RUNNING:
+            continue
+        try:
+            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        except UpdateFinishedTrialError:
+            continue
+        retry_callback()(study, storage.get_trial(trial._trial_id))
+        released.append(trial.number)
+    return released
+
+
+@contextmanager
+def interrupt_after() -> Iterator[None]:
+    """Hold Ctrl-C until the block ends, so a trial is never created without this process
+    knowing it (and so without ``release`` handing it back)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda number, frame: received.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt

@@ -317,3 +317,29 @@ def test_workers_started_together_survive_one_killed(tmp_path):
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     assert sum(t.state == TrialState.COMPLETE for t in trials) == 4
     assert running and (out / "best_plan.json").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_a_worker_hands_its_trials_back_at_once(tmp_path):
+    plan = tmp_path / "plan.json"
+    write_model(plan, _plan(n_trials=4, epochs=20))
+    out = tmp_path / "s"
+    command = [sys.executable, "-m", "advisor.cli", "search", str(plan), "--out", str(out)]
+    command += ["--quiet"]  # the default heartbeat timeout: nothing goes stale in this test
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    worker = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        running = _wait_running(worker, out)
+        worker.send_signal(signal.SIGINT)
+        _, err = worker.communicate(timeout=300)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode != 0, err
+    trials = _study(out).get_trials()
+    assert not [t.number for t in trials if t.state == TrialState.RUNNING], err
+    for number in running:
+        assert trials[number].state == TrialState.FAIL
+        retry = [t for t in trials if number in t.system_attrs.get("retry_history", [])]
+        assert [t.state for t in retry] == [TrialState.WAITING]
+        assert retry[0].params == trials[number].params
