@@ -206,6 +206,7 @@ class Searcher:
     ):
         self.plan, self.out_dir, self.base_dir, self.device = plan, out_dir, base_dir, device
         self.timeout = heartbeat_timeout
+        self.stop = workers.StopOnInterrupt()  # entered while ``run`` runs
         self.space = spaces.check_space(plan)
         self.forced = None if mode in (None, "auto") else mode
         self.batch = batch or default_batch(plan)
@@ -250,36 +251,40 @@ class Searcher:
         runs: while other workers' trials run, wait, failing and retrying any that go stale."""
         heartbeat = workers.Heartbeat(study._storage, self.timeout)
         try:
-            while True:
-                for number in workers.fail_stale(study, self.timeout, heartbeat.trial_ids):
-                    self.warnings.append(
-                        f"trial {number}: no heartbeat for {self.timeout:g} s (its worker "
-                        "stopped); marked failed and queued again with the same values"
-                    )
-                trials = study.get_trials(deepcopy=False)
-                waiting = sum(t.state == TrialState.WAITING for t in trials)
-                wanted = min(self.batch, max(0, n_budget - _counted(trials)) + waiting)
-                if wanted == 0:
-                    if not any(t.state == TrialState.RUNNING for t in trials):
-                        return
-                    time.sleep(POLL)  # other workers' trials: done or stale soon
-                    continue
-                asked = []
-                try:
-                    with warnings.catch_warnings(), workers.interrupt_after():
-                        # we beat for asked trials ourselves
-                        warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
-                        for _ in range(wanted):
-                            asked.append(study.ask(spaces.distributions(self.space)))
-                            heartbeat.watch(asked[-1:])
-                    self._train_asked(study, asked, n_budget, on_trial)
-                except BaseException:  # an error or Ctrl-C: others may run these trials now
-                    heartbeat.forget(asked)
-                    workers.release(study, asked)
-                    raise
-                heartbeat.forget(asked)
+            with workers.StopOnInterrupt() as self.stop:
+                self._loop(study, n_budget, on_trial, heartbeat)
         finally:
             heartbeat.close()
+
+    def _loop(self, study, n_budget: int, on_trial, heartbeat) -> None:
+        while True:
+            self.stop.check()
+            for number in workers.fail_stale(study, self.timeout, heartbeat.trial_ids):
+                self.warnings.append(
+                    f"trial {number}: no heartbeat for {self.timeout:g} s (its worker "
+                    "stopped); marked failed and queued again with the same values"
+                )
+            trials = study.get_trials(deepcopy=False)
+            waiting = sum(t.state == TrialState.WAITING for t in trials)
+            wanted = min(self.batch, max(0, n_budget - _counted(trials)) + waiting)
+            if wanted == 0:
+                if not any(t.state == TrialState.RUNNING for t in trials):
+                    return
+                time.sleep(POLL)  # other workers' trials: done or stale soon
+                continue
+            asked = []
+            try:
+                with warnings.catch_warnings():  # we beat for asked trials ourselves
+                    warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
+                    for _ in range(wanted):
+                        asked.append(study.ask(spaces.distributions(self.space)))
+                        heartbeat.watch(asked[-1:])
+                self._train_asked(study, asked, n_budget, on_trial)
+            except BaseException:  # an error or Ctrl-C: others may run these trials now
+                heartbeat.forget(asked)
+                workers.release(study, asked)
+                raise
+            heartbeat.forget(asked)
 
     def _train_asked(self, study, asked, n_budget: int, on_trial) -> None:
         ranks = _ranks(study.get_trials(deepcopy=False))
@@ -308,6 +313,7 @@ class Searcher:
         metric, prunes = self.plan.search.metric, self.plan.search.pruner != "none"
 
         def on_epoch(member: int, epoch: int, values: dict) -> bool:
+            self.stop.check()  # Ctrl-C: stop between epochs, then hand the trials back
             value = values.get(metric)
             if not prunes or value is None or not math.isfinite(value):
                 return False

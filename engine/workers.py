@@ -19,8 +19,6 @@ import signal
 import threading
 import time
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
@@ -170,18 +168,30 @@ def release(study, trials) -> list[int]:
     return released
 
 
-@contextmanager
-def interrupt_after() -> Iterator[None]:
-    """Hold Ctrl-C until the block ends, so a trial is never created without this process
-    knowing it (and so without ``release`` handing it back)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda number, frame: received.append(number))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if received:
-        raise KeyboardInterrupt
+class StopOnInterrupt:
+    """Ctrl-C asks the worker to stop at its next epoch or ask, where ``check`` raises
+    KeyboardInterrupt from ordinary code (raised from the signal handler it could land in
+    a garbage-collector callback, which swallows it); a second Ctrl-C stops at once."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self) -> StopOnInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, number, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def check(self) -> None:
+        """Raise KeyboardInterrupt once Ctrl-C was pressed."""
+        if self.requested:
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
