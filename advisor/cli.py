@@ -383,7 +383,8 @@ def search(plan: Path, out_dir: Path | None, storage: str | None, study_name: st
 
     Workers share the study; a worker that dies (or is killed) leaves trials
     whose heartbeat stops, and after --heartbeat-timeout the others mark them
-    failed and run them again; Ctrl-C hands a worker's trials back at once.
+    failed and run them again; Ctrl-C stops a worker after its current epoch
+    and hands its trials back at once.
     A restarted worker picks up what is left.
     """
     from advisor.searching import search_files
