@@ -377,14 +377,17 @@ def export(run_dir: Path, output: Path) -> None:
 @click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True, help="Worker processes on this machine sharing the study.")
 @click.option("--mode", type=click.Choice(["auto", "population", "sequential"]), default="auto", show_default=True,
               help="Train trials vmapped together, one after another, or time both (auto).")
-@click.option("--batch", type=click.IntRange(1, 100_000), help="Trials asked for at once (default: all for grid/random, a quarter for tpe).")
+@click.option("--batch", type=click.IntRange(1, 100_000), help="Trials asked for at once (default: a quarter of n_trials, 2 to 64).")
+@click.option("--heartbeat-timeout", type=click.FloatRange(2, 86_400), metavar="SECONDS",
+              help="Seconds without a heartbeat after which a worker's running trial is failed and retried by the others (default 120).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "gpu", "tpu"]), help="Override the plan's device.")
 @click.option("--worker-index", type=click.IntRange(0), default=0, hidden=True, help="Set by --workers: this worker's number.")
 @click.option("--no-report", is_flag=True, hidden=True, help="Leave the leaderboard and best plan to the process that started the workers.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print the search result as JSON.")
 def search(plan: Path, out_dir: Path | None, storage: str | None, study_name: str | None, workers: int, mode: str,
-           batch: int | None, device: str | None, worker_index: int, no_report: bool, quiet: bool, as_json: bool) -> None:
+           batch: int | None, heartbeat_timeout: float | None, device: str | None, worker_index: int, no_report: bool,
+           quiet: bool, as_json: bool) -> None:
     """Search the plan's hyperparameters (grid, random or TPE via Optuna) and write the leaderboard and best plan.
 
     \b
@@ -392,11 +395,18 @@ def search(plan: Path, out_dir: Path | None, storage: str | None, study_name: st
       advisor search examples/plans/wine_random_search.json --out searches/wine
       advisor search plan.json --out searches/s --workers 2
       advisor search plan.json --storage sqlite:///study.db --study-name s   # on each machine
+
+    Workers share the study; a worker that dies (or is killed) leaves trials
+    whose heartbeat stops, and after --heartbeat-timeout the others mark them
+    failed and run them again; Ctrl-C stops a worker after its current epoch
+    and hands its trials back at once.
+    A restarted worker picks up what is left.
     """
     from advisor.searching import search_files
 
     _check_output(out_dir, option="--out", folder=True)
-    search_files(plan, out_dir, storage, study_name, device, mode, batch, workers, worker_index, not no_report, quiet, as_json)
+    search_files(plan, out_dir, storage, study_name, device, mode, batch, workers, worker_index, not no_report, quiet, as_json,
+                 heartbeat_timeout)
 
 
 @cli.command("lr-find")

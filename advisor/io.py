@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from advisor import versions
 from advisor.errors import InputError, suggest
 from advisor.inputs import read_json as read_checked_json
 
@@ -58,6 +59,8 @@ def load_model(cls: type[M], source: M | dict | str | Path, *, what: str | None 
         )
     if not isinstance(data, dict):
         raise InputError(f"{label}: the top level is a {type(data).__name__}; expected a JSON object")
+    if hasattr(cls, "format_kind"):  # a versioned file: one written before versions is version 1
+        data = versions.as_file(data)
     try:
         return cls.model_validate(data)
     except ValidationError as err:

@@ -44,7 +44,7 @@ def plan_paths() -> dict[str, Any]:
 
     def walk(model: type[BaseModel], prefix: str) -> None:
         for name, info in model.model_fields.items():
-            if name in ("explanations", "derived_facts"):
+            if name in ("explanations", "derived_facts", "format_version"):
                 continue
             path = f"{prefix}{name}"
             out[path] = info.annotation

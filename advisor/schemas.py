@@ -9,10 +9,11 @@ DESIGN.md; ``advisor schema NAME`` prints the JSON Schema built from these.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
+from advisor import versions
 from advisor.vocabulary import (
     CLASSIFICATION_TASKS,
     Activation,
@@ -63,6 +64,33 @@ class Strict(BaseModel):
     NaN and infinities are refused (a learning rate of Infinity is a typo, not a plan)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def _schema_key(schema: dict[str, Any]) -> None:
+    """Let a file name its JSON Schema under ``$schema`` (editors do), first among the keys."""
+    schema["properties"] = {
+        versions.SCHEMA_KEY: {"type": "string", "description": "the JSON Schema this file follows"},
+        **schema.get("properties", {}),
+    }
+
+
+class Versioned(Strict):
+    """Base of every file model: a ``format_version`` (older files are migrated on reading,
+    newer ones refused, see ``advisor.versions``) and an optional ``$schema`` key."""
+
+    model_config = ConfigDict(json_schema_extra=_schema_key)
+    format_kind: ClassVar[str]
+
+    format_version: int = Field(
+        versions.FIRST,
+        ge=versions.FIRST,
+        description="version of this file's format; a file without one is version 1",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upgrade(cls, data: Any) -> Any:
+        return versions.upgrade(cls.format_kind, data) if isinstance(data, dict) else data
 
 
 # Models the engine writes (histories, diagnoses, results) record NaN and
@@ -280,8 +308,10 @@ class InputEvidence(Strict):
     )
 
 
-class Profile(Strict):
+class Profile(Versioned):
     """What a practitioner knows about the problem before training."""
+
+    format_kind: ClassVar[str] = "profile"
 
     name: str | None = Field(None, description="a short name for the problem")
     description: str | None = Field(None, description="free text; not read by the rules")
@@ -683,8 +713,10 @@ class Explanation(Strict):
     )
 
 
-class Plan(Strict):
+class Plan(Versioned):
     """Everything the engine needs to train, and why each value is what it is."""
+
+    format_kind: ClassVar[str] = "plan"
 
     name: str | None = Field(None, description="the profile's name, carried over")
     task: TaskName = Field(description="the learning task")
@@ -781,7 +813,7 @@ class HistorySource(Strict):
     run: str | None = Field(None, description="the run's sub-folder or cell, when the source held several")
 
 
-class History(Strict):
+class History(Versioned):
     """Per-epoch series of one training run, under normalised names.
 
     Names: ``loss``/``val_loss``, metrics as ``accuracy``/``val_accuracy`` etc.,
@@ -789,6 +821,8 @@ class History(Strict):
     ``grad_norm_last``, ``update_ratio``, ``dead_fraction``, ``epoch_time``.
     A missing value is ``None``; NaN and infinities are kept as they are.
     """
+
+    format_kind: ClassVar[str] = "history"
 
     model_config = ConfigDict(
         extra="forbid", frozen=True, ser_json_inf_nan="constants", allow_inf_nan=True
@@ -850,8 +884,10 @@ class Advice(Strict):
     source: str
 
 
-class Diagnosis(Strict):
+class Diagnosis(Versioned):
     """What a history shows, and how the plan should change."""
+
+    format_kind: ClassVar[str] = "diagnosis"
 
     model_config = ConfigDict(
         extra="forbid", frozen=True, ser_json_inf_nan="constants", allow_inf_nan=True
@@ -871,8 +907,10 @@ class Diagnosis(Strict):
 # ----------------------------------------------------------------------------- run result
 
 
-class RunResult(Strict):
+class RunResult(Versioned):
     """The run directory and what is in it."""
+
+    format_kind: ClassVar[str] = "run"
 
     model_config = ConfigDict(
         extra="forbid", frozen=True, ser_json_inf_nan="constants", allow_inf_nan=True
@@ -910,12 +948,14 @@ class RunResult(Strict):
     )
 
 
-class Preprocessing(Strict):
+class Preprocessing(Versioned):
     """What a run did to raw inputs and targets before the model saw them (``preprocessing.json``).
 
     ``advisor evaluate``, ``advisor predict`` and ``advisor.load`` read it to
     treat new data exactly as the run treated its training data.
     """
+
+    format_kind: ClassVar[str] = "preprocessing"
 
     task: TaskName = Field(description="the run's task")
     input_shape: list[PositiveInt] = Field(description="shape of one model input, no batch axis")
@@ -953,8 +993,10 @@ class Preprocessing(Strict):
     )
 
 
-class Evaluation(Strict):
+class Evaluation(Versioned):
     """``advisor evaluate``: the run's model on labelled data, every metric of its task."""
+
+    format_kind: ClassVar[str] = "evaluation"
 
     # a record: a metric undefined on these rows (AUC with one class present) is NaN, not an error
     model_config = ConfigDict(
@@ -990,8 +1032,10 @@ class ModeTiming(Strict):
     )
 
 
-class SearchResult(Strict):
+class SearchResult(Versioned):
     """What ``advisor search`` wrote and found."""
+
+    format_kind: ClassVar[str] = "search"
 
     model_config = ConfigDict(
         extra="forbid", frozen=True, ser_json_inf_nan="constants", allow_inf_nan=True
@@ -1031,8 +1075,10 @@ class LrFindSeed(Strict):
     learning_rate: float | None = Field(description="this seed's best rate (None = every rate diverged)")
 
 
-class LrFindReport(Strict):
+class LrFindReport(Versioned):
     """The outcome of ``advisor lr-find``: the sweeps, and a suggestion or why there is none."""
+
+    format_kind: ClassVar[str] = "lr_find"
 
     model_config = ConfigDict(
         extra="forbid", frozen=True, ser_json_inf_nan="constants", allow_inf_nan=True

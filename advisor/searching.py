@@ -6,7 +6,9 @@ runs or joins the plan's Optuna study and returns the ``SearchResult``;
 through its journal file, then writes the report from the finished study.
 Workers on other machines join the same study by running ``advisor search``
 with the same ``--storage`` (a shared journal file or a database URL) and
-``--study-name``.  ``search_files`` and ``lr_find_files`` are the CLI bodies.
+``--study-name``.  A worker that dies is survived: its trials lose their
+heartbeat and the others fail and retry them (``engine.workers``).
+``search_files`` and ``lr_find_files`` are the CLI bodies.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ def search(
     workers: int = 1,
     progress: bool | None = None,
     test_best: bool = True,
+    heartbeat_timeout: float | None = None,
 ) -> SearchResult:
     """Search the plan's ``search.space`` and write the leaderboard, best plan and picture.
 
@@ -55,11 +58,13 @@ def search(
         study_name: the study to create or join (default: the plan's name).
         device: auto, cpu, gpu or tpu (default: the plan's).
         mode: "population" (vmapped), "sequential", or None to time both and keep the faster.
-        batch: trials asked for at once (default: all for grid/random, a quarter for tpe).
+        batch: trials asked for at once (default: a quarter of n_trials, 2 to 64).
         workers: processes on this machine sharing the study.
         progress: show a progress bar (None = only on a terminal).
         test_best: with a test split in the plan, score the best trial on it
             once selection is done (``score_best_trial``).
+        heartbeat_timeout: seconds without a heartbeat after which a worker's running
+            trial is failed and retried (default ``engine.workers.HEARTBEAT_TIMEOUT``).
 
     Raises:
         InputError: an empty or inconsistent space, a field the plan lacks, a
@@ -74,8 +79,11 @@ def search(
 
     check_space(loaded, str(plan) if isinstance(plan, (str, Path)) else "plan")
     out = Path(out_dir or default_out_dir(loaded))
+    timeout = {} if heartbeat_timeout is None else {"heartbeat_timeout": heartbeat_timeout}
     if workers > 1:
-        result = _run_workers(plan, loaded, out, storage, study_name, device, mode, batch, workers)
+        result = _run_workers(
+            plan, loaded, out, storage, study_name, device, mode, batch, workers, timeout
+        )
         return score_best_trial(result, loaded, device) if test_best else result
     from engine.search import run_search
 
@@ -90,6 +98,7 @@ def search(
         batch=batch,
         progress=progress,
         report=_warn,
+        **timeout,
     )
     return score_best_trial(result, loaded, device) if test_best else result
 
@@ -120,9 +129,12 @@ def score_best_trial(result: SearchResult, plan: Plan, device: str | None) -> Se
 
 
 def _run_workers(
-    plan_arg, plan: Plan, out: Path, storage, study_name, device, mode, batch, workers: int
+    plan_arg, plan: Plan, out: Path, storage, study_name, device, mode, batch, workers: int, timeout
 ) -> SearchResult:
-    """Start ``workers`` processes on this machine that share one study, then report."""
+    """Start ``workers`` processes on this machine that share one study, then report.
+
+    A worker that fails is survived when the others finished the study (its trials were
+    failed and retried); otherwise its last error line is raised."""
     from engine.search import JOURNAL, open_storage, open_study, run_search
 
     if not isinstance(plan_arg, (str, Path)):
@@ -131,9 +143,7 @@ def _run_workers(
         write_model(plan_arg, plan)
     storage = storage or str(out / JOURNAL)
     name = study_name or plan.name or "search"
-    open_study(
-        plan, open_storage(storage, out), name, plan.seed
-    )  # created once, before workers race
+    open_study(plan, open_storage(storage, out), name)  # created once, before workers race
     env = {**os.environ, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}  # workers share one accelerator
     commands = [
         [
@@ -156,6 +166,7 @@ def _run_workers(
         + (["--device", device] if device else [])
         + (["--mode", mode] if mode else [])
         + (["--batch", str(batch)] if batch else [])
+        + ([f"--heartbeat-timeout={timeout['heartbeat_timeout']:g}"] if timeout else [])
         for i in range(1, workers + 1)
     ]
     processes = [
@@ -164,14 +175,16 @@ def _run_workers(
     ]
     errors = [p.communicate()[1] for p in processes]
     failed = [
-        (i, e)
+        (i, p.returncode, e)
         for i, (p, e) in enumerate(zip(processes, errors, strict=True), start=1)
         if p.returncode != 0
     ]
-    if failed:
-        index, text = failed[0]
-        last = (text.strip().splitlines() or ["no message"])[-1]
-        raise EngineError(f"search worker {index} of {workers} failed: {last}")
+    for index, code, text in failed:
+        said = text.strip().splitlines()
+        last = f"killed by signal {-code}" if code < 0 else (said or [f"exit {code}"])[-1]
+        if not _finished(plan, out, storage, name, timeout):
+            raise EngineError(f"search worker {index} of {workers} failed: {last}")
+        _warn(f"search worker {index} of {workers} failed ({last}); the others finished its trials")
     # the study is complete: this run only reads it back and writes the report
     return run_search(
         plan,
@@ -182,7 +195,20 @@ def _run_workers(
         device="cpu",
         progress=False,
         report=_warn,
+        **timeout,
     )
+
+
+def _finished(plan: Plan, out: Path, storage: str, name: str, timeout: dict) -> bool:
+    """Whether the study holds its budget of trials and none is running or waiting."""
+    import optuna
+
+    from engine.search import _counted, budget, open_storage
+
+    study = optuna.load_study(study_name=name, storage=open_storage(storage, out, **timeout))
+    trials = study.get_trials(deepcopy=False)
+    busy = {optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING}
+    return _counted(trials) >= budget(plan) and not any(t.state in busy for t in trials)
 
 
 def _warn(line: str) -> None:
@@ -202,8 +228,10 @@ def search_files(
     write_report: bool,
     quiet: bool,
     as_json: bool,
+    heartbeat_timeout: float | None = None,
 ) -> None:
     """The ``advisor search`` command: search, then print the leaderboard (or the JSON result)."""
+    timeout = {} if heartbeat_timeout is None else {"heartbeat_timeout": heartbeat_timeout}
     if worker_index:
         from engine.search import run_search
 
@@ -218,10 +246,11 @@ def search_files(
             device=device,
             mode=mode,
             batch=batch,
-            seed_offset=worker_index,
+            worker=f"worker {worker_index}",
             progress=False if quiet else None,
             report=_warn,
             write_summary=write_report,
+            **timeout,
         )
     else:
         result = search(
@@ -234,6 +263,7 @@ def search_files(
             batch,
             workers,
             progress=False if quiet else None,
+            **timeout,
         )
     if as_json:
         click.echo(result.model_dump_json(indent=2))

@@ -7,8 +7,8 @@ one run, each way on the same trials:
 * alone:       each trial as ``advisor run`` trains it (its own build and compile)
 * sequential:  the trials one after another through one compiled program (engine.population, unvmapped)
 * population:  every trial at once, one vmapped compiled program
-* optuna-tpe / optuna-random:  ``engine.search`` choosing the trials (TPE in batches of a quarter,
-  random in one batch), population or sequential as its timing decides
+* optuna-tpe / optuna-random:  ``engine.search`` choosing the trials (in batches of a quarter of
+  the trials, at most 64), population or sequential as its timing decides
 
 Reported per way: wall seconds (compiles included), trials per hour, trial-samples
 per second (trials x epochs x training examples / wall), the best validation

@@ -121,6 +121,12 @@ def load_checkpoint(path: str | Path, field: str = "model.base") -> tuple[dict, 
         raise InputError(
             f"{field}: {structure_file} holds a {type(structure).__name__}; expected an object"
         )
+    found = structure.get("format", FORMAT)  # the only format so far; older files lack the key
+    if found != FORMAT:
+        raise InputError(
+            f"{field}: {structure_file}: format {str(found)[:40]!r} is not one this advisor "
+            f"reads ({FORMAT!r}); upgrade advisor to read it"
+        )
     return unflatten(flat, field=f"{field}: {weights}"), structure
 
 

@@ -8,10 +8,12 @@ group as one population (``engine.population``, vmapped or in turn, whichever
 its timing favours), write each trial's plan and history, and tell Optuna the
 results.  Several processes may run the same search: they share the study
 through its storage (a journal file by default, a database URL where given)
-and stop when the study holds ``search.n_trials`` trials; a trial that one of
-them asks for past that budget is told FAIL at once, so no trial runs twice
-and none is lost.  The leaderboard, best plan and picture are
-``engine.search_report``'s.
+and stop when the study holds ``search.n_trials`` finished trials; a trial
+that one of them asks for past that budget is told FAIL at once, so no trial
+runs twice and none is lost.  Workers ask for a few trials at a time, so each
+gets work; a worker that dies leaves trials whose heartbeat stops, and the
+others (or the worker, restarted) fail and retry them (``engine.workers``).
+The leaderboard, best plan and picture are ``engine.search_report``'s.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 from advisor.errors import InputError
@@ -33,6 +36,7 @@ from advisor.io import write_model
 from advisor.loading import resolve_plan_paths
 from advisor.schemas import History, HistorySource, ModeTiming, Plan, SearchPlan
 from engine import space as spaces
+from engine import workers
 
 TRIALS_DIR = "trials"
 JOURNAL = "study.journal"
@@ -50,8 +54,11 @@ def trial_dir(out_dir: Path, number: int) -> Path:
 # ----------------------------------------------------------------------------- Optuna pieces
 
 
-def open_storage(storage: str | None, out_dir: Path):
-    """The study's storage: a journal file (default ``out_dir/study.journal``) or a database URL.
+def open_storage(
+    storage: str | None, out_dir: Path, heartbeat_timeout: float = workers.HEARTBEAT_TIMEOUT
+):
+    """The study's storage: a journal file (default ``out_dir/study.journal``) or a database URL
+    (with Optuna's heartbeat on, so a dead worker's trials are failed and retried).
 
     Raises:
         InputError: the storage cannot be opened (one line naming it and why).
@@ -59,7 +66,11 @@ def open_storage(storage: str | None, out_dir: Path):
     target = storage or str(out_dir / JOURNAL)
     try:
         if "://" in target:
-            return optuna.storages.RDBStorage(target)
+            with warnings.catch_warnings():  # the heartbeat arguments are "experimental"
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    target, **workers.rdb_heartbeat(heartbeat_timeout)
+                )
         path = Path(target)
         if path.is_dir():
             raise InputError(
@@ -115,19 +126,33 @@ def space_fingerprint(plan: Plan) -> str:
     return hashlib.sha256(json.dumps(search, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def open_study(plan: Plan, storage, study_name: str, seed: int):
-    """Create or join the study; InputError when the named study searches something else."""
+def open_study(plan: Plan, storage, study_name: str, worker: str | None = None):
+    """Create or join the study; InputError when the named study searches something else.
+
+    The sampler's seed is ``workers.worker_seed(plan.seed, worker)``; a worker without a
+    name is named by its process (``workers.identity``) unless it is the one that creates
+    the study, so workers started by hand sample apart and a lone search stays reproducible.
+    """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     search = plan.search
     epochs = search.epochs_per_trial or plan.epochs
-    study = optuna.create_study(
-        storage=storage,
-        sampler=make_sampler(search, seed),
-        pruner=make_pruner(search, epochs),
-        study_name=study_name,
-        direction=search.direction,
-        load_if_exists=True,
-    )
+    pruner = make_pruner(search, epochs)
+    try:
+        study = optuna.create_study(
+            storage=storage,
+            sampler=make_sampler(search, workers.worker_seed(plan.seed, worker)),
+            pruner=pruner,
+            study_name=study_name,
+            direction=search.direction,
+        )
+    except optuna.exceptions.DuplicatedStudyError:
+        joiner = worker or workers.identity()
+        study = optuna.load_study(
+            storage=storage,
+            sampler=make_sampler(search, workers.worker_seed(plan.seed, joiner)),
+            pruner=pruner,
+            study_name=study_name,
+        )
     fingerprint = space_fingerprint(plan)
     stored = study.user_attrs.get("space")
     if stored is None:
@@ -149,13 +174,18 @@ def budget(plan: Plan) -> int:
     return search.n_trials
 
 
+# Seconds between looks at the study while other workers' trials run.
+POLL = 1.0
+# Trials one worker asks for at once, at most: a vmapped population this wide already
+# fills a GPU, and a quarter of the budget per ask leaves trials for other workers.
+DEFAULT_BATCH = 64
+
+
 def default_batch(plan: Plan) -> int:
-    """Trials asked for at once.  Grid and random learn nothing from results, so one batch
-    holds them all (up to 64); TPE asks for a quarter at a time (at least 8) to learn between."""
-    n = budget(plan)
-    if plan.search.method == "tpe":
-        return min(n, max(8, math.ceil(n / 4)))
-    return min(n, 64)
+    """Trials asked for at once: a quarter of the budget (at least 2, at most
+    ``DEFAULT_BATCH``), so every worker of a shared study gets trials (a batch of the whole
+    budget left the others idle) and TPE learns between batches."""
+    return min(budget(plan), DEFAULT_BATCH, max(2, math.ceil(budget(plan) / 4)))
 
 
 # ----------------------------------------------------------------------------- the search loop
@@ -165,9 +195,18 @@ class Searcher:
     """One process's part of a search: ask, train by structure, write, tell."""
 
     def __init__(
-        self, plan: Plan, out_dir: Path, base_dir: Path, device, mode: str | None, batch: int | None
+        self,
+        plan: Plan,
+        out_dir: Path,
+        base_dir: Path,
+        device,
+        mode: str | None,
+        batch: int | None,
+        heartbeat_timeout: float = workers.HEARTBEAT_TIMEOUT,
     ):
         self.plan, self.out_dir, self.base_dir, self.device = plan, out_dir, base_dir, device
+        self.timeout = heartbeat_timeout
+        self.stop = workers.StopOnInterrupt()  # entered while ``run`` runs
         self.space = spaces.check_space(plan)
         self.forced = None if mode in (None, "auto") else mode
         self.batch = batch or default_batch(plan)
@@ -208,28 +247,62 @@ class Searcher:
         return pop
 
     def run(self, study, n_budget: int, on_trial: Callable[[int, float | None], None]) -> None:
-        """Ask, train and tell until the study holds ``n_budget`` trials."""
-        while (left := n_budget - _counted(study)) > 0:
-            asked = [
-                study.ask(spaces.distributions(self.space)) for _ in range(min(left, self.batch))
-            ]
-            trials = []
-            for trial in asked:
-                if trial.number >= n_budget:  # another worker took the last places first
-                    trial.set_user_attr(SURPLUS, True)
-                    study.tell(trial, state=TrialState.FAIL)
-                else:
-                    trials.append(trial)
-            if not trials:
-                return
-            plans = self.trial_plans(trials)
-            groups: dict[str, list[int]] = {}
-            for i, plan in enumerate(plans):
-                groups.setdefault(spaces.structure_key(plan), []).append(i)
-            for members in groups.values():
-                self._train_group(
-                    study, [trials[i] for i in members], [plans[i] for i in members], on_trial
+        """Ask, train and tell until the study holds ``n_budget`` finished trials and none
+        runs: while other workers' trials run, wait, failing and retrying any that go stale."""
+        heartbeat = workers.Heartbeat(study._storage, self.timeout)
+        try:
+            with workers.StopOnInterrupt() as self.stop:
+                self._loop(study, n_budget, on_trial, heartbeat)
+        finally:
+            heartbeat.close()
+
+    def _loop(self, study, n_budget: int, on_trial, heartbeat) -> None:
+        while True:
+            self.stop.check()
+            for number in workers.fail_stale(study, self.timeout, heartbeat.trial_ids):
+                self.warnings.append(
+                    f"trial {number}: no heartbeat for {self.timeout:g} s (its worker "
+                    "stopped); marked failed and queued again with the same values"
                 )
+            trials = study.get_trials(deepcopy=False)
+            waiting = sum(t.state == TrialState.WAITING for t in trials)
+            wanted = min(self.batch, max(0, n_budget - _counted(trials)) + waiting)
+            if wanted == 0:
+                if not any(t.state == TrialState.RUNNING for t in trials):
+                    return
+                time.sleep(POLL)  # other workers' trials: done or stale soon
+                continue
+            asked = []
+            try:
+                with warnings.catch_warnings():  # we beat for asked trials ourselves
+                    warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
+                    for _ in range(wanted):
+                        asked.append(study.ask(spaces.distributions(self.space)))
+                        heartbeat.watch(asked[-1:])
+                self._train_asked(study, asked, n_budget, on_trial)
+            except BaseException:  # an error or Ctrl-C: others may run these trials now
+                heartbeat.forget(asked)
+                workers.release(study, asked)
+                raise
+            heartbeat.forget(asked)
+
+    def _train_asked(self, study, asked, n_budget: int, on_trial) -> None:
+        ranks = _ranks(study.get_trials(deepcopy=False))
+        trials = []
+        for trial in asked:
+            if ranks.get(trial.number, n_budget + 1) > n_budget:  # others took the last places
+                trial.set_user_attr(SURPLUS, True)
+                study.tell(trial, state=TrialState.FAIL)
+            else:
+                trials.append(trial)
+        plans = self.trial_plans(trials)
+        groups: dict[str, list[int]] = {}
+        for i, plan in enumerate(plans):
+            groups.setdefault(spaces.structure_key(plan), []).append(i)
+        for members in groups.values():
+            self._train_group(
+                study, [trials[i] for i in members], [plans[i] for i in members], on_trial
+            )
 
     def _train_group(self, study, trials, plans, on_trial) -> None:
         from engine.trials import train_trials
@@ -240,10 +313,14 @@ class Searcher:
         metric, prunes = self.plan.search.metric, self.plan.search.pruner != "none"
 
         def on_epoch(member: int, epoch: int, values: dict) -> bool:
+            self.stop.check()  # Ctrl-C: stop between epochs, then hand the trials back
             value = values.get(metric)
             if not prunes or value is None or not math.isfinite(value):
                 return False
-            trials[member].report(value, epoch)
+            try:
+                trials[member].report(value, epoch)
+            except UpdateFinishedTrialError:  # failed as stale by another worker: stop it
+                return True
             return trials[member].should_prune()
 
         started = time.perf_counter()
@@ -268,6 +345,21 @@ class Searcher:
         )
         write_model(folder / "plan.json", outcome.plan)
         write_model(folder / "history.json", history)
+        try:
+            return self._tell(study, trial, outcome, mode, seconds, folder)
+        except (UpdateFinishedTrialError, ValueError):
+            if study._storage.get_trial(trial._trial_id).state != TrialState.FAIL:
+                raise
+            # another worker saw no heartbeat and failed it: its retry counts instead
+            self.warnings.append(
+                f"trial {trial.number}: failed by another worker (no heartbeat for "
+                f"{self.timeout:g} s) before it finished here; its retry counts instead"
+            )
+            return None
+
+    def _tell(self, study, trial, outcome, mode: str, seconds: float, folder: Path):
+        """Record how the trial ran and tell Optuna its value (None when pruned)."""
+        result = outcome.result
         # one attribute, one storage write: how the trial ran, for the leaderboard
         trial.set_user_attr(
             RUN,
@@ -278,7 +370,7 @@ class Searcher:
                 "stopped": result.stopped_reason,
                 "mode": mode,
                 "seconds": round(seconds, 3),
-                "worker": f"{os.uname().nodename}:{os.getpid()}",
+                "worker": workers.identity(),
                 "history": str((folder / "history.json").relative_to(self.out_dir)),
             },
         )
@@ -315,9 +407,24 @@ class Searcher:
         )
 
 
-def _counted(study) -> int:
-    """Trials that use the budget: every trial but the surplus ones."""
-    return sum(1 for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(SURPLUS))
+def _counts(trial) -> bool:
+    """Whether a trial uses the budget: failed ones (surplus asks, trials whose worker
+    died, retried as new trials) do not."""
+    return trial.state != TrialState.FAIL and not trial.user_attrs.get(SURPLUS)
+
+
+def _counted(trials) -> int:
+    """Trials that use the budget."""
+    return sum(1 for t in trials if _counts(t))
+
+
+def _ranks(trials) -> dict[int, int]:
+    """Trial number -> its place in the budget (1 = first), counting trials that use it."""
+    ranks, place = {}, 0
+    for trial in sorted(trials, key=lambda t: t.number):
+        place += _counts(trial)
+        ranks[trial.number] = place
+    return ranks
 
 
 def describe_structure(plan: Plan, space: dict) -> str:
@@ -338,7 +445,8 @@ def run_search(
     device: str | None = None,
     mode: str | None = None,
     batch: int | None = None,
-    seed_offset: int = 0,
+    worker: str | None = None,
+    heartbeat_timeout: float = workers.HEARTBEAT_TIMEOUT,
     progress: bool | None = None,
     report: Callable[[str], None] = print,
     write_summary: bool = True,
@@ -353,7 +461,10 @@ def run_search(
         device: auto, cpu, gpu or tpu (default: the plan's).
         mode: "population", "sequential", or None/"auto" to time both.
         batch: trials asked for at once (default ``default_batch``).
-        seed_offset: added to the sampler's seed, so workers sharing a study sample apart.
+        worker: this worker's name, which seeds its sampler (``workers.worker_seed``);
+            None = the process's host:pid, or the plan's seed when this run creates the study.
+        heartbeat_timeout: seconds without a heartbeat after which another worker's
+            running trial is failed and queued again.
         progress: show a progress bar (None = only when stdout is a terminal).
         report: receives warnings, one line each.
         write_summary: write the leaderboard, best plan and picture at the end.
@@ -367,14 +478,18 @@ def run_search(
     out_dir = Path(out_dir)
     plan = resolve_plan_paths(plan, base_dir)  # best_plan.json and trial plans run from anywhere
     spaces.check_space(plan)  # bad input fails before a storage or a device is touched
-    store = open_storage(storage, out_dir)
+    store = open_storage(storage, out_dir, heartbeat_timeout)
     name = study_name or plan.name or "search"
-    study = open_study(plan, store, name, plan.seed + seed_offset)
+    study = open_study(plan, store, name, worker)
     chosen = select_device(device or plan.device)
-    searcher = Searcher(plan, out_dir, Path(base_dir), chosen, mode, batch)
+    searcher = Searcher(plan, out_dir, Path(base_dir), chosen, mode, batch, heartbeat_timeout)
     n_budget = budget(plan)
     show = sys.stdout.isatty() if progress is None else progress
-    bar = _TrialBar(n_budget, plan.search, _counted(study)) if show else None
+    bar = (
+        _TrialBar(n_budget, plan.search, _counted(study.get_trials(deepcopy=False)))
+        if show
+        else None
+    )
     started = time.perf_counter()
     try:
         searcher.run(study, n_budget, bar.update if bar else (lambda number, value: None))

@@ -303,7 +303,7 @@ def unexplained(plan: Plan) -> list[str]:
         elif value is not None:
             missing.append(path)
 
-    walk(plan.model_dump(mode="json", exclude={"explanations", "derived_facts"}), "")
+    walk(plan.model_dump(mode="json", exclude={"explanations", "derived_facts", "format_version"}), "")
     return missing
 
 

@@ -38,7 +38,7 @@ BAD_PROFILES = [
      "bad.json: n_train: input should be a valid integer, got a number with a fractional part; got 10.5"),
     ("unknown field", {**without("n_train"), "n_trian": 100},
      "bad.json: n_trian: unknown field; expected one of budget, class_counts, data, description, "
-     "flip_invariant, gan_objective, gan_reconstruction, history, imbalance_ratio, input_shape, inputs, "
+     "flip_invariant, format_version, gan_objective, gan_reconstruction, history, imbalance_ratio, input_shape, inputs, "
      "label_encoding, lr_find, margin_classifier, metric, modality, n_classes, n_targets, n_train, "
      "n_val, name, pretrained, sparse_inputs, targets, targets_have_outliers, task; did you mean 'n_train'? "
      "(and 1 more)"),

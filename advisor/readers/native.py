@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
+from advisor import versions
 from advisor.errors import InputError
 from advisor.io import describe_validation_error
 from advisor.readers.table import Content
@@ -40,7 +41,7 @@ def read(content: Content) -> History:
     source.update(format=FORMAT, path=content.label, skipped=skipped)
     data["source"] = source
     try:
-        history = History.model_validate(data)
+        history = History.model_validate(versions.as_file(data))
     except ValidationError as err:
         raise InputError(f"{content.label}: {describe_validation_error(err, History)}") from None
     if not any(v is not None for values in history.series.values() for v in values):
