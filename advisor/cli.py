@@ -155,7 +155,7 @@ def rules_list(domain: str | None, rules_dirs: tuple[str, ...], as_json: bool) -
     Example:
       advisor rules list --domain diagnose
     """
-    from advisor.explain import render_rules
+    from advisor.explaining import render_rules
     from advisor.rules import load_rules
 
     loaded = [r for r in load_rules(list(rules_dirs)) if domain is None or r.domain == domain]
@@ -192,9 +192,9 @@ def recommend(profile: Path, output: Path | None, as_json: bool, history: Path |
       advisor recommend examples/profiles/digits_mlp.json            # readable summary
       advisor recommend examples/profiles/digits_mlp.json -o plan.json
     """
-    from advisor.explain import render_plan
+    from advisor.explaining import render_plan
     from advisor.io import write_model
-    from advisor.recommend import recommend as recommend_plan
+    from advisor.recommending import recommend as recommend_plan
 
     _check_output(output, profile, history)
     plan = recommend_plan(profile, rules_dirs=list(rules_dirs), history=history)
@@ -220,8 +220,8 @@ def explain(plan: Path, field: str | None, as_json: bool) -> None:
       advisor explain plan.json
       advisor explain plan.json freeze.strategy
     """
-    from advisor.explain import explain as explain_plan
-    from advisor.explain import render_explanations
+    from advisor.explaining import explain as explain_plan
+    from advisor.explaining import render_explanations
 
     explanations = explain_plan(plan, field)
     if as_json:

@@ -6,7 +6,7 @@ group such as ``optimizer``, or a derived fact such as ``size_class``).
 tables with colour when stdout is a terminal, as plain text otherwise (pipes,
 files, tests).  ``rich`` is imported only for the terminal, so scripted use
 and ``advisor recommend`` stay quick.  Building the explanations is
-``advisor.recommend``'s job; nothing here decides anything.
+``advisor.recommending``'s job; nothing here decides anything.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def explain(plan: Plan | dict | str | Path, field: str | None = None) -> dict[st
             (with the closest explained name as a suggestion).
 
     Example:
-        >>> from advisor.recommend import recommend
+        >>> from advisor.recommending import recommend
         >>> plan = recommend({"task": "regression", "modality": "tabular",
         ...                   "n_train": 100, "input_shape": [5]})
         >>> explain(plan, "loss.name")["loss.name"].rule
