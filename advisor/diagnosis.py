@@ -19,8 +19,9 @@ from typing import Any
 
 from advisor.curves import curve_features
 from advisor.errors import InputError, suggest
-from advisor.inference import flatten, infer
+from advisor.inference import infer
 from advisor.io import write_model
+from advisor.plan_paths import flatten, is_plan_path
 from advisor.readers import load_history
 from advisor.revision import advice_from, fixes_from, problems_from, revised_plan, round_value
 from advisor.rules import Rule, load_rules
@@ -139,8 +140,6 @@ def example_facts(example: dict[str, Any]) -> dict[str, Any]:
     Raises:
         ValueError: a key names no known fact.
     """
-    from advisor.lint import is_plan_path
-
     example = dict(example)
     facts: dict[str, Any] = {}
     series = example.pop("series", None)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from advisor.errors import RuleError
+from advisor.plan_paths import flatten
 from advisor.rules import MissingFact, Rule, evaluate, expression_facts
 
 
@@ -68,31 +69,6 @@ class Inference:
             for key, d in self.derivations.items()
             if not key.startswith("plan.") and not key.startswith("problem.")
         }
-
-
-def flatten(prefix: str, value: Any) -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` under prefix ``p`` -> ``{"p": {...}, "p.a": {...}, "p.a.b": 1}``."""
-    out = {prefix: value} if prefix else {}
-    if isinstance(value, dict):
-        for key, sub in value.items():
-            out.update(flatten(f"{prefix}.{key}" if prefix else str(key), sub))
-    return out
-
-
-def nest(flat: Mapping[str, Any]) -> dict[str, Any]:
-    """Dotted paths -> nested dicts; shorter paths first, so a sub-path refines its parent."""
-    out: dict[str, Any] = {}
-    for path in sorted(flat, key=lambda p: p.count(".")):
-        node = out
-        *parents, leaf = path.split(".")
-        for part in parents:
-            child = node.get(part)
-            if not isinstance(child, dict):
-                child = node[part] = {}
-            node = child
-        value = flat[path]
-        node[leaf] = dict(value) if isinstance(value, dict) else value
-    return out
 
 
 def _prefixes(key: str) -> list[str]:

@@ -20,10 +20,11 @@ from pydantic import ValidationError
 
 from advisor.errors import RuleError
 from advisor.facts import profile_facts
-from advisor.inference import Derivation, Inference, infer, nest
+from advisor.inference import Derivation, Inference, infer
 from advisor.inputs import path_list
 from advisor.io import describe_validation_error
 from advisor.loading import load_profile
+from advisor.plan_paths import nest
 from advisor.rules import Rule, builtin_rules_dir, load_rules
 from advisor.schemas import Explanation, Overridden, Plan, Profile
 

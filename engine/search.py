@@ -31,6 +31,7 @@ from optuna.trial import TrialState
 from advisor.errors import InputError
 from advisor.io import write_model
 from advisor.loading import resolve_plan_paths
+from advisor.plan_paths import get_path
 from advisor.schemas import History, HistorySource, ModeTiming, Plan, SearchPlan
 from engine import space as spaces
 
@@ -324,7 +325,7 @@ def describe_structure(plan: Plan, space: dict) -> str:
     """A short name for a trial's structure: the architecture and the structural searched values."""
     structural = [p for p in space if not spaces.is_per_trial(p, plan)]
     parts = [plan.model.arch] + [
-        f"{p.rsplit('.', 1)[-1]}={spaces.get_path(plan.model_dump(), p)}" for p in structural
+        f"{p.rsplit('.', 1)[-1]}={get_path(plan.model_dump(), p)}" for p in structural
     ]
     return " ".join(parts)
 
