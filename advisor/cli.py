@@ -364,12 +364,10 @@ def export(run_dir: Path, output: Path) -> None:
               help="Train trials vmapped together, one after another, or time both (auto).")
 @click.option("--batch", type=click.IntRange(1, 100_000), help="Trials asked for at once (default: all for grid/random, a quarter for tpe).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "gpu", "tpu"]), help="Override the plan's device.")
-@click.option("--worker-index", type=click.IntRange(0), default=0, hidden=True, help="Set by --workers: this worker's number.")
-@click.option("--no-report", is_flag=True, hidden=True, help="Leave the leaderboard and best plan to the process that started the workers.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print the search result as JSON.")
 def search(plan: Path, out_dir: Path | None, storage: str | None, study_name: str | None, workers: int, mode: str,
-           batch: int | None, device: str | None, worker_index: int, no_report: bool, quiet: bool, as_json: bool) -> None:
+           batch: int | None, device: str | None, quiet: bool, as_json: bool) -> None:
     """Search the plan's hyperparameters (grid, random or TPE via Optuna) and write the leaderboard and best plan.
 
     \b
@@ -378,10 +376,11 @@ def search(plan: Path, out_dir: Path | None, storage: str | None, study_name: st
       advisor search plan.json --out searches/s --workers 2
       advisor search plan.json --storage sqlite:///study.db --study-name s   # on each machine
     """
-    from advisor.searching import search_files
+    from advisor.searching import SearchOptions, search_files
 
     _check_output(out_dir, option="--out", folder=True)
-    search_files(plan, out_dir, storage, study_name, device, mode, batch, workers, worker_index, not no_report, quiet, as_json)
+    options = SearchOptions(storage, study_name, device, mode, batch)
+    search_files(plan, out_dir, options, workers, quiet, as_json)
 
 
 @cli.command("lr-find")

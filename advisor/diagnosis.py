@@ -70,6 +70,14 @@ def revise_plan(
     return diagnosis, next_plan
 
 
+def write_diagnosis(run_dir: Path, history: History, plan: Plan) -> tuple[str, str]:
+    """diagnosis.json and next_plan.json in a run folder; the engine's ``diagnose`` hook."""
+    diagnosis, next_plan = revise_plan(history, plan)
+    write_model(run_dir / "diagnosis.json", diagnosis)
+    write_model(run_dir / "next_plan.json", next_plan)
+    return str(run_dir / "diagnosis.json"), str(run_dir / "next_plan.json")
+
+
 def _run(history, plan, rules_dirs) -> tuple[Diagnosis, Plan | None]:
     from advisor.loading import load_plan
 

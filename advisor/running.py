@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from advisor.diagnosis import write_diagnosis
 from advisor.loading import load_plan, resolve_plan_paths
 from advisor.schemas import Plan, RunResult
 
@@ -46,7 +47,9 @@ def run(
     loaded = resolve_plan_paths(load_plan(plan), base_dir)
     if loaded.search is not None:
         return _search_then_run(plan, loaded, out_dir, device, base_dir)
-    return run_plan(loaded, out_dir, device, base_dir=base_dir, report=_warn)
+    return run_plan(
+        loaded, out_dir, device, base_dir=base_dir, report=_warn, diagnose=write_diagnosis
+    )
 
 
 def _search_then_run(
@@ -72,7 +75,14 @@ def _search_then_run(
             "the search finished no trial, so there is no best plan to run; "
             f"see {found.leaderboard}"
         )
-    result = run_plan(load_plan(found.best_plan), run_dir, device, base_dir=base_dir, report=_warn)
+    result = run_plan(
+        load_plan(found.best_plan),
+        run_dir,
+        device,
+        base_dir=base_dir,
+        report=_warn,
+        diagnose=write_diagnosis,
+    )
     result = result.model_copy(update={"search": str(Path(found.out_dir) / "search.json")})
     write_model(Path(result.run_dir) / "run.json", result)
     return result

@@ -2,8 +2,9 @@
 
 The engine (and so jax) is imported only when a search starts.  ``search``
 runs or joins the plan's Optuna study and returns the ``SearchResult``;
-``workers=N`` starts N worker processes on this machine that share the study
-through its journal file, then writes the report from the finished study.
+``workers=N`` starts N worker processes on this machine (``search_worker``,
+through ``multiprocessing``) that share the study through its journal file,
+then writes the report from the finished study.
 Workers on other machines join the same study by running ``advisor search``
 with the same ``--storage`` (a shared journal file or a database URL) and
 ``--study-name``.  ``search_files`` and ``lr_find_files`` are the CLI bodies.
@@ -11,9 +12,11 @@ with the same ``--storage`` (a shared journal file or a database URL) and
 
 from __future__ import annotations
 
+import multiprocessing
 import os
-import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import click
@@ -21,6 +24,7 @@ import click
 from advisor.errors import EngineError
 from advisor.io import write_model
 from advisor.loading import load_plan, load_profile
+from advisor.rules import load_rules
 from advisor.schemas import LrFindReport, Plan, SearchResult
 
 
@@ -31,6 +35,21 @@ def _base_dir(plan) -> Path:
 def default_out_dir(plan: Plan) -> Path:
     """searches/<name> when no folder is given."""
     return Path("searches") / (plan.name or plan.task)
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """How a search runs (the plan's search section says what it searches), as one value.
+
+    Built once by ``search`` or the CLI and handed down to the workers and the engine.
+    """
+
+    storage: str | None = None  # journal file or database URL (default OUT/study.journal)
+    study_name: str | None = None  # default: the plan's name
+    device: str | None = None  # auto, cpu, gpu or tpu (default: the plan's)
+    mode: str | None = None  # population, sequential, or None/auto to time both
+    batch: int | None = None  # trials asked for at once
+    progress: bool | None = None  # a progress bar (None: only on a terminal)
 
 
 def search(
@@ -69,29 +88,63 @@ def search(
         >>> plan = "examples/plans/wine_random_search.json"
         >>> result = search(plan, out_dir="searches/wine")  # doctest: +SKIP
     """
+    options = SearchOptions(storage, study_name, device, mode, batch, progress)
+    return search_with(plan, out_dir, options, workers=workers, test_best=test_best)
+
+
+def search_with(
+    plan: Plan | dict | str | Path,
+    out_dir: str | Path | None,
+    options: SearchOptions,
+    *,
+    workers: int = 1,
+    test_best: bool = True,
+) -> SearchResult:
+    """``search`` with its runtime options as one ``SearchOptions``."""
     loaded = load_plan(plan)
     from engine.space import check_space
 
     check_space(loaded, str(plan) if isinstance(plan, (str, Path)) else "plan")
     out = Path(out_dir or default_out_dir(loaded))
     if workers > 1:
-        result = _run_workers(plan, loaded, out, storage, study_name, device, mode, batch, workers)
-        return score_best_trial(result, loaded, device) if test_best else result
+        result = _run_workers(loaded, out, _base_dir(plan), options, workers)
+    else:
+        result = _engine_search(loaded, out, _base_dir(plan), options)
+    return score_best_trial(result, loaded, options.device) if test_best else result
+
+
+def rule_priorities() -> dict[str, int]:
+    """Rule id -> priority in the built-in rule base (for the rules a searched value overrides)."""
+    return {rule.id: rule.priority for rule in load_rules([])}
+
+
+def _engine_search(
+    plan: Plan,
+    out: Path,
+    base_dir: Path,
+    options: SearchOptions,
+    *,
+    seed_offset: int = 0,
+    write_summary: bool = True,
+    report: Callable[[str], None] | None = None,
+) -> SearchResult:
     from engine.search import run_search
 
-    result = run_search(
-        loaded,
+    return run_search(
+        plan,
         out,
-        _base_dir(plan),
-        storage=storage,
-        study_name=study_name,
-        device=device,
-        mode=mode,
-        batch=batch,
-        progress=progress,
-        report=_warn,
+        base_dir,
+        storage=options.storage,
+        study_name=options.study_name,
+        device=options.device,
+        mode=options.mode,
+        batch=options.batch,
+        seed_offset=seed_offset,
+        progress=options.progress,
+        report=report or _warn,
+        write_summary=write_summary,
+        priorities=rule_priorities(),
     )
-    return score_best_trial(result, loaded, device) if test_best else result
 
 
 def score_best_trial(result: SearchResult, plan: Plan, device: str | None) -> SearchResult:
@@ -105,134 +158,102 @@ def score_best_trial(result: SearchResult, plan: Plan, device: str | None) -> Se
     has_test = plan.data.test is not None or plan.data.test_fraction > 0
     if result.best_trial is None or not has_test:
         return result
+    from advisor.diagnosis import write_diagnosis
     from engine.run import run_plan
     from engine.search import trial_dir
     from engine.search_report import SUMMARY
 
     out = Path(result.out_dir)
     best = load_plan(trial_dir(out, result.best_trial) / "plan.json")
-    run = run_plan(best, out / "best_trial", device, report=_warn, progress=False)
+    run = run_plan(
+        best, out / "best_trial", device, report=_warn, progress=False, diagnose=write_diagnosis
+    )
     result = result.model_copy(update={"best_test": run.test_metrics, "best_run": run.run_dir})
     write_model(out / SUMMARY, result)
     return result
 
 
-def _run_workers(
-    plan_arg, plan: Plan, out: Path, storage, study_name, device, mode, batch, workers: int
-) -> SearchResult:
-    """Start ``workers`` processes on this machine that share one study, then report."""
-    from engine.search import JOURNAL, open_storage, open_study, run_search
+def search_worker(
+    plan: Plan, out: Path, base_dir: Path, options: SearchOptions, index: int
+) -> None:
+    """One worker of ``search(workers=N)``: trains its share of the study's trials, quietly.
 
-    if not isinstance(plan_arg, (str, Path)):
-        out.mkdir(parents=True, exist_ok=True)
-        plan_arg = out / "plan.json"
-        write_model(plan_arg, plan)
-    storage = storage or str(out / JOURNAL)
-    name = study_name or plan.name or "search"
-    open_study(
-        plan, open_storage(storage, out), name, plan.seed
-    )  # created once, before workers race
-    env = {**os.environ, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}  # workers share one accelerator
-    commands = [
-        [
-            sys.executable,
-            "-m",
-            "advisor.cli",
-            "search",
-            str(plan_arg),
-            "--out",
-            str(out),
-            "--storage",
-            storage,
-            "--study-name",
-            name,
-            "--worker-index",
-            str(i),
-            "--no-report",
-            "--quiet",
-        ]
-        + (["--device", device] if device else [])
-        + (["--mode", mode] if mode else [])
-        + (["--batch", str(batch)] if batch else [])
-        for i in range(1, workers + 1)
-    ]
-    processes = [
-        subprocess.Popen(c, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        for c in commands
-    ]
-    errors = [p.communicate()[1] for p in processes]
-    failed = [
-        (i, e)
-        for i, (p, e) in enumerate(zip(processes, errors, strict=True), start=1)
-        if p.returncode != 0
-    ]
-    if failed:
-        index, text = failed[0]
-        last = (text.strip().splitlines() or ["no message"])[-1]
-        raise EngineError(f"search worker {index} of {workers} failed: {last}")
-    # the study is complete: this run only reads it back and writes the report
-    return run_search(
-        plan,
-        out,
-        _base_dir(plan_arg),
-        storage=storage,
-        study_name=name,
-        device="cpu",
-        progress=False,
-        report=_warn,
+    Worker ``index`` (1..N) samples with the plan's seed + ``index``; the report is
+    left to the process that started the workers.
+    """
+    quiet = replace(options, progress=False)
+    _engine_search(
+        plan, out, base_dir, quiet, seed_offset=index, write_summary=False, report=_ignore
     )
+
+
+def _worker_process(plan, out, base_dir, options, index: int, errors) -> None:
+    """A worker process's body: ``search_worker``, its failure sent back as one line."""
+    os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"  # workers share one accelerator
+    try:
+        search_worker(plan, out, base_dir, options, index)
+    except BaseException as err:  # noqa: BLE001 - any failure is reported in one line
+        errors.send(str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__)
+        sys.exit(1)
+
+
+def _run_workers(
+    plan: Plan, out: Path, base_dir: Path, options: SearchOptions, workers: int
+) -> SearchResult:
+    """Start ``workers`` processes here (``search_worker``) that share one study, then report."""
+    from engine.search import JOURNAL, open_storage, open_study
+
+    storage = options.storage or str(out / JOURNAL)
+    name = options.study_name or plan.name or "search"
+    options = replace(options, storage=storage, study_name=name)
+    # the study is created once, before the workers race to join it
+    open_study(plan, open_storage(storage, out), name, plan.seed)
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no jax state shared
+    started = []
+    for index in range(1, workers + 1):
+        receive, send = context.Pipe(duplex=False)
+        process = context.Process(
+            target=_worker_process,
+            args=(plan, out, base_dir, options, index, send),
+            name=f"search-worker-{index}",
+        )
+        process.start()
+        send.close()
+        started.append((index, process, receive))
+    failed = []
+    for index, process, receive in started:
+        process.join()
+        if process.exitcode != 0:
+            message = receive.recv() if receive.poll() else f"exit code {process.exitcode}"
+            failed.append((index, message))
+        receive.close()
+    if failed:
+        index, message = failed[0]
+        raise EngineError(f"search worker {index} of {workers} failed: {message}")
+    # the study is complete: this run only reads it back and writes the report
+    return _engine_search(plan, out, base_dir, replace(options, device="cpu", progress=False))
 
 
 def _warn(line: str) -> None:
     click.echo(line, err=True)
 
 
+def _ignore(line: str) -> None:
+    """A worker's warnings: the process that started it reports the search."""
+
+
 def search_files(
     plan_path: Path,
     out_dir: Path | None,
-    storage: str | None,
-    study_name: str | None,
-    device: str | None,
-    mode: str | None,
-    batch: int | None,
+    options: SearchOptions,
     workers: int,
-    worker_index: int,
-    write_report: bool,
     quiet: bool,
     as_json: bool,
 ) -> None:
     """The ``advisor search`` command: search, then print the leaderboard (or the JSON result)."""
-    if worker_index:
-        from engine.search import run_search
-
-        plan = load_plan(plan_path)
-        out = Path(out_dir or default_out_dir(plan))
-        result = run_search(
-            plan,
-            out,
-            plan_path.parent,
-            storage=storage,
-            study_name=study_name,
-            device=device,
-            mode=mode,
-            batch=batch,
-            seed_offset=worker_index,
-            progress=False if quiet else None,
-            report=_warn,
-            write_summary=write_report,
-        )
-    else:
-        result = search(
-            plan_path,
-            out_dir,
-            storage,
-            study_name,
-            device,
-            mode,
-            batch,
-            workers,
-            progress=False if quiet else None,
-        )
+    if quiet:
+        options = replace(options, progress=False)
+    result = search_with(plan_path, out_dir, options, workers=workers)
     if as_json:
         click.echo(result.model_dump_json(indent=2))
     elif not quiet:

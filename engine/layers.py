@@ -34,7 +34,7 @@ reduction.  Dense layers are Flax's own.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 
 import flax.linen as nn
@@ -43,6 +43,17 @@ import jax.numpy as jnp
 from jax import lax
 
 from engine.compiler import eigen_convolutions
+
+# The activations a plan can name (model.activation).
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "relu": nn.relu,
+    "leaky_relu": nn.leaky_relu,
+    "elu": nn.elu,
+    "gelu": nn.gelu,
+    "silu": nn.silu,
+    "tanh": jnp.tanh,
+    "sigmoid": nn.sigmoid,
+}
 
 _DIMS = ("NHWC", "HWIO", "NHWC")
 # Patch elements per scan chunk of the im2col weight gradient: about 2.6 MB of

@@ -22,7 +22,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import optuna
@@ -34,13 +34,10 @@ from advisor.loading import resolve_plan_paths
 from advisor.plan_paths import get_path
 from advisor.schemas import History, HistorySource, ModeTiming, Plan, SearchPlan
 from engine import space as spaces
+from engine.search_report import RUN, SURPLUS, write_report
 
 TRIALS_DIR = "trials"
 JOURNAL = "study.journal"
-# A trial asked for after the budget was spent (by a worker racing another) is marked so.
-SURPLUS = "surplus"
-# The user attribute that records how a trial ran (status, epochs, mode, worker, history path).
-RUN = "run"
 
 
 def trial_dir(out_dir: Path, number: int) -> Path:
@@ -343,6 +340,7 @@ def run_search(
     progress: bool | None = None,
     report: Callable[[str], None] = print,
     write_summary: bool = True,
+    priorities: Mapping[str, int] | None = None,
 ):
     """Run (or join) the plan's search; returns the SearchResult once the study is done.
 
@@ -358,12 +356,12 @@ def run_search(
         progress: show a progress bar (None = only when stdout is a terminal).
         report: receives warnings, one line each.
         write_summary: write the leaderboard, best plan and picture at the end.
+        priorities: rule id -> priority, for the rules best_plan.json says a value overrode.
 
     Raises:
         InputError: a bad space, metric or storage; nothing is trained.
     """
     from engine.device import select_device
-    from engine.search_report import write_report
 
     out_dir = Path(out_dir)
     plan = resolve_plan_paths(plan, base_dir)  # best_plan.json and trial plans run from anywhere
@@ -395,6 +393,7 @@ def run_search(
         list(searcher.modes.values()),
         rate,
         write_files=write_summary,
+        priorities=priorities,
     )
 
 
