@@ -2,9 +2,9 @@
 
 The engine (and so jax) is imported only when a search starts.  ``search``
 runs or joins the plan's Optuna study and returns the ``SearchResult``;
-``workers=N`` starts N worker processes on this machine (``search_worker``,
-through ``multiprocessing``) that share the study through its journal file,
-then writes the report from the finished study.
+``workers=N`` starts N worker processes on this machine (``worker_main``, a
+library entry point, not the CLI) that share the study through its journal
+file, then writes the report from the finished study.
 Workers on other machines join the same study by running ``advisor search``
 with the same ``--storage`` (a shared journal file or a database URL) and
 ``--study-name``.  ``search_files`` and ``lr_find_files`` are the CLI bodies.
@@ -12,11 +12,12 @@ with the same ``--storage`` (a shared journal file or a database URL) and
 
 from __future__ import annotations
 
-import multiprocessing
+import json
 import os
+import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import click
@@ -187,20 +188,34 @@ def search_worker(
     )
 
 
-def _worker_process(plan, out, base_dir, options, index: int, errors) -> None:
-    """A worker process's body: ``search_worker``, its failure sent back as one line."""
-    os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"  # workers share one accelerator
+def worker_main() -> None:
+    """A worker process's entry point: the job (JSON on stdin) to ``search_worker``.
+
+    ``search(workers=N)`` starts ``python -c "from advisor.searching import
+    worker_main; worker_main()"`` per worker; a failure is one line on stderr, exit 1.
+    """
+    job = json.loads(sys.stdin.read())
     try:
-        search_worker(plan, out, base_dir, options, index)
-    except BaseException as err:  # noqa: BLE001 - any failure is reported in one line
-        errors.send(str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__)
+        search_worker(
+            Plan.model_validate(job["plan"]),
+            Path(job["out"]),
+            Path(job["base_dir"]),
+            SearchOptions(**job["options"]),
+            job["index"],
+        )
+    except Exception as err:  # noqa: BLE001 - any failure is reported in one line
+        text = str(err).strip()
+        print(text.splitlines()[-1] if text else type(err).__name__, file=sys.stderr)
         sys.exit(1)
+
+
+_WORKER = "from advisor.searching import worker_main; worker_main()"
 
 
 def _run_workers(
     plan: Plan, out: Path, base_dir: Path, options: SearchOptions, workers: int
 ) -> SearchResult:
-    """Start ``workers`` processes here (``search_worker``) that share one study, then report."""
+    """Start ``workers`` processes here (``worker_main``) that share one study, then report."""
     from engine.search import JOURNAL, open_storage, open_study
 
     storage = options.storage or str(out / JOURNAL)
@@ -208,28 +223,32 @@ def _run_workers(
     options = replace(options, storage=storage, study_name=name)
     # the study is created once, before the workers race to join it
     open_study(plan, open_storage(storage, out), name, plan.seed)
-    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no jax state shared
-    started = []
+    env = {**os.environ, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}  # workers share one accelerator
+    job = {"plan": plan.model_dump(mode="json"), "out": str(out), "base_dir": str(base_dir)}
+    job["options"] = asdict(options)
+    processes = []
     for index in range(1, workers + 1):
-        receive, send = context.Pipe(duplex=False)
-        process = context.Process(
-            target=_worker_process,
-            args=(plan, out, base_dir, options, index, send),
-            name=f"search-worker-{index}",
+        process = subprocess.Popen(
+            [sys.executable, "-c", _WORKER],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
-        process.start()
-        send.close()
-        started.append((index, process, receive))
-    failed = []
-    for index, process, receive in started:
-        process.join()
-        if process.exitcode != 0:
-            message = receive.recv() if receive.poll() else f"exit code {process.exitcode}"
-            failed.append((index, message))
-        receive.close()
+        process.stdin.write(json.dumps({**job, "index": index}))
+        process.stdin.close()
+        processes.append(process)
+    errors = [process.stderr.read() for process in processes]
+    failed = [
+        (index, text)
+        for index, (process, text) in enumerate(zip(processes, errors, strict=True), start=1)
+        if process.wait() != 0
+    ]
     if failed:
-        index, message = failed[0]
-        raise EngineError(f"search worker {index} of {workers} failed: {message}")
+        index, text = failed[0]
+        last = (text.strip().splitlines() or ["no message"])[-1]
+        raise EngineError(f"search worker {index} of {workers} failed: {last}")
     # the study is complete: this run only reads it back and writes the report
     return _engine_search(plan, out, base_dir, replace(options, device="cpu", progress=False))
 

@@ -1,8 +1,8 @@
 """Worker processes sharing one study: every trial runs exactly once, none is lost.
 
-``advisor search --workers 2`` starts two ``advisor search`` processes on this
-machine that share the study through its journal file (Optuna's
-JournalStorage), then writes the report from the finished study.
+``advisor search --workers 2`` starts two worker processes on this machine
+(``advisor.searching.worker_main``) that share the study through its journal
+file (Optuna's JournalStorage), then writes the report from the finished study.
 """
 
 from __future__ import annotations
