@@ -55,7 +55,7 @@ class CheckWarning:
 
 
 def expected_output_units(plan: Plan) -> int | None:
-    """The output layer's size the task needs (contracts.md); None where the data decides."""
+    """The output layer's size the task's targets need; None where the data decides."""
     task, k = plan.task, plan.n_classes
     if task == "binary":
         return 1
