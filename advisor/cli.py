@@ -406,10 +406,12 @@ def lr_find(plan: Path, seeds: int, steps: int | None, min_lr: float | None, max
       advisor lr-find plan.json --profile profile.json && advisor recommend profile.json -o plan.json
     """
     from advisor.searching import lr_find_files
+    from engine.lr_find import SweepOptions
 
     _check_output(out_dir, option="--out", folder=True)
     _check_output(profile, option="--profile")
-    lr_find_files(plan, seeds, steps, min_lr, max_lr, points, profile, out_dir, mode, device, as_json)
+    options = SweepOptions(seeds, steps, min_lr, max_lr, points, mode=mode, device=device)
+    lr_find_files(plan, options, profile, out_dir, as_json)
 
 
 # ----------------------------------------------------------------------------- transfer: profile, bases

@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -27,6 +28,9 @@ from advisor.io import write_model
 from advisor.loading import load_plan, load_profile
 from advisor.rules import load_rules
 from advisor.schemas import LrFindReport, Plan, SearchResult
+
+if TYPE_CHECKING:
+    from engine.lr_find import SweepOptions
 
 
 def _base_dir(plan) -> Path:
@@ -281,15 +285,9 @@ def search_files(
 
 def lr_find_files(
     plan_path: Path,
-    seeds: int,
-    steps: int | None,
-    min_lr: float | None,
-    max_lr: float | None,
-    points: int,
+    options: SweepOptions,
     profile_path: Path | None,
     out_dir: Path | None,
-    mode: str | None,
-    device: str | None,
     as_json: bool,
 ) -> LrFindReport:
     """The ``advisor lr-find`` command: sweep, report, and write the suggestion into a profile."""
@@ -299,18 +297,7 @@ def lr_find_files(
     profile = (
         load_profile(profile_path) if profile_path is not None else None
     )  # a bad profile fails before training
-    report = lr_find(
-        plan,
-        plan_path.parent,
-        device,
-        seeds,
-        steps,
-        min_lr,
-        max_lr,
-        points,
-        mode=mode,
-        out_dir=out_dir,
-    )
+    report = lr_find(plan, plan_path.parent, options, out_dir=out_dir)
     if out_dir is not None:
         write_model(Path(out_dir) / "lr_find.json", report)
     written = None
