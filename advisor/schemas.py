@@ -554,7 +554,7 @@ class FreezePlan(Strict):
     """Transfer learning: which parts of a pretrained base train, and when."""
 
     strategy: FreezeStrategy = Field(
-        description="how the pretrained base trains, from from_scratch to two_stage (docs/transfer.md)"
+        description="how a pretrained base trains, from_scratch to two_stage (docs/transfer.md)"
     )
     trainable_blocks: Annotated[int, Field(ge=0, le=10_000)] | None = Field(
         None,

@@ -1,4 +1,4 @@
-"""Dependencies point one way: no import circles, no upward imports, no private names across modules.
+"""Dependencies point one way: no import circles, no upward imports, no privates across modules.
 
 The graph is read from the source with ``ast`` (every ``import``, lazy ones inside
 functions and ``TYPE_CHECKING`` ones included, since each is a dependency), so
@@ -23,7 +23,7 @@ CONTRACT = {
     "advisor.vocabulary",
     "advisor.loading",  # load_plan, resolve_plan_paths: schemas + io only
     "advisor.plan_paths",
-    "advisor.tfrecord",  # the TFRecord checksum: read by advisor.readers, written by engine.live_log
+    "advisor.tfrecord",  # TFRecord checksums: read by advisor.readers, written by engine.live_log
 }
 CLI = {"advisor.cli"}
 
@@ -62,7 +62,11 @@ def _imports(module: str) -> list[tuple[str, str | None, int]]:
             target = _target(module, node)
             for alias in node.names:
                 sub = f"{target}.{alias.name}"
-                out.append((sub, None, node.lineno) if sub in MODULES else (target, alias.name, node.lineno))
+                out.append(
+                    (sub, None, node.lineno)
+                    if sub in MODULES
+                    else (target, alias.name, node.lineno)
+                )
     return [(t, name, line) for t, name, line in out if t.split(".")[0] in PACKAGES]
 
 
@@ -131,10 +135,7 @@ def test_the_engine_imports_only_the_contract_of_advisor():
 
 def test_the_contract_imports_nothing_above_it():
     above = [
-        f"{m}:{line} imports {t}"
-        for m in CONTRACT
-        for t, _, line in EDGES[m]
-        if t not in CONTRACT
+        f"{m}:{line} imports {t}" for m in CONTRACT for t, _, line in EDGES[m] if t not in CONTRACT
     ]
     assert above == []
 
