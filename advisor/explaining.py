@@ -20,6 +20,7 @@ from typing import Any
 
 from advisor.errors import InputError
 from advisor.loading import load_plan
+from advisor.plan_paths import parents
 from advisor.schemas import Explanation, Plan
 
 # Summary groups, by plan path prefix; the longest matching prefix decides.
@@ -72,9 +73,7 @@ def explain(plan: Plan | dict | str | Path, field: str | None = None) -> dict[st
     below = {path: e for path, e in loaded.explanations.items() if path.startswith(field + ".")}
     if below:
         return below
-    parts = field.split(".")
-    for n in range(len(parts) - 1, 0, -1):
-        parent = ".".join(parts[:n])
+    for parent in reversed(parents(field)):
         if parent in loaded.explanations:
             return {parent: loaded.explanations[parent]}
     label = str(plan) if isinstance(plan, (str, Path)) else "plan"

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from advisor.errors import RuleError
-from advisor.plan_paths import flatten
+from advisor.plan_paths import flatten, parents
 from advisor.rules import MissingFact, Rule, evaluate, expression_facts
 
 
@@ -71,12 +71,6 @@ class Inference:
         }
 
 
-def _prefixes(key: str) -> list[str]:
-    """The proper dotted prefixes of a key: ``a.b.c`` -> ``[a, a.b]``."""
-    parts = key.split(".")
-    return [".".join(parts[:n]) for n in range(1, len(parts))]
-
-
 def _writer_index(writes: list[set[str]]) -> tuple[dict[str, set[int]], dict[str, set[int]]]:
     """Who writes each key exactly, and who writes some key below each prefix."""
     exact: dict[str, set[int]] = {}
@@ -84,7 +78,7 @@ def _writer_index(writes: list[set[str]]) -> tuple[dict[str, set[int]], dict[str
     for i, written in enumerate(writes):
         for key in written:
             exact.setdefault(key, set()).add(i)
-            for prefix in _prefixes(key):
+            for prefix in parents(key):
                 below.setdefault(prefix, set()).add(i)
     return exact, below
 
@@ -92,7 +86,7 @@ def _writer_index(writes: list[set[str]]) -> tuple[dict[str, set[int]], dict[str
 def _writers_of(key: str, exact: dict[str, set[int]], below: dict[str, set[int]]) -> set[int]:
     """Rules whose writes overlap ``key``: the key itself, a parent of it, or a part of it."""
     found = set(exact.get(key, ())) | below.get(key, set())
-    for prefix in _prefixes(key):
+    for prefix in parents(key):
         found |= exact.get(prefix, set())
     return found
 

@@ -36,6 +36,12 @@ def parse(path: str) -> list[tuple[str, int | None]]:
     return parts
 
 
+def parents(path: str) -> list[str]:
+    """The paths above ``path``, nearest last: ``a.b.c`` -> ``["a", "a.b"]``."""
+    parts = path.split(".")
+    return [".".join(parts[:n]) for n in range(1, len(parts))]
+
+
 def get_path(data: Any, path: str, default: Any = _RAISE) -> Any:
     """The value at ``path`` in nested dicts (and lists, for ``[i]`` parts).
 
@@ -60,9 +66,9 @@ def get_path(data: Any, path: str, default: Any = _RAISE) -> Any:
 
 def set_path(data: dict, path: str, value: Any) -> None:
     """Set the value at ``path`` in place, making the tables on the way (list items must exist)."""
-    *parents, (leaf, leaf_index) = parse(path)
+    *steps, (leaf, leaf_index) = parse(path)
     node: Any = data
-    for name, index in parents:
+    for name, index in steps:
         if index is None:
             if not isinstance(node.get(name), dict):
                 node[name] = {}
@@ -92,8 +98,8 @@ def nest(flat: Mapping[str, Any], *, strict: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for path in sorted(flat, key=lambda p: p.count(".")):
         node = out
-        *parents, leaf = path.split(".")
-        for part in parents:
+        *above, leaf = path.split(".")
+        for part in above:
             child = node.get(part)
             if not isinstance(child, dict):
                 if strict and part in node:

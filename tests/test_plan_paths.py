@@ -13,6 +13,7 @@ from advisor.plan_paths import (
     is_plan_path,
     leaf_paths,
     nest,
+    parents,
     parse,
     schema_paths,
     set_path,
@@ -98,3 +99,11 @@ def test_a_bad_value_and_a_misspelt_path_are_named():
     )
     assert "did you mean 'optimizer.learning_rate'?" in suggest_path("optimizer.learning_rte")
     assert "did you mean 'model.units'?" in suggest_path("model.unit", ["model.units", "epochs"])
+
+
+def test_the_parents_of_a_path_run_from_the_top_down():
+    assert parents("regularization.early_stopping.patience") == [
+        "regularization",
+        "regularization.early_stopping",
+    ]
+    assert parents("epochs") == []
