@@ -10,16 +10,14 @@ stays free of jax and fast::
 
 from __future__ import annotations
 
-import sys
 from importlib import import_module
-from types import ModuleType
 from typing import Any
 
 __version__ = "0.1.0"
 
 _API = {
-    "recommend": "advisor.recommend",
-    "explain": "advisor.explain",
+    "recommend": "advisor.recommending",
+    "explain": "advisor.explaining",
     "diagnose": "advisor.diagnosis",
     "run": "advisor.running",
     "search": "advisor.searching",
@@ -40,22 +38,6 @@ _API = {
 }
 
 __all__ = sorted(_API) + ["__version__"]
-
-
-class _Package(ModuleType):
-    """``advisor.recommend`` and ``advisor.explain`` are both functions of the API and
-    modules of the package.  Importing a submodule binds it on the package, which would
-    hide the function (``advisor.recommend(...)``: 'module' object is not callable)
-    once anything had imported ``advisor.recommend``; the function wins here, and the
-    module stays reachable as ``sys.modules["advisor.recommend"]`` and by ``from`` imports."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if isinstance(value, ModuleType) and _API.get(name) == f"{__name__}.{name}":
-            value = getattr(value, name)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:

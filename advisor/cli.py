@@ -161,7 +161,7 @@ def rules_list(domain: str | None, rules_dirs: tuple[str, ...], as_json: bool) -
     Example:
       advisor rules list --domain diagnose
     """
-    from advisor.explain import render_rules
+    from advisor.explaining import render_rules
     from advisor.rules import load_rules
 
     loaded = [r for r in load_rules(list(rules_dirs)) if domain is None or r.domain == domain]
@@ -198,9 +198,9 @@ def recommend(profile: Path, output: Path | None, as_json: bool, history: Path |
       advisor recommend examples/profiles/digits_mlp.json            # readable summary
       advisor recommend examples/profiles/digits_mlp.json -o plan.json
     """
-    from advisor.explain import render_plan
+    from advisor.explaining import render_plan
     from advisor.io import write_model
-    from advisor.recommend import recommend as recommend_plan
+    from advisor.recommending import recommend as recommend_plan
 
     _check_output(output, profile, history)
     plan = recommend_plan(profile, rules_dirs=list(rules_dirs), history=history)
@@ -226,8 +226,8 @@ def explain(plan: Path, field: str | None, as_json: bool) -> None:
       advisor explain plan.json
       advisor explain plan.json freeze.strategy
     """
-    from advisor.explain import explain as explain_plan
-    from advisor.explain import render_explanations
+    from advisor.explaining import explain as explain_plan
+    from advisor.explaining import render_explanations
 
     explanations = explain_plan(plan, field)
     if as_json:
@@ -381,12 +381,10 @@ def export(run_dir: Path, output: Path) -> None:
 @click.option("--heartbeat-timeout", type=click.FloatRange(2, 86_400), metavar="SECONDS",
               help="Seconds without a heartbeat after which a worker's running trial is failed and retried by the others (default 120).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "gpu", "tpu"]), help="Override the plan's device.")
-@click.option("--worker-index", type=click.IntRange(0), default=0, hidden=True, help="Set by --workers: this worker's number.")
-@click.option("--no-report", is_flag=True, hidden=True, help="Leave the leaderboard and best plan to the process that started the workers.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print the search result as JSON.")
 def search(plan: Path, out_dir: Path | None, storage: str | None, study_name: str | None, workers: int, mode: str,
-           batch: int | None, heartbeat_timeout: float | None, device: str | None, worker_index: int, no_report: bool,
+           batch: int | None, heartbeat_timeout: float | None, device: str | None,
            quiet: bool, as_json: bool) -> None:
     """Search the plan's hyperparameters (grid, random or TPE via Optuna) and write the leaderboard and best plan.
 
@@ -402,11 +400,11 @@ def search(plan: Path, out_dir: Path | None, storage: str | None, study_name: st
     and hands its trials back at once.
     A restarted worker picks up what is left.
     """
-    from advisor.searching import search_files
+    from advisor.searching import SearchOptions, search_files
 
     _check_output(out_dir, option="--out", folder=True)
-    search_files(plan, out_dir, storage, study_name, device, mode, batch, workers, worker_index, not no_report, quiet, as_json,
-                 heartbeat_timeout)
+    options = SearchOptions(storage, study_name, device, mode, batch, heartbeat_timeout=heartbeat_timeout)
+    search_files(plan, out_dir, options, workers, quiet, as_json)
 
 
 @cli.command("lr-find")
@@ -432,10 +430,12 @@ def lr_find(plan: Path, seeds: int, steps: int | None, min_lr: float | None, max
       advisor lr-find plan.json --profile profile.json && advisor recommend profile.json -o plan.json
     """
     from advisor.searching import lr_find_files
+    from engine.lr_find import SweepOptions
 
     _check_output(out_dir, option="--out", folder=True)
     _check_output(profile, option="--profile")
-    lr_find_files(plan, seeds, steps, min_lr, max_lr, points, profile, out_dir, mode, device, as_json)
+    options = SweepOptions(seeds, steps, min_lr, max_lr, points, mode=mode, device=device)
+    lr_find_files(plan, options, profile, out_dir, as_json)
 
 
 # ----------------------------------------------------------------------------- transfer: profile, bases

@@ -19,8 +19,9 @@ from typing import Any
 
 from advisor.curves import curve_features
 from advisor.errors import InputError, suggest
-from advisor.inference import flatten, infer
+from advisor.inference import infer
 from advisor.io import write_model
+from advisor.plan_paths import flatten, is_plan_path
 from advisor.readers import load_history
 from advisor.revision import advice_from, fixes_from, problems_from, revised_plan, round_value
 from advisor.rules import Rule, load_rules
@@ -67,6 +68,14 @@ def revise_plan(
     diagnosis, next_plan = _run(history, plan, rules_dirs)
     assert next_plan is not None  # a plan was given
     return diagnosis, next_plan
+
+
+def write_diagnosis(run_dir: Path, history: History, plan: Plan) -> tuple[str, str]:
+    """diagnosis.json and next_plan.json in a run folder; the engine's ``diagnose`` hook."""
+    diagnosis, next_plan = revise_plan(history, plan)
+    write_model(run_dir / "diagnosis.json", diagnosis)
+    write_model(run_dir / "next_plan.json", next_plan)
+    return str(run_dir / "diagnosis.json"), str(run_dir / "next_plan.json")
 
 
 def _run(history, plan, rules_dirs) -> tuple[Diagnosis, Plan | None]:
@@ -139,8 +148,6 @@ def example_facts(example: dict[str, Any]) -> dict[str, Any]:
     Raises:
         ValueError: a key names no known fact.
     """
-    from advisor.lint import is_plan_path
-
     example = dict(example)
     facts: dict[str, Any] = {}
     series = example.pop("series", None)

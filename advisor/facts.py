@@ -20,6 +20,7 @@ from typing import Any
 
 from advisor.errors import InputError
 from advisor.io import describe_validation_error
+from advisor.plan_paths import nest
 from advisor.schemas import Profile
 from advisor.vocabulary import BACKBONE_FIELDS, RESNET_DEFAULTS
 
@@ -140,17 +141,10 @@ def unflatten(example: dict[str, Any]) -> dict[str, Any]:
         >>> unflatten({"task": "binary", "budget.max_epochs": 5})
         {'task': 'binary', 'budget': {'max_epochs': 5}}
     """
-    out: dict[str, Any] = {}
-    for key, value in example.items():
-        node = out
-        *parents, leaf = key.split(".")
-        for part in parents:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise InputError(f"example: {key}: {part!r} is both a value and a table")
-            node = child
-        node[leaf] = value
-    return out
+    try:
+        return nest(example, strict=True)
+    except ValueError as err:
+        raise InputError(f"example: {err}") from None
 
 
 def example_facts(example: dict[str, Any]) -> dict[str, Any]:

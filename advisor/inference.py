@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from advisor.errors import RuleError
+from advisor.plan_paths import flatten, parents
 from advisor.rules import MissingFact, Rule, evaluate, expression_facts
 
 
@@ -70,37 +71,6 @@ class Inference:
         }
 
 
-def flatten(prefix: str, value: Any) -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` under prefix ``p`` -> ``{"p": {...}, "p.a": {...}, "p.a.b": 1}``."""
-    out = {prefix: value} if prefix else {}
-    if isinstance(value, dict):
-        for key, sub in value.items():
-            out.update(flatten(f"{prefix}.{key}" if prefix else str(key), sub))
-    return out
-
-
-def nest(flat: Mapping[str, Any]) -> dict[str, Any]:
-    """Dotted paths -> nested dicts; shorter paths first, so a sub-path refines its parent."""
-    out: dict[str, Any] = {}
-    for path in sorted(flat, key=lambda p: p.count(".")):
-        node = out
-        *parents, leaf = path.split(".")
-        for part in parents:
-            child = node.get(part)
-            if not isinstance(child, dict):
-                child = node[part] = {}
-            node = child
-        value = flat[path]
-        node[leaf] = dict(value) if isinstance(value, dict) else value
-    return out
-
-
-def _prefixes(key: str) -> list[str]:
-    """The proper dotted prefixes of a key: ``a.b.c`` -> ``[a, a.b]``."""
-    parts = key.split(".")
-    return [".".join(parts[:n]) for n in range(1, len(parts))]
-
-
 def _writer_index(writes: list[set[str]]) -> tuple[dict[str, set[int]], dict[str, set[int]]]:
     """Who writes each key exactly, and who writes some key below each prefix."""
     exact: dict[str, set[int]] = {}
@@ -108,7 +78,7 @@ def _writer_index(writes: list[set[str]]) -> tuple[dict[str, set[int]], dict[str
     for i, written in enumerate(writes):
         for key in written:
             exact.setdefault(key, set()).add(i)
-            for prefix in _prefixes(key):
+            for prefix in parents(key):
                 below.setdefault(prefix, set()).add(i)
     return exact, below
 
@@ -116,7 +86,7 @@ def _writer_index(writes: list[set[str]]) -> tuple[dict[str, set[int]], dict[str
 def _writers_of(key: str, exact: dict[str, set[int]], below: dict[str, set[int]]) -> set[int]:
     """Rules whose writes overlap ``key``: the key itself, a parent of it, or a part of it."""
     found = set(exact.get(key, ())) | below.get(key, set())
-    for prefix in _prefixes(key):
+    for prefix in parents(key):
         found |= exact.get(prefix, set())
     return found
 

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any, get_args, get_origin
-
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from typing import Any
 
 from advisor.errors import suggest
+from advisor.plan_paths import is_plan_path, suggest_path, value_problem
 from advisor.rules import Condition, Rule, contains_expression, is_expression
-from advisor.schemas import Plan
 from advisor.vocabulary import FACTS, PROBLEMS
 
 
@@ -32,49 +29,6 @@ class LintIssue:
 
     def __str__(self) -> str:
         return f"{self.file}: [{self.rule}] {self.level}: {self.message}"
-
-
-# ----------------------------------------------------------------------------- plan paths
-
-
-@lru_cache(maxsize=1)
-def plan_paths() -> dict[str, Any]:
-    """Every settable Plan path -> its type annotation (open dicts end in '.*')."""
-    out: dict[str, Any] = {}
-
-    def walk(model: type[BaseModel], prefix: str) -> None:
-        for name, info in model.model_fields.items():
-            if name in ("explanations", "derived_facts", "format_version"):
-                continue
-            path = f"{prefix}{name}"
-            out[path] = info.annotation
-            sub = _submodel(info.annotation)
-            if sub is not None:
-                walk(sub, path + ".")
-            elif get_origin(info.annotation) is dict or _is_open_dict(info.annotation):
-                out[path + ".*"] = Any
-
-    walk(Plan, "")
-    return out
-
-
-def _submodel(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    candidates = [a for a in get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
-    return candidates[0] if len(candidates) == 1 and get_origin(annotation) is not list else None
-
-
-def _is_open_dict(annotation: Any) -> bool:
-    return any(get_origin(a) is dict for a in get_args(annotation))
-
-
-def is_plan_path(path: str) -> bool:
-    paths = plan_paths()
-    if path in paths:
-        return True
-    parts = path.split(".")
-    return any(".".join(parts[:i]) + ".*" in paths for i in range(1, len(parts)))
 
 
 def known_fact(name: str, derived: set[str]) -> bool:
@@ -116,11 +70,11 @@ def lint(rules: Iterable[Rule]) -> list[LintIssue]:
                 hint = (
                     "; a nested table under 'recommend' is not a path: quote the dotted path"
                     if nested
-                    else "; " + suggest(path, [p for p in plan_paths() if not p.endswith("*")])
+                    else "; " + suggest_path(path)
                 )
                 issue(f"recommends unknown plan field {path!r}{hint}")
             elif not contains_expression(value):
-                problem = _value_problem(path, value)
+                problem = value_problem(path, value)
                 if problem:
                     issue(f"recommends {path} = {value!r}: {problem}")
         for cond in _leaves(rule.when):
@@ -140,18 +94,6 @@ def lint(rules: Iterable[Rule]) -> list[LintIssue]:
                 issue(f"severity {rule.diagnose.severity!r}; expected info, warning or critical")
     issues += _equal_rank_clashes(rules)
     return issues
-
-
-def _value_problem(path: str, value: Any) -> str | None:
-    annotation = plan_paths().get(path)
-    if annotation is None or annotation is Any:
-        return None
-    try:
-        TypeAdapter(annotation).validate_python(value)
-    except ValidationError as err:
-        first = err.errors(include_url=False)[0]
-        return first["msg"]
-    return None
 
 
 def _leaves(conditions: Iterable[Condition]) -> list[Condition]:

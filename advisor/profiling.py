@@ -162,7 +162,7 @@ def profile_data(
     Raises:
         InputError: the data cannot be read, or the base does not fit it.
     """
-    from engine.data import _subsample, split_indices
+    from engine.data import split_indices, subsample
     from engine.sources import read_source
 
     data_plan = DataPlan(source=source, val_fraction=val_fraction, split_seed=split_seed)
@@ -181,7 +181,7 @@ def profile_data(
     split_on = ids if ids is not None and task != "detection" else y
     train_idx, val_idx = split_indices(split_on, task, val_fraction, split_seed)
     if raw.subsample is not None:
-        train_idx = _subsample(train_idx, split_on, task, raw.subsample, split_seed)
+        train_idx = subsample(train_idx, split_on, task, raw.subsample, split_seed)
     inputs = measure_inputs(raw.x, _modality(raw.x))
     fields = {
         "name": name,
@@ -318,7 +318,7 @@ def measure_base(
 
     ``x_train`` is scaled as the base's own plan scaled its inputs, fitted on ``x_train``.
     """
-    from engine.data import _scale
+    from engine.data import scale_splits
     from engine.models import build_model
     from engine.similarity import measure_similarity
     from engine.transfer import base_model, read_base
@@ -330,7 +330,7 @@ def measure_base(
     mode = structure.get("scaling", {}).get("normalize", "standardize")
     modality = _modality(x_train)
     x_train = x_train.astype(np.float32)
-    scaled, _, _ = _scale(
+    scaled, _, _ = scale_splits(
         x_train, x_train[:1], "standardize" if mode == "imagenet" else mode, modality
     )
     network = build_model(model, list(x_train.shape[1:]), "multiclass")

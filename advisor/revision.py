@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from advisor.errors import RuleError
 from advisor.inference import Derivation, Finding, Inference
 from advisor.io import describe_validation_error
+from advisor.plan_paths import get_path, set_path
 from advisor.schemas import Advice, Explanation, Fix, Overridden, Plan, Problem
 from advisor.vocabulary import PROBLEMS
 
@@ -94,7 +95,7 @@ def fixes_from(inference: Inference, plan: Plan) -> list[Fix]:
         set_path(applied, path, copy.deepcopy(derivations[path].value))
     fixes = []
     for path, derivation in sorted(derivations.items()):
-        before, after = get_path(old, path), get_path(applied, path)
+        before, after = get_path(old, path, None), get_path(applied, path, None)
         if before == after:
             continue
         problem = treated_problem(derivation, inference.findings) or _problem_served(inference)
@@ -181,22 +182,3 @@ def revised_plan(plan: Plan, fixes: list[Fix], inference: Inference) -> Plan:
         raise RuleError(
             f"the fixes ({rules}) made an invalid plan: {describe_validation_error(err, Plan)}"
         ) from None
-
-
-def get_path(data: Any, path: str) -> Any:
-    """``data["a"]["b"]`` for path ``a.b``; None where a step is missing."""
-    for part in path.split("."):
-        if not isinstance(data, dict) or part not in data:
-            return None
-        data = data[part]
-    return data
-
-
-def set_path(data: dict, path: str, value: Any) -> None:
-    """Set ``data["a"]["b"] = value`` for path ``a.b``, making the tables on the way."""
-    *parents, leaf = path.split(".")
-    for part in parents:
-        if not isinstance(data.get(part), dict):
-            data[part] = {}
-        data = data[part]
-    data[leaf] = value

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from advisor.diagnosis import write_diagnosis
 from advisor.errors import InputError
 from advisor.loading import load_plan, resolve_plan_paths
 from advisor.schemas import Plan, RunResult
@@ -74,6 +75,7 @@ def run(
         device,
         base_dir=base_dir,
         report=_warn,
+        diagnose=write_diagnosis,
         progress=progress,
         callbacks=callbacks,
         overwrite=overwrite,
@@ -97,6 +99,7 @@ def _resume(run_dir: Path, plan, out_dir, device, callbacks, progress) -> RunRes
         run_dir,
         device,
         report=_warn,
+        diagnose=write_diagnosis,
         progress=progress,
         callbacks=callbacks,
         resume=True,
@@ -137,6 +140,7 @@ def _search_then_run(
         device,
         base_dir=base_dir,
         report=_warn,
+        diagnose=write_diagnosis,
         callbacks=callbacks,
         overwrite=True,  # the folder holds the search just made, and the run files go beside it
     )
@@ -201,7 +205,7 @@ def summary(result: RunResult) -> str:
 
 
 def _timing_line(result: RunResult) -> str:
-    """``time: 12.3 s training (compile 4.1 s), 5,210 samples/s``, and where a resume began."""
+    """The ``time:`` line: training seconds, compile seconds, samples per second, resume epoch."""
     timing = result.timing
     text = f"time: {timing.get('elapsed_s', 0):.1f} s training"
     if "compile_s" in timing:

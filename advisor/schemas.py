@@ -2,8 +2,9 @@
 
 Every model is strict (``extra="forbid"``) and frozen, so a misspelled field is
 an error rather than a silently ignored key, and a plan cannot be changed behind
-the explanations that justify it.  Field names are the contract names of
-DESIGN.md; ``advisor schema NAME`` prints the JSON Schema built from these.
+the explanations that justify it.  These field names are the contract between
+the advisor and the engine; ``advisor schema NAME`` prints the JSON Schema built
+from them.
 """
 
 from __future__ import annotations
@@ -582,7 +583,9 @@ class SchedulePlan(Strict):
 class FreezePlan(Strict):
     """Transfer learning: which parts of a pretrained base train, and when."""
 
-    strategy: FreezeStrategy = Field(description="from_scratch ... two_stage (DESIGN.md)")
+    strategy: FreezeStrategy = Field(
+        description="how a pretrained base trains, from_scratch to two_stage (docs/transfer.md)"
+    )
     trainable_blocks: Annotated[int, Field(ge=0, le=10_000)] | None = Field(
         None,
         description="partial_fine_tune: the top N blocks of the base that train; two_stage: "

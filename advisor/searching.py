@@ -2,8 +2,9 @@
 
 The engine (and so jax) is imported only when a search starts.  ``search``
 runs or joins the plan's Optuna study and returns the ``SearchResult``;
-``workers=N`` starts N worker processes on this machine that share the study
-through its journal file, then writes the report from the finished study.
+``workers=N`` starts N worker processes on this machine (``worker_main``, a
+library entry point, not the CLI) that share the study through its journal
+file, then writes the report from the finished study.
 Workers on other machines join the same study by running ``advisor search``
 with the same ``--storage`` (a shared journal file or a database URL) and
 ``--study-name``.  A worker that dies is survived: its trials lose their
@@ -13,17 +14,25 @@ heartbeat and the others fail and retry them (``engine.workers``).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from advisor.errors import EngineError
 from advisor.io import write_model
 from advisor.loading import load_plan, load_profile
+from advisor.rules import load_rules
 from advisor.schemas import LrFindReport, Plan, SearchResult
+
+if TYPE_CHECKING:
+    from engine.lr_find import SweepOptions
 
 
 def _base_dir(plan) -> Path:
@@ -33,6 +42,26 @@ def _base_dir(plan) -> Path:
 def default_out_dir(plan: Plan) -> Path:
     """searches/<name> when no folder is given."""
     return Path("searches") / (plan.name or plan.task)
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """How a search runs (the plan's search section says what it searches), as one value.
+
+    Built once by ``search`` or the CLI and handed down to the workers and the engine.
+    """
+
+    storage: str | None = None  # journal file or database URL (default OUT/study.journal)
+    study_name: str | None = None  # default: the plan's name
+    device: str | None = None  # auto, cpu, gpu or tpu (default: the plan's)
+    mode: str | None = None  # population, sequential, or None/auto to time both
+    batch: int | None = None  # trials asked for at once
+    progress: bool | None = None  # a progress bar (None: only on a terminal)
+    heartbeat_timeout: float | None = None  # seconds before a silent trial is retried
+
+    def timeout(self) -> dict:
+        """The heartbeat timeout as keyword arguments (none: the engine's default)."""
+        return {} if self.heartbeat_timeout is None else {"heartbeat_timeout": self.heartbeat_timeout}
 
 
 def search(
@@ -74,33 +103,64 @@ def search(
         >>> plan = "examples/plans/wine_random_search.json"
         >>> result = search(plan, out_dir="searches/wine")  # doctest: +SKIP
     """
+    options = SearchOptions(storage, study_name, device, mode, batch, progress, heartbeat_timeout)
+    return search_with(plan, out_dir, options, workers=workers, test_best=test_best)
+
+
+def search_with(
+    plan: Plan | dict | str | Path,
+    out_dir: str | Path | None,
+    options: SearchOptions,
+    *,
+    workers: int = 1,
+    test_best: bool = True,
+) -> SearchResult:
+    """``search`` with its runtime options as one ``SearchOptions``."""
     loaded = load_plan(plan)
     from engine.space import check_space
 
     check_space(loaded, str(plan) if isinstance(plan, (str, Path)) else "plan")
     out = Path(out_dir or default_out_dir(loaded))
-    timeout = {} if heartbeat_timeout is None else {"heartbeat_timeout": heartbeat_timeout}
     if workers > 1:
-        result = _run_workers(
-            plan, loaded, out, storage, study_name, device, mode, batch, workers, timeout
-        )
-        return score_best_trial(result, loaded, device) if test_best else result
+        result = _run_workers(loaded, out, _base_dir(plan), options, workers)
+    else:
+        result = _engine_search(loaded, out, _base_dir(plan), options)
+    return score_best_trial(result, loaded, options.device) if test_best else result
+
+
+def rule_priorities() -> dict[str, int]:
+    """Rule id -> priority in the built-in rule base (for the rules a searched value overrides)."""
+    return {rule.id: rule.priority for rule in load_rules([])}
+
+
+def _engine_search(
+    plan: Plan,
+    out: Path,
+    base_dir: Path,
+    options: SearchOptions,
+    *,
+    worker: str | None = None,
+    write_summary: bool = True,
+    report: Callable[[str], None] | None = None,
+) -> SearchResult:
     from engine.search import run_search
 
-    result = run_search(
-        loaded,
+    return run_search(
+        plan,
         out,
-        _base_dir(plan),
-        storage=storage,
-        study_name=study_name,
-        device=device,
-        mode=mode,
-        batch=batch,
-        progress=progress,
-        report=_warn,
-        **timeout,
+        base_dir,
+        storage=options.storage,
+        study_name=options.study_name,
+        device=options.device,
+        mode=options.mode,
+        batch=options.batch,
+        worker=worker,
+        progress=options.progress,
+        report=report or _warn,
+        write_summary=write_summary,
+        priorities=rule_priorities(),
+        **options.timeout(),
     )
-    return score_best_trial(result, loaded, device) if test_best else result
 
 
 def score_best_trial(result: SearchResult, plan: Plan, device: str | None) -> SearchResult:
@@ -114,6 +174,7 @@ def score_best_trial(result: SearchResult, plan: Plan, device: str | None) -> Se
     has_test = plan.data.test is not None or plan.data.test_fraction > 0
     if result.best_trial is None or not has_test:
         return result
+    from advisor.diagnosis import write_diagnosis
     from engine.run import run_plan
     from engine.search import trial_dir
     from engine.search_report import SUMMARY
@@ -121,150 +182,136 @@ def score_best_trial(result: SearchResult, plan: Plan, device: str | None) -> Se
     out = Path(result.out_dir)
     best = load_plan(trial_dir(out, result.best_trial) / "plan.json")
     run = run_plan(
-        best, out / "best_trial", device, report=_warn, progress=False, overwrite=True
+        best,
+        out / "best_trial",
+        device,
+        report=_warn,
+        progress=False,
+        overwrite=True,
+        diagnose=write_diagnosis,
     )
     result = result.model_copy(update={"best_test": run.test_metrics, "best_run": run.run_dir})
     write_model(out / SUMMARY, result)
     return result
 
 
+def search_worker(
+    plan: Plan, out: Path, base_dir: Path, options: SearchOptions, index: int
+) -> None:
+    """One worker of ``search(workers=N)``: trains its share of the study's trials, quietly.
+
+    Worker ``index`` (1..N) seeds its sampler from the plan's seed and its name
+    ("worker N", ``engine.workers.worker_seed``); the report is left to the process
+    that started the workers.
+    """
+    quiet = replace(options, progress=False)
+    _engine_search(
+        plan, out, base_dir, quiet, worker=f"worker {index}", write_summary=False, report=_ignore
+    )
+
+
+def worker_main() -> None:
+    """A worker process's entry point: the job (JSON on stdin) to ``search_worker``.
+
+    ``search(workers=N)`` starts ``python -c "from advisor.searching import
+    worker_main; worker_main()"`` per worker; a failure is one line on stderr, exit 1.
+    """
+    job = json.loads(sys.stdin.read())
+    try:
+        search_worker(
+            Plan.model_validate(job["plan"]),
+            Path(job["out"]),
+            Path(job["base_dir"]),
+            SearchOptions(**job["options"]),
+            job["index"],
+        )
+    except Exception as err:  # noqa: BLE001 - any failure is reported in one line
+        text = str(err).strip()
+        print(text.splitlines()[-1] if text else type(err).__name__, file=sys.stderr)
+        sys.exit(1)
+
+
+_WORKER = "from advisor.searching import worker_main; worker_main()"
+
+
 def _run_workers(
-    plan_arg, plan: Plan, out: Path, storage, study_name, device, mode, batch, workers: int, timeout
+    plan: Plan, out: Path, base_dir: Path, options: SearchOptions, workers: int
 ) -> SearchResult:
-    """Start ``workers`` processes on this machine that share one study, then report.
+    """Start ``workers`` processes here (``worker_main``) that share one study, then report.
 
     A worker that fails is survived when the others finished the study (its trials were
     failed and retried); otherwise its last error line is raised."""
-    from engine.search import JOURNAL, open_storage, open_study, run_search
+    from engine.search import JOURNAL, open_storage, open_study
 
-    if not isinstance(plan_arg, (str, Path)):
-        out.mkdir(parents=True, exist_ok=True)
-        plan_arg = out / "plan.json"
-        write_model(plan_arg, plan)
-    storage = storage or str(out / JOURNAL)
-    name = study_name or plan.name or "search"
-    open_study(plan, open_storage(storage, out), name)  # created once, before workers race
+    storage = options.storage or str(out / JOURNAL)
+    name = options.study_name or plan.name or "search"
+    options = replace(options, storage=storage, study_name=name)
+    # the study is created once, before the workers race to join it
+    open_study(plan, open_storage(storage, out, **options.timeout()), name)
     env = {**os.environ, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}  # workers share one accelerator
-    commands = [
-        [
-            sys.executable,
-            "-m",
-            "advisor.cli",
-            "search",
-            str(plan_arg),
-            "--out",
-            str(out),
-            "--storage",
-            storage,
-            "--study-name",
-            name,
-            "--worker-index",
-            str(i),
-            "--no-report",
-            "--quiet",
-        ]
-        + (["--device", device] if device else [])
-        + (["--mode", mode] if mode else [])
-        + (["--batch", str(batch)] if batch else [])
-        + ([f"--heartbeat-timeout={timeout['heartbeat_timeout']:g}"] if timeout else [])
-        for i in range(1, workers + 1)
-    ]
-    processes = [
-        subprocess.Popen(c, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        for c in commands
-    ]
-    errors = [p.communicate()[1] for p in processes]
+    job = {"plan": plan.model_dump(mode="json"), "out": str(out), "base_dir": str(base_dir)}
+    job["options"] = asdict(options)
+    processes = []
+    for index in range(1, workers + 1):
+        process = subprocess.Popen(
+            [sys.executable, "-c", _WORKER],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        process.stdin.write(json.dumps({**job, "index": index}))
+        process.stdin.close()
+        processes.append(process)
+    errors = [process.stderr.read() for process in processes]
     failed = [
-        (i, p.returncode, e)
-        for i, (p, e) in enumerate(zip(processes, errors, strict=True), start=1)
-        if p.returncode != 0
+        (index, process.returncode, text)
+        for index, (process, text) in enumerate(zip(processes, errors, strict=True), start=1)
+        if process.wait() != 0
     ]
     for index, code, text in failed:
         said = text.strip().splitlines()
         last = f"killed by signal {-code}" if code < 0 else (said or [f"exit {code}"])[-1]
-        if not _finished(plan, out, storage, name, timeout):
+        if not _finished(plan, out, storage, name, options.timeout()):
             raise EngineError(f"search worker {index} of {workers} failed: {last}")
         _warn(f"search worker {index} of {workers} failed ({last}); the others finished its trials")
     # the study is complete: this run only reads it back and writes the report
-    return run_search(
-        plan,
-        out,
-        _base_dir(plan_arg),
-        storage=storage,
-        study_name=name,
-        device="cpu",
-        progress=False,
-        report=_warn,
-        **timeout,
-    )
+    return _engine_search(plan, out, base_dir, replace(options, device="cpu", progress=False))
 
 
 def _finished(plan: Plan, out: Path, storage: str, name: str, timeout: dict) -> bool:
     """Whether the study holds its budget of trials and none is running or waiting."""
     import optuna
 
-    from engine.search import _counted, budget, open_storage
+    from engine.search import counted_trials, budget, open_storage
 
     study = optuna.load_study(study_name=name, storage=open_storage(storage, out, **timeout))
     trials = study.get_trials(deepcopy=False)
     busy = {optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING}
-    return _counted(trials) >= budget(plan) and not any(t.state in busy for t in trials)
+    return counted_trials(trials) >= budget(plan) and not any(t.state in busy for t in trials)
 
 
 def _warn(line: str) -> None:
     click.echo(line, err=True)
 
 
+def _ignore(line: str) -> None:
+    """A worker's warnings: the process that started it reports the search."""
+
+
 def search_files(
     plan_path: Path,
     out_dir: Path | None,
-    storage: str | None,
-    study_name: str | None,
-    device: str | None,
-    mode: str | None,
-    batch: int | None,
+    options: SearchOptions,
     workers: int,
-    worker_index: int,
-    write_report: bool,
     quiet: bool,
     as_json: bool,
-    heartbeat_timeout: float | None = None,
 ) -> None:
     """The ``advisor search`` command: search, then print the leaderboard (or the JSON result)."""
-    timeout = {} if heartbeat_timeout is None else {"heartbeat_timeout": heartbeat_timeout}
-    if worker_index:
-        from engine.search import run_search
-
-        plan = load_plan(plan_path)
-        out = Path(out_dir or default_out_dir(plan))
-        result = run_search(
-            plan,
-            out,
-            plan_path.parent,
-            storage=storage,
-            study_name=study_name,
-            device=device,
-            mode=mode,
-            batch=batch,
-            worker=f"worker {worker_index}",
-            progress=False if quiet else None,
-            report=_warn,
-            write_summary=write_report,
-            **timeout,
-        )
-    else:
-        result = search(
-            plan_path,
-            out_dir,
-            storage,
-            study_name,
-            device,
-            mode,
-            batch,
-            workers,
-            progress=False if quiet else None,
-            **timeout,
-        )
+    if quiet:
+        options = replace(options, progress=False)
+    result = search_with(plan_path, out_dir, options, workers=workers)
     if as_json:
         click.echo(result.model_dump_json(indent=2))
     elif not quiet:
@@ -273,15 +320,9 @@ def search_files(
 
 def lr_find_files(
     plan_path: Path,
-    seeds: int,
-    steps: int | None,
-    min_lr: float | None,
-    max_lr: float | None,
-    points: int,
+    options: SweepOptions,
     profile_path: Path | None,
     out_dir: Path | None,
-    mode: str | None,
-    device: str | None,
     as_json: bool,
 ) -> LrFindReport:
     """The ``advisor lr-find`` command: sweep, report, and write the suggestion into a profile."""
@@ -291,18 +332,7 @@ def lr_find_files(
     profile = (
         load_profile(profile_path) if profile_path is not None else None
     )  # a bad profile fails before training
-    report = lr_find(
-        plan,
-        plan_path.parent,
-        device,
-        seeds,
-        steps,
-        min_lr,
-        max_lr,
-        points,
-        mode=mode,
-        out_dir=out_dir,
-    )
+    report = lr_find(plan, plan_path.parent, options, out_dir=out_dir)
     if out_dir is not None:
         write_model(Path(out_dir) / "lr_find.json", report)
     written = None

@@ -154,7 +154,7 @@ def variant_freeze(variant: Variant, head_epochs: int | None):
 
 def plan_for(profile, variant: Variant, seed: int, rules_dir: Path):
     """The advisor's plan for ``profile`` trained as ``variant`` says, at ``seed``."""
-    from advisor.recommend import recommend
+    from advisor.recommending import recommend
 
     rule_file = rules_dir / f"force_{variant.label}.toml"
     rule_file.write_text(forced_rule(variant))
@@ -190,7 +190,7 @@ def run_experiment(
     rules_dir = work / "rules"
     rules_dir.mkdir(parents=True, exist_ok=True)
     out = {"base": base, "seeds": list(seeds), "quadrants": {}, "cells": []}
-    from advisor.recommend import recommend
+    from advisor.recommending import recommend
 
     for quadrant in quadrants:
         profile = quadrant_profile(quadrant, base, epochs)

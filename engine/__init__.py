@@ -1,5 +1,38 @@
 """The execution backend: JAX/Flax/optax training of an advisor Plan.
 
-Imported lazily by ``advisor.run``; nothing here runs at import time beyond
-definitions.  See ``engine.run.run_plan`` for the entry point.
+``engine.run.run_plan`` is the entry point (``advisor.run`` calls it).  The names
+below are the engine's public API, imported lazily so that ``import engine``
+defines nothing heavy until one is used.
 """
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_API = {
+    "run_plan": "engine.run",
+    "make_train_step": "engine.train",
+    "Registry": "engine.registry",
+    "LOSSES": "engine.losses",
+    "OPTIMIZERS": "engine.optimizers",
+    "SCHEDULES": "engine.schedules",
+    "MODELS": "engine.models",
+    "METRICS": "engine.metrics",
+    "AUGMENTATIONS": "engine.augment",
+}
+
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str) -> Any:
+    module = _API.get(name)
+    if module is None:
+        raise AttributeError(f"module 'engine' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

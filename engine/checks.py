@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from advisor.errors import InputError
 from advisor.schemas import Plan
 from advisor.vocabulary import DIAGNOSTIC_SERIES
-
-if TYPE_CHECKING:
-    from engine.data import Dataset
+from engine.data import Dataset
 
 # The losses that fit each task (lecture table 3.1, and the contract's target forms).
 LOSSES_FOR_TASK: dict[str, tuple[str, ...]] = {
@@ -58,7 +55,7 @@ class CheckWarning:
 
 
 def expected_output_units(plan: Plan) -> int | None:
-    """The output layer's size the task needs (contracts.md); None where the data decides."""
+    """The output layer's size the task's targets need; None where the data decides."""
     task, k = plan.task, plan.n_classes
     if task == "binary":
         return 1
@@ -116,19 +113,6 @@ def check_plan(plan: Plan) -> list[CheckWarning]:
             )
         )
     return warnings
-
-
-def check_finite(x: np.ndarray, y: np.ndarray) -> None:
-    """InputError when inputs or targets hold NaN or infinities (run before any scaling)."""
-    for name, array in (("inputs", x), ("targets", y)):
-        if not np.issubdtype(np.asarray(array).dtype, np.number):
-            continue
-        bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
-        if bad:
-            raise InputError(
-                f"data.source: the {name} hold {bad} NaN or infinite values; "
-                "fill or drop those examples before training"
-            )
 
 
 def check_data(plan: Plan, data: Dataset) -> list[CheckWarning]:

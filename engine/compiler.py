@@ -1,17 +1,14 @@
 """How the engine compiles: ``jax.jit`` with the XLA options measured fastest per backend.
 
 XLA:CPU (jax 0.10.2) hands convolutions and matrix products to a library
-(YNNPACK) by default.  Its convolutions are the slow ones on the 2-core dev CPU
-(``benchmarks/engine_bench.py --kernels``, batch 128, 26x26x32 -> 64, 3x3):
-forward 79-97 ms against 15 ms for XLA's own Eigen convolution, and a weight
-gradient 98-105 ms against 25 ms; its matrix products are as fast as Eigen's or
-a little faster (73,728 x 288 x 64: 15 ms against 18 ms).  So on CPU every
-engine program that convolves is compiled with the library kept to everything but
-convolutions (:data:`CPU_OPTIONS`), per compilation, without touching
-``XLA_FLAGS`` or any program the user compiles.  A jaxlib that does not know the
-option compiles without it (checked once by compiling a tiny program), and the
-CPU kernels in ``engine.layers`` then take the forms measured fastest under the
-library (``eigen_convolutions()`` says which).
+(YNNPACK) by default, and its convolutions are the slow ones on the dev CPU
+(``benchmarks/engine_bench.py --kernels``; figures in benchmarks/RESULTS.md).
+So on CPU every engine program that convolves is compiled with the library kept
+to everything but convolutions (:data:`CPU_OPTIONS`), per compilation, without
+touching ``XLA_FLAGS`` or any program the user compiles.  A jaxlib that does not
+know the option compiles without it (checked once on a tiny program), and the
+CPU kernels in ``engine.layers`` then take the forms fastest under the library
+(``eigen_convolutions()`` says which).
 """
 
 from __future__ import annotations

@@ -29,7 +29,6 @@ import numpy as np
 from advisor.errors import InputError
 from advisor.schemas import Plan
 from engine import sources
-from engine.checks import check_finite
 
 CLASS_TASKS = ("binary", "multiclass")
 
@@ -96,7 +95,7 @@ def load_data(plan: Plan, base_dir: str | Path = ".") -> Dataset:
     train_pos, val_pos = split_indices(y[rest], plan.task, val_share, plan.data.split_seed)
     train_idx, val_idx = rest[train_pos], rest[val_pos]
     if raw.subsample is not None:
-        train_idx = _subsample(train_idx, y, plan.task, raw.subsample, plan.data.split_seed)
+        train_idx = subsample(train_idx, y, plan.task, raw.subsample, plan.data.split_seed)
     scaling = fit_scaling(x[train_idx], plan.data.normalize, plan.modality)
     return Dataset(
         x_train=apply_scaling(x[train_idx], scaling),
@@ -117,11 +116,24 @@ def load_data(plan: Plan, base_dir: str | Path = ".") -> Dataset:
 TEST_SEED_OFFSET = 7919
 
 
+def check_finite(x: np.ndarray, y: np.ndarray) -> None:
+    """InputError when inputs or targets hold NaN or infinities (run before any scaling)."""
+    for name, array in (("inputs", x), ("targets", y)):
+        if not np.issubdtype(np.asarray(array).dtype, np.number):
+            continue
+        bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+        if bad:
+            raise InputError(
+                f"data.source: the {name} hold {bad} NaN or infinite values; "
+                "fill or drop those examples before training"
+            )
+
+
 def _prepared(raw: sources.Raw, plan: Plan) -> tuple[np.ndarray, np.ndarray]:
     """Inputs as float32 in the plan's shape and targets in the task's raw form."""
     x = raw.x.astype(np.float32)
     check_finite(x, raw.y)
-    return _fit_shape(x, plan), _check_targets(raw.y, plan)
+    return _fit_shape(x, plan), check_targets(raw.y, plan)
 
 
 def align_classes(raw: sources.Raw, names: list[str] | None, field_name: str) -> sources.Raw:
@@ -159,7 +171,7 @@ def _fit_shape(x: np.ndarray, plan: Plan) -> np.ndarray:
     )
 
 
-def _check_targets(y: np.ndarray, plan: Plan) -> np.ndarray:
+def check_targets(y: np.ndarray, plan: Plan) -> np.ndarray:
     """Targets in the engine's raw form for the task; labels out of range are an InputError."""
     task, k = plan.task, plan.n_classes
     if task in CLASS_TASKS:
@@ -233,7 +245,7 @@ def split_indices(
     return train_idx, val_idx
 
 
-def _subsample(
+def subsample(
     train_idx: np.ndarray, y: np.ndarray, task: str, n_keep: int, seed: int
 ) -> np.ndarray:
     """Keep ``n_keep`` training examples, drawn with the split seed (stratified for classes)."""
@@ -278,7 +290,7 @@ def apply_scaling(x: np.ndarray, scaling: dict) -> np.ndarray:
     return ((x - shift) / spread).astype(np.float32)
 
 
-def _scale(
+def scale_splits(
     x_train: np.ndarray, x_val: np.ndarray, mode: str, modality: str
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Both sets scaled as the training set asks (``fit_scaling``), and the scaling."""

@@ -10,10 +10,9 @@ head alone) on the cached feature vectors, through the same compiled step,
 epoch and evaluation as every other plan (``engine.supervised``).  Same seed,
 same batches, same dropout keys: the head learns what ``freeze_base`` would
 teach it, and an epoch costs what the head's training costs, so the gain is
-the base's share of a step: about 2x for the examples' 8x8 CNN base, 4-5x for
-a 32x32 CNN that flattens into its head, 170x and more for a 32x32 ResNet
-(``benchmarks/feature_cache_bench.py``).  The run's checkpoint is the whole
-network again: the base's weights untouched, the trained head.
+the base's share of a step (``benchmarks/feature_cache_bench.py``; figures in
+benchmarks/RESULTS.md).  The run's checkpoint is the whole network again: the
+base's weights untouched, the trained head.
 
 Inputs cannot be augmented (the features are computed once), so a plan with
 augmentation is an ``InputError``; the rules already leave it out.

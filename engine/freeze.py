@@ -1,4 +1,4 @@
-"""Transfer-learning strategies as optax label trees (STYLE B4: freezing is not a copy).
+"""Transfer-learning strategies as optax label trees (freezing is a label, not a copy of the tree).
 
 A *stage* says which parameter groups train and at what rate: every leaf gets
 a label, ``"freeze"`` (its update is ``optax.set_to_zero``, exactly zero) or
@@ -9,8 +9,8 @@ guide).  ``stages_for(plan, n_blocks)`` turns ``Plan.freeze`` into the stages:
 
 * from_scratch, full_fine_tune: one stage, everything trains;
 * partial_fine_tune: the top ``trainable_blocks`` base blocks and the head train;
-* freeze_base, feature_extractor: only the head trains (feature_extractor gives
-  the same result as freeze_base here, without caching the features);
+* freeze_base, feature_extractor: only the head trains (feature_extractor trains
+  it on features the frozen base computed once, ``engine.features``);
 * two_stage (fastai's ``fine_tune``): ``head_epochs`` as freeze_base at the
   plan's rate (as partial_fine_tune when ``trainable_blocks`` is set), then
   everything at ``learning_rate * fine_tune_lr_factor``, each block below the

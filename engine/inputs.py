@@ -23,7 +23,7 @@ import numpy as np
 from advisor.errors import InputError
 from advisor.schemas import BuiltinData, CsvData, ImageFolderData, NpzData, Plan, Preprocessing
 from engine import sources
-from engine.data import _check_targets, align_classes
+from engine.data import align_classes, check_targets
 
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
@@ -91,7 +91,7 @@ def read_labelled(data: str, plan: Plan, pre: Preprocessing) -> tuple[np.ndarray
     if len(raw.x) == 0:
         raise InputError(f"DATA: {data} holds no examples")
     try:
-        y = _check_targets(raw.y, plan)
+        y = check_targets(raw.y, plan)
     except InputError as err:
         raise InputError(f"DATA {data}: {err}") from None
     return raw.x, y

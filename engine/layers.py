@@ -1,40 +1,20 @@
 """Convolution and pooling layers with CPU-fast kernels, and dropout (the models' building blocks).
 
-On CPU the engine compiles with XLA's own (Eigen) convolutions rather than the
-YNNPACK library's (``engine.compiler``).  Measured with
-``benchmarks/engine_bench.py --kernels`` on the 2-core AMD EPYC of the dev
-machines, batch 128, 26x26x32 -> 64 channels, 3x3, the three products of a
-training step then run as follows:
-
-* forward: Eigen's convolution, 15 ms (the library's: 79-97 ms without padding,
-  34 ms with one extra row, which is why a VALID forward pass is computed one
-  row taller and cropped when the library is in use);
-* input gradient: a padded convolution of ``dy`` with the flipped kernel, 20 ms
-  (XLA derives it the same way but runs it 4x slower inside ``lax.scan``);
-* weight gradient: XLA lowers it to a convolution over the batch axis that runs
-  seconds per step inside the scanned epoch; written as an ordinary forward
-  convolution of the transposed input (channels as the batch, the batch as the
-  channels) with ``dy`` as the kernel it takes 25-27 ms, in a scan too.  Under
-  the library an im2col + matrix product, a few images per scan step, is the
-  fast form (29 ms).
-
-A thin input (a first layer on grey or colour images, ``kh * kw * c_in <= 27``)
-is a sum of ``kh * kw * c_in`` shifted, scaled copies: one elementwise fusion
-that XLA joins with the bias and activation, where a convolution with K = 9
-wastes most of its time (6 ms of the step); its weight gradient is the
-taps-first im2col matmul (49 ms per step as XLA's own inside the scan, 5 ms).
-
-``conv_nhwc(..., impl="cpu")`` wires those pieces together with a
-``jax.custom_vjp``; ``impl="xla"`` (GPU, TPU) is the plain ``lax`` convolution,
-which cuDNN already runs well.  On the CPU path max pooling is elementwise
-maxima of strided views with a hand-written backward: ``reduce_window``'s
-gradient is a slow scatter on CPU, and ``jnp.max``'s derived gradient a slow
-reduction.  Dense layers are Flax's own.
+On CPU (``impl="cpu"``) a convolution is a ``jax.custom_vjp`` of the forms that
+``benchmarks/engine_bench.py --kernels`` measured fastest (figures in
+benchmarks/RESULTS.md, "Engine throughput"): Eigen's forward convolution (one
+row taller and cropped under the YNNPACK library, see ``engine.compiler``), the
+input gradient as a padded convolution with the flipped kernel, the weight
+gradient as a forward convolution of the transposed input (an im2col matrix
+product under the library), and a thin first layer (``kh * kw * c_in <= 27``)
+as shifted multiply-adds.  Max pooling is elementwise maxima of strided views
+with a hand-written backward.  ``impl="xla"`` (GPU, TPU) is the plain ``lax``
+convolution; dense layers are Flax's own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 
 import flax.linen as nn
@@ -44,12 +24,23 @@ from jax import lax
 
 from engine.compiler import eigen_convolutions
 
+# The activations a plan can name (model.activation).
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "relu": nn.relu,
+    "leaky_relu": nn.leaky_relu,
+    "elu": nn.elu,
+    "gelu": nn.gelu,
+    "silu": nn.silu,
+    "tanh": jnp.tanh,
+    "sigmoid": nn.sigmoid,
+}
+
 _DIMS = ("NHWC", "HWIO", "NHWC")
 # Patch elements per scan chunk of the im2col weight gradient: about 2.6 MB of
-# float32, the size that measured fastest (it stays in the 2 MB L2 + L3 of the dev CPU).
+# float32, the size that measured fastest on the dev CPU (benchmarks/RESULTS.md).
 _CHUNK_ELEMENTS = 700_000
 # Below 8 input or output channels the library's unpadded convolution is as fast as
-# the padded one (a 1-channel 28x28 input, VALID: 1.4 ms plain, 2.5 ms with a row of padding).
+# the padded one (benchmarks/RESULTS.md).
 _MIN_CHANNELS_FOR_PADDED = 8
 # Kernel taps times input channels up to which a forward pass is shifted multiply-adds.
 _THIN_TAPS = 27
@@ -85,9 +76,8 @@ def _conv_forward(x: jax.Array, w: jax.Array, padding: Padding) -> jax.Array:
     """A stride-1 convolution in the form measured fastest for its shape and the CPU library.
 
     Thin inputs: shifted multiply-adds.  Eigen convolutions: direct.  Under the
-    YNNPACK library an unpadded convolution takes a slow kernel (26x26x32 -> 64
-    VALID 81 ms, with one row of padding 34-39 ms), so it is computed one row or
-    column taller and cropped.
+    YNNPACK library an unpadded convolution takes a slow kernel, so it is computed
+    one row or column taller and cropped.
     """
     if _is_thin(*w.shape[:3]):
         return _conv_shifted(x, w, padding)
@@ -108,8 +98,8 @@ def _weight_grad_as_conv(x: jax.Array, dy: jax.Array, padding: Padding) -> jax.A
     """dL/dw as a forward convolution: the input's channels as the batch, its batch as channels.
 
     ``x^T [c_in, H, W, B]`` convolved with ``dy^T [out_h, out_w, B, c_out]`` as the
-    kernel gives ``[c_in, kh, kw, c_out]``: Eigen's forward kernel, 25-27 ms, where
-    XLA's own weight-gradient form runs seconds per step inside ``lax.scan``.
+    kernel gives ``[c_in, kh, kw, c_out]``: Eigen's fast forward kernel, where XLA's
+    own weight-gradient form is slow inside ``lax.scan`` on CPU.
     """
     x = jnp.pad(x, ((0, 0), padding[0], padding[1], (0, 0)))
     grad = lax.conv_general_dilated(
@@ -303,9 +293,9 @@ def _upsample(a: jax.Array, window: tuple[int, int]) -> jax.Array:
 
 def _max_pool_bwd(window, residuals, dy):
     # jnp.max's own gradient (a tie shares the gradient equally), written elementwise:
-    # its reduce over the window, the way jax derives it, was 22 ms of a 300 ms CNN step.
-    # The full-size gradient is one select against the upsampled maxima, which XLA
-    # fuses with the activation's backward (stacking four strided pieces cost 3 ms more).
+    # its reduce over the window, the way jax derives it, is slow on CPU.  The full-size
+    # gradient is one select against the upsampled maxima, which XLA fuses with the
+    # activation's backward (stacking four strided pieces was slower).
     x, y = residuals
     ties = sum((v == y).astype(dy.dtype) for v in _window_slices(x, window))
     return (jnp.where(x == _upsample(y, window), _upsample(dy / ties, window), 0),)

@@ -17,6 +17,7 @@ minimum may lie outside it).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,20 @@ from engine import space as spaces
 MAX_SPREAD = 0.5
 # Short runs: at least this many steps, at most _MAX_STEPS unless whole epochs need more.
 _MIN_STEPS, _MAX_STEPS = 50, 200
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """How the range test runs, as one value from the CLI down (the plan gives model and data)."""
+
+    seeds: int = 3  # sweeps, each from another seed
+    steps: int | None = None  # steps of each short run (default: two epochs within 50-200)
+    min_lr: float | None = None  # lowest rate tried (default: the plan's rate / 1000)
+    max_lr: float | None = None  # highest rate tried (default: the plan's rate x 100)
+    points: int = 16  # rates on the log grid
+    max_spread: float = MAX_SPREAD  # decades the seeds' best rates may span
+    mode: str | None = None  # population, sequential, or None/auto to time both
+    device: str | None = None  # auto, cpu, gpu or tpu (default: the plan's)
 
 
 def sweep_plan(plan: Plan, steps: int | None) -> tuple[Plan, int]:
@@ -106,14 +121,7 @@ def verdict(
 def lr_find(
     plan: Plan,
     base_dir: str | Path = ".",
-    device: str | None = None,
-    seeds: int = 3,
-    steps: int | None = None,
-    min_lr: float | None = None,
-    max_lr: float | None = None,
-    points: int = 16,
-    max_spread: float = MAX_SPREAD,
-    mode: str | None = None,
+    options: SweepOptions = SweepOptions(),
     out_dir: str | Path | None = None,
 ) -> LrFindReport:
     """Run the range test on ``plan``'s model and data; returns the report (and writes lr_find.png to ``out_dir``)."""
@@ -122,12 +130,13 @@ def lr_find(
     from engine.population import Population
     from engine.trials import train_trials
 
-    short, n_steps = sweep_plan(plan, steps)
-    rates = rate_grid(plan, min_lr, max_lr, points)
-    chosen = select_device(device or plan.device)
+    short, n_steps = sweep_plan(plan, options.steps)
+    rates = rate_grid(plan, options.min_lr, options.max_lr, options.points)
+    chosen = select_device(options.device or plan.device)
+    mode = options.mode
     dataset = load_data(short, base_dir)
     sweeps = []
-    for offset in range(seeds):
+    for offset in range(options.seeds):
         seed = plan.seed + offset
         runs = [
             spaces.trial_plan(short, {"optimizer.learning_rate": r, "seed": seed}) for r in rates
@@ -139,7 +148,7 @@ def lr_find(
         losses = [o.value("val_loss") if o.status == "complete" else None for o in outcomes]
         losses = [v if v is not None and math.isfinite(v) else None for v in losses]
         sweeps.append(LrFindSeed(seed=seed, losses=losses, learning_rate=best_rate(rates, losses)))
-    suggestion, refused = verdict(rates, sweeps, max_spread)
+    suggestion, refused = verdict(rates, sweeps, options.max_spread)
     plot = None
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)

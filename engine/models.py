@@ -26,20 +26,12 @@ import jax.numpy as jnp
 from advisor.errors import InputError
 from advisor.schemas import ModelPlan
 from engine import compiler
-from engine.layers import Conv, Dropout, global_pool, pool
+from engine.layers import ACTIVATIONS, Conv, Dropout, global_pool, pool
 from engine.registry import Registry
+from engine.resnet_imagenet import ImageNetStem, TorchResidualBlock, stage_blocks
 
 MODELS: Registry = Registry("model")
 
-ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
-    "relu": nn.relu,
-    "leaky_relu": nn.leaky_relu,
-    "elu": nn.elu,
-    "gelu": nn.gelu,
-    "silu": nn.silu,
-    "tanh": jnp.tanh,
-    "sigmoid": nn.sigmoid,
-}
 # Activations with a flat region below zero, where a unit can die.
 DEAD_UNIT_ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu")
 
@@ -280,8 +272,6 @@ def make_resnet(
     An ImageNet stem, Bottleneck blocks or per-stage block counts build torchvision's layout
     (``engine.resnet_imagenet``)."""
     if model.stem == "imagenet" or model.block == "bottleneck" or model.stage_blocks is not None:
-        from engine.resnet_imagenet import make_resnet_family
-
         return make_resnet_family(model, input_shape, impl=impl, dtype=dtype, task=task)
     _spatial_rank(input_shape, "resnet")
     blocks: list[nn.Module] = [
@@ -291,6 +281,32 @@ def make_resnet(
         for j in range(model.blocks_per_stage):
             strides = 2 if stage > 0 and j == 0 else 1
             blocks.append(ResidualBlock(width, strides, model.activation, impl, dtype))
+    return Network(
+        Base(tuple(blocks), pool_output=True), _head(model, True, dtype), task == "detection"
+    )
+
+
+def make_resnet_family(
+    model: ModelPlan, input_shape: Sequence[int], *, impl: str, dtype, task: str
+) -> Network:
+    """The torchvision-layout ResNet a plan describes (stem, block type, blocks per stage)."""
+    if _spatial_rank(input_shape, "resnet") != 2:
+        raise InputError(
+            "model.arch: the torchvision-layout ResNet (stem 'imagenet', bottleneck blocks or stage_blocks) "
+            "takes images [H, W, C]; for sequences use basic blocks and blocks_per_stage"
+        )
+    if model.stem == "imagenet":
+        blocks: list[nn.Module] = [ImageNetStem(model.filters[0], model.activation, impl, dtype)]
+    else:
+        blocks = [ConvBlock(model.filters[0], 3, None, model.activation, True, impl, dtype)]
+    for stage, (width, count) in enumerate(zip(model.filters, stage_blocks(model), strict=True)):
+        for j in range(count):
+            strides = 2 if stage > 0 and j == 0 else 1
+            blocks.append(
+                TorchResidualBlock(
+                    width, strides, model.block or "basic", model.activation, impl, dtype
+                )
+            )
     return Network(
         Base(tuple(blocks), pool_output=True), _head(model, True, dtype), task == "detection"
     )

@@ -45,7 +45,7 @@ from engine.freeze import make_stage_optimizer, stages_for
 from engine.losses import build_loss
 from engine.models import build_model
 from engine.optimizers import build_optimizer, set_hyperparam
-from engine.run import _compute_dtype, initial_variables
+from engine.run import compute_dtype, initial_variables
 from engine.space import is_per_trial, per_trial_values, structure_key
 from engine.supervised import DeviceData, has_conv
 from engine.train import (
@@ -131,7 +131,7 @@ class Population:
             update={"optimizer": reference.optimizer.model_copy(update={"learning_rate": 1.0})}
         )
         self.warnings: list[CheckWarning] = check_plan(reference) + check_data(reference, dataset)
-        dtype = _compute_dtype(reference, device, self.warnings)
+        dtype = compute_dtype(reference, device, self.warnings)
         self.device, self.dtype = device, dtype
         self.impl = "cpu" if device.platform == "cpu" else "xla"
         self.network = build_model(

@@ -271,11 +271,11 @@ class Predictor:
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
         """Loss and every metric of the task on raw inputs and targets (as a source gives them)."""
-        from engine.data import _check_targets
+        from engine.data import check_targets
 
         if len(x) != len(y):
             raise InputError(f"y: {len(y)} targets for {len(x)} inputs; expected one each")
-        return self.evaluate_prepared(self.prepare(x), _check_targets(np.asarray(y), self.plan))
+        return self.evaluate_prepared(self.prepare(x), check_targets(np.asarray(y), self.plan))
 
 
 def load_run(run_dir: str | Path, batch_size: int = PREDICT_BATCH) -> Predictor:

@@ -1,8 +1,8 @@
 """The torchvision/timm ResNet family as Flax modules, so their weights can be a ``model.base``.
 
-``make_resnet_family(model, ...)`` builds the network a ``resnet`` plan with
-``stem="imagenet"``, ``block="bottleneck"`` or ``stage_blocks`` names (the plain
-CIFAR-style ResNet stays in ``engine.models``).  The layout follows
+Its stem and blocks build the network a ``resnet`` plan with ``stem="imagenet"``,
+``block="bottleneck"`` or ``stage_blocks`` names (``engine.models.make_resnet_family``
+assembles them; the plain CIFAR-style ResNet is ``engine.models``' too).  The layout follows
 torchvision's ``ResNet`` exactly, so a state dict maps onto it one tensor per
 parameter (``engine.imports``) and gives the same logits:
 
@@ -20,16 +20,13 @@ Every residual block is one base block, so ``partial_fine_tune`` counts them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax import lax
 
 from advisor.schemas import ModelPlan
-from engine.layers import Conv
-from engine.models import ACTIVATIONS, Base, ConvBlock, Network, _head, _spatial_rank
+from engine.layers import ACTIVATIONS, Conv
 
 EXPANSION = {"basic": 1, "bottleneck": 4}
 
@@ -134,32 +131,4 @@ def stage_blocks(model: ModelPlan) -> list[int]:
         list(model.stage_blocks)
         if model.stage_blocks
         else [model.blocks_per_stage] * len(model.filters)
-    )
-
-
-def make_resnet_family(
-    model: ModelPlan, input_shape: Sequence[int], *, impl: str, dtype, task: str
-) -> Network:
-    """The torchvision-layout ResNet a plan describes (stem, block type, blocks per stage)."""
-    if _spatial_rank(input_shape, "resnet") != 2:
-        from advisor.errors import InputError
-
-        raise InputError(
-            "model.arch: the torchvision-layout ResNet (stem 'imagenet', bottleneck blocks or stage_blocks) "
-            "takes images [H, W, C]; for sequences use basic blocks and blocks_per_stage"
-        )
-    if model.stem == "imagenet":
-        blocks: list[nn.Module] = [ImageNetStem(model.filters[0], model.activation, impl, dtype)]
-    else:
-        blocks = [ConvBlock(model.filters[0], 3, None, model.activation, True, impl, dtype)]
-    for stage, (width, count) in enumerate(zip(model.filters, stage_blocks(model), strict=True)):
-        for j in range(count):
-            strides = 2 if stage > 0 and j == 0 else 1
-            blocks.append(
-                TorchResidualBlock(
-                    width, strides, model.block or "basic", model.activation, impl, dtype
-                )
-            )
-    return Network(
-        Base(tuple(blocks), pool_output=True), _head(model, True, dtype), task == "detection"
     )

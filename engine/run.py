@@ -12,7 +12,7 @@ trains through ``engine.fit`` and writes the run directory:
                      image size): what ``advisor evaluate``/``predict`` apply to new data
     model.safetensors + model.json   the weights, no pickle
     curves.png       learning curves
-    diagnosis.json, next_plan.json   advisor.diagnosis.revise_plan(history, plan)
+    diagnosis.json, next_plan.json   written by the ``diagnose`` hook (advisor.running passes one)
 
     history.csv, events.out.tfevents.*   live logs, one row / scalars per epoch
     checkpoints/<epoch>/   the training state (engine.resume), for --resume
@@ -59,8 +59,12 @@ from engine.run_folder import check_run_dir, start_run_dir
 from engine.signals import SignalGuard
 from engine.transfer import load_base
 
+# (run folder, history, plan) -> paths of diagnosis.json and next_plan.json
+Diagnose = Callable[[Path, History, Plan], tuple[str | None, str | None]]
 
-def _compute_dtype(plan: Plan, device: jax.Device, warnings: list[CheckWarning]):
+
+def compute_dtype(plan: Plan, device: jax.Device, warnings: list[CheckWarning]):
+    """The dtype a run computes in: bfloat16 where the plan asks and the device is not a CPU."""
     if plan.precision != "bfloat16":
         return jnp.float32
     if device.platform == "cpu":
@@ -113,6 +117,7 @@ def run_plan(
     callbacks: list | tuple = (),
     resume: bool = False,
     overwrite: bool = False,
+    diagnose: Diagnose | None = None,
 ) -> RunResult:
     """Train ``plan`` and write its run directory; returns what was written.
 
@@ -125,6 +130,8 @@ def run_plan(
         callbacks: ``on_epoch_end(state, logs) -> stop?`` after each epoch (``engine.callbacks``).
         resume: continue the run in ``out_dir`` from its newest complete checkpoint.
         overwrite: a non-empty ``out_dir`` is allowed; its run files are removed first.
+        diagnose: writes diagnosis.json and next_plan.json into the run folder and
+            returns their paths (the engine does not diagnose: that is advisor's job).
 
     Raises:
         InputError: the plan, its data or the run folder cannot give a correct run
@@ -145,7 +152,7 @@ def run_plan(
         chosen = select_device(device or plan.device)
         dataset = load_data(plan, base_dir)
         warnings += check_data(plan, dataset)
-        dtype = _compute_dtype(plan, chosen, warnings)
+        dtype = compute_dtype(plan, chosen, warnings)
         impl = "cpu" if chosen.platform == "cpu" else "xla"
         if plan.task == "gan":
             from engine.gan import build_gan
@@ -235,6 +242,7 @@ def run_plan(
         base_structure,
         diverged,
         baselines,
+        diagnose,
         extra={"timing": timing, "resumed_from_epoch": resumed.epoch if resumed else None},
     )
 
@@ -288,6 +296,7 @@ def _write_run(
     base_structure,
     diverged,
     baselines: dict | None = None,
+    diagnose: Diagnose | None = None,
     extra: dict | None = None,
 ) -> RunResult:
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -337,7 +346,7 @@ def _write_run(
             plan.name or plan.task,
         )
     )
-    diagnosis_path, next_plan_path = _diagnose(run_dir, history, plan)
+    diagnosis_path, next_plan_path = diagnose(run_dir, history, plan) if diagnose else (None, None)
     run = RunResult(
         run_dir=str(run_dir),
         plan=str(run_dir / "plan.json"),
@@ -369,18 +378,3 @@ def _write_run(
         )
     return run
 
-
-def _diagnose(run_dir: Path, history: History, plan: Plan) -> tuple[str | None, str | None]:
-    """diagnosis.json and next_plan.json from advisor.diagnosis, when that module is installed."""
-    try:
-        from advisor.diagnosis import revise_plan
-    except (
-        ModuleNotFoundError
-    ) as err:  # the diagnosis module is optional; its own bugs are not hidden
-        if err.name != "advisor.diagnosis":
-            raise
-        return None, None
-    diagnosis, next_plan = revise_plan(history, plan)
-    write_model(run_dir / "diagnosis.json", diagnosis)
-    write_model(run_dir / "next_plan.json", next_plan)
-    return str(run_dir / "diagnosis.json"), str(run_dir / "next_plan.json")

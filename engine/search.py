@@ -24,7 +24,7 @@ import math
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import optuna
@@ -34,16 +34,14 @@ from optuna.trial import TrialState
 from advisor.errors import InputError
 from advisor.io import write_model
 from advisor.loading import resolve_plan_paths
+from advisor.plan_paths import get_path
 from advisor.schemas import History, HistorySource, ModeTiming, Plan, SearchPlan
 from engine import space as spaces
 from engine import workers
+from engine.search_report import RUN, SURPLUS, write_report
 
 TRIALS_DIR = "trials"
 JOURNAL = "study.journal"
-# A trial asked for after the budget was spent (by a worker racing another) is marked so.
-SURPLUS = "surplus"
-# The user attribute that records how a trial ran (status, epochs, mode, worker, history path).
-RUN = "run"
 
 
 def trial_dir(out_dir: Path, number: int) -> Path:
@@ -266,7 +264,7 @@ class Searcher:
                 )
             trials = study.get_trials(deepcopy=False)
             waiting = sum(t.state == TrialState.WAITING for t in trials)
-            wanted = min(self.batch, max(0, n_budget - _counted(trials)) + waiting)
+            wanted = min(self.batch, max(0, n_budget - counted_trials(trials)) + waiting)
             if wanted == 0:
                 if not any(t.state == TrialState.RUNNING for t in trials):
                     return
@@ -413,7 +411,7 @@ def _counts(trial) -> bool:
     return trial.state != TrialState.FAIL and not trial.user_attrs.get(SURPLUS)
 
 
-def _counted(trials) -> int:
+def counted_trials(trials) -> int:
     """Trials that use the budget."""
     return sum(1 for t in trials if _counts(t))
 
@@ -431,7 +429,7 @@ def describe_structure(plan: Plan, space: dict) -> str:
     """A short name for a trial's structure: the architecture and the structural searched values."""
     structural = [p for p in space if not spaces.is_per_trial(p, plan)]
     parts = [plan.model.arch] + [
-        f"{p.rsplit('.', 1)[-1]}={spaces.get_path(plan.model_dump(), p)}" for p in structural
+        f"{p.rsplit('.', 1)[-1]}={get_path(plan.model_dump(), p)}" for p in structural
     ]
     return " ".join(parts)
 
@@ -450,6 +448,7 @@ def run_search(
     progress: bool | None = None,
     report: Callable[[str], None] = print,
     write_summary: bool = True,
+    priorities: Mapping[str, int] | None = None,
 ):
     """Run (or join) the plan's search; returns the SearchResult once the study is done.
 
@@ -468,12 +467,12 @@ def run_search(
         progress: show a progress bar (None = only when stdout is a terminal).
         report: receives warnings, one line each.
         write_summary: write the leaderboard, best plan and picture at the end.
+        priorities: rule id -> priority, for the rules best_plan.json says a value overrode.
 
     Raises:
         InputError: a bad space, metric or storage; nothing is trained.
     """
     from engine.device import select_device
-    from engine.search_report import write_report
 
     out_dir = Path(out_dir)
     plan = resolve_plan_paths(plan, base_dir)  # best_plan.json and trial plans run from anywhere
@@ -486,7 +485,7 @@ def run_search(
     n_budget = budget(plan)
     show = sys.stdout.isatty() if progress is None else progress
     bar = (
-        _TrialBar(n_budget, plan.search, _counted(study.get_trials(deepcopy=False)))
+        _TrialBar(n_budget, plan.search, counted_trials(study.get_trials(deepcopy=False)))
         if show
         else None
     )
@@ -509,6 +508,7 @@ def run_search(
         list(searcher.modes.values()),
         rate,
         write_files=write_summary,
+        priorities=priorities,
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,12 +23,15 @@ from advisor.io import write_atomic, write_model
 from advisor.schemas import Explanation, ModeTiming, Overridden, Plan, SearchResult
 from engine import space as spaces
 from engine.curves import save_figure
-from engine.search import RUN, SURPLUS
 
 LEADERBOARD = "leaderboard.csv"
 BEST_PLAN = "best_plan.json"
 PLOT = "search.png"
 SUMMARY = "search.json"
+# A trial asked for after the budget was spent (by a worker racing another) is marked so.
+SURPLUS = "surplus"
+# The user attribute that records how a trial ran (status, epochs, mode, worker, history path).
+RUN = "run"
 _SAMPLERS = {"grid": "GridSampler", "random": "RandomSampler", "tpe": "TPESampler"}
 
 
@@ -118,19 +122,19 @@ def leaderboard_csv(rows: list[Row], plan: Plan) -> str:
 # ----------------------------------------------------------------------------- the best plan
 
 
-def _rule_priorities() -> dict[str, int]:
-    from advisor.rules import load_rules
+def best_plan(
+    plan: Plan, best: Row, n_finished: int, priorities: Mapping[str, int] | None = None
+) -> Plan:
+    """``plan`` with the best trial's values, no search section, and explanations that say so.
 
-    return {rule.id: rule.priority for rule in load_rules([])}
-
-
-def best_plan(plan: Plan, best: Row, n_finished: int) -> Plan:
-    """``plan`` with the best trial's values, no search section, and explanations that say so."""
+    ``priorities`` (rule id -> priority, from the caller's rule base) rank the
+    rules a searched value overrides; a rule it does not name counts 0.
+    """
     search = plan.search
     values = best.params
     trained = search.epochs_per_trial
     chosen = spaces.trial_plan(plan, values)
-    priorities = _rule_priorities()
+    priorities = priorities or {}
     explanations = {k: v for k, v in plan.explanations.items() if not k.startswith("search")}
     epochs_note = (
         f"; trials trained {trained} epoch{'s' if trained != 1 else ''}, this plan trains {plan.epochs}"
@@ -235,6 +239,7 @@ def write_report(
     modes: list[ModeTiming],
     trials_per_hour: float | None,
     write_files: bool = True,
+    priorities: Mapping[str, int] | None = None,
 ) -> SearchResult:
     """Write leaderboard.csv, best_plan.json, search.png and search.json; return the SearchResult."""
     rows = leaderboard(study, plan)
@@ -250,7 +255,7 @@ def write_report(
         if best is not None:
             paths["best_plan"] = out_dir / BEST_PLAN
             write_model(
-                paths["best_plan"], best_plan(plan, best, len(complete) + counts.get("pruned", 0))
+                paths["best_plan"], best_plan(plan, best, len(complete) + counts.get("pruned", 0), priorities)
             )
         paths["plot"] = plot_search(out_dir / PLOT, rows, plan)
     result = SearchResult(

@@ -1,32 +1,13 @@
 """How similar new data is to a base's domain, measured: a score in [0, 1] and its evidence.
 
-``measure_similarity(network, variables, x, y, task)`` runs the frozen base
-(inference mode) once over the new training inputs and combines two factors:
-
-1. **closeness** of the inputs to the data the base was trained on.  Every
-   BatchNorm layer of the base stores the mean and variance of its input over
-   that data.  At each such layer we measure the new data's per-channel mean
-   and variance and take the symmetric KL divergence between the two
-   Gaussians, averaged over channels; ``shift`` is the mean over layers, and
-   ``closeness = 2 ** (-shift / SHIFT_AT_HALF)``.  It needs no source data, so
-   it works for imported ImageNet bases too.
-2. **relevance** of the base's features to the new labels: a cross-validated
-   multinomial logistic regression (a linear probe) on the base's output
-   features gives ``separability = (accuracy - chance) / (1 - chance)``, chance
-   being the majority class's share (regression: a ridge probe's R^2), and
-   ``relevance = min(1, separability / SEPARABILITY_FULL)``.  It is a veto, not
-   a second similarity: features that do not separate the new classes at all
-   (inputs with familiar statistics but no shared structure) are not
-   transferable, but a hard new task on familiar inputs is not penalised.
-
-``similarity = closeness x relevance``.  The rules' boundary of 0.5
-(``similarity_score_similar``) therefore means: the new inputs drift from the
-base's by a mean symmetric KL of ``SHIFT_AT_HALF`` = 0.25 nats per channel (for
-equal variances, channel means half a standard deviation away), or the probe
-recovers only a quarter of the above-chance accuracy on familiar inputs.  The
-two constants were calibrated on known pairs (two bases, nine targets each):
-same-domain pairs score 0.79-1.0, cross-domain pairs 0.0-0.27
-(docs/transfer.md has the table and the ways it fails).
+``measure_similarity(network, variables, x, y, task)`` runs the frozen base once
+over the new training inputs.  ``closeness`` is how near the inputs' statistics
+are to those each BatchNorm layer stored (symmetric KL per channel, halved every
+``SHIFT_AT_HALF`` nats; no source data needed); ``relevance`` is how well a
+cross-validated linear probe on the base's features separates the new labels (a
+veto, capped at 1 from ``SEPARABILITY_FULL``).  ``similarity = closeness x
+relevance``; docs/transfer.md gives the derivation, the calibration table and
+the ways it fails.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from pydantic import ValidationError
 
 from advisor.errors import InputError, suggest
 from advisor.io import describe_validation_error
+from advisor.plan_paths import get_path, leaf_paths, set_path, suggest_path
 from advisor.schemas import Plan, SearchParam
 
 PER_TRIAL = (
@@ -37,7 +38,6 @@ PER_TRIAL = (
     "model.dropout",
 )
 _STRENGTH = re.compile(r"^regularization\.augmentation\[(\d+)\]\.strength$")
-_PART = re.compile(r"^([A-Za-z_]\w*)(?:\[(\d+)\])?$")
 # Fields only some optimizers read (engine.optimizers); searching them elsewhere changes nothing.
 _READ_BY = {
     "optimizer.momentum": ("sgd", "rmsprop"),
@@ -66,59 +66,10 @@ def is_per_trial(path: str, plan: Plan) -> bool:
     return path in PER_TRIAL or bool(_STRENGTH.match(path))
 
 
-def _parts(path: str) -> list[tuple[str, int | None]]:
-    parts = []
-    for raw in path.split("."):
-        match = _PART.match(raw)
-        if match is None:
-            raise KeyError(raw)
-        parts.append((match.group(1), None if match.group(2) is None else int(match.group(2))))
-    return parts
-
-
-def get_path(data: dict, path: str) -> Any:
-    """The value at a plan path in a plan dict; KeyError/IndexError when it is not there."""
-    node: Any = data
-    for name, index in _parts(path):
-        if not isinstance(node, dict) or name not in node:
-            raise KeyError(name)
-        node = node[name]
-        if index is not None:
-            if not isinstance(node, list):
-                raise KeyError(name)
-            node = node[index]
-    return node
-
-
-def set_path(data: dict, path: str, value: Any) -> None:
-    """Set the value at a plan path of a plan dict (in place)."""
-    *parents, (leaf, leaf_index) = _parts(path)
-    node: Any = data
-    for name, index in parents:
-        node = node[name] if index is None else node[name][index]
-    if leaf_index is None:
-        node[leaf] = value
-    else:
-        node[leaf][leaf_index] = value
-
-
-def _leaf_paths(data: Any, prefix: str = "") -> list[str]:
-    if isinstance(data, dict):
-        out = []
-        for key, value in data.items():
-            out += _leaf_paths(value, f"{prefix}.{key}" if prefix else key) or [
-                f"{prefix}.{key}" if prefix else key
-            ]
-        return out
-    if isinstance(data, list) and data and isinstance(data[0], dict):
-        return [p for i, item in enumerate(data) for p in _leaf_paths(item, f"{prefix}[{i}]")]
-    return []
-
-
-def plan_paths(plan: Plan) -> list[str]:
+def searchable_paths(plan: Plan) -> list[str]:
     """Every searchable leaf path of ``plan`` (for suggestions in errors)."""
     data = plan.model_dump(exclude=set(_NOT_SEARCHABLE))
-    return sorted(_leaf_paths(data))
+    return sorted(leaf_paths(data))
 
 
 # ----------------------------------------------------------------------------- values Optuna can hold
@@ -273,7 +224,7 @@ def check_space(plan: Plan, label: str = "plan") -> dict[str, SearchParam]:
             f"{label}: search.metric: {search.metric!r} is not recorded by this plan; {suggest(search.metric, series)}"
         )
     data = plan.model_dump()
-    known = plan_paths(plan)
+    known = searchable_paths(plan)
     for path, param in search.space.items():
         field = f"{label}: search.space.{path}"
         if path.split(".")[0].split("[")[0] in _NOT_SEARCHABLE:
@@ -282,7 +233,7 @@ def check_space(plan: Plan, label: str = "plan") -> dict[str, SearchParam]:
             current = get_path(data, path)
         except (KeyError, IndexError, TypeError):
             raise InputError(
-                f"{field}: the plan has no such field; {suggest(path, known)}"
+                f"{field}: the plan has no such field; {suggest_path(path, known)}"
             ) from None
         if isinstance(current, dict):
             raise InputError(

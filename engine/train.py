@@ -1,6 +1,6 @@
 """The compiled training step, the epoch (scanned or stepped), evaluation and diagnostics.
 
-Pure functions at the jit boundary (STYLE B4).  ``make_train_step`` builds
+Pure functions at the jit boundary.  ``make_train_step`` builds
 ``train_step(state, batch) -> (state, metrics)``; its metrics are the cheap
 per-step diagnostics a diagnosis reads: loss, global gradient norm, gradient
 norms of the first and last layer groups, update-to-weight ratio.
@@ -261,13 +261,10 @@ def choose_loop(platform: str, has_conv: bool) -> str:
 
     ``has_conv``: the model holds convolutions whose backward pass XLA computes
     itself (the strided ones of a ResNet; stride-1 convolutions run on
-    ``engine.layers``' CPU kernels, whose backward is a matmul).  Measured on the
-    2-core dev CPU (benchmarks/RESULTS.md, "Engine throughput"): XLA:CPU runs a
+    ``engine.layers``' CPU kernels, whose backward is a matmul).  XLA:CPU runs a
     native convolution backward inside ``lax.scan`` several times slower
-    (jax-ml/jax#12868; a small ResNet: 281 samples/s scanned, 1,193 stepped; on
-    XLA's Eigen convolutions, ``engine.compiler``, a [16, 32] ResNet on 28x28x1
-    digits: 402 scanned, 924 stepped), so such models take one jitted call per
-    batch on CPU.  The MLP and the CNN of
+    (jax-ml/jax#12868; figures in benchmarks/RESULTS.md, "Engine throughput"), so
+    such models take one jitted call per batch on CPU.  The MLP and the CNN of
     stride-1 blocks run at least as fast scanned (no per-batch dispatch); on
     GPU/TPU the scanned epoch wins for every model.
     """
@@ -359,7 +356,7 @@ def make_evaluate(
     The forward pass is one jitted function on fixed-size chunks (the last one
     padded and masked), so any set size compiles once; the gathering, masking
     and joining happen inside the two jitted calls, so a set of one chunk costs
-    two dispatches (eager array ops here took 3 ms of a 4 ms cached-feature epoch).
+    two dispatches (eager array ops here were most of a cached-feature epoch).
     """
     chunk = min(n, EVAL_CHUNK)
 

@@ -23,7 +23,7 @@ PLANS = HERE / "plans"
 
 def plan_json(profile: Path) -> str:
     """The plan file text ``advisor recommend PROFILE -o PLAN`` would write."""
-    from advisor.recommend import recommend
+    from advisor.recommending import recommend
 
     return recommend(profile).model_dump_json(indent=2) + "\n"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from advisor.recommend import recommend
+from advisor.recommending import recommend
 from advisor.running import summary
 from advisor.schemas import RunResult
 from engine.baselines import fit_baselines

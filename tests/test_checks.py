@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from advisor.errors import InputError
-from engine.checks import LOSSES_FOR_TASK, check_data, check_finite, check_plan
-from engine.data import load_data
+from engine.checks import LOSSES_FOR_TASK, check_data, check_plan
+from engine.data import check_finite, load_data
 from tests.engine_plans import make_plan
 
 

@@ -18,8 +18,8 @@ import pytest
 from click.testing import CliRunner
 
 from advisor.cli import cli
-from advisor.explain import GROUPS
-from advisor.recommend import recommend
+from advisor.explaining import GROUPS
+from advisor.recommending import recommend
 from advisor.schemas import Plan
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -235,7 +235,7 @@ def test_docs_cli_md_is_current():
 
 def test_summary_groups_cover_every_field():
     plan = recommend(DIGITS)
-    from advisor.explain import group_of
+    from advisor.explaining import group_of
 
     assert {group_of(path) for path in plan.explanations} <= set(GROUPS)
     assert group_of("model.dropout") == "regularization"

@@ -180,17 +180,17 @@ def _detection_plan():
 
 @pytest.mark.parametrize("label", [-1.0, 0.5, np.nan])
 def test_detection_targets_with_a_negative_fractional_or_missing_class_are_refused(label):
-    from engine.data import _check_targets
+    from engine.data import check_targets
 
     plan = _detection_plan()
     y = np.array([[0.1, 0.1, 0.5, 0.5, 0.0], [0.2, 0.2, 0.6, 0.6, label]], np.float32)
     with pytest.raises(InputError, match="detection class ids must be whole numbers"):
-        _check_targets(y, plan)
+        check_targets(y, plan)
 
 
 def test_detection_targets_with_valid_class_ids_pass():
-    from engine.data import _check_targets
+    from engine.data import check_targets
 
     plan = _detection_plan()
     y = np.array([[0.1, 0.1, 0.5, 0.5, 0.0], [0.2, 0.2, 0.6, 0.6, plan.n_classes - 1]], np.float32)
-    np.testing.assert_array_equal(_check_targets(y, plan), y)
+    np.testing.assert_array_equal(check_targets(y, plan), y)

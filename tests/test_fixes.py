@@ -8,7 +8,7 @@ import pytest
 from diagnosis_support import HISTORIES, hand, labelled, plan
 
 from advisor.diagnosis import revise_plan
-from advisor.inference import flatten
+from advisor.plan_paths import flatten
 from advisor.readers import load_history
 
 

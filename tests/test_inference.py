@@ -15,8 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from advisor.facts import example_facts
-from advisor.inference import flatten, infer, nest, stratify
-from advisor.recommend import assemble_plan, recommend_rules
+from advisor.inference import infer, stratify
+from advisor.plan_paths import flatten, nest
+from advisor.recommending import assemble_plan, recommend_rules
 from advisor.rules import Rule, parse_rule
 
 BASE_FACTS = ["a", "b", "c"]

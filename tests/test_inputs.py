@@ -335,15 +335,6 @@ def test_the_api_called_with_a_wrong_type_is_one_input_error(function):
     assert "got a int" in str(err.value) and "\n" not in str(err.value)
 
 
-def test_the_api_functions_stay_functions_after_their_modules_are_imported():
-    import advisor
-    import advisor.explain
-    import advisor.recommend  # noqa: F401 - the import is the point
-
-    assert callable(advisor.recommend) and callable(advisor.explain)
-    assert advisor.recommend(str(PROFILE)).task == "multiclass"
-
-
 def test_data_root_also_confines_model_base(tmp_path):
     from advisor.inputs import set_data_root
     from engine.transfer import read_base

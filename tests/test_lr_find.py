@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from advisor.cli import cli
 from advisor.io import write_model
 from advisor.loading import load_profile
-from advisor.recommend import recommend
+from advisor.recommending import recommend
 from advisor.schemas import LrFindSeed
 from engine.lr_find import best_rate, verdict
 from tests.engine_plans import make_plan

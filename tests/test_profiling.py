@@ -144,7 +144,7 @@ def test_known_pairs_land_on_their_side_of_the_boundary(digits_base, tmp_path):
 
 @pytest.mark.slow
 def test_the_profiled_base_structure_reaches_a_plan_that_runs(digits_base, tmp_path):
-    from advisor.recommend import recommend
+    from advisor.recommending import recommend
     from advisor.running import run
 
     profile = profile_data(parse_source("builtin:digits", classes=[5, 6, 7, 8, 9], subsample=100), base=str(digits_base))

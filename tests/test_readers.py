@@ -14,8 +14,8 @@ from diagnosis_support import HISTORIES, formats
 from advisor.errors import InputError
 from advisor.readers import FORMATS, load_history
 from advisor.readers.names import normalise
-from advisor.readers.tfevents import crc32c, masked_crc
 from advisor.schemas import History
+from advisor.tfrecord import crc32c, masked_crc
 
 EDGE = HISTORIES / "edge"
 N = 9

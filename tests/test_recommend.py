@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from advisor.errors import RuleError
 from advisor.facts import profile_facts, unflatten
 from advisor.inference import infer
-from advisor.recommend import assemble_plan, recommend, recommend_rules
+from advisor.recommending import assemble_plan, recommend, recommend_rules
 from advisor.schemas import Plan, Profile
 
 ROOT = Path(__file__).resolve().parent.parent

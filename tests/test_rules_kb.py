@@ -15,7 +15,7 @@ import pytest
 from advisor.facts import example_facts
 from advisor.inference import infer
 from advisor.lint import lint
-from advisor.recommend import assemble_plan, recommend_rules
+from advisor.recommending import assemble_plan, recommend_rules
 from advisor.vocabulary import FACTS
 
 RULES = recommend_rules()

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from advisor.cli import cli
 from advisor.errors import InputError
-from advisor.recommend import recommend
+from advisor.recommending import recommend
 from advisor.schemas import SCHEMAS, Plan, Profile
 
 GOOD = {"task": "multiclass", "modality": "tabular", "n_train": 100, "input_shape": [4], "n_classes": 3}

@@ -243,3 +243,36 @@ def test_advisor_run_on_a_searched_plan_searches_then_trains_the_best(tmp_path):
     run_json = json.loads((tmp_path / "r" / "run.json").read_text())
     assert run_json["search"] == str(tmp_path / "r" / "search" / "search.json")
     assert load_plan(tmp_path / "r" / "plan.json").search is None
+
+
+def test_the_best_plan_ranks_the_overridden_rule_with_the_priorities_advisor_passes():
+    from advisor.rules import load_rules
+    from advisor.searching import rule_priorities
+    from engine.search_report import Row, best_plan
+
+    plan = load_plan("examples/plans/wine_random_search.json")
+    rule = plan.explanations["model.units"].rule
+    row = Row(1, 3, "complete", 0.9, 5, {"model.units": 32}, 1.0, "population")
+    chosen = best_plan(plan, row, 4, rule_priorities())
+    overridden = chosen.explanations["model.units"].overridden
+    assert chosen.model.units == 32 and [o.rule for o in overridden] == [rule]
+    assert overridden[0].priority == {r.id: r.priority for r in load_rules([])}[rule] != 0
+    assert best_plan(plan, row, 4).explanations["model.units"].overridden[0].priority == 0
+
+
+@pytest.mark.slow
+def test_a_failing_worker_is_one_line_naming_it(tmp_path):
+    import advisor
+    from advisor.errors import EngineError
+
+    space = {"optimizer.learning_rate": {"type": "float", "low": 1e-3, "high": 0.3, "log": True}}
+    missing = tmp_path / "missing.npz"
+    plan = make_plan(
+        epochs=1,
+        search={"method": "random", "space": space, "n_trials": 2},
+        data={"source": {"kind": "npz", "path": str(missing)}},
+    )
+    with pytest.raises(EngineError) as err:
+        advisor.search(plan, tmp_path / "s", workers=2)
+    assert str(err.value).startswith("search worker 1 of 2 failed: data.source.path: ")
+    assert f"{missing} does not exist" in str(err.value) and "\n" not in str(err.value)

@@ -25,7 +25,7 @@ from optuna.trial import TrialState
 from advisor.cli import cli
 from advisor.io import write_model
 from engine import workers
-from engine.search import RUN, SURPLUS, _counted, default_batch, open_storage, open_study
+from engine.search import RUN, SURPLUS, counted_trials, default_batch, open_storage, open_study
 from tests.engine_plans import make_plan
 
 N_TRIALS = 6
@@ -133,7 +133,7 @@ def test_a_journal_trial_without_heartbeat_is_failed_and_retried_with_its_values
     old, retry = study.get_trials()
     assert old.state == TrialState.FAIL and retry.state == TrialState.WAITING
     assert retry.params == old.params and retry.system_attrs["failed_trial"] == 0
-    assert _counted(study.get_trials()) == 1, "the failed trial does not use the budget"
+    assert counted_trials(study.get_trials()) == 1, "the failed trial does not use the budget"
     again = study.ask(DISTRIBUTIONS)
     assert again.number == 1 and again.params == old.params
     assert workers.fail_stale(study, timeout=1.0) == [], "the retry's inherited beat is not its own"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from advisor.errors import InputError
-from advisor.recommend import recommend
+from advisor.recommending import recommend
 from advisor.running import run
 from advisor.schemas import ModelPlan, Profile
 from engine.checkpoint import load_checkpoint, save_checkpoint

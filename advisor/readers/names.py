@@ -3,7 +3,7 @@
 Keras writes ``acc`` or ``sparse_categorical_accuracy``, Lightning
 ``train_loss_step`` / ``val_acc``, Hugging Face ``eval_loss`` / ``learning_rate``,
 TensorBoard tags ``epoch_loss`` or ``Loss/train``.  ``normalise`` maps them all to
-``loss``, ``val_loss``, ``accuracy``, ``val_accuracy``, ``lr`` ... (DESIGN.md), and
+``loss``, ``val_loss``, ``accuracy``, ``val_accuracy``, ``lr`` ... (the History's names), and
 says which granularity a name carries (Lightning's ``_step`` / ``_epoch``
 suffixes), so a reader can prefer the per-epoch value.  Bookkeeping columns
 (step, runtime, throughput) map to ``None``: they are not series to diagnose.

@@ -6,7 +6,7 @@ group such as ``optimizer``, or a derived fact such as ``size_class``).
 tables with colour when stdout is a terminal, as plain text otherwise (pipes,
 files, tests).  ``rich`` is imported only for the terminal, so scripted use
 and ``advisor recommend`` stay quick.  Building the explanations is
-``advisor.recommend``'s job; nothing here decides anything.
+``advisor.recommending``'s job; nothing here decides anything.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 
 from advisor.errors import InputError
 from advisor.loading import load_plan
+from advisor.plan_paths import parents
 from advisor.schemas import Explanation, Plan
 
 # Summary groups, by plan path prefix; the longest matching prefix decides.
@@ -53,7 +54,7 @@ def explain(plan: Plan | dict | str | Path, field: str | None = None) -> dict[st
             (with the closest explained name as a suggestion).
 
     Example:
-        >>> from advisor.recommend import recommend
+        >>> from advisor.recommending import recommend
         >>> plan = recommend({"task": "regression", "modality": "tabular",
         ...                   "n_train": 100, "input_shape": [5]})
         >>> explain(plan, "loss.name")["loss.name"].rule
@@ -72,9 +73,7 @@ def explain(plan: Plan | dict | str | Path, field: str | None = None) -> dict[st
     below = {path: e for path, e in loaded.explanations.items() if path.startswith(field + ".")}
     if below:
         return below
-    parts = field.split(".")
-    for n in range(len(parts) - 1, 0, -1):
-        parent = ".".join(parts[:n])
+    for parent in reversed(parents(field)):
         if parent in loaded.explanations:
             return {parent: loaded.explanations[parent]}
     label = str(plan) if isinstance(plan, (str, Path)) else "plan"

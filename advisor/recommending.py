@@ -20,10 +20,11 @@ from pydantic import ValidationError
 
 from advisor.errors import RuleError
 from advisor.facts import profile_facts
-from advisor.inference import Derivation, Inference, infer, nest
+from advisor.inference import Derivation, Inference, infer
 from advisor.inputs import path_list
 from advisor.io import describe_validation_error
 from advisor.loading import load_profile
+from advisor.plan_paths import nest, parents
 from advisor.rules import Rule, builtin_rules_dir, load_rules
 from advisor.schemas import Explanation, Overridden, Plan, Profile
 
@@ -138,9 +139,8 @@ def _blame(err: ValidationError, fields: dict[str, Derivation], label: str) -> s
     """One line: which plan field is wrong, why, and which rule set it (or that none did)."""
     text = describe_validation_error(err, Plan)
     path = text.split(":", 1)[0].strip()
-    parts = path.split(".")
-    for n in range(len(parts), 0, -1):
-        culprit = fields.get(".".join(parts[:n]))
+    for above in [path, *reversed(parents(path))]:
+        culprit = fields.get(above)
         if culprit is not None:
             rule = culprit.rule
             return f"{label}: the rules made an invalid plan: {text}; set by rule [{rule.id}] in {rule.file}"
