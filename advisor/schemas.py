@@ -74,7 +74,15 @@ _RECORD = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=True)
 
 
 BuiltinDatasetName = Literal[
-    "digits", "iris", "wine", "breast_cancer", "diabetes", "shapes", "shapes_detection"
+    "digits",
+    "iris",
+    "wine",
+    "breast_cancer",
+    "diabetes",
+    "shapes",
+    "shapes_detection",
+    "digits_attributes",
+    "digits_detection",
 ]
 
 
@@ -84,7 +92,8 @@ class BuiltinData(Strict):
     kind: Literal["builtin"] = "builtin"
     name: BuiltinDatasetName = Field(
         description="digits/iris/wine/breast_cancer/diabetes come with scikit-learn; "
-        "shapes and shapes_detection are generated from the seed"
+        "shapes and shapes_detection are generated from the seed; digits_attributes "
+        "(multilabel) and digits_detection (several digits on a canvas) are derived from digits"
     )
     image_size: tuple[Side, Side] | None = Field(
         None, description="resize image datasets to (height, width); None keeps them as they are"

@@ -14,7 +14,8 @@ forms apart by rank; multiclass f1/precision/recall/auc are macro averages
 over the classes present, as scikit-learn computes them.  ``metric_fn(name,
 task)`` adapts a task's raw outputs and targets (see the contract: binary
 ``[N, 1]``, multilabel ``[N, K]`` flattened to one binary problem, i.e. micro
-averages, multiclass int or one-hot targets, segmentation masks per pixel,
+averages (f1_macro and the per-label label_f1/label_auc keep the columns),
+multiclass int or one-hot targets, segmentation masks per pixel,
 detection ``[N, 4 + K]`` vs ``[N, 5]``) to the canonical form, and refuses
 names that do not apply to the task.
 """
@@ -35,9 +36,11 @@ MetricFn = Callable[[jax.Array, jax.Array], jax.Array]
 METRICS: Registry = Registry("metric")
 
 _CLASS_METRICS = ("accuracy", "auc", "f1", "precision", "recall")
+# Multilabel metrics on the label columns ``[N, K]``; label_* give one value per label.
+_LABEL_METRICS = ("f1_macro", "label_f1", "label_auc")
 TASK_METRICS: dict[str, tuple[str, ...]] = {
     "binary": _CLASS_METRICS,
-    "multilabel": _CLASS_METRICS,
+    "multilabel": _CLASS_METRICS + _LABEL_METRICS + ("f1_micro",),
     "multiclass": _CLASS_METRICS + ("top5_accuracy",),
     "regression": ("mae", "rmse", "r2"),
     "detection": ("mean_iou", "accuracy", "top5_accuracy"),
@@ -144,6 +147,40 @@ def f1(outputs: jax.Array, targets: jax.Array) -> jax.Array:
     return _macro(_safe_ratio(2.0 * true_pos, predicted + actual), predicted, actual)
 
 
+@METRICS.register("f1_micro")
+def f1_micro(outputs: jax.Array, targets: jax.Array) -> jax.Array:
+    """F1 over every (example, label) decision pooled: the multilabel micro average."""
+    return f1(outputs, targets)
+
+
+# ----------------------------------------------------------------------------- labels
+
+
+def _label_f1(outputs: jax.Array, targets: jax.Array) -> jax.Array:
+    predicted = (outputs > 0).astype(jnp.float32)
+    actual = (targets > 0.5).astype(jnp.float32)
+    true_pos = jnp.sum(predicted * actual, axis=0)
+    return _safe_ratio(2.0 * true_pos, jnp.sum(predicted, axis=0) + jnp.sum(actual, axis=0))
+
+
+@METRICS.register("label_f1")
+def label_f1(outputs: jax.Array, targets: jax.Array) -> jax.Array:
+    """F1 of each label column ``[K]`` (0 where a label is neither predicted nor present)."""
+    return _label_f1(outputs, targets)
+
+
+@METRICS.register("f1_macro")
+def f1_macro(outputs: jax.Array, targets: jax.Array) -> jax.Array:
+    """Mean of the labels' F1, every label counting once (scikit-learn's average='macro')."""
+    return jnp.mean(_label_f1(outputs, targets))
+
+
+@METRICS.register("label_auc")
+def label_auc(outputs: jax.Array, targets: jax.Array) -> jax.Array:
+    """ROC AUC of each label column ``[K]``; NaN for a label with only one value in the set."""
+    return jax.vmap(_binary_auc, in_axes=(1, 1))(outputs, targets > 0.5)
+
+
 # ----------------------------------------------------------------------------- values
 
 
@@ -188,6 +225,11 @@ def _as_binary(outputs: jax.Array, targets: jax.Array) -> tuple[jax.Array, jax.A
     return outputs.reshape(-1), targets.astype(jnp.float32).reshape(-1)
 
 
+def _as_labels(outputs: jax.Array, targets: jax.Array) -> tuple[jax.Array, jax.Array]:
+    n = outputs.shape[0]
+    return outputs.astype(jnp.float32).reshape(n, -1), targets.astype(jnp.float32).reshape(n, -1)
+
+
 def _as_multiclass(outputs: jax.Array, targets: jax.Array) -> tuple[jax.Array, jax.Array]:
     n_classes = outputs.shape[-1]
     if targets.shape == outputs.shape:  # one-hot or soft targets
@@ -208,6 +250,8 @@ def _adapter(name: str, task: str) -> Callable[[jax.Array, jax.Array], tuple[jax
         if name == "mean_iou":
             return lambda outputs, targets: _as_values(outputs[:, :4], targets[:, :4])
         return lambda outputs, targets: _as_multiclass(outputs[:, 4:], targets[:, 4])
+    if task == "multilabel" and name in _LABEL_METRICS:
+        return _as_labels
     if task in ("binary", "multilabel"):
         return _as_binary
     if task == "multiclass":
