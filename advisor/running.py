@@ -109,8 +109,13 @@ def summary(result: RunResult) -> str:
         lines.append(f"stopped: {result.stopped_reason}")
     if result.diagnosis:
         lines.append(_diagnosis_line(Path(result.diagnosis)))
+    if result.samples:
+        lines.append(f"samples: {result.samples[-1]} (and {len(result.samples) - 1} earlier grids)")
     lines.append(
-        "files: history.json, metrics.json, model.safetensors, preprocessing.json, curves.png"
+        "files: history.json, metrics.json, model.safetensors"
+        + (", preprocessing.json" if not result.samples else "")
+        + ", curves.png"
+        + (", samples_*.png" if result.samples else "")
         + (", diagnosis.json, next_plan.json" if result.next_plan else "")
     )
     return "\n".join(lines)

@@ -878,6 +878,10 @@ class RunResult(Strict):
         description="the final model on the held-out test split, measured once after training "
         "(empty without data.test or data.test_fraction)",
     )
+    samples: list[str] = Field(
+        default_factory=list,
+        description="a GAN run's sample grid PNGs: every few epochs, then samples_final.png",
+    )
 
 
 class Preprocessing(Strict):

@@ -12,6 +12,7 @@ trains through ``engine.fit`` and writes the run directory:
                      image size): what ``advisor evaluate``/``predict`` apply to new data
     model.safetensors + model.json   the weights, no pickle
     curves.png       learning curves
+    samples_*.png    a GAN's sample grids (every few epochs and final)
     diagnosis.json, next_plan.json   advisor.diagnosis.revise_plan(history, plan)
 
 Nothing is written before training ends; each file is written atomically.  A
@@ -161,6 +162,7 @@ def run_plan(
         base_structure,
         diverged,
         baselines,
+        phases,
     )
 
 
@@ -190,8 +192,15 @@ def _write_run(
     base_structure,
     diverged,
     baselines: dict | None = None,
+    phases: list | None = None,
 ) -> RunResult:
     run_dir.mkdir(parents=True, exist_ok=True)
+    samples = [  # a GAN's sample grids
+        path
+        for phase in phases or []
+        if hasattr(phase, "write_samples")
+        for path in phase.write_samples(run_dir, result.state)
+    ]
     history = History(
         source=HistorySource(format="native", path=str(run_dir / "history.json")),
         epochs=result.epochs,
@@ -260,6 +269,7 @@ def _write_run(
         device=describe_device(device),
         baselines=baselines or {},
         test_metrics=test_metrics,
+        samples=samples,
     )
     write_model(run_dir / "run.json", run)
     if diverged is not None:
