@@ -83,7 +83,17 @@ def _warn(line: str) -> None:
 
 
 def run_files(plan_path: Path, out_dir: Path | None, device: str | None, as_json: bool) -> None:
-    """The ``advisor run`` command: train, then print a summary or the RunResult JSON."""
+    """The ``advisor run`` command: train, then print a summary or the RunResult JSON.
+
+    An advice-only plan (``data.source`` null: it names no data) is skipped with one line,
+    exit 0: it is a recommendation to read, not a run that failed.
+    """
+    if load_plan(plan_path).data.source is None:
+        click.echo(
+            f"{plan_path}: advice only (data.source is null: the plan names no data), "
+            "so there is nothing to train; set data.source to run it"
+        )
+        return
     result = run(plan_path, out_dir, device)
     if as_json:
         click.echo(result.model_dump_json(indent=2))

@@ -305,7 +305,9 @@ class Profile(Strict):
         None, description="number of classes (binary: 2); omit for regression"
     )
     label_encoding: LabelEncoding | None = Field(
-        None, description="integer, one_hot, soft, mask (segmentation) or boxes (detection)"
+        None,
+        description="integer, one_hot, soft, mask (segmentation), boxes (detection, one object "
+        "an image) or box_sets (detection, several objects: padded rows with a valid flag)",
     )
     class_counts: Annotated[list[PositiveInt], Field(max_length=MAX_LIST)] | None = Field(
         None, description="training examples per class, in class order"
@@ -373,10 +375,13 @@ class Profile(Strict):
                         f"imbalance_ratio: {self.imbalance_ratio} contradicts class_counts "
                         f"(which give {measured:.3g}); give one or make them agree"
                     )
-        if self.label_encoding == "boxes" and self.task != "detection":
-            raise ValueError("label_encoding: 'boxes' is for task 'detection'")
-        if self.task == "detection" and self.label_encoding not in (None, "boxes"):
-            raise ValueError("label_encoding: a detection task has 'boxes' labels")
+        if self.label_encoding in ("boxes", "box_sets") and self.task != "detection":
+            raise ValueError(f"label_encoding: {self.label_encoding!r} is for task 'detection'")
+        if self.task == "detection" and self.label_encoding not in (None, "boxes", "box_sets"):
+            raise ValueError(
+                "label_encoding: a detection task has 'boxes' (one object an image) "
+                "or 'box_sets' (several) labels"
+            )
         if self.label_encoding == "mask" and self.task not in ("binary", "multiclass"):
             raise ValueError("label_encoding: 'mask' (segmentation) needs task binary or multiclass")
         if self.label_encoding == "mask" and (self.modality != "image" or len(self.input_shape) != 3):
@@ -422,6 +427,11 @@ class ModelPlan(Strict):
     )
     output_units: Width = Field(description="outputs of the last layer, sized to the task")
     latent_dim: Width | None = Field(None, description="gan: size of the generator's noise input")
+    grid: Annotated[int, Field(ge=1, le=64)] | None = Field(
+        None,
+        description="detection of several objects: cells per side of the output grid, each "
+        "predicting one box, an objectness and the classes; None = one box per image",
+    )
     base: str | None = Field(
         None, description="pretrained base: a run directory or checkpoint to take the backbone from"
     )

@@ -14,7 +14,7 @@ from typing import Literal, get_args
 
 TaskName = Literal["regression", "binary", "multiclass", "multilabel", "gan", "detection"]
 Modality = Literal["image", "tabular", "sequence"]
-LabelEncoding = Literal["integer", "one_hot", "soft", "mask", "boxes"]
+LabelEncoding = Literal["integer", "one_hot", "soft", "mask", "boxes", "box_sets"]
 SimilarityClass = Literal["similar", "different"]
 
 LossName = Literal[

@@ -26,8 +26,11 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from advisor.errors import InputError
+from engine.average_precision import COCO_THRESHOLDS
+from engine.detection_grid import map_score
 from engine.losses import box_iou_terms
 from engine.registry import Registry
 
@@ -43,7 +46,7 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
     "multilabel": _CLASS_METRICS + _LABEL_METRICS + ("f1_micro",),
     "multiclass": _CLASS_METRICS + ("top5_accuracy",),
     "regression": ("mae", "rmse", "r2"),
-    "detection": ("mean_iou", "accuracy", "top5_accuracy"),
+    "detection": ("mean_iou", "accuracy", "top5_accuracy", "map_50", "map_50_95"),
     "gan": (),
 }
 
@@ -215,6 +218,31 @@ def mean_iou(outputs: jax.Array, targets: jax.Array) -> jax.Array:
     return jnp.mean(box_iou_terms(outputs, targets)[0])
 
 
+def _host_map(outputs: jax.Array, targets: jax.Array, thresholds: tuple[float, ...]) -> jax.Array:
+    """mAP computed on the host (engine.average_precision) inside a jitted evaluation."""
+
+    def host(o, t):
+        return map_score(np.asarray(o), np.asarray(t), thresholds)
+
+    return jax.pure_callback(host, jax.ShapeDtypeStruct((), jnp.float32), outputs, targets)
+
+
+# A ranking over the whole set and a greedy match per image: host numpy, not fixed-shape jnp.
+@METRICS.register("map_50")
+def map_50(outputs: jax.Array, targets: jax.Array) -> jax.Array:
+    """COCO mean average precision at IoU 0.5 (PASCAL VOC's criterion), over the classes."""
+    return _host_map(outputs, targets, (0.5,))
+
+
+@METRICS.register("map_50_95")
+def map_50_95(outputs: jax.Array, targets: jax.Array) -> jax.Array:
+    """COCO mean average precision averaged over IoU 0.5, 0.55, ..., 0.95, over the classes."""
+    return _host_map(outputs, targets, tuple(float(t) for t in COCO_THRESHOLDS))
+
+
+_MAP_METRICS = ("map_50", "map_50_95")
+
+
 # ----------------------------------------------------------------------------- task adapters
 
 
@@ -245,11 +273,25 @@ def _as_values(outputs: jax.Array, targets: jax.Array) -> tuple[jax.Array, jax.A
     )
 
 
+def _one_box_adapter(name: str):
+    def adapt(outputs: jax.Array, targets: jax.Array) -> tuple[jax.Array, jax.Array]:
+        if outputs.ndim == 3:
+            raise InputError(
+                f"metrics: {name!r} scores one box an image; a plan with model.grid (several "
+                "objects) is scored by map_50 and map_50_95"
+            )
+        if name == "mean_iou":
+            return _as_values(outputs[:, :4], targets[:, :4])
+        return _as_multiclass(outputs[:, 4:], targets[:, 4])
+
+    return adapt
+
+
 def _adapter(name: str, task: str) -> Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]:
     if task == "detection":
-        if name == "mean_iou":
-            return lambda outputs, targets: _as_values(outputs[:, :4], targets[:, :4])
-        return lambda outputs, targets: _as_multiclass(outputs[:, 4:], targets[:, 4])
+        if name in _MAP_METRICS:
+            return lambda outputs, targets: (outputs.astype(jnp.float32), targets)
+        return _one_box_adapter(name)
     if task == "multilabel" and name in _LABEL_METRICS:
         return _as_labels
     if task in ("binary", "multilabel"):

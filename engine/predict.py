@@ -71,11 +71,16 @@ def preprocessing_for(plan: Plan, scaling: dict, class_names, feature_names) -> 
     return Preprocessing(**fields)
 
 
-def metric_names(task: str, n_classes: int | None) -> list[str]:
-    """Every metric of the task (top-5 accuracy only above five classes: below, it is always 1)."""
+def metric_names(task: str, n_classes: int | None, grid: int | None = None) -> list[str]:
+    """Every metric of the task (top-5 accuracy only above five classes: below, it is always 1).
+
+    A detector on a grid (several objects an image) is scored by mAP only.
+    """
     names = list(TASK_METRICS.get(task, ()))
     if (n_classes or 0) <= 5:
         names = [n for n in names if n != "top5_accuracy"]
+    if task == "detection" and grid:
+        names = [n for n in names if n.startswith("map_")]
     return names
 
 
@@ -202,7 +207,7 @@ class Predictor:
             return network.apply(variables, x, train=False, frozen_blocks=0)
 
         self.forward = forward
-        self.metric_names = metric_names(plan.task, plan.n_classes)
+        self.metric_names = metric_names(plan.task, plan.n_classes, plan.model.grid)
         loss_fn = build_loss(plan.loss)
         metrics_fn = make_metrics(self.metric_names, plan.task)
         task, loss_name, k = plan.task, plan.loss.name, plan.n_classes
@@ -260,6 +265,11 @@ class Predictor:
 
     def predict(self, x: np.ndarray) -> Predictions:
         """Classes, probabilities or values for raw inputs ``x``, one per row in order."""
+        if self.plan.model.grid:
+            raise InputError(
+                "RUN: the model finds several objects an image (model.grid); predict writes one "
+                "row an image and does not list detections yet; advisor evaluate scores it (mAP)"
+            )
         return decode(self.outputs(self.batches(x)), self.plan.task, self.preprocessing.class_names)
 
     def evaluate_prepared(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
