@@ -33,6 +33,8 @@ def _quick(plan: dict, base: Path) -> dict:
     source["subsample"] = 96
     if plan["model"].get("base") == "runs/bases/digits_0to4":
         plan["model"]["base"] = str(base)
+    if plan["freeze"].get("head_epochs"):  # two_stage: one head epoch, one fine-tuning epoch
+        plan["freeze"]["head_epochs"] = 1
     if plan.get("search"):
         plan["search"].update(n_trials=2, epochs_per_trial=1)
     return plan
