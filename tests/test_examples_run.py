@@ -1,6 +1,7 @@
 """Every example plan runs end to end with ``advisor run`` on CPU, or is marked advice only.
 
-Each plan is run as its file says, cut down so the suite stays quick: two epochs, a small
+Each plan is run as its file says, cut down so the suite stays quick: two epochs (after
+its warmup, and one head epoch for two_stage), a small
 training slice (and small generated sets), a two-trial search where the plan has one, and
 the example base built by the ``digits_base`` fixture where the plan names
 ``runs/bases/digits_0to4``.  An advice-only plan (``data.source`` null) must be skipped by
@@ -26,7 +27,9 @@ GENERATED = ("shapes", "shapes_detection", "digits_detection")
 def _quick(plan: dict, base: Path) -> dict:
     """The plan cut down for a smoke run (same task, model, loss, optimizer and data kind)."""
     plan = json.loads(json.dumps(plan))
-    plan["epochs"] = EPOCHS
+    # a warmup keeps its length, and trains EPOCHS more (after one head epoch for two_stage)
+    head = 1 if plan["freeze"].get("head_epochs") else 0
+    plan["epochs"] = head + plan["schedule"]["warmup_epochs"] + EPOCHS
     source = plan["data"]["source"]
     if source["name"] in GENERATED:
         source["n_samples"] = 240
@@ -51,13 +54,14 @@ def test_example_plan_runs_or_is_advice_only(path, tmp_path, request):
         return
     base = request.getfixturevalue("digits_base") if plan["model"].get("base") else None
     quick = tmp_path / path.name
-    quick.write_text(json.dumps(_quick(plan, base)))
+    small = _quick(plan, base)
+    quick.write_text(json.dumps(small))
     result = CliRunner().invoke(
         cli, ["run", str(quick), "--out", str(tmp_path / "run"), "--device", "cpu"]
     )
     assert result.exit_code == 0, result.output
     history = json.loads((tmp_path / "run" / "history.json").read_text())
-    assert history["epochs"] == list(range(1, EPOCHS + 1))
+    assert history["epochs"] == list(range(1, small["epochs"] + 1))
     assert (tmp_path / "run" / "diagnosis.json").exists()
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert "val_loss" in metrics and all(
