@@ -85,6 +85,9 @@ ACTIVATIONS: tuple[str, ...] = get_args(Activation)
 AUGMENTATIONS: tuple[str, ...] = get_args(AugmentationName)
 FREEZE_STRATEGIES: tuple[str, ...] = get_args(FreezeStrategy)
 PROBLEMS: tuple[str, ...] = get_args(ProblemName)
+# Problems only a GAN history shows (rules/55_gan.toml), judged on engine GAN runs
+# (tests/test_gan_diagnosis.py) rather than on the labelled supervised collection.
+GAN_PROBLEMS: tuple[str, ...] = ("discriminator_wins", "mode_collapse", "gan_oscillation")
 
 # The ModelPlan fields that make up a base's structure (its weights' shapes and
 # what its features mean), per architecture: a plan that loads a base must
