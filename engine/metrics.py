@@ -1,8 +1,8 @@
 """Validation metrics by name: the ``METRICS`` registry and ``metric_fn(name, task)``.
 
 A registered metric is a pure ``jax.numpy`` function ``(outputs, targets) ->
-scalar`` over a whole validation set, safe under ``jit``, on one of three
-canonical forms:
+scalar`` (label_f1 and label_auc: one value per label) over a whole validation
+set, safe under ``jit``, on one of three canonical forms:
 
 * classes, binary: scores ``[N]`` (logits; positive = score > 0, i.e.
   probability > 0.5) against {0,1} targets ``[N]``;
@@ -17,7 +17,9 @@ task)`` adapts a task's raw outputs and targets (see the contract: binary
 averages (f1_macro and the per-label label_f1/label_auc keep the columns),
 multiclass int or one-hot targets, segmentation masks per pixel,
 detection ``[N, 4 + K]`` vs ``[N, 5]``) to the canonical form, and refuses
-names that do not apply to the task.
+names that do not apply to the task.  Detection's map_50 and map_50_95 take the
+outputs as they are (one box, or a grid ``[N, S*S, 5 + K]`` against ``[N, M, 6]``
+targets) and rank and match on the host (``engine.average_precision``).
 """
 
 from __future__ import annotations
