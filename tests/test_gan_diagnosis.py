@@ -84,7 +84,9 @@ def test_a_rate_far_too_high_swings_the_game(hot_run):
     diagnosis = diagnose(out / "history.json", plan=out / "plan.json")
     assert diagnosis.primary == "gan_oscillation"
     [problem] = [p for p in diagnosis.problems if p.name == "gan_oscillation"]
-    assert problem.evidence["curve.gan.g_loss.swing"] >= problem.evidence["threshold.gan_swing_high"]
+    assert (
+        problem.evidence["curve.gan.g_loss.swing"] >= problem.evidence["threshold.gan_swing_high"]
+    )
     fixes = {f.field: (f.old, f.new) for f in diagnosis.fixes}
     assert fixes["optimizer.learning_rate"] == (0.01, 0.005)
 
@@ -96,7 +98,9 @@ def test_unscaled_pixels_collapse_the_samples(unscaled_run):
     diagnosis = diagnose(out / "history.json", plan=out / "plan.json")
     assert diagnosis.primary == "mode_collapse"
     fixes = {f.field: f.new for f in diagnosis.fixes}
-    assert fixes["loss.name"] == "wasserstein" and fixes["loss.params"] == {"gradient_penalty": 10.0}
+    assert fixes["loss.name"] == "wasserstein" and fixes["loss.params"] == {
+        "gradient_penalty": 10.0
+    }
 
 
 def test_quality_probe_tells_data_from_noise_and_from_one_point():
