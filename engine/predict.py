@@ -146,6 +146,11 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 def decode(outputs: np.ndarray, task: str, class_names: list[str] | None) -> Predictions:
     """Raw network outputs -> classes, probabilities or values, as the task reads them."""
     out = np.asarray(outputs, np.float32)
+    if task == "detection" and out.ndim == 3:
+        raise InputError(
+            "RUN: the model finds several objects an image (model.grid); predict writes one "
+            "row an image and does not list detections yet; advisor evaluate scores it (mAP)"
+        )
     if task == "binary":
         positive = 1.0 / (1.0 + np.exp(-out[:, 0]))
         return Predictions(
@@ -265,11 +270,6 @@ class Predictor:
 
     def predict(self, x: np.ndarray) -> Predictions:
         """Classes, probabilities or values for raw inputs ``x``, one per row in order."""
-        if self.plan.model.grid:
-            raise InputError(
-                "RUN: the model finds several objects an image (model.grid); predict writes one "
-                "row an image and does not list detections yet; advisor evaluate scores it (mAP)"
-            )
         return decode(self.outputs(self.batches(x)), self.plan.task, self.preprocessing.class_names)
 
     def evaluate_prepared(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]:

@@ -106,3 +106,10 @@ def test_decoded_boxes_sit_in_their_cell_and_are_well_formed():
     unclipped = (out[..., 0] > 0) & (out[..., 1] > 0) & (out[..., 2] < 1) & (out[..., 3] < 1)
     index = cells[..., 1] * 4 + cells[..., 0]
     assert (index[unclipped] == np.broadcast_to(np.arange(16), index.shape)[unclipped]).all()
+
+
+def test_predict_says_grid_detections_are_not_listed_yet():
+    from engine.predict import decode
+
+    with pytest.raises(InputError, match=r"^RUN: the model finds several objects an image"):
+        decode(np.zeros((2, 16, 15), np.float32), "detection", None)
