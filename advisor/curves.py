@@ -41,6 +41,7 @@ from advisor.curve_measures import (
     tail_mean,
     tail_progress,
 )
+from advisor.gan_curves import gan_features
 from advisor.schemas import History
 
 WINDOW_FRACTION = 0.2  # "recent" = the last fifth of the run, at least MIN_WINDOW epochs
@@ -113,6 +114,11 @@ def curve_features(
     if "lr" in history.series:
         out["curve.lr.raises"] = len(raised)
         out["curve.lr.moved_since_best"] = _lr_moved_since_best(history)
+    if task == "gan" or {"d_loss", "g_loss"} <= set(history.series):
+        # a two-player game, not a descent: the loss shapes below do not apply
+        out.update(gan_features(history.series, window))
+        out.update(_gradient_features(history, out.get("curve.nonfinite_epoch")))
+        return {key: _plain(value) for key, value in out.items() if value is not None}
     k, how = infer_classes(history, task, n_classes, loss_name)
     if k is not None:
         out["curve.classes"] = k

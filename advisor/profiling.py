@@ -106,7 +106,7 @@ def parse_source(
 
 def infer_task(y: np.ndarray, source: DataSource) -> str:
     """The task the targets describe: boxes, one-hot or soft rows, 0/1 rows, ids or quantities."""
-    if isinstance(source, BuiltinData) and source.name == "shapes_detection":
+    if isinstance(source, BuiltinData) and source.name in ("shapes_detection", "digits_detection"):
         return "detection"
     y = np.asarray(y)
     if not np.issubdtype(y.dtype, np.number):
@@ -126,7 +126,7 @@ def infer_task(y: np.ndarray, source: DataSource) -> str:
 
 def _label_encoding(y: np.ndarray, task: str) -> str | None:
     if task == "detection":
-        return "boxes"
+        return "box_sets" if y.ndim == 3 else "boxes"
     if task in ("binary", "multiclass"):
         if y.ndim == 2 and y.shape[1] > 1:
             return "one_hot" if np.isin(y, (0, 1)).all() else "soft"
@@ -139,6 +139,8 @@ def _class_ids(y: np.ndarray, task: str) -> np.ndarray | None:
         return (np.argmax(y, axis=1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(-1)).astype(
             np.int64
         )
+    if task == "detection" and y.ndim == 3:  # several objects: the classes of the real rows
+        return y[..., 4][y[..., 5] > 0.5].astype(np.int64)
     if task == "detection":
         return y[:, 4].astype(np.int64)
     return None

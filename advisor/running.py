@@ -161,9 +161,19 @@ def run_files(
     resume: Path | None = None,
     overwrite: bool = False,
 ) -> None:
-    """The ``advisor run`` command: train, then print a summary or the RunResult JSON."""
+    """The ``advisor run`` command: train, then print a summary or the RunResult JSON.
+
+    An advice-only plan (``data.source`` null: it names no data) is skipped with one line,
+    exit 0: it is a recommendation to read, not a run that failed.
+    """
     if plan_path is None and resume is None:
         raise InputError("PLAN: none given; expected a plan file, or --resume RUN_DIR")
+    if resume is None and load_plan(plan_path).data.source is None:
+        click.echo(
+            f"{plan_path}: advice only (data.source is null: the plan names no data), "
+            "so there is nothing to train; set data.source to run it"
+        )
+        return
     if out_dir is not None and resume is None:
         from engine.run_folder import check_run_dir  # before the plan is even read
 
@@ -195,9 +205,13 @@ def summary(result: RunResult) -> str:
         lines.append(_timing_line(result))
     if result.diagnosis:
         lines.append(_diagnosis_line(Path(result.diagnosis)))
+    if result.samples:
+        lines.append(f"samples: {result.samples[-1]} (and {len(result.samples) - 1} earlier grids)")
     lines.append(
-        "files: history.json, history.csv, metrics.json, model.safetensors, preprocessing.json, "
-        "curves.png, events.out.tfevents.* (tensorboard --logdir)"
+        "files: history.json, history.csv, metrics.json, model.safetensors"
+        + (", preprocessing.json" if not result.samples else "")
+        + ", curves.png, events.out.tfevents.* (tensorboard --logdir)"
+        + (", samples_*.png" if result.samples else "")
         + (", checkpoints/" if (Path(result.run_dir) / "checkpoints").is_dir() else "")
         + (", diagnosis.json, next_plan.json" if result.next_plan else "")
     )

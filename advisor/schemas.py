@@ -103,7 +103,15 @@ _RECORD = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=True)
 
 
 BuiltinDatasetName = Literal[
-    "digits", "iris", "wine", "breast_cancer", "diabetes", "shapes", "shapes_detection"
+    "digits",
+    "iris",
+    "wine",
+    "breast_cancer",
+    "diabetes",
+    "shapes",
+    "shapes_detection",
+    "digits_attributes",
+    "digits_detection",
 ]
 
 
@@ -113,7 +121,8 @@ class BuiltinData(Strict):
     kind: Literal["builtin"] = "builtin"
     name: BuiltinDatasetName = Field(
         description="digits/iris/wine/breast_cancer/diabetes come with scikit-learn; "
-        "shapes and shapes_detection are generated from the seed"
+        "shapes and shapes_detection are generated from the seed; digits_attributes "
+        "(multilabel) and digits_detection (several digits on a canvas) are derived from digits"
     )
     image_size: tuple[Side, Side] | None = Field(
         None, description="resize image datasets to (height, width); None keeps them as they are"
@@ -327,7 +336,9 @@ class Profile(Versioned):
         None, description="number of classes (binary: 2); omit for regression"
     )
     label_encoding: LabelEncoding | None = Field(
-        None, description="integer, one_hot, soft, mask (segmentation) or boxes (detection)"
+        None,
+        description="integer, one_hot, soft, mask (segmentation), boxes (detection, one object "
+        "an image) or box_sets (detection, several objects: padded rows with a valid flag)",
     )
     class_counts: Annotated[list[PositiveInt], Field(max_length=MAX_LIST)] | None = Field(
         None, description="training examples per class, in class order"
@@ -395,10 +406,13 @@ class Profile(Versioned):
                         f"imbalance_ratio: {self.imbalance_ratio} contradicts class_counts "
                         f"(which give {measured:.3g}); give one or make them agree"
                     )
-        if self.label_encoding == "boxes" and self.task != "detection":
-            raise ValueError("label_encoding: 'boxes' is for task 'detection'")
-        if self.task == "detection" and self.label_encoding not in (None, "boxes"):
-            raise ValueError("label_encoding: a detection task has 'boxes' labels")
+        if self.label_encoding in ("boxes", "box_sets") and self.task != "detection":
+            raise ValueError(f"label_encoding: {self.label_encoding!r} is for task 'detection'")
+        if self.task == "detection" and self.label_encoding not in (None, "boxes", "box_sets"):
+            raise ValueError(
+                "label_encoding: a detection task has 'boxes' (one object an image) "
+                "or 'box_sets' (several) labels"
+            )
         if self.label_encoding == "mask" and self.task not in ("binary", "multiclass"):
             raise ValueError("label_encoding: 'mask' (segmentation) needs task binary or multiclass")
         if self.label_encoding == "mask" and (self.modality != "image" or len(self.input_shape) != 3):
@@ -444,6 +458,11 @@ class ModelPlan(Strict):
     )
     output_units: Width = Field(description="outputs of the last layer, sized to the task")
     latent_dim: Width | None = Field(None, description="gan: size of the generator's noise input")
+    grid: Annotated[int, Field(ge=1, le=64)] | None = Field(
+        None,
+        description="detection of several objects: cells per side of the output grid, each "
+        "predicting one box, an objectness and the classes; None = one box per image",
+    )
     base: str | None = Field(
         None, description="pretrained base: a run directory or checkpoint to take the backbone from"
     )
@@ -948,6 +967,10 @@ class RunResult(Versioned):
     )
     resumed_from_epoch: int | None = Field(
         None, description="the checkpoint's epoch when the run was resumed (--resume)"
+    )
+    samples: list[str] = Field(
+        default_factory=list,
+        description="a GAN run's sample grid PNGs: every few epochs, then samples_final.png",
     )
 
 

@@ -14,7 +14,7 @@ from typing import Literal, get_args
 
 TaskName = Literal["regression", "binary", "multiclass", "multilabel", "gan", "detection"]
 Modality = Literal["image", "tabular", "sequence"]
-LabelEncoding = Literal["integer", "one_hot", "soft", "mask", "boxes"]
+LabelEncoding = Literal["integer", "one_hot", "soft", "mask", "boxes", "box_sets"]
 SimilarityClass = Literal["similar", "different"]
 
 LossName = Literal[
@@ -70,6 +70,9 @@ ProblemName = Literal[
     "exploding_gradients",
     "dead_units",
     "inconclusive",
+    "discriminator_wins",
+    "mode_collapse",
+    "gan_oscillation",
 ]
 Severity = Literal["info", "warning", "critical"]
 
@@ -82,6 +85,9 @@ ACTIVATIONS: tuple[str, ...] = get_args(Activation)
 AUGMENTATIONS: tuple[str, ...] = get_args(AugmentationName)
 FREEZE_STRATEGIES: tuple[str, ...] = get_args(FreezeStrategy)
 PROBLEMS: tuple[str, ...] = get_args(ProblemName)
+# Problems only a GAN history shows (rules/55_gan.toml), judged on engine GAN runs
+# (tests/test_gan_diagnosis.py) rather than on the labelled supervised collection.
+GAN_PROBLEMS: tuple[str, ...] = ("discriminator_wins", "mode_collapse", "gan_oscillation")
 
 # The ModelPlan fields that make up a base's structure (its weights' shapes and
 # what its features mean), per architecture: a plan that loads a base must
@@ -320,6 +326,24 @@ _RUN_CURVE = {
     "update_ratio.max": ("float", "largest |update| / |weights|"),
     "dead_fraction.final": ("float", "share of hidden units that never activate, last epochs"),
     "dead_fraction.max": ("float", "largest share of hidden units that never activate"),
+    "gan.is_gan": ("bool", "the history is a GAN's (d_loss and g_loss, or task gan)"),
+    "gan.d_loss.final": ("float", "discriminator loss over the recent window"),
+    "gan.g_loss.final": ("float", "generator loss over the recent window"),
+    "gan.d_loss.over_equilibrium": (
+        "float", "discriminator loss over the recent window / 2 log 2 (its value when it cannot tell)",
+    ),
+    "gan.g_loss.growth": ("float", "generator loss over the recent window / over the first window"),
+    "gan.g_loss.swing": ("float", "mean epoch-to-epoch move of the generator loss / its level, second half"),
+    "gan.g_loss.reversals": ("float", "share of generator-loss moves that reverse direction, second half"),
+    "gan.diversity.final": (
+        "float", "spread of generated samples / spread of real ones (PCA features), recent window",
+    ),
+    "gan.diversity.best": ("float", "highest spread of generated samples / spread of real ones"),
+    "gan.fd.first": ("float", "Frechet distance of samples to real data (PCA features), first epoch"),
+    "gan.fd.final": ("float", "Frechet distance of samples to real data, recent window"),
+    "gan.fd.best": ("float", "lowest Frechet distance of samples to real data"),
+    "gan.fd.final_over_first": ("float", "Frechet distance, recent window / first epoch"),
+    "gan.fd.swing": ("float", "mean epoch-to-epoch move of the Frechet distance / its level, second half"),
 }
 
 
@@ -403,6 +427,13 @@ THRESHOLDS = {
     "diverge_loss_level": "a classification loss this large has blown up",
     "poor_accuracy": "training accuracy below which a flat run fits its data poorly",
     "close_accuracy": "train and validation accuracy this close agree",
+    "gan_d_wins": "discriminator loss / its equilibrium below which the discriminator wins",
+    "gan_g_rise": "growth of the generator loss that shows it losing the game",
+    "gan_diversity_low": "sample spread / real spread below which the generator collapsed",
+    "gan_swing_high": "relative epoch-to-epoch move of the generator loss that counts as oscillation",
+    "gan_reversals": "share of reversing moves from which a swinging loss oscillates",
+    "gan_fd_gain": "Frechet distance, end / start, at most this for a GAN that learned",
+    "gan_diversity_ok": "sample spread / real spread from which the samples cover the data",
 }
 # Judgements the rules draw from the problems found, for the rules that come after them.
 JUDGEMENTS = {

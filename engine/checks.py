@@ -61,8 +61,8 @@ def expected_output_units(plan: Plan) -> int | None:
         return 1
     if task in ("multiclass", "multilabel"):
         return k
-    if task == "detection":
-        return 4 + k
+    if task == "detection":  # one box + classes, or per grid cell a box, objectness, classes
+        return plan.model.grid**2 * (5 + k) if plan.model.grid else 4 + k
     if task == "gan":
         return math.prod(plan.input_shape)
     return None

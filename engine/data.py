@@ -197,6 +197,8 @@ def check_targets(y: np.ndarray, plan: Plan) -> np.ndarray:
                 f"n_classes: multilabel targets have {y.shape[1]} columns; expected {k}"
             )
         return y
+    if task == "detection" and (plan.model.grid or np.ndim(y) == 3):
+        return _check_box_sets(np.asarray(y, np.float32), plan)
     if task == "detection":
         y = np.asarray(y, np.float32).reshape(len(y), -1)
         if y.shape[1] != 5:
@@ -219,13 +221,50 @@ def check_targets(y: np.ndarray, plan: Plan) -> np.ndarray:
     return y.reshape(len(y), -1) if y.ndim == 1 else y
 
 
+def _check_box_sets(y: np.ndarray, plan: Plan) -> np.ndarray:
+    """Several objects an image: ``[N, M, 6]`` rows x1, y1, x2, y2, class, valid (0/1)."""
+    k = plan.n_classes
+    if not plan.model.grid:
+        raise InputError(
+            "model.grid: the targets hold several boxes an image ([N, M, 6]); "
+            "set label_encoding 'box_sets' in the profile so the plan predicts on a grid"
+        )
+    if y.ndim != 3 or y.shape[2] != 6:
+        raise InputError(
+            f"data.source: targets of shape {list(y.shape)}; several objects an image need "
+            "[N, M, 6] rows (x1, y1, x2, y2, class, valid), padding rows with valid 0"
+        )
+    valid = y[..., 5]
+    if not np.all(np.isin(valid, (0.0, 1.0))):
+        raise InputError("data.source: the valid column (the sixth) must be 0 or 1 in every row")
+    real = y[valid == 1.0]
+    labels = real[:, 4]
+    if not np.all(np.isfinite(real)) or not np.all(labels == np.floor(labels)) or (
+        len(labels) and labels.min() < 0
+    ):
+        raise InputError(
+            f"data.source: detection class ids must be whole numbers 0..{k - 1}; "
+            "a valid row holds a negative, fractional or missing one"
+        )
+    if len(labels) and labels.max() >= k:
+        raise InputError(
+            f"n_classes: detection labels reach {int(labels.max())}; expected 0..{k - 1}"
+        )
+    boxes = real[:, :4]
+    if np.any(boxes < 0) or np.any(boxes > 1) or np.any(boxes[:, 2:] <= boxes[:, :2]):
+        raise InputError(
+            "data.source: boxes must be x1 < x2, y1 < y2 inside [0, 1] (fractions of the image)"
+        )
+    return y
+
+
 def split_indices(
     y: np.ndarray, task: str, val_fraction: float, seed: int, field_name: str = "data.val_fraction"
 ) -> tuple[np.ndarray, np.ndarray]:
     """Seeded (kept, held-out) indices; stratified per class for binary/multiclass/detection."""
     rng = np.random.default_rng(seed)
     n = len(y)
-    if task in CLASS_TASKS or task == "detection":
+    if task in CLASS_TASKS or (task == "detection" and np.ndim(y) == 2):
         labels = y[:, 4].astype(np.int64) if task == "detection" else y
         val = []
         for c in np.unique(labels):

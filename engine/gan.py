@@ -11,8 +11,11 @@ reconstruction term (paired image-to-image), the generator is conditioned on
 the input ``x`` and must produce the target ``y``; both players see ``x``.
 
 The history records ``d_loss`` and ``g_loss`` (train and ``val_``), with
-``loss``/``val_loss`` = the generator's loss, and the generator's gradient and
-update diagnostics.  ``build_gan`` returns the phases for ``engine.fit``.
+``loss``/``val_loss`` = the generator's loss, the generator's gradient and
+update diagnostics, and the samples' quality ``val_fd`` and ``val_diversity``
+(``engine.gan_quality``).  Samples at fixed noise are kept every
+``ceil(epochs / GRIDS)`` epochs and written, with the final ones, as PNG grids
+at the end (``write_samples``).  ``build_gan`` returns the phases for ``engine.fit``.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from advisor.errors import InputError
 from advisor.schemas import Plan
 from engine import compiler
 from engine.data import Dataset, steps_for
+from engine.gan_quality import SAMPLES, QualityProbe, sample_grid
 from engine.layers import Conv, pool
 from engine.losses import GanLoss, build_loss, gradient_penalty
 from engine.models import ACTIVATIONS
@@ -41,6 +45,7 @@ from engine.train import choose_loop, dead_fraction, make_train_epoch, masked_me
 
 # Critic updates per generator update for the Wasserstein objective (Gulrajani et al. 2017).
 N_CRITIC = 5
+GRIDS = 5  # sample grids written over a run (every ceil(epochs / GRIDS) epochs), plus the final one
 _TINY = 1e-12
 
 
@@ -261,6 +266,46 @@ class GanPhase:
             )
         self.steps_per_epoch = steps_for(self.n_train, plan.batch_size)[0]
         self.evaluate = self._make_evaluate()
+        self._init_samples()
+
+    def _init_samples(self) -> None:
+        """Fixed noise and the quality probe: the same latent points are drawn every epoch."""
+        d = self.data
+        real = (lambda x, y: y) if self.paired else (lambda x, y: x)
+        host = jax.device_get((d.x_train, d.y_train, d.x_val, d.y_val))
+        self.quality = QualityProbe(real(host[0], host[1]), real(host[2], host[3]))
+        n = min(SAMPLES, host[2].shape[0])
+        self.sample_cond = d.x_val[:n] if self.paired else None
+        self.sample_z = jax.device_put(
+            jax.random.normal(jax.random.PRNGKey(2), (n, self.plan.model.latent_dim), jnp.float32),
+            self.device,
+        )
+        self.grid_every = max(1, math.ceil(self.epochs / GRIDS))
+        self.grids: dict[int, np.ndarray] = {}
+        generator = self.generator
+        self.generate = compiler.jit(
+            lambda params, z, cond: generator.apply({"params": params}, z, cond)
+        )
+
+    def samples(self, state) -> np.ndarray:
+        """The generator's examples at the fixed noise (and validation inputs, for paired GANs)."""
+        fake = self.generate(state.params["generator"], self.sample_z, self.sample_cond)
+        return np.asarray(jax.device_get(fake))
+
+    def write_samples(self, run_dir, state) -> list[str]:
+        """PNG grids of the samples kept every ``grid_every`` epochs and of the final generator."""
+        from pathlib import Path
+
+        paths = []
+        for epoch, fake in sorted(self.grids.items()):
+            path = Path(run_dir) / f"samples_epoch_{epoch:04d}.png"
+            sample_grid(fake, path, f"{self.plan.name or 'gan'}: epoch {epoch}")
+            paths.append(str(path))
+        if state is not None:
+            path = Path(run_dir) / "samples_final.png"
+            sample_grid(self.samples(state)[:64], path, f"{self.plan.name or 'gan'}: final")
+            paths.append(str(path))
+        return paths
 
     def begin(self, state: GanState) -> GanState:
         schedule = build_schedule(
@@ -332,7 +377,11 @@ class GanPhase:
         state, summary = self.train_epoch(
             state, d.x_train, d.y_train, d.probe, jnp.asarray(epoch, jnp.int32)
         )
-        return state, {**summary, **self.evaluate(state.params, d.x_val, d.y_val)}
+        fake = self.samples(state)
+        if epoch % self.grid_every == 0:
+            self.grids[epoch] = fake[:64]
+        quality = self.quality.scores(fake)
+        return state, {**summary, **self.evaluate(state.params, d.x_val, d.y_val), **quality}
 
     def snapshot(self, state):
         return jax.tree.map(jnp.copy, state.params)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import math
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -40,6 +41,7 @@ import optax
 
 from advisor.errors import InputError
 from advisor.schemas import LossPlan
+from engine.detection_grid import make_grid_loss
 from engine.registry import Registry
 
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
@@ -452,9 +454,17 @@ def _weighted_sum(weighted: list[tuple[float, LossFn]]) -> LossFn:
 
 
 def _detection_loss(box_fn: LossFn, terms: list[tuple[str, float, LossFn]]) -> LossFn:
-    """Box loss on columns 0-3; class terms on the logits after them vs the class id."""
+    """Box loss on columns 0-3; class terms on the logits after them vs the class id.
+
+    Grid outputs ``[B, S*S, 5+K]`` against ``[B, M, 6]`` targets (several objects an image)
+    take ``engine.detection_grid``'s loss: objectness everywhere, box and class terms at
+    the cells that hold an object.
+    """
 
     def loss_fn(outputs, targets):
+        if outputs.ndim == 3:
+            grid = math.isqrt(outputs.shape[1])
+            return make_grid_loss(box_fn, terms, grid)(outputs, targets)
         total = box_fn(outputs[:, :4], targets[:, :4])
         if terms:
             logits = outputs[:, 4:]

@@ -1,8 +1,8 @@
 """Validation metrics by name: the ``METRICS`` registry and ``metric_fn(name, task)``.
 
 A registered metric is a pure ``jax.numpy`` function ``(outputs, targets) ->
-scalar`` over a whole validation set, safe under ``jit``, on one of three
-canonical forms:
+scalar`` (label_f1 and label_auc: one value per label) over a whole validation
+set, safe under ``jit``, on one of three canonical forms:
 
 * classes, binary: scores ``[N]`` (logits; positive = score > 0, i.e.
   probability > 0.5) against {0,1} targets ``[N]``;
@@ -14,9 +14,12 @@ forms apart by rank; multiclass f1/precision/recall/auc are macro averages
 over the classes present, as scikit-learn computes them.  ``metric_fn(name,
 task)`` adapts a task's raw outputs and targets (see the contract: binary
 ``[N, 1]``, multilabel ``[N, K]`` flattened to one binary problem, i.e. micro
-averages, multiclass int or one-hot targets, segmentation masks per pixel,
+averages (f1_macro and the per-label label_f1/label_auc keep the columns),
+multiclass int or one-hot targets, segmentation masks per pixel,
 detection ``[N, 4 + K]`` vs ``[N, 5]``) to the canonical form, and refuses
-names that do not apply to the task.
+names that do not apply to the task.  Detection's map_50 and map_50_95 take the
+outputs as they are (one box, or a grid ``[N, S*S, 5 + K]`` against ``[N, M, 6]``
+targets) and rank and match on the host (``engine.average_precision``).
 """
 
 from __future__ import annotations
@@ -25,8 +28,11 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from advisor.errors import InputError
+from engine.average_precision import COCO_THRESHOLDS
+from engine.detection_grid import map_score
 from engine.losses import box_iou_terms
 from engine.registry import Registry
 
@@ -35,12 +41,14 @@ MetricFn = Callable[[jax.Array, jax.Array], jax.Array]
 METRICS: Registry = Registry("metric")
 
 _CLASS_METRICS = ("accuracy", "auc", "f1", "precision", "recall")
+# Multilabel metrics on the label columns ``[N, K]``; label_* give one value per label.
+_LABEL_METRICS = ("f1_macro", "label_f1", "label_auc")
 TASK_METRICS: dict[str, tuple[str, ...]] = {
     "binary": _CLASS_METRICS,
-    "multilabel": _CLASS_METRICS,
+    "multilabel": _CLASS_METRICS + _LABEL_METRICS + ("f1_micro",),
     "multiclass": _CLASS_METRICS + ("top5_accuracy",),
     "regression": ("mae", "rmse", "r2"),
-    "detection": ("mean_iou", "accuracy", "top5_accuracy"),
+    "detection": ("mean_iou", "accuracy", "top5_accuracy", "map_50", "map_50_95"),
     "gan": (),
 }
 
@@ -144,6 +152,40 @@ def f1(outputs: jax.Array, targets: jax.Array) -> jax.Array:
     return _macro(_safe_ratio(2.0 * true_pos, predicted + actual), predicted, actual)
 
 
+@METRICS.register("f1_micro")
+def f1_micro(outputs: jax.Array, targets: jax.Array) -> jax.Array:
+    """F1 over every (example, label) decision pooled: the multilabel micro average."""
+    return f1(outputs, targets)
+
+
+# ----------------------------------------------------------------------------- labels
+
+
+def _label_f1(outputs: jax.Array, targets: jax.Array) -> jax.Array:
+    predicted = (outputs > 0).astype(jnp.float32)
+    actual = (targets > 0.5).astype(jnp.float32)
+    true_pos = jnp.sum(predicted * actual, axis=0)
+    return _safe_ratio(2.0 * true_pos, jnp.sum(predicted, axis=0) + jnp.sum(actual, axis=0))
+
+
+@METRICS.register("label_f1")
+def label_f1(outputs: jax.Array, targets: jax.Array) -> jax.Array:
+    """F1 of each label column ``[K]`` (0 where a label is neither predicted nor present)."""
+    return _label_f1(outputs, targets)
+
+
+@METRICS.register("f1_macro")
+def f1_macro(outputs: jax.Array, targets: jax.Array) -> jax.Array:
+    """Mean of the labels' F1, every label counting once (scikit-learn's average='macro')."""
+    return jnp.mean(_label_f1(outputs, targets))
+
+
+@METRICS.register("label_auc")
+def label_auc(outputs: jax.Array, targets: jax.Array) -> jax.Array:
+    """ROC AUC of each label column ``[K]``; NaN for a label with only one value in the set."""
+    return jax.vmap(_binary_auc, in_axes=(1, 1))(outputs, targets > 0.5)
+
+
 # ----------------------------------------------------------------------------- values
 
 
@@ -178,6 +220,31 @@ def mean_iou(outputs: jax.Array, targets: jax.Array) -> jax.Array:
     return jnp.mean(box_iou_terms(outputs, targets)[0])
 
 
+def _host_map(outputs: jax.Array, targets: jax.Array, thresholds: tuple[float, ...]) -> jax.Array:
+    """mAP computed on the host (engine.average_precision) inside a jitted evaluation."""
+
+    def host(o, t):
+        return map_score(np.asarray(o), np.asarray(t), thresholds)
+
+    return jax.pure_callback(host, jax.ShapeDtypeStruct((), jnp.float32), outputs, targets)
+
+
+# A ranking over the whole set and a greedy match per image: host numpy, not fixed-shape jnp.
+@METRICS.register("map_50")
+def map_50(outputs: jax.Array, targets: jax.Array) -> jax.Array:
+    """COCO mean average precision at IoU 0.5 (PASCAL VOC's criterion), over the classes."""
+    return _host_map(outputs, targets, (0.5,))
+
+
+@METRICS.register("map_50_95")
+def map_50_95(outputs: jax.Array, targets: jax.Array) -> jax.Array:
+    """COCO mean average precision averaged over IoU 0.5, 0.55, ..., 0.95, over the classes."""
+    return _host_map(outputs, targets, tuple(float(t) for t in COCO_THRESHOLDS))
+
+
+_MAP_METRICS = ("map_50", "map_50_95")
+
+
 # ----------------------------------------------------------------------------- task adapters
 
 
@@ -186,6 +253,11 @@ def _as_binary(outputs: jax.Array, targets: jax.Array) -> tuple[jax.Array, jax.A
     if outputs.shape[-1] == 2 and outputs.size == 2 * targets.size:  # two softmax logits
         outputs = outputs[..., 1] - outputs[..., 0]
     return outputs.reshape(-1), targets.astype(jnp.float32).reshape(-1)
+
+
+def _as_labels(outputs: jax.Array, targets: jax.Array) -> tuple[jax.Array, jax.Array]:
+    n = outputs.shape[0]
+    return outputs.astype(jnp.float32).reshape(n, -1), targets.astype(jnp.float32).reshape(n, -1)
 
 
 def _as_multiclass(outputs: jax.Array, targets: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -203,11 +275,27 @@ def _as_values(outputs: jax.Array, targets: jax.Array) -> tuple[jax.Array, jax.A
     )
 
 
+def _one_box_adapter(name: str):
+    def adapt(outputs: jax.Array, targets: jax.Array) -> tuple[jax.Array, jax.Array]:
+        if outputs.ndim == 3:
+            raise InputError(
+                f"metrics: {name!r} scores one box an image; a plan with model.grid (several "
+                "objects) is scored by map_50 and map_50_95"
+            )
+        if name == "mean_iou":
+            return _as_values(outputs[:, :4], targets[:, :4])
+        return _as_multiclass(outputs[:, 4:], targets[:, 4])
+
+    return adapt
+
+
 def _adapter(name: str, task: str) -> Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]:
     if task == "detection":
-        if name == "mean_iou":
-            return lambda outputs, targets: _as_values(outputs[:, :4], targets[:, :4])
-        return lambda outputs, targets: _as_multiclass(outputs[:, 4:], targets[:, 4])
+        if name in _MAP_METRICS:
+            return lambda outputs, targets: (outputs.astype(jnp.float32), targets)
+        return _one_box_adapter(name)
+    if task == "multilabel" and name in _LABEL_METRICS:
+        return _as_labels
     if task in ("binary", "multilabel"):
         return _as_binary
     if task == "multiclass":

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 from advisor.errors import InputError
 from advisor.schemas import ModelPlan
 from engine import compiler
+from engine.detection_grid import decode_grid
 from engine.layers import ACTIVATIONS, Conv, Dropout, global_pool, pool
 from engine.registry import Registry
 from engine.resnet_imagenet import ImageNetStem, TorchResidualBlock, stage_blocks
@@ -201,10 +202,13 @@ class Network(nn.Module):
     base: Base
     head: Head
     detection: bool = False
+    grid: int | None = None  # detection of several objects: cells a side (engine.detection_grid)
 
     def __call__(self, x: jax.Array, train: bool = False, frozen_blocks: int = 0) -> jax.Array:
         features = self.base(x, train=train, frozen_blocks=frozen_blocks)
         outputs = self.head(features, train=train)
+        if self.detection and self.grid:
+            return decode_grid(outputs, self.grid)
         return decode_boxes(outputs) if self.detection else outputs
 
     @property
@@ -334,11 +338,15 @@ def build_model(
     Args:
         model: the plan's model section (``arch`` picks the registry entry).
         input_shape: one input without the batch axis.
-        task: the plan's task (detection adds the box decoder).
+        task: the plan's task (detection adds the box decoder, or with ``model.grid`` the
+            grid decoder of ``engine.detection_grid``).
         impl: "cpu" for the CPU-fast convolution kernels, "xla" otherwise.
         dtype: compute dtype (bfloat16 for mixed precision; parameters stay float32).
     """
-    return MODELS.get(model.arch)(model, input_shape, impl=impl, dtype=dtype, task=task)
+    network = MODELS.get(model.arch)(model, input_shape, impl=impl, dtype=dtype, task=task)
+    if task == "detection" and model.grid:  # engine.checks sized output_units for the grid
+        network = network.clone(grid=model.grid)
+    return network
 
 
 def init_variables(network: nn.Module, key: jax.Array, input_shape: Sequence[int]) -> dict:

@@ -71,11 +71,16 @@ def preprocessing_for(plan: Plan, scaling: dict, class_names, feature_names) -> 
     return Preprocessing(**fields)
 
 
-def metric_names(task: str, n_classes: int | None) -> list[str]:
-    """Every metric of the task (top-5 accuracy only above five classes: below, it is always 1)."""
+def metric_names(task: str, n_classes: int | None, grid: int | None = None) -> list[str]:
+    """Every metric of the task (top-5 accuracy only above five classes: below, it is always 1).
+
+    A detector on a grid (several objects an image) is scored by mAP only.
+    """
     names = list(TASK_METRICS.get(task, ()))
     if (n_classes or 0) <= 5:
         names = [n for n in names if n != "top5_accuracy"]
+    if task == "detection" and grid:
+        names = [n for n in names if n.startswith("map_")]
     return names
 
 
@@ -141,6 +146,11 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 def decode(outputs: np.ndarray, task: str, class_names: list[str] | None) -> Predictions:
     """Raw network outputs -> classes, probabilities or values, as the task reads them."""
     out = np.asarray(outputs, np.float32)
+    if task == "detection" and out.ndim == 3:
+        raise InputError(
+            "RUN: the model finds several objects an image (model.grid); predict writes one "
+            "row an image and does not list detections yet; advisor evaluate scores it (mAP)"
+        )
     if task == "binary":
         positive = 1.0 / (1.0 + np.exp(-out[:, 0]))
         return Predictions(
@@ -202,7 +212,7 @@ class Predictor:
             return network.apply(variables, x, train=False, frozen_blocks=0)
 
         self.forward = forward
-        self.metric_names = metric_names(plan.task, plan.n_classes)
+        self.metric_names = metric_names(plan.task, plan.n_classes, plan.model.grid)
         loss_fn = build_loss(plan.loss)
         metrics_fn = make_metrics(self.metric_names, plan.task)
         task, loss_name, k = plan.task, plan.loss.name, plan.n_classes

@@ -12,6 +12,7 @@ trains through ``engine.fit`` and writes the run directory:
                      image size): what ``advisor evaluate``/``predict`` apply to new data
     model.safetensors + model.json   the weights, no pickle
     curves.png       learning curves
+    samples_*.png    a GAN's sample grids (every few epochs and final)
     diagnosis.json, next_plan.json   written by the ``diagnose`` hook (advisor.running passes one)
 
     history.csv, events.out.tfevents.*   live logs, one row / scalars per epoch
@@ -242,7 +243,8 @@ def run_plan(
         base_structure,
         diverged,
         baselines,
-        diagnose,
+        diagnose=diagnose,
+        phases=phases,
         extra={"timing": timing, "resumed_from_epoch": resumed.epoch if resumed else None},
     )
 
@@ -298,8 +300,15 @@ def _write_run(
     baselines: dict | None = None,
     diagnose: Diagnose | None = None,
     extra: dict | None = None,
+    phases: list | None = None,
 ) -> RunResult:
     run_dir.mkdir(parents=True, exist_ok=True)
+    samples = [  # a GAN's sample grids
+        path
+        for phase in phases or []
+        if hasattr(phase, "write_samples")
+        for path in phase.write_samples(run_dir, result.state)
+    ]
     history = _history(run_dir, plan, result)
     write_model(run_dir / "plan.json", plan)
     write_model(run_dir / "history.json", history)
@@ -363,6 +372,7 @@ def _write_run(
         baselines=baselines or {},
         test_metrics=test_metrics,
         **(extra or {}),
+        samples=samples,
     )
     write_model(run_dir / "run.json", run)
     if diverged is not None:

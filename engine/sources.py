@@ -4,7 +4,8 @@
 source as numpy arrays, before any split or scaling (``engine.data`` does
 those).  Bundled datasets ship inside scikit-learn (digits, iris, wine,
 breast_cancer, diabetes); ``shapes`` and ``shapes_detection`` are drawn from the
-data section's ``split_seed``, so a plan names its data completely and nothing
+data section's ``split_seed``, and ``digits_attributes``/``digits_detection`` are
+derived from digits (``engine.digit_sets``), so a plan names its data completely and nothing
 is downloaded.  Every failure is an InputError naming the plan field.
 """
 
@@ -31,6 +32,8 @@ from advisor.inputs import (
 from advisor.schemas import BuiltinData, CsvData, ImageFolderData, NpzData, Plan
 
 SHAPE_NAMES = ("circle", "square", "triangle", "cross")
+# Datasets derived from scikit-learn's digits by engine.digit_sets.
+DERIVED_DIGITS = ("digits_attributes", "digits_detection")
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 
@@ -72,6 +75,15 @@ def read_source(source, plan: Plan, base_dir: Path) -> Raw:
 def read_builtin(source: BuiltinData, plan: Plan) -> Raw:
     """A scikit-learn bundled dataset or a generated one, with class subset and resizing."""
     name = source.name
+    if name in DERIVED_DIGITS:
+        if source.classes is not None or source.positive_class is not None:
+            raise InputError(
+                f"data.source.classes: {name!r} has its own labels; remove classes/positive_class"
+            )
+        from engine.digit_sets import make_digit_set
+
+        x, y, names = make_digit_set(name, source.n_samples, plan.data.split_seed)
+        return Raw(x, y, names, source.subsample)
     if name in ("shapes", "shapes_detection"):
         size = source.image_size or (32, 32)
         x, y = make_shapes(

@@ -383,12 +383,22 @@ def make_evaluate(
 
 
 def make_metrics(names: list[str], task: str) -> Callable[[jax.Array, jax.Array], dict]:
-    """``metrics(outputs, raw_targets) -> {name: scalar}`` for the plan's metric names."""
+    """``metrics(outputs, raw_targets) -> {name: scalar}`` for the plan's metric names.
+
+    A metric with one value per label becomes one series per label, ``NAME_i``.
+    """
     from engine.metrics import metric_fn
 
     fns = {name: metric_fn(name, task) for name in names}
 
     def metrics(outputs: jax.Array, targets: jax.Array) -> dict:
-        return {name: fn(outputs, targets) for name, fn in fns.items()}
+        out = {}
+        for name, fn in fns.items():
+            value = fn(outputs, targets)
+            if value.ndim:  # one value per label: label_auc -> label_auc_0, label_auc_1, ...
+                out.update({f"{name}_{i}": value[i] for i in range(value.shape[0])})
+            else:
+                out[name] = value
+        return out
 
     return metrics

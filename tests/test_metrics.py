@@ -19,7 +19,8 @@ N, K = 200, 6
 
 
 def _ours(name, task, outputs, targets):
-    return float(jax.jit(metric_fn(name, task))(jnp.asarray(outputs), jnp.asarray(targets)))
+    value = jax.jit(metric_fn(name, task))(jnp.asarray(outputs), jnp.asarray(targets))
+    return np.asarray(value) if value.ndim else float(value)  # label_* give one value per label
 
 
 # binary: one logit per example, {0,1} float targets [N, 1]; scores rounded so ties occur
@@ -98,6 +99,34 @@ SKLEARN_CASES = [
         ML_LOGITS,
         ML_TARGETS,
         sk.recall_score(ML_TARGETS, ML_LOGITS > 0, average="micro"),
+    ),
+    (
+        "f1_micro",
+        "multilabel",
+        ML_LOGITS,
+        ML_TARGETS,
+        sk.f1_score(ML_TARGETS, ML_LOGITS > 0, average="micro"),
+    ),
+    (
+        "f1_macro",
+        "multilabel",
+        ML_LOGITS,
+        ML_TARGETS,
+        sk.f1_score(ML_TARGETS, ML_LOGITS > 0, average="macro"),
+    ),
+    (
+        "label_f1",
+        "multilabel",
+        ML_LOGITS,
+        ML_TARGETS,
+        sk.f1_score(ML_TARGETS, ML_LOGITS > 0, average=None),
+    ),
+    (
+        "label_auc",
+        "multilabel",
+        ML_LOGITS,
+        ML_TARGETS,
+        sk.roc_auc_score(ML_TARGETS, ML_LOGITS, average=None),
     ),
     ("accuracy", "multiclass", MC_LOGITS, MC_LABELS, sk.accuracy_score(MC_LABELS, MC_PRED)),
     (
@@ -205,6 +234,25 @@ def test_detection_metrics_split_boxes_and_classes():
     np.testing.assert_allclose(_ours("mean_iou", "detection", outputs, targets), (1 / 7 + 1) / 2)
     assert _ours("accuracy", "detection", outputs, targets) == 0.5
     assert _ours("top5_accuracy", "detection", outputs, targets) == 1.0
+
+
+def test_per_label_metrics_become_one_series_per_label():
+    from engine.train import make_metrics
+
+    scores = make_metrics(["label_auc", "f1_macro"], "multilabel")(ML_LOGITS, ML_TARGETS)
+    assert sorted(scores) == ["f1_macro"] + [f"label_auc_{i}" for i in range(K)]
+    expected = sk.roc_auc_score(ML_TARGETS, ML_LOGITS, average=None)
+    for i in range(K):
+        np.testing.assert_allclose(float(scores[f"label_auc_{i}"]), expected[i], rtol=1e-5)
+
+
+def test_macro_f1_sees_a_label_never_predicted():
+    # label 1 is present but never predicted: micro F1 stays high, macro F1 halves it away
+    targets = np.asarray([[1, 1], [1, 0], [1, 0], [1, 0]], np.float32)
+    logits = np.asarray([[5, -5], [5, -5], [5, -5], [5, -5]], np.float32)
+    assert _ours("f1_micro", "multilabel", logits, targets) == pytest.approx(8 / 9)
+    assert _ours("f1_macro", "multilabel", logits, targets) == pytest.approx(0.5)
+    assert np.isnan(_ours("label_auc", "multilabel", logits, targets)[0])  # label 0: no negatives
 
 
 def test_names_that_do_not_fit_the_task():

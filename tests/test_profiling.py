@@ -98,7 +98,8 @@ def test_the_command_writes_a_profile_the_advisor_can_plan_from(tmp_path):
 
 @pytest.mark.parametrize(("args", "message"), [
     (["builtin:mnist"], "error: DATA: 'builtin:mnist' is not a bundled dataset; expected builtin: and one of digits, "
-                        "iris, wine, breast_cancer, diabetes, shapes, shapes_detection"),
+                        "iris, wine, breast_cancer, diabetes, shapes, shapes_detection, digits_attributes, "
+                        "digits_detection"),
     (["t.csv"], "error: --target: required for a CSV table (t.csv); name the column to predict"),
     (["builtin:digits", "--image-size", "8by8"], "error: --image-size: '8by8' is not HEIGHTxWIDTH, e.g. 64x64"),
     (["builtin:digits", "--classes", "5,six"], "error: --classes: '5,six' is not a comma-separated list of class ids, e.g. 5,6,7"),

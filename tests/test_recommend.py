@@ -286,8 +286,7 @@ def test_every_value_of_a_plan_is_explained(profile):
 @pytest.mark.parametrize("profile", PROFILE_FILES, ids=[p.stem for p in PROFILE_FILES])
 def test_trainable_examples_carry_data_that_runs_offline(profile):
     loaded = Profile.model_validate_json(profile.read_text())
-    if loaded.task != "multilabel":  # no multilabel dataset ships with the project (advice only)
-        assert loaded.data is not None and loaded.data.kind == "builtin"
+    assert loaded.data is not None and loaded.data.kind == "builtin"
 
 
 def unexplained(plan: Plan) -> list[str]:

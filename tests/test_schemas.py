@@ -85,7 +85,7 @@ BAD_PROFILES = [
      "bad.json: data: kind 's3' is unknown; expected one of builtin, csv, image_folder, npz"),
     ("unknown dataset", {**GOOD, "data": {"kind": "builtin", "name": "mnist"}},
      "bad.json: data.name: 'mnist' is not allowed; expected one of breast_cancer, diabetes, digits, "
-     "iris, shapes, shapes_detection, wine"),
+     "digits_attributes, digits_detection, iris, shapes, shapes_detection, wine"),
     ("unknown device", {**GOOD, "budget": {"device": "cuda"}},
      "bad.json: budget.device: 'cuda' is not allowed; expected one of auto, cpu, gpu, tpu"),
     ("zero epochs budget", {**GOOD, "budget": {"max_epochs": 0}},
