@@ -280,6 +280,55 @@ def run(plan: Path, out_dir: Path | None, device: str | None, as_json: bool) -> 
     run_files(plan, out_dir, device, as_json)
 
 
+@cli.command()
+@click.argument("data")
+@click.option("--target", help="CSV: the column to predict.")
+@click.option("--budget", help="Wall-clock budget, e.g. 20m, 90s, 1h30m (default 20m when no limit is given).")
+@click.option("--runs", type=click.IntRange(min=1, max=MAX_COUNT), help="Most trainings (a search trial counts one).")
+@click.option("--examples", type=click.IntRange(min=1, max=MAX_COUNT),
+              help="Most examples trained, summed over epochs (n_train x epochs).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Lineage folder (default auto/NAME); round-NN/ are its run folders.")
+@click.option("--resume", is_flag=True, help="Continue the lineage in --out from its last finished round.")
+@click.option("--start", type=click.Path(dir_okay=False, path_type=Path),
+              help="Run this plan in round 1 instead of the recommended one.")
+@click.option("--test-fraction", type=click.FloatRange(min=0.0, max=0.8, max_open=True), default=0.2,
+              show_default=True, help="Share held out as the test split, scored once at the end (0 = none).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "gpu", "tpu"]), help="Override the plans' device.")
+@click.option("--quiet", is_flag=True, help="No per-epoch progress bars, only one line per round.")
+@click.option("--json", "as_json", is_flag=True, help="Print the lineage as JSON at the end.")
+def auto(data: str, target: str | None, budget: str | None, runs: int | None, examples: int | None,
+         out_dir: Path | None, resume: bool, start: Path | None, test_fraction: float,
+         device: str | None, quiet: bool, as_json: bool) -> None:
+    """Design the model: recommend, run, diagnose, revise (or search), repeat under a budget.
+
+    Each round is a run folder; the next round fixes what the best round's diagnosis
+    found, or, once it is healthy, searches around it.  Stops on the budget, after
+    rounds without a new best, or on a plateau.  The best round by validation is
+    scored on the test split once.  DIR/lineage.md tells why each round changed what it did.
+
+    \b
+    Example:
+      advisor auto builtin:wine --budget 5m --out auto/wine
+      advisor auto data.csv --target price --runs 12 --out auto/price
+    """
+    from advisor.auto import auto as design
+    from advisor.auto_report import summary
+
+    _check_output(out_dir, option="--out", folder=True)
+    lineage = design(
+        data, target, budget, runs=runs, examples=examples, out_dir=out_dir, resume=resume,
+        start=start, test_fraction=test_fraction, device=device, progress=False if quiet else None,
+        report=lambda line: click.echo(line, err=as_json),
+    )
+    if as_json:
+        click.echo(lineage.model_dump_json(indent=2))
+    else:
+        from advisor.auto import default_out
+
+        click.echo(summary(lineage, out_dir or default_out(data)))
+
+
 # ----------------------------------------------------------------------------- use a trained run
 
 

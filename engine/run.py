@@ -95,6 +95,7 @@ def run_plan(
     base_dir: str | Path = ".",
     report: Callable[[str], None] = print,
     progress: bool | None = None,
+    score_test: bool = True,
 ) -> RunResult:
     """Train ``plan`` and write its run directory; returns what was written.
 
@@ -104,6 +105,8 @@ def run_plan(
         base_dir: folder that relative data paths and model.base are relative to.
         report: receives each pre-flight warning as one line.
         progress: show the progress bar (None = only when stdout is a terminal).
+        score_test: score the final model on the test split; ``advisor auto`` turns it
+            off for its rounds and scores only the round it chose, once, at the end.
 
     Raises:
         InputError: the plan or its data cannot give a correct run (nothing written).
@@ -161,6 +164,7 @@ def run_plan(
         base_structure,
         diverged,
         baselines,
+        score_test,
     )
 
 
@@ -190,6 +194,7 @@ def _write_run(
     base_structure,
     diverged,
     baselines: dict | None = None,
+    score_test: bool = True,
 ) -> RunResult:
     run_dir.mkdir(parents=True, exist_ok=True)
     history = History(
@@ -210,7 +215,12 @@ def _write_run(
         )
         write_model(run_dir / PREPROCESSING, preprocessing)
     test_metrics = {}
-    if preprocessing is not None and dataset.x_test is not None and result.state is not None:
+    if (
+        score_test
+        and preprocessing is not None
+        and dataset.x_test is not None
+        and result.state is not None
+    ):
         # once, at the end, on the final model: nothing above saw these rows
         variables = jax.device_get(variables_of(result.state))
         predictor = Predictor(plan, variables, preprocessing, device=device)
@@ -290,3 +300,18 @@ def _diagnose(run_dir: Path, history: History, plan: Plan) -> tuple[str | None, 
     write_model(run_dir / "diagnosis.json", diagnosis)
     write_model(run_dir / "next_plan.json", next_plan)
     return str(run_dir / "diagnosis.json"), str(run_dir / "next_plan.json")
+
+
+def score_test_split(run_dir: str | Path, base_dir: str | Path = ".") -> dict[str, float]:
+    """A finished run's model on its plan's test split (empty without one).
+
+    The split is drawn as the run drew it (``load_data``), so the rows are the
+    ones no round trained, stopped early or was selected on.
+    """
+    from engine.predict import load_run
+
+    predictor = load_run(run_dir)
+    dataset = load_data(predictor.plan, base_dir)
+    if dataset.x_test is None:
+        return {}
+    return predictor.evaluate_prepared(dataset.x_test, dataset.y_test)
