@@ -207,13 +207,13 @@ def auto(
     say = report or (lambda line: None)
     source, label = _source(data, target)
     out = Path(out_dir or default_out(label))
-    profile = _profile(source, test_fraction)
     given = (
         None
         if budget is None and runs is None and examples is None
         else _budget(budget, runs, examples)
     )
     lineage = _open(out, resume, label, target, given)
+    profile = _profile(source, test_fraction)
     pending = None
     if lineage is None:
         first = _first_plan(profile, start, test_fraction)
