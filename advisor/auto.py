@@ -433,17 +433,20 @@ class _Loop:
         stop = self.policy.stopping
         history = json.loads((Path(parent.run_dir) / "history.json").read_text())
         trial_epochs = max(1, min(plan.epochs, len(history["epochs"])))
-        run_plan = self.fit_budget(plan)
-        if run_plan is None:
-            return "budget spent"
+        per_trial = trial_epochs * plan.n_train
         seconds, runs, examples = self.remaining()
         rate = self.seconds_per_example()
         if rate and seconds < math.inf:
             examples = min(examples, seconds / rate)
-        left = examples - run_plan.epochs * plan.n_train
-        n = min(stop.max_trials_per_search, runs - 1, left // (trial_epochs * plan.n_train))
+        # room for the trials and a final run as long as the parent's; the final run may
+        # use what is left beyond that (its epochs are cut to it), never more
+        finite = examples < math.inf
+        room = (examples - per_trial) // per_trial if finite else math.inf
+        n = min(stop.max_trials_per_search, runs - 1, room)
         if n < stop.min_trials_per_search:
             return "budget spent: no room for a search round"
+        cap = (examples - n * per_trial) // plan.n_train if finite else math.inf
+        run_plan = plan if cap >= plan.epochs else _with(plan, {"epochs": int(cap)})
         chosen = self.lineage
         search = {
             "method": "random",
