@@ -302,15 +302,16 @@ def auto(data: str, target: str | None, budget: str | None, runs: int | None, ex
          device: str | None, quiet: bool, as_json: bool) -> None:
     """Design the model: recommend, run, diagnose, revise (or search), repeat under a budget.
 
-    Each round is a run folder; the next round fixes what the best round's diagnosis
-    found, or, once it is healthy, searches around it.  Stops on the budget, after
-    rounds without a new best, or on a plateau.  The best round by validation is
-    scored on the test split once.  DIR/lineage.md tells why each round changed what it did.
-
     \b
     Example:
-      advisor auto builtin:wine --budget 5m --out auto/wine
-      advisor auto data.csv --target price --runs 12 --out auto/price
+      advisor auto builtin:diabetes --runs 12 --out auto/diabetes
+      advisor auto data.csv --target price --budget 20m --out auto/price
+
+    Each round is a run folder; the next round fixes what the best round's diagnosis
+    found or, once it has nothing left to fix, searches around it (rules/auto/auto.toml
+    narrows the search by what earlier rounds found).  Stops on the budget, after rounds
+    without a new best, or on a plateau.  The best round by validation is scored on the
+    test split once, at the end.  OUT/lineage.md tells why each round changed what it did.
     """
     from advisor.auto import auto as design
     from advisor.auto_report import summary
