@@ -209,3 +209,50 @@ def test_auto_revises_a_plan_by_its_diagnosis_and_keeps_the_best_by_validation(t
     text = (out / "lineage.md").read_text()
     assert "lr_too_high" in text and "optimizer.learning_rate" in text
     assert (out / "lineage.png").stat().st_size > 0
+
+
+def _loop_with_scores(tmp_path: Path, scores: list[float]) -> _Loop:
+    rounds, best = [], None
+    for i, score in enumerate(scores, start=1):
+        improved = best is None or score > best
+        rounds.append(
+            LineageRound(
+                round=i,
+                kind="recommended" if i == 1 else "search",
+                parent=None if i == 1 else 1,
+                run_dir=str(tmp_path),
+                cause="search",
+                score=score,
+                improved=improved,
+                seconds=1.0,
+                runs=1,
+                examples=100,
+            )
+        )
+        best = score if improved else best
+    lineage = Lineage(
+        data="test",
+        metric="val_accuracy",
+        direction="maximize",
+        metric_rule="select_accuracy",
+        budget=AutoBudget(runs=100),
+        rounds=rounds,
+    )
+    return _Loop(tmp_path, lineage, Profile.model_validate(IRIS_LIKE), None, False, print)
+
+
+def test_the_loop_stops_after_rounds_without_a_new_best(tmp_path):
+    patience = load_policy().stopping.patience_rounds
+    still = _loop_with_scores(tmp_path, [0.80, 0.85] + [0.84] * (patience - 1))
+    assert still.stop_reason() is None
+    stopped = _loop_with_scores(tmp_path, [0.80, 0.85] + [0.84] * patience)
+    assert stopped.stop_reason().startswith(f"no new best for {patience} rounds")
+
+
+def test_the_loop_stops_on_a_plateau_of_tiny_gains(tmp_path):
+    stop = load_policy().stopping
+    step = 0.9 * stop.plateau_relative / (stop.plateau_rounds + 1)
+    scores = [0.80, 0.90] + [0.90 + step * (i + 1) for i in range(stop.plateau_rounds)]
+    assert _loop_with_scores(tmp_path, scores).stop_reason().startswith("plateau")
+    climbing = [0.80, 0.90] + [0.90 + 0.01 * (i + 1) for i in range(stop.plateau_rounds)]
+    assert _loop_with_scores(tmp_path, climbing).stop_reason() is None
