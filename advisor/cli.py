@@ -89,7 +89,8 @@ def _emit_json(model_or_obj) -> None:
 
 @cli.command()
 @click.argument(
-    "name", type=click.Choice(["profile", "plan", "history", "diagnosis", "run", "preprocessing"])
+    "name",
+    type=click.Choice(["profile", "plan", "history", "diagnosis", "run", "preprocessing", "lineage"]),
 )
 def schema(name: str) -> None:
     """Print the JSON Schema of a file format, for editors and validators.
