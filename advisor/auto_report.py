@@ -143,8 +143,9 @@ def plot_lineage(lineage: Lineage, path: Path) -> Path:
         marker = "*" if r.round == lineage.best_round else "o"
         ax.scatter([r.round], [r.score], color=color, marker=marker, s=160 if marker == "*" else 50)
         label = r.kind if r.kind in ("recommended", "start") else r.cause
-        if r.changes and r.kind == "revision":
-            label += "\n" + r.changes[0].field.split(".")[-1]
+        fields = [c.field.split(".")[-1] for c in r.changes if c.field != "epochs"]
+        if fields and r.kind in ("revision", "search"):
+            label += "\n" + ", ".join(fields[:2]) + (" ..." if len(fields) > 2 else "")
         ax.annotate(
             label,
             (r.round, r.score),
