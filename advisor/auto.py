@@ -392,19 +392,21 @@ class _Loop:
         s = self.lineage.spent
         return s.seconds / s.examples if s.examples else 0.0
 
-    def fit_budget(self, plan: Plan, extra_examples: int = 0, extra_runs: int = 0) -> Plan | None:
-        """``plan`` with its epochs cut to what the budget has left (None: not even min_epochs)."""
+    def fit_budget(self, plan: Plan, at_least: int = 0) -> Plan | None:
+        """``plan`` with its epochs cut to what the budget has left; None when that is below
+        min_epochs, or below ``at_least`` (the epochs its parent trained: a shorter run could
+        not show whether the change helped)."""
         seconds, runs, examples = self.remaining()
-        if runs < 1 + extra_runs:
+        if runs < 1:
             return None
         rate = self.seconds_per_example()
         if rate and seconds < math.inf:
             examples = min(examples, seconds / rate)
-        examples -= extra_examples
         epochs = (
             min(plan.epochs, int(examples // plan.n_train)) if examples < math.inf else plan.epochs
         )
-        if epochs < min(plan.epochs, self.policy.stopping.min_epochs) or seconds <= 0:
+        least = min(plan.epochs, max(self.policy.stopping.min_epochs, at_least))
+        if epochs < least or seconds <= 0:
             return None
         return plan if epochs == plan.epochs else _with(plan, {"epochs": epochs})
 
@@ -416,10 +418,11 @@ class _Loop:
         plan = self.plan_of(parent)
         diagnosis = _diagnosis(parent)
         revised = _next_plan(parent, plan)
-        if revised is not None and not self.tried(revised):
-            fitted = self.fit_budget(revised)
+        done = any(r.kind == "revision" and r.parent == parent.round for r in self.lineage.rounds)
+        if revised is not None and not done and not self.tried(revised):
+            fitted = self.fit_budget(revised, at_least=_epochs_trained(parent))
             if fitted is None:
-                return "budget spent"
+                return "budget spent: too little left to train the revision as long as its parent"
             fixed = [f.problem for f in diagnosis.fixes]
             because = [p for p in diagnosis.problems if p.name in fixed] or diagnosis.problems
             cause = diagnosis.primary if diagnosis.primary in fixed else fixed[0]
@@ -431,8 +434,7 @@ class _Loop:
         if not space:
             return "nothing left to search: every dimension was pruned"
         stop = self.policy.stopping
-        history = json.loads((Path(parent.run_dir) / "history.json").read_text())
-        trial_epochs = max(1, min(plan.epochs, len(history["epochs"])))
+        trial_epochs = max(1, min(plan.epochs, _epochs_trained(parent)))
         per_trial = trial_epochs * plan.n_train
         seconds, runs, examples = self.remaining()
         rate = self.seconds_per_example()
@@ -650,6 +652,10 @@ def _next_plan(r: LineageRound, plan: Plan) -> Plan | None:
         return None
     revised = load_model(Plan, path)
     return _with(revised, {"output_dir": None, "device": plan.device, "search": None})
+
+
+def _epochs_trained(r: LineageRound) -> int:
+    return len(json.loads((Path(r.run_dir) / "history.json").read_text())["epochs"])
 
 
 def _examples(run_dir: Path) -> int:
