@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from advisor.errors import EngineError, InputError
-from advisor.io import write_atomic, write_model
+from advisor.io import load_model, write_atomic, write_model
 from advisor.loading import resolve_plan_paths
 from advisor.schemas import History, HistorySource, Plan, RunResult
 from engine.checkpoint import save_checkpoint, transfer_base
@@ -310,6 +310,9 @@ def score_test_split(run_dir: str | Path, base_dir: str | Path = ".") -> dict[st
     """
     from engine.predict import load_run
 
+    plan = load_model(Plan, Path(run_dir) / "plan.json")
+    if plan.data.test is None and plan.data.test_fraction == 0:
+        return {}
     predictor = load_run(run_dir)
     dataset = load_data(predictor.plan, base_dir)
     if dataset.x_test is None:
