@@ -256,3 +256,26 @@ def test_the_loop_stops_on_a_plateau_of_tiny_gains(tmp_path):
     assert _loop_with_scores(tmp_path, scores).stop_reason().startswith("plateau")
     climbing = [0.80, 0.90] + [0.90 + 0.01 * (i + 1) for i in range(stop.plateau_rounds)]
     assert _loop_with_scores(tmp_path, climbing).stop_reason() is None
+
+
+@pytest.mark.slow
+def test_a_class_weighted_plan_with_a_test_split_is_scored_on_it(tmp_path):
+    pytest.importorskip("jax")
+    import advisor
+
+    plan = example_plan(
+        "digits_mlp",
+        {
+            "search": None,
+            "data.source.subsample": 200,
+            "n_train": 200,
+            "data.test_fraction": 0.2,
+            "loss.class_weights": "balanced",
+            "epochs": 3,
+        },
+    )
+    result = advisor.run(plan, out_dir=tmp_path / "run")
+    assert {"accuracy", "loss"} <= set(result.test_metrics)
+    from engine.run import score_test_split
+
+    assert score_test_split(tmp_path / "run") == pytest.approx(result.test_metrics, rel=1e-4)
