@@ -21,6 +21,7 @@ _API = {
     "diagnose": "advisor.diagnosis",
     "run": "advisor.running",
     "search": "advisor.searching",
+    "auto": "advisor.auto",
     "load_profile": "advisor.loading",
     "load_plan": "advisor.loading",
     "load_history": "advisor.readers",
@@ -33,6 +34,7 @@ _API = {
     "History": "advisor.schemas",
     "Diagnosis": "advisor.schemas",
     "RunResult": "advisor.schemas",
+    "Lineage": "advisor.schemas",
     "AdvisorError": "advisor.errors",
     "InputError": "advisor.errors",
 }

@@ -95,7 +95,8 @@ def _emit_json(model_or_obj) -> None:
 
 @cli.command()
 @click.argument(
-    "name", type=click.Choice(["profile", "plan", "history", "diagnosis", "run", "preprocessing"])
+    "name",
+    type=click.Choice(["profile", "plan", "history", "diagnosis", "run", "preprocessing", "lineage"]),
 )
 def schema(name: str) -> None:
     """Print the JSON Schema of a file format, for editors and validators.
@@ -291,6 +292,56 @@ def run(plan: Path | None, out_dir: Path | None, resume: Path | None, overwrite:
     from advisor.running import run_files
 
     run_files(plan, out_dir, device, as_json, resume=resume, overwrite=overwrite)
+
+
+@cli.command()
+@click.argument("data")
+@click.option("--target", help="CSV: the column to predict.")
+@click.option("--budget", help="Wall-clock budget, e.g. 20m, 90s, 1h30m (default 20m when no limit is given).")
+@click.option("--runs", type=click.IntRange(min=1, max=MAX_COUNT), help="Most trainings (a search trial counts one).")
+@click.option("--examples", type=click.IntRange(min=1, max=MAX_COUNT),
+              help="Most examples trained, summed over epochs (n_train x epochs).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Lineage folder (default auto/NAME); round-NN/ are its run folders.")
+@click.option("--resume", is_flag=True, help="Continue the lineage in --out from its last finished round.")
+@click.option("--start", type=click.Path(dir_okay=False, path_type=Path),
+              help="Run this plan in round 1 instead of the recommended one.")
+@click.option("--test-fraction", type=click.FloatRange(min=0.0, max=0.8, max_open=True), default=0.2,
+              show_default=True, help="Share held out as the test split, scored once at the end (0 = none).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "gpu", "tpu"]), help="Override the plans' device.")
+@click.option("--quiet", is_flag=True, help="No per-epoch progress bars, only one line per round.")
+@click.option("--json", "as_json", is_flag=True, help="Print the lineage as JSON at the end.")
+def auto(data: str, target: str | None, budget: str | None, runs: int | None, examples: int | None,
+         out_dir: Path | None, resume: bool, start: Path | None, test_fraction: float,
+         device: str | None, quiet: bool, as_json: bool) -> None:
+    """Design the model: recommend, run, diagnose, revise (or search), repeat under a budget.
+
+    \b
+    Example:
+      advisor auto builtin:diabetes --runs 12 --out auto/diabetes
+      advisor auto data.csv --target price --budget 20m --out auto/price
+
+    Each round is a run folder; the next round fixes what the best round's diagnosis
+    found or, once it has nothing left to fix, searches around it (rules/auto/auto.toml
+    narrows the search by what earlier rounds found).  Stops on the budget, after rounds
+    without a new best, or on a plateau.  The best round by validation is scored on the
+    test split once, at the end.  OUT/lineage.md tells why each round changed what it did.
+    """
+    from advisor.auto import auto as design
+    from advisor.auto_report import summary
+
+    _check_output(out_dir, option="--out", folder=True)
+    lineage = design(
+        data, target, budget, runs=runs, examples=examples, out_dir=out_dir, resume=resume,
+        start=start, test_fraction=test_fraction, device=device, progress=False if quiet else None,
+        report=lambda line: click.echo(line, err=as_json),
+    )
+    if as_json:
+        click.echo(lineage.model_dump_json(indent=2))
+    else:
+        from advisor.auto import default_out
+
+        click.echo(summary(lineage, out_dir or default_out(data)))
 
 
 # ----------------------------------------------------------------------------- use a trained run

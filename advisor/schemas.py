@@ -1119,6 +1119,108 @@ class LrFindReport(Versioned):
     plot: str | None = Field(None, description="lr_find.png")
 
 
+# ----------------------------------------------------------------------------- auto (lineage)
+
+
+class PlanChange(Strict):
+    """One plan field a round changed from the plan it grew from."""
+
+    model_config = _RECORD
+
+    field: str = Field(description="plan field path")
+    old: Any = Field(None, description="its value in the parent round's plan")
+    new: Any = Field(None, description="its value in this round's plan")
+
+
+class PrunedDimension(Strict):
+    """A search dimension narrowed because a problem was found earlier in the lineage."""
+
+    model_config = _RECORD
+
+    field: str = Field(description="the plan field the dimension searches")
+    rule: str = Field(description="id of the pruning entry in rules/auto/auto.toml")
+    problem: ProblemName = Field(description="the problem found earlier that narrowed it")
+    bound: Literal["at_most", "at_least", "dropped"] = Field(description="what was kept")
+    value: Any = Field(None, description="the plan's value the dimension was bounded at")
+    reason: str
+    source: str
+
+
+class AutoBudget(Strict):
+    """What ``advisor auto`` may spend; any limit reached stops it (None = no limit)."""
+
+    seconds: float | None = Field(None, gt=0, description="wall-clock seconds")
+    runs: PositiveInt | None = Field(None, description="trainings (a search trial counts one)")
+    examples: PositiveInt | None = Field(
+        None, description="examples trained, summed over epochs (n_train x epochs run)"
+    )
+
+
+class AutoSpent(Strict):
+    """What ``advisor auto`` has spent so far."""
+
+    seconds: float = Field(0.0, ge=0, description="wall-clock seconds of the rounds")
+    runs: int = Field(0, ge=0, description="trainings, search trials included")
+    examples: int = Field(0, ge=0, description="examples trained, summed over epochs")
+
+
+class LineageRound(Strict):
+    """One round of ``advisor auto``: the plan it ran, why it differs from its parent, its score."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, ser_json_inf_nan="constants", allow_inf_nan=True
+    )
+
+    round: int = Field(ge=1, description="1, 2, ...")
+    kind: Literal["recommended", "start", "revision", "search"] = Field(
+        description="where the plan came from: the rules, a given plan, a diagnosis' fixes, a search"
+    )
+    parent: int | None = Field(None, description="the round whose plan this one changed")
+    run_dir: str = Field(description="the round's run folder (a normal advisor run folder)")
+    changes: list[PlanChange] = Field(default_factory=list, description="plan diff from the parent")
+    cause: str = Field(description="the problem whose fixes made this plan, or search / recommended")
+    because: list[Problem] = Field(
+        default_factory=list, description="the parent's diagnosis that caused it, with its numbers"
+    )
+    pruned: list[PrunedDimension] = Field(
+        default_factory=list, description="search rounds: dimensions narrowed by earlier findings"
+    )
+    search: str | None = Field(None, description="search rounds: the search's search.json")
+    score: float | None = Field(None, description="validation score (the lineage's metric)")
+    change: float | None = Field(None, description="score minus the best score before this round")
+    improved: bool = Field(False, description="a new best by the lineage's metric")
+    problems: list[ProblemName] = Field(
+        default_factory=list, description="what this round's own diagnosis found"
+    )
+    seconds: float = Field(ge=0, description="wall-clock seconds of the round, search included")
+    runs: int = Field(ge=0, description="trainings in the round, search trials included")
+    examples: int = Field(ge=0, description="examples trained in the round, summed over epochs")
+
+
+class Lineage(Strict):
+    """``lineage.json`` of ``advisor auto``: every round, the best one, and why it stopped."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, ser_json_inf_nan="constants", allow_inf_nan=True
+    )
+
+    data: str = Field(description="the data source, as given")
+    target: str | None = Field(None, description="the target column (CSV)")
+    metric: str = Field(description="the validation series rounds are scored by")
+    direction: Literal["minimize", "maximize"] = Field(description="of the metric")
+    metric_rule: str = Field(description="the selection entry of rules/auto/auto.toml that chose it")
+    budget: AutoBudget
+    spent: AutoSpent = Field(default_factory=AutoSpent)
+    rounds: list[LineageRound] = Field(default_factory=list)
+    best_round: int | None = Field(None, description="the best round by validation score")
+    stopped: str | None = Field(None, description="why the loop stopped (None = not finished)")
+    final_plan: str | None = Field(None, description="plan.json of the best round")
+    test_metrics: dict[str, float] = Field(
+        default_factory=dict,
+        description="the best round's model on the held-out test split, measured once at the end",
+    )
+
+
 SCHEMAS: dict[str, type[BaseModel]] = {
     "profile": Profile,
     "plan": Plan,
@@ -1126,5 +1228,6 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "diagnosis": Diagnosis,
     "run": RunResult,
     "preprocessing": Preprocessing,
+    "lineage": Lineage,
 }
 

@@ -213,7 +213,9 @@ class Predictor:
 
         self.forward = forward
         self.metric_names = metric_names(plan.task, plan.n_classes, plan.model.grid)
-        loss_fn = build_loss(plan.loss)
+        # the reported loss is the plain one: class weights are a training device, and
+        # "balanced" weights need the training split's counts, which a saved run lacks
+        loss_fn = build_loss(plan.loss.model_copy(update={"class_weights": None}))
         metrics_fn = make_metrics(self.metric_names, plan.task)
         task, loss_name, k = plan.task, plan.loss.name, plan.n_classes
 

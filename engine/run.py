@@ -42,7 +42,7 @@ import jax
 import jax.numpy as jnp
 
 from advisor.errors import EngineError, InputError
-from advisor.io import write_atomic, write_model
+from advisor.io import load_model, write_atomic, write_model
 from advisor.loading import resolve_plan_paths
 from advisor.schemas import History, HistorySource, Plan, RunResult
 from engine.checkpoint import save_checkpoint, transfer_base
@@ -119,6 +119,7 @@ def run_plan(
     resume: bool = False,
     overwrite: bool = False,
     diagnose: Diagnose | None = None,
+    score_test: bool = True,
 ) -> RunResult:
     """Train ``plan`` and write its run directory; returns what was written.
 
@@ -133,6 +134,8 @@ def run_plan(
         overwrite: a non-empty ``out_dir`` is allowed; its run files are removed first.
         diagnose: writes diagnosis.json and next_plan.json into the run folder and
             returns their paths (the engine does not diagnose: that is advisor's job).
+        score_test: score the final model on the test split; ``advisor auto`` turns it
+            off for its rounds and scores only the round it chose, once, at the end.
 
     Raises:
         InputError: the plan, its data or the run folder cannot give a correct run
@@ -246,6 +249,7 @@ def run_plan(
         diagnose=diagnose,
         phases=phases,
         extra={"timing": timing, "resumed_from_epoch": resumed.epoch if resumed else None},
+        score_test=score_test,
     )
 
 
@@ -301,6 +305,7 @@ def _write_run(
     diagnose: Diagnose | None = None,
     extra: dict | None = None,
     phases: list | None = None,
+    score_test: bool = True,
 ) -> RunResult:
     run_dir.mkdir(parents=True, exist_ok=True)
     samples = [  # a GAN's sample grids
@@ -321,7 +326,12 @@ def _write_run(
         )
         write_model(run_dir / PREPROCESSING, preprocessing)
     test_metrics = {}
-    if preprocessing is not None and dataset.x_test is not None and result.state is not None:
+    if (
+        score_test
+        and preprocessing is not None
+        and dataset.x_test is not None
+        and result.state is not None
+    ):
         # once, at the end, on the final model: nothing above saw these rows
         variables = jax.device_get(variables_of(result.state))
         predictor = Predictor(plan, variables, preprocessing, device=device)
@@ -388,3 +398,20 @@ def _write_run(
         )
     return run
 
+
+def score_test_split(run_dir: str | Path, base_dir: str | Path = ".") -> dict[str, float]:
+    """A finished run's model on its plan's test split (empty without one).
+
+    The split is drawn as the run drew it (``load_data``), so the rows are the
+    ones no round trained, stopped early or was selected on.
+    """
+    from engine.predict import load_run
+
+    plan = load_model(Plan, Path(run_dir) / "plan.json")
+    if plan.data.test is None and plan.data.test_fraction == 0:
+        return {}
+    predictor = load_run(run_dir)
+    dataset = load_data(predictor.plan, base_dir)
+    if dataset.x_test is None:
+        return {}
+    return predictor.evaluate_prepared(dataset.x_test, dataset.y_test)
