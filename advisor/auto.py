@@ -287,7 +287,7 @@ def _profile(source: DataSource, test_fraction: float) -> Profile:
 
 def _first_plan(profile: Profile, start, test_fraction: float) -> Plan:
     from advisor.loading import load_plan
-    from advisor.recommend import recommend
+    from advisor.recommending import recommend
 
     plan = load_plan(start) if start is not None else recommend(profile)
     data = plan.data
@@ -669,7 +669,7 @@ def _examples(run_dir: Path) -> int:
 
 @lru_cache(maxsize=8)
 def _space_for(profile_json: str) -> dict[str, SearchParam]:
-    from advisor.recommend import recommend
+    from advisor.recommending import recommend
 
     profile = Profile.model_validate_json(profile_json)
     budget = (profile.budget.model_dump() if profile.budget else {}) | {"max_trials": 20}
