@@ -37,6 +37,8 @@ from advisor.loading import resolve_plan_paths
 from advisor.plan_paths import get_path
 from advisor.schemas import History, HistorySource, ModeTiming, Plan, SearchPlan
 from engine import space as spaces
+from engine.checks import check_plan
+from engine.losses import build_loss
 from engine import workers
 from engine.search_report import RUN, SURPLUS, write_report
 
@@ -477,6 +479,9 @@ def run_search(
     out_dir = Path(out_dir)
     plan = resolve_plan_paths(plan, base_dir)  # best_plan.json and trial plans run from anywhere
     spaces.check_space(plan)  # bad input fails before a storage or a device is touched
+    check_plan(plan)  # so does a plan no trial could run (a loss that does not fit, ...)
+    if plan.task != "gan":  # ... or a loss parameter the loss does not take
+        build_loss(plan.loss.model_copy(update={"class_weights": None}))
     store = open_storage(storage, out_dir, heartbeat_timeout)
     name = study_name or plan.name or "search"
     study = open_study(plan, store, name, worker)

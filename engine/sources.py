@@ -279,11 +279,18 @@ def read_csv(source: CsvData, path: Path, task: str) -> Raw:
         ids = {name: i for i, name in enumerate(names)}
         return Raw(x, np.array([ids[v] for v in target], np.int32), names, feature_names=features)
     try:
-        return Raw(x, np.array([float(v) for v in target], np.float32), feature_names=features)
+        y = np.array([float(v) for v in target], np.float32)
     except ValueError:
         raise InputError(
             f"data.source.target: column {source.target!r} is not numeric; a {task} target must be"
         ) from None
+    infinite = np.flatnonzero(~np.isfinite(y))
+    if len(infinite):
+        raise InputError(
+            f"data.source.target: column {source.target!r} of {path} is not a finite float32 "
+            f"number in row {infinite[0] + 2}; expected finite numbers"
+        )
+    return Raw(x, y, feature_names=features)
 
 
 def read_image_folder(source: ImageFolderData, path: Path, class_mode: str | None) -> Raw:

@@ -25,6 +25,7 @@ from advisor.inputs import (
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ROOT / "examples/profiles/iris_tiny.json"
+EXAMPLES = ROOT / "examples"
 
 
 def one_line_error(result, exit_code: int = 2) -> str:
@@ -355,3 +356,28 @@ def test_a_usage_error_is_one_line_and_exit_2(args):
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert result.exit_code == 2
     assert len(lines) == 1 and lines[0].startswith("error: ") and "--help" in lines[0]
+
+
+def test_a_regression_target_too_large_for_float32_is_one_line(tmp_path):
+    """Found by the full fuzz run: a target of 4,000 digits overflowed to inf and the
+    profile's own schema raised a traceback."""
+    rows = ["a,y"] + [f"{i}.5,{i}" for i in range(8)] + ["9.5," + "9" * 4000]
+    (tmp_path / "data.csv").write_text("\n".join(rows) + "\n")
+    args = ["profile", str(tmp_path / "data.csv"), "--target", "y", "--task", "regression"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2
+    assert "data.source.target" in result.output and "finite" in result.output
+    assert "9999" not in result.output  # the value is never echoed
+
+
+def test_a_search_whose_plan_no_trial_could_run_writes_nothing(tmp_path):
+    """Found by the full fuzz run: a loss parameter the loss does not take failed only
+    after the study's journal was written."""
+    plan = json.loads((EXAMPLES / "plans" / "wine_random_search.json").read_text())
+    plan["loss"]["params"] = {"learning_rate": 0.1}
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["search", str(tmp_path / "plan.json"), "--out", str(out)])
+    assert result.exit_code == 2
+    assert "loss.params" in result.output
+    assert not out.exists()
