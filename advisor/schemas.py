@@ -663,6 +663,32 @@ class Explanation(Strict):
     )
 
 
+MAX_DEVICES = 1 << 16  # devices in one data-parallel mesh (a TPU v5p pod has 8,960 chips)
+
+
+class ScalePlan(Strict):
+    """How a run spreads over devices and reads data larger than memory."""
+
+    devices: Annotated[int, Field(ge=1, le=MAX_DEVICES)] | None = Field(
+        None,
+        description="devices of the chosen kind each batch is split over (data parallel); "
+        "None = every one JAX sees, in every process of a multi-host run",
+    )
+    data_path: Literal["auto", "memory", "stream"] = Field(
+        "auto",
+        description="memory = load every example, stream = read batches from a memory-mapped "
+        "cache on disk with prefetch; auto = stream above stream_above_mb",
+    )
+    stream_above_mb: float = Field(
+        4096.0,
+        gt=0,
+        le=1e9,
+        description="decoded float32 size of the data above which auto streams (MiB); "
+        "4 GiB is a sixth of the 24 GiB machines this was built on, leaving room for the "
+        "copy scaling makes and the device buffers",
+    )
+
+
 class Plan(Strict):
     """Everything the engine needs to train, and why each value is what it is."""
 
@@ -696,6 +722,9 @@ class Plan(Strict):
     seed: Seed = Field(0, description="seed of initialisation, shuffling and augmentation")
     precision: Precision = Field("float32", description="compute precision")
     device: DeviceName = Field("auto", description="where to train")
+    scale: ScalePlan | None = Field(
+        None, description="several devices and streamed data; None = the defaults of ScalePlan"
+    )
     output_dir: str | None = Field(None, description="run directory; None = runs/<name>-<time>")
     explanations: dict[str, Explanation] = Field(
         default_factory=dict, description="plan field path -> why it has its value"

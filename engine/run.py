@@ -33,7 +33,7 @@ import jax.numpy as jnp
 from advisor.errors import EngineError, InputError
 from advisor.io import write_atomic, write_model
 from advisor.loading import resolve_plan_paths
-from advisor.schemas import History, HistorySource, Plan, RunResult
+from advisor.schemas import History, HistorySource, Plan, RunResult, ScalePlan
 from engine.checkpoint import save_checkpoint, transfer_base
 from engine.checks import CheckWarning, check_data, check_plan
 from engine.curves import plot_curves
@@ -136,8 +136,13 @@ def run_plan(
                 plan, network, dataset, chosen, variables
             )
         else:
-            phases, state = build_supervised(plan, network, dataset, chosen, variables)
-            variables_of = lambda s: s.variables()  # noqa: E731
+            from engine.sharding import placement_for
+
+            placement = placement_for((plan.scale or ScalePlan()).devices, chosen)
+            phases, state = build_supervised(
+                plan, network, dataset, chosen, variables, placement=placement
+            )
+            variables_of = lambda s: placement.local(s.variables())  # noqa: E731
     for warning in warnings:
         report(str(warning))
 
