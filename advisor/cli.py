@@ -267,8 +267,25 @@ def diagnose(history: Path, plan_path: Path | None, output: Path | None, as_json
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Run directory.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "gpu", "tpu"]), help="Override the plan's device.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run result as JSON.")
-def run(plan: Path, out_dir: Path | None, device: str | None, as_json: bool) -> None:
+@click.option("--coordinator", envvar="JAX_COORDINATOR_ADDRESS", help="Multi-host: HOST:PORT of process 0 (env JAX_COORDINATOR_ADDRESS).")
+@click.option("--num-processes", type=click.IntRange(min=1, max=1 << 16), envvar="JAX_NUM_PROCESSES", help="Multi-host: how many processes train together (env JAX_NUM_PROCESSES).")
+@click.option("--process-id", type=click.IntRange(min=0, max=(1 << 16) - 1), envvar="JAX_PROCESS_ID", help="Multi-host: this process's number, 0 first (env JAX_PROCESS_ID).")
+@click.option("--distributed", is_flag=True, help="Multi-host: let JAX find the cluster (Slurm, TPU VM, Open MPI).")
+def run(
+    plan: Path,
+    out_dir: Path | None,
+    device: str | None,
+    as_json: bool,
+    coordinator: str | None,
+    num_processes: int | None,
+    process_id: int | None,
+    distributed: bool,
+) -> None:
     """Train a plan on JAX/Flax and write the run directory (history, checkpoint, diagnosis).
+
+    Every device JAX sees shares each batch (plan scale.devices picks fewer).
+    Several hosts: run the same command on each with --coordinator,
+    --num-processes and --process-id (README, "Several machines").
 
     \b
     Example:
@@ -277,7 +294,13 @@ def run(plan: Path, out_dir: Path | None, device: str | None, as_json: bool) -> 
     from advisor.running import run_files
 
     _check_output(out_dir, option="--out", folder=True)
-    run_files(plan, out_dir, device, as_json)
+    cluster = {
+        "coordinator": coordinator,
+        "num_processes": num_processes,
+        "process_id": process_id,
+        "auto": distributed,
+    }
+    run_files(plan, out_dir, device, as_json, cluster=cluster)
 
 
 # ----------------------------------------------------------------------------- use a trained run

@@ -82,8 +82,22 @@ def _warn(line: str) -> None:
     click.echo(line, err=True)
 
 
-def run_files(plan_path: Path, out_dir: Path | None, device: str | None, as_json: bool) -> None:
-    """The ``advisor run`` command: train, then print a summary or the RunResult JSON."""
+def run_files(
+    plan_path: Path,
+    out_dir: Path | None,
+    device: str | None,
+    as_json: bool,
+    cluster: dict | None = None,
+) -> None:
+    """The ``advisor run`` command: train, then print a summary or the RunResult JSON.
+
+    ``cluster``: ``engine.distributed.Cluster``'s fields; join the other processes
+    first when any is given (multi-host).
+    """
+    if cluster and any(v not in (None, False) for v in cluster.values()):
+        from engine.distributed import Cluster, initialize
+
+        initialize(Cluster(**cluster))
     result = run(plan_path, out_dir, device)
     if as_json:
         click.echo(result.model_dump_json(indent=2))

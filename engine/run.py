@@ -148,6 +148,9 @@ def run_plan(
 
     run_dir = Path(out_dir or plan.output_dir or _default_dir(plan))
     resolved = plan.model_copy(update={"output_dir": str(run_dir), "device": chosen.platform})
+    if plan.task != "gan" and plan.freeze.strategy != "feature_extractor":
+        scale = (plan.scale or ScalePlan()).model_copy(update={"devices": placement.n_devices})
+        resolved = resolved.model_copy(update={"scale": scale})  # the device count as run
     try:
         result = fit(phases, state, plan, progress=progress)
         diverged = None
