@@ -117,10 +117,18 @@ class CsvData(Strict):
     """A table: one row per example, one column the target."""
 
     kind: Literal["csv"] = "csv"
-    path: str = Field(description="path to the .csv file (header row required)")
+    path: str = Field(description="path to the .csv file (header row required) or .parquet file")
     target: str = Field(description="the column to predict")
     features: Annotated[list[str], Field(max_length=MAX_LIST)] | None = Field(
         None, description="feature columns; None = every other column"
+    )
+    categories: (
+        dict[str, Annotated[list[str], Field(max_length=MAX_LIST)]] | None
+    ) = Field(
+        None,
+        max_length=MAX_LIST,
+        description="text feature column -> its values; a value is coded as its position. "
+        "None = each text column's distinct values in sorted order, as read",
     )
 
 
@@ -928,6 +936,9 @@ class Preprocessing(Strict):
     )
     features: list[str] | None = Field(
         None, description="CSV: the feature columns, in the model's order"
+    )
+    categories: dict[str, list[str]] | None = Field(
+        None, description="CSV: text feature column -> its values, coded by position"
     )
     target: str | None = Field(None, description="CSV: the target column")
     x_key: str | None = Field(None, description=".npz: the inputs' array")

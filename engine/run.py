@@ -214,7 +214,7 @@ def _write_run(
     preprocessing = None
     if plan.task != "gan":
         preprocessing = preprocessing_for(
-            plan, dataset.scaling, dataset.class_names, dataset.feature_names
+            plan, dataset.scaling, dataset.class_names, dataset.feature_names, dataset.categories
         )
         write_model(run_dir / PREPROCESSING, preprocessing)
     test_metrics = {}
