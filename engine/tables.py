@@ -61,9 +61,9 @@ def read_frame(path: Path, field: str = "data.source.path"):
             frame = pd.read_csv(path, engine=engine, skip_blank_lines=True)
     except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as err:
         kind = "Parquet" if is_parquet(path) else "CSV"
-        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        # the parser's message can quote the file's lines: only its kind is shown
         raise InputError(
-            f"{field}: {path} is not a readable {kind} file ({first}); "
+            f"{field}: {path} is not a readable {kind} file ({type(err).__name__}); "
             "expected a header row and one value per column in every row"
         ) from None
     frame.columns = [str(c).strip() for c in frame.columns]
