@@ -113,7 +113,10 @@ def run_plan(
     plan = resolve_plan_paths(plan, base_dir)  # the run folder's plan.json runs from anywhere
     warnings = check_plan(plan)
     chosen = select_device(device or plan.device)
-    dataset = load_data(plan, base_dir)
+    from engine.streaming import load_streamed, wants_stream
+
+    streamed = wants_stream(plan, base_dir)  # data above plan.scale's threshold: read from disk
+    dataset = load_streamed(plan, base_dir) if streamed else load_data(plan, base_dir)
     warnings += check_data(plan, dataset)
     dtype = _compute_dtype(plan, chosen, warnings)
     impl = "cpu" if chosen.platform == "cpu" else "xla"
@@ -139,9 +142,16 @@ def run_plan(
             from engine.sharding import placement_for
 
             placement = placement_for((plan.scale or ScalePlan()).devices, chosen)
-            phases, state = build_supervised(
-                plan, network, dataset, chosen, variables, placement=placement
-            )
+            if streamed:
+                from engine.streaming import build_streamed
+
+                phases, state = build_streamed(
+                    plan, network, dataset, chosen, variables, placement
+                )
+            else:
+                phases, state = build_supervised(
+                    plan, network, dataset, chosen, variables, placement=placement
+                )
             variables_of = lambda s: placement.local(s.variables())  # noqa: E731
     for warning in warnings:
         report(str(warning))
@@ -149,7 +159,9 @@ def run_plan(
     run_dir = Path(out_dir or plan.output_dir or _default_dir(plan))
     resolved = plan.model_copy(update={"output_dir": str(run_dir), "device": chosen.platform})
     if plan.task != "gan" and plan.freeze.strategy != "feature_extractor":
-        scale = (plan.scale or ScalePlan()).model_copy(update={"devices": placement.n_devices})
+        scale = (plan.scale or ScalePlan()).model_copy(
+            update={"devices": placement.n_devices, "data_path": "stream" if streamed else "memory"}
+        )
         resolved = resolved.model_copy(update={"scale": scale})  # the device count as run
     try:
         result = fit(phases, state, plan, progress=progress)
