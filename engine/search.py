@@ -31,7 +31,7 @@ from optuna.trial import TrialState
 from advisor.errors import InputError
 from advisor.io import write_model
 from advisor.loading import resolve_plan_paths
-from advisor.schemas import History, HistorySource, ModeTiming, Plan, SearchPlan
+from advisor.schemas import History, HistorySource, ModeTiming, Plan, ScalePlan, SearchPlan
 from engine import space as spaces
 
 TRIALS_DIR = "trials"
@@ -168,6 +168,10 @@ class Searcher:
         self, plan: Plan, out_dir: Path, base_dir: Path, device, mode: str | None, batch: int | None
     ):
         self.plan, self.out_dir, self.base_dir, self.device = plan, out_dir, base_dir, device
+        from engine.sharding import devices_of
+
+        # a vmapped population's trials are split over these (plan.scale.devices; None = all)
+        self.trial_devices = devices_of(device.platform, (plan.scale or ScalePlan()).devices)
         self.space = spaces.check_space(plan)
         self.forced = None if mode in (None, "auto") else mode
         self.batch = batch or default_batch(plan)
@@ -199,7 +203,12 @@ class Searcher:
             if data_key not in self.datasets:
                 self.datasets[data_key] = load_data(plans[0], self.base_dir)
             pop = Population(
-                plans, list(self.space), self.datasets[data_key], self.device, self.base_dir
+                plans,
+                list(self.space),
+                self.datasets[data_key],
+                self.device,
+                self.base_dir,
+                trial_devices=self.trial_devices,
             )
             self.warnings += [str(w) for w in pop.warnings]
             self.populations[key] = pop

@@ -127,3 +127,38 @@ def placement_for(devices: int | None, device: jax.Device) -> Placement:
 def single(device: jax.Device) -> Placement:
     """The one-device placement (what every run had before several devices)."""
     return Placement((device,), None)
+
+
+@dataclass(frozen=True)
+class TrialPlacement:
+    """A vmapped population's trials split over a ``data`` mesh: trial axis 0 sharded.
+
+    Each device trains its share of the trials on the whole (replicated) data,
+    so N devices run N trials at once; ``make_train_epoch`` takes it as its
+    ``placement`` (batches stay whole, the state keeps its trial sharding).
+    """
+
+    mesh: Mesh
+
+    @property
+    def trials(self) -> NamedSharding:
+        return NamedSharding(self.mesh, P(AXIS))
+
+    @property
+    def replicated(self) -> NamedSharding:
+        return NamedSharding(self.mesh, P())
+
+    def put_trials(self, tree):
+        """``tree`` (every leaf with a leading trial axis) split over the devices."""
+        return jax.device_put(tree, self.trials)
+
+    def constrain_batch(self, batch):
+        return batch
+
+    def constrain_state(self, state):
+        return jax.lax.with_sharding_constraint(state, self.trials)
+
+
+def trial_placement(devices: tuple[jax.Device, ...]) -> TrialPlacement | None:
+    """The trial mesh over ``devices``; None for one device (nothing to split)."""
+    return TrialPlacement(Mesh(np.array(devices), (AXIS,))) if len(devices) > 1 else None

@@ -12,10 +12,10 @@ import numpy as np
 from tests.engine_plans import DIGITS_CNN, make_plan
 
 
-def _run(plan, counts, device_count=8):
+def _run(plan, counts, device_count=8, command=("curves",)):
     env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={device_count}"}
     done = subprocess.run(
-        [sys.executable, "-m", "tests.scale_support", "curves", *map(str, counts)],
+        [sys.executable, "-m", "tests.scale_support", *command, *map(str, counts)],
         input=plan.model_dump_json(),
         capture_output=True,
         text=True,
@@ -62,3 +62,14 @@ def test_asking_for_more_devices_than_there_are_names_the_field():
     )
     assert done.returncode != 0
     assert "devices: the plan asks for 16 cpu devices but JAX sees 8" in done.stderr
+
+
+def test_eight_trials_train_one_per_device_as_on_one_device():
+    plan = make_plan(epochs=2)  # the iris MLP
+    out = _run(plan, [1, 8], command=("population", "8"))
+    one, eight = out["1"], out["8"]
+    assert all("'data': 8" in s and "spec=P('data',)" in s for s in eight["shardings"])
+    assert eight["status"] == one["status"] == ["complete"] * 8
+    np.testing.assert_allclose(eight["losses"], one["losses"], rtol=1e-5)
+    np.testing.assert_allclose(eight["val_losses"], one["val_losses"], rtol=1e-5)
+    assert len({round(losses[-1], 6) for losses in one["losses"]}) == 8  # eight different trials
