@@ -428,9 +428,16 @@ class StreamedData:
 
 
 def put_batch(placement, rows: Rows | np.ndarray, index: np.ndarray) -> jax.Array:
-    """The rows ``index`` as one array sharded over ``placement``; each process reads its part."""
+    """The rows ``index`` as one array sharded over ``placement``; each process reads its part.
+
+    A batch the device count does not divide cannot be an evenly sharded array:
+    every process reads it whole and places it replicated, and the step's
+    sharding constraint splits it unevenly inside the program.
+    """
     if placement.mesh is None:
         return jax.device_put(rows[index], placement.devices[0])
+    if len(index) % placement.n_devices:
+        return placement.put(rows[index])
     shape = (len(index), *rows.shape[1:])
     return jax.make_array_from_callback(shape, placement.batch, lambda i: rows[index[i[0]]])
 
