@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 
 from tests.engine_plans import IRIS, make_plan
 
@@ -23,8 +24,8 @@ def _advisor(*args: str) -> list[str]:
     return [sys.executable, "-c", "from advisor.cli import main; main()", "run", *args]
 
 
-def test_two_processes_agree_with_one(tmp_path):
-    plan = make_plan(IRIS, epochs=3, batch_size=30)  # 30 rows a step: 15 on each process
+def _single_and_pair(tmp_path, plan):
+    """history series and scale.devices of one process, then of each of two processes."""
     plan_file = tmp_path / "plan.json"
     plan_file.write_text(plan.model_dump_json())
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
@@ -65,15 +66,45 @@ def test_two_processes_agree_with_one(tmp_path):
     def read(name):
         run = tmp_path / name
         history = json.loads((run / "history.json").read_text())["series"]
-        return history, json.loads((run / "plan.json").read_text())["scale"]["devices"]
+        return history, json.loads((run / "plan.json").read_text())["scale"]
 
-    one, one_devices = read("single")
-    assert one_devices == 1
-    for name in ("p0", "p1"):
-        both, devices = read(name)
-        assert devices == 2  # the mesh spans both processes' devices
-        for series in ("loss", "val_loss", "grad_norm"):
-            np.testing.assert_allclose(both[series], one[series], rtol=1e-5, err_msg=series)
+    return read("single"), [read("p0"), read("p1")]
+
+
+def _assert_agree(one, pair):
+    (series, scale), runs = one, pair
+    assert scale["devices"] == 1
+    for both, both_scale in runs:
+        assert both_scale["devices"] == 2  # the mesh spans both processes' devices
+        for name in ("loss", "val_loss", "grad_norm"):
+            np.testing.assert_allclose(both[name], series[name], rtol=1e-5, err_msg=name)
+
+
+def test_two_processes_agree_with_one(tmp_path):
+    plan = make_plan(IRIS, epochs=3, batch_size=30)  # 30 rows a step: 15 on each process
+    _assert_agree(*_single_and_pair(tmp_path, plan))
+
+
+def test_two_processes_each_read_their_rows_of_a_streamed_table(tmp_path):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(150, 4)), columns=list("abcd"))
+    frame["y"] = (frame["a"] + frame["b"] > 0).astype(int)
+    frame.to_parquet(tmp_path / "t.parquet")
+    plan = make_plan(
+        input_shape=[4],
+        n_classes=2,
+        n_train=120,
+        epochs=2,
+        batch_size=30,  # 120 training rows: 4 batches, 15 rows from each process's reads
+        **{
+            "model.output_units": 2,
+            "data.source": {"kind": "csv", "path": "t.parquet", "target": "y"},
+            "scale": {"data_path": "stream"},
+        },
+    )
+    one, pair = _single_and_pair(tmp_path, plan)
+    assert one[1]["data_path"] == "stream" and pair[0][1]["data_path"] == "stream"
+    _assert_agree(one, pair)
 
 
 def test_incomplete_cluster_options_are_one_line(tmp_path):
