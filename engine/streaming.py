@@ -51,8 +51,17 @@ from engine.data import (
 )
 from engine.sources import _IMAGE_SUFFIXES, _read_image
 
-# Examples decoded (and scaled, and evaluated) per chunk: memory stays a chunk wide.
+# Examples decoded, scaled or evaluated per chunk, at most; memory stays a chunk wide.
 CHUNK = 512
+# Bytes of one chunk as float64 (the scaling pass's sums), at most: big images take fewer rows.
+CHUNK_BYTES = 64 * 2**20
+
+
+def chunk_rows(row_shape: tuple[int, ...]) -> int:
+    """Rows per chunk for rows of ``row_shape``: ``CHUNK``, fewer when they are large."""
+    return int(max(1, min(CHUNK, CHUNK_BYTES // (8 * math.prod(row_shape)))))
+
+
 # Batches read ahead of the one training.
 PREFETCH = 2
 
@@ -129,7 +138,8 @@ class Rows:
         return apply_scaling(rows.astype(np.float32).reshape(-1, *self.row_shape), self.scaling)
 
     def __array__(self, dtype=None, copy=None):
-        parts = [self[s : s + CHUNK] for s in range(0, len(self), CHUNK)]
+        step = chunk_rows(self.row_shape)
+        parts = [self[s : s + step] for s in range(0, len(self), step)]
         out = np.concatenate(parts) if parts else np.empty(self.shape, np.float32)
         return out if dtype is None else out.astype(dtype)
 
@@ -138,8 +148,9 @@ class Rows:
 
     def _moments(self) -> tuple[float, float]:
         total = square = 0.0
-        for s in range(0, len(self), CHUNK):
-            part = self[s : s + CHUNK].astype(np.float64)
+        step = chunk_rows(self.row_shape)
+        for s in range(0, len(self), step):
+            part = self[s : s + step].astype(np.float64)
             total, square = total + part.sum(), square + np.square(part).sum()
         count = max(len(self) * math.prod(self.row_shape), 1)
         mean = total / count
@@ -247,11 +258,12 @@ def _image_store(source: ImageFolderData, path: Path, plan: Plan, folder: Path):
     shape = (*source.image_size, channels)
     # decoded 8-bit pixels are whole numbers 0..255: stored as bytes, a quarter of float32
     store = RowFile(folder / "x.npy", len(files), shape, np.uint8)
-    for start in range(0, len(files), CHUNK):
+    step = chunk_rows(shape)
+    for start in range(0, len(files), step):
         chunk = np.stack(
             [
                 _read_image(f, source.image_size, source.color_mode)
-                for f in files[start : start + CHUNK]
+                for f in files[start : start + step]
             ]
         )
         if not np.array_equal(chunk, np.rint(chunk)) or chunk.min() < 0 or chunk.max() > 255:
@@ -367,8 +379,9 @@ def fit_scaling_chunked(x: Rows, plan: Plan) -> dict:
     keep = tuple(1 if i in axes else s for i, s in enumerate(x.shape))
     total = square = low = high = None
     count = 0
-    for start in range(0, len(x), CHUNK):
-        part = x[start : start + CHUNK].astype(np.float64)
+    step = chunk_rows(x.row_shape)
+    for start in range(0, len(x), step):
+        part = x[start : start + step].astype(np.float64)
         s = part.sum(axis=axes, keepdims=True)
         q = np.square(part).sum(axis=axes, keepdims=True)
         lo, hi = part.min(axis=axes, keepdims=True), part.max(axis=axes, keepdims=True)
@@ -488,11 +501,11 @@ def make_streamed_epoch(train_step, summary, placement, n_train, batch_size, dat
     return epoch_fn
 
 
-def make_streamed_evaluate(network, loss_fn, config, metrics_fn, n: int, placement):
+def make_streamed_evaluate(network, loss_fn, config, metrics_fn, n: int, placement, row_shape):
     """``evaluate(variables, x_rows, y_host, y_device)``: ``make_evaluate``'s values, from disk."""
     from engine.data import encode_targets
 
-    chunk = min(n, 512)
+    chunk = min(n, chunk_rows(tuple(row_shape)))
 
     @compiler.jit
     def forward(variables, x, y, valid):
@@ -548,7 +561,13 @@ def build_streamed(plan: Plan, network, dataset: Dataset, device, variables, pla
         def __init__(self, stage, data: StreamData, data_key):
             super().__init__(plan, network, stage, data, "step", data_key, device, placement)
             self.evaluate = make_streamed_evaluate(
-                network, self.loss_fn, self.config, self.metrics_fn, len(data.x_val), placement
+                network,
+                self.loss_fn,
+                self.config,
+                self.metrics_fn,
+                len(data.x_val),
+                placement,
+                data.x_val.row_shape,
             )
 
         def begin(self, state):
@@ -581,9 +600,13 @@ def build_streamed(plan: Plan, network, dataset: Dataset, device, variables, pla
     if dataset.n_classes and np.ndim(dataset.y_train) == 1:
         ids = np.asarray(dataset.y_train).astype(np.int64)
         counts = tuple(int(c) for c in np.bincount(ids, minlength=dataset.n_classes))
+    probe_rows = chunk_rows(dataset.x_train.row_shape)
     on_device = StreamedData(
         y_train=placement.put(dataset.y_train),
-        probe=placement.put(dataset.x_train[np.arange(min(PROBE_SIZE, dataset.n_train))]),
+        # the in-memory probe's 256 examples, fewer for large rows (as chunks are)
+        probe=placement.put(
+            dataset.x_train[np.arange(min(PROBE_SIZE, dataset.n_train, probe_rows))]
+        ),
         class_counts=counts,
     )
     data = StreamData(

@@ -35,7 +35,7 @@ def _single_and_pair(tmp_path, plan):
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,
     )
     assert single.returncode == 0, single.stderr[-2000:]
     address = f"127.0.0.1:{_free_port()}"
@@ -60,7 +60,7 @@ def _single_and_pair(tmp_path, plan):
         for i in range(2)
     ]
     for proc in procs:
-        _, err = proc.communicate(timeout=300)
+        _, err = proc.communicate(timeout=900)
         assert proc.returncode == 0, err[-2000:]
 
     def read(name):

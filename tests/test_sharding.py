@@ -20,7 +20,7 @@ def _run(plan, counts, device_count=8, command=("curves",)):
         capture_output=True,
         text=True,
         env=env,
-        timeout=300,
+        timeout=900,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.splitlines()[-1])
