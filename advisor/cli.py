@@ -267,10 +267,28 @@ def diagnose(history: Path, plan_path: Path | None, output: Path | None, as_json
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Run directory.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "gpu", "tpu"]), help="Override the plan's device.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run result as JSON.")
-@click.option("--coordinator", envvar="JAX_COORDINATOR_ADDRESS", help="Multi-host: HOST:PORT of process 0 (env JAX_COORDINATOR_ADDRESS).")
-@click.option("--num-processes", type=click.IntRange(min=1, max=1 << 16), envvar="JAX_NUM_PROCESSES", help="Multi-host: how many processes train together (env JAX_NUM_PROCESSES).")
-@click.option("--process-id", type=click.IntRange(min=0, max=(1 << 16) - 1), envvar="JAX_PROCESS_ID", help="Multi-host: this process's number, 0 first (env JAX_PROCESS_ID).")
-@click.option("--distributed", is_flag=True, help="Multi-host: let JAX find the cluster (Slurm, TPU VM, Open MPI).")
+@click.option(
+    "--coordinator",
+    envvar="JAX_COORDINATOR_ADDRESS",
+    help="Multi-host: HOST:PORT of process 0 (env JAX_COORDINATOR_ADDRESS).",
+)
+@click.option(
+    "--num-processes",
+    type=click.IntRange(min=1, max=1 << 16),
+    envvar="JAX_NUM_PROCESSES",
+    help="Multi-host: how many processes train together (env JAX_NUM_PROCESSES).",
+)
+@click.option(
+    "--process-id",
+    type=click.IntRange(min=0, max=(1 << 16) - 1),
+    envvar="JAX_PROCESS_ID",
+    help="Multi-host: this process's number, 0 first (env JAX_PROCESS_ID).",
+)
+@click.option(
+    "--distributed",
+    is_flag=True,
+    help="Multi-host: let JAX find the cluster (Slurm, TPU VM, Open MPI).",
+)
 def run(
     plan: Path,
     out_dir: Path | None,

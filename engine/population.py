@@ -286,7 +286,8 @@ class Population:
         )
         # committed to the device like the rest of the state, or the next epoch recompiles
         where = self.spread.trials if vmapped and self.spread else self.where
-        return state.replace(trials=state.trials.replace(opt_state=jax.device_put(opt_state, where)))
+        opt_state = jax.device_put(opt_state, where)
+        return state.replace(trials=state.trials.replace(opt_state=opt_state))
 
     # ------------------------------------------------------------------------- population or sequential
 
