@@ -10,7 +10,9 @@ splits them exactly as ``engine.data.load_data`` does and fits the scaling in
 one chunked pass.  Its ``Dataset`` holds ``Rows`` views that read and scale the
 rows asked for.  ``StreamedPhase`` trains with the same step, batch order and
 epoch summary as the in-memory path (so the same plan gives the same curve to
-float32 rounding), a background thread reading and placing the next batches
+float32 rounding; the dead-unit probe and the evaluation chunks are at most
+a training batch, so ``dead_fraction`` sees fewer examples when the batch is
+under 256), a background thread reading and placing the next batches
 while the device runs the current one.  On a mesh each batch is assembled
 with ``jax.make_array_from_callback``: every process reads only the rows of
 its own devices' shards.
@@ -501,11 +503,14 @@ def make_streamed_epoch(train_step, summary, placement, n_train, batch_size, dat
     return epoch_fn
 
 
-def make_streamed_evaluate(network, loss_fn, config, metrics_fn, n: int, placement, row_shape):
+def make_streamed_evaluate(
+    network, loss_fn, config, metrics_fn, n: int, placement, row_shape, batch_size: int
+):
     """``evaluate(variables, x_rows, y_host, y_device)``: ``make_evaluate``'s values, from disk."""
     from engine.data import encode_targets
 
-    chunk = min(n, chunk_rows(tuple(row_shape)))
+    # no larger than a training batch: a convolution's temporaries grow with the rows it sees
+    chunk = min(n, chunk_rows(tuple(row_shape)), batch_size)
 
     @compiler.jit
     def forward(variables, x, y, valid):
@@ -568,6 +573,7 @@ def build_streamed(plan: Plan, network, dataset: Dataset, device, variables, pla
                 len(data.x_val),
                 placement,
                 data.x_val.row_shape,
+                plan.batch_size,
             )
 
         def begin(self, state):
@@ -600,7 +606,7 @@ def build_streamed(plan: Plan, network, dataset: Dataset, device, variables, pla
     if dataset.n_classes and np.ndim(dataset.y_train) == 1:
         ids = np.asarray(dataset.y_train).astype(np.int64)
         counts = tuple(int(c) for c in np.bincount(ids, minlength=dataset.n_classes))
-    probe_rows = chunk_rows(dataset.x_train.row_shape)
+    probe_rows = min(chunk_rows(dataset.x_train.row_shape), max(plan.batch_size, 1))
     on_device = StreamedData(
         y_train=placement.put(dataset.y_train),
         # the in-memory probe's 256 examples, fewer for large rows (as chunks are)
