@@ -21,8 +21,9 @@ from advisor.loading import load_plan
 from advisor.schemas import Plan
 
 DEFAULT_BASES = Path("examples/bases")
-# Fields a run resolves (where it ran); a checkpoint built from a plan differing only here is current.
-_RESOLVED = ("output_dir", "device", "explanations", "derived_facts")
+# Fields a run resolves (where it ran, on how many devices, read how); a checkpoint built from a
+# plan differing only here is current.
+_RESOLVED = ("output_dir", "device", "scale", "explanations", "derived_facts")
 
 
 @dataclass(frozen=True)

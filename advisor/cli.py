@@ -276,13 +276,39 @@ def diagnose(history: Path, plan_path: Path | None, output: Path | None, as_json
 @click.option("--overwrite", is_flag=True, help="Replace the run in a non-empty --out (only its own files are removed).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "gpu", "tpu"]), help="Override the plan's device.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run result as JSON.")
+@click.option(
+    "--coordinator",
+    envvar="JAX_COORDINATOR_ADDRESS",
+    help="Multi-host: HOST:PORT of process 0 (env JAX_COORDINATOR_ADDRESS).",
+)
+@click.option(
+    "--num-processes",
+    type=click.IntRange(min=1, max=1 << 16),
+    envvar="JAX_NUM_PROCESSES",
+    help="Multi-host: how many processes train together (env JAX_NUM_PROCESSES).",
+)
+@click.option(
+    "--process-id",
+    type=click.IntRange(min=0, max=(1 << 16) - 1),
+    envvar="JAX_PROCESS_ID",
+    help="Multi-host: this process's number, 0 first (env JAX_PROCESS_ID).",
+)
+@click.option(
+    "--distributed",
+    is_flag=True,
+    help="Multi-host: let JAX find the cluster (Slurm, TPU VM, Open MPI).",
+)
 def run(plan: Path | None, out_dir: Path | None, resume: Path | None, overwrite: bool,
-        device: str | None, as_json: bool) -> None:
+        device: str | None, as_json: bool, coordinator: str | None, num_processes: int | None,
+        process_id: int | None, distributed: bool) -> None:
     """Train a plan on JAX/Flax and write the run directory (history, checkpoint, diagnosis).
 
     Each epoch appends to history.csv and TensorBoard scalars in the run
     directory; the training state is checkpointed (plan "checkpoint" section).
     Ctrl-C or SIGTERM ends the current epoch, saves, and exits 130/143.
+    Every device JAX sees shares each batch (plan scale.devices picks fewer).
+    Several hosts: run the same command on each with --coordinator,
+    --num-processes and --process-id (README, "Several machines").
 
     \b
     Example:
@@ -291,7 +317,13 @@ def run(plan: Path | None, out_dir: Path | None, resume: Path | None, overwrite:
     """
     from advisor.running import run_files
 
-    run_files(plan, out_dir, device, as_json, resume=resume, overwrite=overwrite)
+    cluster = {
+        "coordinator": coordinator,
+        "num_processes": num_processes,
+        "process_id": process_id,
+        "auto": distributed,
+    }
+    run_files(plan, out_dir, device, as_json, resume=resume, overwrite=overwrite, cluster=cluster)
 
 
 @cli.command()

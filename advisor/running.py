@@ -160,11 +160,14 @@ def run_files(
     as_json: bool,
     resume: Path | None = None,
     overwrite: bool = False,
+    cluster: dict | None = None,
 ) -> None:
     """The ``advisor run`` command: train, then print a summary or the RunResult JSON.
 
     An advice-only plan (``data.source`` null: it names no data) is skipped with one line,
-    exit 0: it is a recommendation to read, not a run that failed.
+    exit 0: it is a recommendation to read, not a run that failed.  ``cluster``:
+    ``engine.distributed.Cluster``'s fields; join the other processes first when any is
+    given (multi-host).
     """
     if plan_path is None and resume is None:
         raise InputError("PLAN: none given; expected a plan file, or --resume RUN_DIR")
@@ -178,6 +181,10 @@ def run_files(
         from engine.run_folder import check_run_dir  # before the plan is even read
 
         check_run_dir(out_dir, overwrite=overwrite)
+    if cluster and any(v not in (None, False) for v in cluster.values()):
+        from engine.distributed import Cluster, initialize
+
+        initialize(Cluster(**cluster))
     result = run(plan_path, out_dir, device, resume=resume, overwrite=overwrite)
     if as_json:
         click.echo(result.model_dump_json(indent=2))

@@ -155,10 +155,18 @@ class CsvData(Strict):
     """A table: one row per example, one column the target."""
 
     kind: Literal["csv"] = "csv"
-    path: str = Field(description="path to the .csv file (header row required)")
+    path: str = Field(description="path to the .csv file (header row required) or .parquet file")
     target: str = Field(description="the column to predict")
     features: Annotated[list[str], Field(max_length=MAX_LIST)] | None = Field(
         None, description="feature columns; None = every other column"
+    )
+    categories: (
+        dict[str, Annotated[list[str], Field(max_length=MAX_LIST)]] | None
+    ) = Field(
+        None,
+        max_length=MAX_LIST,
+        description="text feature column -> its values; a value is coded as its position. "
+        "None = each text column's distinct values in sorted order, as read",
     )
 
 
@@ -735,6 +743,32 @@ class Explanation(Strict):
     )
 
 
+MAX_DEVICES = 1 << 16  # devices in one data-parallel mesh (a TPU v5p pod has 8,960 chips)
+
+
+class ScalePlan(Strict):
+    """How a run spreads over devices and reads data larger than memory."""
+
+    devices: Annotated[int, Field(ge=1, le=MAX_DEVICES)] | None = Field(
+        None,
+        description="devices of the chosen kind each batch is split over (data parallel); "
+        "None = every one JAX sees, in every process of a multi-host run",
+    )
+    data_path: Literal["auto", "memory", "stream"] = Field(
+        "auto",
+        description="memory = load every example, stream = read batches from a memory-mapped "
+        "cache on disk with prefetch; auto = stream above stream_above_mb",
+    )
+    stream_above_mb: float = Field(
+        4096.0,
+        gt=0,
+        le=1e9,
+        description="decoded float32 size of the data above which auto streams (MiB); "
+        "4 GiB is a sixth of the 24 GiB machines this was built on, leaving room for the "
+        "copy scaling makes and the device buffers",
+    )
+
+
 class Plan(Versioned):
     """Everything the engine needs to train, and why each value is what it is."""
 
@@ -770,6 +804,9 @@ class Plan(Versioned):
     seed: Seed = Field(0, description="seed of initialisation, shuffling and augmentation")
     precision: Precision = Field("float32", description="compute precision")
     device: DeviceName = Field("auto", description="where to train")
+    scale: ScalePlan | None = Field(
+        None, description="several devices and streamed data; None = the defaults of ScalePlan"
+    )
     output_dir: str | None = Field(None, description="run directory; None = runs/<name>-<time>")
     explanations: dict[str, Explanation] = Field(
         default_factory=dict, description="plan field path -> why it has its value"
@@ -1004,6 +1041,9 @@ class Preprocessing(Versioned):
     )
     features: list[str] | None = Field(
         None, description="CSV: the feature columns, in the model's order"
+    )
+    categories: dict[str, list[str]] | None = Field(
+        None, description="CSV: text feature column -> its values, coded by position"
     )
     target: str | None = Field(None, description="CSV: the target column")
     x_key: str | None = Field(None, description=".npz: the inputs' array")

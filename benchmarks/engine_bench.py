@@ -11,6 +11,8 @@ the engine's ratio to each.  Only training epochs are timed (no validation).
     python benchmarks/engine_bench.py --gpu           # GPU: bf16, 32x32x3 CNN, ResNet-18, batch 256
     python benchmarks/engine_bench.py --loops         # engine only: scanned vs stepped epochs
     python benchmarks/engine_bench.py --kernels       # CPU conv and pool pieces, XLA vs engine
+    python benchmarks/engine_bench.py --choices       # re-measure what choose_loop and the
+                                                      # CPU kernels decide (before raising jax)
 
 Keras and torch come from the ``bench`` extra (``pip install -e .[bench]``);
 a framework that is not installed is skipped and said so.
@@ -114,6 +116,9 @@ def engine_model(kind: str, dtype):
             "multiclass",
             dtype=dtype,
         )
+    if kind == "small_resnet":  # choose_loop's residual case on the digits images (--choices)
+        plan = ModelPlan(arch="resnet", filters=[16, 32], blocks_per_stage=2, output_units=10)
+        return build_model(plan, [28, 28, 1], "multiclass", impl=impl, dtype=dtype)
     if kind == "resnet18":
         plan = ModelPlan(
             arch="resnet", filters=[64, 128, 256, 512], blocks_per_stage=2, output_units=10
@@ -476,6 +481,41 @@ def kernels() -> list[str]:
     return [f"{name}: XLA {a:.1f} ms, engine {b:.1f} ms ({a / b:.1f}x)" for name, a, b in rows]
 
 
+def choices(rounds: int, dtype) -> list[str]:
+    """Re-measure the engine's fixed choices on this jax: ``train.choose_loop`` per model and
+    the CPU kernels (``--kernels``), saying where the measurement now disagrees.
+
+    Run before raising the jax bound in pyproject.toml; ``population.choose_mode``
+    times its own steps at run time and needs no re-measuring.
+    """
+    import jax
+
+    from engine.train import choose_loop
+
+    backend = jax.default_backend()
+    lines = [f"jax {jax.__version__}, jaxlib {jax.lib.__version__}, backend {backend}"]
+    work = Workload("digits 28x28x1", *digits_images(28), batch_size=128)
+    for kind, has_conv in (("small_cnn", False), ("small_resnet", True)):
+        rates = {}
+        for loop in ("scan", "step"):
+            runner = EngineRunner(work, kind, dtype, loop=loop)
+            times = []
+            for _ in range(rounds + 1):
+                started = time.perf_counter()
+                runner.train_epoch()
+                times.append(time.perf_counter() - started)
+            rates[loop] = len(work.x_train) / statistics.median(times[1:])
+        picked = choose_loop(jax.default_backend(), has_conv)
+        faster = max(rates, key=rates.get)
+        verdict = "agrees" if picked == faster else "DISAGREES: revisit choose_loop"
+        shown = ", ".join(f"{k} {v:,.0f} samples/s" for k, v in rates.items())
+        lines.append(f"{kind}: {shown}; choose_loop picks {picked}, {verdict}")
+    if jax.default_backend() == "cpu":
+        lines += kernels()
+        lines.append("kernels: an 'engine' column slower than 'XLA' means revisit engine.layers")
+    return lines
+
+
 def _cpu_name() -> str:
     try:
         for line in open("/proc/cpuinfo"):
@@ -502,6 +542,9 @@ def main() -> None:
     parser.add_argument(
         "--kernels", action="store_true", help="CPU convolution pieces: XLA vs engine.layers"
     )
+    parser.add_argument(
+        "--choices", action="store_true", help="re-measure choose_loop and the CPU kernels"
+    )
     parser.add_argument("--models", default=None, help="comma list of mlp, small_cnn, resnet18")
     parser.add_argument(
         "--frameworks",
@@ -524,6 +567,9 @@ def main() -> None:
     print(f"machine: {_cpu_name()}, {cores} cores; jax {jax.__version__} on {jax.devices()[0]}")
     if args.kernels:
         print("\n".join(kernels()))
+        return
+    if args.choices:
+        print("\n".join(choices(2 if args.quick else 4, jnp.float32)))
         return
     bf16 = args.gpu
     dtype = jnp.bfloat16 if bf16 else jnp.float32

@@ -49,6 +49,8 @@ class Dataset:
     x_test: np.ndarray | None = None
     y_test: np.ndarray | None = None
     feature_names: list[str] | None = None
+    # tables: text feature column -> its values, coded by position (preprocessing.json)
+    categories: dict[str, list[str]] | None = None
 
     @property
     def n_train(self) -> int:
@@ -87,7 +89,11 @@ def load_data(plan: Plan, base_dir: str | Path = ".") -> Dataset:
         )
         x_test, y_test = x[test_idx], y[test_idx]
     elif plan.data.test is not None:
-        test_raw = sources.read_source(plan.data.test, plan, base_dir)
+        test_source = plan.data.test
+        if raw.categories and getattr(test_source, "kind", None) == "csv":
+            # the test table's text columns coded as the training table's
+            test_source = test_source.model_copy(update={"categories": raw.categories})
+        test_raw = sources.read_source(test_source, plan, base_dir)
         test_raw = align_classes(test_raw, raw.class_names, "data.test")
         x_test, y_test = _prepared(test_raw, plan)
     # the validation share is of the whole source, so it stays the same with or without a test split
@@ -109,6 +115,7 @@ def load_data(plan: Plan, base_dir: str | Path = ".") -> Dataset:
         x_test=None if x_test is None else apply_scaling(x_test, scaling),
         y_test=y_test,
         feature_names=raw.feature_names,
+        categories=raw.categories,
     )
 
 

@@ -18,7 +18,7 @@ _AUTO_ORDER = ("tpu", "gpu", "cpu")
 
 def _devices_of(platform: str) -> list[jax.Device]:
     try:
-        return jax.devices(platform)
+        return jax.local_devices(backend=platform)  # this process's: a multi-host run has others
     except RuntimeError:  # jax raises this when no backend of that kind is initialised
         return []
 

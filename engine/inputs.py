@@ -13,7 +13,6 @@ Every mismatch is an ``InputError`` naming the file and what the run expected.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +21,9 @@ import numpy as np
 
 from advisor.errors import InputError
 from advisor.schemas import BuiltinData, CsvData, ImageFolderData, NpzData, Plan, Preprocessing
-from engine import sources
+from engine import sources, tables
 from engine.data import align_classes, check_targets
+from engine.tables import TABLE_SUFFIXES
 
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
@@ -48,13 +48,15 @@ def source_like_run(data: str, pre: Preprocessing):
         raise InputError(f"DATA: {data} does not exist")
     if path.suffix == ".npz":
         return NpzData(path=data, x_key=pre.x_key or "x", y_key=pre.y_key or "y")
-    if path.suffix == ".csv":
+    if path.suffix.lower() in TABLE_SUFFIXES:
         if pre.target is None:
             raise InputError(
                 f"DATA: {data} is a table, but the run trained on {pre.source_kind} data"
             )
         _check_columns(path, [*(pre.features or []), pre.target])
-        return CsvData(path=data, target=pre.target, features=pre.features)
+        return CsvData(
+            path=data, target=pre.target, features=pre.features, categories=pre.categories
+        )
     if path.is_dir():
         if pre.image_size is None:
             raise InputError(
@@ -69,8 +71,7 @@ def source_like_run(data: str, pre: Preprocessing):
 
 
 def _header(path: Path) -> list[str]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        return [h.strip() for h in next(csv.reader(handle), [])]
+    return tables.header(path)
 
 
 def _check_columns(path: Path, wanted: list[str]) -> None:
@@ -128,13 +129,13 @@ def read_unlabelled(path_or_name: str, plan: Plan, pre: Preprocessing) -> Inputs
                     f"INPUT: {path} has no array {key!r}; it has {', '.join(sorted(arrays.files))}"
                 )
             return _in_memory(arrays[key])
-    if path.suffix == ".csv":
+    if path.suffix.lower() in TABLE_SUFFIXES:
         if pre.features is None:
             raise InputError(
                 f"INPUT: {path} is a table, but the run trained on {pre.source_kind} data"
             )
         _check_columns(path, pre.features)
-        return _csv_rows(path, pre.features)
+        return _table_rows(path, pre.features, pre.categories or {})
     if path.is_dir():
         if pre.image_size is None:
             raise InputError(
@@ -164,24 +165,22 @@ def _in_memory(x: np.ndarray) -> Inputs:
     return Inputs(len(x), range(len(x)), batches)
 
 
-def _csv_rows(path: Path, features: list[str]) -> Inputs:
-    """A table read row by row: one pass counts the rows, each batch pass parses only its rows."""
-    columns = [_header(path).index(c) for c in features]
-    with path.open(newline="", encoding="utf-8") as handle:
-        n = sum(1 for _ in csv.reader(handle)) - 1
+def _table_rows(path: Path, features: list[str], categories: dict) -> Inputs:
+    """A table read in chunks (``engine.tables``): one pass counts the rows, then batch by batch."""
+    n = sum(len(frame) for frame in tables.iter_frames(path, features))
 
     def batches(batch: int) -> Iterator[np.ndarray]:
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.reader(handle)
-            next(reader)
-            for start in range(0, n, batch):
-                rows = [row for _, row in zip(range(batch), reader, strict=False)]
-                try:
-                    yield np.array([[float(row[j]) for j in columns] for row in rows], np.float32)
-                except (ValueError, IndexError):
-                    raise InputError(
-                        f"INPUT: {path} has a feature value that is not a number in rows "
-                        f"{start + 1}-{start + len(rows)}"
-                    ) from None
+        start = 0
+        for frame in tables.iter_frames(path, features, rows=batch):
+            try:
+                yield tables.encode_features(frame, features, categories, f"INPUT {path}")
+            except InputError:
+                raise
+            except (ValueError, TypeError):
+                raise InputError(
+                    f"INPUT: {path} has a feature value that is not a number in rows "
+                    f"{start + 1}-{start + len(frame)}"
+                ) from None
+            start += len(frame)
 
     return Inputs(n, range(n), batches)

@@ -46,6 +46,7 @@ from engine.losses import build_loss
 from engine.models import build_model
 from engine.optimizers import build_optimizer, set_hyperparam
 from engine.run import compute_dtype, initial_variables
+from engine.sharding import trial_placement
 from engine.space import is_per_trial, per_trial_values, structure_key
 from engine.supervised import DeviceData, has_conv
 from engine.train import (
@@ -113,6 +114,9 @@ class Population:
         dataset: the plans' data (``engine.data.load_data``).
         device: where to train.
         base_dir: folder that ``model.base`` is relative to.
+        trial_devices: devices a vmapped population's trials are split over
+            (``engine.sharding.TrialPlacement``): N devices train N trials at once.
+            None = ``device`` alone.
     """
 
     def __init__(
@@ -122,6 +126,7 @@ class Population:
         dataset: Dataset,
         device: jax.Device,
         base_dir: str | Path = ".",
+        trial_devices: Sequence[jax.Device] | None = None,
     ):
         reference = plans[0]
         self.key = structure_key(reference)
@@ -138,10 +143,13 @@ class Population:
             reference.model, reference.input_shape, reference.task, impl=self.impl, dtype=dtype
         )
         variables, _ = initial_variables(reference, self.network, Path(base_dir), self.warnings)
-        self.variables = jax.device_put(variables, device)
+        self.spread = trial_placement(tuple(trial_devices or (device,)))
+        # with a trial mesh, data and initial weights sit on every device of it
+        self.where = self.spread.replicated if self.spread else device
+        self.variables = jax.device_put(variables, self.where)
         root = jax.random.PRNGKey(reference.seed)
         self.data_key, self.train_key = jax.random.split(jax.random.fold_in(root, 1))
-        self.data = DeviceData.put(dataset, device)
+        self.data = DeviceData.put(dataset, self.where)
         self.n_train, self.n_val = dataset.n_train, dataset.n_val
         self.stages = stages_for(reference, self.network.n_blocks)
         self.loop = choose_loop(device.platform, has_conv(self.network))
@@ -241,7 +249,8 @@ class Population:
         values = self.values(members)
         hyper = {p: values[p] if vmapped else values[p][0] for p in self.hyper_paths}
         # one compiled call, not an eager op per leaf (each would compile on its own)
-        return self._start(self.variables, self.train_key, hyper, len(members) if vmapped else 0)
+        state = self._start(self.variables, self.train_key, hyper, len(members) if vmapped else 0)
+        return self.spread.put_trials(state) if vmapped and self.spread else state
 
     @functools.partial(compiler.jit, static_argnums=(0, 4))
     def _start(self, variables: dict, key: jax.Array, hyper: dict, k: int) -> PopState:
@@ -276,9 +285,9 @@ class Population:
             state.trials.opt_state, "lr_scale", rates if vmapped else rates[0]
         )
         # committed to the device like the rest of the state, or the next epoch recompiles
-        return state.replace(
-            trials=state.trials.replace(opt_state=jax.device_put(opt_state, self.device))
-        )
+        where = self.spread.trials if vmapped and self.spread else self.where
+        opt_state = jax.device_put(opt_state, where)
+        return state.replace(trials=state.trials.replace(opt_state=opt_state))
 
     # ------------------------------------------------------------------------- population or sequential
 
@@ -376,6 +385,7 @@ class Program:
             pop.unit.batch_size,
             pop.data_key,
             outputs_axis=1 if vmapped else 0,
+            placement=pop.spread if vmapped else None,
         )
         self._fresh = compiler.jit(self._fresh_optimizer)
 

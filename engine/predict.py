@@ -38,7 +38,9 @@ PREDICT_BATCH = 256
 PREPROCESSING = "preprocessing.json"
 
 
-def preprocessing_for(plan: Plan, scaling: dict, class_names, feature_names) -> Preprocessing:
+def preprocessing_for(
+    plan: Plan, scaling: dict, class_names, feature_names, categories=None
+) -> Preprocessing:
     """What ``preprocessing.json`` records for a run of ``plan`` (the scaling as fitted)."""
     source = plan.data.source
     fields: dict = {
@@ -54,7 +56,7 @@ def preprocessing_for(plan: Plan, scaling: dict, class_names, feature_names) -> 
             stats_shape=scaling["shape"], shift=scaling["shift"], spread=scaling["spread"]
         )
     if isinstance(source, CsvData):
-        fields.update(features=feature_names, target=source.target)
+        fields.update(features=feature_names, target=source.target, categories=categories)
     elif isinstance(source, NpzData):
         fields.update(x_key=source.x_key, y_key=source.y_key)
     elif isinstance(source, ImageFolderData):

@@ -44,7 +44,7 @@ import jax.numpy as jnp
 from advisor.errors import EngineError, InputError
 from advisor.io import load_model, write_atomic, write_model
 from advisor.loading import resolve_plan_paths
-from advisor.schemas import History, HistorySource, Plan, RunResult
+from advisor.schemas import History, HistorySource, Plan, RunResult, ScalePlan
 from engine.checkpoint import save_checkpoint, transfer_base
 from engine.checks import CheckWarning, check_data, check_plan
 from engine.compile_cache import CompileClock, enable_compile_cache
@@ -154,10 +154,14 @@ def run_plan(
     with SignalGuard() as guard:
         warnings = check_plan(plan)
         chosen = select_device(device or plan.device)
-        dataset = load_data(plan, base_dir)
+        from engine.streaming import load_streamed, wants_stream
+
+        streamed = wants_stream(plan, base_dir)  # data above plan.scale's threshold: from disk
+        dataset = load_streamed(plan, base_dir) if streamed else load_data(plan, base_dir)
         warnings += check_data(plan, dataset)
         dtype = compute_dtype(plan, chosen, warnings)
         impl = "cpu" if chosen.platform == "cpu" else "xla"
+        placement = None
         if plan.task == "gan":
             from engine.gan import build_gan
 
@@ -177,12 +181,32 @@ def run_plan(
                     plan, network, dataset, chosen, variables
                 )
             else:
-                phases, state = build_supervised(plan, network, dataset, chosen, variables)
-                variables_of = lambda s: s.variables()  # noqa: E731
+                from engine.sharding import placement_for
+
+                placement = placement_for((plan.scale or ScalePlan()).devices, chosen)
+                if streamed:
+                    from engine.streaming import build_streamed
+
+                    phases, state = build_streamed(
+                        plan, network, dataset, chosen, variables, placement
+                    )
+                else:
+                    phases, state = build_supervised(
+                        plan, network, dataset, chosen, variables, placement=placement
+                    )
+                variables_of = lambda s: placement.local(s.variables())  # noqa: E731
         for warning in warnings:
             report(str(warning))
 
         resolved = plan.model_copy(update={"output_dir": str(run_dir), "device": chosen.platform})
+        if placement is not None:  # the device count and data path as run
+            scale = (plan.scale or ScalePlan()).model_copy(
+                update={
+                    "devices": placement.n_devices,
+                    "data_path": "stream" if streamed else "memory",
+                }
+            )
+            resolved = resolved.model_copy(update={"scale": scale})
         resumed = load_resume(run_dir, plan) if resume else None
         if resume:
             report(
@@ -322,7 +346,7 @@ def _write_run(
     preprocessing = None
     if plan.task != "gan":
         preprocessing = preprocessing_for(
-            plan, dataset.scaling, dataset.class_names, dataset.feature_names
+            plan, dataset.scaling, dataset.class_names, dataset.feature_names, dataset.categories
         )
         write_model(run_dir / PREPROCESSING, preprocessing)
     test_metrics = {}

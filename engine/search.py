@@ -35,7 +35,7 @@ from advisor.errors import InputError
 from advisor.io import write_model
 from advisor.loading import resolve_plan_paths
 from advisor.plan_paths import get_path
-from advisor.schemas import History, HistorySource, ModeTiming, Plan, SearchPlan
+from advisor.schemas import History, HistorySource, ModeTiming, Plan, ScalePlan, SearchPlan
 from engine import space as spaces
 from engine.checks import check_plan
 from engine.losses import build_loss
@@ -207,6 +207,10 @@ class Searcher:
         self.plan, self.out_dir, self.base_dir, self.device = plan, out_dir, base_dir, device
         self.timeout = heartbeat_timeout
         self.stop = workers.StopOnInterrupt()  # entered while ``run`` runs
+        from engine.sharding import devices_of
+
+        # a vmapped population's trials are split over these (plan.scale.devices; None = all)
+        self.trial_devices = devices_of(device.platform, (plan.scale or ScalePlan()).devices)
         self.space = spaces.check_space(plan)
         self.forced = None if mode in (None, "auto") else mode
         self.batch = batch or default_batch(plan)
@@ -238,7 +242,12 @@ class Searcher:
             if data_key not in self.datasets:
                 self.datasets[data_key] = load_data(plans[0], self.base_dir)
             pop = Population(
-                plans, list(self.space), self.datasets[data_key], self.device, self.base_dir
+                plans,
+                list(self.space),
+                self.datasets[data_key],
+                self.device,
+                self.base_dir,
+                trial_devices=self.trial_devices,
             )
             self.warnings += [str(w) for w in pop.warnings]
             self.populations[key] = pop

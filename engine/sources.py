@@ -11,8 +11,6 @@ is downloaded.  Every failure is an InputError naming the plan field.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 import zipfile
 from dataclasses import dataclass
@@ -27,7 +25,6 @@ from advisor.inputs import (
     checked_folder,
     confine,
     data_root,
-    read_text,
 )
 from advisor.schemas import BuiltinData, CsvData, ImageFolderData, NpzData, Plan
 
@@ -46,6 +43,7 @@ class Raw:
     class_names: list[str] | None = None
     subsample: int | None = None
     feature_names: list[str] | None = None
+    categories: dict[str, list[str]] | None = None  # text feature column -> values, by code
 
 
 def read_source(source, plan: Plan, base_dir: Path) -> Raw:
@@ -222,44 +220,31 @@ def read_npz(source: NpzData, path: Path) -> Raw:
 
 
 def read_csv(source: CsvData, path: Path, task: str) -> Raw:
-    """A table with a header row: the target column, and numeric feature columns."""
-    field, what = "data.source.path", "UTF-8 CSV file"
-    text = read_text(path, field=field, what=what, max_bytes=MAX_DATA_BYTES)
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        rows = [row for row in reader if row]
-    except csv.Error:  # a field over csv's limit (128 KiB), a NUL byte
-        raise InputError(
-            f"data.source.path: {path} is not a readable CSV file (line {reader.line_num}); "
-            "expected a header row and rows of values of at most 128 KiB each"
-        ) from None
-    if len(rows) < 2:
+    """A table (.csv with a header row, or .parquet): the target and the feature columns.
+
+    Read with pandas (``engine.tables``); text feature columns become category
+    codes, listed in ``Raw.categories`` (``source.categories`` when the plan gives them).
+    """
+    from engine import tables
+
+    field = "data.source.path"
+    checked_file(path, field=field, what="table (.csv or .parquet)", max_bytes=MAX_DATA_BYTES)
+    frame = tables.read_frame(path, field)
+    header = list(frame.columns)
+    if len(frame) == 0:
         raise InputError(f"data.source.path: {path} has no data rows; expected a header and rows")
-    header, body = [h.strip() for h in rows[0]], rows[1:]
     if source.target not in header:
         raise InputError(
             f"data.source.target: {source.target!r} is not a column of {path}; {_columns(header)}"
-        )
-    short = next((i for i, row in enumerate(body) if len(row) != len(header)), None)
-    if short is not None:
-        raise InputError(
-            f"data.source.path: row {short + 2} of {path} has {len(body[short])} values but the "
-            f"header has {len(header)}; expected one value per column"
         )
     features = source.features or [h for h in header if h != source.target]
     for name in features:
         if name not in header:
             raise InputError(f"data.source.features: {name!r} is not a column of {path}")
-    columns = {name: [row[header.index(name)].strip() for row in body] for name in header}
-    x = np.empty((len(body), len(features)), np.float32)
-    for j, name in enumerate(features):
-        try:
-            x[:, j] = [float(v) if v != "" else np.nan for v in columns[name]]
-        except ValueError:
-            raise InputError(
-                f"data.source.features: column {name!r} of {path} is not numeric; "
-                "encode it as numbers or leave it out"
-            ) from None
+    categories = dict(source.categories or {})
+    learned = tables.learn_categories(frame, [f for f in features if f not in categories])
+    categories.update(learned)
+    x = tables.encode_features(frame, features, categories, "data.source.features")
     infinite = np.argwhere(np.isinf(x))
     if len(infinite):
         row, column = infinite[0]
@@ -267,30 +252,36 @@ def read_csv(source: CsvData, path: Path, task: str) -> Raw:
             f"data.source.features: column {features[column]!r} of {path} is infinite in row "
             f"{row + 2}; expected finite numbers (leave a missing value empty)"
         )
-    target = columns[source.target]
+    kept = {k: v for k, v in categories.items() if k in features} or None
+    y, names = target_values(frame[source.target], source.target, task)
+    return Raw(x, y, names, feature_names=features, categories=kept)
+
+
+def target_values(column, name: str, task: str) -> tuple[np.ndarray, list[str] | None]:
+    """A table's target column in the task's raw form, and class names for text labels."""
+    from engine import tables
+
     if task in ("binary", "multiclass"):
-        try:
-            values = [float(v) for v in target]
-            if all(v.is_integer() for v in values):
-                return Raw(x, np.array(values, np.int32), feature_names=features)
-        except ValueError:
-            pass
-        names = sorted(set(target))  # categorical target -> class ids in name order
-        ids = {name: i for i, name in enumerate(names)}
-        return Raw(x, np.array([ids[v] for v in target], np.int32), names, feature_names=features)
-    try:
-        y = np.array([float(v) for v in target], np.float32)
-    except ValueError:
+        if tables.is_numeric(column) and column.notna().all():
+            values = column.to_numpy(np.float64)
+            if np.all(np.mod(values, 1) == 0):
+                return values.astype(np.int32), None
+        text = column.astype(str).str.strip()
+        names = sorted(set(text.tolist()))  # categorical target -> class ids in name order
+        ids = {label: i for i, label in enumerate(names)}
+        return text.map(ids).to_numpy(np.int32), names
+    if not tables.is_numeric(column):
         raise InputError(
-            f"data.source.target: column {source.target!r} is not numeric; a {task} target must be"
-        ) from None
-    infinite = np.flatnonzero(~np.isfinite(y))
-    if len(infinite):
-        raise InputError(
-            f"data.source.target: column {source.target!r} of {path} is not a finite float32 "
-            f"number in row {infinite[0] + 2}; expected finite numbers"
+            f"data.source.target: column {name!r} is not numeric; a {task} target must be"
         )
-    return Raw(x, y, feature_names=features)
+    y = column.to_numpy(np.float32, na_value=np.nan)
+    bad = np.flatnonzero(~np.isfinite(y))
+    if len(bad):
+        raise InputError(
+            f"data.source.target: column {name!r} is empty or not a finite float32 number in "
+            f"row {bad[0] + 2}; expected finite numbers"
+        )
+    return y, None
 
 
 def read_image_folder(source: ImageFolderData, path: Path, class_mode: str | None) -> Raw:

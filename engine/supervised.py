@@ -23,6 +23,7 @@ from engine.freeze import Stage, make_stage_optimizer, stages_for
 from engine.losses import build_loss
 from engine.models import ConvBlock, DenseBlock, Network
 from engine.optimizers import set_lr_scale
+from engine.sharding import Placement, single
 from engine.train import (
     PROBE_SIZE,
     StepConfig,
@@ -48,7 +49,8 @@ class DeviceData:
     class_counts: tuple[int, ...] | None = None  # training examples per class (binary, multiclass)
 
     @classmethod
-    def put(cls, dataset: Dataset, device: jax.Device) -> DeviceData:
+    def put(cls, dataset: Dataset, device: jax.Device | Placement) -> DeviceData:
+        """The arrays on ``device``, or replicated over a ``Placement``'s devices."""
         arrays = (
             dataset.x_train,
             dataset.y_train,
@@ -60,6 +62,8 @@ class DeviceData:
         if dataset.n_classes and np.ndim(dataset.y_train) == 1:
             ids = np.asarray(dataset.y_train).astype(np.int64)
             counts = tuple(int(c) for c in np.bincount(ids, minlength=dataset.n_classes))
+        if isinstance(device, Placement):
+            return cls(*device.put(arrays), class_counts=counts)
         return cls(*(jax.device_put(a, device) for a in arrays), class_counts=counts)
 
 
@@ -79,6 +83,7 @@ class SupervisedPhase:
         loop: str,
         data_key: jax.Array,
         device: jax.Device,
+        placement: Placement | None = None,
     ):
         self.plan, self.network, self.stage, self.data, self.device = (
             plan,
@@ -87,6 +92,7 @@ class SupervisedPhase:
             data,
             device,
         )
+        self.placement = placement or single(device)
         self.epochs = stage.epochs
         self.loop, self.data_key = loop, data_key
         n_train, n_val = data.x_train.shape[0], data.x_val.shape[0]
@@ -107,17 +113,24 @@ class SupervisedPhase:
             self.network, self.config, self.metrics_fn, self.plan.model.activation, self.n_train
         )
         self.train_epoch = make_train_epoch(
-            step, summary, self.loop, self.n_train, self.plan.batch_size, self.data_key
+            step,
+            summary,
+            self.loop,
+            self.n_train,
+            self.plan.batch_size,
+            self.data_key,
+            placement=self.placement if self.placement.mesh is not None else None,
         )
         # committed to the device like the state's other arrays, or the second epoch recompiles
-        return state.replace(opt_state=jax.device_put(tx.init(state.params), self.device))
+        return state.replace(opt_state=self.placement.put(tx.init(state.params)))
 
     def run_epoch(self, state: TrainState, epoch: int) -> tuple[TrainState, dict]:
         d = self.data
         state, summary = self.train_epoch(
             state, d.x_train, d.y_train, d.probe, jnp.asarray(epoch, jnp.int32)
         )
-        return state, {**summary, **self.evaluate(state.variables(), d.x_val, d.y_val)}
+        values = {**summary, **self.evaluate(state.variables(), d.x_val, d.y_val)}
+        return state, self.placement.local(values)
 
     def snapshot(self, state: TrainState):
         return _copy_tree((state.params, state.batch_stats))
@@ -127,9 +140,7 @@ class SupervisedPhase:
         return state.replace(params=params, batch_stats=batch_stats)
 
     def scale_lr(self, state: TrainState, scale: float) -> TrainState:
-        return state.replace(
-            opt_state=jax.device_put(set_lr_scale(state.opt_state, scale), self.device)
-        )
+        return state.replace(opt_state=self.placement.put(set_lr_scale(state.opt_state, scale)))
 
 
 def has_conv(network: Network) -> bool:
@@ -148,20 +159,23 @@ def build_supervised(
     device: jax.Device,
     variables: dict,
     loop: str | None = None,
+    placement: Placement | None = None,
 ):
     """The phases and the initial state of a supervised plan.
 
     Args:
         variables: initial (or transferred) parameters and batch statistics.
         loop: force "scan" or "step"; None chooses by backend and model (``choose_loop``).
+        placement: the devices to shard each batch over (``engine.sharding``); None = ``device``.
     """
+    placement = placement or single(device)
     root = jax.random.PRNGKey(plan.seed)
     data_key, train_key = jax.random.split(jax.random.fold_in(root, 1))
-    data = DeviceData.put(dataset, device)
+    data = DeviceData.put(dataset, placement)
     loop = loop or choose_loop(device.platform, has_conv(network))
-    variables = jax.device_put(variables, device)
+    variables = placement.put(variables)
     phases = [
-        SupervisedPhase(plan, network, stage, data, loop, data_key, device)
+        SupervisedPhase(plan, network, stage, data, loop, data_key, device, placement)
         for stage in stages_for(plan, network.n_blocks)
     ]
     state = TrainState(
@@ -171,4 +185,4 @@ def build_supervised(
         opt_state=None,
         key=train_key,
     )
-    return phases, jax.device_put(state, device)
+    return phases, placement.put(state)

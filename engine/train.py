@@ -279,6 +279,7 @@ def make_train_epoch(
     batch_size: int,
     data_key: jax.Array,
     outputs_axis: int = 0,
+    placement=None,
 ) -> Callable:
     """``train_epoch(state, x_train, y_train, probe, epoch) -> (state, summary)``.
 
@@ -292,13 +293,19 @@ def make_train_epoch(
     statistics).  ``outputs_axis`` is the example axis of a step's ``outputs``
     (1 when the step is vmapped over trials); the last batch's outputs are padded
     back to full size there, so the summary sees ``[steps, batch, ...]`` as before.
+    ``placement`` (``engine.sharding``): each gathered batch is split over its
+    ``data`` mesh axis and the state kept replicated; None = one device.
     """
     steps, size = steps_for(n_train, batch_size)
     last = n_train - (steps - 1) * size  # examples in the final batch
     full = steps if last == size else steps - 1
 
     def gather_step(state, x, y, index, mask):
-        return train_step(state, {"x": x[index], "y": y[index], "mask": mask})
+        batch = {"x": x[index], "y": y[index], "mask": mask}
+        if placement is None:
+            return train_step(state, batch)
+        state, metrics = train_step(state, placement.constrain_batch(batch))
+        return placement.constrain_state(state), metrics
 
     def gather_step_at(state, x, y, order, mask, i):
         return gather_step(state, x, y, order[i], mask[i])
