@@ -21,7 +21,7 @@ _API = {
     "diagnose": "advisor.diagnosis",
     "run": "advisor.running",
     "search": "advisor.searching",
-    "auto": "advisor.auto",
+    "auto": "advisor.designing",
     "load_profile": "advisor.loading",
     "load_plan": "advisor.loading",
     "load_history": "advisor.readers",

@@ -1,4 +1,4 @@
-"""How ``advisor auto``'s lineage reads: one progress line per round, lineage.md and lineage.png.
+"""How ``advisor auto``'s lineage reads: one progress line per round, its markdown story and picture.
 
 Rendering only: everything shown comes from the Lineage (``advisor.auto``
 writes it); matplotlib is imported when the picture is drawn.

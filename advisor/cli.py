@@ -359,7 +359,7 @@ def auto(data: str, target: str | None, budget: str | None, runs: int | None, ex
     without a new best, or on a plateau.  The best round by validation is scored on the
     test split once, at the end.  OUT/lineage.md tells why each round changed what it did.
     """
-    from advisor.auto import auto as design
+    from advisor.designing import auto as design
     from advisor.auto_report import summary
 
     _check_output(out_dir, option="--out", folder=True)
@@ -371,7 +371,7 @@ def auto(data: str, target: str | None, budget: str | None, runs: int | None, ex
     if as_json:
         click.echo(lineage.model_dump_json(indent=2))
     else:
-        from advisor.auto import default_out
+        from advisor.designing import default_out
 
         click.echo(summary(lineage, out_dir or default_out(data)))
 

@@ -25,7 +25,6 @@ from engine import sources, tables
 from engine.data import align_classes, check_targets
 from engine.tables import TABLE_SUFFIXES
 
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 
 def source_like_run(data: str, pre: Preprocessing):
@@ -141,13 +140,13 @@ def read_unlabelled(path_or_name: str, plan: Plan, pre: Preprocessing) -> Inputs
             raise InputError(
                 f"INPUT: {path} is an image folder, but the run trained on {pre.source_kind} data"
             )
-        files = sorted(f for f in path.rglob("*") if f.suffix.lower() in _IMAGE_SUFFIXES)
+        files = sorted(f for f in path.rglob("*") if f.suffix.lower() in sources.IMAGE_SUFFIXES)
         size, mode = tuple(pre.image_size), pre.color_mode or "rgb"
 
         def batches(batch: int) -> Iterator[np.ndarray]:
             for start in range(0, len(files), batch):
                 chunk = files[start : start + batch]
-                yield np.stack([sources._read_image(f, size, mode) for f in chunk])
+                yield np.stack([sources.read_image(f, size, mode) for f in chunk])
 
         return Inputs(len(files), [str(f.relative_to(path)) for f in files], batches)
     raise InputError(

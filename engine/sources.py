@@ -31,7 +31,7 @@ from advisor.schemas import BuiltinData, CsvData, ImageFolderData, NpzData, Plan
 SHAPE_NAMES = ("circle", "square", "triangle", "cross")
 # Datasets derived from scikit-learn's digits by engine.digit_sets.
 DERIVED_DIGITS = ("digits_attributes", "digits_detection")
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 
 @dataclass(frozen=True)
@@ -299,16 +299,16 @@ def read_image_folder(source: ImageFolderData, path: Path, class_mode: str | Non
         )
     images, labels = [], []
     for label, name in enumerate(classes):
-        files = sorted(f for f in (path / name).iterdir() if f.suffix.lower() in _IMAGE_SUFFIXES)
+        files = sorted(f for f in (path / name).iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
         for file in files:
-            images.append(_read_image(file, source.image_size, source.color_mode))
+            images.append(read_image(file, source.image_size, source.color_mode))
             labels.append(label)
     if not images:
-        raise InputError(f"data.source.path: {path} holds no images ({', '.join(_IMAGE_SUFFIXES)})")
+        raise InputError(f"data.source.path: {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     return Raw(np.stack(images), np.array(labels, np.int32), classes)
 
 
-def _read_image(file: Path, size: tuple[int, int], color_mode: str) -> np.ndarray:
+def read_image(file: Path, size: tuple[int, int], color_mode: str) -> np.ndarray:
     """One image as float32 [H, W, C] in [0, 255], resized to ``size``."""
     try:
         from PIL import Image

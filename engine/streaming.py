@@ -42,16 +42,16 @@ import numpy as np
 from advisor.errors import InputError
 from advisor.schemas import CsvData, ImageFolderData, Plan, ScalePlan
 from engine import compiler
-from engine.checks import check_finite
 from engine.data import (
     TEST_SEED_OFFSET,
     Dataset,
+    check_finite,
     check_targets,
     epoch_batches,
     split_indices,
     steps_for,
 )
-from engine.sources import _IMAGE_SUFFIXES, _read_image
+from engine.sources import IMAGE_SUFFIXES, read_image
 
 # Examples decoded, scaled or evaluated per chunk, at most; memory stays a chunk wide.
 CHUNK = 512
@@ -176,7 +176,7 @@ def decoded_bytes(source, plan: Plan, base_dir: Path) -> int | None:
         if not path.is_dir():
             return None
         count = sum(
-            1 for f in path.rglob("*") if f.suffix.lower() in _IMAGE_SUFFIXES and f.is_file()
+            1 for f in path.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()
         )
         return count * 4 * math.prod(plan.input_shape)
     if isinstance(source, CsvData):
@@ -251,11 +251,11 @@ def _image_store(source: ImageFolderData, path: Path, plan: Plan, folder: Path):
         )
     files, labels = [], []
     for label, name in enumerate(classes):
-        found = sorted(f for f in (path / name).iterdir() if f.suffix.lower() in _IMAGE_SUFFIXES)
+        found = sorted(f for f in (path / name).iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
         files += found
         labels += [label] * len(found)
     if not files:
-        raise InputError(f"data.source.path: {path} holds no images ({', '.join(_IMAGE_SUFFIXES)})")
+        raise InputError(f"data.source.path: {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     channels = 1 if source.color_mode == "grayscale" else 3
     shape = (*source.image_size, channels)
     # decoded 8-bit pixels are whole numbers 0..255: stored as bytes, a quarter of float32
@@ -264,7 +264,7 @@ def _image_store(source: ImageFolderData, path: Path, plan: Plan, folder: Path):
     for start in range(0, len(files), step):
         chunk = np.stack(
             [
-                _read_image(f, source.image_size, source.color_mode)
+                read_image(f, source.image_size, source.color_mode)
                 for f in files[start : start + step]
             ]
         )

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from diagnosis_support import example_plan
 
-from advisor.auto import (
+from advisor.designing import (
     _bound,
     _Loop,
     load_policy,

@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SOURCES = sorted(p for package in ("advisor", "engine") for p in (ROOT / package).rglob("*.py"))
 # repo paths (a folder, a slash, a file) and markdown files named bare
 PATH = re.compile(r"\b(?:[\w.-]+/)+[\w.*-]+\.(?:py|md|toml|json|sh)\b|\b[\w-]+\.md\b")
-OUTPUTS = ("runs/", "searches/")
+OUTPUTS = ("runs/", "searches/", "auto/", "OUT/", "out_dir/")
+WRITTEN = {"lineage.md"}  # files a command writes into its output folder
 TIMING = re.compile(r"\b\d[\d,.]*\s?(?:ms|µs|samples/s)\b")
 
 
@@ -35,7 +36,7 @@ def _docstrings(path: Path) -> list[tuple[int, str]]:
 
 
 def _exists(name: str) -> bool:
-    if name.startswith(OUTPUTS):  # what an example command writes
+    if name.startswith(OUTPUTS) or name in WRITTEN:  # what an example command writes
         return True
     if "/" not in name:  # a bare markdown name: at the top or in docs/
         return (ROOT / name).exists() or (ROOT / "docs" / name).exists()
