@@ -121,6 +121,7 @@ def plan_facts(plan: Plan) -> dict[str, Any]:
     facts["before.freeze.strategy"] = plan.freeze.strategy
     facts["before.freeze.trainable_blocks"] = plan.freeze.trainable_blocks
     facts["before.model.dropout"] = plan.model.dropout
+    facts["before.batch_size"] = plan.batch_size
     stop = plan.regularization.early_stopping
     facts["before.regularization.early_stopping.restore_best"] = stop.restore_best if stop else None
     return facts

@@ -347,6 +347,7 @@ def _diagnosis_facts() -> dict[str, FactSpec]:
     facts["before.freeze.strategy"] = _cat("freeze strategy of the plan being revised", FREEZE_STRATEGIES)
     facts["before.freeze.trainable_blocks"] = FactSpec("int", "trainable_blocks of the plan being revised")
     facts["before.model.dropout"] = FactSpec("float", "dropout of the plan being revised")
+    facts["before.batch_size"] = FactSpec("int", "batch size of the plan being revised")
     facts["before.regularization.early_stopping.restore_best"] = FactSpec(
         "bool", "whether the plan being revised restores the best epoch's weights when it stops"
     )
