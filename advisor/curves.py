@@ -490,6 +490,8 @@ def _chance_features(
                 x, y = _finite_prefix(np.asarray(history.epochs, float), history.series[series])
                 result[f"curve.{name}.chance_ratio"] = tail_mean(y) / chance
                 result[f"curve.{name}.peak_chance_ratio"] = float(y.max()) / chance
+                if len(y) > 1:  # the first epoch averages the steps taken from the random init
+                    result[f"curve.{name}.later_peak_chance_ratio"] = float(y[1:].max()) / chance
     return result
 
 

@@ -258,6 +258,7 @@ _LOSS_CURVE = {
     "drop_after_plateau": ("float", "how far the curve fell after that stretch, as a fraction"),
     "chance_ratio": ("float", "final value / chance-level loss (1 = no better than guessing)"),
     "peak_chance_ratio": ("float", "highest value / chance-level loss"),
+    "later_peak_chance_ratio": ("float", "highest value after the first epoch / chance-level loss"),
     "last_finite": ("float", "last value before the first NaN or infinity of the run"),
     "tail_gain": ("float", "how far the last max(3, n/5) epochs fell below the best before them"),
     "tail_share": ("float", "that fall as a share of the whole run's improvement"),
