@@ -53,6 +53,9 @@ FLOOR_SHARE = 0.1
 # of the curve's range so that a loss at 1e-6 stepping to 3e-6 is not a 200 % jump.
 JUMP_FLOOR = 0.01
 RISE_FLOOR = 0.02  # the rise from the best is relative to the best plus 2 % of the chance loss
+# The early phase of a run: its first fifth, where one overshoot that the optimiser recovers
+# from is the catapult of a large first step, not a rate too high for the run.
+EARLY_FRACTION = 0.2
 MIN_EPOCHS_FOR_SHAPE = 4  # fewer points than this carry no trend or noise information
 CROSS_ENTROPY_LOSSES = (
     "binary_crossentropy",
@@ -81,6 +84,7 @@ def curve_features(
     n_classes: int | None = None,
     loss_name: str | None = None,
     planned_epochs: int | None = None,
+    hidden_width: int | None = None,
 ) -> dict[str, Any]:
     """All features of a history, as flat ``curve.*`` facts (absent when not measurable).
 
@@ -89,6 +93,8 @@ def curve_features(
         task, n_classes: the task, when the history does not carry it (sets chance level).
         loss_name: the plan's loss; chance loss is only defined for cross-entropy.
         planned_epochs: the plan's epochs, to tell an early stop from a full run.
+        hidden_width: the narrowest hidden layer of the model (an MLP's units), from the
+            plan: a curve of a net too narrow for its classes looks like a slow one.
     """
     task = history.task or task
     n_classes = history.n_classes or n_classes
@@ -109,6 +115,8 @@ def curve_features(
     if planned_epochs is not None and history.epochs:
         out["curve.planned_epochs"] = planned_epochs
         out["curve.stopped_early"] = history.epochs[-1] < planned_epochs
+    if hidden_width is not None:
+        out["curve.hidden_width"] = hidden_width
     out.update(_nonfinite(history))
     raised = lr_raises(history.epochs, history.series.get("lr", []))
     if "lr" in history.series:
@@ -333,6 +341,10 @@ def _loss_features(
     moves = np.abs(diffs[own])
     damping = FLOOR_SHARE * max(float(np.ptp(y)), chance or 0.0)
     jumps = diffs[own] / (np.abs(y[:-1][own]) + damping + 1e-12)
+    rises = diffs / (np.abs(y[:-1]) + JUMP_FLOOR * float(np.ptp(y)) + 1e-12)
+    # moves into an epoch after the run's first fifth: the early phase, where a large step
+    # can throw the loss up once before the curvature adapts (the catapult), is left out
+    late = own & (np.arange(1, n) >= math.ceil(EARLY_FRACTION * n))
     last_raise = max((i for i, e in enumerate(x) if int(e) in raised), default=0)
     out.update(
         {
@@ -347,10 +359,12 @@ def _loss_features(
             else 0.0,
             p + "max_jump": float(jumps.max()) if len(jumps) else 0.0,
             p + "rise_share": float(np.mean(diffs[own] > 0)) if own.any() else 0.0,
-            p + "max_rise": float(
-                (diffs[own] / (np.abs(y[:-1][own]) + JUMP_FLOOR * float(np.ptp(y)) + 1e-12)).max()
+            p + "max_rise": float(rises[own].max()) if own.any() else 0.0,
+            p + "late_max_rise": float(rises[late].max()) if late.any() else 0.0,
+            p + "late_max_jump": float(
+                (diffs[late] / (np.abs(y[:-1][late]) + damping + 1e-12)).max()
             )
-            if own.any()
+            if late.any()
             else 0.0,
             # relative to the value plus FLOOR_SHARE of the curve's own range (not of the chance
             # loss): a near-zero loss that zig-zags by its own size is still moving a lot
@@ -389,7 +403,16 @@ def _score_features(name: str, x: np.ndarray, y: np.ndarray, window: int) -> dic
         p + "drop_from_best": float(y[best] - tail_mean(y)),
         p + "recent_gain": float(y[-1] - y[-1 - k]) if k > 0 else None,
         p + "max_gain": float(np.diff(y).max()) if len(y) > 1 else None,
+        p + "frozen_epochs": frozen_epochs(y),
     }
+
+
+def frozen_epochs(y: np.ndarray) -> int:
+    """How many epochs at the end hold exactly the last value (an accuracy whose predictions
+    no longer change on any example: on a fixed set it repeats to the last digit)."""
+    same = np.abs(y - y[-1]) <= 1e-9 * max(1.0, abs(float(y[-1])))
+    changed = np.flatnonzero(~same)
+    return int(len(y) - 1 - changed[-1]) if len(changed) else len(y)
 
 
 def _gap_features(history: History, epochs: np.ndarray, out: dict, window: int) -> dict[str, Any]:
@@ -473,6 +496,8 @@ def _chance_features(
                 x, y = _finite_prefix(np.asarray(history.epochs, float), history.series[series])
                 result[f"curve.{name}.chance_ratio"] = tail_mean(y) / chance
                 result[f"curve.{name}.peak_chance_ratio"] = float(y.max()) / chance
+                if len(y) > 1:  # the first epoch averages the steps taken from the random init
+                    result[f"curve.{name}.later_peak_chance_ratio"] = float(y[1:].max()) / chance
     return result
 
 

@@ -106,15 +106,19 @@ def _run(history, plan, rules_dirs) -> tuple[Diagnosis, Plan | None]:
 
 
 def features_of(history: History, plan: Plan | None) -> dict[str, Any]:
-    """Curve features, with the task, classes, loss and planned epochs taken from the plan."""
+    """Curve features, with the task, classes, loss, planned epochs and (for an MLP with
+    hidden layers) the hidden width taken from the plan."""
     if plan is None:
         return curve_features(history)
+    model = plan.model
+    mlp_width = model.units if model.arch == "mlp" and model.hidden_layers else None
     return curve_features(
         history,
         task=plan.task,
         n_classes=plan.n_classes,
         loss_name=plan.loss.name,
         planned_epochs=plan.epochs,
+        hidden_width=mlp_width,
     )
 
 
@@ -126,6 +130,7 @@ def plan_facts(plan: Plan) -> dict[str, Any]:
     facts["before.freeze.strategy"] = plan.freeze.strategy
     facts["before.freeze.trainable_blocks"] = plan.freeze.trainable_blocks
     facts["before.model.dropout"] = plan.model.dropout
+    facts["before.batch_size"] = plan.batch_size
     stop = plan.regularization.early_stopping
     facts["before.regularization.early_stopping.restore_best"] = stop.restore_best if stop else None
     return facts

@@ -264,6 +264,7 @@ _LOSS_CURVE = {
     "drop_after_plateau": ("float", "how far the curve fell after that stretch, as a fraction"),
     "chance_ratio": ("float", "final value / chance-level loss (1 = no better than guessing)"),
     "peak_chance_ratio": ("float", "highest value / chance-level loss"),
+    "later_peak_chance_ratio": ("float", "highest value after the first epoch / chance-level loss"),
     "last_finite": ("float", "last value before the first NaN or infinity of the run"),
     "tail_gain": ("float", "how far the last max(3, n/5) epochs fell below the best before them"),
     "tail_share": ("float", "that fall as a share of the whole run's improvement"),
@@ -271,6 +272,8 @@ _LOSS_CURVE = {
     "sustained_rise": ("float", "rise above the best held 2+ later epochs beyond the noise, / best"),
     "rise_share": ("float", "share of epoch-to-epoch moves that go up"),
     "max_rise": ("float", "largest one-epoch rise / (value before + 1 % of the curve's range)"),
+    "late_max_rise": ("float", "max_rise over the moves after the run's first fifth"),
+    "late_max_jump": ("float", "max_jump over the moves after the run's first fifth"),
     "median_move": ("float", "median |one-epoch change| / (value before + a tenth of the range)"),
 }
 _SCORE_CURVE = {
@@ -283,6 +286,7 @@ _SCORE_CURVE = {
     "skill": ("float", "(final - chance) / (1 - chance): 0 = guessing, 1 = perfect"),
     "chance_margin": ("float", "final - chance accuracy (1/K)"),
     "max_gain": ("float", "largest rise from one epoch to the next"),
+    "frozen_epochs": ("int", "epochs at the end that hold exactly the last value"),
 }
 _RUN_CURVE = {
     "n_epochs": ("int", "epochs in the history"),
@@ -301,6 +305,7 @@ _RUN_CURVE = {
     "window": ("int", "epochs in the recent window (a fifth of the run, at least 3)"),
     "window_start": ("int", "first epoch of the recent window"),
     "planned_epochs": ("int", "epochs the plan asked for"),
+    "hidden_width": ("int", "narrowest hidden layer of the model (an MLP's units), from the plan"),
     "stopped_early": ("bool", "the run ended before the planned epochs"),
     "lr.moved_since_best": ("bool", "the learning rate ends 5 % off its value at the best loss"),
     "lr.raises": ("int", "epochs at which the recorded learning rate rose (warmup, warm restarts)"),
@@ -367,6 +372,7 @@ def _diagnosis_facts() -> dict[str, FactSpec]:
     facts["before.freeze.strategy"] = _cat("freeze strategy of the plan being revised", FREEZE_STRATEGIES)
     facts["before.freeze.trainable_blocks"] = FactSpec("int", "trainable_blocks of the plan being revised")
     facts["before.model.dropout"] = FactSpec("float", "dropout of the plan being revised")
+    facts["before.batch_size"] = FactSpec("int", "batch size of the plan being revised")
     facts["before.regularization.early_stopping.restore_best"] = FactSpec(
         "bool", "whether the plan being revised restores the best epoch's weights when it stops"
     )
@@ -376,6 +382,7 @@ def _diagnosis_facts() -> dict[str, FactSpec]:
 # Thresholds are facts set by rules (rules/50_thresholds.toml), so a user's rule file can move them.
 THRESHOLDS = {
     "min_epochs": "fewest epochs from which a curve's shape is judged",
+    "settle_epochs": "fewest epochs from which an early overshoot can be seen to have settled",
     "overfit_val_rise": "validation loss this far above its best counts as overfitting",
     "overfit_train_fall": "training loss falling this much after the best validation epoch",
     "overfit_gap": "relative generalization gap that counts as large",
@@ -442,6 +449,9 @@ JUDGEMENTS = {
     ),
     "diagnosis.confounded": FactSpec(
         "bool", "the instability shook the training loss too: the val curve says little of memorising"
+    ),
+    "diagnosis.early_overshoot": FactSpec(
+        "bool", "the training loss jumped only in the run's first fifth, then settled at its best"
     ),
     "diagnosis.train_loss_noise": FactSpec(
         "bool", "train loss went far above guessing, validation never did (dropout noise)"

@@ -7,12 +7,17 @@ The labels quoted in comments are the corpus labellers', written before any dete
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import json
+import shutil
 import tomllib
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from advisor.cli import cli
 from advisor.diagnosis import diagnose
 from advisor.readers import load_history
 
@@ -120,6 +125,15 @@ def test_validation_rising_from_its_best_while_training_falls_is_overfitting():
     assert d.features["curve.val_loss.best_epoch"] == 7
 
 
+def test_validation_rising_from_epoch_6_while_training_falls_is_overfitting_not_healthy():
+    """a_keras_json_tweets_glove_lstm_01: val_loss best at epoch 6 of 10, above it after
+    while the training loss keeps falling (the issue's 'rising from epoch 6' pattern)."""
+    d = entry("a_keras_json_tweets_glove_lstm_01")
+    assert d.primary == "overfitting" and "healthy" not in names(d)
+    assert d.features["curve.val_loss.best_epoch"] == 6
+    assert d.features["curve.loss.change_after_val_best"] < 0
+
+
 def test_a_slow_straight_validation_only_run_is_lr_too_low_not_not_converged():
     """b_lightning_csv_eurosat_valonly_01: val_loss only, 2.27 -> 1.88 in a straight line."""
     d = entry("b_lightning_csv_eurosat_valonly_01")
@@ -151,3 +165,80 @@ def test_no_tune_history_gets_contradictory_findings():
         found = names(diagnose(history))
         assert not {"lr_too_high", "lr_too_low"} <= found, folder.name
         assert "healthy" not in found or found == {"healthy"}, folder.name
+
+
+def _csv_column(path: Path, name: str) -> list[float]:
+    """One column of a CSV file as the csv module reads it (an independent parse)."""
+    with path.open(newline="") as handle:
+        rows = [row for row in csv.reader(handle) if row]
+    return [float(row[rows[0].index(name)]) for row in rows[1:]]
+
+
+def test_a_pandas_export_with_an_unnamed_index_column_is_read_and_diagnosed():
+    """b_pandas_csv_plants_noisy_01: DataFrame.to_csv with its unnamed index column first
+    (',accuracy,loss,...'); loss 1.95 -> 0.26 -> 0.47 with 42 % rises (labelled lr_too_high)."""
+    path = ENTRIES / "b_pandas_csv_plants_noisy_01" / "training_history.csv"
+    history = load_history(path)
+    assert history.source.format == "pandas_csv"
+    assert history.series["loss"] == _csv_column(path, "loss")
+    assert history.series["val_loss"] == _csv_column(path, "val_loss")
+    assert set(history.series) == {"loss", "accuracy", "val_loss", "val_accuracy"}  # no index
+    assert history.epochs == list(range(1, 21))
+    d = entry("b_pandas_csv_plants_noisy_01")
+    assert d.primary == "lr_too_high" and "healthy" not in names(d)
+
+
+def test_a_pandas_export_with_train_and_val_prefixes_is_read_and_diagnosed():
+    """b_pandas_csv_plant_stuck_01: 'train_loss,train_acc,val_loss,val_acc', accuracy frozen
+    at 0.442 from epoch 2 and both losses flat (labelled underfitting, poor fit)."""
+    path = ENTRIES / "b_pandas_csv_plant_stuck_01" / "training_history.csv"
+    history = load_history(path)
+    assert history.series["loss"] == _csv_column(path, "train_loss")
+    assert history.series["val_accuracy"] == _csv_column(path, "val_acc")
+    assert entry("b_pandas_csv_plant_stuck_01").primary == "underfitting"
+
+
+def test_a_timestamped_log_file_is_read_and_a_loss_stuck_at_log_1000_is_underfitting():
+    """b_logging_text_caffe_mbv3_stuck_01: glog lines ('I0515 11:05:31.873651 ... loss =
+    6.91161'); the loss never leaves 6.91 = ln 1000 (labelled underfitting)."""
+    path = ENTRIES / "b_logging_text_caffe_mbv3_stuck_01" / "training_output.txt"
+    history = load_history(path)
+    assert history.source.format == "text_log"
+    assert history.series["loss"][0] == pytest.approx(6.91161)
+    d = entry("b_logging_text_caffe_mbv3_stuck_01")
+    assert d.primary == "underfitting" and "healthy" not in names(d)
+    assert d.features["curve.main.rel_drop"] < 0.05
+
+
+def test_a_timestamped_absl_log_with_accuracy_at_one_half_is_not_healthy():
+    """b_logging_text_absl_acc05_late_01: absl lines ('I1112 15:56:44.818868 ... train loss:
+    1.3633; train acc: 0.5000 ...'); the loss swings up and down (labelled lr_too_high)."""
+    d = entry("b_logging_text_absl_acc05_late_01")
+    assert d.history.format == "text_log"
+    assert d.primary == "lr_too_high" and "healthy" not in names(d)
+
+
+def test_a_folder_of_several_runs_gives_one_diagnosis_per_run(tmp_path):
+    """Two real Lightning runs as lightning_logs/version_0 and version_1: a run at chance
+    level (b_lightning_csv_mnist_chance_01) and a run that blew up at its end
+    (b_lightning_csv_dogcat_30ep_01).  Each is diagnosed alone, exactly as from its own
+    file; merged they would be neither."""
+    runs = {
+        "version_0": "b_lightning_csv_mnist_chance_01",
+        "version_1": "b_lightning_csv_dogcat_30ep_01",
+    }
+    for version, entry_id in runs.items():
+        assert is_tune(entry_id)
+        folder = tmp_path / "lightning_logs" / version
+        folder.mkdir(parents=True)
+        shutil.copy(ENTRIES / entry_id / "metrics.csv", folder / "metrics.csv")
+    result = CliRunner().invoke(cli, ["diagnose", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.output)
+    assert set(found) == {f"lightning_logs/{v}" for v in runs}
+    for version, entry_id in runs.items():
+        alone = diagnose(ENTRIES / entry_id / "metrics.csv")
+        assert found[f"lightning_logs/{version}"]["primary"] == alone.primary
+        assert found[f"lightning_logs/{version}"]["n_epochs"] == alone.n_epochs
+    assert found["lightning_logs/version_0"]["primary"] == "underfitting"
+    assert found["lightning_logs/version_1"]["primary"] == "diverged"

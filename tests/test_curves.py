@@ -91,6 +91,25 @@ def test_a_spike_is_a_jump():
     assert f["curve.loss.max_jump"] == pytest.approx(rise, rel=1e-9)
 
 
+def test_a_jump_in_the_first_fifth_only_is_not_a_late_jump():
+    loss = 0.5 * np.exp(-T / 4) + 1e-3
+    early, late = loss.copy(), loss.copy()
+    early[3] = 3 * early[2]  # a spike at the 4th of 40 epochs, then the decay goes on
+    late[30] = 3 * late[29]
+    f_early, f_late = features(loss=early), features(loss=late)
+    assert f_early["curve.loss.max_rise"] > 1 and f_early["curve.loss.late_max_rise"] < 0
+    assert f_early["curve.loss.late_max_jump"] < 0
+    assert f_late["curve.loss.late_max_rise"] == pytest.approx(f_late["curve.loss.max_rise"])
+
+
+def test_an_accuracy_that_holds_its_last_value_is_frozen_for_that_many_epochs():
+    accuracy = np.concatenate([np.linspace(0.3, 0.6, 15), np.full(25, 0.6283)])
+    f = features(loss=np.linspace(1.0, 0.5, 40), accuracy=accuracy, val_accuracy=accuracy - 0.01)
+    assert f["curve.accuracy.frozen_epochs"] == 25
+    assert f["curve.val_accuracy.frozen_epochs"] == 25
+    assert features(loss=T + 1.0, accuracy=T / 40)["curve.accuracy.frozen_epochs"] == 1
+
+
 def test_plateau_then_drop():
     loss = np.concatenate([np.full(10, 2.3), 0.1 + 2.2 * np.exp(-np.arange(30) / 4)])
     f = features(loss=loss)

@@ -348,6 +348,25 @@ def test_heavy_dropout_is_cut_before_the_rate_when_the_loss_oscillates():
     assert light["optimizer.learning_rate"] == pytest.approx(3e-4) and "model.dropout" not in light
 
 
+def test_a_tiny_batch_that_oscillates_gets_a_larger_batch_not_a_lower_rate():
+    """Batch 1 with plain SGD: the noise is the batch's, so the batch grows and the rate stays;
+    a batch of 8 or more keeps the usual threefold cut, and a divergence still cuts the rate."""
+    tiny = {
+        "problem.lr_too_high": True,
+        "before.model.dropout": 0.0,
+        "plan.optimizer.name": "sgd",
+        "plan.optimizer.learning_rate": 0.1,
+        "before.batch_size": 1,
+        "plan.batch_size": 1,
+    }
+    fixed = _fixed(tiny)
+    assert fixed["batch_size"] == 16 and "optimizer.learning_rate" not in fixed
+    usual = _fixed({**tiny, "before.batch_size": 8, "plan.batch_size": 8})
+    assert usual["optimizer.learning_rate"] == pytest.approx(0.03) and usual["batch_size"] == 16
+    diverged = _fixed({**tiny, "problem.diverged": True})
+    assert diverged["optimizer.learning_rate"] < 0.1 and "batch_size" not in diverged
+
+
 def test_a_schedule_that_decays_to_zero_at_once_is_replaced():
     fixed = _fixed(
         {
