@@ -50,8 +50,11 @@ class AdvisorGroup(click.Group):
 
 @click.group(cls=AdvisorGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="advisor")
-@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path),
-              help="Refuse data files outside this folder (default: no limit).")
+@click.option(
+    "--data-root",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Refuse data files outside this folder (default: no limit).",
+)
 def cli(data_root: Path | None) -> None:
     """An expert system that plans deep-learning training, explains every
     choice, trains the plan (JAX/Flax/optax) and diagnoses the run.
@@ -96,7 +99,9 @@ def _emit_json(model_or_obj) -> None:
 @cli.command()
 @click.argument(
     "name",
-    type=click.Choice(["profile", "plan", "history", "diagnosis", "run", "preprocessing", "lineage"]),
+    type=click.Choice(
+        ["profile", "plan", "history", "diagnosis", "run", "preprocessing", "lineage"]
+    ),
 )
 def schema(name: str) -> None:
     """Print the JSON Schema of a file format, for editors and validators.
@@ -125,7 +130,9 @@ def rules() -> None:
 
 
 @rules.command("check")
-@click.option("--rules", "rules_dirs", multiple=True, type=click.Path(), help="Extra rule files or folders.")
+@click.option(
+    "--rules", "rules_dirs", multiple=True, type=click.Path(), help="Extra rule files or folders."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the issues as JSON.")
 def rules_check(rules_dirs: tuple[str, ...], as_json: bool) -> None:
     """Lint the rules and run every rule's example; exit 2 on any error.
@@ -146,14 +153,18 @@ def rules_check(rules_dirs: tuple[str, ...], as_json: bool) -> None:
     else:
         for item in issues:
             click.echo(str(item))
-        click.echo(f"{len(loaded)} rules, {len(errors)} errors, {len(issues) - len(errors)} warnings")
+        click.echo(
+            f"{len(loaded)} rules, {len(errors)} errors, {len(issues) - len(errors)} warnings"
+        )
     if errors:
         sys.exit(2)
 
 
 @rules.command("list")
 @click.option("--domain", type=click.Choice(["recommend", "diagnose"]), help="Only this domain.")
-@click.option("--rules", "rules_dirs", multiple=True, type=click.Path(), help="Extra rule files or folders.")
+@click.option(
+    "--rules", "rules_dirs", multiple=True, type=click.Path(), help="Extra rule files or folders."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the rules as JSON.")
 def rules_list(domain: str | None, rules_dirs: tuple[str, ...], as_json: bool) -> None:
     """Show every rule: id, priority, when, conclusions and reason.
@@ -170,10 +181,16 @@ def rules_list(domain: str | None, rules_dirs: tuple[str, ...], as_json: bool) -
         _emit_json(
             [
                 {
-                    "id": r.id, "file": r.file, "domain": r.domain, "priority": r.priority,
-                    "when": r.describe_when(), "infer": r.infer, "recommend": r.recommend,
+                    "id": r.id,
+                    "file": r.file,
+                    "domain": r.domain,
+                    "priority": r.priority,
+                    "when": r.describe_when(),
+                    "infer": r.infer,
+                    "recommend": r.recommend,
                     "diagnose": r.diagnose.problem if r.diagnose else None,
-                    "reason": r.reason, "source": r.source,
+                    "reason": r.reason,
+                    "source": r.source,
                 }
                 for r in loaded
             ]
@@ -187,11 +204,25 @@ def rules_list(domain: str | None, rules_dirs: tuple[str, ...], as_json: bool) -
 
 @cli.command()
 @click.argument("profile", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the plan here.")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the plan here."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON on stdout.")
-@click.option("--history", type=click.Path(dir_okay=False, path_type=Path), help="A history to diagnose and fold in.")
-@click.option("--rules", "rules_dirs", multiple=True, type=click.Path(), help="Extra rule files or folders.")
-def recommend(profile: Path, output: Path | None, as_json: bool, history: Path | None, rules_dirs: tuple[str, ...]) -> None:
+@click.option(
+    "--history",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A history to diagnose and fold in.",
+)
+@click.option(
+    "--rules", "rules_dirs", multiple=True, type=click.Path(), help="Extra rule files or folders."
+)
+def recommend(
+    profile: Path,
+    output: Path | None,
+    as_json: bool,
+    history: Path | None,
+    rules_dirs: tuple[str, ...],
+) -> None:
     """Recommend a complete training plan for a dataset profile, every value explained.
 
     \b
@@ -242,14 +273,38 @@ def explain(plan: Path, field: str | None, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("history", type=click.Path(path_type=Path))
-@click.option("--plan", "plan_path", type=click.Path(dir_okay=False, path_type=Path), help="The plan that produced the history.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the revised plan here.")
+@click.option(
+    "--plan",
+    "plan_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The plan that produced the history.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the revised plan here.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the diagnosis as JSON.")
-@click.option("--task", type=click.Choice(TASKS), help="The task, when there is no plan (sets chance level).")
-@click.option("--classes", "n_classes", type=click.IntRange(min=2, max=MAX_WIDTH), help="Number of classes, when there is no plan.")
+@click.option(
+    "--task", type=click.Choice(TASKS), help="The task, when there is no plan (sets chance level)."
+)
+@click.option(
+    "--classes",
+    "n_classes",
+    type=click.IntRange(min=2, max=MAX_WIDTH),
+    help="Number of classes, when there is no plan.",
+)
 @click.option("--run", "run", help="Of a folder or file holding several runs, only this one.")
-def diagnose(history: Path, plan_path: Path | None, output: Path | None, as_json: bool,
-             task: str | None, n_classes: int | None, run: str | None) -> None:
+def diagnose(
+    history: Path,
+    plan_path: Path | None,
+    output: Path | None,
+    as_json: bool,
+    task: str | None,
+    n_classes: int | None,
+    run: str | None,
+) -> None:
     """Name what went wrong in a training history and, given the plan, fix it.
 
     \b
@@ -271,10 +326,25 @@ def diagnose(history: Path, plan_path: Path | None, output: Path | None, as_json
 
 @cli.command()
 @click.argument("plan", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Run directory (new or empty).")
-@click.option("--resume", type=click.Path(file_okay=False, path_type=Path), help="Continue this interrupted run from its newest checkpoint (no PLAN).")
-@click.option("--overwrite", is_flag=True, help="Replace the run in a non-empty --out (only its own files are removed).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "gpu", "tpu"]), help="Override the plan's device.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run directory (new or empty).",
+)
+@click.option(
+    "--resume",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Continue this interrupted run from its newest checkpoint (no PLAN).",
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace the run in a non-empty --out (only its own files are removed).",
+)
+@click.option(
+    "--device", type=click.Choice(["auto", "cpu", "gpu", "tpu"]), help="Override the plan's device."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the run result as JSON.")
 @click.option(
     "--coordinator",
@@ -298,9 +368,18 @@ def diagnose(history: Path, plan_path: Path | None, output: Path | None, as_json
     is_flag=True,
     help="Multi-host: let JAX find the cluster (Slurm, TPU VM, Open MPI).",
 )
-def run(plan: Path | None, out_dir: Path | None, resume: Path | None, overwrite: bool,
-        device: str | None, as_json: bool, coordinator: str | None, num_processes: int | None,
-        process_id: int | None, distributed: bool) -> None:
+def run(
+    plan: Path | None,
+    out_dir: Path | None,
+    resume: Path | None,
+    overwrite: bool,
+    device: str | None,
+    as_json: bool,
+    coordinator: str | None,
+    num_processes: int | None,
+    process_id: int | None,
+    distributed: bool,
+) -> None:
     """Train a plan on JAX/Flax and write the run directory (history, checkpoint, diagnosis).
 
     Each epoch appends to history.csv and TensorBoard scalars in the run
@@ -329,23 +408,59 @@ def run(plan: Path | None, out_dir: Path | None, resume: Path | None, overwrite:
 @cli.command()
 @click.argument("data")
 @click.option("--target", help="CSV: the column to predict.")
-@click.option("--budget", help="Wall-clock budget, e.g. 20m, 90s, 1h30m (default 20m when no limit is given).")
-@click.option("--runs", type=click.IntRange(min=1, max=MAX_COUNT), help="Most trainings (a search trial counts one).")
-@click.option("--examples", type=click.IntRange(min=1, max=MAX_COUNT),
-              help="Most examples trained, summed over epochs (n_train x epochs).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Lineage folder (default auto/NAME); round-NN/ are its run folders.")
-@click.option("--resume", is_flag=True, help="Continue the lineage in --out from its last finished round.")
-@click.option("--start", type=click.Path(dir_okay=False, path_type=Path),
-              help="Run this plan in round 1 instead of the recommended one.")
-@click.option("--test-fraction", type=click.FloatRange(min=0.0, max=0.8, max_open=True), default=0.2,
-              show_default=True, help="Share held out as the test split, scored once at the end (0 = none).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "gpu", "tpu"]), help="Override the plans' device.")
+@click.option(
+    "--budget", help="Wall-clock budget, e.g. 20m, 90s, 1h30m (default 20m when no limit is given)."
+)
+@click.option(
+    "--runs",
+    type=click.IntRange(min=1, max=MAX_COUNT),
+    help="Most trainings (a search trial counts one).",
+)
+@click.option(
+    "--examples",
+    type=click.IntRange(min=1, max=MAX_COUNT),
+    help="Most examples trained, summed over epochs (n_train x epochs).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Lineage folder (default auto/NAME); round-NN/ are its run folders.",
+)
+@click.option(
+    "--resume", is_flag=True, help="Continue the lineage in --out from its last finished round."
+)
+@click.option(
+    "--start",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Run this plan in round 1 instead of the recommended one.",
+)
+@click.option(
+    "--test-fraction",
+    type=click.FloatRange(min=0.0, max=0.8, max_open=True),
+    default=0.2,
+    show_default=True,
+    help="Share held out as the test split, scored once at the end (0 = none).",
+)
+@click.option(
+    "--device", type=click.Choice(["auto", "cpu", "gpu", "tpu"]), help="Override the plans' device."
+)
 @click.option("--quiet", is_flag=True, help="No per-epoch progress bars, only one line per round.")
 @click.option("--json", "as_json", is_flag=True, help="Print the lineage as JSON at the end.")
-def auto(data: str, target: str | None, budget: str | None, runs: int | None, examples: int | None,
-         out_dir: Path | None, resume: bool, start: Path | None, test_fraction: float,
-         device: str | None, quiet: bool, as_json: bool) -> None:
+def auto(
+    data: str,
+    target: str | None,
+    budget: str | None,
+    runs: int | None,
+    examples: int | None,
+    out_dir: Path | None,
+    resume: bool,
+    start: Path | None,
+    test_fraction: float,
+    device: str | None,
+    quiet: bool,
+    as_json: bool,
+) -> None:
     """Design the model: recommend, run, diagnose, revise (or search), repeat under a budget.
 
     \b
@@ -359,13 +474,22 @@ def auto(data: str, target: str | None, budget: str | None, runs: int | None, ex
     without a new best, or on a plateau.  The best round by validation is scored on the
     test split once, at the end.  OUT/lineage.md tells why each round changed what it did.
     """
-    from advisor.designing import auto as design
     from advisor.auto_report import summary
+    from advisor.designing import auto as design
 
     _check_output(out_dir, option="--out", folder=True)
     lineage = design(
-        data, target, budget, runs=runs, examples=examples, out_dir=out_dir, resume=resume,
-        start=start, test_fraction=test_fraction, device=device, progress=False if quiet else None,
+        data,
+        target,
+        budget,
+        runs=runs,
+        examples=examples,
+        out_dir=out_dir,
+        resume=resume,
+        start=start,
+        test_fraction=test_fraction,
+        device=device,
+        progress=False if quiet else None,
         report=lambda line: click.echo(line, err=as_json),
     )
     if as_json:
@@ -404,8 +528,13 @@ def evaluate(run_dir: Path, data: str, as_json: bool) -> None:
 @cli.command()
 @click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("input_", metavar="INPUT")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="predictions.csv, .npy (probabilities or values) or .json.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="predictions.csv, .npy (probabilities or values) or .json.",
+)
 def predict(run_dir: Path, input_: str, output: Path) -> None:
     """Predict every row (or image) of INPUT with a run's model, in INPUT's order.
 
@@ -454,21 +583,60 @@ def export(run_dir: Path, output: Path) -> None:
 
 @cli.command()
 @click.argument("plan", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Search directory (default searches/<name>).")
-@click.option("--storage", help="Journal file or database URL that keeps the study (default OUT/study.journal).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Search directory (default searches/<name>).",
+)
+@click.option(
+    "--storage",
+    help="Journal file or database URL that keeps the study (default OUT/study.journal).",
+)
 @click.option("--study-name", help="Study to create or join (default: the plan's name).")
-@click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True, help="Worker processes on this machine sharing the study.")
-@click.option("--mode", type=click.Choice(["auto", "population", "sequential"]), default="auto", show_default=True,
-              help="Train trials vmapped together, one after another, or time both (auto).")
-@click.option("--batch", type=click.IntRange(1, 100_000), help="Trials asked for at once (default: a quarter of n_trials, 2 to 64).")
-@click.option("--heartbeat-timeout", type=click.FloatRange(2, 86_400), metavar="SECONDS",
-              help="Seconds without a heartbeat after which a worker's running trial is failed and retried by the others (default 120).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "gpu", "tpu"]), help="Override the plan's device.")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=1,
+    show_default=True,
+    help="Worker processes on this machine sharing the study.",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["auto", "population", "sequential"]),
+    default="auto",
+    show_default=True,
+    help="Train trials vmapped together, one after another, or time both (auto).",
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(1, 100_000),
+    help="Trials asked for at once (default: a quarter of n_trials, 2 to 64).",
+)
+@click.option(
+    "--heartbeat-timeout",
+    type=click.FloatRange(2, 86_400),
+    metavar="SECONDS",
+    help="Seconds without a heartbeat after which a worker's running trial is failed and retried by the others (default 120).",
+)
+@click.option(
+    "--device", type=click.Choice(["auto", "cpu", "gpu", "tpu"]), help="Override the plan's device."
+)
 @click.option("--quiet", is_flag=True, help="No progress bar and no summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print the search result as JSON.")
-def search(plan: Path, out_dir: Path | None, storage: str | None, study_name: str | None, workers: int, mode: str,
-           batch: int | None, heartbeat_timeout: float | None, device: str | None,
-           quiet: bool, as_json: bool) -> None:
+def search(
+    plan: Path,
+    out_dir: Path | None,
+    storage: str | None,
+    study_name: str | None,
+    workers: int,
+    mode: str,
+    batch: int | None,
+    heartbeat_timeout: float | None,
+    device: str | None,
+    quiet: bool,
+    as_json: bool,
+) -> None:
     """Search the plan's hyperparameters (grid, random or TPE via Optuna) and write the leaderboard and best plan.
 
     \b
@@ -486,25 +654,79 @@ def search(plan: Path, out_dir: Path | None, storage: str | None, study_name: st
     from advisor.searching import SearchOptions, search_files
 
     _check_output(out_dir, option="--out", folder=True)
-    options = SearchOptions(storage, study_name, device, mode, batch, heartbeat_timeout=heartbeat_timeout)
+    options = SearchOptions(
+        storage, study_name, device, mode, batch, heartbeat_timeout=heartbeat_timeout
+    )
     search_files(plan, out_dir, options, workers, quiet, as_json)
 
 
 @cli.command("lr-find")
 @click.argument("plan", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--seeds", type=click.IntRange(2, 64), default=3, show_default=True, help="Sweeps, each from another seed.")
-@click.option("--steps", type=click.IntRange(1, 100_000), help="Training steps of each short run (default: two epochs, kept within 50-200 steps).")
-@click.option("--min-lr", type=click.FloatRange(min=0, min_open=True, max=MAX_LEARNING_RATE), help="Lowest rate tried (default plan rate / 1000).")
-@click.option("--max-lr", type=click.FloatRange(min=0, min_open=True, max=MAX_LEARNING_RATE), help="Highest rate tried (default plan rate x 100).")
-@click.option("--points", type=click.IntRange(3, 256), default=16, show_default=True, help="Rates on the log grid.")
-@click.option("--profile", "profile", type=click.Path(dir_okay=False, path_type=Path), help="Write the suggestion into this profile's lr_find field.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Folder for lr_find.png and lr_find.json.")
-@click.option("--mode", type=click.Choice(["auto", "population", "sequential"]), default="auto", show_default=True,
-              help="Train the rates vmapped together, one after another, or time both (auto).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "gpu", "tpu"]), help="Override the plan's device.")
+@click.option(
+    "--seeds",
+    type=click.IntRange(2, 64),
+    default=3,
+    show_default=True,
+    help="Sweeps, each from another seed.",
+)
+@click.option(
+    "--steps",
+    type=click.IntRange(1, 100_000),
+    help="Training steps of each short run (default: two epochs, kept within 50-200 steps).",
+)
+@click.option(
+    "--min-lr",
+    type=click.FloatRange(min=0, min_open=True, max=MAX_LEARNING_RATE),
+    help="Lowest rate tried (default plan rate / 1000).",
+)
+@click.option(
+    "--max-lr",
+    type=click.FloatRange(min=0, min_open=True, max=MAX_LEARNING_RATE),
+    help="Highest rate tried (default plan rate x 100).",
+)
+@click.option(
+    "--points",
+    type=click.IntRange(3, 256),
+    default=16,
+    show_default=True,
+    help="Rates on the log grid.",
+)
+@click.option(
+    "--profile",
+    "profile",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the suggestion into this profile's lr_find field.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for lr_find.png and lr_find.json.",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["auto", "population", "sequential"]),
+    default="auto",
+    show_default=True,
+    help="Train the rates vmapped together, one after another, or time both (auto).",
+)
+@click.option(
+    "--device", type=click.Choice(["auto", "cpu", "gpu", "tpu"]), help="Override the plan's device."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def lr_find(plan: Path, seeds: int, steps: int | None, min_lr: float | None, max_lr: float | None, points: int,
-            profile: Path | None, out_dir: Path | None, mode: str, device: str | None, as_json: bool) -> None:
+def lr_find(
+    plan: Path,
+    seeds: int,
+    steps: int | None,
+    min_lr: float | None,
+    max_lr: float | None,
+    points: int,
+    profile: Path | None,
+    out_dir: Path | None,
+    mode: str,
+    device: str | None,
+    as_json: bool,
+) -> None:
     """Learning-rate range test: short runs over a log grid of rates, vmapped, repeated over seeds.
 
     \b
@@ -552,16 +774,47 @@ def _image_size(ctx, param, value: str | None) -> tuple[int, int] | None:
 
 @cli.command()
 @click.argument("data")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the profile here.")
-@click.option("--base", help="A pretrained base (run directory, .pth/.safetensors, torchvision:NAME): measure similarity to it.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the profile here.",
+)
+@click.option(
+    "--base",
+    help="A pretrained base (run directory, .pth/.safetensors, torchvision:NAME): measure similarity to it.",
+)
 @click.option("--target", help="CSV: the column to predict.")
-@click.option("--task", type=click.Choice(["regression", "binary", "multiclass", "multilabel", "detection"]),
-              help="The task (default: inferred from the targets).")
-@click.option("--classes", callback=_int_list, help="builtin: keep these class ids, e.g. 5,6,7,8,9.")
-@click.option("--subsample", type=click.IntRange(min=1, max=MAX_COUNT), help="builtin: keep this many training examples.")
-@click.option("--n-samples", type=click.IntRange(min=1, max=10**7), help="builtin shapes: examples to generate.")
-@click.option("--image-size", callback=_image_size, help="Resize images to HEIGHTxWIDTH, e.g. 8x8 (required for image folders).")
-@click.option("--color-mode", type=click.Choice(["rgb", "grayscale"]), default="rgb", show_default=True, help="Image folders: channels.")
+@click.option(
+    "--task",
+    type=click.Choice(["regression", "binary", "multiclass", "multilabel", "detection"]),
+    help="The task (default: inferred from the targets).",
+)
+@click.option(
+    "--classes", callback=_int_list, help="builtin: keep these class ids, e.g. 5,6,7,8,9."
+)
+@click.option(
+    "--subsample",
+    type=click.IntRange(min=1, max=MAX_COUNT),
+    help="builtin: keep this many training examples.",
+)
+@click.option(
+    "--n-samples",
+    type=click.IntRange(min=1, max=10**7),
+    help="builtin shapes: examples to generate.",
+)
+@click.option(
+    "--image-size",
+    callback=_image_size,
+    help="Resize images to HEIGHTxWIDTH, e.g. 8x8 (required for image folders).",
+)
+@click.option(
+    "--color-mode",
+    type=click.Choice(["rgb", "grayscale"]),
+    default="rgb",
+    show_default=True,
+    help="Image folders: channels.",
+)
 @click.option("--name", help="The profile's short name.")
 @click.option("--json", "as_json", is_flag=True, help="Print the profile as JSON.")
 def profile(data: str, output: Path | None, as_json: bool, **options) -> None:
@@ -602,8 +855,13 @@ def pretrain(plans: tuple[Path, ...], force: bool, as_json: bool) -> None:
 
 @cli.command("import-base")
 @click.argument("source")
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Checkpoint directory to write.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Checkpoint directory to write.",
+)
 def import_base(source: str, output: Path) -> None:
     """Convert torchvision/timm ResNet weights into a checkpoint usable as model.base.
 

@@ -25,7 +25,16 @@ from advisor.schemas import Explanation, Plan
 
 # Summary groups, by plan path prefix; the longest matching prefix decides.
 GROUPS: dict[str, tuple[str, ...]] = {
-    "data": ("name", "task", "modality", "input_shape", "n_train", "n_classes", "class_mode", "data"),
+    "data": (
+        "name",
+        "task",
+        "modality",
+        "input_shape",
+        "n_train",
+        "n_classes",
+        "class_mode",
+        "data",
+    ),
     "model": ("model",),
     "loss": ("loss", "metrics"),
     "optimizer and schedule": ("optimizer", "schedule", "batch_size", "epochs", "steps_per_epoch"),
@@ -81,7 +90,11 @@ def explain(plan: Plan | dict | str | Path, field: str | None = None) -> dict[st
     close = _siblings_starting_with(field, known) or difflib.get_close_matches(
         field, sorted({*known, *groups}), n=1, cutoff=0.6
     )
-    hint = f"did you mean {close[0]!r}?" if close else "`advisor explain PLAN` lists every explained field"
+    hint = (
+        f"did you mean {close[0]!r}?"
+        if close
+        else "`advisor explain PLAN` lists every explained field"
+    )
     shown = field if len(field) <= 60 else field[:57] + "..."
     raise InputError(f"{label}: {shown!r} has no explanation in this plan; {hint}")
 
@@ -98,7 +111,8 @@ def _siblings_starting_with(field: str, known: Iterable[str]) -> list[str]:
     """``optimizer.lr`` -> ``[optimizer.learning_rate]``: the one sibling the last part abbreviates."""
     parent, _, last = field.rpartition(".")
     found = [
-        k for k in sorted(known)
+        k
+        for k in sorted(known)
         if k.rpartition(".")[0] == parent and _abbreviates(last, k.rpartition(".")[2])
     ]
     return found[:1] if len(found) == 1 else []
@@ -116,8 +130,10 @@ def group_of(path: str) -> str:
 
 def show_value(value: Any) -> str:
     """A compact one-line rendering of a plan value."""
-    if isinstance(value, list) and value and all(
-        isinstance(v, dict) and {"name", "strength"} <= set(v) for v in value
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(v, dict) and {"name", "strength"} <= set(v) for v in value)
     ):
         return ", ".join(f"{v['name']}({v['strength']:g})" for v in value)
     if isinstance(value, float):
@@ -143,7 +159,9 @@ def plan_text(plan: Plan) -> str:
         lines.append(group[0].upper() + group[1:])
         lines += _entries(items)
         lines.append("")
-    lines.append("`advisor explain PLAN FIELD` shows the evidence and the rules each value overrode.")
+    lines.append(
+        "`advisor explain PLAN FIELD` shows the evidence and the rules each value overrode."
+    )
     return "\n".join(lines)
 
 
@@ -153,10 +171,12 @@ def explanation_rows(path: str, e: Explanation) -> list[tuple[str, str]]:
     if e.matched:
         rows.append(("matched", ", ".join(f"{k}={show_value(v)}" for k, v in e.matched.items())))
     for loser in e.overridden:
-        rows.append((
-            "won over",
-            f"[{loser.rule}] (priority {loser.priority}), which wanted {show_value(loser.value)}: {loser.reason}",
-        ))
+        rows.append(
+            (
+                "won over",
+                f"[{loser.rule}] (priority {loser.priority}), which wanted {show_value(loser.value)}: {loser.reason}",
+            )
+        )
     return rows
 
 
@@ -258,7 +278,9 @@ def render_plan(plan: Plan) -> None:
         for path, e in items:
             table.add_row(path, show_value(e.value), f"{e.reason} [dim]\\[{e.rule}][/dim]")
         console.print(table)
-    console.print("[dim]`advisor explain PLAN FIELD` shows the evidence and the rules each value overrode.[/dim]")
+    console.print(
+        "[dim]`advisor explain PLAN FIELD` shows the evidence and the rules each value overrode.[/dim]"
+    )
 
 
 def render_explanations(explanations: dict[str, Explanation]) -> None:

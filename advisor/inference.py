@@ -59,7 +59,9 @@ class Inference:
     def plan_fields(self) -> dict[str, Derivation]:
         """Derivations of plan fields, keyed by path without the ``plan.`` prefix."""
         return {
-            key.removeprefix("plan."): d for key, d in self.derivations.items() if key.startswith("plan.")
+            key.removeprefix("plan."): d
+            for key, d in self.derivations.items()
+            if key.startswith("plan.")
         }
 
     def derived_facts(self) -> dict[str, Derivation]:
@@ -118,7 +120,9 @@ def stratify(rules: Iterable[Rule]) -> list[list[Rule]]:
                 successors[a].add(b)
                 n_preds[b] += 1
     by_rank = sorted(
-        range(len(components)), key=lambda c: max(rules[n].rank for n in components[c]), reverse=True
+        range(len(components)),
+        key=lambda c: max(rules[n].rank for n in components[c]),
+        reverse=True,
     )
     position = {c: pos for pos, c in enumerate(by_rank)}
     ready = [position[c] for c in range(len(components)) if n_preds[c] == 0]
@@ -126,7 +130,9 @@ def stratify(rules: Iterable[Rule]) -> list[list[Rule]]:
     order: list[list[Rule]] = []
     while ready:
         chosen = by_rank[heapq.heappop(ready)]
-        order.append(sorted((rules[n] for n in components[chosen]), key=lambda r: r.rank, reverse=True))
+        order.append(
+            sorted((rules[n] for n in components[chosen]), key=lambda r: r.rank, reverse=True)
+        )
         for successor in successors[chosen]:
             n_preds[successor] -= 1
             if n_preds[successor] == 0:

@@ -58,7 +58,9 @@ def load_model(cls: type[M], source: M | dict | str | Path, *, what: str | None 
             f"expected a {cls.__name__}, a dict or a path to a JSON file"
         )
     if not isinstance(data, dict):
-        raise InputError(f"{label}: the top level is a {type(data).__name__}; expected a JSON object")
+        raise InputError(
+            f"{label}: the top level is a {type(data).__name__}; expected a JSON object"
+        )
     if hasattr(cls, "format_kind"):  # a versioned file: one written before versions is version 1
         data = versions.as_file(data)
     try:
@@ -80,7 +82,11 @@ def describe_validation_error(err: ValidationError, cls: type[BaseModel] | None 
     )
     text = _describe_one(_pick_branch(branches), cls)
     kinds = {e["type"] for e in branches}
-    if "literal_error" in kinds and kinds & _NUMBER_PARSING and isinstance(branches[0].get("input"), str):
+    if (
+        "literal_error" in kinds
+        and kinds & _NUMBER_PARSING
+        and isinstance(branches[0].get("input"), str)
+    ):
         text += "; or a number"
     if len(groups) > 1:
         text += f" (and {len(groups) - 1} more)"
@@ -118,7 +124,9 @@ def _loc_text(loc: tuple) -> str:
             parts.append(f"[{item}]")
         elif isinstance(item, str) and item in {"builtin", "npz", "csv", "image_folder"}:
             continue  # discriminated-union branch tags are not part of the user's path
-        elif isinstance(item, str) and ("[" in item or item.startswith(_PYDANTIC_TAGS) or item in _TYPE_TAGS):
+        elif isinstance(item, str) and (
+            "[" in item or item.startswith(_PYDANTIC_TAGS) or item in _TYPE_TAGS
+        ):
             continue  # pydantic's names for union members and validators
         else:
             parts.append(("." if parts else "") + _short(item, 60).strip("'"))
@@ -157,7 +165,11 @@ def _describe_one(error: dict, cls: type[BaseModel] | None) -> str:
         return f"{path}: is empty; expected at least {ctx.get('min_length', 1)} item(s)"
     msg = error["msg"]
     msg = msg[0].lower() + msg[1:] if msg else msg
-    return f"{path}: {msg}; got {_short(given)}" if given is not None and not isinstance(given, dict) else f"{path}: {msg}"
+    return (
+        f"{path}: {msg}; got {_short(given)}"
+        if given is not None and not isinstance(given, dict)
+        else f"{path}: {msg}"
+    )
 
 
 def _short(value: Any, limit: int = 60) -> str:

@@ -64,8 +64,10 @@ def lint(rules: Iterable[Rule]) -> list[LintIssue]:
                 issue(f"reads unknown fact {name!r}; {suggest(name, all_facts)}")
         for path, value in rule.recommend.items():
             if not is_plan_path(path):
-                nested = isinstance(value, dict) and not is_expression(value) and any(
-                    is_plan_path(f"{path}.{k}") for k in value
+                nested = (
+                    isinstance(value, dict)
+                    and not is_expression(value)
+                    and any(is_plan_path(f"{path}.{k}") for k in value)
                 )
                 hint = (
                     "; a nested table under 'recommend' is not a path: quote the dotted path"
@@ -83,13 +85,17 @@ def lint(rules: Iterable[Rule]) -> list[LintIssue]:
                 values = cond.value if isinstance(cond.value, list) else [cond.value]
                 for value in values:
                     if value not in spec.values:
-                        issue(f"compares {cond.fact} with {value!r}; {suggest(str(value), spec.values)}")
+                        issue(
+                            f"compares {cond.fact} with {value!r}; {suggest(str(value), spec.values)}"
+                        )
         contradiction = _contradiction(rule.when)
         if contradiction:
             issue(f"can never fire: {contradiction}")
         if rule.diagnose is not None:
             if rule.diagnose.problem not in PROBLEMS:
-                issue(f"diagnoses unknown problem {rule.diagnose.problem!r}; {suggest(rule.diagnose.problem, PROBLEMS)}")
+                issue(
+                    f"diagnoses unknown problem {rule.diagnose.problem!r}; {suggest(rule.diagnose.problem, PROBLEMS)}"
+                )
             if rule.diagnose.severity not in ("info", "warning", "critical"):
                 issue(f"severity {rule.diagnose.severity!r}; expected info, warning or critical")
     issues += _equal_rank_clashes(rules)
@@ -112,7 +118,9 @@ def _bounds(conditions: Iterable[Condition]) -> dict[str, dict[str, Any]]:
     for cond in conditions:
         if cond.fact is None or is_expression(cond.value):
             continue
-        box = out.setdefault(cond.fact, {"lo": None, "hi": None, "eq": set(), "ne": set(), "in": None})
+        box = out.setdefault(
+            cond.fact, {"lo": None, "hi": None, "eq": set(), "ne": set(), "in": None}
+        )
         value = cond.value
         if cond.op in ("gt", "ge") and isinstance(value, (int, float)):
             if box["lo"] is None or value >= box["lo"][0]:
@@ -141,7 +149,9 @@ def _hashable(value: Any) -> Any:
 def _contradiction(conditions: Iterable[Condition]) -> str | None:
     for fact, box in _bounds(conditions).items():
         if len(box["eq"]) > 1:
-            return f"{fact} cannot equal both {' and '.join(map(repr, sorted(map(str, box['eq']))))}"
+            return (
+                f"{fact} cannot equal both {' and '.join(map(repr, sorted(map(str, box['eq']))))}"
+            )
         if box["eq"] & box["ne"]:
             return f"{fact} must both equal and differ from {next(iter(box['eq'] & box['ne']))!r}"
         if box["in"] is not None:
@@ -176,7 +186,10 @@ def _equal_rank_clashes(rules: list[Rule]) -> list[LintIssue]:
     issues = []
     by_key: dict[str, list[tuple[Rule, Any]]] = {}
     for rule in rules:
-        for key, value in {**rule.infer, **{f"plan.{p}": v for p, v in rule.recommend.items()}}.items():
+        for key, value in {
+            **rule.infer,
+            **{f"plan.{p}": v for p, v in rule.recommend.items()},
+        }.items():
             by_key.setdefault(key, []).append((rule, value))
     for key, setters in by_key.items():
         for i, (a, va) in enumerate(setters):
@@ -212,7 +225,9 @@ def check_examples(
     issues = []
     for rule in rules:
         if rule.example is None:
-            issues.append(LintIssue("error", rule.id, rule.file, "has no 'example' to prove it can fire"))
+            issues.append(
+                LintIssue("error", rule.id, rule.file, "has no 'example' to prove it can fire")
+            )
             continue
         builder = facts_for.get(rule.domain)
         if builder is None:
@@ -226,7 +241,12 @@ def check_examples(
         result = infer(facts, domain_rules)
         if rule.id not in result.fired:
             issues.append(
-                LintIssue("error", rule.id, rule.file, f"does not fire on its example (when: {rule.describe_when()})")
+                LintIssue(
+                    "error",
+                    rule.id,
+                    rule.file,
+                    f"does not fire on its example (when: {rule.describe_when()})",
+                )
             )
     return issues
 

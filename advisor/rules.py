@@ -25,7 +25,15 @@ from advisor.inputs import read_text
 OPERATORS = ("eq", "ne", "lt", "le", "gt", "ge", "in", "not_in", "exists")
 Domain = Literal["recommend", "diagnose"]
 RULE_KEYS = {
-    "when", "infer", "recommend", "diagnose", "priority", "reason", "source", "example", "domain",
+    "when",
+    "infer",
+    "recommend",
+    "diagnose",
+    "priority",
+    "reason",
+    "source",
+    "example",
+    "domain",
 }
 
 
@@ -103,7 +111,7 @@ def expression_facts(value: Any) -> set[str]:
         if isinstance(value, list):
             return set().union(*(expression_facts(v) for v in value))
         return set()
-    (op, args), = value.items()
+    ((op, args),) = value.items()
     if op == "from":
         return {args}
     out: set[str] = set()
@@ -135,7 +143,7 @@ def evaluate(value: Any, facts: dict[str, Any]) -> Any:
         if isinstance(value, list):
             return [evaluate(item, facts) for item in value]
         return value
-    (op, args), = value.items()
+    ((op, args),) = value.items()
     if op == "from":
         if args not in facts:
             raise MissingFact(args)
@@ -179,7 +187,9 @@ class Condition:
     def facts(self) -> set[str]:
         """Every fact this condition reads (including those its value expression reads)."""
         if self.fact is None:
-            return set().union(*(child.facts for child in self.children)) if self.children else set()
+            return (
+                set().union(*(child.facts for child in self.children)) if self.children else set()
+            )
         return {self.fact} | expression_facts(self.value)
 
     @property
@@ -217,8 +227,16 @@ class Condition:
             return "(" + joiner.join(child.describe() for child in self.children) + ")"
         if self.op == "not":
             return f"not {self.children[0].describe()}"
-        symbol = {"eq": "=", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">=",
-                  "in": "in", "not_in": "not in"}.get(self.op)
+        symbol = {
+            "eq": "=",
+            "ne": "!=",
+            "lt": "<",
+            "le": "<=",
+            "gt": ">",
+            "ge": ">=",
+            "in": "in",
+            "not_in": "not in",
+        }.get(self.op)
         if self.op == "exists":
             return f"{self.fact} is known" if self.value else f"{self.fact} is unknown"
         return f"{self.fact} {symbol} {_show(self.value)}"
@@ -226,7 +244,7 @@ class Condition:
 
 def _show(value: Any) -> str:
     if is_expression(value):
-        (op, args), = value.items()
+        ((op, args),) = value.items()
         return f"{op}({args})"
     return repr(value) if isinstance(value, str) else str(value)
 
@@ -258,10 +276,13 @@ def parse_condition(raw: Any, where: str) -> Condition:
         if not isinstance(items, list) or not items:
             raise RuleError(f"{where}.{key}: expected a non-empty list of conditions")
         return Condition(
-            key, children=tuple(parse_condition(c, f"{where}.{key}[{i}]") for i, c in enumerate(items))
+            key,
+            children=tuple(parse_condition(c, f"{where}.{key}[{i}]") for i, c in enumerate(items)),
         )
     if "fact" not in raw:
-        raise RuleError(f"{where}: a condition needs 'fact' and one operator ({', '.join(OPERATORS)})")
+        raise RuleError(
+            f"{where}: a condition needs 'fact' and one operator ({', '.join(OPERATORS)})"
+        )
     if not isinstance(raw["fact"], str):
         raise RuleError(f"{where}.fact: got a {type(raw['fact']).__name__}; expected one fact name")
     ops = [key for key in raw if key != "fact"]
@@ -288,7 +309,7 @@ def _check_expression(value: Any, where: str) -> None:
             for i, item in enumerate(value):
                 _check_expression(item, f"{where}[{i}]")
         return
-    (op, args), = value.items()
+    ((op, args),) = value.items()
     if op == "from":
         if not isinstance(args, str):
             raise RuleError(f"{where}: 'from' names a fact, got {args!r}")
@@ -481,9 +502,11 @@ def load_rule_file(path: Path) -> list[Rule]:
         raise RuleError(f"{path}: not valid TOML ({err})") from None
     except RecursionError:
         raise RuleError(f"{path}: nested too deeply; expected a TOML rule file") from None
-    except ValueError as err:  # tomllib's own int() of a number over 4300 digits
+    except ValueError:  # tomllib's own int() of a number over 4300 digits
         raise RuleError(f"{path}: not valid TOML (a number too long)") from None
-    default_domain = data.pop("domain", "recommend") if isinstance(data.get("domain"), str) else "recommend"
+    default_domain = (
+        data.pop("domain", "recommend") if isinstance(data.get("domain"), str) else "recommend"
+    )
     return [parse_rule(rule_id, raw, path.name, default_domain) for rule_id, raw in data.items()]
 
 

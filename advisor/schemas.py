@@ -146,7 +146,9 @@ class NpzData(Strict):
     """Arrays in a NumPy ``.npz`` file."""
 
     kind: Literal["npz"] = "npz"
-    path: str = Field(description="path to the .npz file, relative to the plan's folder or absolute")
+    path: str = Field(
+        description="path to the .npz file, relative to the plan's folder or absolute"
+    )
     x_key: str = Field("x", description="array holding the inputs, first axis = examples")
     y_key: str = Field("y", description="array holding the targets, first axis = examples")
 
@@ -160,9 +162,7 @@ class CsvData(Strict):
     features: Annotated[list[str], Field(max_length=MAX_LIST)] | None = Field(
         None, description="feature columns; None = every other column"
     )
-    categories: (
-        dict[str, Annotated[list[str], Field(max_length=MAX_LIST)]] | None
-    ) = Field(
+    categories: dict[str, Annotated[list[str], Field(max_length=MAX_LIST)]] | None = Field(
         None,
         max_length=MAX_LIST,
         description="text feature column -> its values; a value is coded as its position. "
@@ -234,17 +234,25 @@ class SimilarityEvidence(Strict):
     model_config = _RECORD
 
     closeness: float | None = Field(
-        None, description="2^(-shift / 0.25): how familiar the inputs look to the base's BatchNorm layers"
+        None,
+        description="2^(-shift / 0.25): how familiar the inputs look to the base's BatchNorm layers",
     )
     shift: float | None = Field(
-        None, description="mean symmetric KL between the new data's and the base's per-channel statistics"
+        None,
+        description="mean symmetric KL between the new data's and the base's per-channel statistics",
     )
-    relevance: float | None = Field(None, description="min(1, separability / 0.5): the probe's veto")
+    relevance: float | None = Field(
+        None, description="min(1, separability / 0.5): the probe's veto"
+    )
     separability: float | None = Field(
         None, description="linear probe on the base's features: (accuracy - chance) / (1 - chance)"
     )
-    probe_accuracy: float | None = Field(None, description="cross-validated probe accuracy (regression: R^2)")
-    chance: float | None = Field(None, description="accuracy of always predicting the majority class")
+    probe_accuracy: float | None = Field(
+        None, description="cross-validated probe accuracy (regression: R^2)"
+    )
+    chance: float | None = Field(
+        None, description="accuracy of always predicting the majority class"
+    )
     n_examples: int = Field(description="training examples the measurement used")
 
 
@@ -290,7 +298,9 @@ class LrFindResult(Strict):
 
     learning_rate: float = Field(gt=0, le=MAX_LEARNING_RATE, description="suggested learning rate")
     spread: float | None = Field(
-        None, ge=0, description="spread of the suggestion across seeds: log10(largest / smallest seed's rate)"
+        None,
+        ge=0,
+        description="spread of the suggestion across seeds: log10(largest / smallest seed's rate)",
     )
 
 
@@ -382,7 +392,9 @@ class Profile(Versioned):
     gan_reconstruction: Literal["none", "l1", "l2"] | None = Field(
         None, description="paired image-to-image GAN: pixel reconstruction term"
     )
-    metric: str | None = Field(None, description="the metric that matters, e.g. accuracy, auc, f1, mae")
+    metric: str | None = Field(
+        None, description="the metric that matters, e.g. accuracy, auc, f1, mae"
+    )
     pretrained: Pretrained | None = Field(None, description="a base to transfer from")
     budget: Budget | None = Field(None, description="time and device budget")
     data: DataSource | None = Field(None, description="where the data is, so the plan can run")
@@ -396,7 +408,9 @@ class Profile(Versioned):
             if self.n_classes is None:
                 raise ValueError(f"n_classes: required for task {self.task!r}")
             if self.n_classes < 2:
-                raise ValueError(f"n_classes: {self.task} needs at least 2 classes, got {self.n_classes}")
+                raise ValueError(
+                    f"n_classes: {self.task} needs at least 2 classes, got {self.n_classes}"
+                )
             if self.task == "binary" and self.n_classes != 2:
                 raise ValueError(f"n_classes: a binary task has 2 classes, got {self.n_classes}")
         if self.task == "detection" and self.n_classes is None:
@@ -422,8 +436,12 @@ class Profile(Versioned):
                 "or 'box_sets' (several) labels"
             )
         if self.label_encoding == "mask" and self.task not in ("binary", "multiclass"):
-            raise ValueError("label_encoding: 'mask' (segmentation) needs task binary or multiclass")
-        if self.label_encoding == "mask" and (self.modality != "image" or len(self.input_shape) != 3):
+            raise ValueError(
+                "label_encoding: 'mask' (segmentation) needs task binary or multiclass"
+            )
+        if self.label_encoding == "mask" and (
+            self.modality != "image" or len(self.input_shape) != 3
+        ):
             raise ValueError(
                 "label_encoding: 'mask' labels pixels; expected modality 'image' with "
                 "input_shape [height, width, channels]"
@@ -453,9 +471,7 @@ class ModelPlan(Strict):
     filters: Annotated[list[Width], Field(max_length=1000)] | None = Field(
         None, description="cnn: filters of each conv block; resnet: width of each stage"
     )
-    blocks_per_stage: Blocks | None = Field(
-        None, description="resnet: residual blocks per stage"
-    )
+    blocks_per_stage: Blocks | None = Field(None, description="resnet: residual blocks per stage")
     kernel_size: Side | None = Field(None, description="cnn: convolution kernel size")
     pooling: Literal["max", "avg"] | None = Field(None, description="cnn: pooling after each block")
     batch_norm: bool = Field(False, description="batch normalisation after each conv/dense layer")
@@ -625,7 +641,10 @@ class FreezePlan(Strict):
         None, gt=0, le=1, description="rate of the fine-tuning stage relative to the head's rate"
     )
     layer_lr_decay: float | None = Field(
-        None, gt=0, le=1, description="discriminative rates: each lower block group gets this x the rate above"
+        None,
+        gt=0,
+        le=1,
+        description="discriminative rates: each lower block group gets this x the rate above",
     )
 
 
@@ -634,7 +653,8 @@ class Augmentation(Strict):
 
     name: AugmentationName = Field(description="augmentation, by name")
     strength: float = Field(
-        gt=0, description="flip: probability; shift/crop: fraction; rotate: degrees; noise: std; ..."
+        gt=0,
+        description="flip: probability; shift/crop: fraction; rotate: degrees; noise: std; ...",
     )
 
 
@@ -864,12 +884,16 @@ class HistorySource(Strict):
 
     format: HistoryFormat = Field(description="the reader that parsed it")
     path: str | None = Field(None, description="the file it was read from")
-    skipped: list[str] = Field(default_factory=list, description="lines/rows/series left out, and why")
+    skipped: list[str] = Field(
+        default_factory=list, description="lines/rows/series left out, and why"
+    )
     notes: list[str] = Field(
         default_factory=list,
         description="how values were derived: summed loss heads, per-step means, a partial last epoch",
     )
-    run: str | None = Field(None, description="the run's sub-folder or cell, when the source held several")
+    run: str | None = Field(
+        None, description="the run's sub-folder or cell, when the source held several"
+    )
 
 
 class History(Versioned):
@@ -915,7 +939,9 @@ class Problem(Strict):
     name: ProblemName
     severity: Severity
     epochs: tuple[int, int] | None = Field(None, description="first and last epoch it shows in")
-    evidence: dict[str, Any] = Field(default_factory=dict, description="curve features that show it")
+    evidence: dict[str, Any] = Field(
+        default_factory=dict, description="curve features that show it"
+    )
     rule: str = Field(description="the rule that named it")
     reason: str
     source: str
@@ -958,7 +984,9 @@ class Diagnosis(Versioned):
     )
     problems: list[Problem]
     features: dict[str, Any] = Field(default_factory=dict, description="curve features computed")
-    fixes: list[Fix] = Field(default_factory=list, description="plan changes (empty without a plan)")
+    fixes: list[Fix] = Field(
+        default_factory=list, description="plan changes (empty without a plan)"
+    )
     advice: list[Advice] = Field(default_factory=list, description="what to do beyond the plan")
     n_epochs: int = Field(0, ge=0, description="epochs in the diagnosed history")
 
@@ -987,7 +1015,9 @@ class RunResult(Versioned):
     stopped_early: bool = False
     stopped_reason: str | None = None
     device: str = Field(description="what JAX ran on")
-    search: str | None = Field(None, description="search.json, when the plan was searched before this run")
+    search: str | None = Field(
+        None, description="search.json, when the plan was searched before this run"
+    )
     baselines: dict[str, dict[str, float]] = Field(
         default_factory=dict,
         description="the plan's baselines: validation metrics of each, on the network's split",
@@ -1086,15 +1116,22 @@ class ModeTiming(Strict):
 
     structure: str = Field(description="the structure, in short (arch and its sizes)")
     trials: int = Field(ge=1, description="trials trained this way")
-    mode: Literal["population", "sequential"] = Field(description="vmapped together or one after another")
+    mode: Literal["population", "sequential"] = Field(
+        description="vmapped together or one after another"
+    )
     speedup: float | None = Field(
-        None, description="one vmapped step of the trials timed against their steps in turn, compiles left out (None = not timed)"
+        None,
+        description="one vmapped step of the trials timed against their steps in turn, compiles left out (None = not timed)",
     )
     expected_population_s: float | None = Field(
-        None, ge=0, description="seconds the trials were expected to take vmapped, compile included (None = not timed)"
+        None,
+        ge=0,
+        description="seconds the trials were expected to take vmapped, compile included (None = not timed)",
     )
     expected_sequential_s: float | None = Field(
-        None, ge=0, description="seconds the trials were expected to take one after another, compile included"
+        None,
+        ge=0,
+        description="seconds the trials were expected to take one after another, compile included",
     )
 
 
@@ -1113,14 +1150,22 @@ class SearchResult(Versioned):
     method: SearchMethod = Field(description="grid, random or tpe")
     metric: str = Field(description="the history series trials are ranked by")
     direction: Literal["minimize", "maximize"] = Field(description="of the metric")
-    counts: dict[str, int] = Field(description="trials in the study by state: complete, pruned, failed, running")
+    counts: dict[str, int] = Field(
+        description="trials in the study by state: complete, pruned, failed, running"
+    )
     best_trial: int | None = Field(None, description="number of the best trial")
     best_value: float | None = Field(None, description="its metric")
-    best_plan: str | None = Field(None, description="best_plan.json: the plan with the best trial's values")
+    best_plan: str | None = Field(
+        None, description="best_plan.json: the plan with the best trial's values"
+    )
     leaderboard: str = Field(description="leaderboard.csv")
     plot: str | None = Field(None, description="search.png")
-    trials_per_hour: float | None = Field(None, description="trials this process trained, per hour of its wall time")
-    modes: list[ModeTiming] = Field(default_factory=list, description="population or sequential, per structure")
+    trials_per_hour: float | None = Field(
+        None, description="trials this process trained, per hour of its wall time"
+    )
+    modes: list[ModeTiming] = Field(
+        default_factory=list, description="population or sequential, per structure"
+    )
     best_test: dict[str, float] = Field(
         default_factory=dict,
         description="the best trial's final model on the held-out test split, measured once after "
@@ -1137,8 +1182,12 @@ class LrFindSeed(Strict):
     model_config = _RECORD
 
     seed: int
-    losses: list[float | None] = Field(description="the loss after the short run, per rate (None = diverged)")
-    learning_rate: float | None = Field(description="this seed's best rate (None = every rate diverged)")
+    losses: list[float | None] = Field(
+        description="the loss after the short run, per rate (None = diverged)"
+    )
+    learning_rate: float | None = Field(
+        description="this seed's best rate (None = every rate diverged)"
+    )
 
 
 class LrFindReport(Versioned):
@@ -1154,7 +1203,9 @@ class LrFindReport(Versioned):
     steps: int = Field(description="training steps of each short run")
     metric: str = Field(description="the loss compared across rates")
     seeds: list[LrFindSeed] = Field(description="one sweep per seed")
-    suggestion: LrFindResult | None = Field(None, description="the suggested rate and the spread between seeds")
+    suggestion: LrFindResult | None = Field(
+        None, description="the suggested rate and the spread between seeds"
+    )
     refused: str | None = Field(None, description="why no rate is suggested")
     plot: str | None = Field(None, description="lr_find.png")
 
@@ -1218,7 +1269,9 @@ class LineageRound(Strict):
     parent: int | None = Field(None, description="the round whose plan this one changed")
     run_dir: str = Field(description="the round's run folder (a normal advisor run folder)")
     changes: list[PlanChange] = Field(default_factory=list, description="plan diff from the parent")
-    cause: str = Field(description="the problem whose fixes made this plan, or search / recommended")
+    cause: str = Field(
+        description="the problem whose fixes made this plan, or search / recommended"
+    )
     because: list[Problem] = Field(
         default_factory=list, description="the parent's diagnosis that caused it, with its numbers"
     )
@@ -1248,7 +1301,9 @@ class Lineage(Strict):
     target: str | None = Field(None, description="the target column (CSV)")
     metric: str = Field(description="the validation series rounds are scored by")
     direction: Literal["minimize", "maximize"] = Field(description="of the metric")
-    metric_rule: str = Field(description="the selection entry of rules/auto/auto.toml that chose it")
+    metric_rule: str = Field(
+        description="the selection entry of rules/auto/auto.toml that chose it"
+    )
     budget: AutoBudget
     spent: AutoSpent = Field(default_factory=AutoSpent)
     rounds: list[LineageRound] = Field(default_factory=list)
@@ -1270,4 +1325,3 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "preprocessing": Preprocessing,
     "lineage": Lineage,
 }
-

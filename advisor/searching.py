@@ -61,7 +61,9 @@ class SearchOptions:
 
     def timeout(self) -> dict:
         """The heartbeat timeout as keyword arguments (none: the engine's default)."""
-        return {} if self.heartbeat_timeout is None else {"heartbeat_timeout": self.heartbeat_timeout}
+        return (
+            {} if self.heartbeat_timeout is None else {"heartbeat_timeout": self.heartbeat_timeout}
+        )
 
 
 def search(
@@ -284,7 +286,7 @@ def _finished(plan: Plan, out: Path, storage: str, name: str, timeout: dict) -> 
     """Whether the study holds its budget of trials and none is running or waiting."""
     import optuna
 
-    from engine.search import counted_trials, budget, open_storage
+    from engine.search import budget, counted_trials, open_storage
 
     study = optuna.load_study(study_name=name, storage=open_storage(storage, out, **timeout))
     trials = study.get_trials(deepcopy=False)

@@ -38,7 +38,13 @@ LossName = Literal[
 ]
 OptimizerName = Literal["gd", "sgd", "adagrad", "rmsprop", "adadelta", "adam", "adamw"]
 ScheduleName = Literal[
-    "constant", "step", "exponential", "cosine", "warmup_cosine", "cosine_restarts", "reduce_on_plateau"
+    "constant",
+    "step",
+    "exponential",
+    "cosine",
+    "warmup_cosine",
+    "cosine_restarts",
+    "reduce_on_plateau",
 ]
 ArchName = Literal["mlp", "cnn", "resnet"]
 Activation = Literal["relu", "leaky_relu", "elu", "gelu", "silu", "tanh", "sigmoid"]
@@ -104,7 +110,13 @@ CLASSIFICATION_TASKS = ("binary", "multiclass", "multilabel")
 
 # History series the engine records every epoch besides loss, val_loss and the metrics.
 DIAGNOSTIC_SERIES: tuple[str, ...] = (
-    "lr", "grad_norm", "grad_norm_first", "grad_norm_last", "update_ratio", "dead_fraction", "epoch_time",
+    "lr",
+    "grad_norm",
+    "grad_norm_first",
+    "grad_norm_last",
+    "update_ratio",
+    "dead_fraction",
+    "epoch_time",
 )
 
 
@@ -152,7 +164,9 @@ FACTS: dict[str, FactSpec] = {
     "targets.outliers": FactSpec("bool", "derived: the targets hold outliers (measured robust z)"),
     "inputs.zero_fraction": FactSpec("float", "measured: share of input values that are exactly 0"),
     "inputs.sparse": FactSpec("bool", "derived: the inputs are sparse (measured share of zeros)"),
-    "margin_classifier": FactSpec("bool", "the profile asks for a max-margin (SVM-like) classifier"),
+    "margin_classifier": FactSpec(
+        "bool", "the profile asks for a max-margin (SVM-like) classifier"
+    ),
     "gan_objective": _cat("the GAN objective the profile asks for", ("standard", "wasserstein")),
     "gan_reconstruction": _cat(
         "paired-image GAN reconstruction term asked for", ("none", "l1", "l2")
@@ -173,7 +187,9 @@ FACTS: dict[str, FactSpec] = {
     "pretrained.model.arch": _cat("architecture of the base", get_args(ArchName)),
     "pretrained.model.hidden_layers": FactSpec("int", "mlp base: hidden dense layers"),
     "pretrained.model.units": FactSpec("int", "mlp base: width of each hidden layer"),
-    "pretrained.model.filters": FactSpec("list", "cnn base: filters per block; resnet base: width per stage"),
+    "pretrained.model.filters": FactSpec(
+        "list", "cnn base: filters per block; resnet base: width per stage"
+    ),
     "pretrained.model.kernel_size": FactSpec("int", "cnn base: convolution kernel size"),
     "pretrained.model.pooling": _cat("cnn base: pooling after each block", ("max", "avg")),
     "pretrained.model.batch_norm": FactSpec("bool", "the base normalises each layer's batch"),
@@ -201,8 +217,10 @@ FACTS: dict[str, FactSpec] = {
     "budget.max_trials": FactSpec("int", "training runs a hyperparameter search may use"),
     "data": FactSpec("dict", "the profile's data source, as written"),
     # --- derived by rules (rules/1*.toml ... 4*.toml) --------------------------
-    "size_class": _cat("how much data there is, per class where there are classes",
-                       ("tiny", "small", "medium", "large")),
+    "size_class": _cat(
+        "how much data there is, per class where there are classes",
+        ("tiny", "small", "medium", "large"),
+    ),
     "transfer_size": _cat("the lecture's dataset-size axis for transfer", ("small", "large")),
     "pretrained.params_per_example": FactSpec(
         "float", "the base's weights per training example: how much data it has to adapt them"
@@ -248,13 +266,19 @@ _LOSS_CURVE = {
     "rise_from_best": ("float", "smoothed end above lowest point, / (lowest + 2 % of chance loss)"),
     "rise_from_min": ("float", "end level above the lowest level held, / (lowest + damping)"),
     "final_over_first": ("float", "mean of the last 3 values / the first value"),
-    "recent_improvement": ("float", "how far the smoothed curve ends below its low before the window"),
+    "recent_improvement": (
+        "float",
+        "how far the smoothed curve ends below its low before the window",
+    ),
     "recent_share": ("float", "share of the run's whole progress made in the recent window"),
     "noise": ("float", "epoch-to-epoch noise from second differences of log values (0.05 = 5 %)"),
     "wobble": ("float", "the same noise relative to the value + 10 % of its range or chance loss"),
     "oscillation": ("float", "fraction of epoch-to-epoch moves that reverse direction"),
     "backtrack": ("float", "upward movement / all movement (0 = monotone fall, 0.5 = no trend)"),
-    "max_jump": ("float", "largest one-epoch rise, relative to the value + 10 % of range or chance"),
+    "max_jump": (
+        "float",
+        "largest one-epoch rise, relative to the value + 10 % of range or chance",
+    ),
     "linearity": ("float", "R^2 of a straight line through the curve (1 = straight)"),
     "deceleration": ("float", "fall rate over the first half / over the second (1 = straight)"),
     "final_flat_length": ("int", "epochs of the flat stretch the run ends on"),
@@ -269,7 +293,10 @@ _LOSS_CURVE = {
     "tail_gain": ("float", "how far the last max(3, n/5) epochs fell below the best before them"),
     "tail_share": ("float", "that fall as a share of the whole run's improvement"),
     "end_over_best": ("float", "last value / lowest value - 1"),
-    "sustained_rise": ("float", "rise above the best held 2+ later epochs beyond the noise, / best"),
+    "sustained_rise": (
+        "float",
+        "rise above the best held 2+ later epochs beyond the noise, / best",
+    ),
     "rise_share": ("float", "share of epoch-to-epoch moves that go up"),
     "max_rise": ("float", "largest one-epoch rise / (value before + 1 % of the curve's range)"),
     "late_max_rise": ("float", "max_rise over the moves after the run's first fifth"),
@@ -313,11 +340,20 @@ _RUN_CURVE = {
     "nonfinite_epoch": ("int", "first epoch with a NaN or infinite loss or gradient norm"),
     "gap.final": ("float", "(val_loss - loss) / val_loss over the last 3 epochs"),
     "gap.at_val_best": ("float", "(val_loss - loss) / val_loss at the best validation epoch"),
-    "gap.growth": ("float", "growth of val_loss - loss over the second half of the run, / best val_loss"),
+    "gap.growth": (
+        "float",
+        "growth of val_loss - loss over the second half of the run, / best val_loss",
+    ),
     "gap.over_train": ("float", "(val_loss - loss) / loss at the last epoch"),
-    "gap.growth_since_best": ("float", "growth of val_loss - loss since the best val epoch, / gap there"),
+    "gap.growth_since_best": (
+        "float",
+        "growth of val_loss - loss since the best val epoch, / gap there",
+    ),
     "gap.accuracy": ("float", "training accuracy - validation accuracy at the end"),
-    "loss.change_after_val_best": ("float", "relative change of the training loss after the best val epoch"),
+    "loss.change_after_val_best": (
+        "float",
+        "relative change of the training loss after the best val epoch",
+    ),
     "chance_loss": ("float", "cross-entropy of guessing: log K (log 2 for binary)"),
     "chance_accuracy": ("float", "accuracy of guessing: 1 / K"),
     "grad_norm.nonfinite": ("bool", "the gradient norm became NaN or infinite"),
@@ -335,20 +371,34 @@ _RUN_CURVE = {
     "gan.d_loss.final": ("float", "discriminator loss over the recent window"),
     "gan.g_loss.final": ("float", "generator loss over the recent window"),
     "gan.d_loss.over_equilibrium": (
-        "float", "discriminator loss over the recent window / 2 log 2 (its value when it cannot tell)",
+        "float",
+        "discriminator loss over the recent window / 2 log 2 (its value when it cannot tell)",
     ),
     "gan.g_loss.growth": ("float", "generator loss over the recent window / over the first window"),
-    "gan.g_loss.swing": ("float", "mean epoch-to-epoch move of the generator loss / its level, second half"),
-    "gan.g_loss.reversals": ("float", "share of generator-loss moves that reverse direction, second half"),
+    "gan.g_loss.swing": (
+        "float",
+        "mean epoch-to-epoch move of the generator loss / its level, second half",
+    ),
+    "gan.g_loss.reversals": (
+        "float",
+        "share of generator-loss moves that reverse direction, second half",
+    ),
     "gan.diversity.final": (
-        "float", "spread of generated samples / spread of real ones (PCA features), recent window",
+        "float",
+        "spread of generated samples / spread of real ones (PCA features), recent window",
     ),
     "gan.diversity.best": ("float", "highest spread of generated samples / spread of real ones"),
-    "gan.fd.first": ("float", "Frechet distance of samples to real data (PCA features), first epoch"),
+    "gan.fd.first": (
+        "float",
+        "Frechet distance of samples to real data (PCA features), first epoch",
+    ),
     "gan.fd.final": ("float", "Frechet distance of samples to real data, recent window"),
     "gan.fd.best": ("float", "lowest Frechet distance of samples to real data"),
     "gan.fd.final_over_first": ("float", "Frechet distance, recent window / first epoch"),
-    "gan.fd.swing": ("float", "mean epoch-to-epoch move of the Frechet distance / its level, second half"),
+    "gan.fd.swing": (
+        "float",
+        "mean epoch-to-epoch move of the Frechet distance / its level, second half",
+    ),
 }
 
 
@@ -369,8 +419,12 @@ def _diagnosis_facts() -> dict[str, FactSpec]:
         facts[f"advice.{name}"] = FactSpec("bool", text)
     facts.update(JUDGEMENTS)
     # The revised plan's values before any fix, for fixes that must not chain on each other's output.
-    facts["before.freeze.strategy"] = _cat("freeze strategy of the plan being revised", FREEZE_STRATEGIES)
-    facts["before.freeze.trainable_blocks"] = FactSpec("int", "trainable_blocks of the plan being revised")
+    facts["before.freeze.strategy"] = _cat(
+        "freeze strategy of the plan being revised", FREEZE_STRATEGIES
+    )
+    facts["before.freeze.trainable_blocks"] = FactSpec(
+        "int", "trainable_blocks of the plan being revised"
+    )
     facts["before.model.dropout"] = FactSpec("float", "dropout of the plan being revised")
     facts["before.batch_size"] = FactSpec("int", "batch size of the plan being revised")
     facts["before.regularization.early_stopping.restore_best"] = FactSpec(
@@ -448,7 +502,8 @@ JUDGEMENTS = {
         "bool", "the optimisation itself was unstable (lr too high, diverged, exploding)"
     ),
     "diagnosis.confounded": FactSpec(
-        "bool", "the instability shook the training loss too: the val curve says little of memorising"
+        "bool",
+        "the instability shook the training loss too: the val curve says little of memorising",
     ),
     "diagnosis.early_overshoot": FactSpec(
         "bool", "the training loss jumped only in the run's first fifth, then settled at its best"

@@ -138,8 +138,7 @@ def second_reader(records: list[dict]) -> dict | None:
     return {
         "entries": len(both),
         "readers": sum(second[r["id"]]["primary"] == r["label"] for r in both) / len(both),
-        "tool_vs_second": sum(second[r["id"]]["primary"] == r["primary"] for r in both)
-        / len(both),
+        "tool_vs_second": sum(second[r["id"]]["primary"] == r["primary"] for r in both) / len(both),
         "clear_entries": len(clear),
         "readers_clear": (
             sum(second[r["id"]]["primary"] == r["label"] for r in clear) / len(clear)

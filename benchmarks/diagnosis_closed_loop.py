@@ -26,24 +26,70 @@ _BARE = {"regularization.early_stopping": None, "schedule.name": "constant", "se
 
 # name -> (example plan, changes): each plan is bad in one way the lecture names
 BAD_PLANS: dict[str, tuple[str, dict]] = {
-    "lr far too high (adam 0.05)": ("digits_mlp", {**_BARE, "optimizer.learning_rate": 0.05, "epochs": 40}),
-    "lr far too high, recommended plan (adam 0.05, cosine, early stopping)": ("digits_mlp", {"search": None,
-                                                                             "optimizer.learning_rate": 0.05}),
-    "lr far too high (sgd 5.0, diverges)": ("digits_mlp", {**_BARE, "optimizer.name": "sgd",
-                                                           "optimizer.learning_rate": 5.0, "epochs": 30}),
-    "lr far too low (sgd 5e-4)": ("digits_mlp", {**_BARE, "optimizer.name": "sgd", "optimizer.learning_rate": 0.0005,
-                                                 "epochs": 40}),
-    "big model, 150 samples": ("digits_mlp", {**_BARE, "data.source.subsample": 150, "n_train": 150, "model.units": 512,
-                                              "model.hidden_layers": 3, "model.dropout": 0.0, "epochs": 150}),
-    "big model, 60 samples (binary)": ("breast_cancer_binary", {**_BARE, "data.source.subsample": 60, "n_train": 60,
-                                                               "model.units": 512, "model.hidden_layers": 3,
-                                                               "model.dropout": 0.0, "epochs": 150}),
-    "tiny model (2 units), hard task": ("digits_mlp", {**_BARE, "model.units": 2, "model.hidden_layers": 1,
-                                                       "model.dropout": 0.0, "optimizer.learning_rate": 0.01,
-                                                       "epochs": 60}),
-    "deep sigmoid net, plain sgd": ("digits_mlp", {**_BARE, "optimizer.name": "sgd", "optimizer.learning_rate": 0.5,
-                                                   "model.activation": "sigmoid", "model.hidden_layers": 5,
-                                                   "model.units": 32, "model.dropout": 0.0, "epochs": 60}),
+    "lr far too high (adam 0.05)": (
+        "digits_mlp",
+        {**_BARE, "optimizer.learning_rate": 0.05, "epochs": 40},
+    ),
+    "lr far too high, recommended plan (adam 0.05, cosine, early stopping)": (
+        "digits_mlp",
+        {"search": None, "optimizer.learning_rate": 0.05},
+    ),
+    "lr far too high (sgd 5.0, diverges)": (
+        "digits_mlp",
+        {**_BARE, "optimizer.name": "sgd", "optimizer.learning_rate": 5.0, "epochs": 30},
+    ),
+    "lr far too low (sgd 5e-4)": (
+        "digits_mlp",
+        {**_BARE, "optimizer.name": "sgd", "optimizer.learning_rate": 0.0005, "epochs": 40},
+    ),
+    "big model, 150 samples": (
+        "digits_mlp",
+        {
+            **_BARE,
+            "data.source.subsample": 150,
+            "n_train": 150,
+            "model.units": 512,
+            "model.hidden_layers": 3,
+            "model.dropout": 0.0,
+            "epochs": 150,
+        },
+    ),
+    "big model, 60 samples (binary)": (
+        "breast_cancer_binary",
+        {
+            **_BARE,
+            "data.source.subsample": 60,
+            "n_train": 60,
+            "model.units": 512,
+            "model.hidden_layers": 3,
+            "model.dropout": 0.0,
+            "epochs": 150,
+        },
+    ),
+    "tiny model (2 units), hard task": (
+        "digits_mlp",
+        {
+            **_BARE,
+            "model.units": 2,
+            "model.hidden_layers": 1,
+            "model.dropout": 0.0,
+            "optimizer.learning_rate": 0.01,
+            "epochs": 60,
+        },
+    ),
+    "deep sigmoid net, plain sgd": (
+        "digits_mlp",
+        {
+            **_BARE,
+            "optimizer.name": "sgd",
+            "optimizer.learning_rate": 0.5,
+            "model.activation": "sigmoid",
+            "model.hidden_layers": 5,
+            "model.units": 32,
+            "model.dropout": 0.0,
+            "epochs": 60,
+        },
+    ),
 }
 
 
@@ -107,7 +153,9 @@ def main(argv: list[str]) -> None:
     if "--json" in argv:
         print(json.dumps(rows, indent=1, default=str))
         return
-    print("| bad plan | diagnosis | fields changed | val_loss before -> after | val_accuracy before -> after | better |")
+    print(
+        "| bad plan | diagnosis | fields changed | val_loss before -> after | val_accuracy before -> after | better |"
+    )
     print("|---|---|---|---|---|---|")
     for name, row in rows.items():
         print(
@@ -116,8 +164,10 @@ def main(argv: list[str]) -> None:
             f"{_fmt(row['before']['val_accuracy'])} -> {_fmt(row['after']['val_accuracy'])} | "
             f"{'yes' if row['improved'] else 'NO'} |"
         )
-    print(f"\n{sum(r['improved'] for r in rows.values())} of {len(rows)} revised plans improved the validation loss; "
-          f"{sum(r['seconds'] for r in rows.values()):.0f} s of training in all")
+    print(
+        f"\n{sum(r['improved'] for r in rows.values())} of {len(rows)} revised plans improved the validation loss; "
+        f"{sum(r['seconds'] for r in rows.values()):.0f} s of training in all"
+    )
 
 
 if __name__ == "__main__":

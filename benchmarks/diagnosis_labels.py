@@ -42,15 +42,20 @@ def evaluate(parts: tuple[str, ...]) -> tuple[dict, list[str], int, float]:
 
 
 def main() -> None:
-    for title, parts in (("hand-made", ("labels",)), ("engine runs", ("engine_labels",)),
-                         ("all", ("labels", "engine_labels"))):
+    for title, parts in (
+        ("hand-made", ("labels",)),
+        ("engine runs", ("engine_labels",)),
+        ("all", ("labels", "engine_labels")),
+    ):
         table, misses, n, seconds = evaluate(parts)
         print(f"\n{title}: {n} histories, diagnosed in {seconds:.1f} s\n")
         print("| label | histories | precision | recall |")
         print("|---|---:|---:|---:|")
         for name, row in table.items():
             if row["support"] or row["precision"] < 1:
-                print(f"| {name} | {row['support']} | {row['precision']:.2f} | {row['recall']:.2f} |")
+                print(
+                    f"| {name} | {row['support']} | {row['precision']:.2f} | {row['recall']:.2f} |"
+                )
         for miss in misses:
             print(f"- miss: {miss}")
 

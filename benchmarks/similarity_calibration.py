@@ -75,9 +75,18 @@ def measure(report=print) -> list[dict]:
             data = _special(data, folder) if data in ("inverted", "noise") else data
             profile = profile_data(parse_source(data, **options), base=f"runs/bases/{base}")
             m = profile.pretrained.measured
-            row = {"base": base, "target": target, "known": known, "n_train": profile.n_train,
-                   "score": profile.pretrained.similarity, "shift": m.shift, "closeness": m.closeness,
-                   "probe": m.probe_accuracy, "chance": m.chance, "relevance": m.relevance}
+            row = {
+                "base": base,
+                "target": target,
+                "known": known,
+                "n_train": profile.n_train,
+                "score": profile.pretrained.similarity,
+                "shift": m.shift,
+                "closeness": m.closeness,
+                "probe": m.probe_accuracy,
+                "chance": m.chance,
+                "relevance": m.relevance,
+            }
             row["lands"] = "similar" if row["score"] >= 0.5 else "different"
             rows.append(row)
             report(f"{base:12s} {target:36s} {row['score']:.3f} ({row['lands']}, known {known})")
@@ -92,12 +101,16 @@ def main() -> int:
     os.chdir(ROOT)
     pretrain([ROOT / "examples/bases"])
     rows = measure()
-    print("\n| base | target | n_train | known | shift | closeness | probe acc. (chance) | relevance | similarity | lands |")
+    print(
+        "\n| base | target | n_train | known | shift | closeness | probe acc. (chance) | relevance | similarity | lands |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         mark = "" if r["lands"] == r["known"] else " ✗"
-        print(f"| {r['base']} | {r['target']} | {r['n_train']} | {r['known']} | {r['shift']:.3f} | {r['closeness']:.3f} | "
-              f"{r['probe']:.3f} ({r['chance']:.2f}) | {r['relevance']:.2f} | {r['score']:.3f} | {r['lands']}{mark} |")
+        print(
+            f"| {r['base']} | {r['target']} | {r['n_train']} | {r['known']} | {r['shift']:.3f} | {r['closeness']:.3f} | "
+            f"{r['probe']:.3f} ({r['chance']:.2f}) | {r['relevance']:.2f} | {r['score']:.3f} | {r['lands']}{mark} |"
+        )
     return 0
 
 

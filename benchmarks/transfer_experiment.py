@@ -45,7 +45,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-STRATEGIES = ("from_scratch", "full_fine_tune", "partial_fine_tune", "freeze_base", "feature_extractor", "two_stage")
+STRATEGIES = (
+    "from_scratch",
+    "full_fine_tune",
+    "partial_fine_tune",
+    "freeze_base",
+    "feature_extractor",
+    "two_stage",
+)
 # The strategy-specific fields the recommend rules do not set on their own for a forced strategy.
 FORCED_FIELDS = {
     "partial_fine_tune": {"freeze.trainable_blocks": 1},
@@ -69,15 +76,32 @@ def strategy_variant(strategy: str) -> Variant:
 # The framework's choice kept as the first stage, then every layer at the full rate, lower blocks
 # slower (the refinements rules/40_transfer.toml makes where the six strategies contradicted it).
 REFINED = (
-    Variant("freeze_base, then all", {"freeze.strategy": "two_stage", "freeze.fine_tune_lr_factor": 1.0,
-                                      "freeze.layer_lr_decay": 0.38}),
-    Variant("partial, then all", {"freeze.strategy": "two_stage", "freeze.trainable_blocks": 1,
-                                  "freeze.fine_tune_lr_factor": 1.0, "freeze.layer_lr_decay": 0.38}),
+    Variant(
+        "freeze_base, then all",
+        {
+            "freeze.strategy": "two_stage",
+            "freeze.fine_tune_lr_factor": 1.0,
+            "freeze.layer_lr_decay": 0.38,
+        },
+    ),
+    Variant(
+        "partial, then all",
+        {
+            "freeze.strategy": "two_stage",
+            "freeze.trainable_blocks": 1,
+            "freeze.fine_tune_lr_factor": 1.0,
+            "freeze.layer_lr_decay": 0.38,
+        },
+    ),
 )
 VARIANTS = tuple(strategy_variant(s) for s in STRATEGIES) + REFINED
 # The lecture's decision framework (section 9.2), quadrant -> strategy.
-LECTURE = {"large_similar": "freeze_base", "large_different": "from_scratch",
-           "small_similar": "feature_extractor", "small_different": "partial_fine_tune"}
+LECTURE = {
+    "large_similar": "freeze_base",
+    "large_different": "from_scratch",
+    "small_similar": "feature_extractor",
+    "small_different": "partial_fine_tune",
+}
 
 
 @dataclass(frozen=True)
@@ -93,7 +117,11 @@ QUADRANTS = (
     Quadrant("large_similar", "builtin:digits", {"classes": [5, 6, 7, 8, 9]}),
     Quadrant("large_different", "builtin:shapes", {"n_samples": 1200, "image_size": (8, 8)}),
     Quadrant("small_similar", "builtin:digits", {"classes": [5, 6, 7, 8, 9], "subsample": 100}),
-    Quadrant("small_different", "builtin:shapes", {"n_samples": 1200, "image_size": (8, 8), "subsample": 100}),
+    Quadrant(
+        "small_different",
+        "builtin:shapes",
+        {"n_samples": 1200, "image_size": (8, 8), "subsample": 100},
+    ),
 )
 
 
@@ -147,7 +175,9 @@ def variant_freeze(variant: Variant, head_epochs: int | None):
     another rule set for the quadrant (a refinement's trainable_blocks, say) cannot leak in."""
     from advisor.schemas import FreezePlan
 
-    named = {k.removeprefix("freeze."): v for k, v in variant.fields.items() if k.startswith("freeze.")}
+    named = {
+        k.removeprefix("freeze."): v for k, v in variant.fields.items() if k.startswith("freeze.")
+    }
     two_stage = named["strategy"] == "two_stage"
     return FreezePlan(**named, head_epochs=head_epochs if two_stage else None)
 
@@ -176,8 +206,13 @@ def run_cell(plan, out_dir: Path) -> tuple[float, float, int]:
 
 
 def run_experiment(
-    base: str, quadrants=QUADRANTS, variants=VARIANTS, seeds=(0, 1, 2), epochs: int | None = None,
-    work: Path | None = None, report=print,
+    base: str,
+    quadrants=QUADRANTS,
+    variants=VARIANTS,
+    seeds=(0, 1, 2),
+    epochs: int | None = None,
+    work: Path | None = None,
+    report=print,
 ) -> dict:
     """Train every strategy on every quadrant for every seed; the advisor's choices and all the cells.
 
@@ -196,7 +231,8 @@ def run_experiment(
         profile = quadrant_profile(quadrant, base, epochs)
         advice = recommend(profile)
         out["quadrants"][quadrant.name] = {
-            "n_train": profile.n_train, "similarity": profile.pretrained.similarity,
+            "n_train": profile.n_train,
+            "similarity": profile.pretrained.similarity,
             "measured_quadrant": advice.derived_facts["transfer_quadrant"].value,
             "advised": advised_label(advice, variants),
         }
@@ -204,12 +240,16 @@ def run_experiment(
             cell = Cell(quadrant.name, variant.label)
             for seed in seeds:
                 plan = plan_for(profile, variant, seed, rules_dir)
-                accuracy, seconds, n_epochs = run_cell(plan, work / f"{quadrant.name}-{variant.label}-{seed}")
+                accuracy, seconds, n_epochs = run_cell(
+                    plan, work / f"{quadrant.name}-{variant.label}-{seed}"
+                )
                 cell.accuracy.append(accuracy)
                 cell.seconds.append(seconds)
                 cell.epochs.append(n_epochs)
-                report(f"{quadrant.name:16s} {variant.label:18s} seed {seed}: val_accuracy {accuracy:.4f} "
-                       f"({n_epochs} epochs, {seconds:.1f} s)")
+                report(
+                    f"{quadrant.name:16s} {variant.label:18s} seed {seed}: val_accuracy {accuracy:.4f} "
+                    f"({n_epochs} epochs, {seconds:.1f} s)"
+                )
             out["cells"].append(cell)
     return out
 
@@ -239,8 +279,11 @@ def _holds(best: Cell, holds: bool | None) -> str:
 def markdown(result: dict) -> str:
     """The RESULTS.md table: one row per quadrant, one column per strategy (or variant)."""
     labels = list(dict.fromkeys(c.strategy for c in result["cells"]))
-    header = ("| quadrant (n_train, similarity) | " + " | ".join(labels)
-              + " | lecture's choice: holds? | advisor's choice: holds? |")
+    header = (
+        "| quadrant (n_train, similarity) | "
+        + " | ".join(labels)
+        + " | lecture's choice: holds? | advisor's choice: holds? |"
+    )
     lines = [header, "|" + "---|" * (len(labels) + 3)]
     for name, info in result["quadrants"].items():
         cells = [c for c in result["cells"] if c.quadrant == name]
@@ -256,9 +299,14 @@ def markdown(result: dict) -> str:
                 continue
             text = f"{c.mean:.3f} ± {c.std:.3f} ({statistics.fmean(c.seconds):.0f} s)"
             shown.append(f"**{text}**" if c is best else text)
-        label = name if info["measured_quadrant"] == name else f"{name} (measured: {info['measured_quadrant']})"
+        label = (
+            name
+            if info["measured_quadrant"] == name
+            else f"{name} (measured: {info['measured_quadrant']})"
+        )
         lines.append(
-            f"| {label} ({info['n_train']}, {info['similarity']:.2f}) | " + " | ".join(shown)
+            f"| {label} ({info['n_train']}, {info['similarity']:.2f}) | "
+            + " | ".join(shown)
             + f" | {lecture}: {_holds(best, lecture_holds)} | {info['advised']}: {_holds(best, holds)} |"
         )
     return "\n".join(lines)
@@ -267,10 +315,14 @@ def markdown(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3, help="seeds per cell (default 3)")
-    parser.add_argument("--quick", action="store_true", help="cap every plan at 3 epochs (a smoke run)")
+    parser.add_argument(
+        "--quick", action="store_true", help="cap every plan at 3 epochs (a smoke run)"
+    )
     parser.add_argument("--base-plan", type=Path, default=ROOT / "examples/bases/digits_0to4.json")
     parser.add_argument("--json", type=Path, help="write every run's numbers here")
-    parser.add_argument("--work", type=Path, help="keep the run directories here (default: a temporary folder)")
+    parser.add_argument(
+        "--work", type=Path, help="keep the run directories here (default: a temporary folder)"
+    )
     args = parser.parse_args(argv)
     import os
 
@@ -279,8 +331,12 @@ def main(argv: list[str] | None = None) -> int:
     from advisor.loading import load_plan
 
     pretrain([args.base_plan])
-    result = run_experiment(load_plan(args.base_plan).output_dir, seeds=tuple(range(args.seeds)), epochs=3 if args.quick else None,
-                            work=args.work)
+    result = run_experiment(
+        load_plan(args.base_plan).output_dir,
+        seeds=tuple(range(args.seeds)),
+        epochs=3 if args.quick else None,
+        work=args.work,
+    )
     if args.json:
         serial = {**result, "cells": [asdict(c) for c in result["cells"]]}
         args.json.write_text(json.dumps(serial, indent=2) + "\n")

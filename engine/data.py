@@ -246,8 +246,10 @@ def _check_box_sets(y: np.ndarray, plan: Plan) -> np.ndarray:
         raise InputError("data.source: the valid column (the sixth) must be 0 or 1 in every row")
     real = y[valid == 1.0]
     labels = real[:, 4]
-    if not np.all(np.isfinite(real)) or not np.all(labels == np.floor(labels)) or (
-        len(labels) and labels.min() < 0
+    if (
+        not np.all(np.isfinite(real))
+        or not np.all(labels == np.floor(labels))
+        or (len(labels) and labels.min() < 0)
     ):
         raise InputError(
             f"data.source: detection class ids must be whole numbers 0..{k - 1}; "

@@ -80,7 +80,13 @@ def stages_for(plan: Plan, n_blocks: int) -> list[Stage]:
     if strategy in ("freeze_base", "feature_extractor"):
         return [Stage(epochs, n_blocks, everything)]
     if strategy == "partial_fine_tune":
-        return [Stage(epochs, n_blocks - _trainable(n_blocks, _needs(plan, "trainable_blocks")), everything)]
+        return [
+            Stage(
+                epochs,
+                n_blocks - _trainable(n_blocks, _needs(plan, "trainable_blocks")),
+                everything,
+            )
+        ]
     if strategy == "two_stage":
         head_epochs = _needs(plan, "head_epochs")
         factor, decay = _needs(plan, "fine_tune_lr_factor"), plan.freeze.layer_lr_decay or 1.0

@@ -81,11 +81,9 @@ def is_state_dict_file(path: Path) -> bool:
 def _is_project_file(path: Path) -> bool:
     if path.suffix != ".safetensors":
         return False
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     from engine.checkpoint import FORMAT
-
-    from safetensors import SafetensorError
 
     try:
         with safe_open(str(path), "np") as handle:

@@ -26,7 +26,6 @@ from engine.data import align_classes, check_targets
 from engine.tables import TABLE_SUFFIXES
 
 
-
 def source_like_run(data: str, pre: Preprocessing):
     """The data source DATA names, completed with the run's columns, image size and classes."""
     if data.startswith("builtin:"):

@@ -352,7 +352,9 @@ def build_model(
 def init_variables(network: nn.Module, key: jax.Array, input_shape: Sequence[int]) -> dict:
     """Parameters (and batch statistics) for one example batch of zeros."""
     x = jnp.zeros((1, *input_shape), jnp.float32)
-    variables = compiler.jit(lambda k: network.init({"params": k, "dropout": k}, x, train=False))(key)
+    variables = compiler.jit(lambda k: network.init({"params": k, "dropout": k}, x, train=False))(
+        key
+    )
     variables = dict(variables)
     variables.pop("intermediates", None)
     return variables

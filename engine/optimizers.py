@@ -152,7 +152,11 @@ def build_optimizer(
 
     # named parameters: inject_hyperparams injects only arguments it can name
     def chain(learning_rate, lr_scale, weight_decay=None, momentum=None):
-        values = {k: v for k, v in (("weight_decay", weight_decay), ("momentum", momentum)) if v is not None}
+        values = {
+            k: v
+            for k, v in (("weight_decay", weight_decay), ("momentum", momentum))
+            if v is not None
+        }
         plan = opt_plan.model_copy(update=values) if values else opt_plan
         parts = []
         if opt_plan.clip_norm is not None:

@@ -37,9 +37,9 @@ from advisor.loading import resolve_plan_paths
 from advisor.plan_paths import get_path
 from advisor.schemas import History, HistorySource, ModeTiming, Plan, ScalePlan, SearchPlan
 from engine import space as spaces
+from engine import workers
 from engine.checks import check_plan
 from engine.losses import build_loss
-from engine import workers
 from engine.search_report import RUN, SURPLUS, write_report
 
 TRIALS_DIR = "trials"

@@ -255,7 +255,8 @@ def write_report(
         if best is not None:
             paths["best_plan"] = out_dir / BEST_PLAN
             write_model(
-                paths["best_plan"], best_plan(plan, best, len(complete) + counts.get("pruned", 0), priorities)
+                paths["best_plan"],
+                best_plan(plan, best, len(complete) + counts.get("pruned", 0), priorities),
             )
         paths["plot"] = plot_search(out_dir / PLOT, rows, plan)
     result = SearchResult(

@@ -215,7 +215,9 @@ def dead_fraction(
         return jnp.asarray(jnp.nan, jnp.float32)
     _, state = network.apply(variables, probe, train=False, mutable=["intermediates"])
     dead = total = 0
-    for z in jax.tree.leaves(state.get("intermediates", {})):  # none: a head alone without hidden layers
+    for z in jax.tree.leaves(
+        state.get("intermediates", {})
+    ):  # none: a head alone without hidden layers
         alive = jnp.max(z.reshape(-1, z.shape[-1]), axis=0) > 0  # a unit = one channel/feature
         dead = dead + jnp.sum(~alive)
         total = total + z.shape[-1]

@@ -54,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     for profile in sorted(PROFILES.glob("*.json")):
         write_atomic(PLANS / profile.name, plan_json(profile))
         print(f"wrote examples/plans/{profile.name}")
-    for stale in sorted({p.name for p in PLANS.glob("*.json")} - {p.name for p in PROFILES.glob("*.json")}):
+    for stale in sorted(
+        {p.name for p in PLANS.glob("*.json")} - {p.name for p in PROFILES.glob("*.json")}
+    ):
         (PLANS / stale).unlink()
         print(f"removed examples/plans/{stale} (its profile is gone)")
     return 0

@@ -114,4 +114,13 @@ def score(pairs: list[tuple[set[str], set[str]]], names) -> dict[str, dict[str, 
     return table
 
 
-__all__ = ["EXAMPLE_PLANS", "HISTORIES", "example_plan", "formats", "hand", "labelled", "plan", "score"]
+__all__ = [
+    "EXAMPLE_PLANS",
+    "HISTORIES",
+    "example_plan",
+    "formats",
+    "hand",
+    "labelled",
+    "plan",
+    "score",
+]

@@ -26,7 +26,12 @@ def _conv(state: dict, key: str, out: int, inp: int, k: int, rng: np.random.Gene
 
 
 def resnet_state(
-    widths=(4, 8), stage_blocks=(1, 1), block: str = "basic", n_classes: int = 3, in_channels: int = 3, seed: int = 0
+    widths=(4, 8),
+    stage_blocks=(1, 1),
+    block: str = "basic",
+    n_classes: int = 3,
+    in_channels: int = 3,
+    seed: int = 0,
 ) -> dict[str, np.ndarray]:
     """A random state dict of a torchvision ResNet with these widths, blocks per stage and block type."""
     rng = np.random.default_rng(seed)
@@ -46,7 +51,12 @@ def resnet_state(
                 _conv(state, f"{prefix}.conv2.weight", width, width, 3, rng)
                 _conv(state, f"{prefix}.conv3.weight", out, width, 1, rng)
             for k in range(1, 3 if block == "basic" else 4):
-                _bn(state, f"{prefix}.bn{k}", out if (k == 3 or (block == "basic" and k == 2)) else width, rng)
+                _bn(
+                    state,
+                    f"{prefix}.bn{k}",
+                    out if (k == 3 or (block == "basic" and k == 2)) else width,
+                    rng,
+                )
             strided = s > 1 and j == 0
             if channels != out or strided:
                 _conv(state, f"{prefix}.downsample.0.weight", out, channels, 1, rng)

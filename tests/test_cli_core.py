@@ -49,9 +49,19 @@ def test_recommend_without_output_prints_a_grouped_summary_and_writes_nothing(wo
     result = run("recommend", "examples/profiles/digits_mlp.json")
     assert result.exit_code == 0
     text = result.output
-    assert text.startswith("Training plan for 'digits_mlp': multiclass, tabular input (64,), 1438 training examples")
-    for group in ("What the rules concluded", "Data", "Model", "Loss", "Optimizer and schedule",
-                  "Regularization", "Transfer", "Run"):
+    assert text.startswith(
+        "Training plan for 'digits_mlp': multiclass, tabular input (64,), 1438 training examples"
+    )
+    for group in (
+        "What the rules concluded",
+        "Data",
+        "Model",
+        "Loss",
+        "Optimizer and schedule",
+        "Regularization",
+        "Transfer",
+        "Run",
+    ):
         assert f"\n{group}" in text
     assert "  optimizer.name = adam\n      Adam adapts a step size per weight" in text
     assert "[optimizer_adam_default]" in text
@@ -87,9 +97,13 @@ def test_recommend_with_extra_rules(workdir):
 
 def test_a_rule_error_is_one_line_and_exit_2(workdir):
     (workdir / "bad.toml").write_text('[broken]\nrecommend = { "batch_size" = 64 }\npriority = 1\n')
-    result = run("recommend", "examples/profiles/digits_mlp.json", "--rules", "bad.toml", "-o", "plan.json")
+    result = run(
+        "recommend", "examples/profiles/digits_mlp.json", "--rules", "bad.toml", "-o", "plan.json"
+    )
     assert result.exit_code == 2
-    assert result.output == "error: bad.toml: [broken]: 'reason' is required (one sentence of text)\n"
+    assert (
+        result.output == "error: bad.toml: [broken]: 'reason' is required (one sentence of text)\n"
+    )
     assert written(workdir) == ["bad.toml"]
 
 
@@ -98,7 +112,12 @@ def test_a_rule_error_is_one_line_and_exit_2(workdir):
 
 @pytest.fixture
 def plan_file(workdir):
-    assert run("recommend", "examples/profiles/transfer_small_different.json", "-o", "plan.json").exit_code == 0
+    assert (
+        run(
+            "recommend", "examples/profiles/transfer_small_different.json", "-o", "plan.json"
+        ).exit_code
+        == 0
+    )
     return workdir / "plan.json"
 
 
@@ -114,9 +133,14 @@ def test_explain_one_field_shows_evidence_and_losers(plan_file):
     result = run("explain", "plan.json", "freeze.strategy")
     assert result.exit_code == 0
     lines = result.output.splitlines()
-    assert lines[:2] == ["freeze.strategy = two_stage", "  rule:    transfer_refine_small_different_fine_tune"]
+    assert lines[:2] == [
+        "freeze.strategy = two_stage",
+        "  rule:    transfer_refine_small_different_fine_tune",
+    ]
     assert lines[2].startswith("  why:     Partial fine-tuning first, as the framework says")
-    assert lines[3].startswith("  source:  lecture 9.2, small + different -> partial fine-tuning; then lecture 10.1")
+    assert lines[3].startswith(
+        "  source:  lecture 9.2, small + different -> partial fine-tuning; then lecture 10.1"
+    )
     assert lines[4:6] == [
         "  matched: transfer_quadrant=small_different",
         "  won over: [freeze_small_different_partial] (priority 60), which wanted partial_fine_tune: Few examples "
@@ -129,7 +153,9 @@ def test_explain_one_field_shows_evidence_and_losers(plan_file):
 
 
 def test_explain_a_derived_fact_and_a_group(plan_file):
-    assert run("explain", "plan.json", "transfer_quadrant").output.startswith("transfer_quadrant = small_different\n")
+    assert run("explain", "plan.json", "transfer_quadrant").output.startswith(
+        "transfer_quadrant = small_different\n"
+    )
     lines = run("explain", "plan.json", "freeze").output
     assert "freeze.strategy = " in lines and "freeze.trainable_blocks = 1" in lines
 
@@ -138,13 +164,19 @@ def test_explain_json(plan_file):
     result = run("explain", "plan.json", "optimizer.learning_rate", "--json")
     data = json.loads(result.output)
     assert data["optimizer.learning_rate"]["rule"] == "learning_rate_from_stage"
-    assert data["optimizer.learning_rate"]["matched"] == {"lr.base": 0.001, "lr.stage_factor": 1.0}  # two_stage
+    assert data["optimizer.learning_rate"]["matched"] == {
+        "lr.base": 0.001,
+        "lr.stage_factor": 1.0,
+    }  # two_stage
 
 
 def test_explain_unknown_field_suggests_the_close_one(plan_file):
     result = run("explain", "plan.json", "optimizer.lr")
     assert result.exit_code == 2
-    assert result.output == "error: plan.json: 'optimizer.lr' has no explanation in this plan; did you mean 'optimizer.learning_rate'?\n"
+    assert (
+        result.output
+        == "error: plan.json: 'optimizer.lr' has no explanation in this plan; did you mean 'optimizer.learning_rate'?\n"
+    )
 
 
 def test_explain_bad_plan_file(workdir):
@@ -168,7 +200,9 @@ def test_schema_prints_a_json_schema(name):
 def test_schema_unknown_name_is_exit_2():
     result = run("schema", "profil")
     assert result.exit_code == 2
-    assert "'profil' is not one of 'profile', 'plan', 'history', 'diagnosis', 'run'" in result.output
+    assert (
+        "'profil' is not one of 'profile', 'plan', 'history', 'diagnosis', 'run'" in result.output
+    )
 
 
 def test_rules_check_is_clean():
@@ -185,15 +219,22 @@ def test_rules_check_reports_a_dead_rule(workdir):
     )
     result = run("rules", "check", "--rules", "dead.toml")
     assert result.exit_code == 2
-    assert "dead.toml: [dead_rule] error: can never fire: no n_train is > 20 and < 10" in result.output
+    assert (
+        "dead.toml: [dead_rule] error: can never fire: no n_train is > 20 and < 10" in result.output
+    )
     assert "dead.toml: [dead_rule] error: does not fire on its example" in result.output
 
 
 def test_rules_list_shows_every_rule():
     result = run("rules", "list", "--domain", "recommend")
     assert result.exit_code == 0
-    assert "[freeze_small_similar_feature_extractor]  (40_transfer.toml, recommend, priority 60)" in result.output
-    assert "  then: batch_size = min(pow2(clip(div(n_train, 50), 16, 256)), n_train)" in result.output
+    assert (
+        "[freeze_small_similar_feature_extractor]  (40_transfer.toml, recommend, priority 60)"
+        in result.output
+    )
+    assert (
+        "  then: batch_size = min(pow2(clip(div(n_train, 50), 16, 256)), n_train)" in result.output
+    )
     listed = json.loads(run("rules", "list", "--domain", "recommend", "--json").output)
     assert {"optimizer_adam_default", "loss_gan_wasserstein"} <= {r["id"] for r in listed}
 
@@ -205,18 +246,30 @@ def help_of(*path: str) -> str:
     return run(*path, "--help").output
 
 
-COMMANDS = [("recommend",), ("explain",), ("schema",), ("rules",), ("rules", "check"), ("rules", "list")]
+COMMANDS = [
+    ("recommend",),
+    ("explain",),
+    ("schema",),
+    ("rules",),
+    ("rules", "check"),
+    ("rules", "list"),
+]
 
 
 @pytest.mark.parametrize("path", COMMANDS, ids=[" ".join(p) for p in COMMANDS])
 def test_help_opens_with_an_example(path):
     body = help_of(*path).split("\n\n")
-    assert body[2].lstrip().startswith("Example:"), "the example comes right after the one-line summary"
+    assert body[2].lstrip().startswith("Example:"), (
+        "the example comes right after the one-line summary"
+    )
     assert body[2].splitlines()[1].strip().startswith("advisor " + " ".join(path[:1]))
 
 
-@pytest.mark.parametrize("path", [("recommend",), ("explain",), ("schema",), ("rules", "check"), ("rules", "list")],
-                         ids=["recommend", "explain", "schema", "rules check", "rules list"])
+@pytest.mark.parametrize(
+    "path",
+    [("recommend",), ("explain",), ("schema",), ("rules", "check"), ("rules", "list")],
+    ids=["recommend", "explain", "schema", "rules check", "rules list"],
+)
 def test_help_examples_run_as_written(workdir, path):
     (workdir / "team_rules").mkdir()
     assert run("recommend", "examples/profiles/digits_mlp.json", "-o", "plan.json").exit_code == 0
@@ -230,7 +283,9 @@ def test_help_examples_run_as_written(workdir, path):
 
 def test_docs_cli_md_is_current():
     module = runpy.run_path(str(ROOT / "docs" / "generate_cli.py"))
-    assert (ROOT / "docs" / "cli.md").read_text() == module["render"](), "run python docs/generate_cli.py"
+    assert (ROOT / "docs" / "cli.md").read_text() == module["render"](), (
+        "run python docs/generate_cli.py"
+    )
 
 
 def test_summary_groups_cover_every_field():
@@ -252,8 +307,13 @@ def read_through_a_terminal(*args: str) -> str:
     leader, follower = pty.openpty()
     env = {**os.environ, "COLUMNS": "140", "TERM": "xterm-256color"}
     env.pop("NO_COLOR", None)
-    proc = subprocess.Popen([sys.executable, "-m", "advisor.cli", *args], cwd=ROOT, stdout=follower,
-                            stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "advisor.cli", *args],
+        cwd=ROOT,
+        stdout=follower,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     os.close(follower)
     chunks = []
     while True:
@@ -278,6 +338,10 @@ def test_on_a_terminal_the_summary_is_tables_in_colour():
 
 
 def test_on_a_terminal_rules_and_explanations_render():
-    assert "freeze_small_similar_feature_extractor" in read_through_a_terminal("rules", "list", "--domain", "recommend")
-    drawn = read_through_a_terminal("explain", "examples/plans/transfer_small_different.json", "model.dropout")
+    assert "freeze_small_similar_feature_extractor" in read_through_a_terminal(
+        "rules", "list", "--domain", "recommend"
+    )
+    drawn = read_through_a_terminal(
+        "explain", "examples/plans/transfer_small_different.json", "model.dropout"
+    )
     assert "won over" in drawn and "\x1b[" in drawn

@@ -22,27 +22,65 @@ _SPEC.loader.exec_module(loop)
 _BARE = {"regularization.early_stopping": None, "schedule.name": "constant", "search": None}
 SMALL = {
     "lr far too high": (
-        {**_BARE, "data.source.subsample": 400, "n_train": 400, "optimizer.learning_rate": 0.05, "epochs": 15},
-        {"lr_too_high"}, {"optimizer.learning_rate"},
+        {
+            **_BARE,
+            "data.source.subsample": 400,
+            "n_train": 400,
+            "optimizer.learning_rate": 0.05,
+            "epochs": 15,
+        },
+        {"lr_too_high"},
+        {"optimizer.learning_rate"},
     ),
     "lr far too high, recommended plan (early stopping ends it)": (
-        {"search": None, "data.source.subsample": 400, "n_train": 400, "optimizer.learning_rate": 0.05, "epochs": 20},
-        {"lr_too_high"}, {"optimizer.learning_rate"},
+        {
+            "search": None,
+            "data.source.subsample": 400,
+            "n_train": 400,
+            "optimizer.learning_rate": 0.05,
+            "epochs": 20,
+        },
+        {"lr_too_high"},
+        {"optimizer.learning_rate"},
     ),
     "lr far too low": (
-        {**_BARE, "data.source.subsample": 400, "n_train": 400, "optimizer.name": "sgd",
-         "optimizer.learning_rate": 0.0005, "epochs": 12},
-        {"lr_too_low"}, {"optimizer.learning_rate"},
+        {
+            **_BARE,
+            "data.source.subsample": 400,
+            "n_train": 400,
+            "optimizer.name": "sgd",
+            "optimizer.learning_rate": 0.0005,
+            "epochs": 12,
+        },
+        {"lr_too_low"},
+        {"optimizer.learning_rate"},
     ),
     "big model, 150 samples": (
-        {**_BARE, "data.source.subsample": 150, "n_train": 150, "model.units": 512, "model.hidden_layers": 3,
-         "model.dropout": 0.0, "epochs": 100},
-        {"overfitting"}, {"regularization.early_stopping", "model.dropout"},
+        {
+            **_BARE,
+            "data.source.subsample": 150,
+            "n_train": 150,
+            "model.units": 512,
+            "model.hidden_layers": 3,
+            "model.dropout": 0.0,
+            "epochs": 100,
+        },
+        {"overfitting"},
+        {"regularization.early_stopping", "model.dropout"},
     ),
     "tiny model, hard task": (
-        {**_BARE, "data.source.subsample": 400, "n_train": 400, "model.units": 2, "model.hidden_layers": 1,
-         "model.dropout": 0.0, "optimizer.learning_rate": 0.01, "epochs": 40},
-        {"underfitting"}, {"model.units"},
+        {
+            **_BARE,
+            "data.source.subsample": 400,
+            "n_train": 400,
+            "model.units": 2,
+            "model.hidden_layers": 1,
+            "model.dropout": 0.0,
+            "optimizer.learning_rate": 0.01,
+            "epochs": 40,
+        },
+        {"underfitting"},
+        {"model.units"},
     ),
 }
 

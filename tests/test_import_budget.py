@@ -15,9 +15,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def modules_after(code: str) -> set[str]:
     """The top-level modules a fresh interpreter holds after running ``code``."""
-    script = code + "\nimport sys\nprint(' '.join(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    script = (
+        code + "\nimport sys\nprint(' '.join(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    )
     result = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     return set(result.stdout.split())
 

@@ -136,11 +136,14 @@ def _check_parity(model, tmp_path, size: int = 64, suffix: str = ".pth") -> None
     np.testing.assert_allclose(got, expected, atol=ATOL * max(1.0, float(np.abs(expected).max())))
 
 
-@pytest.mark.parametrize(("block", "layers", "widths", "suffix"), [
-    (BasicBlock, [2, 2, 2, 2], (8, 16, 32, 64), ".pth"),  # resnet18's layout, narrow
-    (BasicBlock, [3, 4, 6, 3], (4, 8, 8, 16), ".safetensors"),  # resnet34's layout
-    (Bottleneck, [1, 2, 1, 1], (4, 8, 8, 16), ".pth"),  # resnet50's block
-])
+@pytest.mark.parametrize(
+    ("block", "layers", "widths", "suffix"),
+    [
+        (BasicBlock, [2, 2, 2, 2], (8, 16, 32, 64), ".pth"),  # resnet18's layout, narrow
+        (BasicBlock, [3, 4, 6, 3], (4, 8, 8, 16), ".safetensors"),  # resnet34's layout
+        (Bottleneck, [1, 2, 1, 1], (4, 8, 8, 16), ".pth"),  # resnet50's block
+    ],
+)
 def test_logits_match_pytorch(block, layers, widths, suffix, tmp_path):
     torch.manual_seed(0)
     _check_parity(TorchResNet(block, layers, widths, num_classes=10), tmp_path, suffix=suffix)
@@ -148,7 +151,10 @@ def test_logits_match_pytorch(block, layers, widths, suffix, tmp_path):
 
 def test_wrapped_checkpoints_and_dataparallel_prefixes_load(tmp_path):
     model = TorchResNet(BasicBlock, [1, 1, 1, 1], (4, 4, 8, 8), num_classes=3)
-    torch.save({"epoch": 3, "state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}}, tmp_path / "c.pth")
+    torch.save(
+        {"epoch": 3, "state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}},
+        tmp_path / "c.pth",
+    )
     state = read_state_dict(tmp_path / "c.pth")
     assert set(state) == {k for k, v in model.state_dict().items() if v.is_floating_point()}
 
@@ -164,4 +170,6 @@ def test_timm_resnets_match(tmp_path):
     timm = pytest.importorskip("timm")
     for name in ("resnet18", "resnet50"):
         torch.manual_seed(0)
-        _check_parity(timm.create_model(name, pretrained=False), tmp_path, size=96, suffix=".safetensors")
+        _check_parity(
+            timm.create_model(name, pretrained=False), tmp_path, size=96, suffix=".safetensors"
+        )

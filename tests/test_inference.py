@@ -29,10 +29,18 @@ OPS = ["eq", "ne", "lt", "le", "gt", "ge"]
 @st.composite
 def rule_tables(draw, index: int) -> Rule:
     conditions = [
-        {"fact": draw(st.sampled_from(BASE_FACTS + DERIVED)), draw(st.sampled_from(OPS)): draw(st.integers(0, 4))}
+        {
+            "fact": draw(st.sampled_from(BASE_FACTS + DERIVED)),
+            draw(st.sampled_from(OPS)): draw(st.integers(0, 4)),
+        }
         for _ in range(draw(st.integers(0, 2)))
     ]
-    raw: dict = {"when": conditions, "priority": draw(st.integers(0, 3)), "reason": "r", "source": "s"}
+    raw: dict = {
+        "when": conditions,
+        "priority": draw(st.integers(0, 3)),
+        "reason": "r",
+        "source": "s",
+    }
     if draw(st.booleans()):
         raw["infer"] = {draw(st.sampled_from(DERIVED)): draw(st.integers(0, 4))}
     else:
@@ -102,15 +110,49 @@ def test_writers_come_before_their_readers(rules):
     strata = {rule.id: i for i, stratum in enumerate(stratify(rules)) for rule in stratum}
     for reader in rules:
         for writer in rules:
-            if writer is not reader and writer.writes & reader.reads and strata[writer.id] != strata[reader.id]:
+            if (
+                writer is not reader
+                and writer.writes & reader.reads
+                and strata[writer.id] != strata[reader.id]
+            ):
                 assert position[writer.id] < position[reader.id]
 
 
 def test_a_chain_of_derived_facts_is_followed_to_the_end():
     rules = [
-        parse_rule("size", {"when": [{"fact": "n", "lt": 10}], "infer": {"size": "small"}, "priority": 1, "reason": "r", "source": "s"}, "t"),
-        parse_rule("quadrant", {"when": [{"fact": "size", "eq": "small"}], "infer": {"q": "small_similar"}, "priority": 1, "reason": "r", "source": "s"}, "t"),
-        parse_rule("strategy", {"when": [{"fact": "q", "eq": "small_similar"}], "recommend": {"freeze.strategy": "feature_extractor"}, "priority": 1, "reason": "r", "source": "s"}, "t"),
+        parse_rule(
+            "size",
+            {
+                "when": [{"fact": "n", "lt": 10}],
+                "infer": {"size": "small"},
+                "priority": 1,
+                "reason": "r",
+                "source": "s",
+            },
+            "t",
+        ),
+        parse_rule(
+            "quadrant",
+            {
+                "when": [{"fact": "size", "eq": "small"}],
+                "infer": {"q": "small_similar"},
+                "priority": 1,
+                "reason": "r",
+                "source": "s",
+            },
+            "t",
+        ),
+        parse_rule(
+            "strategy",
+            {
+                "when": [{"fact": "q", "eq": "small_similar"}],
+                "recommend": {"freeze.strategy": "feature_extractor"},
+                "priority": 1,
+                "reason": "r",
+                "source": "s",
+            },
+            "t",
+        ),
     ]
     result = infer({"n": 5}, list(reversed(rules)))
     assert result.fired == ("size", "quadrant", "strategy")
@@ -119,8 +161,12 @@ def test_a_chain_of_derived_facts_is_followed_to_the_end():
 
 def test_a_loser_is_kept_with_its_value():
     rules = [
-        parse_rule("low", {"recommend": {"x": 1}, "priority": 1, "reason": "r", "source": "s"}, "t"),
-        parse_rule("high", {"recommend": {"x": 2}, "priority": 5, "reason": "r", "source": "s"}, "t"),
+        parse_rule(
+            "low", {"recommend": {"x": 1}, "priority": 1, "reason": "r", "source": "s"}, "t"
+        ),
+        parse_rule(
+            "high", {"recommend": {"x": 2}, "priority": 5, "reason": "r", "source": "s"}, "t"
+        ),
     ]
     derivation = infer({}, rules).derivations["plan.x"]
     assert (derivation.value, derivation.rule.id) == (2, "high")
@@ -130,19 +176,48 @@ def test_a_loser_is_kept_with_its_value():
 def test_nest_and_flatten_round_trip():
     flat = {"model.arch": "mlp", "model.units": 64, "loss.params": {"gamma": 2.0}, "epochs": 3}
     nested = nest(flat)
-    assert nested == {"model": {"arch": "mlp", "units": 64}, "loss": {"params": {"gamma": 2.0}}, "epochs": 3}
+    assert nested == {
+        "model": {"arch": "mlp", "units": 64},
+        "loss": {"params": {"gamma": 2.0}},
+        "epochs": 3,
+    }
     assert flatten("", nested)["loss.params.gamma"] == 2.0
 
 
 # ----------------------------------------------------------------------------- the real knowledge base
 
 PROFILES = [
-    {"task": "multiclass", "modality": "tabular", "n_train": 1437, "input_shape": [64], "n_classes": 10},
-    {"task": "multiclass", "modality": "image", "n_train": 100, "input_shape": [8, 8, 1], "n_classes": 5,
-     "pretrained.base": "runs/bases/digits_0to4", "pretrained.similarity": "different"},
-    {"task": "detection", "modality": "image", "n_train": 150, "input_shape": [32, 32, 1], "n_classes": 3,
-     "budget.max_trials": 30},
-    {"task": "gan", "modality": "image", "n_train": 1437, "input_shape": [8, 8, 1], "gan_objective": "wasserstein"},
+    {
+        "task": "multiclass",
+        "modality": "tabular",
+        "n_train": 1437,
+        "input_shape": [64],
+        "n_classes": 10,
+    },
+    {
+        "task": "multiclass",
+        "modality": "image",
+        "n_train": 100,
+        "input_shape": [8, 8, 1],
+        "n_classes": 5,
+        "pretrained.base": "runs/bases/digits_0to4",
+        "pretrained.similarity": "different",
+    },
+    {
+        "task": "detection",
+        "modality": "image",
+        "n_train": 150,
+        "input_shape": [32, 32, 1],
+        "n_classes": 3,
+        "budget.max_trials": 30,
+    },
+    {
+        "task": "gan",
+        "modality": "image",
+        "n_train": 1437,
+        "input_shape": [8, 8, 1],
+        "gan_objective": "wasserstein",
+    },
 ]
 
 

@@ -199,4 +199,3 @@ def test_max_pool_gradient_matches_jnp_max_with_ties(shape, impl):
     got = jax.grad(lambda a: jnp.sum(pool(a, "max", impl=impl) * weights))(x)
     want = jax.grad(lambda a: jnp.sum(reference(a) * weights))(x)
     np.testing.assert_allclose(got, want, rtol=1e-6)
-

@@ -41,20 +41,30 @@ def test_the_knowledge_base_lints_clean():
 def test_the_recommend_files_hold_the_rules_the_brief_asks_for():
     files = {rule.file for rule in OWN}
     assert files == {
-        "10_facts_size.toml", "15_data_model.toml", "20_task_loss.toml", "25_optimizer.toml",
-        "30_learning_rate_schedule.toml", "35_training_config.toml", "40_transfer.toml",
-        "45_regularization_search.toml", "12_profile_evidence.toml",
+        "10_facts_size.toml",
+        "15_data_model.toml",
+        "20_task_loss.toml",
+        "25_optimizer.toml",
+        "30_learning_rate_schedule.toml",
+        "35_training_config.toml",
+        "40_transfer.toml",
+        "45_regularization_search.toml",
+        "12_profile_evidence.toml",
     }
 
 
-SOURCE = re.compile(r"lecture \d+(\.\d+)?|\b(19|20)\d\d\b|DESIGN\.md|profile budget|profile |Keras|PyTorch|Optuna|Detectron")
+SOURCE = re.compile(
+    r"lecture \d+(\.\d+)?|\b(19|20)\d\d\b|DESIGN\.md|profile budget|profile |Keras|PyTorch|Optuna|Detectron"
+)
 
 
 @pytest.mark.parametrize("rule", OWN, ids=[rule.id for rule in OWN])
 def test_every_rule_says_why_and_where_from(rule):
     assert len(rule.reason.split()) >= 5, "a reason is a sentence for a practitioner"
     assert rule.reason.endswith((".", "?")), "a reason is a full sentence"
-    assert SOURCE.search(rule.source), f"source should name the lecture section or a reference: {rule.source}"
+    assert SOURCE.search(rule.source), (
+        f"source should name the lecture section or a reference: {rule.source}"
+    )
 
 
 def test_every_derived_fact_is_declared_and_read_by_some_rule():
@@ -69,7 +79,25 @@ def test_every_derived_fact_is_declared_and_read_by_some_rule():
 
 def test_size_thresholds_live_in_rules_not_code():
     """Moving a threshold is editing a rule: the size class follows the rule data."""
-    facts = example_facts({"task": "multiclass", "modality": "tabular", "n_train": 990, "input_shape": [4], "n_classes": 10})
-    assert infer(facts, RULES).facts["size_class"] == "small"  # 99 per class: under the 100 threshold
-    facts = example_facts({"task": "multiclass", "modality": "tabular", "n_train": 1000, "input_shape": [4], "n_classes": 10})
+    facts = example_facts(
+        {
+            "task": "multiclass",
+            "modality": "tabular",
+            "n_train": 990,
+            "input_shape": [4],
+            "n_classes": 10,
+        }
+    )
+    assert (
+        infer(facts, RULES).facts["size_class"] == "small"
+    )  # 99 per class: under the 100 threshold
+    facts = example_facts(
+        {
+            "task": "multiclass",
+            "modality": "tabular",
+            "n_train": 1000,
+            "input_shape": [4],
+            "n_classes": 10,
+        }
+    )
     assert infer(facts, RULES).facts["size_class"] == "medium"

@@ -131,8 +131,12 @@ def test_the_summary_says_why_a_faster_population_step_can_still_lose(searched):
     from advisor.searching import summary
 
     timed = ModeTiming(
-        structure="mlp units=64", trials=8, mode="sequential", speedup=2.76,
-        expected_population_s=1.9, expected_sequential_s=0.62,
+        structure="mlp units=64",
+        trials=8,
+        mode="sequential",
+        speedup=2.76,
+        expected_population_s=1.9,
+        expected_sequential_s=0.62,
     )
     text = summary(searched[2].model_copy(update={"modes": [timed]}))
     assert (

@@ -32,56 +32,203 @@ _NO_STOP = {"regularization.early_stopping": None, "schedule.name": "constant", 
 # name -> (example plan, changes, labels)
 RUNS: dict[str, tuple[str, dict, list[str]]] = {
     # converge: the recommended plans, run to the end
-    "healthy_digits": ("digits_mlp", {"epochs": 40, "regularization.early_stopping": None}, ["overfitting"]),
-    "healthy_breast_cancer": ("breast_cancer_binary", {"epochs": 40, "regularization.early_stopping": None}, ["lr_too_high"]),
-    "healthy_digits_sgd": ("digits_mlp", {"optimizer.name": "sgd", "optimizer.learning_rate": 0.05, "optimizer.momentum": 0.9,
-                                          "epochs": 40, "regularization.early_stopping": None, "seed": 1}, ["lr_too_high"]),
-    "healthy_diabetes": ("diabetes_regression", {"epochs": 60, "regularization.early_stopping": None}, ["healthy"]),
+    "healthy_digits": (
+        "digits_mlp",
+        {"epochs": 40, "regularization.early_stopping": None},
+        ["overfitting"],
+    ),
+    "healthy_breast_cancer": (
+        "breast_cancer_binary",
+        {"epochs": 40, "regularization.early_stopping": None},
+        ["lr_too_high"],
+    ),
+    "healthy_digits_sgd": (
+        "digits_mlp",
+        {
+            "optimizer.name": "sgd",
+            "optimizer.learning_rate": 0.05,
+            "optimizer.momentum": 0.9,
+            "epochs": 40,
+            "regularization.early_stopping": None,
+            "seed": 1,
+        },
+        ["lr_too_high"],
+    ),
+    "healthy_diabetes": (
+        "diabetes_regression",
+        {"epochs": 60, "regularization.early_stopping": None},
+        ["healthy"],
+    ),
     # warm restarts: the validation loss drops again after every restart, down to the last one
-    "restarts_wine": ("wine_random_search", {"search": None, "epochs": 150, "regularization.early_stopping": None},
-                      ["lr_too_high"]),
+    "restarts_wine": (
+        "wine_random_search",
+        {"search": None, "epochs": 150, "regularization.early_stopping": None},
+        ["lr_too_high"],
+    ),
     # overfit: a big network on a few hundred (or fewer) examples, no regularisation
-    "overfit_digits": ("digits_mlp", {**_NO_STOP, "data.source.subsample": 150, "n_train": 150, "model.units": 512,
-                                      "model.hidden_layers": 3, "model.dropout": 0.0, "epochs": 150}, ["overfitting"]),
-    "overfit_breast_cancer": ("breast_cancer_binary", {**_NO_STOP, "data.source.subsample": 60, "n_train": 60, "model.units": 512,
-                                                       "model.hidden_layers": 3, "model.dropout": 0.0, "epochs": 150}, ["overfitting"]),
-    "overfit_diabetes": ("diabetes_regression", {**_NO_STOP, "data.source.subsample": 80, "n_train": 80, "model.units": 512,
-                                                 "model.hidden_layers": 3, "model.dropout": 0.0, "optimizer.weight_decay": 0.0,
-                                                 "epochs": 150}, ["lr_too_high"]),
+    "overfit_digits": (
+        "digits_mlp",
+        {
+            **_NO_STOP,
+            "data.source.subsample": 150,
+            "n_train": 150,
+            "model.units": 512,
+            "model.hidden_layers": 3,
+            "model.dropout": 0.0,
+            "epochs": 150,
+        },
+        ["overfitting"],
+    ),
+    "overfit_breast_cancer": (
+        "breast_cancer_binary",
+        {
+            **_NO_STOP,
+            "data.source.subsample": 60,
+            "n_train": 60,
+            "model.units": 512,
+            "model.hidden_layers": 3,
+            "model.dropout": 0.0,
+            "epochs": 150,
+        },
+        ["overfitting"],
+    ),
+    "overfit_diabetes": (
+        "diabetes_regression",
+        {
+            **_NO_STOP,
+            "data.source.subsample": 80,
+            "n_train": 80,
+            "model.units": 512,
+            "model.hidden_layers": 3,
+            "model.dropout": 0.0,
+            "optimizer.weight_decay": 0.0,
+            "epochs": 150,
+        },
+        ["lr_too_high"],
+    ),
     # memorise: 100 examples, train loss to zero, validation flat far above it
-    "memorize_digits": ("digits_mlp", {**_NO_STOP, "data.source.subsample": 100, "n_train": 100, "model.units": 256,
-                                       "model.hidden_layers": 3, "model.dropout": 0.0, "epochs": 60}, ["overfitting"]),
+    "memorize_digits": (
+        "digits_mlp",
+        {
+            **_NO_STOP,
+            "data.source.subsample": 100,
+            "n_train": 100,
+            "model.units": 256,
+            "model.hidden_layers": 3,
+            "model.dropout": 0.0,
+            "epochs": 60,
+        },
+        ["overfitting"],
+    ),
     # underfit: a two-unit bottleneck that levels off far above a good fit (and, slower, is still learning)
-    "underfit_digits": ("digits_mlp", {**_NO_STOP, "model.units": 2, "model.hidden_layers": 1, "model.dropout": 0.0,
-                                       "optimizer.learning_rate": 0.01, "epochs": 60}, ["underfitting"]),
-    "tiny_slow_digits": ("digits_mlp", {**_NO_STOP, "model.units": 2, "model.hidden_layers": 1, "model.dropout": 0.0,
-                                        "epochs": 40}, ["not_converged"]),
+    "underfit_digits": (
+        "digits_mlp",
+        {
+            **_NO_STOP,
+            "model.units": 2,
+            "model.hidden_layers": 1,
+            "model.dropout": 0.0,
+            "optimizer.learning_rate": 0.01,
+            "epochs": 60,
+        },
+        ["underfitting"],
+    ),
+    "tiny_slow_digits": (
+        "digits_mlp",
+        {
+            **_NO_STOP,
+            "model.units": 2,
+            "model.hidden_layers": 1,
+            "model.dropout": 0.0,
+            "epochs": 40,
+        },
+        ["not_converged"],
+    ),
     # learning rate far too high: oscillation and dying units; far beyond: NaN at once
-    "lr_high_digits": ("digits_mlp", {**_NO_STOP, "optimizer.learning_rate": 0.05, "epochs": 40}, ["dead_units", "lr_too_high"]),
-    "diverge_digits": ("digits_mlp", {**_NO_STOP, "optimizer.name": "sgd", "optimizer.learning_rate": 5.0, "epochs": 30},
-                       ["diverged", "exploding_gradients", "inconclusive", "lr_too_high"]),
-    "diverge_momentum_digits": ("digits_mlp", {**_NO_STOP, "optimizer.name": "sgd", "optimizer.learning_rate": 1.0,
-                                               "optimizer.momentum": 0.9, "epochs": 30},
-                                ["diverged", "exploding_gradients", "inconclusive", "lr_too_high"]),
+    "lr_high_digits": (
+        "digits_mlp",
+        {**_NO_STOP, "optimizer.learning_rate": 0.05, "epochs": 40},
+        ["dead_units", "lr_too_high"],
+    ),
+    "diverge_digits": (
+        "digits_mlp",
+        {**_NO_STOP, "optimizer.name": "sgd", "optimizer.learning_rate": 5.0, "epochs": 30},
+        ["diverged", "exploding_gradients", "inconclusive", "lr_too_high"],
+    ),
+    "diverge_momentum_digits": (
+        "digits_mlp",
+        {
+            **_NO_STOP,
+            "optimizer.name": "sgd",
+            "optimizer.learning_rate": 1.0,
+            "optimizer.momentum": 0.9,
+            "epochs": 30,
+        },
+        ["diverged", "exploding_gradients", "inconclusive", "lr_too_high"],
+    ),
     # a deep ReLU network with a large momentum step: its units die in the second epoch, the loss sits at chance
-    "dead_relu_digits": ("digits_mlp", {**_NO_STOP, "optimizer.name": "sgd", "optimizer.learning_rate": 0.2, "optimizer.momentum": 0.9,
-                                        "model.hidden_layers": 6, "model.units": 64, "model.dropout": 0.0, "epochs": 40},
-                         ["dead_units", "lr_too_high", "underfitting", "vanishing_gradients"]),
+    "dead_relu_digits": (
+        "digits_mlp",
+        {
+            **_NO_STOP,
+            "optimizer.name": "sgd",
+            "optimizer.learning_rate": 0.2,
+            "optimizer.momentum": 0.9,
+            "model.hidden_layers": 6,
+            "model.units": 64,
+            "model.dropout": 0.0,
+            "epochs": 40,
+        },
+        ["dead_units", "lr_too_high", "underfitting", "vanishing_gradients"],
+    ),
     # learning rate far too low: a slow straight descent
-    "lr_low_digits": ("digits_mlp", {**_NO_STOP, "optimizer.name": "sgd", "optimizer.learning_rate": 0.0005, "epochs": 40},
-                      ["lr_too_low"]),
+    "lr_low_digits": (
+        "digits_mlp",
+        {**_NO_STOP, "optimizer.name": "sgd", "optimizer.learning_rate": 0.0005, "epochs": 40},
+        ["lr_too_low"],
+    ),
     # a deep sigmoid network: gradients vanish and the loss sits at chance; given 100 epochs it escapes
-    "stuck_sigmoid_digits": ("digits_mlp", {**_NO_STOP, "optimizer.name": "sgd", "optimizer.learning_rate": 0.5,
-                                            "model.activation": "sigmoid", "model.hidden_layers": 5, "model.units": 32,
-                                            "model.dropout": 0.0, "epochs": 60}, ["underfitting", "vanishing_gradients"]),
-    "plateau_sigmoid_digits": ("digits_mlp", {**_NO_STOP, "optimizer.name": "sgd", "optimizer.learning_rate": 0.5,
-                                              "model.activation": "sigmoid", "model.hidden_layers": 5, "model.units": 32,
-                                              "model.dropout": 0.0, "epochs": 100}, ["not_converged", "plateau", "vanishing_gradients"]),
+    "stuck_sigmoid_digits": (
+        "digits_mlp",
+        {
+            **_NO_STOP,
+            "optimizer.name": "sgd",
+            "optimizer.learning_rate": 0.5,
+            "model.activation": "sigmoid",
+            "model.hidden_layers": 5,
+            "model.units": 32,
+            "model.dropout": 0.0,
+            "epochs": 60,
+        },
+        ["underfitting", "vanishing_gradients"],
+    ),
+    "plateau_sigmoid_digits": (
+        "digits_mlp",
+        {
+            **_NO_STOP,
+            "optimizer.name": "sgd",
+            "optimizer.learning_rate": 0.5,
+            "model.activation": "sigmoid",
+            "model.hidden_layers": 5,
+            "model.units": 32,
+            "model.dropout": 0.0,
+            "epochs": 100,
+        },
+        ["not_converged", "plateau", "vanishing_gradients"],
+    ),
     # stopped while still learning fast
-    "short_digits": ("digits_mlp", {**_NO_STOP, "optimizer.learning_rate": 0.0003, "epochs": 12}, ["inconclusive"]),
+    "short_digits": (
+        "digits_mlp",
+        {**_NO_STOP, "optimizer.learning_rate": 0.0003, "epochs": 12},
+        ["inconclusive"],
+    ),
     # the recommended plan with a rate far too high: early stopping ends it after the first epoch's
     # best while both losses jump about (instability, not memorisation)
-    "lr_high_recommended_digits": ("digits_mlp", {"optimizer.learning_rate": 0.05}, ["lr_too_high"]),
+    "lr_high_recommended_digits": (
+        "digits_mlp",
+        {"optimizer.learning_rate": 0.05},
+        ["lr_too_high"],
+    ),
     # the iris example as recommended: full-batch gd with warm restarts every 75 epochs, converged
     "restarts_iris": ("iris_tiny", {}, ["lr_too_high"]),
 }
@@ -108,22 +255,71 @@ RUNS: dict[str, tuple[str, dict, list[str]]] = {
 # Held out: made and labelled (by reading their curves) after the thresholds were frozen,
 # never used to tune them; benchmarks/diagnosis_labels.py reports them on their own.
 HELD_OUT: dict[str, tuple[str, dict, list[str]]] = {
-    "heldout_wine_adam": ("wine_random_search", {**_NO_STOP, "optimizer.name": "adam", "optimizer.learning_rate": 0.001,
-                                                    "batch_size": 16, "epochs": 60}, ["lr_too_high"]),
-    "heldout_healthy_digits_seed3": ("digits_mlp", {"epochs": 30, "regularization.early_stopping": None, "seed": 3}, ["inconclusive"]),
-    "heldout_big_model_wine": ("wine_random_search", {**_NO_STOP, "data.source.subsample": 40, "n_train": 40,
-                                                    "optimizer.name": "adam", "optimizer.learning_rate": 0.001,
-                                                    "batch_size": 8, "model.units": 512, "model.hidden_layers": 3,
-                                                    "model.dropout": 0.0, "epochs": 150}, ["overfitting"]),
-    "heldout_lr_high_breast_cancer": ("breast_cancer_binary", {**_NO_STOP, "optimizer.learning_rate": 0.1, "epochs": 40}, ["dead_units", "diverged", "exploding_gradients", "lr_too_high"]),
-    "heldout_lr_low_breast_cancer": ("breast_cancer_binary", {**_NO_STOP, "optimizer.name": "sgd",
-                                                              "optimizer.learning_rate": 0.0001, "epochs": 40}, ["lr_too_low"]),
-    "heldout_diverge_breast_cancer": ("breast_cancer_binary", {**_NO_STOP, "optimizer.name": "sgd",
-                                                               "optimizer.learning_rate": 20.0, "epochs": 20}, ["diverged", "exploding_gradients", "inconclusive", "lr_too_high"]),
-    "heldout_short_breast_cancer": ("breast_cancer_binary", {**_NO_STOP, "optimizer.learning_rate": 0.0001, "epochs": 8}, ["not_converged"]),
-    "heldout_underfit_digits_3units": ("digits_mlp", {**_NO_STOP, "model.units": 3, "model.hidden_layers": 1,
-                                                      "model.dropout": 0.0, "optimizer.learning_rate": 0.01,
-                                                      "epochs": 60, "seed": 2}, ["underfitting"]),
+    "heldout_wine_adam": (
+        "wine_random_search",
+        {
+            **_NO_STOP,
+            "optimizer.name": "adam",
+            "optimizer.learning_rate": 0.001,
+            "batch_size": 16,
+            "epochs": 60,
+        },
+        ["lr_too_high"],
+    ),
+    "heldout_healthy_digits_seed3": (
+        "digits_mlp",
+        {"epochs": 30, "regularization.early_stopping": None, "seed": 3},
+        ["inconclusive"],
+    ),
+    "heldout_big_model_wine": (
+        "wine_random_search",
+        {
+            **_NO_STOP,
+            "data.source.subsample": 40,
+            "n_train": 40,
+            "optimizer.name": "adam",
+            "optimizer.learning_rate": 0.001,
+            "batch_size": 8,
+            "model.units": 512,
+            "model.hidden_layers": 3,
+            "model.dropout": 0.0,
+            "epochs": 150,
+        },
+        ["overfitting"],
+    ),
+    "heldout_lr_high_breast_cancer": (
+        "breast_cancer_binary",
+        {**_NO_STOP, "optimizer.learning_rate": 0.1, "epochs": 40},
+        ["dead_units", "diverged", "exploding_gradients", "lr_too_high"],
+    ),
+    "heldout_lr_low_breast_cancer": (
+        "breast_cancer_binary",
+        {**_NO_STOP, "optimizer.name": "sgd", "optimizer.learning_rate": 0.0001, "epochs": 40},
+        ["lr_too_low"],
+    ),
+    "heldout_diverge_breast_cancer": (
+        "breast_cancer_binary",
+        {**_NO_STOP, "optimizer.name": "sgd", "optimizer.learning_rate": 20.0, "epochs": 20},
+        ["diverged", "exploding_gradients", "inconclusive", "lr_too_high"],
+    ),
+    "heldout_short_breast_cancer": (
+        "breast_cancer_binary",
+        {**_NO_STOP, "optimizer.learning_rate": 0.0001, "epochs": 8},
+        ["not_converged"],
+    ),
+    "heldout_underfit_digits_3units": (
+        "digits_mlp",
+        {
+            **_NO_STOP,
+            "model.units": 3,
+            "model.hidden_layers": 1,
+            "model.dropout": 0.0,
+            "optimizer.learning_rate": 0.01,
+            "epochs": 60,
+            "seed": 2,
+        },
+        ["underfitting"],
+    ),
 }
 
 
@@ -149,7 +345,15 @@ def run_one(name: str, show: bool) -> dict:
         (target / "history.json").write_text(json.dumps(history, indent=1) + "\n")
     if show:
         series = json.loads((target / "history.json").read_text())["series"]
-        for key in ("loss", "val_loss", "accuracy", "val_accuracy", "grad_norm_first", "grad_norm_last", "dead_fraction"):
+        for key in (
+            "loss",
+            "val_loss",
+            "accuracy",
+            "val_accuracy",
+            "grad_norm_first",
+            "grad_norm_last",
+            "dead_fraction",
+        ):
             if key in series:
                 print(f"  {key}:", [None if v is None else float(f"{v:.3g}") for v in series[key]])
     task, n_classes = plan.task, plan.n_classes
@@ -162,7 +366,9 @@ def main(argv: list[str]) -> None:
     labels_path = HERE / "engine_labels.json"
     labels = json.loads(labels_path.read_text()) if labels_path.exists() else {}
     for name in names:
-        labels[f"engine/{name}/history.json"] = run_one(name, show="--show" in argv or len(names) == 1)
+        labels[f"engine/{name}/history.json"] = run_one(
+            name, show="--show" in argv or len(names) == 1
+        )
     labels = {k: v for k, v in labels.items() if k.split("/")[1] in {**RUNS, **HELD_OUT}}
     labels_path.write_text(json.dumps(labels, indent=1, sort_keys=True) + "\n")
     print(f"wrote {len(names)} run(s); {len(labels)} engine histories labelled")

@@ -572,11 +572,23 @@ RELABELLED: dict[str, tuple[list[str], str]] = {
     **{
         f"hand/{stem}": (["inconclusive"], _STILL_FALLING)
         for stem in (
-            "healthy_01", "healthy_02", "healthy_03", "healthy_05", "healthy_07", "healthy_08",
-            "healthy_10", "healthy_12", "healthy_grads_01", "healthy_grads_02",
+            "healthy_01",
+            "healthy_02",
+            "healthy_03",
+            "healthy_05",
+            "healthy_07",
+            "healthy_08",
+            "healthy_10",
+            "healthy_12",
+            "healthy_grads_01",
+            "healthy_grads_02",
             "healthy_restarts_05",
-            "healthy_train_only_00", "healthy_train_only_01", "healthy_train_only_02",
-            "regression_healthy_00", "regression_healthy_01", "regression_healthy_03",
+            "healthy_train_only_00",
+            "healthy_train_only_01",
+            "healthy_train_only_02",
+            "regression_healthy_00",
+            "regression_healthy_01",
+            "regression_healthy_03",
         )
     },
     "edge/tfevents_bad_crc": (["inconclusive"], _STILL_FALLING),
@@ -590,7 +602,9 @@ RELABELLED: dict[str, tuple[list[str], str]] = {
             "the training loss's last fifth still improves its best by 2 % or more: not flattened",
         )
         for stem in (
-            "edge/native_truncated", "hand/healthy_13", "hand/healthy_grads_00",
+            "edge/native_truncated",
+            "hand/healthy_13",
+            "hand/healthy_grads_00",
             "hand/regression_healthy_02",
         )
     },
