@@ -8,7 +8,7 @@ import pytest
 
 from advisor.errors import InputError
 from advisor.schemas import Plan
-from engine.data import _check_targets
+from engine.data import check_targets
 from engine.detection_grid import decode_grid, grid_targets
 from engine.losses import build_loss
 from engine.metrics import metric_fn
@@ -52,14 +52,14 @@ def test_bad_box_sets_are_one_line_naming_the_field(change, message):
     y = _targets()
     change(y)
     with pytest.raises(InputError) as err:
-        _check_targets(y, PLAN)
+        check_targets(y, PLAN)
     assert str(err.value) == message
 
 
 def test_padding_rows_may_hold_anything_but_are_not_objects():
     y = _targets()
     y[1, 2, :5] = [-5, 0, 0, 0, -3]  # a padding row (valid 0): not checked, never an object
-    assert _check_targets(y, PLAN) is y
+    assert check_targets(y, PLAN) is y
     objectness, box, label = grid_targets(jnp.asarray(y), 4)
     # image 0: centres (0.2, 0.25) -> cell (col 0, row 1) = 4; (0.75, 0.7) -> (3, 2) = 11
     assert np.flatnonzero(np.asarray(objectness[0])).tolist() == [4, 11]
@@ -71,7 +71,7 @@ def test_padding_rows_may_hold_anything_but_are_not_objects():
 def test_one_box_plans_refuse_several_boxes():
     one_box = PLAN.model_copy(update={"model": PLAN.model.model_copy(update={"grid": None})})
     with pytest.raises(InputError, match="^model.grid: the targets hold several boxes"):
-        _check_targets(_targets(), one_box)
+        check_targets(_targets(), one_box)
 
 
 def test_grid_loss_is_lowest_for_the_right_boxes_and_map_is_one():
