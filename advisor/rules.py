@@ -42,7 +42,7 @@ RULE_KEYS = {
 
 def _num(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{what}: expected a number, got {value!r}")
+        raise TypeError(f"{what}: expected a number, got {type(value).__name__}")
     return value
 
 

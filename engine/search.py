@@ -489,6 +489,11 @@ def run_search(
     plan = resolve_plan_paths(plan, base_dir)  # best_plan.json and trial plans run from anywhere
     spaces.check_space(plan)  # bad input fails before a storage or a device is touched
     check_plan(plan)  # so does a plan no trial could run (a loss that does not fit, ...)
+    if plan.data.source is None:
+        raise InputError(
+            "data.source: the plan names no data, so no trial can run; "
+            "add data.source (a builtin dataset, an .npz, a CSV or an image folder)"
+        )
     if plan.task != "gan":  # ... or a loss parameter the loss does not take
         build_loss(plan.loss.model_copy(update={"class_weights": None}))
     store = open_storage(storage, out_dir, heartbeat_timeout)

@@ -381,3 +381,36 @@ def test_a_search_whose_plan_no_trial_could_run_writes_nothing(tmp_path):
     assert result.exit_code == 2
     assert "loss.params" in result.output
     assert not out.exists()
+
+
+def test_a_rule_example_with_a_table_for_a_number_is_named_without_its_content(tmp_path):
+    """Found by the full fuzz run: a rule check error quoted a whole table (a 4,000-digit
+    key); a value of the wrong type is named by its type."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    secret = "k" + "9" * 300
+    (rules / "team.toml").write_text(
+        "[steps_from_a_table]\n"
+        'recommend = { "steps_per_epoch" = { ceil_div = ["n_train", 32] } }\n'
+        "priority = 100\n"
+        'reason = "a test"\n'
+        'source = "a test"\n'
+        'example = { task = "multiclass", modality = "tabular", input_shape = [4], '
+        f"n_classes = 3, n_train = {{ {secret} = 1 }} }}\n"
+    )
+    result = CliRunner().invoke(cli, ["rules", "check", "--rules", str(rules)])
+    assert result.exit_code == 2
+    assert "steps_from_a_table" in result.output
+    assert secret not in result.output
+
+
+def test_a_search_of_a_plan_without_data_writes_nothing(tmp_path):
+    """Found by the full fuzz run: the journal was written before the plan was found dataless."""
+    plan = json.loads((EXAMPLES / "plans" / "wine_random_search.json").read_text())
+    plan["data"]["source"] = None
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["search", str(tmp_path / "plan.json"), "--out", str(out)])
+    assert result.exit_code == 2
+    assert "data.source" in result.output
+    assert not out.exists()
