@@ -264,7 +264,7 @@ def target_values(column, name: str, task: str) -> tuple[np.ndarray, list[str] |
     if task in ("binary", "multiclass"):
         if tables.is_numeric(column) and column.notna().all():
             values = column.to_numpy(np.float64)
-            if np.all(np.mod(values, 1) == 0):
+            if np.all(np.isfinite(values)) and np.all(np.mod(values, 1) == 0):
                 return values.astype(np.int32), None
         text = column.astype(str).str.strip()
         names = sorted(set(text.tolist()))  # categorical target -> class ids in name order
