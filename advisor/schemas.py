@@ -1290,8 +1290,10 @@ class LineageRound(Strict):
     examples: int = Field(ge=0, description="examples trained in the round, summed over epochs")
 
 
-class Lineage(Strict):
+class Lineage(Versioned):
     """``lineage.json`` of ``advisor auto``: every round, the best one, and why it stopped."""
+
+    format_kind: ClassVar[str] = "lineage"
 
     model_config = ConfigDict(
         extra="forbid", frozen=True, ser_json_inf_nan="constants", allow_inf_nan=True

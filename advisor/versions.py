@@ -31,6 +31,7 @@ CURRENT: dict[str, int] = {
     "evaluation": 1,
     "search": 1,
     "lr_find": 1,
+    "lineage": 1,
 }
 
 Migration = Callable[[dict[str, Any]], dict[str, Any]]

@@ -266,7 +266,7 @@ def target_values(column, name: str, task: str) -> tuple[np.ndarray, list[str] |
             values = column.to_numpy(np.float64)
             if np.all(np.isfinite(values)) and np.all(np.mod(values, 1) == 0):
                 return values.astype(np.int32), None
-        text = column.astype(str).str.strip()
+        text = column.astype(object).where(column.notna(), "").astype(str).str.strip()
         names = sorted(set(text.tolist()))  # categorical target -> class ids in name order
         ids = {label: i for i, label in enumerate(names)}
         return text.map(ids).to_numpy(np.int32), names

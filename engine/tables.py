@@ -67,6 +67,13 @@ def read_frame(path: Path, field: str = "data.source.path"):
             "expected a header row and one value per column in every row"
         ) from None
     frame.columns = [str(c).strip() for c in frame.columns]
+    for name in frame.columns:  # pyarrow keeps cells that are not UTF-8 as bytes
+        column = frame[name]
+        if column.dtype == object and column.map(lambda v: isinstance(v, bytes)).any():
+            raise InputError(
+                f"{field}: column {name[:60]!r} of {path} is not UTF-8 text; "
+                "expected a UTF-8 CSV file"
+            )
     return frame
 
 

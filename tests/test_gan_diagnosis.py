@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from advisor.diagnosis import diagnose
+from advisor.diagnosis import diagnose, write_diagnosis
 from advisor.schemas import Plan
 from engine.gan_quality import QualityProbe, frechet_distance
 from engine.run import run_plan
@@ -34,7 +34,13 @@ def _run(tmp_path_factory, name: str, epochs: int, **changes):
         section, field = path.split("__")
         plan[section][field] = value
     out = tmp_path_factory.mktemp(name)
-    result = run_plan(Plan.model_validate(plan), out, device="cpu", report=lambda _: None)
+    result = run_plan(
+        Plan.model_validate(plan),
+        out,
+        device="cpu",
+        report=lambda _: None,
+        diagnose=write_diagnosis,
+    )
     return result, json.loads((out / "history.json").read_text()), out
 
 
