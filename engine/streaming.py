@@ -557,8 +557,8 @@ def build_streamed(plan: Plan, network, dataset: Dataset, device, variables, pla
     dataset's ``Rows`` instead of gathering them from device-resident arrays.
     """
     from engine.freeze import stages_for
-    from engine.supervised import PROBE_SIZE, SupervisedPhase
-    from engine.train import TrainState, make_epoch_summary, make_train_step
+    from engine.supervised import PROBE_SIZE, SupervisedPhase, initial_state
+    from engine.train import make_epoch_summary, make_train_step
 
     class StreamedPhase(SupervisedPhase):
         """A freeze stage whose batches come from disk through a prefetching thread."""
@@ -624,15 +624,6 @@ def build_streamed(plan: Plan, network, dataset: Dataset, device, variables, pla
         y_val_device=placement.put(dataset.y_val),
         class_counts=counts,
     )
-    root = jax.random.PRNGKey(plan.seed)
-    data_key, train_key = jax.random.split(jax.random.fold_in(root, 1))
-    variables = placement.put(variables)
+    data_key, state = initial_state(plan, variables, placement)
     phases = [StreamedPhase(stage, data, data_key) for stage in stages_for(plan, network.n_blocks)]
-    state = TrainState(
-        step=jnp.zeros((), jnp.int32),
-        params=variables["params"],
-        batch_stats=variables.get("batch_stats", {}),
-        opt_state=None,
-        key=train_key,
-    )
-    return phases, placement.put(state)
+    return phases, state

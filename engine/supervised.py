@@ -169,15 +169,25 @@ def build_supervised(
         placement: the devices to shard each batch over (``engine.sharding``); None = ``device``.
     """
     placement = placement or single(device)
-    root = jax.random.PRNGKey(plan.seed)
-    data_key, train_key = jax.random.split(jax.random.fold_in(root, 1))
+    data_key, state = initial_state(plan, variables, placement)
     data = DeviceData.put(dataset, placement)
     loop = loop or choose_loop(device.platform, has_conv(network))
-    variables = placement.put(variables)
     phases = [
         SupervisedPhase(plan, network, stage, data, loop, data_key, device, placement)
         for stage in stages_for(plan, network.n_blocks)
     ]
+    return phases, state
+
+
+def initial_state(plan: Plan, variables: dict, placement: Placement):
+    """The data-order key and the placed initial TrainState, drawn from the plan's seed.
+
+    The in-memory and the streamed paths both start here, so they shuffle and
+    initialise alike and give the same curve.
+    """
+    root = jax.random.PRNGKey(plan.seed)
+    data_key, train_key = jax.random.split(jax.random.fold_in(root, 1))
+    variables = placement.put(variables)
     state = TrainState(
         step=jnp.zeros((), jnp.int32),
         params=variables["params"],
@@ -185,4 +195,4 @@ def build_supervised(
         opt_state=None,
         key=train_key,
     )
-    return phases, placement.put(state)
+    return data_key, placement.put(state)
