@@ -48,15 +48,21 @@ def plans():
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--devices", default="1,8", help="comma list of device counts")
+    parser.add_argument(
+        "--devices",
+        default="1,8",
+        help="comma list of device counts; 1m = one device through the sharded path (a mesh of one)",
+    )
     args = parser.parse_args()
     import jax
+    import numpy as np
+    from jax.sharding import Mesh
 
     from engine.data import load_data
     from engine.fit import fit
     from engine.models import build_model
     from engine.run import initial_variables
-    from engine.sharding import placement_for
+    from engine.sharding import AXIS, Placement, placement_for
     from engine.supervised import build_supervised
 
     print(
@@ -65,18 +71,22 @@ def main() -> None:
     )
     for plan in plans():
         dataset = load_data(plan)
-        for count in map(int, args.devices.split(",")):
+        for count in args.devices.split(","):
             device = jax.local_devices()[0]
-            network = build_model(plan.model, plan.input_shape, plan.task, impl="cpu")
+            impl = "cpu" if device.platform == "cpu" else "xla"
+            network = build_model(plan.model, plan.input_shape, plan.task, impl=impl)
             variables, _ = initial_variables(plan, network, ".", [])
-            placement = placement_for(count, device)
+            if count == "1m":
+                placement = Placement((device,), Mesh(np.array([device]), (AXIS,)))
+            else:
+                placement = placement_for(int(count), device)
             phases, state = build_supervised(
                 plan, network, dataset, device, variables, placement=placement
             )
             result = fit(phases, state, plan, progress=False)
             times = result.series["epoch_time"]
             print(
-                f"{plan.name}: {count} device(s): median epoch {statistics.median(times[1:]):.3f} s"
+                f"{plan.name}: {count} device(s) on {device.platform}: median epoch {statistics.median(times[1:]):.3f} s"
                 f" (first {times[0]:.2f} s), final loss {result.series['loss'][-1]:.5f}"
             )
 
