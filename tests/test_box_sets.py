@@ -157,3 +157,12 @@ def test_the_grid_head_refuses_a_sequence_in_one_line():
     network = build_model(model, (32, 1), "detection")
     with pytest.raises(InputError, match=r"^model.grid: a grid head needs an image feature map"):
         network.init(jax.random.PRNGKey(0), jnp.zeros((1, 32, 1)), train=False)
+
+
+def test_a_grid_detector_refuses_cached_features_in_one_line():
+    from engine.features import build_feature_extractor
+
+    freeze = PLAN.freeze.model_copy(update={"strategy": "feature_extractor"})
+    plan = PLAN.model_copy(update={"freeze": freeze})
+    with pytest.raises(InputError, match=r"^freeze.strategy: feature_extractor caches"):
+        build_feature_extractor(plan, None, None, None, None)
