@@ -6,6 +6,7 @@ tree says which is which, so freezing and transfer work by path::
 
     params["base"]["blocks_0"], ..., params["base"]["blocks_{n-1}"]   # lowest first
     params["head"]["dense_0"], ..., params["head"]["output"]
+    params["head"]["conv_0"], ..., params["head"]["output"]   # a grid detector's GridHead
 
 ``Network(x, train=..., frozen_blocks=k)`` runs the lowest ``k`` base blocks in
 inference mode (BatchNorm uses its running statistics, no dropout), which is
