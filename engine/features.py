@@ -106,10 +106,16 @@ def build_feature_extractor(
         rebuild the full network's variables (base untouched + trained head) from a state.
 
     Raises:
-        InputError: the plan augments its inputs, which cached features cannot be.
+        InputError: the plan augments its inputs, which cached features cannot be, or
+            detects on a grid, whose convolutional head needs the feature map.
     """
     from engine.supervised import build_supervised
 
+    if plan.model.grid:
+        raise InputError(
+            "freeze.strategy: feature_extractor caches the base's features flattened, and a grid "
+            "detector's head reads them as a map; use strategy freeze_base"
+        )
     if plan.regularization.augmentation:
         raise InputError(
             "regularization.augmentation: feature_extractor computes the base's features once, so inputs "

@@ -6,6 +6,7 @@ tree says which is which, so freezing and transfer work by path::
 
     params["base"]["blocks_0"], ..., params["base"]["blocks_{n-1}"]   # lowest first
     params["head"]["dense_0"], ..., params["head"]["output"]
+    params["head"]["conv_0"], ..., params["head"]["output"]   # a grid detector's GridHead
 
 ``Network(x, train=..., frozen_blocks=k)`` runs the lowest ``k`` base blocks in
 inference mode (BatchNorm uses its running statistics, no dropout), which is
@@ -183,6 +184,53 @@ class Head(nn.Module):
         return nn.Dense(self.output_units, dtype=self.dtype, name="output")(h).astype(jnp.float32)
 
 
+def _adaptive_max(x: jax.Array, cells: int, axis: int) -> jax.Array:
+    """Max over ``cells`` near-equal windows along ``axis`` (they overlap when the axis is short)."""
+    n = x.shape[axis]
+    windows = [
+        jax.lax.slice_in_dim(x, (i * n) // cells, -(-(i + 1) * n // cells), axis=axis)
+        for i in range(cells)
+    ]
+    return jnp.stack([w.max(axis=axis) for w in windows], axis=axis)
+
+
+class GridHead(nn.Module):
+    """A grid detector's head, the same weights in every cell (anchor-free, convolutional).
+
+    The base's feature map is max-pooled to ``grid`` x ``grid`` cells; each of ``units``
+    is a 3x3 convolution there (a cell sees its neighbours), and the output is a 1x1
+    convolution of ``output_units / grid**2`` values a cell, flattened row by row as
+    ``engine.detection_grid.decode_grid`` reads them.  Sharing the head across cells
+    lets every cell of every image train it, where a dense head learns each cell apart.
+    """
+
+    grid: int
+    units: Sequence[int]
+    output_units: int
+    activation: str
+    dropout: float
+    impl: str = "xla"
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        if x.ndim != 4:
+            raise InputError(
+                f"model.grid: a grid head needs an image feature map [H, W, C]; the base gives "
+                f"{list(x.shape[1:])} (use arch 'cnn' on images)"
+            )
+        g = self.grid
+        h = _adaptive_max(_adaptive_max(x, g, 1), g, 2)
+        for i, units in enumerate(self.units):
+            h = Dropout(self.dropout, deterministic=not train)(h)
+            z = Conv(units, (3, 3), impl=self.impl, dtype=self.dtype, name=f"conv_{i}")(h)
+            self.sow("intermediates", "preact", z)
+            h = ACTIVATIONS[self.activation](z)
+        h = Dropout(self.dropout, deterministic=not train)(h)
+        out = nn.Dense(self.output_units // (g * g), dtype=self.dtype, name="output")(h)
+        return out.reshape(x.shape[0], -1).astype(jnp.float32)
+
+
 def decode_boxes(outputs: jax.Array) -> jax.Array:
     """Detection outputs: the first four become a box (x1, y1, x2, y2) in [0, 1].
 
@@ -200,7 +248,7 @@ class Network(nn.Module):
     """base -> head (-> box decoder for detection)."""
 
     base: Base
-    head: Head
+    head: Head | GridHead
     detection: bool = False
     grid: int | None = None  # detection of several objects: cells a side (engine.detection_grid)
 
@@ -264,6 +312,17 @@ def make_cnn(
         )
         for i, f in enumerate(model.filters)
     )
+    if task == "detection" and model.grid:  # several objects: one head shared by the cells
+        head = GridHead(
+            model.grid,
+            tuple(model.head_units),
+            model.output_units,
+            model.activation,
+            model.dropout,
+            impl,
+            dtype,
+        )
+        return Network(Base(blocks), head, True)
     return Network(Base(blocks), _head(model, True, dtype), task == "detection")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -113,3 +114,55 @@ def test_predict_says_grid_detections_are_not_listed_yet():
 
     with pytest.raises(InputError, match=r"^RUN: the model finds several objects an image"):
         decode(np.zeros((2, 16, 15), np.float32), "detection", None)
+
+
+def _grid_network(filters, input_shape):
+    from engine.models import build_model, init_variables
+
+    model = PLAN.model.model_copy(update={"filters": filters})
+    network = build_model(model, input_shape, "detection")
+    return network, init_variables(network, jax.random.PRNGKey(0), input_shape)
+
+
+def test_the_grid_head_is_the_same_in_every_cell():
+    # A blob in cell (1, 1) and the same blob one cell (8 pixels) to the right, both clear of
+    # the border: the example's head answers with the same objectness and class logits one
+    # cell over, and the same box moved by a quarter of the image (a dense head would learn
+    # the two cells apart).
+    network, variables = _grid_network([16, 32, 64], (32, 32, 1))
+    x = np.zeros((2, 32, 32, 1), np.float32)
+    blob = np.random.default_rng(0).uniform(0.2, 1.0, (8, 8))
+    x[0, 10:18, 10:18, 0] = blob
+    x[1, 10:18, 18:26, 0] = blob
+    out = np.asarray(network.apply(variables, jnp.asarray(x), train=False))
+    assert out.shape == (2, 16, 15)
+    here, right = 1 * 4 + 1, 1 * 4 + 2  # cells are numbered row by row
+    np.testing.assert_allclose(out[1, right, 4:], out[0, here, 4:], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out[1, right, [0, 2]], out[0, here, [0, 2]] + 0.25, atol=1e-5)
+    np.testing.assert_allclose(out[1, right, [1, 3]], out[0, here, [1, 3]], atol=1e-5)
+    assert not np.allclose(out[0, 0, 4:], out[0, here, 4:])  # an empty cell answers otherwise
+
+
+def test_the_grid_head_pools_any_feature_map_to_the_grid():
+    # two blocks on 24 pixels end in 6 x 6 features: pooled to 4 x 4 cells all the same
+    network, variables = _grid_network([16, 32], (24, 24, 1))
+    out = network.apply(variables, jnp.zeros((3, 24, 24, 1)), train=False)
+    assert out.shape == (3, 16, 15)
+
+
+def test_the_grid_head_refuses_a_sequence_in_one_line():
+    from engine.models import build_model
+
+    model = PLAN.model.model_copy(update={"filters": [16]})
+    network = build_model(model, (32, 1), "detection")
+    with pytest.raises(InputError, match=r"^model.grid: a grid head needs an image feature map"):
+        network.init(jax.random.PRNGKey(0), jnp.zeros((1, 32, 1)), train=False)
+
+
+def test_a_grid_detector_refuses_cached_features_in_one_line():
+    from engine.features import build_feature_extractor
+
+    freeze = PLAN.freeze.model_copy(update={"strategy": "feature_extractor"})
+    plan = PLAN.model_copy(update={"freeze": freeze})
+    with pytest.raises(InputError, match=r"^freeze.strategy: feature_extractor caches"):
+        build_feature_extractor(plan, None, None, None, None)

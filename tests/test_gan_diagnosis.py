@@ -3,7 +3,9 @@
 The runs are real (digits, 400 training examples, a few epochs, fixed seed, CPU): one as the
 example plan has it, one with the learning rate 50 times too high (the game swings), one on
 unscaled pixels (0..16, which the linear generator output cannot reach: every sample stays
-near one point, the collapse the diversity measure must see).
+near one point, the collapse the diversity measure must see), one whose generator learns at a
+hundredth of the discriminator's rate (the discriminator wins).  The bundled history of the
+full example run (examples/histories/engine_digits_gan) must read healthy.
 """
 
 from __future__ import annotations
@@ -17,13 +19,16 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from advisor.diagnosis import diagnose, write_diagnosis
+from advisor.diagnosis import diagnose, diagnosis_rules, write_diagnosis
 from advisor.schemas import Plan
+from engine.gan import GanPhase
 from engine.gan_quality import QualityProbe, frechet_distance
+from engine.optimizers import set_lr_scale
 from engine.run import run_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = json.loads((ROOT / "examples/plans/digits_gan.json").read_text())
+BUNDLED = ROOT / "examples/histories/engine_digits_gan"
 
 
 def _run(tmp_path_factory, name: str, epochs: int, **changes):
@@ -107,6 +112,46 @@ def test_unscaled_pixels_collapse_the_samples(unscaled_run):
     assert fixes["loss.name"] == "wasserstein" and fixes["loss.params"] == {
         "gradient_penalty": 10.0
     }
+
+
+@pytest.mark.slow
+def test_a_discriminator_far_ahead_of_the_generator_wins(tmp_path_factory, monkeypatch):
+    # Planted imbalance: once the optimizers are built, the generator's rate multiplier (the
+    # engine's own, engine.optimizers.set_lr_scale) is cut to a hundredth, so the
+    # discriminator learns 100 times faster and separates the barely moving samples.
+    begin = GanPhase.begin
+
+    def slow_generator(self, state):
+        state = begin(self, state)
+        return state.replace(g_opt=set_lr_scale(state.g_opt, 0.01))
+
+    monkeypatch.setattr(GanPhase, "begin", slow_generator)
+    result, history, out = _run(tmp_path_factory, "gan_d_wins", 6)
+    d_loss, g_loss = history["series"]["d_loss"], history["series"]["g_loss"]
+    assert d_loss[-1] < 0.25 * d_loss[0] and g_loss[-1] > 2 * g_loss[0]
+    diagnosis = diagnose(out / "history.json", plan=out / "plan.json")
+    assert diagnosis.primary == "discriminator_wins"
+    [problem] = [p for p in diagnosis.problems if p.name == "discriminator_wins"]
+    evidence = problem.evidence
+    assert evidence["curve.gan.d_loss.over_equilibrium"] <= evidence["threshold.gan_d_wins"]
+    assert evidence["curve.gan.g_loss.growth"] >= evidence["threshold.gan_g_rise"]
+    fixes = {f.field: f.new for f in diagnosis.fixes}
+    assert fixes["loss.name"] == "wasserstein"
+
+
+def test_the_bundled_example_history_reads_healthy():
+    diagnosis = diagnose(BUNDLED / "history.json", plan=BUNDLED / "plan.json")
+    assert diagnosis.primary == "healthy"
+    assert not {p.name for p in diagnosis.problems} & {
+        "discriminator_wins",
+        "mode_collapse",
+        "gan_oscillation",
+    }
+    features = diagnosis.features
+    [balance] = [r.infer for r in diagnosis_rules(()) if r.id == "threshold_gan_balance"]
+    # the players stay near the game's balance, far from the discriminator-wins thresholds
+    assert features["curve.gan.d_loss.over_equilibrium"] > 2 * balance["threshold.gan_d_wins"]
+    assert features["curve.gan.g_loss.growth"] < balance["threshold.gan_g_rise"]
 
 
 def test_quality_probe_tells_data_from_noise_and_from_one_point():
