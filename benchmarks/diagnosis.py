@@ -4,13 +4,15 @@
     python benchmarks/diagnosis.py --part tune      # only the part thresholds may be fitted on
     python benchmarks/diagnosis.py --part holdout --json
     python benchmarks/diagnosis.py --part fresh     # gathered and labelled after calibration
+    python benchmarks/diagnosis.py --part fresh2    # a second held-out set, gathered later
 
 The corpus is tests/corpus/entries/<id>/ (history file + meta.toml, layout and labelling
 criteria in tests/corpus/CRITERIA.md).  An entry whose meta.toml says ``part = "fresh"``
-was gathered and labelled after the thresholds were calibrated and is a part of its own,
-never in tune or holdout.  Of the others, an entry is in the holdout part when
-``int(sha256(id).hexdigest(), 16) % 3 == 0``, else in the tune part; ``--part tune``
-never opens a holdout or fresh entry's history files.  Each history is diagnosed twice:
+or ``part = "fresh2"`` was gathered and labelled after the thresholds were calibrated and
+is in that part of its own, never in tune, holdout or the other held-out part.  Of the
+others, an entry is in the holdout part when ``int(sha256(id).hexdigest(), 16) % 3 == 0``,
+else in the tune part; ``--part tune`` never opens a holdout or held-out entry's history
+files.  Each history is diagnosed twice:
 with the task and class count of its meta.toml (when the source states them) and blind.
 Scored is the primary problem against the label's ``primary``: agreement, per-label
 precision and recall, healthy precision (when the diagnosis says healthy, the label is
@@ -34,15 +36,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT)]
 ENTRIES = ROOT / "tests" / "corpus" / "entries"
 MODES = ("with_task", "blind")
-PARTS = ("tune", "holdout", "fresh")
+PARTS = ("tune", "holdout", "fresh", "fresh2")
+HELD_OUT = ("fresh", "fresh2")  # parts named by meta.toml, in the order they were gathered
 SECOND_READING = ROOT / "tests" / "corpus" / "second_reading.toml"
 
 
 def part_of(entry_id: str, meta: dict | None = None) -> str:
-    """'fresh' when meta.toml says so; else 'holdout' for a third of the ids (by the id
-    alone) and 'tune' for the rest."""
-    if (meta or {}).get("part") == "fresh":
-        return "fresh"
+    """The held-out part meta.toml names ('fresh' or 'fresh2'); else 'holdout' for a third
+    of the ids (by the id alone) and 'tune' for the rest."""
+    named = (meta or {}).get("part")
+    if named in HELD_OUT:
+        return named
     return "holdout" if int(hashlib.sha256(entry_id.encode()).hexdigest(), 16) % 3 == 0 else "tune"
 
 
@@ -211,7 +215,7 @@ def render(part: str, results: dict[str, dict], seconds: float) -> list[str]:
     "--part",
     type=click.Choice([*PARTS, "all"]),
     default="all",
-    help="which part of the corpus (all = tune, holdout and fresh, reported apart)",
+    help="which part of the corpus (all = tune, holdout, fresh and fresh2, reported apart)",
 )
 @click.option("--json", "as_json", is_flag=True, help="print the scores and records as JSON")
 def main(part: str, as_json: bool) -> None:

@@ -1,8 +1,9 @@
-"""The corpus parts of benchmarks/diagnosis.py: tune, holdout and fresh never overlap.
+"""The corpus parts of benchmarks/diagnosis.py: tune, holdout, fresh and fresh2 never overlap.
 
-Fresh entries (``part = "fresh"`` in meta.toml) were gathered and labelled after the
-thresholds were calibrated; they must never be scored, or tuned on, as tune or holdout,
-and they come from sources no earlier entry used.
+Held-out entries (``part = "fresh"`` or ``part = "fresh2"`` in meta.toml) were gathered and
+labelled after the thresholds were calibrated; they must never be scored, or tuned on, as
+tune, holdout or the other held-out part, and they come from sources no entry gathered
+before them used (fresh2 after fresh, fresh after tune and holdout).
 """
 
 from __future__ import annotations
@@ -42,28 +43,39 @@ def _metas() -> dict[str, dict]:
     }
 
 
-def test_every_entry_is_in_exactly_one_part_and_fresh_ones_only_in_fresh():
+@pytest.mark.parametrize("held_out", bench.HELD_OUT)
+def test_every_entry_is_in_exactly_one_part_and_held_out_ones_only_in_their_own(held_out):
     metas = _metas()
     ids = {part: {folder.name for folder, _ in bench.entries(part)} for part in bench.PARTS}
     assert sum(len(found) for found in ids.values()) == len(metas)
     assert set().union(*ids.values()) == set(metas)
-    fresh = {name for name, meta in metas.items() if meta.get("part") == "fresh"}
-    assert fresh and ids["fresh"] == fresh
-    assert not fresh & (ids["tune"] | ids["holdout"])
+    named = {name for name, meta in metas.items() if meta.get("part") == held_out}
+    assert named and ids[held_out] == named
+    others = set().union(*(found for part, found in ids.items() if part != held_out))
+    assert not named & others
 
 
 def test_the_hash_split_still_decides_tune_and_holdout_for_the_other_entries():
     for name, meta in _metas().items():
-        if meta.get("part") != "fresh":
+        if meta.get("part") not in bench.HELD_OUT:
             assert bench.part_of(name, meta) == bench.part_of(name)
-    assert bench.part_of("any_id", {"part": "fresh"}) == "fresh"
+    for held_out in bench.HELD_OUT:
+        assert bench.part_of("any_id", {"part": held_out}) == held_out
 
 
-@pytest.mark.parametrize("name", sorted(n for n, m in _metas().items() if m.get("part") == "fresh"))
-def test_a_fresh_entry_is_labelled_and_comes_from_a_source_no_earlier_entry_used(name):
+def _gathered_before(part: str) -> set[str]:
+    """The parts gathered before a held-out part: tune and holdout, then earlier held-out ones."""
+    return {"tune", "holdout", *bench.HELD_OUT[: bench.HELD_OUT.index(part)]}
+
+
+@pytest.mark.parametrize(
+    "name", sorted(n for n, m in _metas().items() if m.get("part") in bench.HELD_OUT)
+)
+def test_a_held_out_entry_is_labelled_and_comes_from_a_source_no_earlier_entry_used(name):
     metas = _metas()
     meta = metas[name]
-    earlier = {m.get("repo") for m in metas.values() if m.get("part") != "fresh"}
+    before = _gathered_before(meta["part"])
+    earlier = {m.get("repo") for n, m in metas.items() if bench.part_of(n, m) in before}
     assert meta["id"] == name and meta["gathered"] and meta["labelled_by"]
     assert meta["primary"] in LABELS and set(meta["secondary"]) <= LABELS - {"inconclusive"}
     assert meta["repo"] not in earlier

@@ -275,3 +275,46 @@ def test_native_roundtrip_keeps_task_and_nan(tmp_path):
     history = load_history(path)
     assert (history.task, history.n_classes) == ("binary", 2)
     assert math.isnan(history.series["loss"][1])
+
+
+def test_a_bare_list_of_hugging_face_log_records_reads_like_trainer_state(tmp_path):
+    """``trainer.state.log_history`` saved on its own: a list, not the state object."""
+    logs = [
+        {"loss": 0.71, "epoch": 0.5, "step": 10},
+        {"loss": 0.59, "epoch": 1.0, "step": 20},
+        {"eval_loss": 0.60, "eval_accuracy": 0.74, "epoch": 1.0, "step": 20},
+        {"loss": 0.40, "epoch": 1.5, "step": 30},
+        {"loss": 0.38, "epoch": 2.0, "step": 40},
+        {"eval_loss": 0.49, "eval_accuracy": 0.79, "epoch": 2.0, "step": 40},
+        {"train_runtime": 12.0, "train_loss": 0.52, "epoch": 2.0, "step": 40},
+    ]
+    path = tmp_path / "training_history.json"
+    path.write_text(json.dumps(logs))
+    history = load_history(path)
+    assert history.source.format == "hf_trainer_state"
+    assert history.epochs == [1, 2]
+    assert history.series["loss"] == pytest.approx([0.65, 0.39])
+    assert history.series["val_loss"] == [0.60, 0.49]
+    assert "train_loss" not in history.series
+
+
+def test_an_announced_evaluation_line_is_read_as_validation(tmp_path):
+    """Paddle's example log: train and eval lines alike, told apart by the line before."""
+    path = tmp_path / "training_log.txt"
+    path.write_text(
+        "testing in eval mode……\n"
+        "epoch: 0,  loss is: 2.50, acc is: 0.07\n"
+        "epoch: 0,  loss is: 0.63, acc is: 0.78\n"
+        "testing in eval mode……\n"
+        "epoch: 0,  loss is: 0.49, acc is: 0.84\n"
+        "Now continue training……\n"
+        "epoch: 1,  loss is: 0.37, acc is: 0.87\n"
+        "testing in eval mode……\n"
+        "epoch: 1,  loss is: 0.58, acc is: 0.80\n"
+    )
+    history = load_history(path)
+    assert history.source.format == "text_log"
+    assert history.epochs == [1, 2]
+    assert history.series["loss"] == [0.63, 0.37]
+    assert history.series["val_loss"] == [0.49, 0.58]
+    assert history.series["val_accuracy"] == [0.84, 0.80]

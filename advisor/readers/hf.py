@@ -8,7 +8,8 @@ values (``loss``, ``grad_norm``) are averaged over the epoch, an evaluation is t
 epoch's value (the last one when there were several).  When training stopped inside
 an epoch (a final epoch of 2.5), that last epoch is kept and noted as partial.  The
 closing summary entry (``train_runtime``, run-average ``train_loss``) is not a point
-of the curve.
+of the curve.  A bare list of such log records (``trainer.state.log_history`` saved on
+its own) is read the same way.
 """
 
 from __future__ import annotations
@@ -23,9 +24,25 @@ _PER_STEP = {"loss", "grad_norm"}  # averaged over the steps of a point
 
 
 def sniff(content: Content) -> bool:
-    """A JSON object with a ``log_history`` list."""
+    """A JSON object with a ``log_history`` list, or such a list on its own."""
     data = content.json
-    return isinstance(data, dict) and isinstance(data.get("log_history"), list)
+    if isinstance(data, dict):
+        return isinstance(data.get("log_history"), list)
+    return _is_log_list(data)
+
+
+def _is_log_list(data) -> bool:
+    """A list of log records: every one an object with an integer ``step``, some with a loss."""
+    return (
+        isinstance(data, list)
+        and bool(data)
+        and all(isinstance(e, dict) and isinstance(e.get("step"), int) for e in data)
+        and any("loss" in e or "eval_loss" in e for e in data)
+    )
+
+
+def _log_history(data) -> list:
+    return data if isinstance(data, list) else data["log_history"]
 
 
 def read(content: Content) -> History:
@@ -33,7 +50,7 @@ def read(content: Content) -> History:
     builder = HistoryBuilder(FORMAT, content.path)
     content.note_cut(builder.skip)
     logs = []
-    for index, entry in enumerate(content.json["log_history"]):
+    for index, entry in enumerate(_log_history(content.json)):
         if not isinstance(entry, dict):
             builder.skip(f"log_history[{index}]: not an object")
             continue
@@ -73,7 +90,7 @@ def read(content: Content) -> History:
 
 def _final_epoch(state: dict, logs: list[tuple[int, dict]]) -> float | None:
     """Where training stopped: the state's ``epoch``, else the last log's."""
-    value = state.get("epoch")
+    value = state.get("epoch") if isinstance(state, dict) else None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     return max((_epoch(entry) for _, entry in logs), default=None)

@@ -10,8 +10,11 @@ Every pair after an epoch marker belongs to that epoch.  On a line that also cou
 batches or steps inside the epoch (``Step [100/600]``, ``200/2983 batches``) the
 values are per-step and the epoch's value is their mean; elsewhere a later value of
 the same name replaces an earlier one, so the progress updates inside an epoch give
-way to its closing line.  A log with step numbers but no epoch numbers gives one
-point per logging line, in order, and says so in ``source.notes``.  ``nan`` and
+way to its closing line.  A value-less line that announces an evaluation (``testing in
+eval mode``, ``Validating...``) puts the evaluation phase on the names of the next line
+with values that carry no phase of their own (``epoch: 3,  loss is: 0.29``).  A log
+with step numbers but no epoch numbers gives one point per logging line, in order, and
+says so in ``source.notes``.  ``nan`` and
 ``inf`` are values, never dropped.
 """
 
@@ -68,6 +71,10 @@ _LOGGING_PREFIX = re.compile(
 _PHASE_START = re.compile(
     r"(?i)\s*[-|:>]*\s*(train(?:ing)?|val(?:id(?:ation)?)?|eval|test)\b(?![_/])"
 )
+# A line announcing an evaluation, without numbers ("testing in eval mode", "Validating...").
+_EVAL_ANNOUNCED = re.compile(r"(?i)^\W*(?:testing|evaluating|validating)\b\D*$")
+# "loss is: 0.29" (Paddle's example scripts): the verb is not part of the name.
+_NAME_VERB = re.compile(r"(?i)\s+(?:is|was)$")
 
 
 def sniff(content: Content) -> bool:
@@ -121,7 +128,9 @@ def _pairs(line: str, start: int) -> list[tuple[str, str]]:
     prefix = _LOGGING_PREFIX.match(line, start)
     if prefix is not None:
         start = prefix.end()
-    found = [(m.group(1).strip(), m.group(2)) for m in _PAIR.finditer(line, start)]
+    found = [
+        (_NAME_VERB.sub("", m.group(1).strip()), m.group(2)) for m in _PAIR.finditer(line, start)
+    ]
     if line.count("|") >= 2:
         for field in line[start:].split("|"):
             match = _FIELD.fullmatch(re.sub(r"^\[([^\]]+)\]", r"\1", field.strip()))
@@ -248,8 +257,12 @@ def _read_epochs(text: str, builder: HistoryBuilder) -> None:
     bar: dict[int, tuple[int, int]] = {}
     fresh = False  # a marker was seen and no value since
     looped = 0
+    announced = False  # an evaluation was announced and no value since
     for number, line in enumerate(_SPLIT.split(text), start=1):
         markers = _markers(pattern, line)
+        if not markers and _EVAL_ANNOUNCED.match(line):
+            announced = True
+            continue
         start = 0
         if markers:  # pairs on a marker line come after it ("Epoch 3: loss=...")
             last = markers[-1]
@@ -280,7 +293,11 @@ def _read_epochs(text: str, builder: HistoryBuilder) -> None:
             bar[epoch] = (done, total)
         per_step = bool(markers) and _PROGRESS.search(line) is not None
         added = False
-        for name, value in _pairs(line, start):
+        pairs = _pairs(line, start)
+        if pairs and announced:
+            pairs = [(n if _has_phase(n) else f"eval {n}", v) for n, v in pairs]
+            announced = False
+        for name, value in pairs:
             if name.lower() in _EPOCH_COUNTERS:
                 continue
             builder.add(epoch, name, value, where=f"line {number}", per_step=per_step)
