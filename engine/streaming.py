@@ -43,12 +43,12 @@ from advisor.errors import InputError
 from advisor.schemas import CsvData, ImageFolderData, Plan, ScalePlan
 from engine import compiler
 from engine.data import (
-    TEST_SEED_OFFSET,
     Dataset,
     check_finite,
     check_targets,
+    class_counts,
     epoch_batches,
-    split_indices,
+    split_rows,
     steps_for,
 )
 from engine.sources import IMAGE_SUFFIXES, read_image
@@ -337,19 +337,7 @@ def load_streamed(plan: Plan, base_dir: str | Path = ".") -> Dataset:
             f"shape {list(store.row_shape)}; set input_shape to the data's shape"
         )
     y = check_targets(y, plan)
-    rest = np.arange(len(y))
-    test_idx = None
-    if plan.data.test_fraction > 0:
-        rest, test_idx = split_indices(
-            y,
-            plan.task,
-            plan.data.test_fraction,
-            plan.data.split_seed + TEST_SEED_OFFSET,
-            "data.test_fraction",
-        )
-    val_share = plan.data.val_fraction / (1.0 - plan.data.test_fraction)
-    train_pos, val_pos = split_indices(y[rest], plan.task, val_share, plan.data.split_seed)
-    train_idx, val_idx = rest[train_pos], rest[val_pos]
+    train_idx, val_idx, test_idx = split_rows(y, plan)
     shape = tuple(plan.input_shape)
     scaling = fit_scaling_chunked(Rows(store, train_idx, {"normalize": "none"}, shape), plan)
 
@@ -602,10 +590,7 @@ def build_streamed(plan: Plan, network, dataset: Dataset, device, variables, pla
             }
             return state, placement.local(values)
 
-    counts = None
-    if dataset.n_classes and np.ndim(dataset.y_train) == 1:
-        ids = np.asarray(dataset.y_train).astype(np.int64)
-        counts = tuple(int(c) for c in np.bincount(ids, minlength=dataset.n_classes))
+    counts = class_counts(dataset.y_train, dataset.n_classes)
     probe_rows = min(chunk_rows(dataset.x_train.row_shape), max(plan.batch_size, 1))
     on_device = StreamedData(
         y_train=placement.put(dataset.y_train),
