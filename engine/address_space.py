@@ -1,14 +1,19 @@
-"""Fewer malloc arenas when the process's address space is capped (``ulimit -v``).
+"""glibc's malloc set for a capped address space (``ulimit -v``): few arenas, big blocks mapped.
 
-glibc gives each thread that allocates concurrently its own arena and reserves
-64 MiB of address space for each (up to 8 per core).  XLA's thread pools make
-twenty-odd threads, so a run holds about a gigabyte of reserved, never-touched
-address space: nothing to the resident memory, but it counts against
-``RLIMIT_AS``, and under a cap of a few GiB it is what a streamed run runs out
-of (figures in benchmarks/RESULTS.md, "Scale").  Under a finite cap (and when
-``MALLOC_ARENA_MAX`` does not already say) the arenas are limited to
-``ARENAS``; without a cap nothing changes.  Call it before jax starts its
-backend: arenas already made are kept.
+Two habits of glibc's malloc cost address space that ``RLIMIT_AS`` counts:
+
+* each thread that allocates gets its own arena, and each arena reserves 64 MiB
+  (up to 8 per core).  XLA's thread pools make twenty-odd threads, so a run
+  holds about a gigabyte of reserved, never-touched address space;
+* a freed block above the mmap threshold raises the threshold to its size (up
+  to 32 MiB), so the streamed batches (about 10 MB each) then come from the
+  heap, which fragments and grows by hundreds of MB over an epoch.
+
+Under a finite cap the arenas are limited to ``ARENAS`` and blocks of
+``MMAP_THRESHOLD`` or more are always mapped (and unmapped when freed), unless
+``MALLOC_ARENA_MAX`` or ``MALLOC_MMAP_THRESHOLD_`` already say; without a cap
+nothing changes (figures in benchmarks/RESULTS.md, "Scale").  Call it before
+jax starts its backend: arenas already made are kept.
 """
 
 from __future__ import annotations
@@ -18,10 +23,13 @@ import ctypes.util
 import os
 import resource
 
-# mallopt's parameter number for the arena limit (glibc's malloc.h: M_ARENA_MAX).
+# mallopt's parameter numbers (glibc's malloc.h).
 M_ARENA_MAX = -8
+M_MMAP_THRESHOLD = -3
 # Arenas kept under a cap: the main one and one shared by the other threads.
 ARENAS = 2
+# Blocks from this size up are mapped on their own under a cap (a fixed threshold: no raising).
+MMAP_THRESHOLD = 1 << 20
 
 
 def capped() -> bool:
@@ -30,12 +38,13 @@ def capped() -> bool:
     return soft != resource.RLIM_INFINITY
 
 
-def limit_malloc_arenas() -> bool:
-    """Limit glibc's arenas to ``ARENAS`` under a capped address space; True if it did.
+def limit_malloc() -> bool:
+    """Under a capped address space: ``ARENAS`` arenas, blocks from ``MMAP_THRESHOLD`` mapped.
 
-    A no-op (False) without a cap, when ``MALLOC_ARENA_MAX`` is set, or without glibc.
+    Returns True if it set either; a no-op (False) without a cap, without glibc,
+    or where the ``MALLOC_*`` environment variables already set both.
     """
-    if not capped() or "MALLOC_ARENA_MAX" in os.environ:
+    if not capped():
         return False
     name = ctypes.util.find_library("c")
     if name is None:
@@ -44,4 +53,9 @@ def limit_malloc_arenas() -> bool:
         mallopt = ctypes.CDLL(name).mallopt
     except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to limit
         return False
-    return bool(mallopt(M_ARENA_MAX, ARENAS))
+    done = False
+    if "MALLOC_ARENA_MAX" not in os.environ:
+        done |= bool(mallopt(M_ARENA_MAX, ARENAS))
+    if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
+        done |= bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+    return done

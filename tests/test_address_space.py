@@ -1,4 +1,4 @@
-"""Under ``ulimit -v`` a run limits glibc's malloc arenas, whose reserved space counts against it."""
+"""Under ``ulimit -v`` a run sets glibc's malloc to spend less address space (engine.address_space)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import pytest
 _PROBE = textwrap.dedent(
     """
     import threading
-    from engine.address_space import limit_malloc_arenas
+    from engine.address_space import limit_malloc
 
-    did = limit_malloc_arenas()
+    did = limit_malloc()
 
     def vmsize():
         for line in open("/proc/self/status"):
@@ -44,6 +44,22 @@ _PROBE = textwrap.dedent(
     print(did, grown)
     """
 )
+# A freed 10 MB block raises glibc's mmap threshold; how far does a 5 MB block then move the heap?
+_HEAP = textwrap.dedent(
+    """
+    import ctypes, ctypes.util
+    from engine.address_space import limit_malloc
+
+    did = limit_malloc()
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    libc.sbrk.restype, libc.sbrk.argtypes = ctypes.c_void_p, [ctypes.c_ssize_t]
+    first = bytearray(10 << 20)
+    del first
+    before = libc.sbrk(0)
+    block = bytearray(5 << 20)
+    print(did, libc.sbrk(0) - before)
+    """
+)
 CAP = 4 * 2**30
 
 glibc = pytest.mark.skipif(
@@ -52,7 +68,7 @@ glibc = pytest.mark.skipif(
 )
 
 
-def _probe(cap: int | None, env: dict) -> tuple[bool, int]:
+def _probe(cap: int | None, env: dict, code: str = _PROBE) -> tuple[bool, int]:
     def limit():
         if cap is not None:
             resource.setrlimit(resource.RLIMIT_AS, (cap, resource.RLIM_INFINITY))
@@ -60,7 +76,7 @@ def _probe(cap: int | None, env: dict) -> tuple[bool, int]:
     base = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
     env = {**base, "PYTHONPATH": os.pathsep.join(sys.path), **env}
     done = subprocess.run(
-        [sys.executable, "-c", _PROBE],
+        [sys.executable, "-c", code],
         env=env,
         preexec_fn=limit,
         capture_output=True,
@@ -75,10 +91,20 @@ def _probe(cap: int | None, env: dict) -> tuple[bool, int]:
 @glibc
 def test_a_capped_process_makes_few_arenas():
     limited, limited_growth = _probe(CAP, {})
-    default, default_growth = _probe(CAP, {"MALLOC_ARENA_MAX": "32"})
-    assert limited and not default  # an explicit MALLOC_ARENA_MAX is the user's to keep
+    _, default_growth = _probe(CAP, {"MALLOC_ARENA_MAX": "32"})  # the user's value is kept
+    assert limited
     # each arena glibc makes reserves 64 MiB: at least 8 fewer of them
     assert default_growth - limited_growth >= 8 * 64 * 2**20
+
+
+@glibc
+def test_a_capped_process_maps_big_blocks_instead_of_growing_the_heap():
+    assert _probe(CAP, {}, _HEAP) == (True, 0)
+    # glibc's own rule (a threshold raised to 10 MB, as an explicit value keeps it): the heap grows
+    _, grown = _probe(CAP, {"MALLOC_MMAP_THRESHOLD_": str(32 << 20)}, _HEAP)
+    assert grown >= 5 << 20
+    both = {"MALLOC_ARENA_MAX": "8", "MALLOC_MMAP_THRESHOLD_": str(32 << 20)}
+    assert _probe(CAP, both, _HEAP)[0] is False  # both set by the user: nothing to do
 
 
 @glibc
