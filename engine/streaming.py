@@ -5,9 +5,9 @@ Chosen by ``plan.scale.data_path`` ("stream", or "auto" above
 folders and tables (.csv, .parquet).  ``load_streamed`` decodes the source once,
 chunk by chunk, into a row file (``RowFile``: the .npy format, read with
 ``os.pread``, so neither a memory map nor the whole set ever enters the address
-space: it completes under ``ulimit -v``), keeps only the targets in memory,
-splits them exactly as ``engine.data.load_data`` does and fits the scaling in
-one chunked pass.  Its ``Dataset`` holds ``Rows`` views that read and scale the
+space: it completes under ``ulimit -v``, with ``engine.address_space``), keeps
+only the targets in memory, splits them with ``engine.data.split_rows`` (as
+``load_data`` does) and fits the scaling in one chunked pass.  Its ``Dataset`` holds ``Rows`` views that read and scale the
 rows asked for.  ``StreamedPhase`` trains with the same step, batch order and
 epoch summary as the in-memory path (so the same plan gives the same curve to
 float32 rounding; the dead-unit probe and the evaluation chunks are at most
