@@ -8,8 +8,8 @@ chunk by chunk, into a row file (``RowFile``: the .npy format, read with
 space: it completes under ``ulimit -v``, with ``engine.address_space``), keeps
 only the targets in memory, splits them with ``engine.data.split_rows`` (as
 ``load_data`` does) and fits the scaling in one chunked pass.  Its ``Dataset``
-holds ``Rows`` views that read and scale the rows asked for.  ``StreamedPhase`` trains with the same step, batch order and
-epoch summary as the in-memory path (so the same plan gives the same curve to
+holds ``Rows`` views that read and scale the rows asked for.  ``StreamedPhase``
+trains with the same step, batch order and epoch summary as the in-memory path (so the same plan gives the same curve to
 float32 rounding; the dead-unit probe and the evaluation chunks are at most
 a training batch, so ``dead_fraction`` sees fewer examples when the batch is
 under 256), a background thread reading and placing the next batches
