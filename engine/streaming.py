@@ -2,20 +2,20 @@
 
 Chosen by ``plan.scale.data_path`` ("stream", or "auto" above
 ``stream_above_mb`` of decoded float32 data; ``wants_stream``) for image
-folders and tables (.csv, .parquet).  ``load_streamed`` decodes the source once,
+folders and tables (.csv, .parquet). ``load_streamed`` decodes the source once,
 chunk by chunk, into a row file (``RowFile``: the .npy format, read with
 ``os.pread``, so neither a memory map nor the whole set ever enters the address
 space: it completes under ``ulimit -v``, with ``engine.address_space``), keeps
 only the targets in memory, splits them with ``engine.data.split_rows`` (as
-``load_data`` does) and fits the scaling in one chunked pass.  Its ``Dataset``
-holds ``Rows`` views that read and scale the rows asked for.  ``StreamedPhase``
-trains with the same step, batch order and epoch summary as the in-memory path (so the same plan gives the same curve to
-float32 rounding; the dead-unit probe and the evaluation chunks are at most
-a training batch, so ``dead_fraction`` sees fewer examples when the batch is
-under 256), a background thread reading and placing the next batches
-while the device runs the current one.  On a mesh each batch is assembled
-with ``jax.make_array_from_callback``: every process reads only the rows of
-its own devices' shards.
+``load_data`` does) and fits the scaling in one chunked pass. Its ``Dataset``
+holds ``Rows`` views that read and scale the rows asked for. ``StreamedPhase``
+trains with the same step, batch order and epoch summary as the in-memory path
+(so the same plan gives the same curve to float32 rounding; the dead-unit probe
+and the evaluation chunks are at most a training batch, so ``dead_fraction``
+sees fewer examples when the batch is under 256), a background thread reading
+and placing the next batches while the device runs the current one. On a mesh
+each batch is assembled with ``jax.make_array_from_callback``: every process
+reads only the rows of its own devices' shards.
 
 Why not grain: it would add array_record, dm-tree, etils and protobuf to the
 install, and its speed comes from worker processes, which the 2-core machines
