@@ -77,16 +77,9 @@ def load_data(plan: Plan, base_dir: str | Path = ".") -> Dataset:
     base_dir = Path(base_dir)
     raw = sources.read_source(source, plan, base_dir)
     x, y = _prepared(raw, plan)
-    rest = np.arange(len(y))
+    train_idx, val_idx, test_idx = split_rows(y, plan)
     x_test = y_test = None
-    if plan.data.test_fraction > 0:
-        rest, test_idx = split_indices(
-            y,
-            plan.task,
-            plan.data.test_fraction,
-            plan.data.split_seed + TEST_SEED_OFFSET,
-            "data.test_fraction",
-        )
+    if test_idx is not None:
         x_test, y_test = x[test_idx], y[test_idx]
     elif plan.data.test is not None:
         test_source = plan.data.test
@@ -96,10 +89,6 @@ def load_data(plan: Plan, base_dir: str | Path = ".") -> Dataset:
         test_raw = sources.read_source(test_source, plan, base_dir)
         test_raw = align_classes(test_raw, raw.class_names, "data.test")
         x_test, y_test = _prepared(test_raw, plan)
-    # the validation share is of the whole source, so it stays the same with or without a test split
-    val_share = plan.data.val_fraction / (1.0 - plan.data.test_fraction)
-    train_pos, val_pos = split_indices(y[rest], plan.task, val_share, plan.data.split_seed)
-    train_idx, val_idx = rest[train_pos], rest[val_pos]
     if raw.subsample is not None:
         train_idx = subsample(train_idx, y, plan.task, raw.subsample, plan.data.split_seed)
     scaling = fit_scaling(x[train_idx], plan.data.normalize, plan.modality)
@@ -121,6 +110,37 @@ def load_data(plan: Plan, base_dir: str | Path = ".") -> Dataset:
 
 # Offset of the test split's seed from split_seed, so the two draws are independent.
 TEST_SEED_OFFSET = 7919
+
+
+def split_rows(y: np.ndarray, plan: Plan) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(train, validation, test or None) row indices of targets ``y``, as the plan splits them.
+
+    The test split first (``data.test_fraction``), then validation from what is
+    left; the in-memory and the streamed paths both split here, so they hold the
+    same rows.
+    """
+    rest = np.arange(len(y))
+    test_idx = None
+    if plan.data.test_fraction > 0:
+        rest, test_idx = split_indices(
+            y,
+            plan.task,
+            plan.data.test_fraction,
+            plan.data.split_seed + TEST_SEED_OFFSET,
+            "data.test_fraction",
+        )
+    # the validation share is of the whole source, so it stays the same with or without a test split
+    val_share = plan.data.val_fraction / (1.0 - plan.data.test_fraction)
+    train_pos, val_pos = split_indices(y[rest], plan.task, val_share, plan.data.split_seed)
+    return rest[train_pos], rest[val_pos], test_idx
+
+
+def class_counts(y: np.ndarray, n_classes: int | None) -> tuple[int, ...] | None:
+    """Training examples per class for class-id targets (the loss's class weights); else None."""
+    if not n_classes or np.ndim(y) != 1:
+        return None
+    ids = np.asarray(y).astype(np.int64)
+    return tuple(int(c) for c in np.bincount(ids, minlength=n_classes))
 
 
 def check_finite(x: np.ndarray, y: np.ndarray) -> None:

@@ -26,6 +26,8 @@ trial's history, early stopping, plateau and pruning.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import functools
 import time
 from collections.abc import Callable, Sequence
@@ -85,6 +87,7 @@ class ModeChoice:
     population_compile_s: float | None = None  # the vmapped step's first call beyond a step
     sequential_compile_s: float | None = None
     steps: int | None = None  # steps each trial trains
+    lanes: int = 1  # devices that sequential trials run on side by side (Population.lanes)
 
     @property
     def measured(self) -> bool:
@@ -101,7 +104,8 @@ class ModeChoice:
         """Seconds the k trials should take in ``mode``: its program's compile, then its steps."""
         if mode == "population":
             return self.population_compile_s + self.steps * self.population_s
-        return self.sequential_compile_s + self.k * self.steps * self.sequential_s
+        rounds = -(-self.k // self.lanes)  # trials each device trains in turn
+        return self.sequential_compile_s + rounds * self.steps * self.sequential_s
 
 
 class Population:
@@ -115,8 +119,8 @@ class Population:
         device: where to train.
         base_dir: folder that ``model.base`` is relative to.
         trial_devices: devices a vmapped population's trials are split over
-            (``engine.sharding.TrialPlacement``): N devices train N trials at once.
-            None = ``device`` alone.
+            (``engine.sharding.TrialPlacement``), or sequential trials run on one
+            each (``lanes``): N devices train N trials at once.  None = ``device`` alone.
     """
 
     def __init__(
@@ -143,7 +147,8 @@ class Population:
             reference.model, reference.input_shape, reference.task, impl=self.impl, dtype=dtype
         )
         variables, _ = initial_variables(reference, self.network, Path(base_dir), self.warnings)
-        self.spread = trial_placement(tuple(trial_devices or (device,)))
+        self.trial_devices = tuple(trial_devices or (device,))
+        self.spread = trial_placement(self.trial_devices)
         # with a trial mesh, data and initial weights sit on every device of it
         self.where = self.spread.replicated if self.spread else device
         self.variables = jax.device_put(variables, self.where)
@@ -163,6 +168,7 @@ class Population:
         self.assign(plans)
         self._programs: dict = {}
         self._modes: dict[int, ModeChoice] = {}
+        self._lanes: list[Population] | None = None
 
     def assign(self, plans: Sequence[Plan]) -> None:
         """Train these trial plans next (same structure): the compiled programs are kept."""
@@ -289,6 +295,37 @@ class Population:
         opt_state = jax.device_put(opt_state, where)
         return state.replace(trials=state.trials.replace(opt_state=opt_state))
 
+    # ------------------------------------------------------------------------- one trial a device
+
+    def lanes(self) -> list[Population]:
+        """One view of this population per local trial device, for sequential trials side by side.
+
+        Each lane holds its own copy of the data, initial weights and keys on its
+        device and compiles its own programs, so a trial trained there runs on
+        that device alone (``engine.trials.train_trials``).  One device: this
+        population itself.
+        """
+        here = [d for d in self.trial_devices if d.process_index == jax.process_index()]
+        if len(here) < 2:
+            return [self]
+        if self._lanes is None:
+            self._lanes = [self._on_device(d) for d in here]
+        for lane in self._lanes:
+            lane.plans = self.plans  # assign() renews the trials: every lane trains the new ones
+        return self._lanes
+
+    def _on_device(self, device: jax.Device) -> Population:
+        lane = copy.copy(self)
+        lane.device, lane.where, lane.spread, lane.trial_devices = device, device, None, (device,)
+        lane.variables = jax.device_put(self.variables, device)
+        lane.data_key, lane.train_key = jax.device_put((self.data_key, self.train_key), device)
+        arrays = ("x_train", "y_train", "x_val", "y_val", "probe")
+        lane.data = dataclasses.replace(
+            self.data, **{name: jax.device_put(getattr(self.data, name), device) for name in arrays}
+        )
+        lane._programs, lane._modes, lane._lanes = {}, {}, None
+        return lane
+
     # ------------------------------------------------------------------------- population or sequential
 
     def choose_mode(self, k: int, forced: str | None = None) -> ModeChoice:
@@ -297,7 +334,8 @@ class Population:
         A few steps of each are timed on one batch, and the first call of each
         (its compile) too; the population wins when compiling the vmapped
         program and running every trial's steps at once takes less time than
-        compiling the single-trial program and running the trials in turn.  A
+        compiling the single-trial program and running the trials in turn (one
+        per device at a time over several devices: ``lanes``).  A
         vmapped convolution is slower than the trials in turn on a CPU, and on a
         GPU it compiles for long, so short trials there stay sequential.
         ``forced`` ("population" or "sequential") skips the timing.  One trial,
@@ -310,10 +348,18 @@ class Population:
         if k not in self._modes:
             members = list(range(k))
             population_s, population_compile_s = self._time_steps(members, vmapped=True)
-            sequential_s, sequential_compile_s = self._time_steps(members[:1], vmapped=False)
+            lanes = self.lanes()  # a sequential trial trains on one device of them
+            sequential_s, sequential_compile_s = lanes[0]._time_steps(members[:1], vmapped=False)
             steps = sum(stage.epochs for stage in self.stages) * self.steps_per_epoch
             choice = ModeChoice(
-                "", k, population_s, sequential_s, population_compile_s, sequential_compile_s, steps
+                "",
+                k,
+                population_s,
+                sequential_s,
+                population_compile_s,
+                sequential_compile_s,
+                steps,
+                lanes=len(lanes),
             )
             choice.mode = min(("sequential", "population"), key=choice.expected_s)
             self._modes[k] = choice

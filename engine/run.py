@@ -143,8 +143,10 @@ def run_plan(
         EngineError: no such device, or the loss diverged (history and last good weights
             written); ``engine.fit.Interrupted`` after SIGINT/SIGTERM (checkpoint written).
     """
+    from engine.address_space import limit_malloc
     from engine.callbacks import as_callback
 
+    limit_malloc()  # under `ulimit -v`, before jax's threads make their arenas
     base_dir = Path(base_dir)
     plan = resolve_plan_paths(plan, base_dir)  # the run folder's plan.json runs from anywhere
     run_dir = Path(out_dir or plan.output_dir or _default_dir(plan))

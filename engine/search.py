@@ -380,6 +380,7 @@ class Searcher:
                 "mode": mode,
                 "seconds": round(seconds, 3),
                 "worker": workers.identity(),
+                "device": outcome.device,
                 "history": str((folder / "history.json").relative_to(self.out_dir)),
             },
         )

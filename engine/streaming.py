@@ -2,20 +2,20 @@
 
 Chosen by ``plan.scale.data_path`` ("stream", or "auto" above
 ``stream_above_mb`` of decoded float32 data; ``wants_stream``) for image
-folders and tables (.csv, .parquet).  ``load_streamed`` decodes the source once,
+folders and tables (.csv, .parquet). ``load_streamed`` decodes the source once,
 chunk by chunk, into a row file (``RowFile``: the .npy format, read with
 ``os.pread``, so neither a memory map nor the whole set ever enters the address
-space: it completes under ``ulimit -v``), keeps only the targets in memory,
-splits them exactly as ``engine.data.load_data`` does and fits the scaling in
-one chunked pass.  Its ``Dataset`` holds ``Rows`` views that read and scale the
-rows asked for.  ``StreamedPhase`` trains with the same step, batch order and
-epoch summary as the in-memory path (so the same plan gives the same curve to
-float32 rounding; the dead-unit probe and the evaluation chunks are at most
-a training batch, so ``dead_fraction`` sees fewer examples when the batch is
-under 256), a background thread reading and placing the next batches
-while the device runs the current one.  On a mesh each batch is assembled
-with ``jax.make_array_from_callback``: every process reads only the rows of
-its own devices' shards.
+space: it completes under ``ulimit -v``, with ``engine.address_space``), keeps
+only the targets in memory, splits them with ``engine.data.split_rows`` (as
+``load_data`` does) and fits the scaling in one chunked pass. Its ``Dataset``
+holds ``Rows`` views that read and scale the rows asked for. ``StreamedPhase``
+trains with the same step, batch order and epoch summary as the in-memory path
+(so the same plan gives the same curve to float32 rounding; the dead-unit probe
+and the evaluation chunks are at most a training batch, so ``dead_fraction``
+sees fewer examples when the batch is under 256), a background thread reading
+and placing the next batches while the device runs the current one. On a mesh
+each batch is assembled with ``jax.make_array_from_callback``: every process
+reads only the rows of its own devices' shards.
 
 Why not grain: it would add array_record, dm-tree, etils and protobuf to the
 install, and its speed comes from worker processes, which the 2-core machines
@@ -43,12 +43,12 @@ from advisor.errors import InputError
 from advisor.schemas import CsvData, ImageFolderData, Plan, ScalePlan
 from engine import compiler
 from engine.data import (
-    TEST_SEED_OFFSET,
     Dataset,
     check_finite,
     check_targets,
+    class_counts,
     epoch_batches,
-    split_indices,
+    split_rows,
     steps_for,
 )
 from engine.sources import IMAGE_SUFFIXES, read_image
@@ -337,19 +337,7 @@ def load_streamed(plan: Plan, base_dir: str | Path = ".") -> Dataset:
             f"shape {list(store.row_shape)}; set input_shape to the data's shape"
         )
     y = check_targets(y, plan)
-    rest = np.arange(len(y))
-    test_idx = None
-    if plan.data.test_fraction > 0:
-        rest, test_idx = split_indices(
-            y,
-            plan.task,
-            plan.data.test_fraction,
-            plan.data.split_seed + TEST_SEED_OFFSET,
-            "data.test_fraction",
-        )
-    val_share = plan.data.val_fraction / (1.0 - plan.data.test_fraction)
-    train_pos, val_pos = split_indices(y[rest], plan.task, val_share, plan.data.split_seed)
-    train_idx, val_idx = rest[train_pos], rest[val_pos]
+    train_idx, val_idx, test_idx = split_rows(y, plan)
     shape = tuple(plan.input_shape)
     scaling = fit_scaling_chunked(Rows(store, train_idx, {"normalize": "none"}, shape), plan)
 
@@ -602,10 +590,7 @@ def build_streamed(plan: Plan, network, dataset: Dataset, device, variables, pla
             }
             return state, placement.local(values)
 
-    counts = None
-    if dataset.n_classes and np.ndim(dataset.y_train) == 1:
-        ids = np.asarray(dataset.y_train).astype(np.int64)
-        counts = tuple(int(c) for c in np.bincount(ids, minlength=dataset.n_classes))
+    counts = class_counts(dataset.y_train, dataset.n_classes)
     probe_rows = min(chunk_rows(dataset.x_train.row_shape), max(plan.batch_size, 1))
     on_device = StreamedData(
         y_train=placement.put(dataset.y_train),

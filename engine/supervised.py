@@ -13,12 +13,11 @@ from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from advisor.schemas import Plan
 from engine import compiler
 from engine.augment import make_augment
-from engine.data import Dataset, steps_for
+from engine.data import Dataset, class_counts, steps_for
 from engine.freeze import Stage, make_stage_optimizer, stages_for
 from engine.losses import build_loss
 from engine.models import ConvBlock, DenseBlock, Network
@@ -58,10 +57,7 @@ class DeviceData:
             dataset.y_val,
             dataset.x_train[:PROBE_SIZE],
         )
-        counts = None
-        if dataset.n_classes and np.ndim(dataset.y_train) == 1:
-            ids = np.asarray(dataset.y_train).astype(np.int64)
-            counts = tuple(int(c) for c in np.bincount(ids, minlength=dataset.n_classes))
+        counts = class_counts(dataset.y_train, dataset.n_classes)
         if isinstance(device, Placement):
             return cls(*device.put(arrays), class_counts=counts)
         return cls(*(jax.device_put(a, device) for a in arrays), class_counts=counts)

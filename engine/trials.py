@@ -2,7 +2,8 @@
 
 ``train_trials(population, members, mode, on_epoch)`` trains the members of an
 ``engine.population.Population`` vmapped together ("population") or one after
-another through one compiled program ("sequential") and returns a
+another through one compiled program ("sequential"; over several devices one
+trial per device at a time, ``Population.lanes``) and returns a
 ``TrialOutcome`` per member.  Between epochs each trial is looked after as
 ``engine.fit`` looks after a run: its values are recorded, a loss that stops
 being finite ends it (``diverged``), reduce-on-plateau changes its own rate,
@@ -15,8 +16,10 @@ recorded.
 from __future__ import annotations
 
 import math
+import queue
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import jax
@@ -42,6 +45,7 @@ class TrialOutcome:
     plan: Plan
     result: FitResult
     status: str = "complete"
+    device: str | None = None  # where a sequential trial trained (None: vmapped with others)
 
     @property
     def final_epoch(self) -> int | None:
@@ -118,7 +122,38 @@ def train_trials(
     """Train ``members`` (indices into ``population.plans``) and return their outcomes in order."""
     if mode == "population":
         return _lockstep(population, list(members), True, on_epoch)
-    return [outcome for i in members for outcome in _lockstep(population, [i], False, on_epoch)]
+    members = list(members)
+    lanes = population.lanes() if len(members) > 1 else [population]
+    if len(lanes) == 1:
+        return [outcome for i in members for outcome in _lockstep(population, [i], False, on_epoch)]
+    return _side_by_side(lanes, members, on_epoch)
+
+
+def _side_by_side(
+    lanes: list[Population], members: list[int], on_epoch: OnEpoch | None
+) -> list[TrialOutcome]:
+    """Sequential trials one per device at once: each device that comes free takes the next.
+
+    A thread per device dispatches its trial's epochs (jax releases the GIL while
+    a device computes); an error or Ctrl-C in one cancels the trials not started.
+    """
+    free: queue.SimpleQueue[Population] = queue.SimpleQueue()
+    for lane in lanes:
+        free.put(lane)
+
+    def one(member: int) -> TrialOutcome:
+        lane = free.get()  # never waits: no more trials run than there are lanes
+        try:
+            return _lockstep(lane, [member], False, on_epoch)[0]
+        finally:
+            free.put(lane)
+
+    pool = ThreadPoolExecutor(max_workers=len(lanes), thread_name_prefix="trial")
+    try:
+        futures = [pool.submit(one, member) for member in members]
+        return [future.result() for future in futures]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _row(values: dict, j: int | None) -> dict[str, float | None]:
@@ -134,6 +169,8 @@ def _lockstep(
 ) -> list[TrialOutcome]:
     """Train ``members`` epoch by epoch in one state (a trial axis when vmapped)."""
     trials = [_Trial(pop.plans[i]) for i in members]
+    if not vmapped:
+        trials[0].outcome.device = str(pop.device)
     # weights of the best epoch, only where a later stage starts from them (one trial: see can_batch)
     keep_best = len(pop.stages) > 1 and not vmapped
     state = pop.initial_state(members, vmapped)

@@ -1,7 +1,8 @@
 """Helpers the scale tests run in subprocesses (a forced device count must be set before jax loads).
 
 ``python -m tests.scale_support curves PLAN_JSON DEVICES...`` trains the plan
-once per device count, in memory, and prints ``{devices: {series: values}}`` as JSON.
+once per device count, in memory, and prints ``{devices: {series: values}}`` as JSON;
+``population`` and ``sequential`` train K search trials over each count of trial devices.
 """
 
 from __future__ import annotations
@@ -76,6 +77,35 @@ def population(plan_json: str, counts: list[int], k: int) -> dict:
     return out
 
 
+def sequential(plan_json: str, counts: list[int], k: int) -> dict:
+    """``k`` trials (learning rates apart) trained in sequential mode with ``count`` trial devices."""
+    import jax
+
+    from advisor.schemas import Plan
+    from engine.data import load_data
+    from engine.population import Population
+    from engine.space import trial_plan
+    from engine.trials import train_trials
+
+    base = Plan.model_validate_json(plan_json)
+    plans = [trial_plan(base, {"optimizer.learning_rate": 0.005 * (i + 1)}) for i in range(k)]
+    dataset = load_data(base)
+    out = {}
+    for count in counts:
+        devices = jax.local_devices(backend="cpu")[:count]
+        pop = Population(
+            plans, ["optimizer.learning_rate"], dataset, devices[0], trial_devices=devices
+        )
+        outcomes = train_trials(pop, range(k), "sequential")
+        out[str(count)] = {
+            "losses": [o.result.series["loss"] for o in outcomes],
+            "val_losses": [o.result.series["val_loss"] for o in outcomes],
+            "devices": [o.device for o in outcomes],
+            "lanes": len(pop.lanes()),
+        }
+    return out
+
+
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
     if command == "curves":
@@ -83,3 +113,6 @@ if __name__ == "__main__":
     elif command == "population":
         k, *counts = (int(a) for a in args)
         print(json.dumps(population(sys.stdin.read(), counts, k)))
+    elif command == "sequential":
+        k, *counts = (int(a) for a in args)
+        print(json.dumps(sequential(sys.stdin.read(), counts, k)))

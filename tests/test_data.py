@@ -8,8 +8,15 @@ import numpy as np
 import pytest
 
 from advisor.errors import InputError
-from engine.data import encode_targets, epoch_batches, load_data, split_indices
-from engine.sources import make_shapes
+from engine.data import (
+    class_counts,
+    encode_targets,
+    epoch_batches,
+    load_data,
+    split_indices,
+    split_rows,
+)
+from engine.sources import make_shapes, read_source
 from tests.engine_plans import DIGITS_CNN, make_plan
 
 
@@ -68,6 +75,23 @@ def test_split_is_stratified_seeded_and_disjoint():
     again = split_indices(y, "multiclass", 0.2, seed=3)
     assert np.array_equal(val, again[1])
     assert not np.array_equal(val, split_indices(y, "multiclass", 0.2, seed=4)[1])
+
+
+def test_split_rows_partitions_the_rows_and_is_what_load_data_keeps():
+    plan = make_plan(**{"data.test_fraction": 0.1, "data.val_fraction": 0.2})
+    y = np.repeat(np.arange(10), 40).astype(np.int32)
+    train, val, test = split_rows(y, plan)
+    assert np.array_equal(np.sort(np.concatenate([train, val, test])), np.arange(len(y)))
+    assert [len(train), len(val), len(test)] == [280, 80, 40]  # val is a share of the whole
+    assert class_counts(y[test], 10) == (4,) * 10  # stratified
+    assert split_rows(y, make_plan())[2] is None
+    # the in-memory path keeps these rows: its class counts are split_rows' on the raw labels
+    data = load_data(plan)
+    raw_y = read_source(plan.data.source, plan, ".").y
+    train, val, test = split_rows(raw_y, plan)
+    assert class_counts(data.y_train, 10) == class_counts(raw_y[train], 10)
+    assert np.array_equal(data.y_val, raw_y[val]) and np.array_equal(data.y_test, raw_y[test])
+    assert class_counts(np.zeros((3, 2)), 2) is None  # one-hot rows, multilabel: no counts
 
 
 def test_standardisation_is_fitted_on_the_training_split():

@@ -148,6 +148,12 @@ def test_the_faster_mode_counts_its_compile():
     )
     assert choice.speedup == 4.0
     assert choice.expected_s("population") == 510.0 and choice.expected_s("sequential") == 2001.0
+    # over 4 devices the 8 sequential trials train one per device: 2 in turn on each
+    spread = ModeChoice("", 8, 0.5, 0.25, 10.0, 1.0, steps=1000, lanes=4)
+    assert spread.expected_s("sequential") == 501.0 and spread.expected_s("population") == 510.0
+    assert ModeChoice("", 7, 0.5, 0.25, 10.0, 1.0, steps=1000, lanes=4).expected_s(
+        "sequential"
+    ) == spread.expected_s("sequential")  # 7 trials on 4 devices: still 2 rounds
     short = ModeChoice("", 8, 0.5, 0.25, 10.0, 1.0, steps=2)
     assert short.expected_s("population") > short.expected_s("sequential"), (
         "short trials do not pay back the compile"

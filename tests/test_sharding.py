@@ -73,3 +73,14 @@ def test_eight_trials_train_one_per_device_as_on_one_device():
     np.testing.assert_allclose(eight["losses"], one["losses"], rtol=1e-5)
     np.testing.assert_allclose(eight["val_losses"], one["val_losses"], rtol=1e-5)
     assert len({round(losses[-1], 6) for losses in one["losses"]}) == 8  # eight different trials
+
+
+def test_sequential_trials_run_one_per_device_as_on_one_device():
+    plan = make_plan(epochs=2)  # the iris MLP
+    out = _run(plan, [1, 4], device_count=4, command=("sequential", "4"))
+    one, four = out["1"], out["4"]
+    assert one["lanes"] == 1 and len(set(one["devices"])) == 1
+    assert four["lanes"] == 4 and len(set(four["devices"])) == 4  # each trial its own device
+    np.testing.assert_allclose(four["losses"], one["losses"], rtol=1e-6)
+    np.testing.assert_allclose(four["val_losses"], one["val_losses"], rtol=1e-6)
+    assert len({round(losses[-1], 6) for losses in one["losses"]}) == 4  # four different trials
