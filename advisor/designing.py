@@ -111,12 +111,20 @@ class Prune(_Entry):
     keep: Literal["at_most", "at_least"]
 
 
+class Findings(_Entry):
+    """Which findings narrow the search: ``refuted_by_revision`` drops a finding whose own
+    revision (the fixes for it, run from the round that found it) scored worse."""
+
+    refuted_by_revision: bool
+
+
 class Policy(BaseModel):
     """``rules/auto/auto.toml``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     selection: list[Selection]
     stopping: Stopping
+    findings: Findings
     prune: list[Prune] = []
     step: list[Step] = []
 
@@ -395,6 +403,23 @@ class _Loop:
         fields = key(plan)
         return any(key(self.plan_of(r)) == fields for r in self.lineage.rounds)
 
+    def standing(self, r: LineageRound) -> list[str]:
+        """The problems round ``r`` found that still narrow the search: all of them, less
+        (per the findings entry) those whose revision from ``r`` scored worse than ``r``."""
+        found = [p for p in r.problems if p not in _NOT_FOUND]
+        if not self.policy.findings.refuted_by_revision or r.score is None:
+            return found
+        sign = 1 if self.lineage.direction == "maximize" else -1
+        refuted = {
+            name
+            for q in self.lineage.rounds
+            if q.kind == "revision"
+            and q.parent == r.round
+            and (q.score is None or sign * (q.score - r.score) < 0)
+            for name in [q.cause, *(b.name for b in q.because)]
+        }
+        return [p for p in found if p not in refuted]
+
     # -- budget
 
     def remaining(self) -> tuple[float, float, float]:
@@ -528,7 +553,7 @@ class _Loop:
         pruned: list[PrunedDimension] = []
         for entry in self.policy.prune:
             for r in self.lineage.rounds:
-                hit = [p for p in entry.problems if p in r.problems]
+                hit = [p for p in entry.problems if p in self.standing(r)]
                 if not hit or entry.field not in space:
                     continue
                 value = get_path(self.plan_of(r).model_dump(mode="json"), entry.field)

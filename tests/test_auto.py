@@ -156,6 +156,25 @@ def test_findings_bound_the_space_at_the_plan_that_showed_them(tmp_path):
     assert rounds[("model.units", "overfitting")] == 2
 
 
+def test_a_finding_whose_revision_scored_worse_narrows_nothing(tmp_path):
+    """Round 2 applied the lr_too_high fixes of round 1 and scored worse: the finding is not
+    supported, so larger rates stay open; had round 2 won, they would be cut."""
+    loop = _loop_with_findings(tmp_path, (["lr_too_high"], {}), (["healthy"], {}))
+    plan = loop.plan_of(loop.lineage.rounds[0])
+
+    def with_revision_score(score):
+        first, second = loop.lineage.rounds
+        second = second.model_copy(update={"cause": "lr_too_high", "score": score})
+        loop.lineage = loop.lineage.model_copy(update={"rounds": [first, second]})
+        return loop.pruned_space(plan)
+
+    worse, none = with_revision_score(0.7)
+    assert none == [] and worse["optimizer.learning_rate"].high > plan.optimizer.learning_rate
+    better, cut = with_revision_score(0.9)
+    assert better["optimizer.learning_rate"].high == plan.optimizer.learning_rate
+    assert [p.rule for p in cut] == ["prune_lr_after_lr_too_high"]
+
+
 def test_steps_move_one_dimension_on_its_scale_inside_the_space():
     policy = {s.field: s for s in load_policy().step}
     rate = SearchParam(type="float", low=1e-4, high=1e-2, log=True)
