@@ -666,7 +666,7 @@ class _Loop:
         found = run_search(
             plan,
             search_dir,
-            seed_offset=number,
+            worker=f"auto-round-{number}",  # each round's sampler draws apart
             device=self.device,
             progress=False,
             report=self._warn,
