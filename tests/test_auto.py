@@ -386,3 +386,34 @@ def test_a_class_weighted_plan_with_a_test_split_is_scored_on_it(tmp_path):
     from engine.run import score_test_split
 
     assert score_test_split(tmp_path / "run") == pytest.approx(result.test_metrics, rel=1e-4)
+
+
+@pytest.mark.slow
+def test_a_search_round_runs_the_engine_search_and_keeps_its_best_values(tmp_path):
+    pytest.importorskip("jax")
+    searched = example_plan(
+        "digits_mlp",
+        {
+            "data.source.subsample": 200,
+            "n_train": 200,
+            "epochs": 2,
+            "search": {
+                "method": "random",
+                "space": {"optimizer.learning_rate": {"type": "float", "low": 1e-3, "high": 1e-2}},
+                "n_trials": 2,
+                "epochs_per_trial": 2,
+                "metric": "val_accuracy",
+                "direction": "maximize",
+                "pruner": "none",
+            },
+        },
+    )
+    loop = _loop_with_scores(tmp_path, [0.5])
+    chosen, runs, examples, search_json = loop._search(searched, tmp_path / "search", 2)
+    assert runs == 2 and examples == 2 * 2 * 200  # two trials of two epochs on 200 rows
+    assert chosen.search is None and Path(search_json).exists()
+    trials = [
+        json.loads(p.read_text())["optimizer"]["learning_rate"]
+        for p in sorted((tmp_path / "search" / "trials").glob("*/plan.json"))
+    ]
+    assert chosen.optimizer.learning_rate in trials
