@@ -653,6 +653,7 @@ class _Loop:
                 progress=self.progress,
                 score_test=False,
                 diagnose=write_diagnosis,
+                overwrite=True,  # the round's folder is fresh; a search round's search/ stays
             )
         except EngineError:
             if (round_dir / "run.json").exists():  # diverged: history and diagnosis are written

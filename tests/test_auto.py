@@ -409,11 +409,14 @@ def test_a_search_round_runs_the_engine_search_and_keeps_its_best_values(tmp_pat
         },
     )
     loop = _loop_with_scores(tmp_path, [0.5])
-    chosen, runs, examples, search_json = loop._search(searched, tmp_path / "search", 2)
-    assert runs == 2 and examples == 2 * 2 * 200  # two trials of two epochs on 200 rows
-    assert chosen.search is None and Path(search_json).exists()
+    done = loop.run_round("search", None, searched, "search", [])
+    assert done.kind == "search" and done.runs == 3  # two trials and a run of the winner
+    assert done.examples == 3 * 2 * 200  # each two epochs on 200 rows
+    round_dir = Path(done.run_dir)
+    assert (round_dir / "run.json").exists() and Path(done.search).exists()
     trials = [
         json.loads(p.read_text())["optimizer"]["learning_rate"]
-        for p in sorted((tmp_path / "search" / "trials").glob("*/plan.json"))
+        for p in sorted((round_dir / "search" / "trials").glob("*/plan.json"))
     ]
-    assert chosen.optimizer.learning_rate in trials
+    ran = json.loads((round_dir / "plan.json").read_text())
+    assert ran["optimizer"]["learning_rate"] in trials and ran["search"] is None
