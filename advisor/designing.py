@@ -404,21 +404,29 @@ class _Loop:
         return any(key(self.plan_of(r)) == fields for r in self.lineage.rounds)
 
     def standing(self, r: LineageRound) -> list[str]:
-        """The problems round ``r`` found that still narrow the search: all of them, less
-        (per the findings entry) those whose revision from ``r`` scored worse than ``r``."""
+        """The problems round ``r`` found that still narrow the search: all of them, less (per
+        the findings entry) those a revision acted on and lost by: found in ``r`` and fixed by
+        a revision from ``r`` that scored worse, or found again in ``r``, itself such a revision."""
         found = [p for p in r.problems if p not in _NOT_FOUND]
-        if not self.policy.findings.refuted_by_revision or r.score is None:
+        if not self.policy.findings.refuted_by_revision:
             return found
-        sign = 1 if self.lineage.direction == "maximize" else -1
         refuted = {
             name
             for q in self.lineage.rounds
-            if q.kind == "revision"
-            and q.parent == r.round
-            and (q.score is None or sign * (q.score - r.score) < 0)
-            for name in [q.cause, *(b.name for b in q.because)]
+            if q.kind == "revision" and (q.parent == r.round or q.round == r.round)
+            for name in self._lost(q)
         }
         return [p for p in found if p not in refuted]
+
+    def _lost(self, q: LineageRound) -> list[str]:
+        """The problems revision ``q`` acted on, when it scored worse than its parent."""
+        parent = self.lineage.rounds[q.parent - 1] if q.parent else None
+        if parent is None or parent.score is None:
+            return []
+        sign = 1 if self.lineage.direction == "maximize" else -1
+        if q.score is not None and sign * (q.score - parent.score) >= 0:
+            return []
+        return [q.cause, *(b.name for b in q.because)]
 
     # -- budget
 

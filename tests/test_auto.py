@@ -173,6 +173,12 @@ def test_a_finding_whose_revision_scored_worse_narrows_nothing(tmp_path):
     better, cut = with_revision_score(0.9)
     assert better["optimizer.learning_rate"].high == plan.optimizer.learning_rate
     assert [p.rule for p in cut] == ["prune_lr_after_lr_too_high"]
+    # found again in a revision that lost: that finding narrows nothing either
+    with_revision_score(0.7)
+    first, second = loop.lineage.rounds
+    again = second.model_copy(update={"problems": ["lr_too_high"]})
+    loop.lineage = loop.lineage.model_copy(update={"rounds": [first, again]})
+    assert loop.pruned_space(plan)[1] == []
 
 
 def test_steps_move_one_dimension_on_its_scale_inside_the_space():
