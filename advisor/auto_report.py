@@ -114,6 +114,9 @@ def lineage_markdown(lineage: Lineage) -> str:
             lines += [f"- {_evidence(p)}" for p in r.because]
         if r.step:
             lines += ["", f"Step: {r.step}"]
+        if r.set_aside:
+            lines += ["", "Findings set aside (a revision acted on them and scored worse):"]
+            lines += [f"- {note}" for note in r.set_aside]
         if r.pruned:
             lines += ["", "Search space narrowed by earlier findings:"]
             lines += [

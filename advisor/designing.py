@@ -418,6 +418,28 @@ class _Loop:
         }
         return [p for p in found if p not in refuted]
 
+    def set_aside(self) -> list[str]:
+        """Each finding that narrows nothing because a revision acted on it and lost, in words."""
+        rule = self.policy.findings.id
+        notes = []
+        for r in self.lineage.rounds:
+            kept = set(self.standing(r))
+            for name in [p for p in r.problems if p not in _NOT_FOUND and p not in kept]:
+                lost = [
+                    q.round
+                    for q in self.lineage.rounds
+                    if q.kind == "revision"
+                    and (q.parent == r.round or q.round == r.round)
+                    and name in self._lost(q)
+                ]
+                how = (
+                    "found again in that revision, which lost"
+                    if lost[0] == r.round
+                    else f"its revision, round {lost[0]}, lost"
+                )
+                notes.append(f"{name} in round {r.round}: {how} ({rule})")
+        return notes
+
     def _lost(self, q: LineageRound) -> list[str]:
         """The problems revision ``q`` acted on, when it scored worse than its parent."""
         parent = self.lineage.rounds[q.parent - 1] if q.parent else None
@@ -506,7 +528,16 @@ class _Loop:
                     return "budget spent: too little left to train a step as long as its parent"
                 kept = [p for p in pruned if p.field == entry.field]
                 why = f"{entry.id} ({direction}): {entry.reason} [{entry.source}]"
-                return ("step", parent.round, fitted, entry.id, because, kept, why)
+                return (
+                    "step",
+                    parent.round,
+                    fitted,
+                    entry.id,
+                    because,
+                    kept,
+                    why,
+                    self.set_aside(),
+                )
         return f"converged: every step around round {parent.round} was tried or pruned"
 
     def search_step(self, parent: LineageRound, plan: Plan, diagnosis: Diagnosis):
@@ -541,7 +572,7 @@ class _Loop:
         }
         searched = _with(run_plan, {"search": search})
         because = [p for p in diagnosis.problems if p.name not in _NOT_FOUND]
-        return ("search", parent.round, searched, "search", because, pruned)
+        return ("search", parent.round, searched, "search", because, pruned, None, self.set_aside())
 
     def pruned_space(self, plan: Plan) -> tuple[dict[str, SearchParam], list[PrunedDimension]]:
         """The plan's search space (the rules', for a 20-trial budget), narrowed by findings.
@@ -592,7 +623,9 @@ class _Loop:
 
     # -- running one round
 
-    def run_round(self, kind, parent, plan, cause, because, pruned=(), step=None) -> LineageRound:
+    def run_round(
+        self, kind, parent, plan, cause, because, pruned=(), step=None, set_aside=()
+    ) -> LineageRound:
         number = len(self.lineage.rounds) + 1
         round_dir = self.out / f"round-{number:02d}"
         if round_dir.exists():  # an interrupted round: run it again from the start
@@ -625,6 +658,7 @@ class _Loop:
             pruned=list(pruned),
             search=search_json,
             step=step,
+            set_aside=list(set_aside),
             score=score,
             change=None if score is None or before is None else score - before,
             improved=improved,

@@ -1286,6 +1286,10 @@ class LineageRound(Strict):
     step: str | None = Field(
         None, description="step rounds: the step entry of rules/auto/auto.toml, its reason, source"
     )
+    set_aside: list[str] = Field(
+        default_factory=list,
+        description="search and step rounds: findings that narrowed nothing (their revision lost)",
+    )
     score: float | None = Field(None, description="validation score (the lineage's metric)")
     change: float | None = Field(None, description="score minus the best score before this round")
     improved: bool = Field(False, description="a new best by the lineage's metric")

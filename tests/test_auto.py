@@ -179,6 +179,11 @@ def test_a_finding_whose_revision_scored_worse_narrows_nothing(tmp_path):
     again = second.model_copy(update={"problems": ["lr_too_high"]})
     loop.lineage = loop.lineage.model_copy(update={"rounds": [first, again]})
     assert loop.pruned_space(plan)[1] == []
+    assert loop.set_aside() == [
+        "lr_too_high in round 1: its revision, round 2, lost (findings_refuted_by_their_revision)",
+        "lr_too_high in round 2: found again in that revision, which lost "
+        "(findings_refuted_by_their_revision)",
+    ]
 
 
 def test_steps_move_one_dimension_on_its_scale_inside_the_space():
@@ -205,9 +210,10 @@ def test_a_step_round_goes_the_way_the_findings_allow(tmp_path):
     step = healthy.step_step(
         healthy.lineage.rounds[0], healthy.plan_of(healthy.lineage.rounds[0]), _healthy()
     )
-    kind, parent, plan, cause, _, _, why = step
+    kind, parent, plan, cause, _, _, why, set_aside = step
     first = load_policy().step[0]
     assert (kind, parent, cause) == ("step", 1, first.id) and first.reason in why
+    assert set_aside == []  # no revision lost
     rate = advisor.recommend(IRIS_LIKE).optimizer.learning_rate
     up = plan.optimizer.learning_rate
     assert up > rate if first.first == "up" else up < rate
