@@ -47,6 +47,8 @@ def progress_line(r: LineageRound, lineage: Lineage) -> str:
         why = "the recommended plan" if r.kind == "recommended" else "the given plan"
     elif r.kind == "search":
         why = f"search around round {r.parent}: {change_text(r)}"
+    elif r.kind == "step":
+        why = f"{r.cause} from round {r.parent}: {change_text(r)}"
     else:
         why = f"{r.cause} in round {r.parent}: {change_text(r)}"
     found = ", ".join(r.problems) or "-"
@@ -110,11 +112,17 @@ def lineage_markdown(lineage: Lineage) -> str:
             lines.append("")
             lines.append(f"Because round {r.parent}'s diagnosis found:")
             lines += [f"- {_evidence(p)}" for p in r.because]
+        if r.step:
+            lines += ["", f"Step: {r.step}"]
+        if r.set_aside:
+            lines += ["", "Findings set aside (a revision acted on them and scored worse):"]
+            lines += [f"- {note}" for note in r.set_aside]
         if r.pruned:
             lines += ["", "Search space narrowed by earlier findings:"]
             lines += [
-                f"- {p.field}: {p.bound} {_value(p.value)} after {p.problem} "
-                f"(`{p.rule}`: {p.reason})"
+                f"- {p.field}: {p.bound} {_value(p.value)} after {p.problem}"
+                + (f" in round {p.found_in}" if p.found_in else "")
+                + f" (`{p.rule}`: {p.reason})"
                 for p in r.pruned
             ]
         if r.changes:
@@ -144,7 +152,7 @@ def plot_lineage(lineage: Lineage, path: Path) -> Path:
         ax.scatter([r.round], [r.score], color=color, marker=marker, s=160 if marker == "*" else 50)
         label = r.kind if r.kind in ("recommended", "start") else r.cause
         fields = [c.field.split(".")[-1] for c in r.changes if c.field != "epochs"]
-        if fields and r.kind in ("revision", "search"):
+        if fields and r.kind in ("revision", "search", "step"):
             label += "\n" + ", ".join(fields[:2]) + (" ..." if len(fields) > 2 else "")
         ax.annotate(
             label,

@@ -469,10 +469,12 @@ def auto(
       advisor auto data.csv --target price --budget 20m --out auto/price
 
     Each round is a run folder; the next round fixes what the best round's diagnosis
-    found or, once it has nothing left to fix, searches around it (rules/auto/auto.toml
-    narrows the search by what earlier rounds found).  Stops on the budget, after rounds
-    without a new best, or on a plateau.  The best round by validation is scored on the
-    test split once, at the end.  OUT/lineage.md tells why each round changed what it did.
+    found or, once it has nothing left to fix, searches around it, or with too little
+    budget for a search takes one step along one dimension from it, learning rate first
+    (rules/auto/auto.toml narrows both by what earlier rounds found).  Stops on the
+    budget, on a perfect validation score, after rounds without a new best, or on a
+    plateau.  The best round by validation is scored on the test split once, at the end.
+    OUT/lineage.md tells why each round changed what it did.
     """
     from advisor.auto_report import summary
     from advisor.designing import auto as design

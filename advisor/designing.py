@@ -5,9 +5,13 @@ the best round so far: while its diagnosis has fixes not yet tried, the next
 round runs the revised plan; once it has none (healthy, or its revision was
 tried and did not win), the next round searches the plan's own search space
 around it, narrowed by every problem the lineage found (``rules/auto/auto.toml``),
-and runs the search's best plan.  The loop stops on the budget, on rounds
-without a new best, or on a plateau.  Every round is a normal run folder; the
-best round by validation score is scored on the test split once, at the end.
+and runs the search's best plan, when the budget holds a search of enough trials;
+otherwise it takes one step along one dimension from the best plan (learning rate
+on a log scale first), inside the same narrowed space, kept whole as the round's
+run.  The loop stops on the budget, on a perfect validation score, on rounds
+without a new best, on a plateau, or when every step around the best was tried.
+Every round is a normal run folder; the best round by validation score is scored
+on the test split once, at the end.
 ``lineage.json`` is rewritten after every round, so ``resume=True`` continues.
 """
 
@@ -75,6 +79,7 @@ class Selection(_Entry):
     weighted: bool | None = None
     series: str
     direction: Literal["minimize", "maximize"]
+    best_possible: float | None = None
 
 
 class Stopping(_Entry):
@@ -88,6 +93,16 @@ class Stopping(_Entry):
     min_trials_per_search: int = Field(ge=1)
 
 
+class Step(_Entry):
+    """One step along ``field`` from the best plan: a log-scale factor, a linear amount, or the
+    neighbouring choice; ``first`` is the direction tried first."""
+
+    field: str
+    scale: Literal["log", "linear", "choice"]
+    amount: float = Field(gt=0)
+    first: Literal["up", "down"]
+
+
 class Prune(_Entry):
     """After ``problems``, keep the search on the fixed side of ``field``'s current value."""
 
@@ -96,13 +111,22 @@ class Prune(_Entry):
     keep: Literal["at_most", "at_least"]
 
 
+class Findings(_Entry):
+    """Which findings narrow the search: ``refuted_by_revision`` drops a finding whose own
+    revision (the fixes for it, run from the round that found it) scored worse."""
+
+    refuted_by_revision: bool
+
+
 class Policy(BaseModel):
     """``rules/auto/auto.toml``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     selection: list[Selection]
     stopping: Stopping
+    findings: Findings
     prune: list[Prune] = []
+    step: list[Step] = []
 
 
 @lru_cache(maxsize=1)
@@ -370,12 +394,61 @@ class _Loop:
         sign = 1 if self.lineage.direction == "maximize" else -1
         return max(scored, key=lambda r: (sign * r.score, -r.round))
 
-    def tried(self, plan: Plan) -> bool:
-        fields = training_fields(plan)
-        return any(training_fields(self.plan_of(r)) == fields for r in self.lineage.rounds)
+    def tried(self, plan: Plan, ignore: tuple[str, ...] = ()) -> bool:
+        """Whether a round trained this plan already (``ignore``: fields a budget cut)."""
 
-    def found(self) -> set[str]:
-        return {p for r in self.lineage.rounds for p in r.problems} - _NOT_FOUND
+        def key(p: Plan) -> dict[str, Any]:
+            return {k: v for k, v in training_fields(p).items() if k not in ignore}
+
+        fields = key(plan)
+        return any(key(self.plan_of(r)) == fields for r in self.lineage.rounds)
+
+    def standing(self, r: LineageRound) -> list[str]:
+        """The problems round ``r`` found that still narrow the search: all of them, less (per
+        the findings entry) those a revision acted on and lost by: found in ``r`` and fixed by
+        a revision from ``r`` that scored worse, or found again in ``r``, itself such a revision."""
+        found = [p for p in r.problems if p not in _NOT_FOUND]
+        if not self.policy.findings.refuted_by_revision:
+            return found
+        refuted = {
+            name
+            for q in self.lineage.rounds
+            if q.kind == "revision" and (q.parent == r.round or q.round == r.round)
+            for name in self._lost(q)
+        }
+        return [p for p in found if p not in refuted]
+
+    def set_aside(self) -> list[str]:
+        """Each finding that narrows nothing because a revision acted on it and lost, in words."""
+        rule = self.policy.findings.id
+        notes = []
+        for r in self.lineage.rounds:
+            kept = set(self.standing(r))
+            for name in [p for p in r.problems if p not in _NOT_FOUND and p not in kept]:
+                lost = [
+                    q.round
+                    for q in self.lineage.rounds
+                    if q.kind == "revision"
+                    and (q.parent == r.round or q.round == r.round)
+                    and name in self._lost(q)
+                ]
+                how = (
+                    "found again in that revision, which lost"
+                    if lost[0] == r.round
+                    else f"its revision, round {lost[0]}, lost"
+                )
+                notes.append(f"{name} in round {r.round}: {how} ({rule})")
+        return notes
+
+    def _lost(self, q: LineageRound) -> list[str]:
+        """The problems revision ``q`` acted on, when it scored worse than its parent."""
+        parent = self.lineage.rounds[q.parent - 1] if q.parent else None
+        if parent is None or parent.score is None:
+            return []
+        sign = 1 if self.lineage.direction == "maximize" else -1
+        if q.score is not None and sign * (q.score - parent.score) >= 0:
+            return []
+        return [q.cause, *(b.name for b in q.because)]
 
     # -- budget
 
@@ -427,7 +500,45 @@ class _Loop:
             because = [p for p in diagnosis.problems if p.name in fixed] or diagnosis.problems
             cause = diagnosis.primary if diagnosis.primary in fixed else fixed[0]
             return ("revision", parent.round, fitted, cause, because)
-        return self.search_step(parent, plan, diagnosis)
+        searched = self.search_step(parent, plan, diagnosis)
+        return (
+            searched if not isinstance(searched, str) else self.step_step(parent, plan, diagnosis)
+        )
+
+    def step_step(self, parent: LineageRound, plan: Plan, diagnosis: Diagnosis):
+        """One step along the first dimension, in the policy's order, that the narrowed space
+        still allows and no round has tried; kept whole as the round's run (no rerun)."""
+        space, pruned = self.pruned_space(plan)
+        data = plan.model_dump(mode="json")
+        because = [p for p in diagnosis.problems if p.name not in _NOT_FOUND]
+        for entry in self.policy.step:
+            param = space.get(entry.field)
+            if param is None:
+                continue
+            other = "down" if entry.first == "up" else "up"
+            for direction in (entry.first, other):
+                value = _stepped(param, get_path(data, entry.field), entry, direction)
+                if value is None:
+                    continue
+                candidate = _with(plan, {entry.field: value})
+                if self.tried(candidate, ignore=("epochs",)):
+                    continue
+                fitted = self.fit_budget(candidate, at_least=_epochs_trained(parent))
+                if fitted is None:
+                    return "budget spent: too little left to train a step as long as its parent"
+                kept = [p for p in pruned if p.field == entry.field]
+                why = f"{entry.id} ({direction}): {entry.reason} [{entry.source}]"
+                return (
+                    "step",
+                    parent.round,
+                    fitted,
+                    entry.id,
+                    because,
+                    kept,
+                    why,
+                    self.set_aside(),
+                )
+        return f"converged: every step around round {parent.round} was tried or pruned"
 
     def search_step(self, parent: LineageRound, plan: Plan, diagnosis: Diagnosis):
         space, pruned = self.pruned_space(plan)
@@ -461,10 +572,16 @@ class _Loop:
         }
         searched = _with(run_plan, {"search": search})
         because = [p for p in diagnosis.problems if p.name not in _NOT_FOUND]
-        return ("search", parent.round, searched, "search", because, pruned)
+        return ("search", parent.round, searched, "search", because, pruned, None, self.set_aside())
 
     def pruned_space(self, plan: Plan) -> tuple[dict[str, SearchParam], list[PrunedDimension]]:
-        """The plan's search space (the rules', for a 20-trial budget), narrowed by findings."""
+        """The plan's search space (the rules', for a 20-trial budget), narrowed by findings.
+
+        A finding bounds a dimension at the value of the plan that showed it (the round whose
+        diagnosis found it), not at the current plan's: underfitting at 128 units and
+        overfitting at 512 leave 128..512 open.  The current plan's value always stays inside
+        (it is the best measured), and a dimension with nothing else left is dropped.
+        """
         space = dict(_search_space(self.profile))
         data = plan.model_dump(mode="json")
         space = {
@@ -473,33 +590,42 @@ class _Loop:
             if get_path(data, k) is not None
         }
         pruned: list[PrunedDimension] = []
-        found = self.found()
         for entry in self.policy.prune:
-            hit = [p for p in entry.problems if p in found]
-            if not hit or entry.field not in space:
-                continue
-            value = get_path(data, entry.field)
-            narrowed = _bound(space[entry.field], entry.keep, value)
-            if narrowed is None:
-                del space[entry.field]
-            else:
-                space[entry.field] = narrowed
-            pruned.append(
-                PrunedDimension(
-                    field=entry.field,
-                    rule=entry.id,
-                    problem=hit[0],
-                    bound=entry.keep if narrowed is not None else "dropped",
-                    value=value,
-                    reason=entry.reason,
-                    source=entry.source,
+            for r in self.lineage.rounds:
+                hit = [p for p in entry.problems if p in self.standing(r)]
+                if not hit or entry.field not in space:
+                    continue
+                value = get_path(self.plan_of(r).model_dump(mode="json"), entry.field)
+                if value is None:
+                    continue
+                current = get_path(data, entry.field)
+                narrowed = _bound(space[entry.field], entry.keep, value)
+                narrowed = _around(narrowed, current) if narrowed is not None else None
+                if narrowed is not None and _width(narrowed) == 0:
+                    narrowed = None
+                if narrowed is None:
+                    del space[entry.field]
+                else:
+                    space[entry.field] = narrowed
+                pruned.append(
+                    PrunedDimension(
+                        field=entry.field,
+                        rule=entry.id,
+                        problem=hit[0],
+                        bound=entry.keep if narrowed is not None else "dropped",
+                        value=value,
+                        found_in=r.round,
+                        reason=entry.reason,
+                        source=entry.source,
+                    )
                 )
-            )
         return space, pruned
 
     # -- running one round
 
-    def run_round(self, kind, parent, plan, cause, because, pruned=()) -> LineageRound:
+    def run_round(
+        self, kind, parent, plan, cause, because, pruned=(), step=None, set_aside=()
+    ) -> LineageRound:
         number = len(self.lineage.rounds) + 1
         round_dir = self.out / f"round-{number:02d}"
         if round_dir.exists():  # an interrupted round: run it again from the start
@@ -531,6 +657,8 @@ class _Loop:
             because=list(because),
             pruned=list(pruned),
             search=search_json,
+            step=step,
+            set_aside=list(set_aside),
             score=score,
             change=None if score is None or before is None else score - before,
             improved=improved,
@@ -567,6 +695,7 @@ class _Loop:
                 progress=self.progress,
                 score_test=False,
                 diagnose=write_diagnosis,
+                overwrite=True,  # the round's folder is fresh; a search round's search/ stays
             )
         except EngineError:
             if (round_dir / "run.json").exists():  # diverged: history and diagnosis are written
@@ -580,7 +709,7 @@ class _Loop:
         found = run_search(
             plan,
             search_dir,
-            seed_offset=number,
+            worker=f"auto-round-{number}",  # each round's sampler draws apart
             device=self.device,
             progress=False,
             report=self._warn,
@@ -602,6 +731,15 @@ class _Loop:
     def stop_reason(self) -> str | None:
         rounds, stop = self.lineage.rounds, self.policy.stopping
         best = self.best()
+        chosen = [e for e in self.policy.selection if e.id == self.lineage.metric_rule]
+        perfect = chosen[0].best_possible if chosen else None
+        if perfect is not None and best.score is not None:
+            sign = 1 if self.lineage.direction == "maximize" else -1
+            if sign * (best.score - perfect) >= 0:
+                return (
+                    f"perfect: round {best.round} scored the best possible {self.lineage.metric} "
+                    f"{perfect:g}; no later round could be chosen over it ({stop.id})"
+                )
         since = len(rounds) - best.round
         if since >= stop.patience_rounds:
             return f"no new best for {since} rounds ({stop.id})"
@@ -692,6 +830,38 @@ def _around(param: SearchParam, value: Any) -> SearchParam:
         return param  # a log scale cannot reach 0 (no weight decay): the space stays as given
     low, high = min(param.low, value), max(param.high, value)
     return param.model_copy(update={"low": low, "high": high})
+
+
+def _width(param: SearchParam) -> float:
+    """How much a dimension leaves open: choices beyond one, or high - low."""
+    if param.type == "categorical":
+        return len(param.choices) - 1
+    return param.high - param.low
+
+
+def _stepped(param: SearchParam, value: Any, step, direction: str) -> Any:
+    """``value`` moved one ``step`` up or down inside ``param``; None when it cannot move."""
+    up = direction == "up"
+    if param.type == "categorical" or step.scale == "choice":
+        choices = sorted(param.choices) if param.type == "categorical" else None
+        if not choices or value not in choices:
+            return None
+        at = choices.index(value) + (1 if up else -1)
+        return choices[at] if 0 <= at < len(choices) else None
+    if not isinstance(value, (int, float)):
+        return None
+    if step.scale == "log":
+        if value <= 0:  # no weight decay: a step up starts at the space's smallest value
+            moved = param.low if up and param.low > 0 else None
+        else:
+            moved = value * step.amount if up else value / step.amount
+    else:
+        moved = value + step.amount if up else value - step.amount
+    if moved is None:
+        return None
+    moved = min(max(moved, param.low), param.high)
+    moved = round(moved) if param.type == "int" else float(f"{moved:.4g}")
+    return moved if moved != value else None
 
 
 def _bound(param: SearchParam, keep: str, value: Any) -> SearchParam | None:

@@ -1233,6 +1233,9 @@ class PrunedDimension(Strict):
     problem: ProblemName = Field(description="the problem found earlier that narrowed it")
     bound: Literal["at_most", "at_least", "dropped"] = Field(description="what was kept")
     value: Any = Field(None, description="the plan's value the dimension was bounded at")
+    found_in: int | None = Field(
+        None, description="the round whose diagnosis found the problem (its plan gave the value)"
+    )
     reason: str
     source: str
 
@@ -1263,8 +1266,9 @@ class LineageRound(Strict):
     )
 
     round: int = Field(ge=1, description="1, 2, ...")
-    kind: Literal["recommended", "start", "revision", "search"] = Field(
-        description="where the plan came from: the rules, a given plan, a diagnosis' fixes, a search"
+    kind: Literal["recommended", "start", "revision", "search", "step"] = Field(
+        description="where the plan came from: the rules, a given plan, a diagnosis' fixes, "
+        "a search, or one step along one dimension from the best plan"
     )
     parent: int | None = Field(None, description="the round whose plan this one changed")
     run_dir: str = Field(description="the round's run folder (a normal advisor run folder)")
@@ -1279,6 +1283,13 @@ class LineageRound(Strict):
         default_factory=list, description="search rounds: dimensions narrowed by earlier findings"
     )
     search: str | None = Field(None, description="search rounds: the search's search.json")
+    step: str | None = Field(
+        None, description="step rounds: the step entry of rules/auto/auto.toml, its reason, source"
+    )
+    set_aside: list[str] = Field(
+        default_factory=list,
+        description="search and step rounds: findings that narrowed nothing (their revision lost)",
+    )
     score: float | None = Field(None, description="validation score (the lineage's metric)")
     change: float | None = Field(None, description="score minus the best score before this round")
     improved: bool = Field(False, description="a new best by the lineage's metric")

@@ -124,6 +124,9 @@ def auto_method(npz: Path, work: Path, budget: int, x_test) -> dict:
                 "score": r.score,
                 "improved": r.improved,
                 "changes": [c.field for c in r.changes],
+                "step": [[c.field, c.old, c.new] for c in r.changes if c.field != "epochs"]
+                if r.kind == "step"
+                else None,
             }
             for r in lineage.rounds
         ],
@@ -173,6 +176,8 @@ def _story(row: dict) -> str:
     parts = []
     for r in row["auto"]["rounds"]:
         label = r["kind"] if r["kind"] in ("recommended", "start", "search") else r["cause"]
+        if r["kind"] == "step" and r.get("step"):
+            label = ", ".join(f"{f.split('.')[-1]} {o:.3g}->{n:.3g}" for f, o, n in r["step"])
         score = "-" if r["score"] is None else f"{r['score']:.3f}"
         best = "*" if r["round"] == row["auto"]["best_round"] else ""
         parts.append(f"{label} {score}{best}")

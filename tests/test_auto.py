@@ -14,11 +14,13 @@ from diagnosis_support import example_plan
 from advisor.designing import (
     _bound,
     _Loop,
+    _stepped,
     load_policy,
     parse_duration,
     plan_diff,
 )
 from advisor.errors import InputError
+from advisor.io import write_model
 from advisor.schemas import (
     AutoBudget,
     BuiltinData,
@@ -74,25 +76,42 @@ def test_bounds_keep_the_fixed_side_of_the_current_value():
     assert _bound(units, "at_most", 32) is None
 
 
-def _loop_with_findings(tmp_path: Path, problems: list[str]) -> _Loop:
+def _loop_with_findings(tmp_path: Path, *rounds: tuple[list[str], dict]) -> _Loop:
+    """A lineage whose round i found ``rounds[i][0]`` on the recommended plan with ``[1]``."""
+    import advisor
+
+    done = []
+    for i, (problems, changes) in enumerate(rounds, start=1):
+        run_dir = tmp_path / f"round-{i:02d}"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        plan = advisor.recommend(IRIS_LIKE).model_copy(update={"search": None})
+        data = plan.model_dump(mode="json")
+        for path, value in changes.items():
+            head, _, leaf = path.rpartition(".")
+            (data[head] if head else data)[leaf] = value
+        write_model(run_dir / "plan.json", type(plan).model_validate(data))
+        (run_dir / "history.json").write_text(json.dumps({"epochs": list(range(1, 11))}))
+        done.append(
+            LineageRound(
+                round=i,
+                kind="recommended" if i == 1 else "revision",
+                parent=None if i == 1 else i - 1,
+                run_dir=str(run_dir),
+                cause="recommended",
+                problems=problems,
+                score=0.8,
+                seconds=1.0,
+                runs=1,
+                examples=100,
+            )
+        )
     lineage = Lineage(
         data="test",
         metric="val_accuracy",
         direction="maximize",
         metric_rule="select_accuracy",
         budget=AutoBudget(runs=5),
-        rounds=[
-            LineageRound(
-                round=1,
-                kind="recommended",
-                run_dir=str(tmp_path),
-                cause="recommended",
-                problems=problems,
-                seconds=1.0,
-                runs=1,
-                examples=100,
-            )
-        ],
+        rounds=done,
     )
     return _Loop(tmp_path, lineage, Profile.model_validate(IRIS_LIKE), None, False, print)
 
@@ -101,12 +120,13 @@ def test_the_search_space_is_pruned_by_earlier_findings(tmp_path):
     import advisor
 
     plan = advisor.recommend(IRIS_LIKE)
-    free, none_pruned = _loop_with_findings(tmp_path, ["healthy"]).pruned_space(plan)
+    free, none_pruned = _loop_with_findings(tmp_path, (["healthy"], {})).pruned_space(plan)
     assert none_pruned == []
     rate = free["optimizer.learning_rate"]
     assert rate.low < plan.optimizer.learning_rate < rate.high
 
-    space, pruned = _loop_with_findings(tmp_path, ["lr_too_high", "overfitting"]).pruned_space(plan)
+    found = _loop_with_findings(tmp_path, (["lr_too_high", "overfitting"], {}))
+    space, pruned = found.pruned_space(plan)
     assert space["optimizer.learning_rate"].high == plan.optimizer.learning_rate
     assert space["optimizer.learning_rate"].low == rate.low
     if "model.dropout" in space:
@@ -115,6 +135,100 @@ def test_the_search_space_is_pruned_by_earlier_findings(tmp_path):
     assert by_field["optimizer.learning_rate"].rule == "prune_lr_after_lr_too_high"
     assert by_field["optimizer.learning_rate"].problem == "lr_too_high"
     assert by_field["optimizer.learning_rate"].reason
+    assert by_field["optimizer.learning_rate"].found_in == 1
+
+
+def test_findings_bound_the_space_at_the_plan_that_showed_them(tmp_path):
+    """Underfitting at 32 units and overfitting at 128 leave 32..128 open, not the best's 128
+    pinned from both sides; the bound's value is the finding round's, the best's stays inside."""
+    loop = _loop_with_findings(
+        tmp_path,
+        (["underfitting"], {"model.units": 32, "model.dropout": 0.3}),
+        (["overfitting"], {"model.units": 128, "model.dropout": 0.1}),
+    )
+    best = loop.plan_of(loop.lineage.rounds[1])
+    space, pruned = loop.pruned_space(best)
+    assert space["model.units"].choices == [32, 64, 128]
+    # dropout: at most 0.3 after underfitting there, at least 0.1 after overfitting here
+    assert (space["model.dropout"].low, space["model.dropout"].high) == (0.1, 0.3)
+    rounds = {(p.field, p.problem): p.found_in for p in pruned}
+    assert rounds[("model.units", "underfitting")] == 1
+    assert rounds[("model.units", "overfitting")] == 2
+
+
+def test_a_finding_whose_revision_scored_worse_narrows_nothing(tmp_path):
+    """Round 2 applied the lr_too_high fixes of round 1 and scored worse: the finding is not
+    supported, so larger rates stay open; had round 2 won, they would be cut."""
+    loop = _loop_with_findings(tmp_path, (["lr_too_high"], {}), (["healthy"], {}))
+    plan = loop.plan_of(loop.lineage.rounds[0])
+
+    def with_revision_score(score):
+        first, second = loop.lineage.rounds
+        second = second.model_copy(update={"cause": "lr_too_high", "score": score})
+        loop.lineage = loop.lineage.model_copy(update={"rounds": [first, second]})
+        return loop.pruned_space(plan)
+
+    worse, none = with_revision_score(0.7)
+    assert none == [] and worse["optimizer.learning_rate"].high > plan.optimizer.learning_rate
+    better, cut = with_revision_score(0.9)
+    assert better["optimizer.learning_rate"].high == plan.optimizer.learning_rate
+    assert [p.rule for p in cut] == ["prune_lr_after_lr_too_high"]
+    # found again in a revision that lost: that finding narrows nothing either
+    with_revision_score(0.7)
+    first, second = loop.lineage.rounds
+    again = second.model_copy(update={"problems": ["lr_too_high"]})
+    loop.lineage = loop.lineage.model_copy(update={"rounds": [first, again]})
+    assert loop.pruned_space(plan)[1] == []
+    assert loop.set_aside() == [
+        "lr_too_high in round 1: its revision, round 2, lost (findings_refuted_by_their_revision)",
+        "lr_too_high in round 2: found again in that revision, which lost "
+        "(findings_refuted_by_their_revision)",
+    ]
+
+
+def test_steps_move_one_dimension_on_its_scale_inside_the_space():
+    policy = {s.field: s for s in load_policy().step}
+    rate = SearchParam(type="float", low=1e-4, high=1e-2, log=True)
+    lr = policy["optimizer.learning_rate"]
+    assert _stepped(rate, 1e-3, lr, "up") == pytest.approx(1e-3 * lr.amount)
+    assert _stepped(rate, 1e-3, lr, "down") == pytest.approx(1e-3 / lr.amount, rel=1e-3)
+    assert _stepped(rate, 1e-2, lr, "up") is None  # already at the top of the space
+    assert _stepped(rate, 5e-3, lr, "up") == 1e-2  # clipped to the space
+    decay = SearchParam(type="float", low=1e-5, high=1e-1, log=True)
+    wd = policy["optimizer.weight_decay"]
+    assert _stepped(decay, 0.0, wd, "up") == 1e-5 and _stepped(decay, 0.0, wd, "down") is None
+    units = SearchParam(type="categorical", choices=[32, 64, 128])
+    width = policy["model.units"]
+    assert (_stepped(units, 64, width, "up"), _stepped(units, 64, width, "down")) == (128, 32)
+    assert _stepped(units, 128, width, "up") is None
+
+
+def test_a_step_round_goes_the_way_the_findings_allow(tmp_path):
+    import advisor
+
+    healthy = _loop_with_findings(tmp_path / "a", (["healthy"], {}))
+    step = healthy.step_step(
+        healthy.lineage.rounds[0], healthy.plan_of(healthy.lineage.rounds[0]), _healthy()
+    )
+    kind, parent, plan, cause, _, _, why, set_aside = step
+    first = load_policy().step[0]
+    assert (kind, parent, cause) == ("step", 1, first.id) and first.reason in why
+    assert set_aside == []  # no revision lost
+    rate = advisor.recommend(IRIS_LIKE).optimizer.learning_rate
+    up = plan.optimizer.learning_rate
+    assert up > rate if first.first == "up" else up < rate
+
+    high = _loop_with_findings(tmp_path / "b", (["lr_too_high"], {}))
+    step = high.step_step(high.lineage.rounds[0], high.plan_of(high.lineage.rounds[0]), _healthy())
+    assert step[2].optimizer.learning_rate < rate  # no larger rate after lr_too_high
+    assert [p.rule for p in step[5]] == ["prune_lr_after_lr_too_high"]
+
+
+def _healthy():
+    """What step_step reads of the best round's diagnosis: its problems (none)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(problems=[])
 
 
 def test_plan_diff_names_the_training_fields_that_changed():
@@ -249,6 +363,11 @@ def test_the_loop_stops_after_rounds_without_a_new_best(tmp_path):
     assert stopped.stop_reason().startswith(f"no new best for {patience} rounds")
 
 
+def test_the_loop_stops_on_a_perfect_score(tmp_path):
+    assert _loop_with_scores(tmp_path, [1.0]).stop_reason().startswith("perfect: round 1")
+    assert _loop_with_scores(tmp_path, [0.99]).stop_reason() is None
+
+
 def test_the_loop_stops_on_a_plateau_of_tiny_gains(tmp_path):
     stop = load_policy().stopping
     step = 0.9 * stop.plateau_relative / (stop.plateau_rounds + 1)
@@ -279,3 +398,37 @@ def test_a_class_weighted_plan_with_a_test_split_is_scored_on_it(tmp_path):
     from engine.run import score_test_split
 
     assert score_test_split(tmp_path / "run") == pytest.approx(result.test_metrics, rel=1e-4)
+
+
+@pytest.mark.slow
+def test_a_search_round_runs_the_engine_search_and_keeps_its_best_values(tmp_path):
+    pytest.importorskip("jax")
+    searched = example_plan(
+        "digits_mlp",
+        {
+            "data.source.subsample": 200,
+            "n_train": 200,
+            "epochs": 2,
+            "search": {
+                "method": "random",
+                "space": {"optimizer.learning_rate": {"type": "float", "low": 1e-3, "high": 1e-2}},
+                "n_trials": 2,
+                "epochs_per_trial": 2,
+                "metric": "val_accuracy",
+                "direction": "maximize",
+                "pruner": "none",
+            },
+        },
+    )
+    loop = _loop_with_scores(tmp_path, [0.5])
+    done = loop.run_round("search", None, searched, "search", [])
+    assert done.kind == "search" and done.runs == 3  # two trials and a run of the winner
+    assert done.examples == 3 * 2 * 200  # each two epochs on 200 rows
+    round_dir = Path(done.run_dir)
+    assert (round_dir / "run.json").exists() and Path(done.search).exists()
+    trials = [
+        json.loads(p.read_text())["optimizer"]["learning_rate"]
+        for p in sorted((round_dir / "search" / "trials").glob("*/plan.json"))
+    ]
+    ran = json.loads((round_dir / "plan.json").read_text())
+    assert ran["optimizer"]["learning_rate"] in trials and ran["search"] is None
