@@ -73,8 +73,11 @@ MAX_FLAT_CLASSES = 10  # a flat level alone is weaker evidence: 1/K and log K cr
 CHANCE_LOSS_MATCH = 0.1
 CHANCE_ACCURACY_MATCH = 0.2
 FLAT_CHANCE_MATCH = 0.03
-# Series whose NaN or infinity means the run broke down (not the schedule's or the clock's).
-NOT_MODEL_SERIES = ("lr", "epoch_time")
+# Series whose NaN or infinity means the run broke down: the losses and the gradient
+# statistics.  A metric that is NaN (a Dice score on an empty mask, an undefined precision)
+# is a metric the logger could not compute, not the model breaking down (CRITERIA.md, diverged:
+# "any loss value ... is NaN or infinite").
+BREAKDOWN_MARKERS = ("loss", "grad_norm", "update_ratio")
 
 
 def curve_features(
@@ -263,11 +266,11 @@ def _finite_prefix(epochs: np.ndarray, values: list[float | None]) -> tuple[np.n
 
 
 def _nonfinite(history: History) -> dict[str, Any]:
-    """Where any loss, metric or gradient norm first became NaN or infinite, which series
-    did, and the last finite values of the losses before that epoch."""
+    """Where any loss or gradient statistic first became NaN or infinite (a metric's NaN is
+    not a breakdown), which series did, and the last finite values of the losses before it."""
     first, which = None, None
     for name, values in history.series.items():
-        if name in NOT_MODEL_SERIES:
+        if not any(marker in name for marker in BREAKDOWN_MARKERS):
             continue
         for epoch, value in zip(history.epochs, values, strict=False):
             if value is not None and not math.isfinite(value):

@@ -250,8 +250,10 @@ RUNS: dict[str, tuple[str, dict, list[str]]] = {
 # rising); diverge_digits, diverge_momentum_digits, heldout_diverge_breast_cancer also inconclusive
 # (fewer than 4 epochs before training stopped); heldout_big_model_wine overfitting (V - L ends 6.8x L
 # and grew 20 % since V's best while V no longer improves).
-# heldout_healthy_digits_seed3 inconclusive: its training loss still improves its best by 7.5 %
-# over the last fifth (healthy asks both curves to have flattened).
+# heldout_healthy_digits_seed3 healthy: its training loss still improves its best by 7.5 % over
+# the last fifth, but CRITERIA 9 reads flattening on the watched curve (the validation loss when
+# logged, as CRITERIA 6 does and both corpus readers apply it), and its validation tail improves
+# its best by 0.3 %; it was inconclusive while healthy asked both curves to have flattened.
 # Held out: made and labelled (by reading their curves) after the thresholds were frozen,
 # never used to tune them; benchmarks/diagnosis_labels.py reports them on their own.
 HELD_OUT: dict[str, tuple[str, dict, list[str]]] = {
@@ -269,7 +271,7 @@ HELD_OUT: dict[str, tuple[str, dict, list[str]]] = {
     "heldout_healthy_digits_seed3": (
         "digits_mlp",
         {"epochs": 30, "regularization.early_stopping": None, "seed": 3},
-        ["inconclusive"],
+        ["healthy"],
     ),
     "heldout_big_model_wine": (
         "wine_random_search",
