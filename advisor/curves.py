@@ -50,7 +50,9 @@ MIN_WINDOW = 3
 # chance-level loss, whichever is larger: near zero a loss flickers by large fractions harmlessly.
 FLOOR_SHARE = 0.1
 # A one-epoch jump as a reader takes it (relative to the value before), floored at a hundredth
-# of the curve's range so that a loss at 1e-6 stepping to 3e-6 is not a 200 % jump.
+# of the curve's range after its first epoch so that a loss at 1e-6 stepping to 3e-6 is not a
+# 200 % jump (the first epoch, an average over the steps from the random init, would set the
+# floor for the whole run when it lies far above the rest).
 JUMP_FLOOR = 0.01
 RISE_FLOOR = 0.02  # the rise from the best is relative to the best plus 2 % of the chance loss
 # The early phase of a run: its first fifth, where one overshoot that the optimiser recovers
@@ -344,7 +346,7 @@ def _loss_features(
     moves = np.abs(diffs[own])
     damping = FLOOR_SHARE * max(float(np.ptp(y)), chance or 0.0)
     jumps = diffs[own] / (np.abs(y[:-1][own]) + damping + 1e-12)
-    rises = diffs / (np.abs(y[:-1]) + JUMP_FLOOR * float(np.ptp(y)) + 1e-12)
+    rises = diffs / (np.abs(y[:-1]) + JUMP_FLOOR * float(np.ptp(y[1:])) + 1e-12)
     # moves into an epoch after the run's first fifth: the early phase, where a large step
     # can throw the loss up once before the curvature adapts (the catapult), is left out
     late = own & (np.arange(1, n) >= math.ceil(EARLY_FRACTION * n))
