@@ -515,6 +515,9 @@ JUDGEMENTS = {
     "diagnosis.early_overshoot": FactSpec(
         "bool", "the training loss jumped only in the run's first fifth, then settled at its best"
     ),
+    "diagnosis.constant_predictions": FactSpec(
+        "bool", "the accuracy never changed all run: one class predicted for every example"
+    ),
     "diagnosis.train_loss_noise": FactSpec(
         "bool", "train loss went far above guessing, validation never did (dropout noise)"
     ),
