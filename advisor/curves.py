@@ -503,28 +503,7 @@ def _chance_features(
                 result[f"curve.{name}.peak_chance_ratio"] = float(y.max()) / chance
                 if len(y) > 1:  # the first epoch averages the steps taken from the random init
                     result[f"curve.{name}.later_peak_chance_ratio"] = float(y[1:].max()) / chance
-                skill = _skill_above_chance(history, series, k, chance)
-                if skill is not None:
-                    result[f"curve.{name}.skill_above_chance"] = skill
     return result
-
-
-def _skill_above_chance(history: History, series: str, k: int, chance: float) -> float | None:
-    """The best accuracy skill (0 = guessing, 1 = perfect) at the epochs where the loss
-    ``series`` stood at or above the loss of guessing, read from its own accuracy (``accuracy``
-    beside ``loss``, ``val_accuracy`` beside ``val_loss``); None without such epochs or accuracy.
-    A model whose loss is that high because it became confidently wrong classifies about as
-    badly as a guess; a high skill beside it says the examples are mostly right and the logged
-    loss carries more than their cross-entropy (a weight penalty, auxiliary heads)."""
-    accuracy = history.series.get(series.replace("loss", "accuracy"))
-    if not accuracy:
-        return None
-    skills = [
-        (a - 1 / k) / (1 - 1 / k)
-        for v, a in zip(history.series[series], accuracy, strict=False)
-        if v is not None and a is not None and math.isfinite(v) and math.isfinite(a) and v >= chance
-    ]
-    return max(skills) if skills else None
 
 
 def _gradient_features(history: History, stop: int | None) -> dict[str, Any]:

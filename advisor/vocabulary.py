@@ -289,10 +289,6 @@ _LOSS_CURVE = {
     "chance_ratio": ("float", "final value / chance-level loss (1 = no better than guessing)"),
     "peak_chance_ratio": ("float", "highest value / chance-level loss"),
     "later_peak_chance_ratio": ("float", "highest value after the first epoch / chance-level loss"),
-    "skill_above_chance": (
-        "float",
-        "best accuracy skill at the epochs where the loss stood at or above the chance-level loss",
-    ),
     "last_finite": ("float", "last value before the first NaN or infinity of the run"),
     "tail_gain": ("float", "how far the last max(3, n/5) epochs fell below the best before them"),
     "tail_share": ("float", "that fall as a share of the whole run's improvement"),
