@@ -78,15 +78,6 @@ def test_a_nan_metric_with_finite_losses_is_not_divergence():
     assert d.primary == "overfitting" and "diverged" not in names(d)
 
 
-def test_a_loss_above_chance_at_the_first_epoch_only_is_not_lr_too_high():
-    """b_other_csv_histopath_15ep_01 (overfitting): binary loss 1.9 (2.7 x ln 2) at epoch 1,
-    under 1.5 x ln 2 from epoch 2 on: the first epoch averages the steps from the init."""
-    d = seen("b_other_csv_histopath_15ep_01")
-    assert d.features["curve.loss.peak_chance_ratio"] > 1.5
-    assert d.features["curve.loss.later_peak_chance_ratio"] < 1.5
-    assert "lr_too_high" not in names(d) and d.primary == "overfitting"
-
-
 def test_a_loss_above_chance_to_the_end_beside_a_fitted_accuracy_is_a_penalised_loss():
     """c_keras_csv_parkinson_accgap_01 (overfitting): binary loss 6.1 -> 4.7 (6.8 x ln 2 at the
     end) while training accuracy reaches 0.99: the logged loss carries a penalty term."""
