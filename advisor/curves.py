@@ -50,7 +50,9 @@ MIN_WINDOW = 3
 # chance-level loss, whichever is larger: near zero a loss flickers by large fractions harmlessly.
 FLOOR_SHARE = 0.1
 # A one-epoch jump as a reader takes it (relative to the value before), floored at a hundredth
-# of the curve's range so that a loss at 1e-6 stepping to 3e-6 is not a 200 % jump.
+# of the curve's range after its first epoch so that a loss at 1e-6 stepping to 3e-6 is not a
+# 200 % jump (the first epoch, an average over the steps from the random init, would set the
+# floor for the whole run when it lies far above the rest).
 JUMP_FLOOR = 0.01
 RISE_FLOOR = 0.02  # the rise from the best is relative to the best plus 2 % of the chance loss
 # The early phase of a run: its first fifth, where one overshoot that the optimiser recovers
@@ -73,8 +75,11 @@ MAX_FLAT_CLASSES = 10  # a flat level alone is weaker evidence: 1/K and log K cr
 CHANCE_LOSS_MATCH = 0.1
 CHANCE_ACCURACY_MATCH = 0.2
 FLAT_CHANCE_MATCH = 0.03
-# Series whose NaN or infinity means the run broke down (not the schedule's or the clock's).
-NOT_MODEL_SERIES = ("lr", "epoch_time")
+# Series whose NaN or infinity means the run broke down: the losses and the gradient
+# statistics.  A metric that is NaN (a Dice score on an empty mask, an undefined precision)
+# is a metric the logger could not compute, not the model breaking down (CRITERIA.md, diverged:
+# "any loss value ... is NaN or infinite").
+BREAKDOWN_MARKERS = ("loss", "grad_norm", "update_ratio")
 
 
 def curve_features(
@@ -263,11 +268,11 @@ def _finite_prefix(epochs: np.ndarray, values: list[float | None]) -> tuple[np.n
 
 
 def _nonfinite(history: History) -> dict[str, Any]:
-    """Where any loss, metric or gradient norm first became NaN or infinite, which series
-    did, and the last finite values of the losses before that epoch."""
+    """Where any loss or gradient statistic first became NaN or infinite (a metric's NaN is
+    not a breakdown), which series did, and the last finite values of the losses before it."""
     first, which = None, None
     for name, values in history.series.items():
-        if name in NOT_MODEL_SERIES:
+        if not any(marker in name for marker in BREAKDOWN_MARKERS):
             continue
         for epoch, value in zip(history.epochs, values, strict=False):
             if value is not None and not math.isfinite(value):
@@ -341,7 +346,7 @@ def _loss_features(
     moves = np.abs(diffs[own])
     damping = FLOOR_SHARE * max(float(np.ptp(y)), chance or 0.0)
     jumps = diffs[own] / (np.abs(y[:-1][own]) + damping + 1e-12)
-    rises = diffs / (np.abs(y[:-1]) + JUMP_FLOOR * float(np.ptp(y)) + 1e-12)
+    rises = diffs / (np.abs(y[:-1]) + JUMP_FLOOR * float(np.ptp(y[1:])) + 1e-12)
     # moves into an epoch after the run's first fifth: the early phase, where a large step
     # can throw the loss up once before the curvature adapts (the catapult), is left out
     late = own & (np.arange(1, n) >= math.ceil(EARLY_FRACTION * n))

@@ -298,7 +298,10 @@ _LOSS_CURVE = {
         "rise above the best held 2+ later epochs beyond the noise, / best",
     ),
     "rise_share": ("float", "share of epoch-to-epoch moves that go up"),
-    "max_rise": ("float", "largest one-epoch rise / (value before + 1 % of the curve's range)"),
+    "max_rise": (
+        "float",
+        "largest one-epoch rise / (value before + 1 % of the range after the first epoch)",
+    ),
     "late_max_rise": ("float", "max_rise over the moves after the run's first fifth"),
     "late_max_jump": ("float", "max_jump over the moves after the run's first fifth"),
     "median_move": ("float", "median |one-epoch change| / (value before + a tenth of the range)"),
@@ -507,6 +510,9 @@ JUDGEMENTS = {
     ),
     "diagnosis.early_overshoot": FactSpec(
         "bool", "the training loss jumped only in the run's first fifth, then settled at its best"
+    ),
+    "diagnosis.constant_predictions": FactSpec(
+        "bool", "the accuracy never changed all run: one class predicted for every example"
     ),
     "diagnosis.train_loss_noise": FactSpec(
         "bool", "train loss went far above guessing, validation never did (dropout noise)"

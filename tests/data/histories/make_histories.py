@@ -551,6 +551,12 @@ CASES = [
 # curves are unchanged; only what a reader applying the written criteria concludes differs.
 _SHORT = "fewer than 4 epochs (CRITERIA 1)"
 _NO_LOSS = "only accuracy logged: no loss series, so inconclusive comes first (CRITERIA 1)"
+_FLAT_ON_VALIDATION = (
+    "healthy again (was inconclusive for a training-loss tail still improving >= 2 %): CRITERIA 9"
+    " reads flattening on the watched curve, the validation loss when logged ('a run without a"
+    " validation series can be healthy only on the training loss'), as CRITERIA 6 does and as both"
+    " corpus readers apply it; here the validation tail improves its best by under 2 %"
+)
 _STILL_FALLING = (
     "the watched curve's tail still improves its best by 2 % or more while carrying under 5 %"
     " of the run's progress: not flattened (healthy) nor cut short (not_converged): inconclusive"
@@ -598,8 +604,8 @@ RELABELLED: dict[str, tuple[list[str], str]] = {
     ),
     **{
         f"{stem}": (
-            ["inconclusive"],
-            "the training loss's last fifth still improves its best by 2 % or more: not flattened",
+            ["healthy"],
+            _FLAT_ON_VALIDATION,
         )
         for stem in (
             "edge/native_truncated",
