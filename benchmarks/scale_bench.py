@@ -70,10 +70,10 @@ def main() -> None:
             network = build_model(plan.model, plan.input_shape, plan.task, impl="cpu")
             variables, _ = initial_variables(plan, network, ".", [])
             placement = placement_for(count, device)
-            phases, state = build_supervised(
+            trainer = build_supervised(
                 plan, network, dataset, device, variables, placement=placement
             )
-            result = fit(phases, state, plan, progress=False)
+            result = fit(trainer, plan, progress=False)
             times = result.series["epoch_time"]
             print(
                 f"{plan.name}: {count} device(s): median epoch {statistics.median(times[1:]):.3f} s"

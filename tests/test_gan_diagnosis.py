@@ -20,7 +20,7 @@ from sklearn.datasets import load_digits
 from advisor.diagnosis import diagnose, write_diagnosis
 from advisor.schemas import Plan
 from engine.gan_quality import QualityProbe, frechet_distance
-from engine.run import run_plan
+from engine.run import RunOptions, run_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = json.loads((ROOT / "examples/plans/digits_gan.json").read_text())
@@ -34,13 +34,8 @@ def _run(tmp_path_factory, name: str, epochs: int, **changes):
         section, field = path.split("__")
         plan[section][field] = value
     out = tmp_path_factory.mktemp(name)
-    result = run_plan(
-        Plan.model_validate(plan),
-        out,
-        device="cpu",
-        report=lambda _: None,
-        diagnose=write_diagnosis,
-    )
+    options = RunOptions(out_dir=out, device="cpu", report=lambda _: None, diagnose=write_diagnosis)
+    result = run_plan(Plan.model_validate(plan), options)
     return result, json.loads((out / "history.json").read_text()), out
 
 
