@@ -191,9 +191,10 @@ def build_supervised(
 def initial_state(plan: Plan, variables: dict, placement: Placement):
     """The data-order key and the placed initial ``TrainState``, drawn from the plan's seed.
 
-    Every path starts here or, for a GAN's two players and a population's
-    trials, from the same ``TrainState.start`` and ``run_keys``: the in-memory
-    and streamed paths shuffle and initialise alike and give the same curve.
+    The in-memory, streamed and feature-cache paths start here, a population's
+    trials from the same ``TrainState.start`` and ``run_keys`` (so each matches
+    its lone run), a GAN from ``TrainState.start`` with keys drawn beside its
+    players' (``engine.gan.build_gan``).
     """
     data_key, train_key = run_keys(plan.seed)
     return data_key, placement.put(TrainState.start(placement.put(variables), train_key))
