@@ -684,19 +684,19 @@ class _Loop:
 
     def _run(self, plan: Plan, round_dir: Path) -> RunResult:
         from advisor.diagnosis import write_diagnosis
-        from engine.run import run_plan
+        from engine.run import RunOptions, run_plan
 
+        options = RunOptions(
+            out_dir=round_dir,
+            device=self.device,
+            report=self._warn,
+            progress=self.progress,
+            score_test=False,
+            diagnose=write_diagnosis,
+            overwrite=True,  # the round's folder is fresh; a search round's search/ stays
+        )
         try:
-            return run_plan(
-                plan,
-                round_dir,
-                self.device,
-                report=self._warn,
-                progress=self.progress,
-                score_test=False,
-                diagnose=write_diagnosis,
-                overwrite=True,  # the round's folder is fresh; a search round's search/ stays
-            )
+            return run_plan(plan, options)
         except EngineError:
             if (round_dir / "run.json").exists():  # diverged: history and diagnosis are written
                 return load_model(RunResult, round_dir / "run.json")

@@ -8,7 +8,9 @@ taken from the plan's folder, print a short summary (or the RunResult as JSON).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,6 +18,9 @@ from advisor.diagnosis import write_diagnosis
 from advisor.errors import InputError
 from advisor.loading import load_plan, resolve_plan_paths
 from advisor.schemas import Plan, RunResult
+
+if TYPE_CHECKING:  # advisor imports the engine (and jax) only when a run starts
+    from engine.run import RunOptions
 
 
 def run(
@@ -59,56 +64,45 @@ def run(
         >>> result = run("examples/plans/digits_mlp.json", out_dir="runs/digits")  # doctest: +SKIP
         >>> result = run(resume="runs/digits")  # after an interruption  # doctest: +SKIP
     """
-    from engine.run import run_plan
+    from engine.run import RunOptions, run_plan
 
+    options = RunOptions(
+        out_dir=out_dir,
+        device=device,
+        report=_warn,
+        progress=progress,
+        callbacks=callbacks,
+        overwrite=overwrite,
+        diagnose=write_diagnosis,
+    )
     if resume is not None:
-        return _resume(Path(resume), plan, out_dir, device, callbacks, progress)
+        return _resume(Path(resume), plan, options)
     if plan is None:
         raise InputError("plan: none given; expected a plan (or resume=RUN_DIR)")
     base_dir = Path(plan).parent if isinstance(plan, (str, Path)) else Path(".")
     loaded = resolve_plan_paths(load_plan(plan), base_dir)
+    options = replace(options, base_dir=base_dir)
     if loaded.search is not None:
-        return _search_then_run(plan, loaded, out_dir, device, base_dir, callbacks, overwrite)
-    return run_plan(
-        loaded,
-        out_dir,
-        device,
-        base_dir=base_dir,
-        report=_warn,
-        diagnose=write_diagnosis,
-        progress=progress,
-        callbacks=callbacks,
-        overwrite=overwrite,
-    )
+        return _search_then_run(plan, loaded, options)
+    return run_plan(loaded, options)
 
 
-def _resume(run_dir: Path, plan, out_dir, device, callbacks, progress) -> RunResult:
+def _resume(run_dir: Path, plan, options: RunOptions) -> RunResult:
     """Continue the run in ``run_dir`` with the plan.json it wrote when it started."""
     from engine.run import run_plan
     from engine.run_folder import check_run_dir
 
-    if plan is not None or out_dir is not None:
+    if plan is not None or options.out_dir is not None:
         raise InputError(
             "--resume: the run folder's own plan.json and folder are used; "
             "give no plan and no --out with it"
         )
     check_run_dir(run_dir, resume=True, option="--resume")
     loaded = load_plan(run_dir / "plan.json")
-    return run_plan(
-        loaded,
-        run_dir,
-        device,
-        report=_warn,
-        diagnose=write_diagnosis,
-        progress=progress,
-        callbacks=callbacks,
-        resume=True,
-    )
+    return run_plan(loaded, replace(options, out_dir=run_dir, resume=True, overwrite=False))
 
 
-def _search_then_run(
-    plan_arg, plan: Plan, out_dir, device: str | None, base_dir: Path, callbacks, overwrite
-) -> RunResult:
+def _search_then_run(plan_arg, plan: Plan, options: RunOptions) -> RunResult:
     """A plan with a search section: search into RUN_DIR/search, then train its best plan there."""
     import shutil
     import time
@@ -120,30 +114,23 @@ def _search_then_run(
     from engine.run_folder import check_run_dir
 
     run_dir = Path(
-        out_dir
+        options.out_dir
         or plan.output_dir
         or Path("runs") / f"{plan.name or plan.task}-{time.strftime('%Y%m%d-%H%M%S')}"
     )
-    check_run_dir(run_dir, overwrite=overwrite)
-    if overwrite and (run_dir / "search").is_dir() and not (run_dir / "search").is_symlink():
-        shutil.rmtree(run_dir / "search")  # the search is this run's own too
+    check_run_dir(run_dir, overwrite=options.overwrite)
+    search_dir = run_dir / "search"
+    if options.overwrite and search_dir.is_dir() and not search_dir.is_symlink():
+        shutil.rmtree(search_dir)  # the search is this run's own too
     # the run below trains the best plan and scores it on the test split itself
-    found = search(plan_arg, run_dir / "search", device=device, test_best=False)
+    found = search(plan_arg, search_dir, device=options.device, test_best=False)
     if found.best_plan is None:
         raise EngineError(
             "the search finished no trial, so there is no best plan to run; "
             f"see {found.leaderboard}"
         )
-    result = run_plan(
-        load_plan(found.best_plan),
-        run_dir,
-        device,
-        base_dir=base_dir,
-        report=_warn,
-        diagnose=write_diagnosis,
-        callbacks=callbacks,
-        overwrite=True,  # the folder holds the search just made, and the run files go beside it
-    )
+    # the folder holds the search just made, and the run files go beside it (overwrite)
+    result = run_plan(load_plan(found.best_plan), replace(options, out_dir=run_dir, overwrite=True))
     result = result.model_copy(update={"search": str(Path(found.out_dir) / "search.json")})
     write_model(Path(result.run_dir) / "run.json", result)
     return result

@@ -177,21 +177,21 @@ def score_best_trial(result: SearchResult, plan: Plan, device: str | None) -> Se
     if result.best_trial is None or not has_test:
         return result
     from advisor.diagnosis import write_diagnosis
-    from engine.run import run_plan
+    from engine.run import RunOptions, run_plan
     from engine.search import trial_dir
     from engine.search_report import SUMMARY
 
     out = Path(result.out_dir)
     best = load_plan(trial_dir(out, result.best_trial) / "plan.json")
-    run = run_plan(
-        best,
-        out / "best_trial",
-        device,
+    options = RunOptions(
+        out_dir=out / "best_trial",
+        device=device,
         report=_warn,
         progress=False,
         overwrite=True,
         diagnose=write_diagnosis,
     )
+    run = run_plan(best, options)
     result = result.model_copy(update={"best_test": run.test_metrics, "best_run": run.run_dir})
     write_model(out / SUMMARY, result)
     return result

@@ -55,9 +55,9 @@ def checkpoint_overhead(name: str, epochs: int, out: Path) -> dict:
     network = build_model(plan.model, plan.input_shape, plan.task, impl="cpu")
     variables, _ = initial_variables(plan, network, path.parent, [])
     device = jax.devices("cpu")[0]
-    phases, state = build_supervised(plan, network, load_data(plan, path.parent), device, variables)
+    trainer = build_supervised(plan, network, load_data(plan, path.parent), device, variables)
     saver = CheckpointCallback(out / name, plan)
-    result = fit(phases, state, plan, progress=False, callbacks=[saver])
+    result = fit(trainer, plan, progress=False, callbacks=[saver])
     saver.close()
     epoch_s = statistics.median(result.series["epoch_time"][1:])
     save_s = statistics.median(saver.seconds[1:])  # the first save also builds the manager

@@ -182,7 +182,7 @@ class EngineRunner:
         self.epoch_fn = make_train_epoch(
             step, summary, self.loop, n, work.batch_size, jax.random.PRNGKey(1)
         )
-        self.state = jax.device_put(TrainState.create(variables, tx, jax.random.PRNGKey(2)), device)
+        self.state = jax.device_put(TrainState.start(variables, jax.random.PRNGKey(2), tx), device)
         put = lambda a: jax.device_put(a, device)  # noqa: E731
         self.x, self.y, self.probe = put(work.x_train), put(work.y_train), put(work.x_train[:256])
         self.xv, self.yv = put(work.x_val), put(work.y_val)

@@ -80,10 +80,10 @@ def main() -> None:
                 placement = Placement((device,), Mesh(np.array([device]), (AXIS,)))
             else:
                 placement = placement_for(int(count), device)
-            phases, state = build_supervised(
+            trainer = build_supervised(
                 plan, network, dataset, device, variables, placement=placement
             )
-            result = fit(phases, state, plan, progress=False)
+            result = fit(trainer, plan, progress=False)
             times = result.series["epoch_time"]
             print(
                 f"{plan.name}: {count} device(s) on {device.platform}: median epoch {statistics.median(times[1:]):.3f} s"

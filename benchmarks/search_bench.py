@@ -186,9 +186,9 @@ def way_alone(plans, dataset, device, limit: int | None) -> Way:
             dtype=dtype,
         )
         variables, _ = initial_variables(plan, network, Path("."), [])
-        phases, state = build_supervised(plan, network, dataset, device, variables)
+        trainer = build_supervised(plan, network, dataset, device, variables)
         try:
-            result = fit(phases, state, plan, progress=False)
+            result = fit(trainer, plan, progress=False)
         except Diverged as err:
             result = err.result
         best.append(_final_accuracy(result))

@@ -1,8 +1,8 @@
 """The execution backend: JAX/Flax/optax training of an advisor Plan.
 
-``engine.run.run_plan`` is the entry point (``advisor.run`` calls it).  The names
-below are the engine's public API, imported lazily so that ``import engine``
-defines nothing heavy until one is used.
+``engine.run.run_plan(plan, RunOptions(...))`` is the entry point (``advisor.run``
+calls it).  The names below are the engine's public API, imported lazily so
+that ``import engine`` defines nothing heavy until one is used.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 
 _API = {
     "run_plan": "engine.run",
+    "RunOptions": "engine.run",
     "make_train_step": "engine.train",
     "Registry": "engine.registry",
     "LOSSES": "engine.losses",

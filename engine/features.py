@@ -30,6 +30,7 @@ from advisor.errors import InputError
 from advisor.schemas import Plan
 from engine import compiler
 from engine.data import Dataset
+from engine.fit import Trainer
 from engine.models import Head, Network, decode_boxes
 from engine.train import choose_loop
 
@@ -98,12 +99,11 @@ def head_variables(variables: dict) -> dict:
 
 def build_feature_extractor(
     plan: Plan, network: Network, dataset: Dataset, device: jax.Device, variables: dict
-):
-    """Phases, initial state and ``variables_of`` for a feature_extractor plan.
+) -> Trainer:
+    """The ``Trainer`` of a feature_extractor plan: the head's supervised training on the cache.
 
-    Returns:
-        (phases, state, variables_of): what ``engine.fit`` trains, and how to
-        rebuild the full network's variables (base untouched + trained head) from a state.
+    Its ``variables_of`` rebuilds the full network's variables (base untouched,
+    trained head) from a state; it shards nothing (``placement`` None).
 
     Raises:
         InputError: the plan augments its inputs, which cached features cannot be, or
@@ -124,13 +124,11 @@ def build_feature_extractor(
     cached = extract_features(network, variables, dataset)
     head_net = HeadNetwork(network.head, network.detection)
     loop = choose_loop(device.platform, has_conv=False)
-    phases, state = build_supervised(
-        plan, head_net, cached, device, head_variables(variables), loop=loop
-    )
+    head = build_supervised(plan, head_net, cached, device, head_variables(variables), loop=loop)
     frozen = jax.device_get(variables)
 
     def variables_of(s) -> dict:
         params = {**frozen["params"], "head": s.params["head"]}
         return {**frozen, "params": params}
 
-    return phases, state, variables_of
+    return dataclasses.replace(head, variables_of=variables_of, placement=None)

@@ -1,9 +1,10 @@
 """The host loop around the compiled epochs: history, early stopping, plateau, NaN, progress.
 
-``fit(phases, state, plan)`` runs each ``Phase`` (a training stage: two_stage
-has two) for its epochs and records one value per series per epoch.  A phase
-knows how to run a compiled epoch and validate, and how to copy, restore and
-re-rate its state; the loop knows nothing of models or losses, so supervised
+``fit(trainer, plan)`` runs each ``Phase`` of a ``Trainer`` (what every
+training builder returns: supervised, streamed, feature cache, GAN) for its
+epochs and records one value per series per epoch; a phase is a training
+stage (two_stage has two).  A phase knows how to run a compiled epoch and
+validate, and how to copy, restore and re-rate its state; the loop knows nothing of models or losses, so supervised
 training and GANs share it.  Decisions between epochs happen here, on the
 host: ``PlateauController`` sets the rate multiplier, early stopping keeps the
 best weights (restored at the end of the phase when ``restore_best``), and a
@@ -45,6 +46,25 @@ class Phase(Protocol):
     def snapshot(self, state: Any) -> Any: ...
     def restore(self, state: Any, snapshot: Any) -> Any: ...
     def scale_lr(self, state: Any, scale: float) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Trainer:
+    """What every training builder returns and ``fit`` trains, whatever the path.
+
+    ``engine.supervised.build_supervised`` (and its streamed twin
+    ``engine.streaming.build_streamed``), ``engine.features.build_feature_extractor``
+    and ``engine.gan.build_gan`` each return one; their states are all
+    ``engine.train.TrainState``, made by ``TrainState.start``.
+    """
+
+    phases: tuple[Phase, ...]  # in order; two_stage has two
+    state: Any  # the initial TrainState, on the training device(s)
+    variables_of: Callable[[Any], dict]  # a state -> the whole model's variables, as saved
+    n_train: int  # training examples per epoch
+    placement: Any = None  # the engine.sharding.Placement batches are split over, if it shards
+    write_samples: Callable[[Any, Any], list[str]] | None = None  # (run dir, state) -> PNG paths
+    base_from: dict | None = None  # the pretrained base's model.json, when model.base gave one
 
 
 @dataclass
@@ -143,15 +163,14 @@ def _load_plateau(plateau, data: dict | None) -> None:
 
 
 def fit(
-    phases: list[Phase],
-    state: Any,
+    trainer: Trainer,
     plan: Plan,
     progress: bool | None = None,
     callbacks: list | tuple = (),
     resume: Resumed | None = None,
     interrupted: Any = None,
 ) -> FitResult:
-    """Train through ``phases`` in order; returns the history and the final (or best) state.
+    """Train ``trainer``'s phases in order from its state; returns the history and final (or best) state.
 
     Args:
         callbacks: ``on_epoch_end(EpochState, logs) -> stop?`` after each epoch,
@@ -166,6 +185,7 @@ def fit(
     """
     from engine.callbacks import EarlyStoppingCallback, EpochState, callback_name
 
+    phases, state = trainer.phases, trainer.state
     result = resume.result if resume else FitResult()
     show = sys.stdout.isatty() if progress is None else progress
     total = sum(p.epochs for p in phases)

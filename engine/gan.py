@@ -15,7 +15,9 @@ The history records ``d_loss`` and ``g_loss`` (train and ``val_``), with
 update diagnostics, and the samples' quality ``val_fd`` and ``val_diversity``
 (``engine.gan_quality``).  Samples at fixed noise are kept every
 ``ceil(epochs / GRIDS)`` epochs and written, with the final ones, as PNG grids
-at the end (``write_samples``).  ``build_gan`` returns the phases for ``engine.fit``.
+at the end (``write_samples``).  ``build_gan`` returns the ``engine.fit.Trainer``;
+both players live in one ``engine.train.TrainState`` (params and opt_state keyed
+``generator`` and ``discriminator``).
 """
 
 from __future__ import annotations
@@ -28,20 +30,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from flax import struct
 
 from advisor.errors import InputError
 from advisor.schemas import Plan
 from engine import compiler
 from engine.data import Dataset, steps_for
+from engine.fit import Trainer
 from engine.gan_quality import SAMPLES, QualityProbe, sample_grid
 from engine.layers import Conv, pool
 from engine.losses import GanLoss, build_loss, gradient_penalty
 from engine.models import ACTIVATIONS
 from engine.optimizers import build_optimizer, current_learning_rate, set_lr_scale
 from engine.schedules import build_schedule
+from engine.sharding import single
 from engine.supervised import DeviceData
-from engine.train import choose_loop, dead_fraction, make_train_epoch, masked_mean
+from engine.train import TrainState, choose_loop, dead_fraction, make_train_epoch, masked_mean
 
 # Critic updates per generator update for the Wasserstein objective (Gulrajani et al. 2017).
 N_CRITIC = 5
@@ -129,23 +132,6 @@ class Discriminator(_Player):
         return nn.Dense(1, dtype=self.dtype, name="output")(h).astype(jnp.float32)[:, 0]
 
 
-class GanState(struct.PyTreeNode):
-    """Both players' parameters and optimizer states, the step and the noise key."""
-
-    step: jax.Array
-    params: dict  # {"generator": ..., "discriminator": ...}
-    g_opt: optax.OptState
-    d_opt: optax.OptState
-    key: jax.Array
-
-    @property
-    def opt_state(self):  # the generator's, whose rate the history reports
-        return self.g_opt
-
-    def variables(self) -> dict:
-        return {"params": self.params}
-
-
 def build_players(plan: Plan, impl: str, dtype) -> tuple[Generator, Discriminator]:
     """The generator and its mirrored discriminator for a gan plan."""
     m = plan.model
@@ -190,7 +176,7 @@ def make_gan_step(
     """``gan_step(state, batch) -> (state, metrics)``: a discriminator update, then the generator's."""
     n_critic = N_CRITIC if gan.gradient_penalty > 0 else 1
 
-    def gan_step(state: GanState, batch: dict):
+    def gan_step(state: TrainState, batch: dict):
         key = jax.random.fold_in(state.key, state.step)
         z_key, gp_key = jax.random.split(key)
         cond = batch["x"] if paired else None
@@ -212,7 +198,7 @@ def make_gan_step(
             return loss
 
         d_loss, d_grads = jax.value_and_grad(d_objective)(d_params)
-        d_updates, d_opt = d_tx.update(d_grads, state.d_opt, d_params)
+        d_updates, d_opt = d_tx.update(d_grads, state.opt_state["discriminator"], d_params)
         d_params = optax.apply_updates(d_params, d_updates)
 
         def g_objective(params):
@@ -223,10 +209,12 @@ def make_gan_step(
             return loss
 
         g_loss, g_grads = jax.value_and_grad(g_objective)(g_params)
-        g_updates, g_opt = g_tx.update(g_grads, state.g_opt, g_params)
+        g_updates, g_opt = g_tx.update(g_grads, state.opt_state["generator"], g_params)
         train_g = (state.step % n_critic) == 0
         g_updates = jax.tree.map(lambda u: jnp.where(train_g, u, jnp.zeros_like(u)), g_updates)
-        g_opt = jax.tree.map(lambda new, old: jnp.where(train_g, new, old), g_opt, state.g_opt)
+        g_opt = jax.tree.map(
+            lambda new, old: jnp.where(train_g, new, old), g_opt, state.opt_state["generator"]
+        )
         metrics = {
             "loss": g_loss,
             "d_loss": d_loss,
@@ -238,7 +226,8 @@ def make_gan_step(
             "outputs": jnp.zeros((real.shape[0], 0), jnp.float32),  # no train metrics for a GAN
         }
         params = {"generator": optax.apply_updates(g_params, g_updates), "discriminator": d_params}
-        return state.replace(step=state.step + 1, params=params, g_opt=g_opt, d_opt=d_opt), metrics
+        opt_state = {"generator": g_opt, "discriminator": d_opt}
+        return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
     return gan_step
 
@@ -307,7 +296,7 @@ class GanPhase:
             paths.append(str(path))
         return paths
 
-    def begin(self, state: GanState) -> GanState:
+    def begin(self, state: TrainState) -> TrainState:
         schedule = build_schedule(
             self.plan.schedule, self.plan.optimizer.learning_rate, self.steps_per_epoch, self.epochs
         )
@@ -327,17 +316,17 @@ class GanPhase:
         self.train_epoch = make_train_epoch(
             step, self._summary, self.loop, self.n_train, self.plan.batch_size, self.data_key
         )
-        opts = jax.device_put(
-            (g_tx.init(state.params["generator"]), d_tx.init(state.params["discriminator"])),
-            self.device,
-        )
-        return state.replace(g_opt=opts[0], d_opt=opts[1])
+        opt_state = {
+            "generator": g_tx.init(state.params["generator"]),
+            "discriminator": d_tx.init(state.params["discriminator"]),
+        }
+        return state.replace(opt_state=jax.device_put(opt_state, self.device))
 
     def _summary(self, state, step_metrics, y_train, order, probe):
         del y_train, order
         step_metrics.pop("outputs")
         out = {name: jnp.mean(values) for name, values in step_metrics.items()}
-        out["lr"] = current_learning_rate(state.g_opt).astype(jnp.float32)
+        out["lr"] = current_learning_rate(state.opt_state["generator"]).astype(jnp.float32)
         z = jax.random.normal(
             jax.random.PRNGKey(0), (probe.shape[0], self.plan.model.latent_dim), jnp.float32
         )
@@ -390,10 +379,10 @@ class GanPhase:
         return state.replace(params=snapshot)
 
     def scale_lr(self, state, scale):
-        g_opt, d_opt = (
-            jax.device_put(set_lr_scale(s, scale), self.device) for s in (state.g_opt, state.d_opt)
+        # both players' optimizers: set_lr_scale sets every injected multiplier in the tree
+        return state.replace(
+            opt_state=jax.device_put(set_lr_scale(state.opt_state, scale), self.device)
         )
-        return state.replace(g_opt=g_opt, d_opt=d_opt)
 
 
 class _Conditioned(nn.Module):
@@ -407,8 +396,12 @@ class _Conditioned(nn.Module):
         return self.generator(z, self.cond)
 
 
-def build_gan(plan: Plan, dataset: Dataset, device, impl: str, dtype):
-    """(phases, state, network, variables_of) for a gan plan, like ``build_supervised``."""
+def build_gan(plan: Plan, dataset: Dataset, device, impl: str, dtype) -> Trainer:
+    """The ``Trainer`` of a gan plan: one phase, both players' parameters in one ``TrainState``.
+
+    The state's ``params`` and ``opt_state`` hold ``{"generator", "discriminator"}``;
+    ``write_samples`` writes the sample grids.
+    """
     generator, discriminator = build_players(plan, impl, dtype)
     gan = build_loss(plan.loss)
     paired = isinstance(gan, GanLoss) and gan.reconstruction is not None
@@ -433,14 +426,15 @@ def build_gan(plan: Plan, dataset: Dataset, device, impl: str, dtype):
         device,
         paired,
     )
-    state = GanState(
-        step=jnp.zeros((), jnp.int32),
-        params={"generator": g_params, "discriminator": d_params},
-        g_opt=None,
-        d_opt=None,
-        key=train_key,
+    variables = {"params": {"generator": g_params, "discriminator": d_params}}
+    state = single(device).put(TrainState.start(variables, train_key))
+    return Trainer(
+        (phase,),
+        state,
+        lambda s: {"params": s.params},
+        n_train=phase.n_train,
+        write_samples=phase.write_samples,
     )
-    return [phase], jax.device_put(state, device), generator, lambda s: {"params": s.params}
 
 
 def _paired_targets(dataset: Dataset, plan: Plan) -> Dataset:

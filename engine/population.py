@@ -60,6 +60,7 @@ from engine.train import (
     make_metrics,
     make_train_epoch,
     make_train_step,
+    run_keys,
 )
 
 # Optimizer fields carried in the opt state per trial (the rate travels as lr_scale).
@@ -152,8 +153,7 @@ class Population:
         # with a trial mesh, data and initial weights sit on every device of it
         self.where = self.spread.replicated if self.spread else device
         self.variables = jax.device_put(variables, self.where)
-        root = jax.random.PRNGKey(reference.seed)
-        self.data_key, self.train_key = jax.random.split(jax.random.fold_in(root, 1))
+        self.data_key, self.train_key = run_keys(reference.seed)  # those of advisor run
         self.data = DeviceData.put(dataset, self.where)
         self.n_train, self.n_val = dataset.n_train, dataset.n_val
         self.stages = stages_for(reference, self.network.n_blocks)
@@ -260,13 +260,7 @@ class Population:
 
     @functools.partial(compiler.jit, static_argnums=(0, 4))
     def _start(self, variables: dict, key: jax.Array, hyper: dict, k: int) -> PopState:
-        trials = TrainState(
-            step=jnp.zeros((), jnp.int32),
-            params=variables["params"],
-            batch_stats=variables.get("batch_stats", {}),
-            opt_state=None,
-            key=key,
-        )
+        trials = TrainState.start(variables, key)  # each trial starts as advisor run would
         # new arrays either way: training donates the state, and the initial weights serve every trial
         trials = jax.tree.map(
             lambda a: jnp.repeat(a[None], k, axis=0) if k else jnp.copy(a), trials

@@ -1,8 +1,10 @@
 """Plan -> run directory: the engine's entry point (``advisor run`` calls it).
 
-``run_plan`` checks the plan, picks the device, loads the data, builds the
-model (taking the base from a checkpoint when ``model.base`` names one),
-trains through ``engine.fit`` and writes the run directory:
+``run_plan(plan, RunOptions(...))`` checks the plan, picks the device, loads
+the data, builds the ``engine.fit.Trainer`` of the plan's path
+(``build_trainer``: supervised in memory or streamed, feature cache, GAN; the
+base from a checkpoint when ``model.base`` names one), trains it through
+``engine.fit`` and writes the run directory:
 
     plan.json        the plan as run (output_dir and device resolved)
     history.json     the History (format "native"), readable by ``advisor diagnose``
@@ -36,6 +38,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import jax
@@ -51,7 +54,7 @@ from engine.compile_cache import CompileClock, enable_compile_cache
 from engine.curves import plot_curves
 from engine.data import load_data
 from engine.device import describe_device, select_device
-from engine.fit import Diverged, FitResult, Interrupted, fit
+from engine.fit import Diverged, FitResult, Interrupted, Trainer, fit
 from engine.live_log import LiveLogCallback
 from engine.models import build_model, init_variables
 from engine.predict import PREPROCESSING, Predictor, preprocessing_for
@@ -108,34 +111,81 @@ def initial_variables(
     return transfer_base(variables, checkpoint, source), structure
 
 
-def run_plan(
+@dataclass(frozen=True)
+class RunOptions:
+    """How ``run_plan`` runs a plan (the plan says what is trained), as one value.
+
+    Built once by the caller (``advisor.run``, a search's best trial, ``advisor
+    auto``'s rounds) and handed down whole.
+    """
+
+    out_dir: str | Path | None = None  # default: plan.output_dir, else runs/<name>-<time>
+    device: str | None = None  # auto, cpu, gpu or tpu; None = the plan's
+    base_dir: str | Path = "."  # folder relative data paths and model.base are relative to
+    # receives each pre-flight warning, and outside a terminal each epoch, as one line
+    report: Callable[[str], None] = print
+    progress: bool | None = None  # the progress bar (None = only when stdout is a terminal)
+    # on_epoch_end(state, logs) -> stop? after each epoch (engine.callbacks)
+    callbacks: tuple = ()
+    resume: bool = False  # continue the run in out_dir from its newest complete checkpoint
+    overwrite: bool = False  # a non-empty out_dir is allowed; its run files are removed first
+    # writes diagnosis.json and next_plan.json and returns their paths (advisor's job, not the engine's)
+    diagnose: Diagnose | None = None
+    # score the final model on the test split (advisor auto scores only its chosen round)
+    score_test: bool = True
+
+    def __post_init__(self):
+        object.__setattr__(self, "callbacks", tuple(self.callbacks))
+
+
+def build_trainer(
     plan: Plan,
-    out_dir: str | Path | None = None,
-    device: str | None = None,
-    base_dir: str | Path = ".",
-    report: Callable[[str], None] = print,
-    progress: bool | None = None,
-    callbacks: list | tuple = (),
-    resume: bool = False,
-    overwrite: bool = False,
-    diagnose: Diagnose | None = None,
-    score_test: bool = True,
-) -> RunResult:
+    dataset,
+    device: jax.Device,
+    base_dir: Path,
+    warnings: list[CheckWarning],
+    dtype=jnp.float32,
+    streamed: bool = False,
+) -> Trainer:
+    """The one choice of training path: GAN, feature cache, streamed or in-memory supervised.
+
+    Each builder returns a ``Trainer`` whose state ``TrainState.start`` made;
+    supervised paths take their initial variables (and ``model.base``) from
+    ``initial_variables``, and shard over ``plan.scale.devices``.
+    """
+    impl = "cpu" if device.platform == "cpu" else "xla"
+    if plan.task == "gan":
+        from engine.gan import build_gan
+
+        return build_gan(plan, dataset, device, impl=impl, dtype=dtype)
+    network = build_model(plan.model, plan.input_shape, plan.task, impl=impl, dtype=dtype)
+    variables, base_structure = initial_variables(plan, network, base_dir, warnings)
+    if plan.freeze.strategy == "feature_extractor":
+        from engine.features import build_feature_extractor
+
+        trainer = build_feature_extractor(plan, network, dataset, device, variables)
+    else:
+        from engine.sharding import placement_for
+
+        placement = placement_for((plan.scale or ScalePlan()).devices, device)
+        if streamed:
+            from engine.streaming import build_streamed
+
+            trainer = build_streamed(plan, network, dataset, device, variables, placement)
+        else:
+            from engine.supervised import build_supervised
+
+            trainer = build_supervised(
+                plan, network, dataset, device, variables, placement=placement
+            )
+    return replace(trainer, base_from=base_structure)
+
+
+def run_plan(plan: Plan, options: RunOptions | None = None) -> RunResult:
     """Train ``plan`` and write its run directory; returns what was written.
 
-    Args:
-        out_dir: the run directory (default: plan.output_dir, else runs/<name>-<time>).
-        device: auto, cpu, gpu or tpu; None = the plan's.
-        base_dir: folder that relative data paths and model.base are relative to.
-        report: receives each pre-flight warning, and outside a terminal each epoch, as one line.
-        progress: show the progress bar (None = only when stdout is a terminal).
-        callbacks: ``on_epoch_end(state, logs) -> stop?`` after each epoch (``engine.callbacks``).
-        resume: continue the run in ``out_dir`` from its newest complete checkpoint.
-        overwrite: a non-empty ``out_dir`` is allowed; its run files are removed first.
-        diagnose: writes diagnosis.json and next_plan.json into the run folder and
-            returns their paths (the engine does not diagnose: that is advisor's job).
-        score_test: score the final model on the test split; ``advisor auto`` turns it
-            off for its rounds and scores only the round it chose, once, at the end.
+    ``options`` (``RunOptions``, default all defaults): the folder, device,
+    progress, callbacks, resume, overwrite, the diagnose hook and test scoring.
 
     Raises:
         InputError: the plan, its data or the run folder cannot give a correct run
@@ -147,64 +197,32 @@ def run_plan(
     from engine.callbacks import as_callback
 
     limit_malloc()  # under `ulimit -v`, before jax's threads make their arenas
-    base_dir = Path(base_dir)
+    options = options or RunOptions()
+    report, resume = options.report, options.resume
+    base_dir = Path(options.base_dir)
     plan = resolve_plan_paths(plan, base_dir)  # the run folder's plan.json runs from anywhere
-    run_dir = Path(out_dir or plan.output_dir or _default_dir(plan))
-    check_run_dir(run_dir, resume=resume, overwrite=overwrite)  # before any work
-    callbacks = [as_callback(c) for c in callbacks]
+    run_dir = Path(options.out_dir or plan.output_dir or _default_dir(plan))
+    check_run_dir(run_dir, resume=resume, overwrite=options.overwrite)  # before any work
+    callbacks = [as_callback(c) for c in options.callbacks]
     enable_compile_cache()
     with SignalGuard() as guard:
         warnings = check_plan(plan)
-        chosen = select_device(device or plan.device)
+        chosen = select_device(options.device or plan.device)
         from engine.streaming import load_streamed, wants_stream
 
         streamed = wants_stream(plan, base_dir)  # data above plan.scale's threshold: from disk
         dataset = load_streamed(plan, base_dir) if streamed else load_data(plan, base_dir)
         warnings += check_data(plan, dataset)
         dtype = compute_dtype(plan, chosen, warnings)
-        impl = "cpu" if chosen.platform == "cpu" else "xla"
-        placement = None
-        if plan.task == "gan":
-            from engine.gan import build_gan
-
-            phases, state, network, variables_of = build_gan(
-                plan, dataset, chosen, impl=impl, dtype=dtype
-            )
-            base_structure = None
-        else:
-            from engine.supervised import build_supervised
-
-            network = build_model(plan.model, plan.input_shape, plan.task, impl=impl, dtype=dtype)
-            variables, base_structure = initial_variables(plan, network, base_dir, warnings)
-            if plan.freeze.strategy == "feature_extractor":
-                from engine.features import build_feature_extractor
-
-                phases, state, variables_of = build_feature_extractor(
-                    plan, network, dataset, chosen, variables
-                )
-            else:
-                from engine.sharding import placement_for
-
-                placement = placement_for((plan.scale or ScalePlan()).devices, chosen)
-                if streamed:
-                    from engine.streaming import build_streamed
-
-                    phases, state = build_streamed(
-                        plan, network, dataset, chosen, variables, placement
-                    )
-                else:
-                    phases, state = build_supervised(
-                        plan, network, dataset, chosen, variables, placement=placement
-                    )
-                variables_of = lambda s: placement.local(s.variables())  # noqa: E731
+        trainer = build_trainer(plan, dataset, chosen, base_dir, warnings, dtype, streamed)
         for warning in warnings:
             report(str(warning))
 
         resolved = plan.model_copy(update={"output_dir": str(run_dir), "device": chosen.platform})
-        if placement is not None:  # the device count and data path as run
+        if trainer.placement is not None:  # the device count and data path as run
             scale = (plan.scale or ScalePlan()).model_copy(
                 update={
-                    "devices": placement.n_devices,
+                    "devices": trainer.placement.n_devices,
                     "data_path": "stream" if streamed else "memory",
                 }
             )
@@ -216,13 +234,13 @@ def run_plan(
                 if resumed
                 else f"resuming {run_dir}: no complete checkpoint yet; training starts at epoch 1"
             )
-        start_run_dir(run_dir, overwrite=overwrite)
+        start_run_dir(run_dir, overwrite=options.overwrite)
         write_model(run_dir / "plan.json", resolved)  # first: what --resume runs again
-        show_bar = sys.stdout.isatty() if progress is None else progress
-        samples = getattr(phases[0], "n_train", None)
+        show_bar = sys.stdout.isatty() if options.progress is None else options.progress
+        samples = trainer.n_train
         live = LiveLogCallback(
             run_dir,
-            sum(p.epochs for p in phases),
+            sum(p.epochs for p in trainer.phases),
             plan.metrics,
             samples,
             report=None if show_bar else report,
@@ -234,8 +252,7 @@ def run_plan(
             if guard.pending():  # a signal before training started: nothing to save yet
                 raise Interrupted(guard.pending(), FitResult(), 0)
             result = fit(
-                phases,
-                state,
+                trainer,
                 plan,
                 progress=show_bar,
                 callbacks=[live, *callbacks, saver],
@@ -266,16 +283,14 @@ def run_plan(
         run_dir,
         resolved,
         result,
-        variables_of,
+        trainer,
         chosen,
         dataset,
-        base_structure,
         diverged,
         baselines,
-        diagnose=diagnose,
-        phases=phases,
+        diagnose=options.diagnose,
         extra={"timing": timing, "resumed_from_epoch": resumed.epoch if resumed else None},
-        score_test=score_test,
+        score_test=options.score_test,
     )
 
 
@@ -322,24 +337,19 @@ def _write_run(
     run_dir,
     plan: Plan,
     result: FitResult,
-    variables_of,
+    trainer: Trainer,
     device: jax.Device,
     dataset,
-    base_structure,
     diverged,
     baselines: dict | None = None,
     diagnose: Diagnose | None = None,
     extra: dict | None = None,
-    phases: list | None = None,
     score_test: bool = True,
 ) -> RunResult:
     run_dir.mkdir(parents=True, exist_ok=True)
-    samples = [  # a GAN's sample grids
-        path
-        for phase in phases or []
-        if hasattr(phase, "write_samples")
-        for path in phase.write_samples(run_dir, result.state)
-    ]
+    # a GAN's sample grids
+    samples = trainer.write_samples(run_dir, result.state) if trainer.write_samples else []
+    variables_of, base_structure = trainer.variables_of, trainer.base_from
     history = _history(run_dir, plan, result)
     write_model(run_dir / "plan.json", plan)
     write_model(run_dir / "history.json", history)

@@ -539,11 +539,12 @@ class StreamData:
 
 
 def build_streamed(plan: Plan, network, dataset: Dataset, device, variables, placement):
-    """The phases and initial state of a supervised plan whose data is streamed.
+    """The ``Trainer`` of a supervised plan whose data is streamed.
 
     ``build_supervised``'s, with ``StreamedPhase`` reading batches from the
     dataset's ``Rows`` instead of gathering them from device-resident arrays.
     """
+    from engine.fit import Trainer
     from engine.freeze import stages_for
     from engine.supervised import PROBE_SIZE, SupervisedPhase, initial_state
     from engine.train import make_epoch_summary, make_train_step
@@ -610,5 +611,13 @@ def build_streamed(plan: Plan, network, dataset: Dataset, device, variables, pla
         class_counts=counts,
     )
     data_key, state = initial_state(plan, variables, placement)
-    phases = [StreamedPhase(stage, data, data_key) for stage in stages_for(plan, network.n_blocks)]
-    return phases, state
+    phases = tuple(
+        StreamedPhase(stage, data, data_key) for stage in stages_for(plan, network.n_blocks)
+    )
+    return Trainer(
+        phases,
+        state,
+        lambda s: placement.local(s.variables()),
+        n_train=len(data.x_train),
+        placement=placement,
+    )

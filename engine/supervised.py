@@ -1,8 +1,9 @@
 """Supervised training of a plan (every task but gan): the phases ``engine.fit`` runs.
 
-``build_supervised(plan, dataset, device, variables)`` puts the data on the
-device, builds the loss, augmentation and metrics the plan names, and returns
-one ``SupervisedPhase`` per freeze stage plus the initial ``TrainState``.  A
+``build_supervised(plan, network, dataset, device, variables)`` puts the data
+on the device, builds the loss, augmentation and metrics the plan names, and
+returns the ``engine.fit.Trainer``: one ``SupervisedPhase`` per freeze stage and
+the initial ``TrainState``.  A
 phase builds its stage's optimizer (``engine.freeze``) and compiled epoch when
 it begins, so a two_stage plan compiles twice and nothing else recompiles.
 """
@@ -18,6 +19,7 @@ from advisor.schemas import Plan
 from engine import compiler
 from engine.augment import make_augment
 from engine.data import Dataset, class_counts, steps_for
+from engine.fit import Trainer
 from engine.freeze import Stage, make_stage_optimizer, stages_for
 from engine.losses import build_loss
 from engine.models import ConvBlock, DenseBlock, Network
@@ -33,6 +35,7 @@ from engine.train import (
     make_metrics,
     make_train_epoch,
     make_train_step,
+    run_keys,
 )
 
 
@@ -156,8 +159,8 @@ def build_supervised(
     variables: dict,
     loop: str | None = None,
     placement: Placement | None = None,
-):
-    """The phases and the initial state of a supervised plan.
+) -> Trainer:
+    """The ``Trainer`` of a supervised plan: one phase per freeze stage, the initial state.
 
     Args:
         variables: initial (or transferred) parameters and batch statistics.
@@ -168,27 +171,26 @@ def build_supervised(
     data_key, state = initial_state(plan, variables, placement)
     data = DeviceData.put(dataset, placement)
     loop = loop or choose_loop(device.platform, has_conv(network))
-    phases = [
+    phases = tuple(
         SupervisedPhase(plan, network, stage, data, loop, data_key, device, placement)
         for stage in stages_for(plan, network.n_blocks)
-    ]
-    return phases, state
+    )
+    return Trainer(
+        phases,
+        state,
+        lambda s: placement.local(s.variables()),
+        n_train=dataset.n_train,
+        placement=placement,
+    )
 
 
 def initial_state(plan: Plan, variables: dict, placement: Placement):
-    """The data-order key and the placed initial TrainState, drawn from the plan's seed.
+    """The data-order key and the placed initial ``TrainState``, drawn from the plan's seed.
 
-    The in-memory and the streamed paths both start here, so they shuffle and
-    initialise alike and give the same curve.
+    The in-memory, streamed and feature-cache paths start here, a population's
+    trials from the same ``TrainState.start`` and ``run_keys`` (so each matches
+    its lone run), a GAN from ``TrainState.start`` with keys drawn beside its
+    players' (``engine.gan.build_gan``).
     """
-    root = jax.random.PRNGKey(plan.seed)
-    data_key, train_key = jax.random.split(jax.random.fold_in(root, 1))
-    variables = placement.put(variables)
-    state = TrainState(
-        step=jnp.zeros((), jnp.int32),
-        params=variables["params"],
-        batch_stats=variables.get("batch_stats", {}),
-        opt_state=None,
-        key=train_key,
-    )
-    return data_key, placement.put(state)
+    data_key, train_key = run_keys(plan.seed)
+    return data_key, placement.put(TrainState.start(placement.put(variables), train_key))

@@ -51,15 +51,21 @@ class TrainState(struct.PyTreeNode):
     key: jax.Array
 
     @classmethod
-    def create(
-        cls, variables: dict, tx: optax.GradientTransformation, key: jax.Array
+    def start(
+        cls, variables: dict, key: jax.Array, tx: optax.GradientTransformation | None = None
     ) -> TrainState:
+        """The one place a training state is made (supervised, streamed, feature cache, GAN, trials).
+
+        Step 0, the variables, the step key; the optimizer state is ``tx``'s, or
+        None until a phase's ``begin`` builds its stage's optimizer.  Pure, so a
+        population builds it inside a compiled call.
+        """
         params = variables["params"]
         return cls(
             step=jnp.zeros((), jnp.int32),
             params=params,
             batch_stats=variables.get("batch_stats", {}),
-            opt_state=tx.init(params),
+            opt_state=None if tx is None else tx.init(params),
             key=key,
         )
 
@@ -70,6 +76,16 @@ class TrainState(struct.PyTreeNode):
             if self.batch_stats
             else {"params": self.params}
         )
+
+
+def run_keys(seed: int) -> tuple[jax.Array, jax.Array]:
+    """(data-order key, step key) of a run from its plan's seed (the weights use fold 0).
+
+    A run, its streamed twin and each trial of a population draw the same two
+    keys, so they shuffle alike and give the same curve.
+    """
+    data_key, train_key = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), 1))
+    return data_key, train_key
 
 
 @struct.dataclass

@@ -71,7 +71,7 @@ def make_plan(base: dict | None = None, **changes: Any) -> Plan:
 
 
 def build_phases(plan: Plan, loop: str | None = None):
-    """The phases and initial state of ``plan`` on the CPU (the base from model.base, if any)."""
+    """The ``Trainer`` (phases, initial state) of ``plan`` on the CPU (the base from model.base, if any)."""
     import jax
 
     from engine.data import load_data
@@ -90,5 +90,4 @@ def fit_plan(plan: Plan, loop: str | None = None, progress: bool = False):
     """Train ``plan`` in memory on the CPU (no run directory); returns the FitResult."""
     from engine.fit import fit
 
-    phases, state = build_phases(plan, loop)
-    return fit(phases, state, plan, progress=progress)
+    return fit(build_phases(plan, loop), plan, progress=progress)

@@ -31,10 +31,8 @@ def curves(plan_json: str, counts: list[int]) -> dict:
         network = build_model(plan.model, plan.input_shape, plan.task, impl="cpu")
         variables, _ = initial_variables(plan, network, ".", [])
         placement = placement_for(count, device)
-        phases, state = build_supervised(
-            plan, network, dataset, device, variables, placement=placement
-        )
-        result = fit(phases, state, plan, progress=False)
+        trainer = build_supervised(plan, network, dataset, device, variables, placement=placement)
+        result = fit(trainer, plan, progress=False)
         shardings = {str(leaf.sharding) for leaf in jax.tree.leaves(result.state.params)}
         out[str(count)] = {
             "series": {

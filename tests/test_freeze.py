@@ -104,9 +104,9 @@ MLP_BN = {"model.hidden_layers": 2, "model.batch_norm": True}
 
 def _states_after_each_phase(plan):
     """Train each phase of the plan for its epochs; the state after each."""
-    phases, state = build_phases(plan)
-    states, epoch = [], 0
-    for phase in phases:
+    trainer = build_phases(plan)
+    state, states, epoch = trainer.state, [], 0
+    for phase in trainer.phases:
         state = phase.begin(state)
         for _ in range(phase.epochs):
             epoch += 1
@@ -215,7 +215,7 @@ def _step_setup(frozen_blocks: int):
     config = StepConfig(plan.task, plan.loss.name, plan.n_classes, frozen_blocks)
     loss_fn = build_loss(plan.loss)
     step = make_train_step(network, loss_fn, tx, config)
-    state = TrainState.create(variables, tx, jax.random.PRNGKey(3))
+    state = TrainState.start(variables, jax.random.PRNGKey(3), tx)
     x = jax.random.normal(jax.random.PRNGKey(4), (16, 4))
     batch = {"x": x, "y": jnp.arange(16) % 3, "mask": jnp.ones(16).at[-3:].set(0.0)}
     return network, loss_fn, tx, config, step, state, batch

@@ -24,7 +24,7 @@ from advisor.schemas import Plan
 from engine.gan import GanPhase
 from engine.gan_quality import QualityProbe, frechet_distance
 from engine.optimizers import set_lr_scale
-from engine.run import run_plan
+from engine.run import RunOptions, run_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = json.loads((ROOT / "examples/plans/digits_gan.json").read_text())
@@ -39,13 +39,8 @@ def _run(tmp_path_factory, name: str, epochs: int, **changes):
         section, field = path.split("__")
         plan[section][field] = value
     out = tmp_path_factory.mktemp(name)
-    result = run_plan(
-        Plan.model_validate(plan),
-        out,
-        device="cpu",
-        report=lambda _: None,
-        diagnose=write_diagnosis,
-    )
+    options = RunOptions(out_dir=out, device="cpu", report=lambda _: None, diagnose=write_diagnosis)
+    result = run_plan(Plan.model_validate(plan), options)
     return result, json.loads((out / "history.json").read_text()), out
 
 
@@ -123,7 +118,9 @@ def test_a_discriminator_far_ahead_of_the_generator_wins(tmp_path_factory, monke
 
     def slow_generator(self, state):
         state = begin(self, state)
-        return state.replace(g_opt=set_lr_scale(state.g_opt, 0.01))
+        opt_state = dict(state.opt_state)
+        opt_state["generator"] = set_lr_scale(opt_state["generator"], 0.01)
+        return state.replace(opt_state=opt_state)
 
     monkeypatch.setattr(GanPhase, "begin", slow_generator)
     result, history, out = _run(tmp_path_factory, "gan_d_wins", 6)

@@ -76,7 +76,7 @@ def test_the_entry_points_take_the_documented_arguments():
     assert list(inspect.signature(advisor.run).parameters)[:3] == ["plan", "out_dir", "device"]
     assert "workers" in inspect.signature(advisor.search).parameters
     assert list(inspect.signature(advisor.load).parameters) == ["run_dir"]
-    assert list(inspect.signature(engine.run_plan).parameters)[:3] == ["plan", "out_dir", "device"]
+    assert list(inspect.signature(engine.run_plan).parameters) == ["plan", "options"]
 
 
 def test_the_classes_and_errors_are_what_they_say():

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from advisor.errors import InputError
-from engine.run import run_plan
+from engine.run import RunOptions, run_plan
 from engine.sources import make_shapes
 from engine.streaming import RowFile, wants_stream
 from tests.engine_plans import DIGITS_CNN, make_plan
@@ -36,7 +36,8 @@ def _both_paths(plan, tmp_path):
         changed = plan.model_copy(
             update={"scale": plan.scale.model_copy(update={"data_path": path})}
         )
-        run_plan(changed, tmp_path / path, base_dir=tmp_path, report=lambda _: None)
+        options = RunOptions(out_dir=tmp_path / path, base_dir=tmp_path, report=lambda _: None)
+        run_plan(changed, options)
         as_run = json.loads((tmp_path / path / "plan.json").read_text())
         assert as_run["scale"]["data_path"] == path
         out[path] = _series(tmp_path / path)

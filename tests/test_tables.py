@@ -88,7 +88,7 @@ def test_numbers_match_a_plain_parse(tmp_path):
 
 
 def test_the_run_folder_records_the_codes(tmp_path):
-    from engine.run import run_plan
+    from engine.run import RunOptions, run_plan
 
     _table(tmp_path)
     plan = make_plan(
@@ -105,7 +105,9 @@ def test_the_run_folder_records_the_codes(tmp_path):
     )
     data = load_data(plan, tmp_path)
     assert data.categories == {"city": ["oslo", "paris", "rome"], "grade": ["a", "b", "c"]}
-    run = run_plan(plan, tmp_path / "run", base_dir=tmp_path, report=lambda _: None)
+    run = run_plan(
+        plan, RunOptions(out_dir=tmp_path / "run", base_dir=tmp_path, report=lambda _: None)
+    )
     pre = json.loads((tmp_path / "run" / "preprocessing.json").read_text())
     assert pre["categories"] == data.categories
     assert run.run_dir == str(tmp_path / "run")

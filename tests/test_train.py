@@ -73,9 +73,9 @@ def test_nothing_recompiles_after_the_first_epoch(loop):
     jax.monitoring.register_event_duration_secs_listener(listener)
     try:
         plan = make_plan(epochs=4, **{"schedule": {"name": "reduce_on_plateau", "patience": 1}})
-        phases, state = build_phases(plan, loop)
-        phase = phases[0]
-        state = phase.begin(state)
+        trainer = build_phases(plan, loop)
+        phase = trainer.phases[0]
+        state = phase.begin(trainer.state)
         state, _ = phase.run_epoch(state, 1)
         state = phase.scale_lr(
             state, 0.5
