@@ -1,4 +1,4 @@
-"""Epoch time on 1 device against N forced CPU devices (engine.sharding), same plan and data.
+"""Epoch time on 1 device against N forced CPU devices (engine.runtime.sharding), same plan and data.
 
     XLA_FLAGS=--xla_force_host_platform_device_count=8 nice python benchmarks/scale_bench.py
 
@@ -52,12 +52,12 @@ def main() -> None:
     args = parser.parse_args()
     import jax
 
-    from engine.data import load_data
-    from engine.fit import fit
-    from engine.models import build_model
+    from engine.datasets.data import load_data
+    from engine.nn.models import build_model
     from engine.run import initial_variables
-    from engine.sharding import placement_for
-    from engine.supervised import build_supervised
+    from engine.runtime.sharding import placement_for
+    from engine.training.fit import fit
+    from engine.training.supervised import build_supervised
 
     print(
         f"jax {jax.__version__}; {len(jax.devices())} {jax.default_backend()} devices; "

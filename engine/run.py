@@ -2,7 +2,7 @@
 
 ``run_plan`` checks the plan, picks the device, loads the data, builds the
 model (taking the base from a checkpoint when ``model.base`` names one),
-trains through ``engine.fit`` and writes the run directory:
+trains through ``engine.training.fit`` and writes the run directory:
 
     plan.json        the plan as run (output_dir and device resolved)
     history.json     the History (format "native"), readable by ``advisor diagnose``
@@ -13,20 +13,20 @@ trains through ``engine.fit`` and writes the run directory:
     model.safetensors + model.json   the weights, no pickle
     curves.png       learning curves
     samples_*.png    a GAN's sample grids (every few epochs and final)
-    diagnosis.json, next_plan.json   written by the ``diagnose`` hook (advisor.running passes one)
+    diagnosis.json, next_plan.json   written by the ``diagnose`` hook (advisor.workflows.running passes one)
 
     history.csv, events.out.tfevents.*   live logs, one row / scalars per epoch
-    checkpoints/<epoch>/   the training state (engine.resume), for --resume
+    checkpoints/<epoch>/   the training state (engine.training.resume), for --resume
 
-The folder is checked before any work (``engine.run_folder``); plan.json is
+The folder is checked before any work (``engine.outputs.run_folder``); plan.json is
 written when training starts, the live logs and checkpoints after each epoch
-(callbacks, ``engine.callbacks``), the rest when training ends, each file
+(callbacks, ``engine.training.callbacks``), the rest when training ends, each file
 atomically.  A loss that turns NaN still writes the history so far, the last
 good weights (the initial ones if the first epoch diverged) and the
 diagnosis, then raises ``EngineError`` saying where they are.  SIGINT/SIGTERM
 end the current epoch, save a checkpoint and history.json and raise
-``engine.fit.Interrupted`` naming the command that resumes the run.  JAX's
-persistent compilation cache is on (``engine.compile_cache``).
+``engine.training.fit.Interrupted`` naming the command that resumes the run.  JAX's
+persistent compilation cache is on (``engine.runtime.compile_cache``).
 """
 
 from __future__ import annotations
@@ -41,24 +41,24 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from advisor.errors import EngineError, InputError
-from advisor.io import load_model, write_atomic, write_model
-from advisor.loading import resolve_plan_paths
-from advisor.schemas import History, HistorySource, Plan, RunResult, ScalePlan
-from engine.checkpoint import save_checkpoint, transfer_base
-from engine.checks import CheckWarning, check_data, check_plan
-from engine.compile_cache import CompileClock, enable_compile_cache
-from engine.curves import plot_curves
-from engine.data import load_data
-from engine.device import describe_device, select_device
-from engine.fit import Diverged, FitResult, Interrupted, fit
-from engine.live_log import LiveLogCallback
-from engine.models import build_model, init_variables
-from engine.predict import PREPROCESSING, Predictor, preprocessing_for
-from engine.resume import CheckpointCallback, load_resume
-from engine.run_folder import check_run_dir, start_run_dir
-from engine.signals import SignalGuard
-from engine.transfer import load_base
+from advisor.contract.errors import EngineError, InputError
+from advisor.contract.io import load_model, write_atomic, write_model
+from advisor.contract.loading import resolve_plan_paths
+from advisor.contract.schemas import History, HistorySource, Plan, RunResult, ScalePlan
+from engine.datasets.checks import CheckWarning, check_data, check_plan
+from engine.datasets.data import load_data
+from engine.nn.models import build_model, init_variables
+from engine.outputs.checkpoint import save_checkpoint, transfer_base
+from engine.outputs.curves import plot_curves
+from engine.outputs.live_log import LiveLogCallback
+from engine.outputs.run_folder import check_run_dir, start_run_dir
+from engine.pretrained.transfer import load_base
+from engine.runtime.compile_cache import CompileClock, enable_compile_cache
+from engine.runtime.device import describe_device, select_device
+from engine.runtime.signals import SignalGuard
+from engine.serving.predict import PREPROCESSING, Predictor, preprocessing_for
+from engine.training.fit import Diverged, FitResult, Interrupted, fit
+from engine.training.resume import CheckpointCallback, load_resume
 
 # (run folder, history, plan) -> paths of diagnosis.json and next_plan.json
 Diagnose = Callable[[Path, History, Plan], tuple[str | None, str | None]]
@@ -129,7 +129,7 @@ def run_plan(
         base_dir: folder that relative data paths and model.base are relative to.
         report: receives each pre-flight warning, and outside a terminal each epoch, as one line.
         progress: show the progress bar (None = only when stdout is a terminal).
-        callbacks: ``on_epoch_end(state, logs) -> stop?`` after each epoch (``engine.callbacks``).
+        callbacks: ``on_epoch_end(state, logs) -> stop?`` after each epoch (``engine.training.callbacks``).
         resume: continue the run in ``out_dir`` from its newest complete checkpoint.
         overwrite: a non-empty ``out_dir`` is allowed; its run files are removed first.
         diagnose: writes diagnosis.json and next_plan.json into the run folder and
@@ -141,9 +141,9 @@ def run_plan(
         InputError: the plan, its data or the run folder cannot give a correct run
             (nothing written).
         EngineError: no such device, or the loss diverged (history and last good weights
-            written); ``engine.fit.Interrupted`` after SIGINT/SIGTERM (checkpoint written).
+            written); ``engine.training.fit.Interrupted`` after SIGINT/SIGTERM (checkpoint written).
     """
-    from engine.callbacks import as_callback
+    from engine.training.callbacks import as_callback
 
     base_dir = Path(base_dir)
     plan = resolve_plan_paths(plan, base_dir)  # the run folder's plan.json runs from anywhere
@@ -154,7 +154,7 @@ def run_plan(
     with SignalGuard() as guard:
         warnings = check_plan(plan)
         chosen = select_device(device or plan.device)
-        from engine.streaming import load_streamed, wants_stream
+        from engine.training.streaming import load_streamed, wants_stream
 
         streamed = wants_stream(plan, base_dir)  # data above plan.scale's threshold: from disk
         dataset = load_streamed(plan, base_dir) if streamed else load_data(plan, base_dir)
@@ -163,29 +163,29 @@ def run_plan(
         impl = "cpu" if chosen.platform == "cpu" else "xla"
         placement = None
         if plan.task == "gan":
-            from engine.gan import build_gan
+            from engine.training.gan import build_gan
 
             phases, state, network, variables_of = build_gan(
                 plan, dataset, chosen, impl=impl, dtype=dtype
             )
             base_structure = None
         else:
-            from engine.supervised import build_supervised
+            from engine.training.supervised import build_supervised
 
             network = build_model(plan.model, plan.input_shape, plan.task, impl=impl, dtype=dtype)
             variables, base_structure = initial_variables(plan, network, base_dir, warnings)
             if plan.freeze.strategy == "feature_extractor":
-                from engine.features import build_feature_extractor
+                from engine.pretrained.features import build_feature_extractor
 
                 phases, state, variables_of = build_feature_extractor(
                     plan, network, dataset, chosen, variables
                 )
             else:
-                from engine.sharding import placement_for
+                from engine.runtime.sharding import placement_for
 
                 placement = placement_for((plan.scale or ScalePlan()).devices, chosen)
                 if streamed:
-                    from engine.streaming import build_streamed
+                    from engine.training.streaming import build_streamed
 
                     phases, state = build_streamed(
                         plan, network, dataset, chosen, variables, placement
@@ -257,7 +257,7 @@ def run_plan(
             live.close()
             saver.close()
         timing = _timing(result, time.perf_counter() - started, clock.seconds, samples)
-    from engine.baselines import fit_baselines
+    from engine.training.baselines import fit_baselines
 
     baselines = fit_baselines(plan, dataset) if diverged is None else {}
     return _write_run(
@@ -429,7 +429,7 @@ def score_test_split(run_dir: str | Path, base_dir: str | Path = ".") -> dict[st
     The split is drawn as the run drew it (``load_data``), so the rows are the
     ones no round trained, stopped early or was selected on.
     """
-    from engine.predict import load_run
+    from engine.serving.predict import load_run
 
     plan = load_model(Plan, Path(run_dir) / "plan.json")
     if plan.data.test is None and plan.data.test_fraction == 0:

@@ -1,4 +1,4 @@
-"""engine.data and engine.sources: every source kind, the split, scaling and device-side batches."""
+"""engine.datasets.data and engine.datasets.sources: every source kind, the split, scaling and device-side batches."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from advisor.errors import InputError
-from engine.data import encode_targets, epoch_batches, load_data, split_indices
-from engine.sources import make_shapes
+from advisor.contract.errors import InputError
+from engine.datasets.data import encode_targets, epoch_batches, load_data, split_indices
+from engine.datasets.sources import make_shapes
 from tests.engine_plans import DIGITS_CNN, make_plan
 
 

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from advisor.diagnosis import diagnose, write_diagnosis
-from advisor.schemas import Plan
-from engine.gan_quality import QualityProbe, frechet_distance
+from advisor.contract.schemas import Plan
+from advisor.diagnostics.diagnosis import diagnose, write_diagnosis
 from engine.run import run_plan
+from engine.training.gan_quality import QualityProbe, frechet_distance
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = json.loads((ROOT / "examples/plans/digits_gan.json").read_text())

@@ -13,9 +13,15 @@ from pathlib import Path
 import click
 
 from advisor import __version__
-from advisor.errors import AdvisorError, InputError
-from advisor.schemas import MAX_COUNT, MAX_IMAGE_SIDE, MAX_LEARNING_RATE, MAX_LIST, MAX_WIDTH
-from advisor.vocabulary import TASKS
+from advisor.contract.errors import AdvisorError, InputError
+from advisor.contract.schemas import (
+    MAX_COUNT,
+    MAX_IMAGE_SIDE,
+    MAX_LEARNING_RATE,
+    MAX_LIST,
+    MAX_WIDTH,
+)
+from advisor.contract.vocabulary import TASKS
 
 
 class AdvisorGroup(click.Group):
@@ -65,7 +71,7 @@ def cli(data_root: Path | None) -> None:
       advisor run plan.json --out runs/digits
       advisor diagnose runs/digits/history.json --plan plan.json -o next_plan.json
     """
-    from advisor.inputs import set_data_root
+    from advisor.contract.inputs import set_data_root
 
     set_data_root(data_root)
 
@@ -75,7 +81,7 @@ def _check_output(
 ) -> None:
     """Refuse, before any work, an output that cannot be written or would overwrite an input."""
     if path is not None:
-        from advisor.inputs import check_output
+        from advisor.contract.inputs import check_output
 
         check_output(path, inputs=inputs, option=option, folder=folder)
 
@@ -110,7 +116,7 @@ def schema(name: str) -> None:
     Example:
       advisor schema profile > profile.schema.json
     """
-    from advisor.schemas import SCHEMAS
+    from advisor.contract.schemas import SCHEMAS
 
     click.echo(json.dumps(SCHEMAS[name].model_json_schema(), indent=2))
 
@@ -142,8 +148,8 @@ def rules_check(rules_dirs: tuple[str, ...], as_json: bool) -> None:
       advisor rules check
       advisor rules check --rules team_rules/ --json
     """
-    from advisor.lint import check_examples, example_builders, lint
-    from advisor.rules import load_rules
+    from advisor.expert.lint import check_examples, example_builders, lint
+    from advisor.expert.rules import load_rules
 
     loaded = load_rules(list(rules_dirs))
     issues = lint(loaded) + check_examples(loaded, example_builders())
@@ -173,8 +179,8 @@ def rules_list(domain: str | None, rules_dirs: tuple[str, ...], as_json: bool) -
     Example:
       advisor rules list --domain diagnose
     """
-    from advisor.explaining import render_rules
-    from advisor.rules import load_rules
+    from advisor.expert.explaining import render_rules
+    from advisor.expert.rules import load_rules
 
     loaded = [r for r in load_rules(list(rules_dirs)) if domain is None or r.domain == domain]
     if as_json:
@@ -230,9 +236,9 @@ def recommend(
       advisor recommend examples/profiles/digits_mlp.json            # readable summary
       advisor recommend examples/profiles/digits_mlp.json -o plan.json
     """
-    from advisor.explaining import render_plan
-    from advisor.io import write_model
-    from advisor.recommending import recommend as recommend_plan
+    from advisor.contract.io import write_model
+    from advisor.expert.explaining import render_plan
+    from advisor.expert.recommending import recommend as recommend_plan
 
     _check_output(output, profile, history)
     plan = recommend_plan(profile, rules_dirs=list(rules_dirs), history=history)
@@ -258,8 +264,8 @@ def explain(plan: Path, field: str | None, as_json: bool) -> None:
       advisor explain plan.json
       advisor explain plan.json freeze.strategy
     """
-    from advisor.explaining import explain as explain_plan
-    from advisor.explaining import render_explanations
+    from advisor.expert.explaining import explain as explain_plan
+    from advisor.expert.explaining import render_explanations
 
     explanations = explain_plan(plan, field)
     if as_json:
@@ -315,7 +321,7 @@ def diagnose(
     A folder holding several runs (lightning_logs/version_0, version_1 ..., or several
     TensorBoard run folders) gives one diagnosis per run; --run NAME picks one.
     """
-    from advisor.diagnosis import diagnose_files
+    from advisor.diagnostics.diagnosis import diagnose_files
 
     _check_output(output, history, plan_path)
     diagnose_files(history, plan_path, output, as_json, task=task, n_classes=n_classes, run=run)
@@ -394,7 +400,7 @@ def run(
       advisor run plan.json --out runs/digits
       advisor run --resume runs/digits
     """
-    from advisor.running import run_files
+    from advisor.workflows.running import run_files
 
     cluster = {
         "coordinator": coordinator,
@@ -474,8 +480,8 @@ def auto(
     without a new best, or on a plateau.  The best round by validation is scored on the
     test split once, at the end.  OUT/lineage.md tells why each round changed what it did.
     """
-    from advisor.auto_report import summary
-    from advisor.designing import auto as design
+    from advisor.workflows.auto_report import summary
+    from advisor.workflows.designing import auto as design
 
     _check_output(out_dir, option="--out", folder=True)
     lineage = design(
@@ -495,7 +501,7 @@ def auto(
     if as_json:
         click.echo(lineage.model_dump_json(indent=2))
     else:
-        from advisor.designing import default_out
+        from advisor.workflows.designing import default_out
 
         click.echo(summary(lineage, out_dir or default_out(data)))
 
@@ -520,7 +526,7 @@ def evaluate(run_dir: Path, data: str, as_json: bool) -> None:
       advisor evaluate runs/digits --data builtin:digits
       advisor evaluate runs/table --data new_rows.csv --json
     """
-    from advisor.using import evaluate_files
+    from advisor.workflows.using import evaluate_files
 
     evaluate_files(run_dir, data, as_json)
 
@@ -546,7 +552,7 @@ def predict(run_dir: Path, input_: str, output: Path) -> None:
       advisor predict runs/digits builtin:digits -o predictions.csv
       advisor predict runs/shapes photos/ -o predictions.json
     """
-    from advisor.using import predict_files
+    from advisor.workflows.using import predict_files
 
     _check_output(output, Path(input_), *_run_files_of(run_dir))
     predict_files(run_dir, input_, output)
@@ -572,7 +578,7 @@ def export(run_dir: Path, output: Path) -> None:
     Example:
       advisor export runs/digits -o digits.jaxexport
     """
-    from advisor.using import export_files
+    from advisor.workflows.using import export_files
 
     _check_output(output, *_run_files_of(run_dir))
     export_files(run_dir, output)
@@ -651,7 +657,7 @@ def search(
     and hands its trials back at once.
     A restarted worker picks up what is left.
     """
-    from advisor.searching import SearchOptions, search_files
+    from advisor.workflows.searching import SearchOptions, search_files
 
     _check_output(out_dir, option="--out", folder=True)
     options = SearchOptions(
@@ -734,8 +740,8 @@ def lr_find(
       advisor lr-find plan.json
       advisor lr-find plan.json --profile profile.json && advisor recommend profile.json -o plan.json
     """
-    from advisor.searching import lr_find_files
-    from engine.lr_find import SweepOptions
+    from advisor.workflows.searching import lr_find_files
+    from engine.searching.lr_find import SweepOptions
 
     _check_output(out_dir, option="--out", folder=True)
     _check_output(profile, option="--profile")
@@ -828,7 +834,7 @@ def profile(data: str, output: Path | None, as_json: bool, **options) -> None:
       advisor profile builtin:digits --classes 5,6,7,8,9 --subsample 100 --base runs/bases/digits_0to4 -o profile.json
       advisor recommend profile.json -o plan.json
     """
-    from advisor.profiling import profile_files
+    from advisor.workflows.profiling import profile_files
 
     _check_output(output, Path(data))
     profile_files(data, output, as_json, **options)
@@ -848,7 +854,7 @@ def pretrain(plans: tuple[Path, ...], force: bool, as_json: bool) -> None:
       advisor pretrain                # every base the transfer examples use
       advisor run examples/plans/transfer_small_similar.json
     """
-    from advisor.bases import pretrain_files
+    from advisor.workflows.bases import pretrain_files
 
     pretrain_files(list(plans), force, as_json)
 
@@ -872,7 +878,7 @@ def import_base(source: str, output: Path) -> None:
     Example:
       advisor import-base resnet18-f37072fd.pth -o runs/bases/resnet18
     """
-    from advisor.bases import import_base_files
+    from advisor.workflows.bases import import_base_files
 
     _check_output(output, option="-o", folder=True)
     import_base_files(source, output)

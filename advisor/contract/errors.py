@@ -1,6 +1,6 @@
 """The error tree, and the exit code each kind of error maps to.
 
-The CLI translates these in one place (``advisor.cli``); the library raises them
+The CLI translates these in one place (``advisor.cli.commands``); the library raises them
 with a message that is already the one line the user should read:
 ``file: field: what was wrong; expected what``.
 """

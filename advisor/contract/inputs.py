@@ -26,7 +26,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from advisor.errors import InputError
+from advisor.contract.errors import InputError
 
 # Size limits by kind of file.  A plan or profile is a few KiB; a history of a
 # long run a few MiB; data files may be large but must still fit in memory.

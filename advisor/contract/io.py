@@ -17,9 +17,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from advisor import versions
-from advisor.errors import InputError, suggest
-from advisor.inputs import read_json as read_checked_json
+from advisor.contract import versions
+from advisor.contract.errors import InputError, suggest
+from advisor.contract.inputs import read_json as read_checked_json
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -27,7 +27,7 @@ M = TypeVar("M", bound=BaseModel)
 def read_json(path: str | Path) -> Any:
     """Parse a JSON file, or raise InputError naming the file and the position.
 
-    Reads through ``advisor.inputs``: a regular file of bounded size, UTF-8,
+    Reads through ``advisor.contract.inputs``: a regular file of bounded size, UTF-8,
     bounded nesting and integer length.
     """
     return read_checked_json(path)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from advisor.io import load_model
-from advisor.schemas import Plan, Profile
+from advisor.contract.io import load_model
+from advisor.contract.schemas import Plan, Profile
 
 
 def load_profile(source: Profile | dict | str | Path) -> Profile:

@@ -16,8 +16,8 @@ from typing import Annotated, Any, get_args, get_origin
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from advisor.errors import suggest
-from advisor.schemas import Plan
+from advisor.contract.errors import suggest
+from advisor.contract.schemas import Plan
 
 _PART = re.compile(r"^([A-Za-z_]\w*)(?:\[(\d+)\])?$")
 _RAISE = object()

@@ -14,8 +14,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
-from advisor import versions
-from advisor.vocabulary import (
+from advisor.contract import versions
+from advisor.contract.vocabulary import (
     CLASSIFICATION_TASKS,
     Activation,
     ArchName,
@@ -77,7 +77,7 @@ def _schema_key(schema: dict[str, Any]) -> None:
 
 class Versioned(Strict):
     """Base of every file model: a ``format_version`` (older files are migrated on reading,
-    newer ones refused, see ``advisor.versions``) and an optional ``$schema`` key."""
+    newer ones refused, see ``advisor.contract.versions``) and an optional ``$schema`` key."""
 
     model_config = ConfigDict(json_schema_extra=_schema_key)
     format_kind: ClassVar[str]
@@ -229,7 +229,7 @@ class DataPlan(Strict):
 
 
 class SimilarityEvidence(Strict):
-    """How ``advisor profile --base`` measured similarity (engine/similarity.py, docs/transfer.md)."""
+    """How ``advisor profile --base`` measured similarity (engine/pretrained/similarity.py, docs/transfer.md)."""
 
     model_config = _RECORD
 
@@ -678,7 +678,7 @@ class RegularizationPlan(Strict):
 
 
 class CheckpointPlan(Strict):
-    """When a run saves its full training state (``engine.resume``), and how many it keeps."""
+    """When a run saves its full training state (``engine.training.resume``), and how many it keeps."""
 
     interval_seconds: float = Field(
         60.0,

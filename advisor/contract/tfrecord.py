@@ -1,7 +1,7 @@
 """The TFRecord checksum: CRC-32C and its masked form, as TensorBoard event files store them.
 
 Shared by the reader (``advisor.readers.tfevents``) and the engine's live log
-writer (``engine.live_log``); pure Python, no TensorFlow.
+writer (``engine.outputs.live_log``); pure Python, no TensorFlow.
 """
 
 from __future__ import annotations

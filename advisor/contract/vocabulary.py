@@ -134,7 +134,7 @@ def _cat(description: str, values: tuple[str, ...]) -> FactSpec:
     return FactSpec("str", description, values)
 
 
-# Facts read off a Profile (see advisor/facts.py) and facts that rules derive.
+# Facts read off a Profile (see advisor/expert/facts.py) and facts that rules derive.
 # A rule may only name facts declared here or plan fields (``plan.<path>``).
 FACTS: dict[str, FactSpec] = {
     # --- read off the profile -------------------------------------------------
@@ -253,7 +253,7 @@ def plan_fact(path: str) -> str:
     return f"plan.{path}"
 
 
-# --- diagnosis facts (advisor/curves.py measures them, rules/5*.toml and 6*.toml read them) ---
+# --- diagnosis facts (advisor/diagnostics/curves.py measures them, rules/5*.toml and 6*.toml read them) ---
 
 _LOSS_CURVE = {
     "first": ("float", "value at the first epoch"),

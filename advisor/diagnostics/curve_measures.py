@@ -1,6 +1,6 @@
 """Measures of one curve, as a numpy array: smoothing, noise, trends, rises, stalls.
 
-``advisor.curves`` applies them to a history's series and names the results as
+``advisor.diagnostics.curves`` applies them to a history's series and names the results as
 facts; here they are plain functions of arrays, each with the one idea it measures.
 Loss-like curves are measured in log space where they are positive (``log_space``):
 there a steady geometric decay is a straight line and changes are relative.

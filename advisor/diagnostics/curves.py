@@ -3,8 +3,8 @@
 Every feature is a fact named ``curve.<series>.<feature>`` (``curve.loss.noise``,
 ``curve.val_loss.rise_from_best``) or ``curve.<name>`` for the run as a whole
 (``curve.gap.growth``, ``curve.chance_loss``); their meanings are declared with
-the other facts in ``advisor.vocabulary``.  This module only measures (the array
-measures themselves are in ``advisor.curve_measures``): the thresholds that turn
+the other facts in ``advisor.contract.vocabulary``.  This module only measures (the array
+measures themselves are in ``advisor.diagnostics.curve_measures``): the thresholds that turn
 a measurement into a problem live in ``rules/50_*.toml``.  numpy only.
 
 Loss-like curves are studied in log space where they are positive, because
@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from advisor.curve_measures import (
+from advisor.contract.schemas import History
+from advisor.diagnostics.curve_measures import (
     CAP,
     LR_RISE,
     deceleration,
@@ -41,8 +42,7 @@ from advisor.curve_measures import (
     tail_mean,
     tail_progress,
 )
-from advisor.gan_curves import gan_features
-from advisor.schemas import History
+from advisor.diagnostics.gan_curves import gan_features
 
 WINDOW_FRACTION = 0.2  # "recent" = the last fifth of the run, at least MIN_WINDOW epochs
 MIN_WINDOW = 3

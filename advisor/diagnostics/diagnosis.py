@@ -1,12 +1,12 @@
 """Diagnose a training history, and revise the plan that produced it.
 
 ``diagnose(history, plan)`` reads the history (any format ``advisor.readers``
-knows), measures its curve features once (``advisor.curves``), and runs the
+knows), measures its curve features once (``advisor.diagnostics.curves``), and runs the
 rules of the ``diagnose`` domain over them: ``rules/50_*.toml`` name the
 problems, ``rules/60_*.toml`` fix the plan.  The initial facts are the
 features and, given a plan, the plan flattened to ``plan.*`` facts; problems
 become ``problem.*`` facts for the fixes.  ``revise_plan`` returns the next
-plan too (``advisor.revision`` builds it).  ``diagnose_files`` is the body of
+plan too (``advisor.expert.revision`` builds it).  ``diagnose_files`` is the body of
 ``advisor diagnose``; ``render`` prints a diagnosis in a few lines.
 """
 
@@ -17,16 +17,22 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from advisor.curves import curve_features
-from advisor.errors import InputError, suggest
-from advisor.inference import infer
-from advisor.io import write_model
-from advisor.plan_paths import flatten, is_plan_path
+from advisor.contract.errors import InputError, suggest
+from advisor.contract.io import write_model
+from advisor.contract.plan_paths import flatten, is_plan_path
+from advisor.contract.schemas import Diagnosis, History, Plan
+from advisor.contract.vocabulary import FACTS, PROBLEMS
+from advisor.diagnostics.curves import curve_features
+from advisor.expert.inference import infer
+from advisor.expert.revision import (
+    advice_from,
+    fixes_from,
+    problems_from,
+    revised_plan,
+    round_value,
+)
+from advisor.expert.rules import Rule, load_rules
 from advisor.readers import load_history
-from advisor.revision import advice_from, fixes_from, problems_from, revised_plan, round_value
-from advisor.rules import Rule, load_rules
-from advisor.schemas import Diagnosis, History, Plan
-from advisor.vocabulary import FACTS, PROBLEMS
 
 _PLAN_EXCLUDE = {"explanations", "derived_facts"}
 
@@ -79,7 +85,7 @@ def write_diagnosis(run_dir: Path, history: History, plan: Plan) -> tuple[str, s
 
 
 def _run(history, plan, rules_dirs) -> tuple[Diagnosis, Plan | None]:
-    from advisor.loading import load_plan
+    from advisor.contract.loading import load_plan
 
     history = load_history(history)
     plan = load_plan(plan) if plan is not None else None
@@ -295,7 +301,7 @@ def diagnose_files(
         if plan_path is not None:
             diagnosis, next_plan = revise_plan(history, plan_path)
             if output is not None:  # its paths absolute, so it runs from the folder it is in
-                from advisor.loading import resolve_plan_paths
+                from advisor.contract.loading import resolve_plan_paths
 
                 write_model(output, resolve_plan_paths(next_plan, Path(plan_path).parent))
         else:

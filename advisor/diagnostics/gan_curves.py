@@ -2,7 +2,7 @@
 
 A GAN's losses are a two-player game, not a descent: the supervised loss
 shapes (overfitting, a loss that should fall) do not apply, so
-``advisor.curves`` hands a GAN history here instead.  Every feature is a fact
+``advisor.diagnostics.curves`` hands a GAN history here instead.  Every feature is a fact
 ``curve.gan.<name>``; the thresholds that turn them into problems live in
 ``rules/55_gan.toml``.  numpy only.
 """

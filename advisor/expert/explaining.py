@@ -6,7 +6,7 @@ group such as ``optimizer``, or a derived fact such as ``size_class``).
 tables with colour when stdout is a terminal, as plain text otherwise (pipes,
 files, tests).  ``rich`` is imported only for the terminal, so scripted use
 and ``advisor recommend`` stay quick.  Building the explanations is
-``advisor.recommending``'s job; nothing here decides anything.
+``advisor.expert.recommending``'s job; nothing here decides anything.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from advisor.errors import InputError
-from advisor.loading import load_plan
-from advisor.plan_paths import parents
-from advisor.schemas import Explanation, Plan
+from advisor.contract.errors import InputError
+from advisor.contract.loading import load_plan
+from advisor.contract.plan_paths import parents
+from advisor.contract.schemas import Explanation, Plan
 
 # Summary groups, by plan path prefix; the longest matching prefix decides.
 GROUPS: dict[str, tuple[str, ...]] = {
@@ -63,7 +63,7 @@ def explain(plan: Plan | dict | str | Path, field: str | None = None) -> dict[st
             (with the closest explained name as a suggestion).
 
     Example:
-        >>> from advisor.recommending import recommend
+        >>> from advisor.expert.recommending import recommend
         >>> plan = recommend({"task": "regression", "modality": "tabular",
         ...                   "n_train": 100, "input_shape": [5]})
         >>> explain(plan, "loss.name")["loss.name"].rule
@@ -192,7 +192,7 @@ def explanations_text(explanations: dict[str, Explanation]) -> str:
 
 def show_rule_value(value: Any) -> str:
     """A rule's conclusion as written: literals as values, expressions as formulas."""
-    from advisor.rules import is_expression
+    from advisor.expert.rules import is_expression
 
     if is_expression(value):
         ((op, args),) = value.items()

@@ -2,7 +2,7 @@
 
 ``profile_facts`` reads what the practitioner wrote into a Profile and turns it
 into ``{fact_name: value}`` under the names declared in
-``advisor.vocabulary.FACTS``: copies of the fields (nested ones under dotted
+``advisor.contract.vocabulary.FACTS``: copies of the fields (nested ones under dotted
 names such as ``pretrained.similarity_score``) and a few quantities that are
 pure arithmetic on them (input size, class imbalance, samples per class).
 Judgements about those quantities (is the data small? is the imbalance
@@ -18,11 +18,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from advisor.errors import InputError
-from advisor.io import describe_validation_error
-from advisor.plan_paths import nest
-from advisor.schemas import Profile
-from advisor.vocabulary import BACKBONE_FIELDS, RESNET_DEFAULTS
+from advisor.contract.errors import InputError
+from advisor.contract.io import describe_validation_error
+from advisor.contract.plan_paths import nest
+from advisor.contract.schemas import Profile
+from advisor.contract.vocabulary import BACKBONE_FIELDS, RESNET_DEFAULTS
 
 
 def profile_facts(profile: Profile) -> dict[str, Any]:

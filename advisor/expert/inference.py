@@ -19,9 +19,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from advisor.errors import RuleError
-from advisor.plan_paths import flatten, parents
-from advisor.rules import MissingFact, Rule, evaluate, expression_facts
+from advisor.contract.errors import RuleError
+from advisor.contract.plan_paths import flatten, parents
+from advisor.expert.rules import MissingFact, Rule, evaluate, expression_facts
 
 
 @dataclass
@@ -221,7 +221,7 @@ def infer(facts: Mapping[str, Any], rules: Iterable[Rule]) -> Inference:
     """Run the rules to a fixed point over ``facts`` (which this does not change).
 
     Args:
-        facts: initial working memory, e.g. from ``advisor.facts.profile_facts``;
+        facts: initial working memory, e.g. from ``advisor.expert.facts.profile_facts``;
             may hold ``plan.<path>`` entries (the plan being revised).
         rules: the knowledge base.
 

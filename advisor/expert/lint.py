@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from advisor.errors import suggest
-from advisor.plan_paths import is_plan_path, suggest_path, value_problem
-from advisor.rules import Condition, Rule, contains_expression, is_expression
-from advisor.vocabulary import FACTS, PROBLEMS
+from advisor.contract.errors import suggest
+from advisor.contract.plan_paths import is_plan_path, suggest_path, value_problem
+from advisor.contract.vocabulary import FACTS, PROBLEMS
+from advisor.expert.rules import Condition, Rule, contains_expression, is_expression
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,9 @@ def lint(rules: Iterable[Rule]) -> list[LintIssue]:
 
         for key in rule.infer:
             if key not in FACTS:
-                issue(f"infers undeclared fact {key!r}; declare it in advisor/vocabulary.py FACTS")
+                issue(
+                    f"infers undeclared fact {key!r}; declare it in advisor/contract/vocabulary.py FACTS"
+                )
         for name in sorted(rule.reads):
             if not known_fact(name, derived):
                 issue(f"reads unknown fact {name!r}; {suggest(name, all_facts)}")
@@ -220,7 +222,7 @@ def check_examples(
         facts_for: per domain, how an example becomes initial facts (a profile
             for 'recommend', curve features for 'diagnose').
     """
-    from advisor.inference import infer
+    from advisor.expert.inference import infer
 
     issues = []
     for rule in rules:
@@ -257,7 +259,7 @@ def example_builders() -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
     recommend: the example is a profile (dotted keys allowed) -> profile facts.
     diagnose: the example is a table of curve features (and ``plan.*`` values).
     """
-    from advisor.diagnosis import example_facts as diagnose_example
-    from advisor.facts import example_facts as recommend_example
+    from advisor.diagnostics.diagnosis import example_facts as diagnose_example
+    from advisor.expert.facts import example_facts as recommend_example
 
     return {"recommend": recommend_example, "diagnose": diagnose_example}

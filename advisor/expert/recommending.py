@@ -1,13 +1,13 @@
 """``recommend(profile) -> Plan``: a dataset profile in, a complete explained plan out.
 
-The profile becomes facts (``advisor.facts``), the recommend rules run to a
-fixed point over them (``advisor.inference``), and the winning plan fields are
+The profile becomes facts (``advisor.expert.facts``), the recommend rules run to a
+fixed point over them (``advisor.expert.inference``), and the winning plan fields are
 nested into a validated ``Plan``.  Every field a rule set carries its
 ``Explanation`` (the rule, the facts it matched, its reason and source, and the
 rules it overrode); the facts the rules derived on the way (size class,
 transfer quadrant, predicted risks) are kept in ``derived_facts``.  A plan the
 rules got wrong is a ``RuleError`` that names the rule behind the bad field.
-Diagnosing an earlier run and folding its fixes in is ``advisor.diagnosis``'s
+Diagnosing an earlier run and folding its fixes in is ``advisor.diagnostics.diagnosis``'s
 job; ``recommend`` only hands the history over.
 """
 
@@ -18,15 +18,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from advisor.errors import RuleError
-from advisor.facts import profile_facts
-from advisor.inference import Derivation, Inference, infer
-from advisor.inputs import path_list
-from advisor.io import describe_validation_error
-from advisor.loading import load_profile
-from advisor.plan_paths import nest, parents
-from advisor.rules import Rule, builtin_rules_dir, load_rules
-from advisor.schemas import Explanation, Overridden, Plan, Profile
+from advisor.contract.errors import RuleError
+from advisor.contract.inputs import path_list
+from advisor.contract.io import describe_validation_error
+from advisor.contract.loading import load_profile
+from advisor.contract.plan_paths import nest, parents
+from advisor.contract.schemas import Explanation, Overridden, Plan, Profile
+from advisor.expert.facts import profile_facts
+from advisor.expert.inference import Derivation, Inference, infer
+from advisor.expert.rules import Rule, builtin_rules_dir, load_rules
 
 
 def recommend(
@@ -162,7 +162,7 @@ def _profile_history(profile: Profile, source: Any) -> Path | None:
 
 def _revise(history: Any, plan: Plan) -> Plan:
     """Diagnose the history against the plan and return the revised plan."""
-    from advisor.diagnosis import revise_plan
+    from advisor.diagnostics.diagnosis import revise_plan
 
     if isinstance(history, (str, Path)):
         from advisor.readers import load_history

@@ -17,12 +17,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from advisor.errors import RuleError
-from advisor.inference import Derivation, Finding, Inference
-from advisor.io import describe_validation_error
-from advisor.plan_paths import get_path, set_path
-from advisor.schemas import Advice, Explanation, Fix, Overridden, Plan, Problem
-from advisor.vocabulary import PROBLEMS
+from advisor.contract.errors import RuleError
+from advisor.contract.io import describe_validation_error
+from advisor.contract.plan_paths import get_path, set_path
+from advisor.contract.schemas import Advice, Explanation, Fix, Overridden, Plan, Problem
+from advisor.contract.vocabulary import PROBLEMS
+from advisor.expert.inference import Derivation, Finding, Inference
 
 _SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 

@@ -6,7 +6,7 @@ facts, ``recommend`` plan fields, ``diagnose`` a training problem), a priority,
 the reason in words and its source.  There is no expression language and no
 ``eval``: values may be literals or a handful of structured arithmetic forms
 (``{ceil_div = ["n_train", "plan.batch_size"]}``) whose string operands name
-facts.  Linting lives in ``advisor.lint``; inference in ``advisor.inference``.
+facts.  Linting lives in ``advisor.expert.lint``; inference in ``advisor.expert.inference``.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from advisor.errors import InputError, RuleError
-from advisor.inputs import read_text
+from advisor.contract.errors import InputError, RuleError
+from advisor.contract.inputs import read_text
 
 OPERATORS = ("eq", "ne", "lt", "le", "gt", "ge", "in", "not_in", "exists")
 Domain = Literal["recommend", "diagnose"]
@@ -410,7 +410,7 @@ def parse_rule(rule_id: str, raw: Any, file: str, default_domain: str = "recomme
         raise RuleError(f"{where}: expected a table")
     unknown = set(raw) - RULE_KEYS
     if unknown:
-        from advisor.errors import suggest
+        from advisor.contract.errors import suggest
 
         name = sorted(unknown)[0]
         raise RuleError(f"{where}: unknown key {name[:40]!r}; {suggest(name, RULE_KEYS)}")
@@ -489,7 +489,7 @@ def builtin_rules_dir() -> Path:
             return path
     except ModuleNotFoundError:
         pass
-    return Path(__file__).resolve().parent.parent / "rules"
+    return Path(__file__).resolve().parents[2] / "rules"
 
 
 def load_rule_file(path: Path) -> list[Rule]:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from advisor.io import write_atomic
-from advisor.schemas import Lineage, LineageRound
+from advisor.contract.io import write_atomic
+from advisor.contract.schemas import Lineage, LineageRound
 
 
 def _value(value: Any) -> str:

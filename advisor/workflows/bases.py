@@ -16,9 +16,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from advisor.errors import InputError
-from advisor.loading import load_plan
-from advisor.schemas import Plan
+from advisor.contract.errors import InputError
+from advisor.contract.loading import load_plan
+from advisor.contract.schemas import Plan
 
 DEFAULT_BASES = Path("examples/bases")
 # Fields a run resolves (where it ran, on how many devices, read how); a checkpoint built from a
@@ -73,7 +73,7 @@ def pretrain(paths: list[Path], force: bool = False) -> list[Built]:
     Raises:
         InputError: a plan has no ``output_dir``, names a base of its own, or cannot run.
     """
-    from advisor.running import run
+    from advisor.workflows.running import run
 
     built = []
     for file in base_plans(paths):
@@ -118,8 +118,8 @@ def import_base_files(source: str, out_dir: Path) -> None:
     """The ``advisor import-base`` command body: convert, then say what the base is."""
     import click
 
-    from engine.imports import import_base
-    from engine.transfer import base_model, read_base
+    from engine.pretrained.imports import import_base
+    from engine.pretrained.transfer import base_model, read_base
 
     import_base(source, out_dir)
     _, structure, _ = read_base(str(out_dir))

@@ -25,11 +25,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from advisor.errors import EngineError, InputError
-from advisor.io import load_model, write_model
-from advisor.revision import get_path, set_path
-from advisor.rules import builtin_rules_dir
-from advisor.schemas import (
+from advisor.contract.errors import EngineError, InputError
+from advisor.contract.io import load_model, write_model
+from advisor.contract.schemas import (
     AutoBudget,
     AutoSpent,
     DataSource,
@@ -43,7 +41,9 @@ from advisor.schemas import (
     RunResult,
     SearchParam,
 )
-from advisor.vocabulary import ProblemName
+from advisor.contract.vocabulary import ProblemName
+from advisor.expert.revision import get_path, set_path
+from advisor.expert.rules import builtin_rules_dir
 
 LINEAGE = "lineage.json"
 _NOT_TRAINING = (
@@ -117,7 +117,7 @@ def load_policy() -> Policy:
 
 def selection_for(plan: Plan, policy: Policy) -> Selection:
     """The first selection entry that fits the plan's task, weighting and recorded series."""
-    from engine.space import recorded_series
+    from engine.searching.space import recorded_series
 
     recorded = recorded_series(plan)
     weighted = plan.loss.class_weights is not None
@@ -202,7 +202,7 @@ def auto(
     Raises:
         InputError: bad data, budget or folder (an earlier lineage there without ``resume``).
     """
-    from advisor.auto_report import progress_line, write_reports
+    from advisor.workflows.auto_report import progress_line, write_reports
 
     say = report or (lambda line: None)
     source, label = _source(data, target)
@@ -257,7 +257,7 @@ def auto(
 
 
 def _source(data, target) -> tuple[DataSource, str]:
-    from advisor.profiling import parse_source
+    from advisor.workflows.profiling import parse_source
 
     if isinstance(data, str):
         source = parse_source(data, target=target)
@@ -275,7 +275,7 @@ def default_out(label: str) -> Path:
 
 def _profile(source: DataSource, test_fraction: float) -> Profile:
     """The data's profile, with n_train what the rounds train on once the test split is out."""
-    from advisor.profiling import profile_data
+    from advisor.workflows.profiling import profile_data
 
     if not 0 <= test_fraction < 0.8:
         raise InputError(f"--test-fraction: {test_fraction} is outside [0, 0.8)")
@@ -286,8 +286,8 @@ def _profile(source: DataSource, test_fraction: float) -> Profile:
 
 
 def _first_plan(profile: Profile, start, test_fraction: float) -> Plan:
-    from advisor.loading import load_plan
-    from advisor.recommending import recommend
+    from advisor.contract.loading import load_plan
+    from advisor.expert.recommending import recommend
 
     plan = load_plan(start) if start is not None else recommend(profile)
     data = plan.data
@@ -555,7 +555,7 @@ class _Loop:
         return done
 
     def _run(self, plan: Plan, round_dir: Path) -> RunResult:
-        from advisor.diagnosis import write_diagnosis
+        from advisor.diagnostics.diagnosis import write_diagnosis
         from engine.run import run_plan
 
         try:
@@ -575,7 +575,7 @@ class _Loop:
 
     def _search(self, plan: Plan, search_dir: Path, number: int):
         """Search around ``plan``; its best values on ``plan`` (the plan's own epochs)."""
-        from engine.search import run_search
+        from engine.searching.search import run_search
 
         found = run_search(
             plan,
@@ -669,7 +669,7 @@ def _examples(run_dir: Path) -> int:
 
 @lru_cache(maxsize=8)
 def _space_for(profile_json: str) -> dict[str, SearchParam]:
-    from advisor.recommending import recommend
+    from advisor.expert.recommending import recommend
 
     profile = Profile.model_validate_json(profile_json)
     budget = (profile.budget.model_dump() if profile.budget else {}) | {"max_trials": 20}

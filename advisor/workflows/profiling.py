@@ -1,13 +1,13 @@
 """``advisor profile DATA``: a Profile written from the data itself, not from what a user remembers.
 
 ``profile_data(source, ...)`` reads a data source the way a plan's run will
-(``engine.sources``: a bundled dataset, an ``.npz``, a CSV table, an image
+(``engine.datasets.sources``: a bundled dataset, an ``.npz``, a CSV table, an image
 folder), splits it with the same seed and validation share, and records what
 the rules need: task (inferred from the targets unless given), modality, input
 shape, training and validation counts, classes and their counts, label
 encoding.  Given a base, it also records the base's structure (so the plan
-keeps the backbone the weights belong to, see ``engine.transfer``) and a
-measured similarity of the data to the base's domain (``engine.similarity``).
+keeps the backbone the weights belong to, see ``engine.pretrained.transfer``) and a
+measured similarity of the data to the base's domain (``engine.pretrained.similarity``).
 
 Only ``--base`` (and resizing images) imports jax; a plain profile reads numbers.
 """
@@ -21,9 +21,9 @@ from typing import get_args
 import numpy as np
 from pydantic import ValidationError
 
-from advisor.errors import InputError
-from advisor.io import describe_validation_error
-from advisor.schemas import (
+from advisor.contract.errors import InputError
+from advisor.contract.io import describe_validation_error
+from advisor.contract.schemas import (
     BuiltinData,
     BuiltinDatasetName,
     CsvData,
@@ -45,7 +45,7 @@ _MODALITY = {1: "tabular", 2: "sequence", 3: "image"}
 
 @dataclass(frozen=True)
 class _ReadContext:
-    """What ``engine.sources.read_source`` reads off a plan, before any plan exists."""
+    """What ``engine.datasets.sources.read_source`` reads off a plan, before any plan exists."""
 
     task: str
     data: DataPlan
@@ -164,8 +164,8 @@ def profile_data(
     Raises:
         InputError: the data cannot be read, or the base does not fit it.
     """
-    from engine.data import split_indices, subsample
-    from engine.sources import read_source
+    from engine.datasets.data import split_indices, subsample
+    from engine.datasets.sources import read_source
 
     data_plan = DataPlan(source=source, val_fraction=val_fraction, split_seed=split_seed)
     if isinstance(source, CsvData) and task is None:
@@ -268,8 +268,8 @@ def measure_inputs(x: np.ndarray, modality: str) -> InputEvidence:
 
 def _judge(facts: dict) -> dict[str, str]:
     """Facts the rules of rules/12_profile_evidence.toml derive as true: fact -> reason (rule)."""
-    from advisor.inference import infer
-    from advisor.rules import load_rules
+    from advisor.expert.inference import infer
+    from advisor.expert.rules import load_rules
 
     measured = ("targets.", "inputs.")
     rules = [r for r in load_rules() if r.infer and all(k.startswith(measured) for k in r.infer)]
@@ -279,7 +279,7 @@ def _judge(facts: dict) -> dict[str, str]:
 
 def _csv_task(source: CsvData, data_plan: DataPlan, base_dir: Path) -> str:
     """A CSV target column: classes when it is text or few integers, else regression."""
-    from engine.sources import read_source
+    from engine.datasets.sources import read_source
 
     try:
         raw = read_source(source, _ReadContext("regression", data_plan), base_dir)
@@ -320,10 +320,10 @@ def measure_base(
 
     ``x_train`` is scaled as the base's own plan scaled its inputs, fitted on ``x_train``.
     """
-    from engine.data import scale_splits
-    from engine.models import build_model
-    from engine.similarity import measure_similarity
-    from engine.transfer import base_model, read_base
+    from engine.datasets.data import scale_splits
+    from engine.nn.models import build_model
+    from engine.pretrained.similarity import measure_similarity
+    from engine.pretrained.transfer import base_model, read_base
 
     variables, structure, where = read_base(base, base_dir, field="--base")
     model = base_model(structure)
@@ -376,8 +376,8 @@ def _source_domain(structure: dict, where: str) -> str:
         return f"ImageNet-1k ({structure['imported_from']})"
     plan_file = Path(where) / "plan.json"
     if plan_file.exists():
-        from advisor.io import load_model
-        from advisor.schemas import Plan
+        from advisor.contract.io import load_model
+        from advisor.contract.schemas import Plan
 
         plan = load_model(Plan, plan_file)
         if plan.data.source is not None:
@@ -389,7 +389,7 @@ def profile_files(data: str, output: Path | None, as_json: bool, **options) -> P
     """The ``advisor profile`` command body: profile, write, print a summary or the JSON."""
     import click
 
-    from advisor.io import write_atomic
+    from advisor.contract.io import write_atomic
 
     source_options = {
         k: options.pop(k)

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import click
 
-from advisor.diagnosis import write_diagnosis
-from advisor.errors import InputError
-from advisor.loading import load_plan, resolve_plan_paths
-from advisor.schemas import Plan, RunResult
+from advisor.contract.errors import InputError
+from advisor.contract.loading import load_plan, resolve_plan_paths
+from advisor.contract.schemas import Plan, RunResult
+from advisor.diagnostics.diagnosis import write_diagnosis
 
 
 def run(
@@ -40,7 +40,7 @@ def run(
             it must be empty or new unless ``overwrite``.
         device: auto, cpu, gpu or tpu (default: the plan's device).
         callbacks: objects with ``on_epoch_end(state, logs) -> stop?`` or such functions,
-            called after every epoch (``engine.callbacks.EpochState``; True stops training).
+            called after every epoch (``engine.training.callbacks.EpochState``; True stops training).
         resume: a run folder an interrupted run left: continue it from its newest
             complete checkpoint with its own plan.json.
         overwrite: replace the run in a non-empty ``out_dir`` (only the run's own files go).
@@ -84,8 +84,8 @@ def run(
 
 def _resume(run_dir: Path, plan, out_dir, device, callbacks, progress) -> RunResult:
     """Continue the run in ``run_dir`` with the plan.json it wrote when it started."""
+    from engine.outputs.run_folder import check_run_dir
     from engine.run import run_plan
-    from engine.run_folder import check_run_dir
 
     if plan is not None or out_dir is not None:
         raise InputError(
@@ -113,11 +113,11 @@ def _search_then_run(
     import shutil
     import time
 
-    from advisor.errors import EngineError
-    from advisor.io import write_model
-    from advisor.searching import search
+    from advisor.contract.errors import EngineError
+    from advisor.contract.io import write_model
+    from advisor.workflows.searching import search
+    from engine.outputs.run_folder import check_run_dir
     from engine.run import run_plan
-    from engine.run_folder import check_run_dir
 
     run_dir = Path(
         out_dir
@@ -166,7 +166,7 @@ def run_files(
 
     An advice-only plan (``data.source`` null: it names no data) is skipped with one line,
     exit 0: it is a recommendation to read, not a run that failed.  ``cluster``:
-    ``engine.distributed.Cluster``'s fields; join the other processes first when any is
+    ``engine.runtime.distributed.Cluster``'s fields; join the other processes first when any is
     given (multi-host).
     """
     if plan_path is None and resume is None:
@@ -178,11 +178,11 @@ def run_files(
         )
         return
     if out_dir is not None and resume is None:
-        from engine.run_folder import check_run_dir  # before the plan is even read
+        from engine.outputs.run_folder import check_run_dir  # before the plan is even read
 
         check_run_dir(out_dir, overwrite=overwrite)
     if cluster and any(v not in (None, False) for v in cluster.values()):
-        from engine.distributed import Cluster, initialize
+        from engine.runtime.distributed import Cluster, initialize
 
         initialize(Cluster(**cluster))
     result = run(plan_path, out_dir, device, resume=resume, overwrite=overwrite)
@@ -249,8 +249,8 @@ def _baseline_line(name: str, scores: dict[str, float], network: dict[str, float
 
 
 def _diagnosis_line(path: Path) -> str:
-    from advisor.io import load_model
-    from advisor.schemas import Diagnosis
+    from advisor.contract.io import load_model
+    from advisor.contract.schemas import Diagnosis
 
     diagnosis = load_model(Diagnosis, path)
     names = ", ".join(p.name for p in diagnosis.problems) or "nothing found"

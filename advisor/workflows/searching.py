@@ -8,7 +8,7 @@ file, then writes the report from the finished study.
 Workers on other machines join the same study by running ``advisor search``
 with the same ``--storage`` (a shared journal file or a database URL) and
 ``--study-name``.  A worker that dies is survived: its trials lose their
-heartbeat and the others fail and retry them (``engine.workers``).
+heartbeat and the others fail and retry them (``engine.searching.workers``).
 ``search_files`` and ``lr_find_files`` are the CLI bodies.
 """
 
@@ -25,14 +25,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from advisor.errors import EngineError
-from advisor.io import write_model
-from advisor.loading import load_plan, load_profile
-from advisor.rules import load_rules
-from advisor.schemas import LrFindReport, Plan, SearchResult
+from advisor.contract.errors import EngineError
+from advisor.contract.io import write_model
+from advisor.contract.loading import load_plan, load_profile
+from advisor.contract.schemas import LrFindReport, Plan, SearchResult
+from advisor.expert.rules import load_rules
 
 if TYPE_CHECKING:
-    from engine.lr_find import SweepOptions
+    from engine.searching.lr_find import SweepOptions
 
 
 def _base_dir(plan) -> Path:
@@ -95,7 +95,7 @@ def search(
         test_best: with a test split in the plan, score the best trial on it
             once selection is done (``score_best_trial``).
         heartbeat_timeout: seconds without a heartbeat after which a worker's running
-            trial is failed and retried (default ``engine.workers.HEARTBEAT_TIMEOUT``).
+            trial is failed and retried (default ``engine.searching.workers.HEARTBEAT_TIMEOUT``).
 
     Raises:
         InputError: an empty or inconsistent space, a field the plan lacks, a
@@ -119,7 +119,7 @@ def search_with(
 ) -> SearchResult:
     """``search`` with its runtime options as one ``SearchOptions``."""
     loaded = load_plan(plan)
-    from engine.space import check_space
+    from engine.searching.space import check_space
 
     check_space(loaded, str(plan) if isinstance(plan, (str, Path)) else "plan")
     out = Path(out_dir or default_out_dir(loaded))
@@ -145,7 +145,7 @@ def _engine_search(
     write_summary: bool = True,
     report: Callable[[str], None] | None = None,
 ) -> SearchResult:
-    from engine.search import run_search
+    from engine.searching.search import run_search
 
     return run_search(
         plan,
@@ -176,10 +176,10 @@ def score_best_trial(result: SearchResult, plan: Plan, device: str | None) -> Se
     has_test = plan.data.test is not None or plan.data.test_fraction > 0
     if result.best_trial is None or not has_test:
         return result
-    from advisor.diagnosis import write_diagnosis
+    from advisor.diagnostics.diagnosis import write_diagnosis
     from engine.run import run_plan
-    from engine.search import trial_dir
-    from engine.search_report import SUMMARY
+    from engine.searching.search import trial_dir
+    from engine.searching.search_report import SUMMARY
 
     out = Path(result.out_dir)
     best = load_plan(trial_dir(out, result.best_trial) / "plan.json")
@@ -203,7 +203,7 @@ def search_worker(
     """One worker of ``search(workers=N)``: trains its share of the study's trials, quietly.
 
     Worker ``index`` (1..N) seeds its sampler from the plan's seed and its name
-    ("worker N", ``engine.workers.worker_seed``); the report is left to the process
+    ("worker N", ``engine.searching.workers.worker_seed``); the report is left to the process
     that started the workers.
     """
     quiet = replace(options, progress=False)
@@ -215,7 +215,7 @@ def search_worker(
 def worker_main() -> None:
     """A worker process's entry point: the job (JSON on stdin) to ``search_worker``.
 
-    ``search(workers=N)`` starts ``python -c "from advisor.searching import
+    ``search(workers=N)`` starts ``python -c "from advisor.workflows.searching import
     worker_main; worker_main()"`` per worker; a failure is one line on stderr, exit 1.
     """
     job = json.loads(sys.stdin.read())
@@ -233,7 +233,7 @@ def worker_main() -> None:
         sys.exit(1)
 
 
-_WORKER = "from advisor.searching import worker_main; worker_main()"
+_WORKER = "from advisor.workflows.searching import worker_main; worker_main()"
 
 
 def _run_workers(
@@ -243,7 +243,7 @@ def _run_workers(
 
     A worker that fails is survived when the others finished the study (its trials were
     failed and retried); otherwise its last error line is raised."""
-    from engine.search import JOURNAL, open_storage, open_study
+    from engine.searching.search import JOURNAL, open_storage, open_study
 
     storage = options.storage or str(out / JOURNAL)
     name = options.study_name or plan.name or "search"
@@ -286,7 +286,7 @@ def _finished(plan: Plan, out: Path, storage: str, name: str, timeout: dict) -> 
     """Whether the study holds its budget of trials and none is running or waiting."""
     import optuna
 
-    from engine.search import budget, counted_trials, open_storage
+    from engine.searching.search import budget, counted_trials, open_storage
 
     study = optuna.load_study(study_name=name, storage=open_storage(storage, out, **timeout))
     trials = study.get_trials(deepcopy=False)
@@ -328,7 +328,7 @@ def lr_find_files(
     as_json: bool,
 ) -> LrFindReport:
     """The ``advisor lr-find`` command: sweep, report, and write the suggestion into a profile."""
-    from engine.lr_find import lr_find
+    from engine.searching.lr_find import lr_find
 
     plan = load_plan(plan_path)
     profile = (

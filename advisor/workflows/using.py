@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from advisor.errors import InputError
-from advisor.schemas import Evaluation, History, Plan, Preprocessing
+from advisor.contract.errors import InputError
+from advisor.contract.schemas import Evaluation, History, Plan, Preprocessing
 
 
 class TrainedModel:
@@ -32,7 +32,7 @@ class TrainedModel:
     """
 
     def __init__(self, run_dir: str | Path):
-        from engine.predict import load_run
+        from engine.serving.predict import load_run
 
         self.run_dir = Path(run_dir)
         self._predictor = load_run(self.run_dir)
@@ -56,7 +56,7 @@ class TrainedModel:
 
     def evaluate_data(self, data: str) -> Evaluation:
         """``evaluate`` on data named as on the command line (builtin:NAME, .npz, .csv, folder)."""
-        from engine.inputs import read_labelled
+        from engine.serving.inputs import read_labelled
 
         x, y = read_labelled(data, self.plan, self.preprocessing)
         metrics = self._predictor.evaluate_prepared(self._predictor.prepare(x, f"DATA {data}"), y)
@@ -84,7 +84,7 @@ def load(run_dir: str | Path) -> TrainedModel:
 
 def load_exported(path: str | Path):
     """``f(x) -> outputs`` from an ``advisor export`` file: jax alone runs it, no model code."""
-    from engine.export import load_exported as _load
+    from engine.serving.export import load_exported as _load
 
     return _load(path)
 
@@ -114,8 +114,8 @@ def predict_files(run_dir: Path, input_: str, output: Path, progress: bool | Non
     """
     import click
 
-    from engine.inputs import read_unlabelled
-    from engine.predict import decode
+    from engine.serving.inputs import read_unlabelled
+    from engine.serving.predict import decode
 
     if output.suffix not in (".csv", ".npy", ".json"):
         raise InputError(f"-o: {output} must end in .csv, .npy or .json")
@@ -230,7 +230,7 @@ def export_files(run_dir: Path, output: Path) -> Path:
     """``advisor export``: the forward pass as serialized StableHLO, any batch size."""
     import click
 
-    from engine.export import export_run
+    from engine.serving.export import export_run
 
     model = load(run_dir)
     written = export_run(model._predictor, output)

@@ -18,7 +18,7 @@ Images are ``[B, H, W, C]``; tables ``[B, D]``.  What ``strength`` means:
   targets must be float (one-hot, soft, or binary).
 
 A strength may also be a jax array (one trial's value when trials train
-together under ``jax.vmap``, ``engine.population``); its range is then checked
+together under ``jax.vmap``, ``engine.searching.population``); its range is then checked
 beforehand, value by value.
 
 ``make_augment(augmentations, modality, input_shape)`` composes a plan's list in
@@ -35,9 +35,9 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.ndimage import map_coordinates
 
-from advisor.errors import InputError
-from advisor.schemas import Augmentation
-from engine.registry import Registry
+from advisor.contract.errors import InputError
+from advisor.contract.schemas import Augmentation
+from engine.runtime.registry import Registry
 
 AugmentFn = Callable[[jax.Array, jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
 
@@ -48,7 +48,7 @@ IMAGE_ONLY = ("flip", "shift", "crop", "rotate", "brightness", "contrast")
 
 def _check_strength(name: str, strength: float, high: float, meaning: str) -> None:
     if isinstance(strength, jax.Array):
-        return  # a per-trial array (engine.population), whose values were checked as numbers first
+        return  # a per-trial array (engine.searching.population), whose values were checked as numbers first
     if not 0.0 < strength <= high:
         raise InputError(f"strength: {name} takes {meaning} in (0, {high:g}]; got {strength:g}")
 

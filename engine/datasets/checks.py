@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from advisor.errors import InputError
-from advisor.schemas import Plan
-from advisor.vocabulary import DIAGNOSTIC_SERIES
-from engine.data import Dataset
+from advisor.contract.errors import InputError
+from advisor.contract.schemas import Plan
+from advisor.contract.vocabulary import DIAGNOSTIC_SERIES
+from engine.datasets.data import Dataset
 
 # The losses that fit each task (lecture table 3.1, and the contract's target forms).
 LOSSES_FOR_TASK: dict[str, tuple[str, ...]] = {

@@ -12,7 +12,7 @@ into what the loss expects inside the compiled step.
 ``epoch_batches`` cuts an epoch on the device: a permutation from
 ``fold_in(key, epoch)``, padded to whole batches with a mask, so every example
 counts exactly once per epoch.  The file readers and generators live in
-``engine.sources``.
+``engine.datasets.sources``.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from advisor.errors import InputError
-from advisor.schemas import Plan
-from engine import sources
+from advisor.contract.errors import InputError
+from advisor.contract.schemas import Plan
+from engine.datasets import sources
 
 CLASS_TASKS = ("binary", "multiclass")
 

@@ -1,11 +1,11 @@
 """Where examples come from: bundled datasets, generated shapes, .npz, CSV, image folders.
 
 ``read_source(source, plan, base_dir) -> Raw`` returns every example of one
-source as numpy arrays, before any split or scaling (``engine.data`` does
+source as numpy arrays, before any split or scaling (``engine.datasets.data`` does
 those).  Bundled datasets ship inside scikit-learn (digits, iris, wine,
 breast_cancer, diabetes); ``shapes`` and ``shapes_detection`` are drawn from the
 data section's ``split_seed``, and ``digits_attributes``/``digits_detection`` are
-derived from digits (``engine.digit_sets``), so a plan names its data completely and nothing
+derived from digits (``engine.datasets.digit_sets``), so a plan names its data completely and nothing
 is downloaded.  Every failure is an InputError naming the plan field.
 """
 
@@ -18,18 +18,18 @@ from pathlib import Path
 
 import numpy as np
 
-from advisor.errors import InputError
-from advisor.inputs import (
+from advisor.contract.errors import InputError
+from advisor.contract.inputs import (
     MAX_DATA_BYTES,
     checked_file,
     checked_folder,
     confine,
     data_root,
 )
-from advisor.schemas import BuiltinData, CsvData, ImageFolderData, NpzData, Plan
+from advisor.contract.schemas import BuiltinData, CsvData, ImageFolderData, NpzData, Plan
 
 SHAPE_NAMES = ("circle", "square", "triangle", "cross")
-# Datasets derived from scikit-learn's digits by engine.digit_sets.
+# Datasets derived from scikit-learn's digits by engine.datasets.digit_sets.
 DERIVED_DIGITS = ("digits_attributes", "digits_detection")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
@@ -78,7 +78,7 @@ def read_builtin(source: BuiltinData, plan: Plan) -> Raw:
             raise InputError(
                 f"data.source.classes: {name!r} has its own labels; remove classes/positive_class"
             )
-        from engine.digit_sets import make_digit_set
+        from engine.datasets.digit_sets import make_digit_set
 
         x, y, names = make_digit_set(name, source.n_samples, plan.data.split_seed)
         return Raw(x, y, names, source.subsample)
@@ -222,10 +222,10 @@ def read_npz(source: NpzData, path: Path) -> Raw:
 def read_csv(source: CsvData, path: Path, task: str) -> Raw:
     """A table (.csv with a header row, or .parquet): the target and the feature columns.
 
-    Read with pandas (``engine.tables``); text feature columns become category
+    Read with pandas (``engine.datasets.tables``); text feature columns become category
     codes, listed in ``Raw.categories`` (``source.categories`` when the plan gives them).
     """
-    from engine import tables
+    from engine.datasets import tables
 
     field = "data.source.path"
     checked_file(path, field=field, what="table (.csv or .parquet)", max_bytes=MAX_DATA_BYTES)
@@ -259,7 +259,7 @@ def read_csv(source: CsvData, path: Path, task: str) -> Raw:
 
 def target_values(column, name: str, task: str) -> tuple[np.ndarray, list[str] | None]:
     """A table's target column in the task's raw form, and class names for text labels."""
-    from engine import tables
+    from engine.datasets import tables
 
     if task in ("binary", "multiclass"):
         if tables.is_numeric(column) and column.notna().all():

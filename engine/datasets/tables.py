@@ -4,12 +4,12 @@
 engine when pyarrow is installed, pandas' C parser otherwise; Parquet through
 pyarrow).  ``encode_features(frame, features, categories)`` turns the feature
 columns into one float32 matrix: numeric columns as they are (an empty cell is
-NaN, which ``engine.checks.check_finite`` refuses), text columns as the
+NaN, which ``engine.datasets.checks.check_finite`` refuses), text columns as the
 position of the value in that column's category list.  The lists are learned
 from the source (sorted distinct values) unless given; a run records them in
 ``preprocessing.json`` and new data is coded with the run's lists, so a value
 the run never saw is an error naming it.  ``iter_frames`` reads a large table
-in chunks for ``engine.streaming``.  Every failure is an InputError naming the
+in chunks for ``engine.training.streaming``.  Every failure is an InputError naming the
 plan field.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from advisor.errors import InputError
+from advisor.contract.errors import InputError
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 # Rows per chunk when a table is read piecewise (streamed, or its categories collected).

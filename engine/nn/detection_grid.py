@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from engine.average_precision import mean_average_precision
+from engine.nn.average_precision import mean_average_precision
 
 # Detections below this confidence are dropped before ranking (COCO keeps the top 100 a
 # image; a grid has at most S*S, so only near-certain background is removed).

@@ -3,7 +3,7 @@
 On CPU (``impl="cpu"``) a convolution is a ``jax.custom_vjp`` of the forms that
 ``benchmarks/engine_bench.py --kernels`` measured fastest (figures in
 benchmarks/RESULTS.md, "Engine throughput"): Eigen's forward convolution (one
-row taller and cropped under the YNNPACK library, see ``engine.compiler``), the
+row taller and cropped under the YNNPACK library, see ``engine.runtime.compiler``), the
 input gradient as a padded convolution with the flipped kernel, the weight
 gradient as a forward convolution of the transposed input (an im2col matrix
 product under the library), and a thin first layer (``kh * kw * c_in <= 27``)
@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from engine.compiler import eigen_convolutions
+from engine.runtime.compiler import eigen_convolutions
 
 # The activations a plan can name (model.activation).
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
@@ -241,7 +241,7 @@ class Dropout(nn.Module):
     """Flax's ``nn.Dropout`` that also takes the rate as an array.
 
     A Python float draws the same mask from the same key as ``nn.Dropout``; an
-    array (a per-trial rate under ``jax.vmap``, see ``engine.population``) takes
+    array (a per-trial rate under ``jax.vmap``, see ``engine.searching.population``) takes
     the general path, which for a rate of 0 keeps every unit, as the float path does.
     """
 

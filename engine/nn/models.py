@@ -12,7 +12,7 @@ inference mode (BatchNorm uses its running statistics, no dropout), which is
 what a frozen base needs.  Each block records its pre-activation with
 ``sow("intermediates", "preact", ...)`` for the dead-unit diagnostic.
 Detection models end in a box decoder, so their first four outputs are a valid
-box ``(x1, y1, x2, y2)`` in [0, 1].  The GAN pair lives in ``engine.gan``.
+box ``(x1, y1, x2, y2)`` in [0, 1].  The GAN pair lives in ``engine.training.gan``.
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from advisor.errors import InputError
-from advisor.schemas import ModelPlan
-from engine import compiler
-from engine.detection_grid import decode_grid
-from engine.layers import ACTIVATIONS, Conv, Dropout, global_pool, pool
-from engine.registry import Registry
-from engine.resnet_imagenet import ImageNetStem, TorchResidualBlock, stage_blocks
+from advisor.contract.errors import InputError
+from advisor.contract.schemas import ModelPlan
+from engine.nn.detection_grid import decode_grid
+from engine.nn.layers import ACTIVATIONS, Conv, Dropout, global_pool, pool
+from engine.nn.resnet_imagenet import ImageNetStem, TorchResidualBlock, stage_blocks
+from engine.runtime import compiler
+from engine.runtime.registry import Registry
 
 MODELS: Registry = Registry("model")
 
@@ -202,7 +202,7 @@ class Network(nn.Module):
     base: Base
     head: Head
     detection: bool = False
-    grid: int | None = None  # detection of several objects: cells a side (engine.detection_grid)
+    grid: int | None = None  # detection of several objects: cells a side (engine.nn.detection_grid)
 
     def __call__(self, x: jax.Array, train: bool = False, frozen_blocks: int = 0) -> jax.Array:
         features = self.base(x, train=train, frozen_blocks=frozen_blocks)
@@ -274,7 +274,7 @@ def make_resnet(
     """CIFAR-style ResNet: a 3x3 stem, then per stage ``blocks_per_stage`` BasicBlocks of width
     ``filters[s]`` (stride 2 at the start of each stage after the first), global average pool.
     An ImageNet stem, Bottleneck blocks or per-stage block counts build torchvision's layout
-    (``engine.resnet_imagenet``)."""
+    (``engine.nn.resnet_imagenet``)."""
     if model.stem == "imagenet" or model.block == "bottleneck" or model.stage_blocks is not None:
         return make_resnet_family(model, input_shape, impl=impl, dtype=dtype, task=task)
     _spatial_rank(input_shape, "resnet")
@@ -339,12 +339,12 @@ def build_model(
         model: the plan's model section (``arch`` picks the registry entry).
         input_shape: one input without the batch axis.
         task: the plan's task (detection adds the box decoder, or with ``model.grid`` the
-            grid decoder of ``engine.detection_grid``).
+            grid decoder of ``engine.nn.detection_grid``).
         impl: "cpu" for the CPU-fast convolution kernels, "xla" otherwise.
         dtype: compute dtype (bfloat16 for mixed precision; parameters stay float32).
     """
     network = MODELS.get(model.arch)(model, input_shape, impl=impl, dtype=dtype, task=task)
-    if task == "detection" and model.grid:  # engine.checks sized output_units for the grid
+    if task == "detection" and model.grid:  # engine.datasets.checks sized output_units for the grid
         network = network.clone(grid=model.grid)
     return network
 

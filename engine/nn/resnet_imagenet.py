@@ -1,10 +1,10 @@
 """The torchvision/timm ResNet family as Flax modules, so their weights can be a ``model.base``.
 
 Its stem and blocks build the network a ``resnet`` plan with ``stem="imagenet"``,
-``block="bottleneck"`` or ``stage_blocks`` names (``engine.models.make_resnet_family``
-assembles them; the plain CIFAR-style ResNet is ``engine.models``' too).  The layout follows
+``block="bottleneck"`` or ``stage_blocks`` names (``engine.nn.models.make_resnet_family``
+assembles them; the plain CIFAR-style ResNet is ``engine.nn.models``' too).  The layout follows
 torchvision's ``ResNet`` exactly, so a state dict maps onto it one tensor per
-parameter (``engine.imports``) and gives the same logits:
+parameter (``engine.pretrained.imports``) and gives the same logits:
 
 * stem (``blocks_0``): 7x7 convolution, stride 2, padding 3 -> BatchNorm ->
   activation -> 3x3 max pooling, stride 2, padding 1;
@@ -25,8 +25,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from advisor.schemas import ModelPlan
-from engine.layers import ACTIVATIONS, Conv
+from advisor.contract.schemas import ModelPlan
+from engine.nn.layers import ACTIVATIONS, Conv
 
 EXPANSION = {"basic": 1, "bottleneck": 4}
 

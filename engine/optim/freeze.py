@@ -10,7 +10,7 @@ guide).  ``stages_for(plan, n_blocks)`` turns ``Plan.freeze`` into the stages:
 * from_scratch, full_fine_tune: one stage, everything trains;
 * partial_fine_tune: the top ``trainable_blocks`` base blocks and the head train;
 * freeze_base, feature_extractor: only the head trains (feature_extractor trains
-  it on features the frozen base computed once, ``engine.features``);
+  it on features the frozen base computed once, ``engine.pretrained.features``);
 * two_stage (fastai's ``fine_tune``): ``head_epochs`` as freeze_base at the
   plan's rate (as partial_fine_tune when ``trainable_blocks`` is set), then
   everything at ``learning_rate * fine_tune_lr_factor``, each block below the
@@ -29,10 +29,10 @@ from dataclasses import dataclass
 import jax
 import optax
 
-from advisor.errors import InputError
-from advisor.schemas import Plan
-from engine.optimizers import build_optimizer, current_learning_rate
-from engine.schedules import build_schedule
+from advisor.contract.errors import InputError
+from advisor.contract.schemas import Plan
+from engine.optim.optimizers import build_optimizer, current_learning_rate
+from engine.optim.schedules import build_schedule
 
 FROZEN = "freeze"
 HEAD = "head"

@@ -1,7 +1,7 @@
 """Loss functions by contract name: the ``LOSSES`` registry and ``build_loss``.
 
 Every supervised loss is a factory ``make(**params) -> loss_fn`` registered under
-its name in ``advisor.vocabulary.LossName``; ``loss_fn(outputs, targets)`` returns
+its name in ``advisor.contract.vocabulary.LossName``; ``loss_fn(outputs, targets)`` returns
 the *per-example* loss, shape ``[B]`` float32, so the training step can weight,
 mask or average it.  Element-wise losses (mse, mae, huber, binary_crossentropy,
 hinge, focal, smooth_l1) average over every non-batch axis, as Keras does.
@@ -39,10 +39,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from advisor.errors import InputError
-from advisor.schemas import LossPlan
-from engine.detection_grid import make_grid_loss
-from engine.registry import Registry
+from advisor.contract.errors import InputError
+from advisor.contract.schemas import LossPlan
+from engine.nn.detection_grid import make_grid_loss
+from engine.runtime.registry import Registry
 
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
 
@@ -457,7 +457,7 @@ def _detection_loss(box_fn: LossFn, terms: list[tuple[str, float, LossFn]]) -> L
     """Box loss on columns 0-3; class terms on the logits after them vs the class id.
 
     Grid outputs ``[B, S*S, 5+K]`` against ``[B, M, 6]`` targets (several objects an image)
-    take ``engine.detection_grid``'s loss: objectness everywhere, box and class terms at
+    take ``engine.nn.detection_grid``'s loss: objectness everywhere, box and class terms at
     the cells that hold an object.
     """
 

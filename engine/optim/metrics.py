@@ -19,7 +19,7 @@ multiclass int or one-hot targets, segmentation masks per pixel,
 detection ``[N, 4 + K]`` vs ``[N, 5]``) to the canonical form, and refuses
 names that do not apply to the task.  Detection's map_50 and map_50_95 take the
 outputs as they are (one box, or a grid ``[N, S*S, 5 + K]`` against ``[N, M, 6]``
-targets) and rank and match on the host (``engine.average_precision``).
+targets) and rank and match on the host (``engine.nn.average_precision``).
 """
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from advisor.errors import InputError
-from engine.average_precision import COCO_THRESHOLDS
-from engine.detection_grid import map_score
-from engine.losses import box_iou_terms
-from engine.registry import Registry
+from advisor.contract.errors import InputError
+from engine.nn.average_precision import COCO_THRESHOLDS
+from engine.nn.detection_grid import map_score
+from engine.optim.losses import box_iou_terms
+from engine.runtime.registry import Registry
 
 MetricFn = Callable[[jax.Array, jax.Array], jax.Array]
 
@@ -221,7 +221,7 @@ def mean_iou(outputs: jax.Array, targets: jax.Array) -> jax.Array:
 
 
 def _host_map(outputs: jax.Array, targets: jax.Array, thresholds: tuple[float, ...]) -> jax.Array:
-    """mAP computed on the host (engine.average_precision) inside a jitted evaluation."""
+    """mAP computed on the host (engine.nn.average_precision) inside a jitted evaluation."""
 
     def host(o, t):
         return map_score(np.asarray(o), np.asarray(t), thresholds)

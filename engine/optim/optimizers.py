@@ -32,9 +32,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from advisor.errors import InputError
-from advisor.schemas import OptimizerPlan
-from engine.registry import Registry
+from advisor.contract.errors import InputError
+from advisor.contract.schemas import OptimizerPlan
+from engine.runtime.registry import Registry
 
 LearningRate = float | Callable[[jax.Array], jax.Array]
 
@@ -146,7 +146,7 @@ def build_optimizer(
 
     ``per_trial`` names fields of ``PER_TRIAL_FIELDS`` to inject as hyperparameters
     too: they live in the opt state, so trials trained together under ``jax.vmap``
-    each use their own value (``engine.population`` sets them with ``set_hyperparam``).
+    each use their own value (``engine.searching.population`` sets them with ``set_hyperparam``).
     """
     make = OPTIMIZERS.get(opt_plan.name)
 

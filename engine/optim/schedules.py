@@ -12,7 +12,7 @@ factory the epochs that remain.
 ``reduce_on_plateau`` is a constant schedule on the device plus a host-side
 ``PlateauController``, updated once per epoch on the monitored validation
 value; its multiplier reaches the optimizer without recompiling (see
-``engine.optimizers.set_lr_scale``).  optax's own ``contrib.reduce_on_plateau``
+``engine.optim.optimizers.set_lr_scale``).  optax's own ``contrib.reduce_on_plateau``
 is not used: it tests ``value < (1 - rtol) * best``, which for a negative best
 counts a worse value as an improvement, so the rate never drops.
 """
@@ -24,9 +24,9 @@ import math
 import jax.numpy as jnp
 import optax
 
-from advisor.errors import InputError
-from advisor.schemas import SchedulePlan
-from engine.registry import Registry
+from advisor.contract.errors import InputError
+from advisor.contract.schemas import SchedulePlan
+from engine.runtime.registry import Registry
 
 SCHEDULES: Registry = Registry("schedule")
 

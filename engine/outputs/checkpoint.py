@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from advisor.errors import InputError
-from advisor.inputs import checked_file, read_json
-from advisor.io import write_atomic
+from advisor.contract.errors import InputError
+from advisor.contract.inputs import checked_file, read_json
+from advisor.contract.io import write_atomic
 
 WEIGHTS = "model.safetensors"
 STRUCTURE = "model.json"

@@ -18,7 +18,7 @@ import struct
 import time
 from pathlib import Path
 
-from advisor.tfrecord import masked_crc
+from advisor.contract.tfrecord import masked_crc
 
 # ----------------------------------------------------------------------------- protobuf encoding
 

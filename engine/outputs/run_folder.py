@@ -1,7 +1,7 @@
 """The run folder contract: checked before any work, cleared only of the project's own files.
 
 ``check_run_dir`` refuses, before data is loaded or anything compiles, a run
-folder that cannot be written (``advisor.inputs.check_output``), one that is
+folder that cannot be written (``advisor.contract.inputs.check_output``), one that is
 a symbolic link or holds one where a run file goes, and a non-empty folder
 unless the run resumes it (``--resume``) or replaces its run
 (``--overwrite``).  ``start_run_dir`` creates the folder when training is
@@ -14,8 +14,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from advisor.errors import InputError
-from advisor.inputs import check_output
+from advisor.contract.errors import InputError
+from advisor.contract.inputs import check_output
 
 OWN_FILES = (
     "plan.json",

@@ -3,11 +3,11 @@
 A frozen base computes the same features every epoch (inference mode:
 BatchNorm on its running statistics, no dropout), so ``freeze_base`` repeats
 that forward pass for nothing (only the forward: no gradient flows into frozen
-blocks, ``engine.freeze.split_frozen``).  Here the base runs once over the
+blocks, ``engine.optim.freeze.split_frozen``).  Here the base runs once over the
 training and validation inputs (``extract_features``, fixed-size jitted
 chunks), and training is supervised training of ``HeadNetwork`` (the plan's
 head alone) on the cached feature vectors, through the same compiled step,
-epoch and evaluation as every other plan (``engine.supervised``).  Same seed,
+epoch and evaluation as every other plan (``engine.training.supervised``).  Same seed,
 same batches, same dropout keys: the head learns what ``freeze_base`` would
 teach it, and an epoch costs what the head's training costs, so the gain is
 the base's share of a step (``benchmarks/feature_cache_bench.py``; figures in
@@ -26,12 +26,12 @@ import flax.linen as nn
 import jax
 import numpy as np
 
-from advisor.errors import InputError
-from advisor.schemas import Plan
-from engine import compiler
-from engine.data import Dataset
-from engine.models import Head, Network, decode_boxes
-from engine.train import choose_loop
+from advisor.contract.errors import InputError
+from advisor.contract.schemas import Plan
+from engine.datasets.data import Dataset
+from engine.nn.models import Head, Network, decode_boxes
+from engine.runtime import compiler
+from engine.training.train import choose_loop
 
 # Examples per compiled forward call of the base while caching.
 FEATURE_CHUNK = 512
@@ -102,13 +102,13 @@ def build_feature_extractor(
     """Phases, initial state and ``variables_of`` for a feature_extractor plan.
 
     Returns:
-        (phases, state, variables_of): what ``engine.fit`` trains, and how to
+        (phases, state, variables_of): what ``engine.training.fit`` trains, and how to
         rebuild the full network's variables (base untouched + trained head) from a state.
 
     Raises:
         InputError: the plan augments its inputs, which cached features cannot be.
     """
-    from engine.supervised import build_supervised
+    from engine.training.supervised import build_supervised
 
     if plan.regularization.augmentation:
         raise InputError(

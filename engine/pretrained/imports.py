@@ -6,7 +6,7 @@ file (read with ``torch.load(weights_only=True)``; needs torch) or a
 reads its structure off the tensor names and shapes — stem, Basic or
 Bottleneck blocks, blocks per stage, widths, classifier size — into a
 ``ModelPlan`` (``arch="resnet"``, ``stem="imagenet"``), and maps every tensor
-onto the Flax network ``engine.resnet_imagenet`` builds::
+onto the Flax network ``engine.nn.resnet_imagenet`` builds::
 
     conv1 / bn1                      -> base/blocks_0/conv, bn
     layer{s}.{j}.conv{k} / bn{k}     -> base/blocks_{n}/conv{k}, bn{k}   (n counts blocks from 1)
@@ -37,10 +37,10 @@ from pathlib import Path
 
 import numpy as np
 
-from advisor.errors import InputError
-from advisor.inputs import checked_file
-from advisor.schemas import ModelPlan
-from engine.checkpoint import save_checkpoint, unflatten
+from advisor.contract.errors import InputError
+from advisor.contract.inputs import checked_file
+from advisor.contract.schemas import ModelPlan
+from engine.outputs.checkpoint import save_checkpoint, unflatten
 
 # torchvision's ImageNet weights (IMAGENET1K_V1), the files torchvision.models downloads.
 TORCHVISION_URLS = {
@@ -83,7 +83,7 @@ def _is_project_file(path: Path) -> bool:
         return False
     from safetensors import SafetensorError, safe_open
 
-    from engine.checkpoint import FORMAT
+    from engine.outputs.checkpoint import FORMAT
 
     try:
         with safe_open(str(path), "np") as handle:

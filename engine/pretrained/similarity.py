@@ -19,8 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from advisor.errors import InputError
-from engine import compiler
+from advisor.contract.errors import InputError
+from engine.runtime import compiler
 
 # Examples per compiled forward call, and at most this many examples are measured.
 CHUNK = 256

@@ -3,7 +3,7 @@
 A base is what ``model.base`` names: an earlier run's directory (its
 ``model.safetensors`` + ``model.json``), a PyTorch/safetensors state dict of
 the torchvision/timm ResNet family, or a hub name such as
-``torchvision:resnet18`` (``engine.imports``).  A relative path is looked up
+``torchvision:resnet18`` (``engine.pretrained.imports``).  A relative path is looked up
 in the plan file's folder first, then in the working directory, so
 ``runs/bases/digits_0to4`` works from the repository root for the plans in
 ``examples/plans/``.
@@ -27,16 +27,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from advisor.errors import InputError
-from advisor.inputs import confine, data_root
-from advisor.schemas import ModelPlan, Plan
-from advisor.vocabulary import BACKBONE_FIELDS, RESNET_DEFAULTS
-from engine.checkpoint import STRUCTURE, WEIGHTS, load_checkpoint
+from advisor.contract.errors import InputError
+from advisor.contract.inputs import confine, data_root
+from advisor.contract.schemas import ModelPlan, Plan
+from advisor.contract.vocabulary import BACKBONE_FIELDS, RESNET_DEFAULTS
+from engine.outputs.checkpoint import STRUCTURE, WEIGHTS, load_checkpoint
 
 
 def resolve_base(spec: str, base_dir: str | Path = ".") -> str | Path:
     """Where ``model.base`` points: a hub name as is, else a path (plan folder first, then cwd)."""
-    from engine.imports import is_hub_name
+    from engine.pretrained.imports import is_hub_name
 
     if is_hub_name(spec):
         return spec
@@ -57,7 +57,7 @@ def read_base(
     Raises:
         InputError: naming ``field`` when nothing readable is there.
     """
-    from engine.imports import fetch, import_state_dict, is_state_dict_file
+    from engine.pretrained.imports import fetch, import_state_dict, is_state_dict_file
 
     where = resolve_base(spec, base_dir)
     if not isinstance(where, str):
@@ -111,7 +111,7 @@ def check_structure(plan: Plan, structure: dict, where: str) -> None:
 def _backbone_value(model: ModelPlan, name: str):
     """A backbone field as the network is built: a ResNet's blocks per stage, however written."""
     if model.arch == "resnet" and name == "stage_blocks":
-        from engine.resnet_imagenet import stage_blocks
+        from engine.nn.resnet_imagenet import stage_blocks
 
         return stage_blocks(model)
     value = getattr(model, name)

@@ -7,7 +7,7 @@ So on CPU every engine program that convolves is compiled with the library kept
 to everything but convolutions (:data:`CPU_OPTIONS`), per compilation, without
 touching ``XLA_FLAGS`` or any program the user compiles.  A jaxlib that does not
 know the option compiles without it (checked once on a tiny program), and the
-CPU kernels in ``engine.layers`` then take the forms fastest under the library
+CPU kernels in ``engine.nn.layers`` then take the forms fastest under the library
 (``eigen_convolutions()`` says which).
 """
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import jax
 
-from advisor.errors import EngineError
+from advisor.contract.errors import EngineError
 
 # Preference order for "auto": the fastest kind of chip JAX can see.
 _AUTO_ORDER = ("tpu", "gpu", "cpu")

@@ -2,7 +2,7 @@
 
 ``initialize(Cluster(...))`` must run before JAX touches a device.  Each process
 then sees every process's devices in ``jax.devices()`` and its own in
-``jax.local_devices()``; ``engine.sharding`` builds the ``data`` mesh over all of
+``jax.local_devices()``; ``engine.runtime.sharding`` builds the ``data`` mesh over all of
 them, so one global batch is split over every device of every host and the
 gradient all-reduce crosses hosts inside the one jitted step.  On CPU the
 cross-process collectives are gloo's (jax 0.10.2 ships them in jaxlib; the
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from advisor.errors import EngineError, InputError
+from advisor.contract.errors import EngineError, InputError
 
 
 @dataclass(frozen=True)

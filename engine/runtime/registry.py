@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from advisor.errors import UnknownNameError
+from advisor.contract.errors import UnknownNameError
 
 T = TypeVar("T", bound=Callable)
 

@@ -25,7 +25,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from advisor.errors import EngineError
+from advisor.contract.errors import EngineError
 
 AXIS = "data"
 

@@ -1,8 +1,8 @@
 """SIGINT and SIGTERM during a run: note the signal, let the epoch finish, then stop cleanly.
 
 ``SignalGuard`` replaces both handlers while training runs (main thread only).
-The first signal is only recorded; ``engine.fit`` checks it after each epoch,
-the checkpoint callback saves, and the run raises ``engine.fit.Interrupted``
+The first signal is only recorded; ``engine.training.fit`` checks it after each epoch,
+the checkpoint callback saves, and the run raises ``engine.training.fit.Interrupted``
 (exit 130 for SIGINT, 143 for SIGTERM, as a shell reports a process the
 signal ended).  A second SIGINT is not waited on: it interrupts at once.
 """

@@ -1,7 +1,7 @@
 """The learning-rate range test, made trustworthy by repeating it over seeds.
 
 A sweep trains one short run per rate on a log grid, all rates of a seed as
-one population (``engine.population``: vmapped where that measures faster),
+one population (``engine.searching.population``: vmapped where that measures faster),
 each at a constant rate from the same initial weights, and takes the
 validation loss each run ends with.  A seed's best rate is the minimum of that
 curve after a three-point moving average, so one lucky point cannot decide and
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from advisor.schemas import LrFindReport, LrFindResult, LrFindSeed, Plan
-from engine import space as spaces
+from advisor.contract.schemas import LrFindReport, LrFindResult, LrFindSeed, Plan
+from engine.searching import space as spaces
 
 # Decades the seeds' best rates may span before the test refuses to suggest (a factor of ~3.2).
 MAX_SPREAD = 0.5
@@ -67,7 +67,7 @@ def rate_grid(plan: Plan, min_lr: float | None, max_lr: float | None, points: in
     low = min_lr or plan.optimizer.learning_rate / 1000
     high = max_lr or plan.optimizer.learning_rate * 100
     if not low < high:
-        from advisor.errors import InputError
+        from advisor.contract.errors import InputError
 
         raise InputError(
             f"--min-lr: {low:g} is not below --max-lr {high:g}; expected min-lr < max-lr"
@@ -125,10 +125,10 @@ def lr_find(
     out_dir: str | Path | None = None,
 ) -> LrFindReport:
     """Run the range test on ``plan``'s model and data; returns the report (and writes lr_find.png to ``out_dir``)."""
-    from engine.data import load_data
-    from engine.device import select_device
-    from engine.population import Population
-    from engine.trials import train_trials
+    from engine.datasets.data import load_data
+    from engine.runtime.device import select_device
+    from engine.searching.population import Population
+    from engine.searching.trials import train_trials
 
     short, n_steps = sweep_plan(plan, options.steps)
     rates = rate_grid(plan, options.min_lr, options.max_lr, options.points)
@@ -181,7 +181,7 @@ def plot_sweeps(
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
 
-    from engine.curves import save_figure
+    from engine.outputs.curves import save_figure
 
     fig = Figure(figsize=(6.0, 4.0), layout="constrained")
     ax = fig.subplots()

@@ -1,7 +1,7 @@
 """Trials of one structure trained together: one ``jax.vmap``-ed, jit-compiled program.
 
 A *population* is a list of trial plans that differ only in per-trial values
-(``engine.space.is_per_trial``): the learning rate, weight decay, momentum,
+(``engine.searching.space.is_per_trial``): the learning rate, weight decay, momentum,
 dropout rate and augmentation strengths.  Those values become arrays with one
 entry per trial, so one compiled program trains every trial:
 
@@ -20,7 +20,7 @@ trials either vmapped together or one after another through the same compiled
 program unvmapped (no recompiling per trial); ``choose_mode`` times a few steps
 of both, and their compiles, and keeps the one that should finish first: XLA
 on a CPU runs a vmapped convolution slower than the trials in turn, and on a
-GPU a vmapped convolution trains several times faster but compiles for long.  The host loop between epochs (``engine.trials``) keeps each
+GPU a vmapped convolution trains several times faster but compiles for long.  The host loop between epochs (``engine.searching.trials``) keeps each
 trial's history, early stopping, plateau and pruning.
 """
 
@@ -36,20 +36,20 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from advisor.schemas import Plan
-from engine import compiler
-from engine.augment import make_augment
-from engine.checks import CheckWarning, check_data, check_plan
-from engine.data import Dataset, steps_for
-from engine.freeze import make_stage_optimizer, stages_for
-from engine.losses import build_loss
-from engine.models import build_model
-from engine.optimizers import build_optimizer, set_hyperparam
+from advisor.contract.schemas import Plan
+from engine.datasets.augment import make_augment
+from engine.datasets.checks import CheckWarning, check_data, check_plan
+from engine.datasets.data import Dataset, steps_for
+from engine.nn.models import build_model
+from engine.optim.freeze import make_stage_optimizer, stages_for
+from engine.optim.losses import build_loss
+from engine.optim.optimizers import build_optimizer, set_hyperparam
 from engine.run import compute_dtype, initial_variables
-from engine.sharding import trial_placement
-from engine.space import is_per_trial, per_trial_values, structure_key
-from engine.supervised import DeviceData, has_conv
-from engine.train import (
+from engine.runtime import compiler
+from engine.runtime.sharding import trial_placement
+from engine.searching.space import is_per_trial, per_trial_values, structure_key
+from engine.training.supervised import DeviceData, has_conv
+from engine.training.train import (
     StepConfig,
     TrainState,
     choose_loop,
@@ -111,11 +111,11 @@ class Population:
         plans: trial plans equal in everything but per-trial values.
         searched: the plan paths the search varies; the per-trial ones among them
             become arrays, every other value is taken from the plans as they are.
-        dataset: the plans' data (``engine.data.load_data``).
+        dataset: the plans' data (``engine.datasets.data.load_data``).
         device: where to train.
         base_dir: folder that ``model.base`` is relative to.
         trial_devices: devices a vmapped population's trials are split over
-            (``engine.sharding.TrialPlacement``): N devices train N trials at once.
+            (``engine.runtime.sharding.TrialPlacement``): N devices train N trials at once.
             None = ``device`` alone.
     """
 
@@ -168,7 +168,7 @@ class Population:
         """Train these trial plans next (same structure): the compiled programs are kept."""
         if any(structure_key(p) != self.key for p in plans):
             raise ValueError(
-                "Population.assign: a plan of another structure; group them by engine.space.structure_key"
+                "Population.assign: a plan of another structure; group them by engine.searching.space.structure_key"
             )
         for plan in plans:
             self._check_trial(plan)

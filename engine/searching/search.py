@@ -3,8 +3,8 @@
 ``run_search(plan, out_dir)`` opens (or joins) the plan's study, then repeats:
 ask Optuna for a batch of trials (ask-and-tell; the grid, random and TPE
 samplers and the median and successive-halving pruners are Optuna's own),
-group the trial plans by structure (``engine.space.structure_key``), train each
-group as one population (``engine.population``, vmapped or in turn, whichever
+group the trial plans by structure (``engine.searching.space.structure_key``), train each
+group as one population (``engine.searching.population``, vmapped or in turn, whichever
 its timing favours), write each trial's plan and history, and tell Optuna the
 results.  Several processes may run the same search: they share the study
 through its storage (a journal file by default, a database URL where given)
@@ -12,8 +12,8 @@ and stop when the study holds ``search.n_trials`` finished trials; a trial
 that one of them asks for past that budget is told FAIL at once, so no trial
 runs twice and none is lost.  Workers ask for a few trials at a time, so each
 gets work; a worker that dies leaves trials whose heartbeat stops, and the
-others (or the worker, restarted) fail and retry them (``engine.workers``).
-The leaderboard, best plan and picture are ``engine.search_report``'s.
+others (or the worker, restarted) fail and retry them (``engine.searching.workers``).
+The leaderboard, best plan and picture are ``engine.searching.search_report``'s.
 """
 
 from __future__ import annotations
@@ -31,16 +31,16 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
-from advisor.errors import InputError
-from advisor.io import write_model
-from advisor.loading import resolve_plan_paths
-from advisor.plan_paths import get_path
-from advisor.schemas import History, HistorySource, ModeTiming, Plan, ScalePlan, SearchPlan
-from engine import space as spaces
-from engine import workers
-from engine.checks import check_plan
-from engine.losses import build_loss
-from engine.search_report import RUN, SURPLUS, write_report
+from advisor.contract.errors import InputError
+from advisor.contract.io import write_model
+from advisor.contract.loading import resolve_plan_paths
+from advisor.contract.plan_paths import get_path
+from advisor.contract.schemas import History, HistorySource, ModeTiming, Plan, ScalePlan, SearchPlan
+from engine.datasets.checks import check_plan
+from engine.optim.losses import build_loss
+from engine.searching import space as spaces
+from engine.searching import workers
+from engine.searching.search_report import RUN, SURPLUS, write_report
 
 TRIALS_DIR = "trials"
 JOURNAL = "study.journal"
@@ -207,7 +207,7 @@ class Searcher:
         self.plan, self.out_dir, self.base_dir, self.device = plan, out_dir, base_dir, device
         self.timeout = heartbeat_timeout
         self.stop = workers.StopOnInterrupt()  # entered while ``run`` runs
-        from engine.sharding import devices_of
+        from engine.runtime.sharding import devices_of
 
         # a vmapped population's trials are split over these (plan.scale.devices; None = all)
         self.trial_devices = devices_of(device.platform, (plan.scale or ScalePlan()).devices)
@@ -232,8 +232,8 @@ class Searcher:
         ]
 
     def _population(self, plans: list[Plan]):
-        from engine.data import load_data
-        from engine.population import Population
+        from engine.datasets.data import load_data
+        from engine.searching.population import Population
 
         key = spaces.structure_key(plans[0])
         pop = self.populations.get(key)
@@ -314,7 +314,7 @@ class Searcher:
             )
 
     def _train_group(self, study, trials, plans, on_trial) -> None:
-        from engine.trials import train_trials
+        from engine.searching.trials import train_trials
 
         pop = self._population(plans)
         choice = pop.choose_mode(len(plans), self.forced)
@@ -483,7 +483,7 @@ def run_search(
     Raises:
         InputError: a bad space, metric or storage; nothing is trained.
     """
-    from engine.device import select_device
+    from engine.runtime.device import select_device
 
     out_dir = Path(out_dir)
     plan = resolve_plan_paths(plan, base_dir)  # best_plan.json and trial plans run from anywhere

@@ -19,10 +19,10 @@ from pathlib import Path
 
 from optuna.trial import TrialState
 
-from advisor.io import write_atomic, write_model
-from advisor.schemas import Explanation, ModeTiming, Overridden, Plan, SearchResult
-from engine import space as spaces
-from engine.curves import save_figure
+from advisor.contract.io import write_atomic, write_model
+from advisor.contract.schemas import Explanation, ModeTiming, Overridden, Plan, SearchResult
+from engine.outputs.curves import save_figure
+from engine.searching import space as spaces
 
 LEADERBOARD = "leaderboard.csv"
 BEST_PLAN = "best_plan.json"

@@ -11,7 +11,7 @@ one trial's values to the plan.  Values Optuna cannot store (lists, such as
 ``model.filters`` choices) travel as JSON text.
 
 A searched field is *per-trial* when trials differing only in it can train
-together as one vmapped program (``engine.population``): the learning rate,
+together as one vmapped program (``engine.searching.population``): the learning rate,
 weight decay, momentum (of sgd and rmsprop), dropout and augmentation
 strengths.  Every other field changes the program, so ``structure_key`` groups
 trial plans that share everything but their per-trial values.  No jax here.
@@ -26,10 +26,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from advisor.errors import InputError, suggest
-from advisor.io import describe_validation_error
-from advisor.plan_paths import get_path, leaf_paths, set_path, suggest_path
-from advisor.schemas import Plan, SearchParam
+from advisor.contract.errors import InputError, suggest
+from advisor.contract.io import describe_validation_error
+from advisor.contract.plan_paths import get_path, leaf_paths, set_path, suggest_path
+from advisor.contract.schemas import Plan, SearchParam
 
 PER_TRIAL = (
     "optimizer.learning_rate",
@@ -38,7 +38,7 @@ PER_TRIAL = (
     "model.dropout",
 )
 _STRENGTH = re.compile(r"^regularization\.augmentation\[(\d+)\]\.strength$")
-# Fields only some optimizers read (engine.optimizers); searching them elsewhere changes nothing.
+# Fields only some optimizers read (engine.optim.optimizers); searching them elsewhere changes nothing.
 _READ_BY = {
     "optimizer.momentum": ("sgd", "rmsprop"),
     "optimizer.nesterov": ("sgd",),

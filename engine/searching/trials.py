@@ -1,10 +1,10 @@
 """The host loop around a population's compiled epochs: one history per trial.
 
 ``train_trials(population, members, mode, on_epoch)`` trains the members of an
-``engine.population.Population`` vmapped together ("population") or one after
+``engine.searching.population.Population`` vmapped together ("population") or one after
 another through one compiled program ("sequential") and returns a
 ``TrialOutcome`` per member.  Between epochs each trial is looked after as
-``engine.fit`` looks after a run: its values are recorded, a loss that stops
+``engine.training.fit`` looks after a run: its values are recorded, a loss that stops
 being finite ends it (``diverged``), reduce-on-plateau changes its own rate,
 early stopping ends its stage and remembers its best epoch, and ``on_epoch``
 (the search's pruner) may end it (``pruned``).  A trial that has ended stays
@@ -22,12 +22,12 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from advisor.schemas import Plan
-from engine.fit import EarlyStopper, FitResult
-from engine.population import Population
-from engine.schedules import plateau_controller
+from advisor.contract.schemas import Plan
+from engine.optim.schedules import plateau_controller
+from engine.searching.population import Population
+from engine.training.fit import EarlyStopper, FitResult
 
-# Series whose NaN means "does not apply" (dead units under tanh), stored as None, as engine.fit does.
+# Series whose NaN means "does not apply" (dead units under tanh), stored as None, as engine.training.fit does.
 _OPTIONAL = ("dead_fraction",)
 # A non-finite value of these ends a trial, as it ends a run.
 _GUARDED = ("loss", "val_loss")

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from advisor.errors import InputError
+from advisor.contract.errors import InputError
 
 # Platforms the file is lowered for; a GPU machine runs the same file as a CPU one.
 PLATFORMS = ("cpu", "cuda")
@@ -28,7 +28,7 @@ def export_run(predictor, path: str | Path) -> Path:
     """Write the predictor's forward pass (scaling included) to ``path``; returns the path."""
     from jax import export
 
-    from engine.models import build_model
+    from engine.nn.models import build_model
 
     plan, pre = predictor.plan, predictor.preprocessing
     network = build_model(plan.model, plan.input_shape, plan.task, impl="xla")

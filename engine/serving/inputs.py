@@ -19,11 +19,18 @@ from pathlib import Path
 
 import numpy as np
 
-from advisor.errors import InputError
-from advisor.schemas import BuiltinData, CsvData, ImageFolderData, NpzData, Plan, Preprocessing
-from engine import sources, tables
-from engine.data import align_classes, check_targets
-from engine.tables import TABLE_SUFFIXES
+from advisor.contract.errors import InputError
+from advisor.contract.schemas import (
+    BuiltinData,
+    CsvData,
+    ImageFolderData,
+    NpzData,
+    Plan,
+    Preprocessing,
+)
+from engine.datasets import sources, tables
+from engine.datasets.data import align_classes, check_targets
+from engine.datasets.tables import TABLE_SUFFIXES
 
 
 def source_like_run(data: str, pre: Preprocessing):
@@ -164,7 +171,7 @@ def _in_memory(x: np.ndarray) -> Inputs:
 
 
 def _table_rows(path: Path, features: list[str], categories: dict) -> Inputs:
-    """A table read in chunks (``engine.tables``): one pass counts the rows, then batch by batch."""
+    """A table read in chunks (``engine.datasets.tables``): one pass counts the rows, then batch by batch."""
     n = sum(len(frame) for frame in tables.iter_frames(path, features))
 
     def batches(batch: int) -> Iterator[np.ndarray]:

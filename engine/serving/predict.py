@@ -10,7 +10,7 @@ names, the CSV columns, the image size.
 
 The run's own test score (``engine.run``), ``advisor evaluate``, ``advisor
 predict`` and ``advisor.load`` all go through ``Predictor``; the readers of
-new data (files, folders, bundled sets) live in ``engine.inputs``.
+new data (files, folders, bundled sets) live in ``engine.serving.inputs``.
 """
 
 from __future__ import annotations
@@ -23,15 +23,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from advisor.errors import InputError
-from advisor.io import load_model
-from advisor.schemas import BuiltinData, CsvData, ImageFolderData, NpzData, Plan, Preprocessing
-from engine import compiler
-from engine.data import apply_scaling, encode_targets
-from engine.losses import build_loss
-from engine.metrics import TASK_METRICS
-from engine.models import build_model
-from engine.train import make_metrics
+from advisor.contract.errors import InputError
+from advisor.contract.io import load_model
+from advisor.contract.schemas import (
+    BuiltinData,
+    CsvData,
+    ImageFolderData,
+    NpzData,
+    Plan,
+    Preprocessing,
+)
+from engine.datasets.data import apply_scaling, encode_targets
+from engine.nn.models import build_model
+from engine.optim.losses import build_loss
+from engine.optim.metrics import TASK_METRICS
+from engine.runtime import compiler
+from engine.training.train import make_metrics
 
 # Rows per compiled forward call: big enough to keep the device busy, small enough for flat memory.
 PREDICT_BATCH = 256
@@ -196,7 +203,7 @@ class Predictor:
             )
         device = device or jax.devices()[0]
         self.plan, self.preprocessing, self.batch_size = plan, preprocessing, batch_size
-        # in the form engine.data.fit_scaling returns it
+        # in the form engine.datasets.data.fit_scaling returns it
         self.scaling = {
             "normalize": preprocessing.normalize,
             "shift": preprocessing.shift,
@@ -285,7 +292,7 @@ class Predictor:
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
         """Loss and every metric of the task on raw inputs and targets (as a source gives them)."""
-        from engine.data import check_targets
+        from engine.datasets.data import check_targets
 
         if len(x) != len(y):
             raise InputError(f"y: {len(y)} targets for {len(x)} inputs; expected one each")
@@ -298,7 +305,7 @@ def load_run(run_dir: str | Path, batch_size: int = PREDICT_BATCH) -> Predictor:
     Raises:
         InputError: naming the file when the folder is not a finished run.
     """
-    from engine.checkpoint import load_checkpoint
+    from engine.outputs.checkpoint import load_checkpoint
 
     run_dir = Path(run_dir)
     expected = "expected a run directory written by advisor run"

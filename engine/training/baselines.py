@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from advisor.schemas import Plan
-from engine.data import Dataset
+from advisor.contract.schemas import Plan
+from engine.datasets.data import Dataset
 
 
 def fit_baselines(plan: Plan, dataset: Dataset) -> dict[str, dict[str, float]]:

@@ -1,12 +1,12 @@
 """Callbacks between epochs: ``on_epoch_end(state, logs) -> stop?``.
 
-``engine.fit`` calls every callback after each epoch with an ``EpochState``
+``engine.training.fit`` calls every callback after each epoch with an ``EpochState``
 (the epoch, the phase, the training state, the history so far) and the
 epoch's logs (one value per history series).  A callback that returns True
 stops training after that epoch.  The engine's own between-epoch work runs
 through the same protocol: ``EarlyStoppingCallback`` here, the live logs
-(``engine.live_log.LiveLogCallback``) and the training-state checkpoints
-(``engine.resume.CheckpointCallback``), so a user's callback sees exactly
+(``engine.outputs.live_log.LiveLogCallback``) and the training-state checkpoints
+(``engine.training.resume.CheckpointCallback``), so a user's callback sees exactly
 what they see.
 """
 
@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from advisor.schemas import EarlyStopping
+from advisor.contract.schemas import EarlyStopping
 
 
 @dataclass
@@ -27,8 +27,10 @@ class EpochState:
     phase: int  # index of the phase (a two_stage plan has two)
     phase_epoch: int  # epochs done in this phase
     state: Any  # the training state (a pytree: params, optimizer state, step, key)
-    result: Any  # engine.fit.FitResult: the history so far
-    snapshot: Any = None  # a copy of the weights after this epoch (engine.fit.Phase.snapshot)
+    result: Any  # engine.training.fit.FitResult: the history so far
+    snapshot: Any = (
+        None  # a copy of the weights after this epoch (engine.training.fit.Phase.snapshot)
+    )
     # what fit needs to continue from here: phase_done, stopper, best_snapshot, plateau
     fit_state: dict | None = None
 
@@ -42,7 +44,7 @@ class Callback(Protocol):
 class EarlyStoppingCallback:
     """Keras-style early stopping on one history series; keeps the best epoch's weights.
 
-    One instance per phase: ``engine.fit`` restores ``best`` at the phase's end
+    One instance per phase: ``engine.training.fit`` restores ``best`` at the phase's end
     when the plan asks for ``restore_best``.
     """
 
@@ -102,7 +104,7 @@ def as_callback(obj: Any) -> Callback:
         return obj
     if callable(obj):
         return _FunctionCallback(obj)
-    from advisor.errors import InputError
+    from advisor.contract.errors import InputError
 
     raise InputError(
         f"callbacks: got a {type(obj).__name__}; expected an object with "

@@ -9,10 +9,10 @@ host: ``PlateauController`` sets the rate multiplier, early stopping keeps the
 best weights (restored at the end of the phase when ``restore_best``), and a
 loss that is not finite raises ``Diverged`` carrying the history so far and
 the last good weights (the initial ones when the first epoch diverges).
-After each epoch the callbacks run (``engine.callbacks``: early stopping,
+After each epoch the callbacks run (``engine.training.callbacks``: early stopping,
 then the caller's; ``run_plan`` passes the live logs, the user's and the
 checkpoints); ``resume`` continues from a checkpoint's epoch
-(``engine.resume``), and a pending signal stops the loop
+(``engine.training.resume``), and a pending signal stops the loop
 at the end of the epoch it arrived in: the epoch is one compiled call (a
 ``lax.scan`` on most models), so it is the smallest unit that can end
 cleanly.  A progress bar with the live loss shows only when stdout is a terminal.
@@ -29,10 +29,10 @@ from typing import Any, Protocol
 
 import jax
 
-from advisor.errors import EngineError
-from advisor.schemas import Plan
-from engine.callbacks import EarlyStoppingCallback as EarlyStopper  # noqa: F401 - engine.trials
-from engine.schedules import plateau_controller
+from advisor.contract.errors import EngineError
+from advisor.contract.schemas import Plan
+from engine.optim.schedules import plateau_controller
+from engine.training.callbacks import EarlyStoppingCallback as EarlyStopper  # noqa: F401 - engine.searching.trials
 
 
 class Phase(Protocol):
@@ -96,7 +96,7 @@ def _host_values(values: dict) -> dict[str, float | None]:
 
 @dataclass
 class Resumed:
-    """Where a checkpoint left training (``engine.resume``): fit continues after ``epoch``."""
+    """Where a checkpoint left training (``engine.training.resume``): fit continues after ``epoch``."""
 
     epoch: int
     phase: int
@@ -113,7 +113,7 @@ class Interrupted(EngineError):
     """A signal asked the run to stop; raised after the epoch it arrived in (and its checkpoint)."""
 
     def __init__(self, signal_name: str, result: FitResult, epoch: int, detail: str = ""):
-        from engine.signals import EXIT_CODES
+        from engine.runtime.signals import EXIT_CODES
 
         where = f"after epoch {epoch}" if epoch else "before the first epoch ended"
         super().__init__(
@@ -155,7 +155,7 @@ def fit(
 
     Args:
         callbacks: ``on_epoch_end(EpochState, logs) -> stop?`` after each epoch,
-            in order, after the engine's early stopping (``engine.callbacks``).
+            in order, after the engine's early stopping (``engine.training.callbacks``).
         resume: continue after a checkpoint's epoch instead of starting afresh.
         interrupted: a callable returning the name of a signal that asked the run to
             stop (or None); checked after each epoch's callbacks.
@@ -164,7 +164,7 @@ def fit(
         Diverged: the training or validation loss became NaN or infinite.
         Interrupted: ``interrupted()`` named a signal (after that epoch's callbacks ran).
     """
-    from engine.callbacks import EarlyStoppingCallback, EpochState, callback_name
+    from engine.training.callbacks import EarlyStoppingCallback, EpochState, callback_name
 
     result = resume.result if resume else FitResult()
     show = sys.stdout.isatty() if progress is None else progress

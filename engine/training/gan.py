@@ -6,16 +6,16 @@ conv block per entry of ``filters`` (reversed), the discriminator downsamples
 through the same blocks.  The generator's output is linear, in the scale of
 the (normalised) data.  Each step updates the discriminator on a real batch and
 a fake one, then the generator (for wasserstein only every ``N_CRITIC`` steps,
-with the WGAN-GP penalty from ``engine.losses``).  When the loss has a
+with the WGAN-GP penalty from ``engine.optim.losses``).  When the loss has a
 reconstruction term (paired image-to-image), the generator is conditioned on
 the input ``x`` and must produce the target ``y``; both players see ``x``.
 
 The history records ``d_loss`` and ``g_loss`` (train and ``val_``), with
 ``loss``/``val_loss`` = the generator's loss, the generator's gradient and
 update diagnostics, and the samples' quality ``val_fd`` and ``val_diversity``
-(``engine.gan_quality``).  Samples at fixed noise are kept every
+(``engine.training.gan_quality``).  Samples at fixed noise are kept every
 ``ceil(epochs / GRIDS)`` epochs and written, with the final ones, as PNG grids
-at the end (``write_samples``).  ``build_gan`` returns the phases for ``engine.fit``.
+at the end (``write_samples``).  ``build_gan`` returns the phases for ``engine.training.fit``.
 """
 
 from __future__ import annotations
@@ -30,18 +30,18 @@ import numpy as np
 import optax
 from flax import struct
 
-from advisor.errors import InputError
-from advisor.schemas import Plan
-from engine import compiler
-from engine.data import Dataset, steps_for
-from engine.gan_quality import SAMPLES, QualityProbe, sample_grid
-from engine.layers import Conv, pool
-from engine.losses import GanLoss, build_loss, gradient_penalty
-from engine.models import ACTIVATIONS
-from engine.optimizers import build_optimizer, current_learning_rate, set_lr_scale
-from engine.schedules import build_schedule
-from engine.supervised import DeviceData
-from engine.train import choose_loop, dead_fraction, make_train_epoch, masked_mean
+from advisor.contract.errors import InputError
+from advisor.contract.schemas import Plan
+from engine.datasets.data import Dataset, steps_for
+from engine.nn.layers import Conv, pool
+from engine.nn.models import ACTIVATIONS
+from engine.optim.losses import GanLoss, build_loss, gradient_penalty
+from engine.optim.optimizers import build_optimizer, current_learning_rate, set_lr_scale
+from engine.optim.schedules import build_schedule
+from engine.runtime import compiler
+from engine.training.gan_quality import SAMPLES, QualityProbe, sample_grid
+from engine.training.supervised import DeviceData
+from engine.training.train import choose_loop, dead_fraction, make_train_epoch, masked_mean
 
 # Critic updates per generator update for the Wasserstein objective (Gulrajani et al. 2017).
 N_CRITIC = 5
@@ -244,7 +244,7 @@ def make_gan_step(
 
 
 class GanPhase:
-    """The whole GAN run as one phase of ``engine.fit``."""
+    """The whole GAN run as one phase of ``engine.training.fit``."""
 
     def __init__(
         self, plan: Plan, players, data: DeviceData, loop: str, data_key, device, paired: bool
@@ -423,7 +423,7 @@ def build_gan(plan: Plan, dataset: Dataset, device, impl: str, dtype):
         "params"
     ]
     data = DeviceData.put(dataset, device)
-    # every GAN convolution is stride 1, on engine.layers' kernels: the scanned epoch suits it
+    # every GAN convolution is stride 1, on engine.nn.layers' kernels: the scanned epoch suits it
     phase = GanPhase(
         plan,
         (generator, discriminator),

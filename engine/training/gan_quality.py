@@ -76,7 +76,7 @@ def sample_grid(samples: np.ndarray, path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from engine.curves import save_figure
+    from engine.outputs.curves import save_figure
 
     samples = np.asarray(samples, np.float32)[:64]
     if samples.ndim == 2:  # tables: show each row as a one-row strip

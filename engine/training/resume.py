@@ -7,10 +7,10 @@ step, RNG key) and, under early stopping, the best epoch's weights; ``meta``
 (JSON) holds the epoch, the phase and the epochs done in it, the early-stopping
 and plateau counters and the history so far.  The data order needs nothing
 more: each epoch's order is a pure function of the plan's seed and the epoch
-number (``engine.data.epoch_batches``).  Orbax writes a step into a temporary
+number (``engine.datasets.data.epoch_batches``).  Orbax writes a step into a temporary
 folder and renames it when complete, so only complete checkpoints are ever
 visible; the newest ``keep_last`` and, with ``keep_best``, the best one are kept.
-The final model (``engine.checkpoint``) is a different file: the
+The final model (``engine.outputs.checkpoint``) is a different file: the
 final weights as safetensors.
 """
 
@@ -22,10 +22,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from advisor.errors import InputError
-from advisor.schemas import CheckpointPlan, Plan
-from engine.callbacks import EpochState
-from engine.fit import FitResult, Resumed
+from advisor.contract.errors import InputError
+from advisor.contract.schemas import CheckpointPlan, Plan
+from engine.training.callbacks import EpochState
+from engine.training.fit import FitResult, Resumed
 
 CHECKPOINTS = "checkpoints"
 FORMAT = "advisor-train-state-1"
@@ -149,7 +149,7 @@ def _complete(step_dir: Path) -> bool:
 
 
 def load_resume(run_dir: Path, plan: Plan) -> Resumed | None:
-    """What ``engine.fit`` needs to continue after the newest complete checkpoint; None if none.
+    """What ``engine.training.fit`` needs to continue after the newest complete checkpoint; None if none.
 
     Raises:
         InputError: the checkpoint is not one this version wrote.

@@ -6,7 +6,7 @@ folders and tables (.csv, .parquet).  ``load_streamed`` decodes the source once,
 chunk by chunk, into a row file (``RowFile``: the .npy format, read with
 ``os.pread``, so neither a memory map nor the whole set ever enters the address
 space: it completes under ``ulimit -v``), keeps only the targets in memory,
-splits them exactly as ``engine.data.load_data`` does and fits the scaling in
+splits them exactly as ``engine.datasets.data.load_data`` does and fits the scaling in
 one chunked pass.  Its ``Dataset`` holds ``Rows`` views that read and scale the
 rows asked for.  ``StreamedPhase`` trains with the same step, batch order and
 epoch summary as the in-memory path (so the same plan gives the same curve to
@@ -39,10 +39,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from advisor.errors import InputError
-from advisor.schemas import CsvData, ImageFolderData, Plan, ScalePlan
-from engine import compiler
-from engine.data import (
+from advisor.contract.errors import InputError
+from advisor.contract.schemas import CsvData, ImageFolderData, Plan, ScalePlan
+from engine.datasets.data import (
     TEST_SEED_OFFSET,
     Dataset,
     check_finite,
@@ -51,7 +50,8 @@ from engine.data import (
     split_indices,
     steps_for,
 )
-from engine.sources import IMAGE_SUFFIXES, read_image
+from engine.datasets.sources import IMAGE_SUFFIXES, read_image
+from engine.runtime import compiler
 
 # Examples decoded, scaled or evaluated per chunk, at most; memory stays a chunk wide.
 CHUNK = 512
@@ -134,7 +134,7 @@ class Rows:
         return 1 + len(self.row_shape)
 
     def __getitem__(self, key) -> np.ndarray:
-        from engine.data import apply_scaling
+        from engine.datasets.data import apply_scaling
 
         rows = self.store.read(self.index[key])
         return apply_scaling(rows.astype(np.float32).reshape(-1, *self.row_shape), self.scaling)
@@ -241,7 +241,7 @@ def _cache_dir() -> Path:
 
 def _image_store(source: ImageFolderData, path: Path, plan: Plan, folder: Path):
     """Decode the image folder chunk by chunk into a row file; returns (store, labels, classes)."""
-    from advisor.inputs import checked_folder
+    from advisor.contract.inputs import checked_folder
 
     checked_folder(path, field="data.source.path", what="folder of class folders")
     classes = sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -279,8 +279,8 @@ def _image_store(source: ImageFolderData, path: Path, plan: Plan, folder: Path):
 
 def _table_store(source: CsvData, path: Path, task: str, folder: Path):
     """Read the table twice in chunks: categories and targets, then the coded feature rows."""
-    from engine import tables
-    from engine.sources import target_values
+    from engine.datasets import tables
+    from engine.datasets.sources import target_values
 
     columns = tables.header(path)
     if source.target not in columns:
@@ -315,7 +315,7 @@ def _table_store(source: CsvData, path: Path, task: str, folder: Path):
 
 def load_streamed(plan: Plan, base_dir: str | Path = ".") -> Dataset:
     """The plan's data as ``load_data`` gives it, but with ``Rows`` views over a row file."""
-    from advisor.inputs import confine, data_root
+    from advisor.contract.inputs import confine, data_root
 
     base_dir = Path(base_dir)
     source = plan.data.source
@@ -373,7 +373,7 @@ def load_streamed(plan: Plan, base_dir: str | Path = ".") -> Dataset:
 
 
 def fit_scaling_chunked(x: Rows, plan: Plan) -> dict:
-    """``engine.data.fit_scaling`` in one pass over chunks (float64 sums; min/max exact)."""
+    """``engine.datasets.data.fit_scaling`` in one pass over chunks (float64 sums; min/max exact)."""
     mode = plan.data.normalize
     if mode == "none":
         return {"normalize": "none"}
@@ -460,7 +460,7 @@ def put_batch(placement, rows: Rows | np.ndarray, index: np.ndarray) -> jax.Arra
 def make_streamed_epoch(train_step, summary, placement, n_train, batch_size, data_key):
     """``epoch(state, x_rows, y_host, data, epoch) -> (state, summary)`` reading batches.
 
-    The batch order is ``engine.data.epoch_batches``' (the same permutation as
+    The batch order is ``engine.datasets.data.epoch_batches``' (the same permutation as
     the in-memory path), fetched to the host once per epoch; full batches and
     the last short one are two compiled steps, as in ``make_train_epoch``.
     """
@@ -507,7 +507,7 @@ def make_streamed_evaluate(
     network, loss_fn, config, metrics_fn, n: int, placement, row_shape, batch_size: int
 ):
     """``evaluate(variables, x_rows, y_host, y_device)``: ``make_evaluate``'s values, from disk."""
-    from engine.data import encode_targets
+    from engine.datasets.data import encode_targets
 
     # no larger than a training batch: a convolution's temporaries grow with the rows it sees
     chunk = min(n, chunk_rows(tuple(row_shape)), batch_size)
@@ -556,9 +556,9 @@ def build_streamed(plan: Plan, network, dataset: Dataset, device, variables, pla
     ``build_supervised``'s, with ``StreamedPhase`` reading batches from the
     dataset's ``Rows`` instead of gathering them from device-resident arrays.
     """
-    from engine.freeze import stages_for
-    from engine.supervised import PROBE_SIZE, SupervisedPhase, initial_state
-    from engine.train import make_epoch_summary, make_train_step
+    from engine.optim.freeze import stages_for
+    from engine.training.supervised import PROBE_SIZE, SupervisedPhase, initial_state
+    from engine.training.train import make_epoch_summary, make_train_step
 
     class StreamedPhase(SupervisedPhase):
         """A freeze stage whose batches come from disk through a prefetching thread."""
@@ -577,7 +577,7 @@ def build_streamed(plan: Plan, network, dataset: Dataset, device, variables, pla
             )
 
         def begin(self, state):
-            from engine.freeze import make_stage_optimizer
+            from engine.optim.freeze import make_stage_optimizer
 
             tx = make_stage_optimizer(self.plan, self.stage, self.steps_per_epoch, state.params)
             step = make_train_step(self.network, self.loss_fn, tx, self.config, self.augment)

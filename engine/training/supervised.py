@@ -1,9 +1,9 @@
-"""Supervised training of a plan (every task but gan): the phases ``engine.fit`` runs.
+"""Supervised training of a plan (every task but gan): the phases ``engine.training.fit`` runs.
 
 ``build_supervised(plan, dataset, device, variables)`` puts the data on the
 device, builds the loss, augmentation and metrics the plan names, and returns
 one ``SupervisedPhase`` per freeze stage plus the initial ``TrainState``.  A
-phase builds its stage's optimizer (``engine.freeze``) and compiled epoch when
+phase builds its stage's optimizer (``engine.optim.freeze``) and compiled epoch when
 it begins, so a two_stage plan compiles twice and nothing else recompiles.
 """
 
@@ -15,16 +15,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from advisor.schemas import Plan
-from engine import compiler
-from engine.augment import make_augment
-from engine.data import Dataset, steps_for
-from engine.freeze import Stage, make_stage_optimizer, stages_for
-from engine.losses import build_loss
-from engine.models import ConvBlock, DenseBlock, Network
-from engine.optimizers import set_lr_scale
-from engine.sharding import Placement, single
-from engine.train import (
+from advisor.contract.schemas import Plan
+from engine.datasets.augment import make_augment
+from engine.datasets.data import Dataset, steps_for
+from engine.nn.models import ConvBlock, DenseBlock, Network
+from engine.optim.freeze import Stage, make_stage_optimizer, stages_for
+from engine.optim.losses import build_loss
+from engine.optim.optimizers import set_lr_scale
+from engine.runtime import compiler
+from engine.runtime.sharding import Placement, single
+from engine.training.train import (
     PROBE_SIZE,
     StepConfig,
     TrainState,
@@ -146,7 +146,7 @@ class SupervisedPhase:
 def has_conv(network: Network) -> bool:
     """Whether XLA differentiates some of the network's convolutions itself (``choose_loop``).
 
-    Dense blocks and the stride-1 conv blocks run on ``engine.layers``' CPU
+    Dense blocks and the stride-1 conv blocks run on ``engine.nn.layers``' CPU
     kernels; residual blocks (strided convolutions and projections) do not.
     """
     return not all(isinstance(block, (DenseBlock, ConvBlock)) for block in network.base.blocks)
@@ -166,7 +166,7 @@ def build_supervised(
     Args:
         variables: initial (or transferred) parameters and batch statistics.
         loop: force "scan" or "step"; None chooses by backend and model (``choose_loop``).
-        placement: the devices to shard each batch over (``engine.sharding``); None = ``device``.
+        placement: the devices to shard each batch over (``engine.runtime.sharding``); None = ``device``.
     """
     placement = placement or single(device)
     data_key, state = initial_state(plan, variables, placement)

@@ -13,7 +13,7 @@ Both forms end in the same jitted epoch summary (means over the epoch, train
 metrics on the epoch's outputs, the learning rate, the dead-unit fraction on a
 fixed probe batch), so they give the same history.  ``make_evaluate`` runs the
 full validation set in fixed-size chunks.  The host loop (early stopping,
-plateau, NaN) is ``engine.fit``.
+plateau, NaN) is ``engine.training.fit``.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ import numpy as np
 import optax
 from flax import struct
 
-from engine import compiler
-from engine.data import encode_targets, epoch_batches, steps_for
-from engine.freeze import block_index, merge_frozen, reported_learning_rate, split_frozen
-from engine.models import DEAD_UNIT_ACTIVATIONS
+from engine.datasets.data import encode_targets, epoch_batches, steps_for
+from engine.nn.models import DEAD_UNIT_ACTIVATIONS
+from engine.optim.freeze import block_index, merge_frozen, reported_learning_rate, split_frozen
+from engine.runtime import compiler
 
 # Guards the update-to-weight ratio of an all-zero parameter tree.
 _TINY = 1e-12
@@ -111,7 +111,7 @@ def _sum_squares(tree) -> jax.Array:
 def gradient_diagnostics(grads: dict, updates: dict, params: dict) -> dict:
     """Global gradient norm, the first and last layer groups' norms, and |update| / |weights|.
 
-    All three trees are the trainable parameters' (``engine.freeze.split_frozen``).
+    All three trees are the trainable parameters' (``engine.optim.freeze.split_frozen``).
     Each gradient leaf is squared and summed once; the three norms are sums of
     those partial sums (about 15% of an MLP step on CPU when computed apart).
     """
@@ -152,7 +152,7 @@ def make_train_step(
 ) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
     """``train_step(state, batch) -> (state, metrics)`` for batches ``{"x", "y", "mask"}``.
 
-    ``batch["y"]`` holds raw targets (``engine.data``); the step encodes them for
+    ``batch["y"]`` holds raw targets (``engine.datasets.data``); the step encodes them for
     the loss, augments inputs (and for mixup targets) with a key folded from the
     step, and averages the per-example loss over the unmasked examples.  The
     metrics carry the batch outputs, so the epoch summary can compute train metrics.
@@ -263,7 +263,7 @@ def choose_loop(platform: str, has_conv: bool) -> str:
 
     ``has_conv``: the model holds convolutions whose backward pass XLA computes
     itself (the strided ones of a ResNet; stride-1 convolutions run on
-    ``engine.layers``' CPU kernels, whose backward is a matmul).  XLA:CPU runs a
+    ``engine.nn.layers``' CPU kernels, whose backward is a matmul).  XLA:CPU runs a
     native convolution backward inside ``lax.scan`` several times slower
     (jax-ml/jax#12868; figures in benchmarks/RESULTS.md, "Engine throughput"), so
     such models take one jitted call per batch on CPU.  The MLP and the CNN of
@@ -295,7 +295,7 @@ def make_train_epoch(
     statistics).  ``outputs_axis`` is the example axis of a step's ``outputs``
     (1 when the step is vmapped over trials); the last batch's outputs are padded
     back to full size there, so the summary sees ``[steps, batch, ...]`` as before.
-    ``placement`` (``engine.sharding``): each gathered batch is split over its
+    ``placement`` (``engine.runtime.sharding``): each gathered batch is split over its
     ``data`` mesh axis and the state kept replicated; None = one device.
     """
     steps, size = steps_for(n_train, batch_size)
@@ -396,7 +396,7 @@ def make_metrics(names: list[str], task: str) -> Callable[[jax.Array, jax.Array]
 
     A metric with one value per label becomes one series per label, ``NAME_i``.
     """
-    from engine.metrics import metric_fn
+    from engine.optim.metrics import metric_fn
 
     fns = {name: metric_fn(name, task) for name in names}
 
