@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -51,6 +50,7 @@ from engine.nn.models import build_model, init_variables
 from engine.outputs.checkpoint import save_checkpoint, transfer_base
 from engine.outputs.curves import plot_curves
 from engine.outputs.live_log import LiveLogCallback
+from engine.outputs.progress import BarFactory, bar_factory
 from engine.outputs.run_folder import check_run_dir, start_run_dir
 from engine.pretrained.transfer import load_base
 from engine.runtime.compile_cache import CompileClock, enable_compile_cache
@@ -114,7 +114,7 @@ def run_plan(
     device: str | None = None,
     base_dir: str | Path = ".",
     report: Callable[[str], None] = print,
-    progress: bool | None = None,
+    progress: bool | None | BarFactory = None,
     callbacks: list | tuple = (),
     resume: bool = False,
     overwrite: bool = False,
@@ -128,7 +128,8 @@ def run_plan(
         device: auto, cpu, gpu or tpu; None = the plan's.
         base_dir: folder that relative data paths and model.base are relative to.
         report: receives each pre-flight warning, and outside a terminal each epoch, as one line.
-        progress: show the progress bar (None = only when stdout is a terminal).
+        progress: show the progress bar (None = only when stdout is a terminal), or the
+            bar factory to draw it with (``engine.outputs.progress``; the CLI passes rich's).
         callbacks: ``on_epoch_end(state, logs) -> stop?`` after each epoch (``engine.training.callbacks``).
         resume: continue the run in ``out_dir`` from its newest complete checkpoint.
         overwrite: a non-empty ``out_dir`` is allowed; its run files are removed first.
@@ -216,7 +217,7 @@ def run_plan(
             )
         start_run_dir(run_dir, overwrite=overwrite)
         write_model(run_dir / "plan.json", resolved)  # first: what --resume runs again
-        show_bar = sys.stdout.isatty() if progress is None else progress
+        show_bar = bar_factory(progress)
         samples = getattr(phases[0], "n_train", None)
         live = LiveLogCallback(
             run_dir,

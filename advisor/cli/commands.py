@@ -179,7 +179,7 @@ def rules_list(domain: str | None, rules_dirs: tuple[str, ...], as_json: bool) -
     Example:
       advisor rules list --domain diagnose
     """
-    from advisor.expert.explaining import render_rules
+    from advisor.cli.render import render_rules
     from advisor.expert.rules import load_rules
 
     loaded = [r for r in load_rules(list(rules_dirs)) if domain is None or r.domain == domain]
@@ -236,8 +236,8 @@ def recommend(
       advisor recommend examples/profiles/digits_mlp.json            # readable summary
       advisor recommend examples/profiles/digits_mlp.json -o plan.json
     """
+    from advisor.cli.render import render_plan
     from advisor.contract.io import write_model
-    from advisor.expert.explaining import render_plan
     from advisor.expert.recommending import recommend as recommend_plan
 
     _check_output(output, profile, history)
@@ -264,8 +264,8 @@ def explain(plan: Path, field: str | None, as_json: bool) -> None:
       advisor explain plan.json
       advisor explain plan.json freeze.strategy
     """
+    from advisor.cli.render import render_explanations
     from advisor.expert.explaining import explain as explain_plan
-    from advisor.expert.explaining import render_explanations
 
     explanations = explain_plan(plan, field)
     if as_json:
@@ -321,7 +321,7 @@ def diagnose(
     A folder holding several runs (lightning_logs/version_0, version_1 ..., or several
     TensorBoard run folders) gives one diagnosis per run; --run NAME picks one.
     """
-    from advisor.diagnostics.diagnosis import diagnose_files
+    from advisor.cli.bodies import diagnose_files
 
     _check_output(output, history, plan_path)
     diagnose_files(history, plan_path, output, as_json, task=task, n_classes=n_classes, run=run)
@@ -400,7 +400,7 @@ def run(
       advisor run plan.json --out runs/digits
       advisor run --resume runs/digits
     """
-    from advisor.workflows.running import run_files
+    from advisor.cli.bodies import run_files
 
     cluster = {
         "coordinator": coordinator,
@@ -526,7 +526,7 @@ def evaluate(run_dir: Path, data: str, as_json: bool) -> None:
       advisor evaluate runs/digits --data builtin:digits
       advisor evaluate runs/table --data new_rows.csv --json
     """
-    from advisor.workflows.using import evaluate_files
+    from advisor.cli.bodies import evaluate_files
 
     evaluate_files(run_dir, data, as_json)
 
@@ -552,10 +552,10 @@ def predict(run_dir: Path, input_: str, output: Path) -> None:
       advisor predict runs/digits builtin:digits -o predictions.csv
       advisor predict runs/shapes photos/ -o predictions.json
     """
-    from advisor.workflows.using import predict_files
+    from advisor.cli.bodies import predict_file
 
     _check_output(output, Path(input_), *_run_files_of(run_dir))
-    predict_files(run_dir, input_, output)
+    predict_file(run_dir, input_, output)
 
 
 @cli.command()
@@ -578,7 +578,7 @@ def export(run_dir: Path, output: Path) -> None:
     Example:
       advisor export runs/digits -o digits.jaxexport
     """
-    from advisor.workflows.using import export_files
+    from advisor.cli.bodies import export_files
 
     _check_output(output, *_run_files_of(run_dir))
     export_files(run_dir, output)
@@ -657,7 +657,8 @@ def search(
     and hands its trials back at once.
     A restarted worker picks up what is left.
     """
-    from advisor.workflows.searching import SearchOptions, search_files
+    from advisor.cli.bodies import search_files
+    from advisor.workflows.searching import SearchOptions
 
     _check_output(out_dir, option="--out", folder=True)
     options = SearchOptions(
@@ -740,7 +741,7 @@ def lr_find(
       advisor lr-find plan.json
       advisor lr-find plan.json --profile profile.json && advisor recommend profile.json -o plan.json
     """
-    from advisor.workflows.searching import lr_find_files
+    from advisor.cli.bodies import lr_find_files
     from engine.searching.lr_find import SweepOptions
 
     _check_output(out_dir, option="--out", folder=True)
@@ -834,7 +835,7 @@ def profile(data: str, output: Path | None, as_json: bool, **options) -> None:
       advisor profile builtin:digits --classes 5,6,7,8,9 --subsample 100 --base runs/bases/digits_0to4 -o profile.json
       advisor recommend profile.json -o plan.json
     """
-    from advisor.workflows.profiling import profile_files
+    from advisor.cli.bodies import profile_files
 
     _check_output(output, Path(data))
     profile_files(data, output, as_json, **options)
@@ -854,7 +855,7 @@ def pretrain(plans: tuple[Path, ...], force: bool, as_json: bool) -> None:
       advisor pretrain                # every base the transfer examples use
       advisor run examples/plans/transfer_small_similar.json
     """
-    from advisor.workflows.bases import pretrain_files
+    from advisor.cli.bodies import pretrain_files
 
     pretrain_files(list(plans), force, as_json)
 
@@ -878,7 +879,7 @@ def import_base(source: str, output: Path) -> None:
     Example:
       advisor import-base resnet18-f37072fd.pth -o runs/bases/resnet18
     """
-    from advisor.workflows.bases import import_base_files
+    from advisor.cli.bodies import import_base_files
 
     _check_output(output, option="-o", folder=True)
     import_base_files(source, output)

@@ -6,18 +6,17 @@ rules of the ``diagnose`` domain over them: ``rules/50_*.toml`` name the
 problems, ``rules/60_*.toml`` fix the plan.  The initial facts are the
 features and, given a plan, the plan flattened to ``plan.*`` facts; problems
 become ``problem.*`` facts for the fixes.  ``revise_plan`` returns the next
-plan too (``advisor.expert.revision`` builds it).  ``diagnose_files`` is the body of
-``advisor diagnose``; ``render`` prints a diagnosis in a few lines.
+plan too (``advisor.expert.revision`` builds it).  ``render`` gives a diagnosis in a
+few lines (``advisor.cli`` prints them and holds the ``advisor diagnose`` body).
 """
 
 from __future__ import annotations
 
-import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from advisor.contract.errors import InputError, suggest
+from advisor.contract.errors import suggest
 from advisor.contract.io import write_model
 from advisor.contract.plan_paths import flatten, is_plan_path
 from advisor.contract.schemas import Diagnosis, History, Plan
@@ -228,102 +227,3 @@ def _compact(value: Any) -> str:
     import json
 
     return json.dumps(value, separators=(",", ":"), default=str)
-
-
-def print_diagnosis(diagnosis: Diagnosis, next_plan: str | Path | None = None) -> None:
-    """Print ``render``'s lines; with colours when stdout is a terminal."""
-    lines = render(diagnosis, next_plan)
-    if sys.stdout.isatty():
-        from rich.console import Console
-        from rich.markup import escape
-
-        colours = {"[critical]": "bold red", "[warning]": "yellow", "[info]": "cyan"}
-        console = Console(highlight=False)
-        for line in lines:
-            text = escape(line)
-            for tag, style in colours.items():
-                text = text.replace(escape(tag), f"[{style}]{escape(tag)}[/{style}]")
-            console.print(text)
-    else:
-        import click
-
-        for line in lines:
-            click.echo(line)
-
-
-def diagnose_files(
-    history_path: str | Path,
-    plan_path: str | Path | None,
-    output: str | Path | None,
-    as_json: bool,
-    task: str | None = None,
-    n_classes: int | None = None,
-    run: str | None = None,
-) -> None:
-    """``advisor diagnose HISTORY [--run R] [--plan P] [-o NEXT] [--json] [--task T --classes K]``.
-
-    ``task`` and ``n_classes`` stand in for a plan's when there is none: they set the
-    chance level that underfitting and overshooting are judged against.  A folder (or
-    notebook) holding several runs gives one diagnosis per run, each labelled with its
-    run name, or only the run ``run`` names; runs are never merged.
-
-    Raises:
-        InputError: unreadable input, an unknown ``run``, ``-o`` without ``--plan``, or
-            ``-o`` for several runs at once; nothing is written.
-    """
-    from advisor.readers import load_histories
-
-    histories = load_histories(history_path)
-    if run is not None:
-        tails = [name for name in histories if name.endswith("/" + run)]
-        run = tails[0] if run not in histories and len(tails) == 1 else run
-        if run not in histories:
-            raise InputError(
-                f"--run {run}: no such run in {history_path}; expected one of: "
-                + ", ".join(histories)
-            )
-        histories = {run: histories[run]}
-    if output is not None and plan_path is None:
-        raise InputError(
-            "-o/--output: a revised plan needs --plan PLAN, the plan that produced the history"
-        )
-    if output is not None and len(histories) > 1:
-        raise InputError(
-            f"-o/--output: {history_path} holds {len(histories)} runs; choose the one the plan "
-            "produced with --run NAME (" + ", ".join(histories) + ")"
-        )
-    diagnoses = {}
-    for name, history in histories.items():
-        if task is not None or n_classes is not None:
-            history = history.model_copy(
-                update={"task": task or history.task, "n_classes": n_classes or history.n_classes}
-            )
-        if plan_path is not None:
-            diagnosis, next_plan = revise_plan(history, plan_path)
-            if output is not None:  # its paths absolute, so it runs from the folder it is in
-                from advisor.contract.loading import resolve_plan_paths
-
-                write_model(output, resolve_plan_paths(next_plan, Path(plan_path).parent))
-        else:
-            diagnosis = diagnose(history)
-        diagnoses[name] = diagnosis
-    if as_json:
-        import click
-
-        if len(diagnoses) == 1:
-            click.echo(next(iter(diagnoses.values())).model_dump_json(indent=2))
-        else:
-            import json
-
-            parts = [
-                f"  {json.dumps(name)}: {d.model_dump_json()}" for name, d in diagnoses.items()
-            ]
-            click.echo("{\n" + ",\n".join(parts) + "\n}")
-        return
-    for index, (name, diagnosis) in enumerate(diagnoses.items()):
-        if len(diagnoses) > 1:
-            import click
-
-            header = f"== run {name} ({index + 1} of {len(diagnoses)}) =="
-            click.echo(("\n" if index else "") + header)
-        print_diagnosis(diagnosis, output)

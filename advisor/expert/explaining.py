@@ -2,18 +2,15 @@
 
 ``explain(plan, field)`` finds the explanations of a plan (all, one field, a
 group such as ``optimizer``, or a derived fact such as ``size_class``).
-``render_plan``, ``render_explanations`` and ``render_rules`` print them: as
-tables with colour when stdout is a terminal, as plain text otherwise (pipes,
-files, tests).  ``rich`` is imported only for the terminal, so scripted use
-and ``advisor recommend`` stay quick.  Building the explanations is
-``advisor.expert.recommending``'s job; nothing here decides anything.
+``plan_text``, ``explanations_text`` and ``rules_text`` render them as plain text;
+``advisor.cli.render`` prints them (tables with colour on a terminal).  Building the
+explanations is ``advisor.expert.recommending``'s job; nothing here decides anything.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -150,12 +147,12 @@ def show_value(value: Any) -> str:
 
 def plan_text(plan: Plan) -> str:
     """The plan summary as plain text: derived facts, then each group's fields with reasons."""
-    lines = [_headline(plan), ""]
+    lines = [headline(plan), ""]
     if plan.derived_facts:
         lines.append("What the rules concluded about the problem")
         lines += _entries(plan.derived_facts.items())
         lines.append("")
-    for group, items in _grouped(plan).items():
+    for group, items in grouped(plan).items():
         lines.append(group[0].upper() + group[1:])
         lines += _entries(items)
         lines.append("")
@@ -207,7 +204,7 @@ def show_rule_value(value: Any) -> str:
     return show_value(value)
 
 
-def _conclusions(rule: Any) -> str:
+def conclusions(rule: Any) -> str:
     conclusions = {**rule.infer, **rule.recommend}
     if rule.diagnose is not None:
         conclusions["problem"] = rule.diagnose.problem
@@ -221,7 +218,7 @@ def rules_text(rules: Iterable[Any]) -> str:
         lines = [
             f"[{rule.id}]  ({rule.file}, {rule.domain}, priority {rule.priority})",
             f"  when: {rule.describe_when()}",
-            f"  then: {_conclusions(rule)}",
+            f"  then: {conclusions(rule)}",
             f"  why:  {rule.reason}",
             f"  from: {rule.source}",
         ]
@@ -229,7 +226,7 @@ def rules_text(rules: Iterable[Any]) -> str:
     return "\n\n".join(blocks)
 
 
-def _headline(plan: Plan) -> str:
+def headline(plan: Plan) -> str:
     name = f"{plan.name!r}: " if plan.name else ""
     classes = f", {plan.n_classes} classes" if plan.n_classes else ""
     return (
@@ -238,7 +235,7 @@ def _headline(plan: Plan) -> str:
     )
 
 
-def _grouped(plan: Plan) -> dict[str, list[tuple[str, Explanation]]]:
+def grouped(plan: Plan) -> dict[str, list[tuple[str, Explanation]]]:
     out: dict[str, list[tuple[str, Explanation]]] = {group: [] for group in GROUPS}
     for path, e in plan.explanations.items():
         out[group_of(path)].append((path, e))
@@ -247,81 +244,3 @@ def _grouped(plan: Plan) -> dict[str, list[tuple[str, Explanation]]]:
 
 def _entries(items: Iterable[tuple[str, Explanation]]) -> list[str]:
     return [f"  {path} = {show_value(e.value)}\n      {e.reason} [{e.rule}]" for path, e in items]
-
-
-# ----------------------------------------------------------------------------- printing
-
-
-def _is_terminal() -> bool:
-    return sys.stdout.isatty()
-
-
-def render_plan(plan: Plan) -> None:
-    """Print the plan summary: tables on a terminal, plain text otherwise."""
-    if not _is_terminal():
-        print(plan_text(plan))
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    console.print(f"[bold]{_headline(plan)}[/bold]")
-    sections = [("What the rules concluded about the problem", list(plan.derived_facts.items()))]
-    sections += [(group[0].upper() + group[1:], items) for group, items in _grouped(plan).items()]
-    for title, items in sections:
-        if not items:
-            continue
-        table = Table(title=title, title_justify="left", show_header=False, expand=True)
-        table.add_column("field", style="cyan", no_wrap=True)
-        table.add_column("value", style="bold")
-        table.add_column("why", ratio=1)
-        for path, e in items:
-            table.add_row(path, show_value(e.value), f"{e.reason} [dim]\\[{e.rule}][/dim]")
-        console.print(table)
-    console.print(
-        "[dim]`advisor explain PLAN FIELD` shows the evidence and the rules each value overrode.[/dim]"
-    )
-
-
-def render_explanations(explanations: dict[str, Explanation]) -> None:
-    """Print explanations in full: plain blocks, or panels on a terminal."""
-    if not _is_terminal():
-        print(explanations_text(explanations))
-        return
-    from rich.console import Console
-    from rich.markup import escape
-
-    console = Console()
-    styles = {"rule": "green", "source": "dim", "won over": "yellow"}
-    for path, e in explanations.items():
-        (_, value), *rest = explanation_rows(path, e)
-        console.print(f"[bold cyan]{escape(path)}[/bold cyan] = [bold]{escape(value)}[/bold]")
-        for label, text in rest:
-            style = styles.get(label)
-            shown = f"[{style}]{escape(text)}[/{style}]" if style else escape(text)
-            console.print(f"  {label:<8} {shown}")
-        console.print()
-
-
-def render_rules(rules: Iterable[Any]) -> None:
-    """Print the rules: a table on a terminal, plain blocks otherwise."""
-    rules = list(rules)
-    if not _is_terminal():
-        print(rules_text(rules))
-        return
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    table = Table(title=f"{len(rules)} rules", title_justify="left", expand=True)
-    for column in ("id", "priority", "when", "then", "why"):
-        table.add_column(column, ratio=1 if column in ("when", "why") else None)
-    for rule in rules:
-        table.add_row(
-            escape(rule.id),
-            str(rule.priority),
-            escape(rule.describe_when()),
-            escape(_conclusions(rule)),
-            escape(rule.reason),
-        )
-    Console().print(table)

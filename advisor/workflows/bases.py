@@ -98,34 +98,3 @@ def pretrain(paths: list[Path], force: bool = False) -> list[Built]:
 
 def _val(metrics: dict) -> dict[str, float]:
     return {k: v for k, v in metrics.items() if k.startswith("val_") and isinstance(v, float)}
-
-
-def pretrain_files(paths: list[Path], force: bool, as_json: bool) -> None:
-    """The ``advisor pretrain`` command body."""
-    import click
-
-    built = pretrain(paths, force)
-    if as_json:
-        click.echo(json.dumps([b.__dict__ for b in built], indent=2))
-        return
-    for b in built:
-        shown = ", ".join(f"{k} {v:.4g}" for k, v in sorted(b.metrics.items()))
-        state = "built" if b.trained else "up to date"
-        click.echo(f"{state}: {b.checkpoint}  ({b.plan}{'; ' + shown if shown else ''})")
-
-
-def import_base_files(source: str, out_dir: Path) -> None:
-    """The ``advisor import-base`` command body: convert, then say what the base is."""
-    import click
-
-    from engine.pretrained.imports import import_base
-    from engine.pretrained.transfer import base_model, read_base
-
-    import_base(source, out_dir)
-    _, structure, _ = read_base(str(out_dir))
-    model = base_model(structure)
-    blocks = model.stage_blocks or [model.blocks_per_stage] * len(model.filters or [])
-    click.echo(
-        f"wrote {out_dir}: resnet ({model.block} blocks {blocks}, widths {model.filters}, "
-        f"{model.output_units} outputs) from {source}; use it as model.base or advisor profile DATA --base {out_dir}"
-    )

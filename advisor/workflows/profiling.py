@@ -385,35 +385,6 @@ def _source_domain(structure: dict, where: str) -> str:
     return str(where)
 
 
-def profile_files(data: str, output: Path | None, as_json: bool, **options) -> Profile:
-    """The ``advisor profile`` command body: profile, write, print a summary or the JSON."""
-    import click
-
-    from advisor.contract.io import write_atomic
-
-    source_options = {
-        k: options.pop(k)
-        for k in ("target", "classes", "subsample", "n_samples", "image_size", "color_mode")
-    }
-    source = parse_source(data, **source_options)
-    if hasattr(source, "path") and Path(source.path).exists():
-        # absolute, so the profile and the plans made from it run from any folder
-        source = source.model_copy(update={"path": str(Path(source.path).resolve())})
-    profile = profile_data(source, **options)
-    # margin_classifier and flip_invariant are wishes and domain knowledge the data cannot show:
-    # the profile leaves them out (every flag it writes is measured) for the user to add
-    text = profile.model_dump_json(
-        indent=2, exclude_none=True, exclude={"margin_classifier", "flip_invariant"}
-    )
-    if output is not None:  # unset fields left out: the file reads like one a person wrote
-        write_atomic(output, text + "\n")
-    if as_json:
-        click.echo(text)
-        return profile
-    click.echo(summary(profile) + (f"\nwrote {output}" if output is not None else ""))
-    return profile
-
-
 def summary(profile: Profile) -> str:
     """A few lines: the task, the counts, and the measured similarity with its evidence."""
     lines = [

@@ -2,15 +2,13 @@
 
 This module imports the engine (and so jax) only when a run starts, keeping
 ``import advisor`` light.  ``run`` trains and returns the ``RunResult``;
-``run_files`` is the CLI body: load the plan file, run it with relative paths
-taken from the plan's folder, print a short summary (or the RunResult as JSON).
+``summary`` is the few lines ``advisor run`` prints (its body is in ``advisor.cli``).
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-
-import click
 
 from advisor.contract.errors import InputError
 from advisor.contract.loading import load_plan, resolve_plan_paths
@@ -150,46 +148,7 @@ def _search_then_run(
 
 
 def _warn(line: str) -> None:
-    click.echo(line, err=True)
-
-
-def run_files(
-    plan_path: Path | None,
-    out_dir: Path | None,
-    device: str | None,
-    as_json: bool,
-    resume: Path | None = None,
-    overwrite: bool = False,
-    cluster: dict | None = None,
-) -> None:
-    """The ``advisor run`` command: train, then print a summary or the RunResult JSON.
-
-    An advice-only plan (``data.source`` null: it names no data) is skipped with one line,
-    exit 0: it is a recommendation to read, not a run that failed.  ``cluster``:
-    ``engine.runtime.distributed.Cluster``'s fields; join the other processes first when any is
-    given (multi-host).
-    """
-    if plan_path is None and resume is None:
-        raise InputError("PLAN: none given; expected a plan file, or --resume RUN_DIR")
-    if resume is None and load_plan(plan_path).data.source is None:
-        click.echo(
-            f"{plan_path}: advice only (data.source is null: the plan names no data), "
-            "so there is nothing to train; set data.source to run it"
-        )
-        return
-    if out_dir is not None and resume is None:
-        from engine.outputs.run_folder import check_run_dir  # before the plan is even read
-
-        check_run_dir(out_dir, overwrite=overwrite)
-    if cluster and any(v not in (None, False) for v in cluster.values()):
-        from engine.runtime.distributed import Cluster, initialize
-
-        initialize(Cluster(**cluster))
-    result = run(plan_path, out_dir, device, resume=resume, overwrite=overwrite)
-    if as_json:
-        click.echo(result.model_dump_json(indent=2))
-        return
-    click.echo(summary(result))
+    print(line, file=sys.stderr, flush=True)
 
 
 def summary(result: RunResult) -> str:

@@ -9,7 +9,7 @@ Workers on other machines join the same study by running ``advisor search``
 with the same ``--storage`` (a shared journal file or a database URL) and
 ``--study-name``.  A worker that dies is survived: its trials lose their
 heartbeat and the others fail and retry them (``engine.searching.workers``).
-``search_files`` and ``lr_find_files`` are the CLI bodies.
+The ``advisor search`` and ``advisor lr-find`` bodies are in ``advisor.cli``.
 """
 
 from __future__ import annotations
@@ -21,18 +21,16 @@ import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-import click
+from typing import TYPE_CHECKING, Any
 
 from advisor.contract.errors import EngineError
 from advisor.contract.io import write_model
-from advisor.contract.loading import load_plan, load_profile
+from advisor.contract.loading import load_plan
 from advisor.contract.schemas import LrFindReport, Plan, SearchResult
 from advisor.expert.rules import load_rules
 
 if TYPE_CHECKING:
-    from engine.searching.lr_find import SweepOptions
+    pass
 
 
 def _base_dir(plan) -> Path:
@@ -56,7 +54,7 @@ class SearchOptions:
     device: str | None = None  # auto, cpu, gpu or tpu (default: the plan's)
     mode: str | None = None  # population, sequential, or None/auto to time both
     batch: int | None = None  # trials asked for at once
-    progress: bool | None = None  # a progress bar (None: only on a terminal)
+    progress: Any = None  # a bar: True/False, None (only on a terminal), or a bar factory
     heartbeat_timeout: float | None = None  # seconds before a silent trial is retried
 
     def timeout(self) -> dict:
@@ -295,57 +293,11 @@ def _finished(plan: Plan, out: Path, storage: str, name: str, timeout: dict) -> 
 
 
 def _warn(line: str) -> None:
-    click.echo(line, err=True)
+    print(line, file=sys.stderr, flush=True)
 
 
 def _ignore(line: str) -> None:
     """A worker's warnings: the process that started it reports the search."""
-
-
-def search_files(
-    plan_path: Path,
-    out_dir: Path | None,
-    options: SearchOptions,
-    workers: int,
-    quiet: bool,
-    as_json: bool,
-) -> None:
-    """The ``advisor search`` command: search, then print the leaderboard (or the JSON result)."""
-    if quiet:
-        options = replace(options, progress=False)
-    result = search_with(plan_path, out_dir, options, workers=workers)
-    if as_json:
-        click.echo(result.model_dump_json(indent=2))
-    elif not quiet:
-        click.echo(summary(result))
-
-
-def lr_find_files(
-    plan_path: Path,
-    options: SweepOptions,
-    profile_path: Path | None,
-    out_dir: Path | None,
-    as_json: bool,
-) -> LrFindReport:
-    """The ``advisor lr-find`` command: sweep, report, and write the suggestion into a profile."""
-    from engine.searching.lr_find import lr_find
-
-    plan = load_plan(plan_path)
-    profile = (
-        load_profile(profile_path) if profile_path is not None else None
-    )  # a bad profile fails before training
-    report = lr_find(plan, plan_path.parent, options, out_dir=out_dir)
-    if out_dir is not None:
-        write_model(Path(out_dir) / "lr_find.json", report)
-    written = None
-    if profile is not None and report.suggestion is not None:
-        write_model(profile_path, profile.model_copy(update={"lr_find": report.suggestion}))
-        written = profile_path
-    if as_json:
-        click.echo(report.model_dump_json(indent=2))
-    else:
-        click.echo(lr_find_summary(report, profile_path, written))
-    return report
 
 
 def lr_find_summary(report: LrFindReport, profile_path: Path | None, written: Path | None) -> str:

@@ -3,8 +3,8 @@
 ``load(run_dir)`` returns a ``TrainedModel``: the run's plan, history and
 preprocessing, and ``predict(x)`` / ``evaluate(x, y)`` on raw inputs (the
 form the data source gives, before any scaling).  The network compiles once,
-on the first call.  The command bodies (``evaluate_files``, ``predict_files``,
-``export_files``) go through the same object and only render what it returns.
+on the first call.  ``predict_files`` writes predictions for a file batch by batch;
+the commands (``advisor.cli``) go through the same object and only print what it returns.
 The engine (and so jax) is imported when a model is loaded, not before.
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +63,12 @@ class TrainedModel:
             run_dir=str(self.run_dir), data=data, n=len(y), task=self.plan.task, metrics=metrics
         )
 
+    def export(self, output: str | Path) -> Path:
+        """The forward pass as serialized StableHLO (any batch size, scaling inside): the file."""
+        from engine.serving.export import export_run
+
+        return export_run(self._predictor, Path(output))
+
     def __repr__(self) -> str:
         task, arch = self.plan.task, self.plan.model.arch
         return f"TrainedModel({str(self.run_dir)!r}, task={task!r}, arch={arch!r})"
@@ -89,31 +94,18 @@ def load_exported(path: str | Path):
     return _load(path)
 
 
-# ----------------------------------------------------------------------------- command bodies
+# ----------------------------------------------------------------------------- files
 
 
-def evaluate_files(run_dir: Path, data: str, as_json: bool) -> Evaluation:
-    """``advisor evaluate``: print the metrics, or the Evaluation as JSON."""
-    import click
-
-    evaluation = load(run_dir).evaluate_data(data)
-    if as_json:
-        click.echo(evaluation.model_dump_json(indent=2))
-    else:
-        click.echo(f"{run_dir} on {data}: {evaluation.n} examples ({evaluation.task})")
-        for name, value in evaluation.metrics.items():
-            click.echo(f"  {name:<14} {value:.4f}")
-    return evaluation
-
-
-def predict_files(run_dir: Path, input_: str, output: Path, progress: bool | None = None) -> int:
+def predict_files(run_dir: Path, input_: str, output: Path, progress=None) -> int:
     """``advisor predict``: a prediction for every row of INPUT, into OUTPUT (.csv, .npy, .json).
 
     Batch by batch: each batch is read, predicted and written before the next
-    is read, so memory holds one batch whatever the input's length.
+    is read, so memory holds one batch whatever the input's length.  ``progress``: a bar
+    over rows for a long input (True, None on a terminal, or a bar factory,
+    ``engine.outputs.progress``).  Returns the number of predictions written.
     """
-    import click
-
+    from engine.outputs.progress import bar_factory
     from engine.serving.inputs import read_unlabelled
     from engine.serving.predict import decode
 
@@ -124,18 +116,39 @@ def predict_files(run_dir: Path, input_: str, output: Path, progress: bool | Non
     inputs = read_unlabelled(input_, model.plan, model.preprocessing)
     if inputs.n == 0:
         raise InputError(f"INPUT: {input_} holds no examples")
-    show = sys.stdout.isatty() if progress is None else progress
+    factory = bar_factory(progress) if inputs.n > predictor.batch_size else None
     size, task, names = predictor.batch_size, model.plan.task, model.preprocessing.class_names
     with (
-        _progress(inputs.n, show and inputs.n > size) as advance,
+        _rows_bar(factory, inputs.n) as advance,
         _PredictionWriter(output, inputs.n) as write,
     ):
         for start, batch in zip(range(0, inputs.n, size), inputs.batches(size), strict=True):
             outputs = predictor.outputs_of_batch(predictor.prepare(batch, f"INPUT {input_}"))
             write(decode(outputs, task, names), inputs.ids[start : start + len(batch)])
             advance(len(batch))
-    click.echo(f"wrote {output}: {inputs.n} predictions ({task})")
     return inputs.n
+
+
+class _rows_bar:
+    """``advance(n)`` over the rows predicted, drawn by the bar factory (none: nothing drawn)."""
+
+    def __init__(self, factory, total: int):
+        self.factory, self.total, self.done, self.bar = factory, total, 0, None
+
+    def __enter__(self):
+        if self.factory is None:
+            return lambda n: None
+        self.bar = self.factory("rows", self.total, 0)
+
+        def advance(n: int) -> None:
+            self.done += n
+            self.bar.update(self.done, "")
+
+        return advance
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.close()
 
 
 class _PredictionWriter:
@@ -195,47 +208,3 @@ class _PredictionWriter:
             os.replace(self.tmp, self.output)
         else:
             self.tmp.unlink(missing_ok=True)
-
-
-class _progress:
-    """A rich progress bar over rows, shown only when asked (a terminal and a long input)."""
-
-    def __init__(self, total: int, show: bool):
-        self.total, self.show, self.bar = total, show, None
-
-    def __enter__(self):
-        if not self.show:
-            return lambda n: None
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        self.bar = Progress(
-            TextColumn("rows"), MofNCompleteColumn(), BarColumn(), TimeRemainingColumn()
-        )
-        task = self.bar.add_task("", total=self.total)
-        self.bar.start()
-        return lambda n: self.bar.advance(task, n)
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.stop()
-
-
-def export_files(run_dir: Path, output: Path) -> Path:
-    """``advisor export``: the forward pass as serialized StableHLO, any batch size."""
-    import click
-
-    from engine.serving.export import export_run
-
-    model = load(run_dir)
-    written = export_run(model._predictor, output)
-    click.echo(
-        f"wrote {written}: raw inputs [batch, {', '.join(map(str, model.plan.input_shape))}], "
-        "scaling and weights inside"
-    )
-    return written

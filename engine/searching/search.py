@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import sys
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -38,6 +37,7 @@ from advisor.contract.plan_paths import get_path
 from advisor.contract.schemas import History, HistorySource, ModeTiming, Plan, ScalePlan, SearchPlan
 from engine.datasets.checks import check_plan
 from engine.optim.losses import build_loss
+from engine.outputs.progress import BarFactory, bar_factory
 from engine.searching import space as spaces
 from engine.searching import workers
 from engine.searching.search_report import RUN, SURPLUS, write_report
@@ -456,7 +456,7 @@ def run_search(
     batch: int | None = None,
     worker: str | None = None,
     heartbeat_timeout: float = workers.HEARTBEAT_TIMEOUT,
-    progress: bool | None = None,
+    progress: bool | None | BarFactory = None,
     report: Callable[[str], None] = print,
     write_summary: bool = True,
     priorities: Mapping[str, int] | None = None,
@@ -475,7 +475,8 @@ def run_search(
             None = the process's host:pid, or the plan's seed when this run creates the study.
         heartbeat_timeout: seconds without a heartbeat after which another worker's
             running trial is failed and queued again.
-        progress: show a progress bar (None = only when stdout is a terminal).
+        progress: show a progress bar (None = only when stdout is a terminal), or the
+            bar factory to draw it with (``engine.outputs.progress``).
         report: receives warnings, one line each.
         write_summary: write the leaderboard, best plan and picture at the end.
         priorities: rule id -> priority, for the rules best_plan.json says a value overrode.
@@ -502,10 +503,10 @@ def run_search(
     chosen = select_device(device or plan.device)
     searcher = Searcher(plan, out_dir, Path(base_dir), chosen, mode, batch, heartbeat_timeout)
     n_budget = budget(plan)
-    show = sys.stdout.isatty() if progress is None else progress
+    factory = bar_factory(progress)
     bar = (
-        _TrialBar(n_budget, plan.search, counted_trials(study.get_trials(deepcopy=False)))
-        if show
+        _TrialBar(factory, n_budget, plan.search, counted_trials(study.get_trials(deepcopy=False)))
+        if factory
         else None
     )
     started = time.perf_counter()
@@ -532,31 +533,16 @@ def run_search(
 
 
 class _TrialBar:
-    """A rich progress bar over trials showing the best value so far."""
+    """Trials done over the budget, with the best value so far, on a bar the factory draws."""
 
-    def __init__(self, total: int, search: SearchPlan, done: int):
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
+    def __init__(self, factory: BarFactory, total: int, search: SearchPlan, done: int):
         self.metric, self.sign, self.best = (
             search.metric,
             1.0 if search.direction == "minimize" else -1.0,
             None,
         )
-        self.progress = Progress(
-            TextColumn("trials"),
-            MofNCompleteColumn(),
-            BarColumn(),
-            TextColumn("{task.description}"),
-            TimeRemainingColumn(),
-        )
-        self.task = self.progress.add_task("", total=total, completed=done)
-        self.progress.start()
+        self.done = done
+        self.bar = factory("trials", total, done)
 
     def update(self, number: int, value: float | None) -> None:
         if (
@@ -566,7 +552,8 @@ class _TrialBar:
         ):
             self.best = (number, value)
         text = f"best {self.metric} {self.best[1]:.4g} (trial {self.best[0]})" if self.best else ""
-        self.progress.update(self.task, advance=1, description=text)
+        self.done += 1
+        self.bar.update(self.done, text)
 
     def close(self) -> None:
-        self.progress.stop()
+        self.bar.close()

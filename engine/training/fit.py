@@ -15,13 +15,13 @@ checkpoints); ``resume`` continues from a checkpoint's epoch
 (``engine.training.resume``), and a pending signal stops the loop
 at the end of the epoch it arrived in: the epoch is one compiled call (a
 ``lax.scan`` on most models), so it is the smallest unit that can end
-cleanly.  A progress bar with the live loss shows only when stdout is a terminal.
+cleanly.  A progress bar with the live loss shows only when stdout is a terminal; the
+caller may pass its own bar factory (the CLI draws with rich, ``engine.outputs.progress``).
 """
 
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +32,7 @@ import jax
 from advisor.contract.errors import EngineError
 from advisor.contract.schemas import Plan
 from engine.optim.schedules import plateau_controller
+from engine.outputs.progress import BarFactory, bar_factory
 from engine.training.callbacks import EarlyStoppingCallback as EarlyStopper  # noqa: F401 - engine.searching.trials
 
 
@@ -146,7 +147,7 @@ def fit(
     phases: list[Phase],
     state: Any,
     plan: Plan,
-    progress: bool | None = None,
+    progress: bool | None | BarFactory = None,
     callbacks: list | tuple = (),
     resume: Resumed | None = None,
     interrupted: Any = None,
@@ -167,9 +168,9 @@ def fit(
     from engine.training.callbacks import EarlyStoppingCallback, EpochState, callback_name
 
     result = resume.result if resume else FitResult()
-    show = sys.stdout.isatty() if progress is None else progress
+    factory = bar_factory(progress)
     total = sum(p.epochs for p in phases)
-    bar = _ProgressBar(total, resume.epoch if resume else 0) if show else None
+    bar = factory("epoch", total, resume.epoch if resume else 0) if factory else None
     epoch = resume.epoch if resume else 0
     last_good = None
     stop_all = False
@@ -206,7 +207,7 @@ def fit(
                 values["epoch_time"] = time.perf_counter() - started
                 result.record(epoch, values)
                 if bar:
-                    bar.update(epoch, values)
+                    bar.update(epoch, _epoch_text(values))
                 bad = [
                     k
                     for k in ("loss", "val_loss", "d_loss", "g_loss")
@@ -254,36 +255,10 @@ def fit(
     return result
 
 
-class _ProgressBar:
-    """A rich progress bar over epochs showing the latest loss and validation loss."""
-
-    def __init__(self, total: int, completed: int = 0):
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        self.progress = Progress(
-            TextColumn("epoch"),
-            MofNCompleteColumn(),
-            BarColumn(),
-            TextColumn("{task.description}"),
-            TimeRemainingColumn(),
-            transient=False,
-        )
-        self.task = self.progress.add_task("", total=total, completed=completed)
-        self.progress.start()
-
-    def update(self, epoch: int, values: dict) -> None:
-        shown = [
-            f"{k} {values[k]:.4g}"
-            for k in ("loss", "val_loss", "d_loss", "g_loss")
-            if values.get(k) is not None
-        ]
-        self.progress.update(self.task, completed=epoch, description="  ".join(shown))
-
-    def close(self) -> None:
-        self.progress.stop()
+def _epoch_text(values: dict) -> str:
+    """The latest losses a progress bar shows beside the epoch count."""
+    return "  ".join(
+        f"{k} {values[k]:.4g}"
+        for k in ("loss", "val_loss", "d_loss", "g_loss")
+        if values.get(k) is not None
+    )
