@@ -86,7 +86,7 @@ def build_phases(plan: Plan, loop: str | None = None):
     )
 
 
-def fit_plan(plan: Plan, loop: str | None = None, progress: bool = False):
+def fit_plan(plan: Plan, loop: str | None = None, progress=False):
     """Train ``plan`` in memory on the CPU (no run directory); returns the FitResult."""
     from engine.training.fit import fit
 

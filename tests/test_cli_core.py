@@ -345,3 +345,16 @@ def test_on_a_terminal_rules_and_explanations_render():
         "explain", "examples/plans/transfer_small_different.json", "model.dropout"
     )
     assert "won over" in drawn and "\x1b[" in drawn
+
+
+def test_the_cli_bar_is_a_bar_factory_the_engine_can_draw_with():
+    from advisor.cli.render import RichBar, bars
+    from engine.outputs.progress import bar_factory
+
+    assert bar_factory(RichBar) is RichBar and bars() is False  # pytest's stdout: no terminal
+    bar = RichBar("epoch", 3, 1)
+    bar.update(2, "loss 0.5")
+    (task,) = bar.progress.tasks
+    assert (task.total, task.completed, task.description) == (3, 2, "loss 0.5")
+    bar.close()
+    assert bar.progress.finished is False and not bar.progress.live.is_started

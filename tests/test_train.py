@@ -207,8 +207,32 @@ def test_training_runs_under_strict_dtype_and_rank_promotion(strict_jax):
     assert math.isfinite(result.series["loss"][0])
 
 
-def test_progress_bar_runs_and_closes():
+def test_progress_bar_runs_and_closes(capsys):
     assert fit_plan(make_plan(epochs=2), progress=True).epochs == [1, 2]
+    drawn = capsys.readouterr().err  # the engine's own text bar: no rich below the CLI
+    assert "epoch 2/2" in drawn and "loss" in drawn and drawn.endswith("\n")
+
+
+def test_the_engine_draws_progress_with_the_callers_bar_factory():
+    calls = []
+
+    class Recorder:
+        def __init__(self, label, total, completed):
+            calls.append(("open", label, total, completed))
+
+        def update(self, completed, description):
+            calls.append(("update", completed, description.split()[0]))
+
+        def close(self):
+            calls.append(("close",))
+
+    assert fit_plan(make_plan(epochs=2), progress=Recorder).epochs == [1, 2]
+    assert calls == [
+        ("open", "epoch", 2, 0),
+        ("update", 1, "loss"),
+        ("update", 2, "loss"),
+        ("close",),
+    ]
 
 
 @pytest.mark.parametrize("loop", ["scan", "step"])
