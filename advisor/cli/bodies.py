@@ -92,8 +92,6 @@ def diagnose_files(
         if len(diagnoses) == 1:
             click.echo(next(iter(diagnoses.values())).model_dump_json(indent=2))
         else:
-            import json
-
             parts = [
                 f"  {json.dumps(name)}: {d.model_dump_json()}" for name, d in diagnoses.items()
             ]

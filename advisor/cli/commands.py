@@ -480,6 +480,7 @@ def auto(
     without a new best, or on a plateau.  The best round by validation is scored on the
     test split once, at the end.  OUT/lineage.md tells why each round changed what it did.
     """
+    from advisor.cli.render import bars
     from advisor.workflows.auto_report import summary
     from advisor.workflows.designing import auto as design
 
@@ -495,7 +496,7 @@ def auto(
         start=start,
         test_fraction=test_fraction,
         device=device,
-        progress=False if quiet else None,
+        progress=bars(quiet),
         report=lambda line: click.echo(line, err=as_json),
     )
     if as_json:

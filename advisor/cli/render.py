@@ -29,16 +29,6 @@ from advisor.expert.explaining import (
 )
 
 
-def echo(line: str = "", err: bool = False) -> None:
-    """One line on stdout (or stderr): the library's ``report`` hooks print through this."""
-    click.echo(line, err=err)
-
-
-def warn(line: str) -> None:
-    """A warning line on stderr (the runs' and searches' ``report``)."""
-    click.echo(line, err=True)
-
-
 def print_diagnosis(diagnosis: Diagnosis, next_plan: str | Path | None = None) -> None:
     """Print ``render``'s lines; with colours when stdout is a terminal."""
     lines = render(diagnosis, next_plan)
@@ -54,8 +44,6 @@ def print_diagnosis(diagnosis: Diagnosis, next_plan: str | Path | None = None) -
                 text = text.replace(escape(tag), f"[{style}]{escape(tag)}[/{style}]")
             console.print(text)
     else:
-        import click
-
         for line in lines:
             click.echo(line)
 
