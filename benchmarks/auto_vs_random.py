@@ -68,7 +68,7 @@ def prepared(name: str, quick: bool):
 def random_20(name, npz: Path, work: Path, quick: bool, mode: str, x_test) -> dict:
     """regret.py's search method: 20 random trials, then a run of the best plan."""
     import advisor
-    from advisor.loading import load_plan
+    from advisor.contract.loading import load_plan
 
     cache = work / "search_cache.json"  # a finished search is measured once, then reused
     if cache.exists() and (work / "search_best" / "run.json").exists():
@@ -94,7 +94,7 @@ def random_20(name, npz: Path, work: Path, quick: bool, mode: str, x_test) -> di
 
 def auto_method(npz: Path, work: Path, budget: int, x_test) -> dict:
     import advisor
-    from advisor.loading import load_plan
+    from advisor.contract.loading import load_plan
 
     shutil.rmtree(work / "auto", ignore_errors=True)  # a fresh lineage each time
     started = time.perf_counter()

@@ -291,7 +291,7 @@ BROKEN: tuple[Broken, ...] = (
 def broken_plan(case: Broken):
     """The profile's recommended plan with the case's changes (steps per epoch kept consistent)."""
     from advisor import recommend
-    from advisor.schemas import Plan
+    from advisor.contract.schemas import Plan
 
     data = recommend(ROOT / "examples" / "profiles" / f"{case.profile}.json").model_dump(
         mode="json"
@@ -316,10 +316,10 @@ def broken_plan(case: Broken):
 
 def run_and_read(plan, out_dir: Path) -> dict[str, Any]:
     """Run a plan; its best validation loss, the diagnosis' findings and fixes, next_plan.json."""
-    from advisor.errors import EngineError
-    from advisor.io import load_model
-    from advisor.running import run
-    from advisor.schemas import Diagnosis, History
+    from advisor.contract.errors import EngineError
+    from advisor.contract.io import load_model
+    from advisor.contract.schemas import Diagnosis, History
+    from advisor.workflows.running import run
 
     started = time.perf_counter()
     try:
@@ -366,7 +366,7 @@ def named(case: Broken, first: dict[str, Any]) -> bool:
 
 def repair(case: Broken, workdir: Path) -> dict[str, Any]:
     """Broken run -> diagnosis -> revised run; one row of the table."""
-    from advisor.loading import load_plan
+    from advisor.contract.loading import load_plan
 
     first = run_and_read(broken_plan(case), workdir / "broken")
     next_plan = load_plan(first["next_plan"])

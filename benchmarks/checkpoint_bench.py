@@ -1,7 +1,7 @@
 """Checkpoint overhead per epoch and the compile-cache start-up saving (benchmarks/RESULTS.md).
 
 Part 1 trains bundled example plans for a few epochs with a training-state
-checkpoint after every epoch (``engine.resume.CheckpointCallback``, interval 0)
+checkpoint after every epoch (``engine.training.resume.CheckpointCallback``, interval 0)
 and compares the median save time with the median epoch time (epochs after the
 first, which compiles); at the default interval the save happens at most once
 per ``interval_seconds``, so its share of an epoch is save / max(interval, epoch).
@@ -38,14 +38,14 @@ PLANS = (
 def checkpoint_overhead(name: str, epochs: int, out: Path) -> dict:
     import jax
 
-    from advisor.loading import load_plan, resolve_plan_paths
-    from advisor.schemas import CheckpointPlan
-    from engine.data import load_data
-    from engine.fit import fit
-    from engine.models import build_model
-    from engine.resume import CheckpointCallback
+    from advisor.contract.loading import load_plan, resolve_plan_paths
+    from advisor.contract.schemas import CheckpointPlan
+    from engine.datasets.data import load_data
+    from engine.nn.models import build_model
     from engine.run import initial_variables
-    from engine.supervised import build_supervised
+    from engine.training.fit import fit
+    from engine.training.resume import CheckpointCallback
+    from engine.training.supervised import build_supervised
 
     path = ROOT / "examples" / "plans" / f"{name}.json"
     plan = resolve_plan_paths(load_plan(path), path.parent)
@@ -86,7 +86,7 @@ def cache_startup(plan: str, out: Path) -> list[dict]:
             [
                 sys.executable,
                 "-m",
-                "advisor.cli",
+                "advisor.cli.commands",
                 "run",
                 str(ROOT / "examples/plans" / f"{plan}.json"),
                 "--out",

@@ -69,8 +69,8 @@ def entries(part: str) -> list[tuple[Path, dict]]:
 
 def diagnose_entry(folder: Path, meta: dict, mode: str) -> dict:
     """The diagnosis of one entry in one mode, as a small record (or the read error)."""
-    from advisor.diagnosis import diagnose
-    from advisor.errors import AdvisorError
+    from advisor.contract.errors import AdvisorError
+    from advisor.diagnostics.diagnosis import diagnose
     from advisor.readers import load_history
 
     record = {"id": folder.name, "label": meta.get("primary"), "mode": mode}

@@ -95,10 +95,10 @@ BAD_PLANS: dict[str, tuple[str, dict]] = {
 
 def run_and_diagnose(plan, out_dir: Path) -> dict:
     """Run a plan; return its validation metrics, the diagnosis and the next plan's path."""
-    from advisor.errors import EngineError
-    from advisor.io import load_model
-    from advisor.running import run
-    from advisor.schemas import Diagnosis, History
+    from advisor.contract.errors import EngineError
+    from advisor.contract.io import load_model
+    from advisor.contract.schemas import Diagnosis, History
+    from advisor.workflows.running import run
 
     started = time.perf_counter()
     try:
@@ -122,7 +122,7 @@ def run_and_diagnose(plan, out_dir: Path) -> dict:
 
 def closed_loop(plan, workdir: Path) -> dict:
     """run -> diagnose -> run next_plan.json; the two runs' numbers side by side."""
-    from advisor.loading import load_plan
+    from advisor.contract.loading import load_plan
 
     first = run_and_diagnose(plan, workdir / "first")
     second = run_and_diagnose(load_plan(first["next_plan"]), workdir / "second")

@@ -23,9 +23,9 @@ def evaluate(parts: tuple[str, ...]) -> tuple[dict, list[str], int, float]:
     """(per-label table, misses, histories, seconds) over the given label files."""
     from diagnosis_support import HISTORIES, labelled, score
 
-    from advisor.diagnosis import diagnose
+    from advisor.contract.vocabulary import PROBLEMS
+    from advisor.diagnostics.diagnosis import diagnose
     from advisor.readers import load_history
-    from advisor.vocabulary import PROBLEMS
 
     pairs, misses = [], []
     started = time.perf_counter()

@@ -82,7 +82,7 @@ def digits_table() -> tuple:
 def digits_images(size: int) -> tuple:
     from sklearn.datasets import load_digits
 
-    from engine.sources import resize_images
+    from engine.datasets.sources import resize_images
 
     d = load_digits()
     x = resize_images(d.images.astype(np.float32)[..., None], (size, size))
@@ -91,7 +91,7 @@ def digits_images(size: int) -> tuple:
 
 def shapes_rgb(n: int, size: int) -> tuple:
     """Generated shapes, coloured per channel: a CIFAR-shaped (32x32x3) stand-in with 4 classes."""
-    from engine.sources import make_shapes
+    from engine.datasets.sources import make_shapes
 
     x, y = make_shapes(n, (size, size), seed=0)
     tint = np.random.default_rng(1).uniform(0.3, 1.0, (n, 1, 1, 3)).astype(np.float32)
@@ -105,8 +105,8 @@ def engine_model(kind: str, dtype):
     """The benchmark model as an engine Network (base blocks + head), so the real step trains it."""
     import jax
 
-    from advisor.schemas import ModelPlan
-    from engine.models import Base, ConvBlock, Head, Network, build_model
+    from advisor.contract.schemas import ModelPlan
+    from engine.nn.models import Base, ConvBlock, Head, Network, build_model
 
     impl = "cpu" if jax.default_backend() == "cpu" else "xla"
     if kind == "mlp":
@@ -150,11 +150,11 @@ class EngineRunner:
         import jax.numpy as jnp
         import optax
 
-        from advisor.schemas import LossPlan, OptimizerPlan
-        from engine.losses import build_loss
-        from engine.models import init_variables
-        from engine.optimizers import build_optimizer
-        from engine.train import (
+        from advisor.contract.schemas import LossPlan, OptimizerPlan
+        from engine.nn.models import init_variables
+        from engine.optim.losses import build_loss
+        from engine.optim.optimizers import build_optimizer
+        from engine.training.train import (
             StepConfig,
             TrainState,
             choose_loop,
@@ -408,7 +408,7 @@ def loop_forms(work: Workload, kind: str, epochs: int, dtype) -> list[str]:
 
 def kernels() -> list[str]:
     """The CPU convolution and pooling pieces: XLA as ``jax.jit`` compiles them by default vs
-    the engine's (``engine.compiler.jit`` around ``engine.layers``), ms, batch 128.
+    the engine's (``engine.runtime.compiler.jit`` around ``engine.nn.layers``), ms, batch 128.
 
     The conv rows are 26x26x32 -> 64, 3x3 VALID (the small CNN's second layer); the
     thin rows are its 28x28x1 -> 32 first layer, the weight gradient inside a 3-batch
@@ -419,8 +419,8 @@ def kernels() -> list[str]:
     import jax.numpy as jnp
     from jax import lax
 
-    from engine import compiler
-    from engine.layers import conv_nhwc, pool
+    from engine.nn.layers import conv_nhwc, pool
+    from engine.runtime import compiler
 
     def ms(f, *a):
         jax.block_until_ready(f(*a))
@@ -490,7 +490,7 @@ def choices(rounds: int, dtype) -> list[str]:
     """
     import jax
 
-    from engine.train import choose_loop
+    from engine.training.train import choose_loop
 
     backend = jax.default_backend()
     lines = [f"jax {jax.__version__}, jaxlib {jax.lib.__version__}, backend {backend}"]
@@ -512,7 +512,7 @@ def choices(rounds: int, dtype) -> list[str]:
         lines.append(f"{kind}: {shown}; choose_loop picks {picked}, {verdict}")
     if jax.default_backend() == "cpu":
         lines += kernels()
-        lines.append("kernels: an 'engine' column slower than 'XLA' means revisit engine.layers")
+        lines.append("kernels: an 'engine' column slower than 'XLA' means revisit engine.nn.layers")
     return lines
 
 
@@ -540,7 +540,7 @@ def main() -> None:
         "--loops", action="store_true", help="engine only: scanned vs stepped epochs"
     )
     parser.add_argument(
-        "--kernels", action="store_true", help="CPU convolution pieces: XLA vs engine.layers"
+        "--kernels", action="store_true", help="CPU convolution pieces: XLA vs engine.nn.layers"
     )
     parser.add_argument(
         "--choices", action="store_true", help="re-measure choose_loop and the CPU kernels"

@@ -5,7 +5,7 @@
 Both strategies train the same head on the same data with the same batches;
 ``freeze_base`` runs the frozen base forward in every step (only forward: the
 step differentiates the trainable head alone), ``feature_extractor`` runs it
-once before training (``engine.features``) and trains on the cached vectors.
+once before training (``engine.pretrained.features``) and trains on the cached vectors.
 An epoch's time is the engine's ``epoch_time`` series (training steps, epoch
 summary, validation, the values brought to the host); each run's first epoch,
 which compiles, is left out and the median of the rest reported.  The machine
@@ -46,7 +46,7 @@ STRATEGIES = ("freeze_base", "feature_extractor")
 def _plan(
     strategy: str, base: str, data: dict, model: dict, input_shape, n_classes: int, n_train: int
 ):
-    from advisor.schemas import Plan
+    from advisor.contract.schemas import Plan
 
     return Plan.model_validate(
         {
@@ -82,9 +82,9 @@ def _random_base(folder: Path, model: dict, input_shape) -> str:
     """A checkpoint of ``model`` at its initialisation (timing does not depend on the weights)."""
     import jax
 
-    from advisor.schemas import ModelPlan
-    from engine.checkpoint import save_checkpoint
-    from engine.models import build_model, init_variables
+    from advisor.contract.schemas import ModelPlan
+    from engine.nn.models import build_model, init_variables
+    from engine.outputs.checkpoint import save_checkpoint
 
     plan_model = ModelPlan.model_validate({**model, "output_units": 4})
     network = build_model(plan_model, input_shape, "multiclass")
@@ -108,10 +108,10 @@ class Case:
         n_classes: int,
         n_train: int,
     ):
-        from engine.data import load_data
-        from engine.features import extract_features
-        from engine.models import build_model
-        from engine.transfer import read_base
+        from engine.datasets.data import load_data
+        from engine.nn.models import build_model
+        from engine.pretrained.features import extract_features
+        from engine.pretrained.transfer import read_base
 
         self.name, self.n_train = name, n_train
         self.plans = {
@@ -133,7 +133,7 @@ class Case:
         import jax
         import jax.numpy as jnp
 
-        from advisor.running import run
+        from advisor.workflows.running import run
 
         for strategy, plan in self.plans.items():
             result = run(plan, out_dir=work / f"{self.name}-{strategy}-{index}".replace(" ", "_"))
@@ -162,8 +162,8 @@ def _bare_head(network, cached, plan):
     import jax.numpy as jnp
     import optax
 
-    from engine.data import epoch_batches
-    from engine.features import HeadNetwork
+    from engine.datasets.data import epoch_batches
+    from engine.pretrained.features import HeadNetwork
 
     head = HeadNetwork(network.head)
     x, y = jnp.asarray(cached.x_train), jnp.asarray(cached.y_train)
@@ -199,7 +199,7 @@ def _bare_head(network, cached, plan):
 
 
 def main() -> int:
-    from advisor.bases import pretrain
+    from advisor.workflows.bases import pretrain
 
     os.chdir(ROOT)
     work = Path(tempfile.mkdtemp(prefix="feature-cache-"))

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from engine.sources import make_shapes
+from engine.datasets.sources import make_shapes
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ import numpy as np
 _CHILD = """
 import sys, threading, time
 from pathlib import Path
-from advisor.using import predict_files
+from advisor.workflows.using import predict_files
 
 peak = [0]
 

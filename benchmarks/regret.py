@@ -261,8 +261,8 @@ def predict(run_dir: Path, plan, x: np.ndarray) -> np.ndarray:
     """The trained network's predictions for x: class ids, or values."""
     import jax
 
-    from engine.checkpoint import load_checkpoint
-    from engine.models import build_model
+    from engine.nn.models import build_model
+    from engine.outputs.checkpoint import load_checkpoint
 
     variables, structure = load_checkpoint(run_dir)
     scaling = structure.get("scaling", {})
@@ -287,8 +287,8 @@ def updates(run_dir: Path, plan) -> int:
 
 
 def profile_for(npz: Path, name: str, quick: bool, trials: int | None = None):
-    from advisor.profiling import profile_data
-    from advisor.schemas import NpzData
+    from advisor.contract.schemas import NpzData
+    from advisor.workflows.profiling import profile_data
 
     profile = profile_data(NpzData(path=str(npz)), name=name)
     budget = {}
@@ -351,7 +351,7 @@ def network_methods(
 ):
     """advised, defaults and search: test predictions, seconds, updates, and the advised plan."""
     import advisor
-    from advisor.loading import load_plan
+    from advisor.contract.loading import load_plan
 
     npz = work / "train.npz"
     np.savez(npz, x=table.x[train_idx], y=table.y[train_idx])

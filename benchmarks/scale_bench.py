@@ -1,4 +1,4 @@
-"""Epoch time on 1 device against N forced CPU devices (engine.sharding), same plan and data.
+"""Epoch time on 1 device against N forced CPU devices (engine.runtime.sharding), same plan and data.
 
     XLA_FLAGS=--xla_force_host_platform_device_count=8 nice python benchmarks/scale_bench.py
 
@@ -58,9 +58,8 @@ def main() -> None:
     import numpy as np
     from jax.sharding import Mesh
 
-    from engine.data import load_data
-    from engine.fit import fit
-    from engine.models import build_model
+    from engine.datasets.data import load_data
+    from engine.nn.models import build_model
     from engine.run import initial_variables
     from engine.sharding import AXIS, Placement, placement_for
     from engine.supervised import build_supervised

@@ -5,9 +5,9 @@ decay log-uniform in [1e-6, 1e-2]) over the engine benchmark's two models, in
 one run, each way on the same trials:
 
 * alone:       each trial as ``advisor run`` trains it (its own build and compile)
-* sequential:  the trials one after another through one compiled program (engine.population, unvmapped)
+* sequential:  the trials one after another through one compiled program (engine.searching.population, unvmapped)
 * population:  every trial at once, one vmapped compiled program
-* optuna-tpe / optuna-random:  ``engine.search`` choosing the trials (in batches of a quarter of
+* optuna-tpe / optuna-random:  ``engine.searching.search`` choosing the trials (in batches of a quarter of
   the trials, at most 64), population or sequential as its timing decides
 
 Reported per way: wall seconds (compiles included), trials per hour, trial-samples
@@ -59,7 +59,7 @@ class Way:
 
 def base_plan(kind: str, gpu: bool, quick: bool, epochs: int, data_dir: Path):
     """The benchmark model's plan (adamw, no schedule, no early stopping)."""
-    from advisor.schemas import Plan
+    from advisor.contract.schemas import Plan
 
     if gpu:
         n = 10_000 if quick else 50_000
@@ -121,7 +121,7 @@ def base_plan(kind: str, gpu: bool, quick: bool, epochs: int, data_dir: Path):
 
 def shapes_npz(n: int, folder: Path) -> Path:
     """Generated shapes tinted per channel: a CIFAR-shaped (32x32x3) stand-in with 4 classes."""
-    from engine.sources import make_shapes
+    from engine.datasets.sources import make_shapes
 
     path = folder / f"shapes_{n}.npz"
     if not path.exists():
@@ -139,7 +139,7 @@ SPACE = {
 
 def fixed_trials(plan, n: int):
     """The same ``n`` random (rate, decay) pairs for the ways that need no sampler."""
-    from engine.space import trial_plan
+    from engine.searching.space import trial_plan
 
     rng = np.random.default_rng(0)
     rates = np.exp(rng.uniform(np.log(1e-4), np.log(3e-2), n))
@@ -161,13 +161,13 @@ def _final_accuracy(result) -> float:
 
 
 def way_alone(plans, dataset, device, limit: int | None) -> Way:
-    """Each trial built and trained as ``advisor run`` does (engine.fit), compile included."""
+    """Each trial built and trained as ``advisor run`` does (engine.training.fit), compile included."""
     import jax.numpy as jnp
 
-    from engine.fit import Diverged, fit
-    from engine.models import build_model
+    from engine.nn.models import build_model
     from engine.run import initial_variables
-    from engine.supervised import build_supervised
+    from engine.training.fit import Diverged, fit
+    from engine.training.supervised import build_supervised
 
     chosen = plans[: limit or len(plans)]
     best = []
@@ -199,8 +199,8 @@ def way_alone(plans, dataset, device, limit: int | None) -> Way:
 
 def way_population(plans, dataset, device, mode: str) -> Way:
     """Every trial through one compiled program: vmapped together, or one after another."""
-    from engine.population import Population
-    from engine.trials import train_trials
+    from engine.searching.population import Population
+    from engine.searching.trials import train_trials
 
     started = time.perf_counter()
     population = Population(plans, list(SPACE), dataset, device)
@@ -212,9 +212,9 @@ def way_population(plans, dataset, device, mode: str) -> Way:
 
 
 def way_optuna(plan, n: int, method: str, device_name: str, folder: Path) -> Way:
-    """engine.search with Optuna's sampler choosing the trials (timing decides the mode)."""
-    from advisor.schemas import SearchPlan
-    from engine.search import run_search
+    """engine.searching.search with Optuna's sampler choosing the trials (timing decides the mode)."""
+    from advisor.contract.schemas import SearchPlan
+    from engine.searching.search import run_search
 
     search = {
         "method": method,
@@ -247,7 +247,7 @@ def way_optuna(plan, n: int, method: str, device_name: str, folder: Path) -> Way
 def bench(kind: str, args, folder: Path) -> list[str]:
     import jax
 
-    from engine.data import load_data
+    from engine.datasets.data import load_data
 
     epochs = args.epochs or (1 if args.gpu or kind == "cnn" else 5)
     plan = base_plan(kind, args.gpu, args.quick, epochs, folder)
@@ -290,8 +290,8 @@ def bench(kind: str, args, folder: Path) -> list[str]:
 
 
 def steady_state(plans, dataset, device):
-    """Step times and compiles of both modes for all the trials (engine.population.choose_mode)."""
-    from engine.population import Population
+    """Step times and compiles of both modes for all the trials (engine.searching.population.choose_mode)."""
+    from engine.searching.population import Population
 
     return Population(plans, list(SPACE), dataset, device).choose_mode(len(plans))
 

@@ -66,7 +66,7 @@ def _special(kind: str, folder: Path) -> str:
 
 def measure(report=print) -> list[dict]:
     """Every pair's measured similarity and evidence."""
-    from advisor.profiling import parse_source, profile_data
+    from advisor.workflows.profiling import parse_source, profile_data
 
     folder = Path(tempfile.mkdtemp(prefix="similarity-"))
     rows = []
@@ -96,7 +96,7 @@ def measure(report=print) -> list[dict]:
 def main() -> int:
     import os
 
-    from advisor.bases import pretrain
+    from advisor.workflows.bases import pretrain
 
     os.chdir(ROOT)
     pretrain([ROOT / "examples/bases"])

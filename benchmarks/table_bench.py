@@ -1,4 +1,4 @@
-"""Time reading a 200,000 x 30 CSV through ``engine.sources.read_csv`` (issue 17).
+"""Time reading a 200,000 x 30 CSV through ``engine.datasets.sources.read_csv`` (issue 17).
 
     nice python benchmarks/table_bench.py [--rows 200000] [--repeat 3]
 
@@ -37,8 +37,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--numeric-only", action="store_true", help="no text column")
     args = parser.parse_args()
-    from advisor.schemas import CsvData
-    from engine.sources import read_csv
+    from advisor.contract.schemas import CsvData
+    from engine.datasets.sources import read_csv
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "table.csv"
@@ -50,7 +50,7 @@ def main() -> None:
             raw = read_csv(source, path, "multiclass")
             times.append(time.perf_counter() - started)
         try:
-            from engine.tables import csv_engine
+            from engine.datasets.tables import csv_engine
 
             reader = f"pandas ({csv_engine()} engine)"
         except ImportError:

@@ -159,12 +159,12 @@ def forced_rule(variant: Variant) -> str:
 
 def quadrant_profile(quadrant: Quadrant, base: str, epochs: int | None = None):
     """The target's profile, measured against the base as ``advisor profile --base`` does."""
-    from advisor.profiling import parse_source, profile_data
+    from advisor.workflows.profiling import parse_source, profile_data
 
     source = parse_source(quadrant.data, **quadrant.options)
     profile = profile_data(source, base=base, name=quadrant.name)
     if epochs is not None:  # a budget caps the rules' epochs (the --quick smoke run)
-        from advisor.schemas import Profile
+        from advisor.contract.schemas import Profile
 
         profile = Profile.model_validate({**profile.model_dump(), "budget": {"max_epochs": epochs}})
     return profile
@@ -173,7 +173,7 @@ def quadrant_profile(quadrant: Quadrant, base: str, epochs: int | None = None):
 def variant_freeze(variant: Variant, head_epochs: int | None):
     """The freeze section of ``variant`` exactly: fields it does not name are unset, so a field
     another rule set for the quadrant (a refinement's trainable_blocks, say) cannot leak in."""
-    from advisor.schemas import FreezePlan
+    from advisor.contract.schemas import FreezePlan
 
     named = {
         k.removeprefix("freeze."): v for k, v in variant.fields.items() if k.startswith("freeze.")
@@ -184,7 +184,7 @@ def variant_freeze(variant: Variant, head_epochs: int | None):
 
 def plan_for(profile, variant: Variant, seed: int, rules_dir: Path):
     """The advisor's plan for ``profile`` trained as ``variant`` says, at ``seed``."""
-    from advisor.recommending import recommend
+    from advisor.expert.recommending import recommend
 
     rule_file = rules_dir / f"force_{variant.label}.toml"
     rule_file.write_text(forced_rule(variant))
@@ -196,7 +196,7 @@ def plan_for(profile, variant: Variant, seed: int, rules_dir: Path):
 
 def run_cell(plan, out_dir: Path) -> tuple[float, float, int]:
     """(validation accuracy at the restored epoch, wall seconds, epochs trained) of one run."""
-    from advisor.running import run
+    from advisor.workflows.running import run
 
     started = time.perf_counter()
     result = run(plan, out_dir=out_dir)
@@ -225,7 +225,7 @@ def run_experiment(
     rules_dir = work / "rules"
     rules_dir.mkdir(parents=True, exist_ok=True)
     out = {"base": base, "seeds": list(seeds), "quadrants": {}, "cells": []}
-    from advisor.recommending import recommend
+    from advisor.expert.recommending import recommend
 
     for quadrant in quadrants:
         profile = quadrant_profile(quadrant, base, epochs)
@@ -327,8 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     import os
 
     os.chdir(ROOT)  # the bases and their plans name paths relative to the repository root
-    from advisor.bases import pretrain
-    from advisor.loading import load_plan
+    from advisor.contract.loading import load_plan
+    from advisor.workflows.bases import pretrain
 
     pretrain([args.base_plan])
     result = run_experiment(

@@ -38,7 +38,7 @@ def command_paths(command: click.Command, path: tuple[str, ...] = ()) -> list[tu
 
 def help_text(path: tuple[str, ...]) -> str:
     """The ``--help`` output of one command, as a user would see it."""
-    from advisor.cli import cli
+    from advisor.cli.commands import cli
 
     result = CliRunner().invoke(cli, [*path, "--help"], prog_name="advisor", terminal_width=WIDTH)
     if result.exit_code != 0:
@@ -48,7 +48,7 @@ def help_text(path: tuple[str, ...]) -> str:
 
 def render() -> str:
     """The whole reference document."""
-    from advisor.cli import cli
+    from advisor.cli.commands import cli
 
     sections = [HEADER]
     for path in command_paths(cli):

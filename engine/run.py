@@ -15,27 +15,26 @@ base from a checkpoint when ``model.base`` names one), trains it through
     model.safetensors + model.json   the weights, no pickle
     curves.png       learning curves
     samples_*.png    a GAN's sample grids (every few epochs and final)
-    diagnosis.json, next_plan.json   written by the ``diagnose`` hook (advisor.running passes one)
+    diagnosis.json, next_plan.json   written by the ``diagnose`` hook (advisor.workflows.running passes one)
 
     history.csv, events.out.tfevents.*   live logs, one row / scalars per epoch
-    checkpoints/<epoch>/   the training state (engine.resume), for --resume
+    checkpoints/<epoch>/   the training state (engine.training.resume), for --resume
 
-The folder is checked before any work (``engine.run_folder``); plan.json is
+The folder is checked before any work (``engine.outputs.run_folder``); plan.json is
 written when training starts, the live logs and checkpoints after each epoch
-(callbacks, ``engine.callbacks``), the rest when training ends, each file
+(callbacks, ``engine.training.callbacks``), the rest when training ends, each file
 atomically.  A loss that turns NaN still writes the history so far, the last
 good weights (the initial ones if the first epoch diverged) and the
 diagnosis, then raises ``EngineError`` saying where they are.  SIGINT/SIGTERM
 end the current epoch, save a checkpoint and history.json and raise
-``engine.fit.Interrupted`` naming the command that resumes the run.  JAX's
-persistent compilation cache is on (``engine.compile_cache``).
+``engine.training.fit.Interrupted`` naming the command that resumes the run.  JAX's
+persistent compilation cache is on (``engine.runtime.compile_cache``).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -56,6 +55,7 @@ from engine.data import load_data
 from engine.device import describe_device, select_device
 from engine.fit import Diverged, FitResult, Interrupted, Trainer, fit
 from engine.live_log import LiveLogCallback
+from engine.outputs.progress import BarFactory, bar_factory
 from engine.models import build_model, init_variables
 from engine.predict import PREPROCESSING, Predictor, preprocessing_for
 from engine.resume import CheckpointCallback, load_resume
@@ -124,7 +124,9 @@ class RunOptions:
     base_dir: str | Path = "."  # folder relative data paths and model.base are relative to
     # receives each pre-flight warning, and outside a terminal each epoch, as one line
     report: Callable[[str], None] = print
-    progress: bool | None = None  # the progress bar (None = only when stdout is a terminal)
+    # the progress bar: True/False, None = only when stdout is a terminal, or the bar factory
+    # to draw it with (engine.outputs.progress; the CLI passes rich's)
+    progress: bool | None | BarFactory = None
     # on_epoch_end(state, logs) -> stop? after each epoch (engine.callbacks)
     callbacks: tuple = ()
     resume: bool = False  # continue the run in out_dir from its newest complete checkpoint
@@ -191,7 +193,7 @@ def run_plan(plan: Plan, options: RunOptions | None = None) -> RunResult:
         InputError: the plan, its data or the run folder cannot give a correct run
             (nothing written).
         EngineError: no such device, or the loss diverged (history and last good weights
-            written); ``engine.fit.Interrupted`` after SIGINT/SIGTERM (checkpoint written).
+            written); ``engine.training.fit.Interrupted`` after SIGINT/SIGTERM (checkpoint written).
     """
     from engine.address_space import limit_malloc
     from engine.callbacks import as_callback
@@ -236,7 +238,7 @@ def run_plan(plan: Plan, options: RunOptions | None = None) -> RunResult:
             )
         start_run_dir(run_dir, overwrite=options.overwrite)
         write_model(run_dir / "plan.json", resolved)  # first: what --resume runs again
-        show_bar = sys.stdout.isatty() if options.progress is None else options.progress
+        show_bar = bar_factory(options.progress)
         samples = trainer.n_train
         live = LiveLogCallback(
             run_dir,
@@ -276,7 +278,7 @@ def run_plan(plan: Plan, options: RunOptions | None = None) -> RunResult:
             live.close()
             saver.close()
         timing = _timing(result, time.perf_counter() - started, clock.seconds, samples)
-    from engine.baselines import fit_baselines
+    from engine.training.baselines import fit_baselines
 
     baselines = fit_baselines(plan, dataset) if diverged is None else {}
     return _write_run(
@@ -441,7 +443,7 @@ def score_test_split(run_dir: str | Path, base_dir: str | Path = ".") -> dict[st
     The split is drawn as the run drew it (``load_data``), so the rows are the
     ones no round trained, stopped early or was selected on.
     """
-    from engine.predict import load_run
+    from engine.serving.predict import load_run
 
     plan = load_model(Plan, Path(run_dir) / "plan.json")
     if plan.data.test is None and plan.data.test_fraction == 0:

@@ -23,7 +23,7 @@ PLANS = HERE / "plans"
 
 def plan_json(profile: Path) -> str:
     """The plan file text ``advisor recommend PROFILE -o PLAN`` would write."""
-    from advisor.recommending import recommend
+    from advisor.expert.recommending import recommend
 
     return recommend(profile).model_dump_json(indent=2) + "\n"
 
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             print(f"examples/plans/{name} is out of date; run python examples/regenerate.py")
         return 1 if names else 0
-    from advisor.io import write_atomic
+    from advisor.contract.io import write_atomic
 
     PLANS.mkdir(exist_ok=True)
     for profile in sorted(PROFILES.glob("*.json")):

@@ -57,7 +57,7 @@ def digits_base(tmp_path_factory):
     """The example base (a CNN on digits 0-4, examples/bases/digits_0to4.json), built once per session."""
     from pathlib import Path
 
-    from advisor.running import run
+    from advisor.workflows.running import run
 
     plan = Path(__file__).resolve().parent.parent / "examples" / "bases" / "digits_0to4.json"
     return Path(run(plan, out_dir=tmp_path_factory.mktemp("bases") / "digits_0to4").run_dir)

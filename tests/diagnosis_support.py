@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from advisor.schemas import Plan
+from advisor.contract.schemas import Plan
 
 HISTORIES = Path(__file__).parent / "data" / "histories"
 EXAMPLE_PLANS = Path(__file__).parents[1] / "examples" / "plans"

@@ -11,7 +11,7 @@ import copy
 import math
 from typing import Any
 
-from advisor.schemas import Plan
+from advisor.contract.schemas import Plan
 
 IRIS = {
     "name": "iris-test",
@@ -74,10 +74,10 @@ def build_phases(plan: Plan, loop: str | None = None):
     """The ``Trainer`` (phases, initial state) of ``plan`` on the CPU (the base from model.base, if any)."""
     import jax
 
-    from engine.data import load_data
-    from engine.models import build_model
+    from engine.datasets.data import load_data
+    from engine.nn.models import build_model
     from engine.run import initial_variables
-    from engine.supervised import build_supervised
+    from engine.training.supervised import build_supervised
 
     network = build_model(plan.model, plan.input_shape, plan.task, impl="cpu")
     variables, _ = initial_variables(plan, network, ".", [])
@@ -86,8 +86,8 @@ def build_phases(plan: Plan, loop: str | None = None):
     )
 
 
-def fit_plan(plan: Plan, loop: str | None = None, progress: bool = False):
+def fit_plan(plan: Plan, loop: str | None = None, progress=False):
     """Train ``plan`` in memory on the CPU (no run directory); returns the FitResult."""
-    from engine.fit import fit
+    from engine.training.fit import fit
 
     return fit(build_phases(plan, loop), plan, progress=progress)

@@ -15,13 +15,13 @@ def curves(plan_json: str, counts: list[int]) -> dict:
     """Each device count's history (loss, val_loss, accuracy-like series) for one plan."""
     import jax
 
-    from advisor.schemas import Plan
-    from engine.data import load_data
-    from engine.fit import fit
-    from engine.models import build_model
+    from advisor.contract.schemas import Plan
+    from engine.datasets.data import load_data
+    from engine.nn.models import build_model
     from engine.run import initial_variables
-    from engine.sharding import placement_for
-    from engine.supervised import build_supervised
+    from engine.runtime.sharding import placement_for
+    from engine.training.fit import fit
+    from engine.training.supervised import build_supervised
 
     plan = Plan.model_validate_json(plan_json)
     dataset = load_data(plan)
@@ -48,11 +48,11 @@ def population(plan_json: str, counts: list[int], k: int) -> dict:
     """``k`` trials (learning rates apart) trained vmapped, their trials split over each count."""
     import jax
 
-    from advisor.schemas import Plan
-    from engine.data import load_data
-    from engine.population import Population
-    from engine.space import trial_plan
-    from engine.trials import train_trials
+    from advisor.contract.schemas import Plan
+    from engine.datasets.data import load_data
+    from engine.searching.population import Population
+    from engine.searching.space import trial_plan
+    from engine.searching.trials import train_trials
 
     base = Plan.model_validate_json(plan_json)
     plans = [trial_plan(base, {"optimizer.learning_rate": 0.005 * (i + 1)}) for i in range(k)]

@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from advisor.errors import InputError
-from advisor.schemas import Augmentation
-from engine.augment import AUGMENTATIONS, IMAGE_ONLY, make_augment, rotate_image
+from advisor.contract.errors import InputError
+from advisor.contract.schemas import Augmentation
+from engine.datasets.augment import AUGMENTATIONS, IMAGE_ONLY, make_augment, rotate_image
 
 pytestmark = pytest.mark.usefixtures("strict_jax")
 

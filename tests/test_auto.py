@@ -29,7 +29,14 @@ from advisor.schemas import (
     Profile,
     SearchParam,
 )
-from advisor.vocabulary import PROBLEMS
+from advisor.contract.vocabulary import PROBLEMS
+from advisor.workflows.designing import (
+    _bound,
+    _Loop,
+    load_policy,
+    parse_duration,
+    plan_diff,
+)
 
 IRIS_LIKE = {
     "task": "multiclass",
@@ -245,7 +252,7 @@ def test_plan_diff_names_the_training_fields_that_changed():
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "advisor.cli", "auto", *args],
+        [sys.executable, "-m", "advisor.cli.commands", "auto", *args],
         capture_output=True,
         text=True,
         cwd=cwd,
@@ -273,7 +280,7 @@ def test_cli_refuses_bad_input_in_one_line(tmp_path):
 def test_auto_revises_a_plan_by_its_diagnosis_and_keeps_the_best_by_validation(tmp_path):
     pytest.importorskip("jax")
     import advisor
-    from advisor.loading import load_plan
+    from advisor.contract.loading import load_plan
 
     start = example_plan(
         "digits_mlp",

@@ -8,7 +8,7 @@ import io
 import numpy as np
 import pytest
 
-from engine.average_precision import COCO_THRESHOLDS, box_iou, mean_average_precision
+from engine.nn.average_precision import COCO_THRESHOLDS, box_iou, mean_average_precision
 
 
 def _case(seed: int, n_images: int = 12, n_classes: int = 3):

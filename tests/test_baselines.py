@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from advisor.recommending import recommend
-from advisor.running import summary
-from advisor.schemas import RunResult
-from engine.baselines import fit_baselines
-from engine.data import Dataset
+from advisor.contract.schemas import RunResult
+from advisor.expert.recommending import recommend
+from advisor.workflows.running import summary
+from engine.datasets.data import Dataset
+from engine.training.baselines import fit_baselines
 
 SMALL_TABLE = {
     "task": "binary",

@@ -7,12 +7,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from advisor.errors import InputError
-from advisor.schemas import Plan
-from engine.data import check_targets
-from engine.detection_grid import decode_grid, grid_targets
-from engine.losses import build_loss
-from engine.metrics import metric_fn
+from advisor.contract.errors import InputError
+from advisor.contract.schemas import Plan
+from engine.datasets.data import check_targets
+from engine.nn.detection_grid import decode_grid, grid_targets
+from engine.optim.losses import build_loss
+from engine.optim.metrics import metric_fn
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 PLAN = Plan.model_validate_json((ROOT / "examples/plans/digits_detection.json").read_text())
@@ -110,7 +110,7 @@ def test_decoded_boxes_sit_in_their_cell_and_are_well_formed():
 
 
 def test_predict_says_grid_detections_are_not_listed_yet():
-    from engine.predict import decode
+    from engine.serving.predict import decode
 
     with pytest.raises(InputError, match=r"^RUN: the model finds several objects an image"):
         decode(np.zeros((2, 16, 15), np.float32), "detection", None)

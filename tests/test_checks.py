@@ -1,18 +1,18 @@
-"""engine.checks: the pre-flight checks an expert makes, as errors or warnings with the fix."""
+"""engine.datasets.checks: the pre-flight checks an expert makes, as errors or warnings with the fix."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from advisor.errors import InputError
-from engine.checks import LOSSES_FOR_TASK, check_data, check_plan
-from engine.data import check_finite, load_data
+from advisor.contract.errors import InputError
+from engine.datasets.checks import LOSSES_FOR_TASK, check_data, check_plan
+from engine.datasets.data import check_finite, load_data
 from tests.engine_plans import make_plan
 
 
 def test_every_task_has_losses():
-    from advisor.vocabulary import LOSSES, TASKS
+    from advisor.contract.vocabulary import LOSSES, TASKS
 
     assert set(LOSSES_FOR_TASK) == set(TASKS)
     assert set().union(*LOSSES_FOR_TASK.values()) == set(LOSSES)

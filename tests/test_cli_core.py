@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from advisor.cli import cli
-from advisor.explaining import GROUPS
-from advisor.recommending import recommend
-from advisor.schemas import Plan
+from advisor.cli.commands import cli
+from advisor.contract.schemas import Plan
+from advisor.expert.explaining import GROUPS
+from advisor.expert.recommending import recommend
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS = ROOT / "examples" / "profiles" / "digits_mlp.json"
@@ -290,7 +290,7 @@ def test_docs_cli_md_is_current():
 
 def test_summary_groups_cover_every_field():
     plan = recommend(DIGITS)
-    from advisor.explaining import group_of
+    from advisor.expert.explaining import group_of
 
     assert {group_of(path) for path in plan.explanations} <= set(GROUPS)
     assert group_of("model.dropout") == "regularization"
@@ -308,7 +308,7 @@ def read_through_a_terminal(*args: str) -> str:
     env = {**os.environ, "COLUMNS": "140", "TERM": "xterm-256color"}
     env.pop("NO_COLOR", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "advisor.cli", *args],
+        [sys.executable, "-m", "advisor.cli.commands", *args],
         cwd=ROOT,
         stdout=follower,
         stderr=subprocess.PIPE,
@@ -345,3 +345,16 @@ def test_on_a_terminal_rules_and_explanations_render():
         "explain", "examples/plans/transfer_small_different.json", "model.dropout"
     )
     assert "won over" in drawn and "\x1b[" in drawn
+
+
+def test_the_cli_bar_is_a_bar_factory_the_engine_can_draw_with():
+    from advisor.cli.render import RichBar, bars
+    from engine.outputs.progress import bar_factory
+
+    assert bar_factory(RichBar) is RichBar and bars() is False  # pytest's stdout: no terminal
+    bar = RichBar("epoch", 3, 1)
+    bar.update(2, "loss 0.5")
+    (task,) = bar.progress.tasks
+    assert (task.total, task.completed, task.description) == (3, 2, "loss 0.5")
+    bar.close()
+    assert bar.progress.finished is False and not bar.progress.live.is_started

@@ -7,9 +7,9 @@ import json
 from click.testing import CliRunner
 from diagnosis_support import HISTORIES, hand, plan
 
-from advisor.cli import cli
-from advisor.loading import load_plan
-from advisor.schemas import Diagnosis
+from advisor.cli.commands import cli
+from advisor.contract.loading import load_plan
+from advisor.contract.schemas import Diagnosis
 
 
 def invoke(*args):

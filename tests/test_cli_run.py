@@ -6,8 +6,8 @@ import json
 
 from click.testing import CliRunner
 
-from advisor.cli import cli
-from advisor.schemas import RunResult
+from advisor.cli.commands import cli
+from advisor.contract.schemas import RunResult
 from tests.engine_plans import make_plan
 
 

@@ -1,4 +1,4 @@
-"""engine.compiler: CPU programs keep the YNNPACK library to matrix products."""
+"""engine.runtime.compiler: CPU programs keep the YNNPACK library to matrix products."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from jax import lax
 
-from engine import compiler
+from engine.runtime import compiler
 
 pytestmark = pytest.mark.skipif(jax.default_backend() != "cpu", reason="CPU compile options")
 

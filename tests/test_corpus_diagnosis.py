@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from advisor.cli import cli
-from advisor.diagnosis import diagnose
+from advisor.cli.commands import cli
+from advisor.diagnostics.diagnosis import diagnose
 from advisor.readers import load_history
 
 ENTRIES = Path(__file__).parent / "corpus" / "entries"

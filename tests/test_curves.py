@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from advisor.curves import curve_features, smooth
+from advisor.contract.vocabulary import FACTS
+from advisor.diagnostics.curves import curve_features, smooth
 from advisor.readers import load_history
-from advisor.vocabulary import FACTS
 
 T = np.arange(40)
 
@@ -186,7 +186,7 @@ def test_planned_epochs_tell_an_early_stop():
 def test_a_ten_thousand_epoch_history_is_diagnosed():
     """Curve features are linear in the epochs: a 10,000-epoch run (a fast fall, then a long
     noisy flat stretch, the worst case of the flat-stretch search) is diagnosed whole."""
-    from advisor.diagnosis import diagnose
+    from advisor.diagnostics.diagnosis import diagnose
 
     rng = np.random.default_rng(3)
     t = np.arange(10_000)
@@ -208,7 +208,7 @@ def test_a_ten_thousand_epoch_history_is_diagnosed():
 def test_chance_level_is_inferred_from_the_history_and_says_how():
     """K from the task when given, else from a binary-only metric, else from a first loss near
     log K where the first accuracy is near 1/K; nothing for a regression or a run that learned."""
-    from advisor.curves import infer_classes
+    from advisor.diagnostics.curves import infer_classes
 
     def k_of(task=None, n_classes=None, **series):
         return infer_classes(load_history(series), task, n_classes)

@@ -1,4 +1,4 @@
-"""engine.data and engine.sources: every source kind, the split, scaling and device-side batches."""
+"""engine.datasets.data and engine.datasets.sources: every source kind, the split, scaling and device-side batches."""
 
 from __future__ import annotations
 

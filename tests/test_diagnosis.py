@@ -10,12 +10,12 @@ import sys
 import pytest
 from diagnosis_support import HISTORIES, labelled, score
 
-from advisor.diagnosis import diagnose, diagnosis_rules, example_facts
-from advisor.inference import infer
-from advisor.lint import check_examples, lint
+from advisor.contract.schemas import Diagnosis
+from advisor.contract.vocabulary import GAN_PROBLEMS, PROBLEMS
+from advisor.diagnostics.diagnosis import diagnose, diagnosis_rules, example_facts
+from advisor.expert.inference import infer
+from advisor.expert.lint import check_examples, lint
 from advisor.readers import FORMATS, load_history
-from advisor.schemas import Diagnosis
-from advisor.vocabulary import GAN_PROBLEMS, PROBLEMS
 
 
 def _diagnose_collection():

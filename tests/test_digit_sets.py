@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.datasets import load_digits
 
-from engine.digit_sets import ATTRIBUTES, CANVAS, MAX_OBJECTS, make_digit_set
+from engine.datasets.digit_sets import ATTRIBUTES, CANVAS, MAX_OBJECTS, make_digit_set
 
 
 def test_attributes_are_read_off_the_digit_class():

@@ -21,7 +21,7 @@ def _free_port() -> int:
 
 
 def _advisor(*args: str) -> list[str]:
-    return [sys.executable, "-c", "from advisor.cli import main; main()", "run", *args]
+    return [sys.executable, "-c", "from advisor.cli.commands import main; main()", "run", *args]
 
 
 def _single_and_pair(tmp_path, plan):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from advisor import schemas
+from advisor.contract import schemas
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = sorted(p for package in ("advisor", "engine") for p in (ROOT / package).rglob("*.py"))
@@ -53,9 +53,9 @@ def _descriptions(node) -> list[str]:
 
 
 def test_the_patterns_find_what_they_should():
-    assert PATH.findall("see docs/transfer.md and engine/layers.py, DESIGN.md") == [
+    assert PATH.findall("see docs/transfer.md and engine/nn/layers.py, DESIGN.md") == [
         "docs/transfer.md",
-        "engine/layers.py",
+        "engine/nn/layers.py",
         "DESIGN.md",
     ]
     assert TIMING.findall("forward 15 ms, 1,193 samples/s, 3 epochs") == [

@@ -14,15 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from advisor.errors import InputError
-from advisor.loading import load_plan
+from advisor.contract.errors import InputError
+from advisor.contract.loading import load_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 RNG = np.random.default_rng(16)
 
 
 def test_smooth_l1_with_beta_0_is_the_l1_loss():
-    from engine.losses import make_smooth_l1
+    from engine.optim.losses import make_smooth_l1
 
     outputs = RNG.normal(size=(6, 4)).astype(np.float32)
     targets = RNG.normal(size=(6, 4)).astype(np.float32)
@@ -33,7 +33,7 @@ def test_smooth_l1_with_beta_0_is_the_l1_loss():
 
 
 def test_smooth_l1_tends_to_l1_as_beta_shrinks():
-    from engine.losses import make_smooth_l1
+    from engine.optim.losses import make_smooth_l1
 
     outputs = RNG.normal(size=(5, 4)).astype(np.float32)
     targets = RNG.normal(size=(5, 4)).astype(np.float32)
@@ -43,7 +43,7 @@ def test_smooth_l1_tends_to_l1_as_beta_shrinks():
 
 
 def test_smooth_l1_matches_its_definition_for_positive_beta():
-    from engine.losses import make_smooth_l1
+    from engine.optim.losses import make_smooth_l1
 
     beta = 0.5
     outputs = RNG.normal(size=(5, 4)).astype(np.float32)
@@ -76,7 +76,7 @@ def test_huber_with_delta_0_is_refused_by_the_plan():
 
 
 def test_huber_with_delta_0_is_refused_by_the_loss_itself():
-    from engine.losses import make_huber
+    from engine.optim.losses import make_huber
 
     with pytest.raises(InputError, match="loss.params.delta"):
         make_huber(0.0)
@@ -111,8 +111,8 @@ def test_rmsprop_follows_its_reference_with_and_without_nesterov(nesterov):
     import jax.numpy as jnp
     import optax
 
-    from advisor.schemas import OptimizerPlan
-    from engine.optimizers import OPTIMIZERS
+    from advisor.contract.schemas import OptimizerPlan
+    from engine.optim.optimizers import OPTIMIZERS
 
     opt_plan = OptimizerPlan(name="rmsprop", learning_rate=0.01, momentum=0.9, nesterov=nesterov)
     tx = OPTIMIZERS.get("rmsprop")(opt_plan, 0.01)
@@ -128,8 +128,8 @@ def test_rmsprop_follows_its_reference_with_and_without_nesterov(nesterov):
 
 
 def test_rmsprop_nesterov_without_momentum_is_refused():
-    from advisor.schemas import OptimizerPlan
-    from engine.optimizers import OPTIMIZERS
+    from advisor.contract.schemas import OptimizerPlan
+    from engine.optim.optimizers import OPTIMIZERS
 
     with pytest.raises(InputError, match="optimizer.nesterov"):
         OPTIMIZERS.get("rmsprop")(
@@ -149,7 +149,7 @@ def test_rmsprop_nesterov_without_momentum_is_refused():
     ],
 )
 def test_a_metric_of_nan_predictions_is_nan(name, task):
-    from engine.metrics import metric_fn
+    from engine.optim.metrics import metric_fn
 
     n = 8
     if task == "multiclass":
@@ -166,7 +166,7 @@ def test_a_metric_of_nan_predictions_is_nan(name, task):
 
 
 def test_accuracy_without_nan_still_matches_numpy():
-    from engine.metrics import metric_fn
+    from engine.optim.metrics import metric_fn
 
     outputs = RNG.normal(size=(20, 4)).astype(np.float32)
     targets = RNG.integers(0, 4, 20)
@@ -180,7 +180,7 @@ def _detection_plan():
 
 @pytest.mark.parametrize("label", [-1.0, 0.5, np.nan])
 def test_detection_targets_with_a_negative_fractional_or_missing_class_are_refused(label):
-    from engine.data import check_targets
+    from engine.datasets.data import check_targets
 
     plan = _detection_plan()
     y = np.array([[0.1, 0.1, 0.5, 0.5, 0.0], [0.2, 0.2, 0.6, 0.6, label]], np.float32)
@@ -189,7 +189,7 @@ def test_detection_targets_with_a_negative_fractional_or_missing_class_are_refus
 
 
 def test_detection_targets_with_valid_class_ids_pass():
-    from engine.data import check_targets
+    from engine.datasets.data import check_targets
 
     plan = _detection_plan()
     y = np.array([[0.1, 0.1, 0.5, 0.5, 0.0], [0.2, 0.2, 0.6, 0.6, plan.n_classes - 1]], np.float32)

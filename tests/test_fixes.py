@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from diagnosis_support import HISTORIES, hand, labelled, plan
 
-from advisor.diagnosis import revise_plan
-from advisor.plan_paths import flatten
+from advisor.contract.plan_paths import flatten
+from advisor.diagnostics.diagnosis import revise_plan
 from advisor.readers import load_history
 
 
@@ -306,8 +306,8 @@ def test_healthy_changes_nothing():
 
 def _fixed(facts: dict) -> dict:
     """The plan fields the fix rules set on bare facts (problems and plan values)."""
-    from advisor.diagnosis import diagnosis_rules
-    from advisor.inference import infer
+    from advisor.diagnostics.diagnosis import diagnosis_rules
+    from advisor.expert.inference import infer
 
     return {k: d.value for k, d in infer(facts, diagnosis_rules(())).plan_fields().items()}
 

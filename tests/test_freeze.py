@@ -1,4 +1,4 @@
-"""engine.freeze: label trees, exact zeros for frozen leaves, stages and discriminative rates."""
+"""engine.optim.freeze: label trees, exact zeros for frozen leaves, stages and discriminative rates."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import numpy as np
 import optax
 import pytest
 
-from advisor.errors import InputError
-from advisor.vocabulary import FREEZE_STRATEGIES
-from engine.checkpoint import save_checkpoint
-from engine.freeze import (
+from advisor.contract.errors import InputError
+from advisor.contract.vocabulary import FREEZE_STRATEGIES
+from engine.nn.models import build_model, init_variables
+from engine.optim.freeze import (
     FROZEN,
     HEAD,
     Stage,
@@ -22,7 +22,7 @@ from engine.freeze import (
     param_labels,
     stages_for,
 )
-from engine.models import build_model, init_variables
+from engine.outputs.checkpoint import save_checkpoint
 from tests.engine_plans import DIGITS_CNN, build_phases, make_plan
 
 TRANSFER_FIELDS = {
@@ -205,8 +205,8 @@ def _step_network():
 
 def _step_setup(frozen_blocks: int):
     """A two-block MLP with BatchNorm, a hidden head layer and dropout: step, state, a batch."""
-    from engine.losses import build_loss
-    from engine.train import StepConfig, TrainState, make_train_step
+    from engine.optim.losses import build_loss
+    from engine.training.train import StepConfig, TrainState, make_train_step
 
     plan = STEP_PLAN
     network, variables = _step_network()
@@ -223,8 +223,8 @@ def _step_setup(frozen_blocks: int):
 
 def _whole_tree_step(network, loss_fn, tx, config, state, batch):
     """The step as it was: differentiate every leaf, let the optimizer zero the frozen ones."""
-    from engine.data import encode_targets
-    from engine.train import masked_mean
+    from engine.datasets.data import encode_targets
+    from engine.training.train import masked_mean
 
     _, dropout_key = jax.random.split(jax.random.fold_in(state.key, state.step))
     targets = encode_targets(batch["y"], config.task, config.loss_name, config.n_classes)
@@ -247,7 +247,7 @@ def _whole_tree_step(network, loss_fn, tx, config, state, batch):
 
 @pytest.mark.parametrize("frozen_blocks", [0, 1, 2])
 def test_trainable_gradients_and_updates_are_those_of_the_whole_tree_step(frozen_blocks):
-    from engine.freeze import split_frozen
+    from engine.optim.freeze import split_frozen
 
     network, loss_fn, tx, config, step, state, batch = _step_setup(frozen_blocks)
     both = jax.jit(lambda s, b: (_whole_tree_step(network, loss_fn, tx, config, s, b), step(s, b)))

@@ -48,7 +48,7 @@ def test_recommend_and_explain_load_no_jax():
 def test_the_recommend_command_loads_no_jax_and_no_rich_off_a_terminal():
     loaded = modules_after(
         "import sys\n"
-        "from advisor.cli import cli\n"
+        "from advisor.cli.commands import cli\n"
         "try:\n"
         "    cli(['recommend', 'examples/profiles/digits_mlp.json'], prog_name='advisor')\n"
         "except SystemExit as stop:\n"

@@ -1,4 +1,4 @@
-"""engine.imports: torchvision/timm ResNet state dicts -> the project's Flax ResNet (no torch needed here).
+"""engine.pretrained.imports: torchvision/timm ResNet state dicts -> the project's Flax ResNet (no torch needed here).
 
 The logits-parity tests against PyTorch itself are in test_imports_parity.py.
 """
@@ -11,9 +11,10 @@ import pytest
 from click.testing import CliRunner
 from safetensors.numpy import save_file
 
-from advisor.cli import cli
-from advisor.errors import InputError
-from engine.imports import (
+from advisor.cli.commands import cli
+from advisor.contract.errors import InputError
+from engine.nn.models import build_model
+from engine.pretrained.imports import (
     convert_state_dict,
     fetch,
     hub_url,
@@ -21,8 +22,7 @@ from engine.imports import (
     infer_resnet,
     read_state_dict,
 )
-from engine.models import build_model
-from engine.transfer import read_base
+from engine.pretrained.transfer import read_base
 from tests.engine_plans import make_plan
 from tests.resnet_state import resnet_state
 
@@ -119,8 +119,8 @@ def _write_images(path, n=24, size=16, seed=0):
 
 
 def test_an_imported_state_dict_is_a_base_for_a_run(tmp_path):
-    from advisor.running import run
-    from engine.checkpoint import load_checkpoint
+    from advisor.workflows.running import run
+    from engine.outputs.checkpoint import load_checkpoint
 
     state = resnet_state(**LAYOUTS["basic"])
     save_file(state, str(tmp_path / "resnet.safetensors"))

@@ -16,8 +16,8 @@ import pytest
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
-from engine.imports import import_state_dict, read_state_dict  # noqa: E402
-from engine.models import build_model  # noqa: E402
+from engine.nn.models import build_model  # noqa: E402
+from engine.pretrained.imports import import_state_dict, read_state_dict  # noqa: E402
 
 # float32 convolutions summed in another order: differences of a few 1e-6 per layer
 ATOL = 2e-4
@@ -112,7 +112,7 @@ def _randomise_batch_norm(model) -> None:
 
 def _flax_logits(path, x_nchw: np.ndarray) -> np.ndarray:
     variables, structure = import_state_dict(path)
-    from advisor.schemas import ModelPlan
+    from advisor.contract.schemas import ModelPlan
 
     model = ModelPlan.model_validate(structure["model"])
     network = build_model(model, list(x_nchw.shape[2:]) + [x_nchw.shape[1]], "multiclass")

@@ -14,11 +14,11 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from advisor.facts import example_facts
-from advisor.inference import infer, stratify
-from advisor.plan_paths import flatten, nest
-from advisor.recommending import assemble_plan, recommend_rules
-from advisor.rules import Rule, parse_rule
+from advisor.contract.plan_paths import flatten, nest
+from advisor.expert.facts import example_facts
+from advisor.expert.inference import infer, stratify
+from advisor.expert.recommending import assemble_plan, recommend_rules
+from advisor.expert.rules import Rule, parse_rule
 
 BASE_FACTS = ["a", "b", "c"]
 DERIVED = ["d", "e", "f"]

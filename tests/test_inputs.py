@@ -1,4 +1,4 @@
-"""The input layer (advisor/inputs.py): every user file through one door, every
+"""The input layer (advisor/contract/inputs.py): every user file through one door, every
 failure one line naming the file and what was expected, never its content (issue 16)."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from advisor.cli import cli
-from advisor.errors import InputError
-from advisor.inputs import (
+from advisor.cli.commands import cli
+from advisor.contract.errors import InputError
+from advisor.contract.inputs import (
     MAX_INT_DIGITS,
     MAX_JSON_DEPTH,
     check_output,
@@ -225,7 +225,7 @@ def test_an_output_in_a_folder_no_one_may_write_is_refused():
 
 
 def test_a_write_that_fails_after_the_checks_is_one_input_error(tmp_path):
-    from advisor.io import write_atomic
+    from advisor.contract.io import write_atomic
 
     with pytest.raises(InputError, match=r"^/proc/self/x\.json: cannot be written"):
         write_atomic("/proc/self/x.json", "{}")
@@ -277,7 +277,7 @@ def test_confine_follows_symlinks_out_of_the_root(tmp_path):
 
 @pytest.mark.parametrize("name", ["../../etc/passwd", "resnet?x=1", "a/b", "res net", ".hidden"])
 def test_timm_names_are_checked_before_they_reach_a_url(name):
-    from engine.imports import hub_url
+    from engine.pretrained.imports import hub_url
 
     with pytest.raises(InputError, match="is not a timm model name"):
         hub_url(f"timm:{name}")
@@ -287,7 +287,7 @@ def test_timm_names_are_checked_before_they_reach_a_url(name):
 
 
 def test_a_download_over_the_cap_is_refused_and_nothing_is_kept(tmp_path, monkeypatch):
-    import engine.imports as imports
+    import engine.pretrained.imports as imports
 
     monkeypatch.setenv("ADVISOR_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(imports, "MAX_DOWNLOAD_BYTES", 1 << 20)
@@ -300,7 +300,7 @@ def test_a_download_over_the_cap_is_refused_and_nothing_is_kept(tmp_path, monkey
 def test_a_download_that_does_not_match_its_published_hash_is_refused(tmp_path, monkeypatch):
     import hashlib
 
-    import engine.imports as imports
+    import engine.pretrained.imports as imports
 
     monkeypatch.setenv("ADVISOR_CACHE", str(tmp_path / "cache"))
     body = b"not the weights"
@@ -337,8 +337,8 @@ def test_the_api_called_with_a_wrong_type_is_one_input_error(function):
 
 
 def test_data_root_also_confines_model_base(tmp_path):
-    from advisor.inputs import set_data_root
-    from engine.transfer import read_base
+    from advisor.contract.inputs import set_data_root
+    from engine.pretrained.transfer import read_base
 
     set_data_root(tmp_path)
     try:

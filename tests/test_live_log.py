@@ -5,7 +5,7 @@ import csv
 import pytest
 
 from advisor.readers import tfevents
-from engine.live_log import CsvLog, EventWriter
+from engine.outputs.live_log import CsvLog, EventWriter
 
 
 def test_event_writer_output_reads_back_with_the_project_reader(tmp_path):
@@ -58,7 +58,7 @@ def test_both_live_logs_are_recognised_by_diagnose_loader(tmp_path):
 def test_a_run_writes_csv_and_events_each_epoch_and_a_line_outside_a_terminal(tmp_path, capsys):
     import json
 
-    from advisor.running import run
+    from advisor.workflows.running import run
     from tests.engine_plans import make_plan
 
     seen = []
@@ -92,7 +92,7 @@ def test_a_run_writes_csv_and_events_each_epoch_and_a_line_outside_a_terminal(tm
 
 
 def test_a_callback_can_stop_the_run_and_sees_the_training_state(tmp_path):
-    from advisor.running import run
+    from advisor.workflows.running import run
     from tests.engine_plans import make_plan
 
     class StopAtTwo:
@@ -109,7 +109,7 @@ def test_a_callback_can_stop_the_run_and_sees_the_training_state(tmp_path):
 
 
 def test_compile_cache_settings(tmp_path, monkeypatch):
-    from engine.compile_cache import default_cache_dir, enable_compile_cache
+    from engine.runtime.compile_cache import default_cache_dir, enable_compile_cache
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert default_cache_dir() == tmp_path / "advisor" / "jax"

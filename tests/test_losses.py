@@ -10,9 +10,9 @@ import numpy as np
 import optax
 import pytest
 
-from advisor.errors import InputError, UnknownNameError
-from advisor.schemas import LossPlan, LossTerm
-from engine.losses import GAN_LOSSES, LOSSES, GanLoss, build_loss, gradient_penalty, make_loss
+from advisor.contract.errors import InputError, UnknownNameError
+from advisor.contract.schemas import LossPlan, LossTerm
+from engine.optim.losses import GAN_LOSSES, LOSSES, GanLoss, build_loss, gradient_penalty, make_loss
 
 pytestmark = pytest.mark.usefixtures("strict_jax")
 

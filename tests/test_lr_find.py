@@ -7,12 +7,12 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from advisor.cli import cli
-from advisor.io import write_model
-from advisor.loading import load_profile
-from advisor.recommending import recommend
-from advisor.schemas import LrFindSeed
-from engine.lr_find import best_rate, verdict
+from advisor.cli.commands import cli
+from advisor.contract.io import write_model
+from advisor.contract.loading import load_profile
+from advisor.contract.schemas import LrFindSeed
+from advisor.expert.recommending import recommend
+from engine.searching.lr_find import best_rate, verdict
 from tests.engine_plans import make_plan
 
 RATES = [1e-4, 1e-3, 1e-2, 1e-1, 1.0]

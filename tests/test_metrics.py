@@ -9,8 +9,8 @@ import pytest
 from scipy.special import softmax
 from sklearn import metrics as sk
 
-from advisor.errors import InputError, UnknownNameError
-from engine.metrics import METRICS, TASK_METRICS, metric_fn
+from advisor.contract.errors import InputError, UnknownNameError
+from engine.optim.metrics import METRICS, TASK_METRICS, metric_fn
 
 pytestmark = pytest.mark.usefixtures("strict_jax")
 
@@ -237,7 +237,7 @@ def test_detection_metrics_split_boxes_and_classes():
 
 
 def test_per_label_metrics_become_one_series_per_label():
-    from engine.train import make_metrics
+    from engine.training.train import make_metrics
 
     scores = make_metrics(["label_auc", "f1_macro"], "multilabel")(ML_LOGITS, ML_TARGETS)
     assert sorted(scores) == ["f1_macro"] + [f"label_auc_{i}" for i in range(K)]

@@ -1,4 +1,4 @@
-"""engine.models and engine.layers: every model by name, the parameter tree, the CPU kernels."""
+"""engine.nn.models and engine.nn.layers: every model by name, the parameter tree, the CPU kernels."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from jax import lax
 
-from advisor.schemas import ModelPlan
-from advisor.vocabulary import ARCHS
-from engine.layers import Conv, conv_nhwc, pool, same_padding
-from engine.models import MODELS, build_model, decode_boxes, init_variables
+from advisor.contract.schemas import ModelPlan
+from advisor.contract.vocabulary import ARCHS
+from engine.nn.layers import Conv, conv_nhwc, pool, same_padding
+from engine.nn.models import MODELS, build_model, decode_boxes, init_variables
 
 # (registry name, model section, input shape): one row per registered model, both conv ranks.
 # "_test" is not a plan name; it is built from any model section, here an mlp one.
@@ -125,10 +125,10 @@ CONV_CASES = [
 @pytest.mark.parametrize("eigen", [True, False], ids=["eigen-kernels", "library-kernels"])
 @pytest.mark.parametrize("case", CONV_CASES)
 def test_cpu_conv_matches_xla_values_and_gradients(case, eigen, monkeypatch):
-    # both forms: XLA's Eigen convolutions (engine.compiler) and the YNNPACK library's
-    import engine.layers
+    # both forms: XLA's Eigen convolutions (engine.runtime.compiler) and the YNNPACK library's
+    import engine.nn.layers
 
-    monkeypatch.setattr(engine.layers, "eigen_convolutions", lambda: eigen)
+    monkeypatch.setattr(engine.nn.layers, "eigen_convolutions", lambda: eigen)
     n, h, w, c_in, c_out, kernel, padding = case
     x = jax.random.normal(jax.random.PRNGKey(0), (n, h, w, c_in))
     k = jax.random.normal(jax.random.PRNGKey(1), (*kernel, c_in, c_out)) * 0.2
@@ -150,14 +150,14 @@ def test_cpu_conv_matches_xla_values_and_gradients(case, eigen, monkeypatch):
 
 def test_weight_gradient_in_uneven_chunks_matches_xla(monkeypatch):
     # 5 images, 2 per scan step: three chunks, the last padded with a zero image
-    import engine.layers
+    import engine.nn.layers
 
     x = jax.random.normal(jax.random.PRNGKey(0), (5, 6, 6, 8))
     dy = jax.random.normal(jax.random.PRNGKey(1), (5, 6, 6, 4))
     w = jnp.zeros((3, 3, 8, 4))
     pads = same_padding((3, 3))
-    monkeypatch.setattr(engine.layers, "_CHUNK_ELEMENTS", 2 * 6 * 6 * 9 * 8)
-    got = engine.layers._weight_grad(x, dy, (3, 3), pads)
+    monkeypatch.setattr(engine.nn.layers, "_CHUNK_ELEMENTS", 2 * 6 * 6 * 9 * 8)
+    got = engine.nn.layers._weight_grad(x, dy, (3, 3), pads)
     xla = lambda b: lax.conv_general_dilated(  # noqa: E731
         x, b, (1, 1), pads, dimension_numbers=("NHWC", "HWIO", "NHWC")
     )

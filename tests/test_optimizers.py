@@ -12,9 +12,9 @@ import numpy as np
 import optax
 import pytest
 
-from advisor.errors import InputError
-from advisor.schemas import OptimizerPlan
-from engine.optimizers import (
+from advisor.contract.errors import InputError
+from advisor.contract.schemas import OptimizerPlan
+from engine.optim.optimizers import (
     OPTIMIZERS,
     build_optimizer,
     current_learning_rate,

@@ -1,4 +1,4 @@
-"""advisor.plan_paths: parse, get, set, flatten/nest, the schema's paths and suggestions."""
+"""advisor.contract.plan_paths: parse, get, set, flatten/nest, the schema's paths and suggestions."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from advisor.loading import load_plan
-from advisor.plan_paths import (
+from advisor.contract.loading import load_plan
+from advisor.contract.plan_paths import (
     flatten,
     get_path,
     is_plan_path,

@@ -1,8 +1,8 @@
-"""Trials trained together under vmap (engine.population, engine.trials).
+"""Trials trained together under vmap (engine.searching.population, engine.searching.trials).
 
 The central promise: a trial trained in a population — vmapped with others,
 or in turn through the shared compiled program — has the history that
-training its plan alone (engine.fit, as ``advisor run`` does) gives, within
+training its plan alone (engine.training.fit, as ``advisor run`` does) gives, within
 float tolerance.  Checked with every per-trial value varying at once, and with
 early stopping, reduce-on-plateau and divergence acting per trial.
 """
@@ -13,11 +13,11 @@ import jax
 import numpy as np
 import pytest
 
-from engine.data import load_data
-from engine.fit import Diverged
-from engine.population import ModeChoice, Population
-from engine.space import structure_key, trial_plan
-from engine.trials import train_trials
+from engine.datasets.data import load_data
+from engine.searching.population import ModeChoice, Population
+from engine.searching.space import structure_key, trial_plan
+from engine.searching.trials import train_trials
+from engine.training.fit import Diverged
 from tests.engine_plans import fit_plan, make_plan
 
 SERIES = ("loss", "val_loss", "accuracy", "val_accuracy", "lr", "grad_norm", "update_ratio")

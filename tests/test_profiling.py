@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from advisor.cli import cli
-from advisor.errors import InputError
-from advisor.profiling import parse_source, profile_data
-from advisor.schemas import NpzData, Profile
-from engine.data import load_data
+from advisor.cli.commands import cli
+from advisor.contract.errors import InputError
+from advisor.contract.schemas import NpzData, Profile
+from advisor.workflows.profiling import parse_source, profile_data
+from engine.datasets.data import load_data
 from tests.engine_plans import DIGITS_CNN, make_plan
 
 
@@ -218,8 +218,8 @@ def test_known_pairs_land_on_their_side_of_the_boundary(digits_base, tmp_path):
 
 @pytest.mark.slow
 def test_the_profiled_base_structure_reaches_a_plan_that_runs(digits_base, tmp_path):
-    from advisor.recommending import recommend
-    from advisor.running import run
+    from advisor.expert.recommending import recommend
+    from advisor.workflows.running import run
 
     profile = profile_data(
         parse_source("builtin:digits", classes=[5, 6, 7, 8, 9], subsample=100),
@@ -233,7 +233,7 @@ def test_the_profiled_base_structure_reaches_a_plan_that_runs(digits_base, tmp_p
     assert (
         profile.pretrained.source_domain == "digits_0to4: builtin:digits (classes [0, 1, 2, 3, 4])"
     )
-    from engine.checkpoint import flatten, load_checkpoint
+    from engine.outputs.checkpoint import flatten, load_checkpoint
 
     weights = flatten(load_checkpoint(digits_base)[0]["params"])
     assert profile.pretrained.n_params == sum(w.size for w in weights.values())

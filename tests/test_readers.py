@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from diagnosis_support import HISTORIES, formats
 
-from advisor.errors import InputError
+from advisor.contract.errors import InputError
+from advisor.contract.schemas import History
+from advisor.contract.tfrecord import crc32c, masked_crc
 from advisor.readers import FORMATS, load_history
 from advisor.readers.names import normalise
-from advisor.schemas import History
-from advisor.tfrecord import crc32c, masked_crc
 
 EDGE = HISTORIES / "edge"
 N = 9

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from advisor.cli import cli
+from advisor.cli.commands import cli
 from advisor.readers import load_histories
 
 ENTRIES = sorted((Path(__file__).parent / "corpus" / "entries").glob("*/meta.toml"))

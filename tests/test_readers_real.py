@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from advisor.cli import cli
-from advisor.errors import InputError
+from advisor.cli.commands import cli
+from advisor.contract.errors import InputError
 from advisor.readers import load_histories, load_history
 
 ROOT = Path(__file__).parent

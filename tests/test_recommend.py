@@ -16,11 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from advisor.errors import RuleError
-from advisor.facts import profile_facts, unflatten
-from advisor.inference import infer
-from advisor.recommending import assemble_plan, recommend, recommend_rules
-from advisor.schemas import Plan, Profile
+from advisor.contract.errors import RuleError
+from advisor.contract.schemas import Plan, Profile
+from advisor.expert.facts import profile_facts, unflatten
+from advisor.expert.inference import infer
+from advisor.expert.recommending import assemble_plan, recommend, recommend_rules
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

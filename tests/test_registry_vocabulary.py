@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from advisor import vocabulary
-from advisor.errors import UnknownNameError
-from engine.augment import AUGMENTATIONS
-from engine.losses import LOSSES
-from engine.optimizers import OPTIMIZERS
-from engine.schedules import SCHEDULES
+from advisor.contract import vocabulary
+from advisor.contract.errors import UnknownNameError
+from engine.datasets.augment import AUGMENTATIONS
+from engine.optim.losses import LOSSES
+from engine.optim.optimizers import OPTIMIZERS
+from engine.optim.schedules import SCHEDULES
 
 REGISTRIES = [
     (LOSSES, vocabulary.LOSSES, "focall", "focal"),

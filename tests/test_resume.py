@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from advisor.running import run
-from engine.resume import latest_epoch
+from advisor.workflows.running import run
+from engine.training.resume import latest_epoch
 from tests.engine_plans import make_plan
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +45,7 @@ def _plan_file(tmp_path: Path, interval: float = 0) -> Path:
 def _start(args: list[str]) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
-        [sys.executable, "-m", "advisor.cli", "run", *args],
+        [sys.executable, "-m", "advisor.cli.commands", "run", *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -124,7 +124,7 @@ def test_sigterm_ends_the_epoch_saves_and_says_how_to_resume(tmp_path, reference
 
 
 def test_resume_refuses_a_finished_run_and_a_folder_without_a_plan(tmp_path):
-    from advisor.errors import InputError
+    from advisor.contract.errors import InputError
 
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match=r"^--resume: .*empty holds no plan.json"):
@@ -164,7 +164,7 @@ def _gan_plan():
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["cnn_batch_norm", "gan"])
 def test_a_signal_inside_the_process_stops_saves_and_resumes_identically(tmp_path, kind):
-    from advisor.errors import EngineError
+    from advisor.contract.errors import EngineError
     from tests.engine_plans import DIGITS_CNN
 
     if kind == "gan":

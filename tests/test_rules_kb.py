@@ -12,11 +12,11 @@ import re
 
 import pytest
 
-from advisor.facts import example_facts
-from advisor.inference import infer
-from advisor.lint import lint
-from advisor.recommending import assemble_plan, recommend_rules
-from advisor.vocabulary import FACTS
+from advisor.contract.vocabulary import FACTS
+from advisor.expert.facts import example_facts
+from advisor.expert.inference import infer
+from advisor.expert.lint import lint
+from advisor.expert.recommending import assemble_plan, recommend_rules
 
 RULES = recommend_rules()
 OWN = [rule for rule in RULES if re.match(r"[1-4]\d_", rule.file)]

@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from advisor.errors import EngineError, InputError
+from advisor.contract.errors import EngineError, InputError
+from advisor.contract.schemas import History, Plan
 from advisor.readers import load_history
-from advisor.running import run
-from advisor.schemas import History, Plan
-from engine.checkpoint import load_checkpoint
+from advisor.workflows.running import run
+from engine.outputs.checkpoint import load_checkpoint
 from tests.engine_plans import IRIS, make_plan
 from tests.test_train import diverging_plan
 
@@ -199,7 +199,7 @@ def test_bfloat16_mixed_precision_on_a_gpu(tmp_path):
 
 
 def test_divergence_in_the_first_epoch_keeps_the_initial_weights(tmp_path):
-    from engine.models import build_model
+    from engine.nn.models import build_model
     from engine.run import initial_variables
 
     plan = diverging_plan(optimizer={"name": "sgd", "learning_rate": 50.0})

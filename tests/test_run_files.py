@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.checkpoint import save_checkpoint
+from engine.outputs.checkpoint import save_checkpoint
 
 
 def test_weights_and_structure_are_created_readable(tmp_path):
@@ -25,7 +25,7 @@ def test_curve_png_is_created_readable(tmp_path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from engine.curves import save_figure
+    from engine.outputs.curves import save_figure
 
     umask = os.umask(0o022)
     try:
@@ -44,7 +44,7 @@ def test_curve_png_is_created_readable(tmp_path):
 def _cli(*args):
     from click.testing import CliRunner
 
-    from advisor.cli import cli
+    from advisor.cli.commands import cli
 
     return CliRunner().invoke(cli, list(map(str, args)))
 
@@ -58,7 +58,7 @@ def _plan_file(tmp_path, **changes):
 
 
 def test_every_file_of_a_run_with_checkpoints_is_0644(tmp_path):
-    from advisor.running import run
+    from advisor.workflows.running import run
 
     umask = os.umask(0o022)
     try:
@@ -86,7 +86,7 @@ def test_a_non_empty_run_folder_is_refused_before_any_work(tmp_path):
 
 
 def test_overwrite_removes_only_the_run_files(tmp_path):
-    from advisor.running import run
+    from advisor.workflows.running import run
 
     out = tmp_path / "r"
     (out / "checkpoints" / "7").mkdir(parents=True)

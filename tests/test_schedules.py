@@ -10,9 +10,9 @@ import numpy as np
 import optax
 import pytest
 
-from advisor.errors import InputError
-from advisor.schemas import SchedulePlan
-from engine.schedules import SCHEDULES, PlateauController, build_schedule, plateau_controller
+from advisor.contract.errors import InputError
+from advisor.contract.schemas import SchedulePlan
+from engine.optim.schedules import SCHEDULES, PlateauController, build_schedule, plateau_controller
 
 pytestmark = pytest.mark.usefixtures("strict_jax")
 

@@ -14,10 +14,10 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from advisor.cli import cli
-from advisor.errors import InputError
-from advisor.recommending import recommend
-from advisor.schemas import SCHEMAS, Plan, Profile
+from advisor.cli.commands import cli
+from advisor.contract.errors import InputError
+from advisor.contract.schemas import SCHEMAS, Plan, Profile
+from advisor.expert.recommending import recommend
 
 GOOD = {
     "task": "multiclass",

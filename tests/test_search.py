@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from advisor.cli import cli
-from advisor.io import write_model
-from advisor.loading import load_plan
+from advisor.cli.commands import cli
+from advisor.contract.io import write_model
+from advisor.contract.loading import load_plan
+from advisor.contract.schemas import SearchResult
 from advisor.readers import load_history
-from advisor.schemas import SearchResult
 from tests.engine_plans import make_plan
 
 LR_AND_UNITS = {
@@ -127,8 +127,8 @@ def searched(tmp_path_factory):
 
 def test_the_summary_says_why_a_faster_population_step_can_still_lose(searched):
     # a vmapped step 2.76x faster, yet sequential: compiling the vmapped program costs more
-    from advisor.schemas import ModeTiming
-    from advisor.searching import summary
+    from advisor.contract.schemas import ModeTiming
+    from advisor.workflows.searching import summary
 
     timed = ModeTiming(
         structure="mlp units=64",
@@ -250,9 +250,9 @@ def test_advisor_run_on_a_searched_plan_searches_then_trains_the_best(tmp_path):
 
 
 def test_the_best_plan_ranks_the_overridden_rule_with_the_priorities_advisor_passes():
-    from advisor.rules import load_rules
-    from advisor.searching import rule_priorities
-    from engine.search_report import Row, best_plan
+    from advisor.expert.rules import load_rules
+    from advisor.workflows.searching import rule_priorities
+    from engine.searching.search_report import Row, best_plan
 
     plan = load_plan("examples/plans/wine_random_search.json")
     rule = plan.explanations["model.units"].rule
@@ -267,7 +267,7 @@ def test_the_best_plan_ranks_the_overridden_rule_with_the_priorities_advisor_pas
 @pytest.mark.slow
 def test_a_failing_worker_is_one_line_naming_it(tmp_path):
     import advisor
-    from advisor.errors import EngineError
+    from advisor.contract.errors import EngineError
 
     space = {"optimizer.learning_rate": {"type": "float", "low": 1e-3, "high": 0.3, "log": True}}
     missing = tmp_path / "missing.npz"

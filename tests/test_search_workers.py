@@ -22,10 +22,17 @@ import pytest
 from click.testing import CliRunner
 from optuna.trial import TrialState
 
-from advisor.cli import cli
-from advisor.io import write_model
-from engine import workers
-from engine.search import RUN, SURPLUS, counted_trials, default_batch, open_storage, open_study
+from advisor.cli.commands import cli
+from advisor.contract.io import write_model
+from engine.searching import workers
+from engine.searching.search import (
+    RUN,
+    SURPLUS,
+    counted_trials,
+    default_batch,
+    open_storage,
+    open_study,
+)
 from tests.engine_plans import make_plan
 
 N_TRIALS = 6
@@ -175,7 +182,7 @@ TIMEOUT = 6  # seconds without a heartbeat before a killed worker's trials are r
 
 def _worker(plan: Path, out: Path, storage: str | None = None) -> subprocess.Popen:
     """``advisor search`` started by hand, as on another terminal or machine."""
-    command = [sys.executable, "-m", "advisor.cli", "search", str(plan), "--out", str(out)]
+    command = [sys.executable, "-m", "advisor.cli.commands", "search", str(plan), "--out", str(out)]
     command += ["--quiet", "--heartbeat-timeout", str(TIMEOUT)]
     command += ["--storage", storage] if storage else []
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -298,7 +305,7 @@ def test_workers_started_together_survive_one_killed(tmp_path):
     plan = tmp_path / "plan.json"
     write_model(plan, _plan(n_trials=4, epochs=20))
     out = tmp_path / "s"
-    command = [sys.executable, "-m", "advisor.cli", "search", str(plan), "--out", str(out)]
+    command = [sys.executable, "-m", "advisor.cli.commands", "search", str(plan), "--out", str(out)]
     command += ["--workers", "2", "--quiet", "--heartbeat-timeout", str(TIMEOUT)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     parent = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
@@ -324,7 +331,7 @@ def test_ctrl_c_on_a_worker_hands_its_trials_back_at_once(tmp_path):
     plan = tmp_path / "plan.json"
     write_model(plan, _plan(n_trials=4, epochs=20))
     out = tmp_path / "s"
-    command = [sys.executable, "-m", "advisor.cli", "search", str(plan), "--out", str(out)]
+    command = [sys.executable, "-m", "advisor.cli.commands", "search", str(plan), "--out", str(out)]
     command += ["--quiet"]  # the default heartbeat timeout: nothing goes stale in this test
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     worker = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)

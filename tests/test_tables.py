@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from advisor.errors import InputError
-from advisor.schemas import CsvData
-from engine.data import load_data
-from engine.sources import read_csv
+from advisor.contract.errors import InputError
+from advisor.contract.schemas import CsvData
+from engine.datasets.data import load_data
+from engine.datasets.sources import read_csv
 from tests.engine_plans import make_plan
 
 ROWS = [

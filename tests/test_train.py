@@ -1,4 +1,4 @@
-"""engine.train and engine.fit: the compiled step and epoch, diagnostics, stopping rules, determinism."""
+"""engine.training.train and engine.training.fit: the compiled step and epoch, diagnostics, stopping rules, determinism."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from advisor.vocabulary import DIAGNOSTIC_SERIES, OPTIMIZERS, SCHEDULES
-from engine.fit import Diverged
-from engine.train import choose_loop
+from advisor.contract.vocabulary import DIAGNOSTIC_SERIES, OPTIMIZERS, SCHEDULES
+from engine.training.fit import Diverged
+from engine.training.train import choose_loop
 from tests.engine_plans import DIGITS_CNN, build_phases, fit_plan, make_plan
 
 DIAGNOSTICS = ("loss", "val_loss", "accuracy", "val_accuracy", *DIAGNOSTIC_SERIES)
@@ -52,7 +52,7 @@ def test_same_plan_and_seed_give_the_same_history():
 
 @pytest.mark.slow
 def test_scanned_and_stepped_epochs_agree():
-    # two 8-filter blocks: the second runs on engine.layers' kernels, the first (1 channel) on XLA's
+    # two 8-filter blocks: the second runs on engine.nn.layers' kernels, the first (1 channel) on XLA's
     small = {"model.filters": [8, 8], "model.batch_norm": False, "data.source.subsample": 120}
     plan = make_plan(DIGITS_CNN, epochs=2, **small)
     scanned, stepped = fit_plan(plan, loop="scan"), fit_plan(plan, loop="step")
@@ -90,9 +90,9 @@ def test_nothing_recompiles_after_the_first_epoch(loop):
 
 
 def test_loop_form_follows_backend_and_model():
-    from advisor.schemas import ModelPlan
-    from engine.models import build_model
-    from engine.supervised import has_conv
+    from advisor.contract.schemas import ModelPlan
+    from engine.nn.models import build_model
+    from engine.training.supervised import has_conv
 
     assert choose_loop("cpu", has_conv=True) == "step"
     assert choose_loop("cpu", has_conv=False) == "scan"
@@ -207,15 +207,39 @@ def test_training_runs_under_strict_dtype_and_rank_promotion(strict_jax):
     assert math.isfinite(result.series["loss"][0])
 
 
-def test_progress_bar_runs_and_closes():
+def test_progress_bar_runs_and_closes(capsys):
     assert fit_plan(make_plan(epochs=2), progress=True).epochs == [1, 2]
+    drawn = capsys.readouterr().err  # the engine's own text bar: no rich below the CLI
+    assert "epoch 2/2" in drawn and "loss" in drawn and drawn.endswith("\n")
+
+
+def test_the_engine_draws_progress_with_the_callers_bar_factory():
+    calls = []
+
+    class Recorder:
+        def __init__(self, label, total, completed):
+            calls.append(("open", label, total, completed))
+
+        def update(self, completed, description):
+            calls.append(("update", completed, description.split()[0]))
+
+        def close(self):
+            calls.append(("close",))
+
+    assert fit_plan(make_plan(epochs=2), progress=Recorder).epochs == [1, 2]
+    assert calls == [
+        ("open", "epoch", 2, 0),
+        ("update", 1, "loss"),
+        ("update", 2, "loss"),
+        ("close",),
+    ]
 
 
 @pytest.mark.parametrize("loop", ["scan", "step"])
 def test_the_last_partial_batch_trains_at_its_own_size(loop):
     # 10 examples in batches of 4: steps of 4, 4 and 2 examples (a padded batch of 4
     # would cost a full step and put the padding into batch-norm statistics)
-    from engine.train import make_train_epoch
+    from engine.training.train import make_train_epoch
 
     def train_step(state, batch):
         size = jnp.float32(batch["x"].shape[0])

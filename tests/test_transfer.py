@@ -10,13 +10,13 @@ import jax
 import numpy as np
 import pytest
 
-from advisor.errors import InputError
-from advisor.recommending import recommend
-from advisor.running import run
-from advisor.schemas import ModelPlan, Profile
-from engine.checkpoint import load_checkpoint, save_checkpoint
-from engine.models import build_model, init_variables
-from engine.transfer import check_structure, load_base, read_base, resolve_base
+from advisor.contract.errors import InputError
+from advisor.contract.schemas import ModelPlan, Profile
+from advisor.expert.recommending import recommend
+from advisor.workflows.running import run
+from engine.nn.models import build_model, init_variables
+from engine.outputs.checkpoint import load_checkpoint, save_checkpoint
+from engine.pretrained.transfer import check_structure, load_base, read_base, resolve_base
 from tests.engine_plans import DIGITS_CNN, make_plan
 from tests.test_freeze import (  # two dense blocks with BatchNorm: runs compile in seconds
     MLP_BN,
@@ -264,7 +264,7 @@ QUADRANTS = {
 def test_each_quadrant_example_starts_with_the_lectures_strategy_and_keeps_the_bases_structure(
     name,
 ):
-    from engine.freeze import stages_for
+    from engine.optim.freeze import stages_for
 
     profile = Profile.model_validate_json((EXAMPLES / f"{name}.json").read_text())
     plan = recommend(profile)
@@ -331,7 +331,7 @@ def test_an_imported_resnet_base_is_planned_with_its_own_layout():
 
 
 def test_two_stage_with_trainable_blocks_starts_as_partial_fine_tuning():
-    from engine.freeze import stages_for
+    from engine.optim.freeze import stages_for
 
     plan = make_plan(
         DIGITS_CNN,
@@ -365,8 +365,8 @@ def test_chunked_validation_equals_the_whole_set_at_once(monkeypatch):
     import jax.numpy as jnp
     import optax
 
-    import engine.train as train
-    from engine.losses import build_loss
+    import engine.training.train as train
+    from engine.optim.losses import build_loss
 
     monkeypatch.setattr(train, "EVAL_CHUNK", 16)  # 45 examples: chunks of 16, 16 and 13 (padded)
     plan = make_plan(**MLP_BN)

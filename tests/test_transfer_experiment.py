@@ -16,7 +16,7 @@ from benchmarks.transfer_experiment import (
 
 
 def test_a_forced_strategy_is_one_rule_the_advisor_plans_around(tmp_path):
-    from advisor.rules import load_rules
+    from advisor.expert.rules import load_rules
 
     (tmp_path / "force.toml").write_text(forced_rule(strategy_variant("two_stage")))
     (rule,) = load_rules([tmp_path / "force.toml"], domain="recommend")[-1:]

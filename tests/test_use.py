@@ -13,11 +13,11 @@ import pytest
 from click.testing import CliRunner
 
 import advisor
-from advisor.cli import cli
-from advisor.loading import load_plan
-from advisor.running import run
-from advisor.schemas import Plan
-from engine.data import load_data, split_indices
+from advisor.cli.commands import cli
+from advisor.contract.loading import load_plan
+from advisor.contract.schemas import Plan
+from advisor.workflows.running import run
+from engine.datasets.data import load_data, split_indices
 from tests.engine_plans import make_plan
 
 DIGITS_PLAN = Path("examples/plans/digits_mlp.json")
@@ -272,7 +272,7 @@ def test_the_test_split_never_touches_training_or_selection(tmp_path):
 def test_a_search_scores_only_its_best_trial_on_the_test_split(tmp_path):
     import sklearn.datasets
 
-    from advisor.searching import search
+    from advisor.workflows.searching import search
 
     true_labels = sklearn.datasets.load_iris().target[::5]
     results = []

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from advisor import versions
-from advisor.cli import cli
-from advisor.errors import InputError
-from advisor.io import load_model, write_model
-from advisor.loading import load_plan, load_profile
+from advisor.cli.commands import cli
+from advisor.contract import versions
+from advisor.contract.errors import InputError
+from advisor.contract.io import load_model, write_model
+from advisor.contract.loading import load_plan, load_profile
+from advisor.contract.schemas import SCHEMAS, Plan, Versioned
 from advisor.readers import load_history
-from advisor.schemas import SCHEMAS, Plan, Versioned
 
 ROOT = Path(__file__).resolve().parent.parent
 PLANS = sorted([*ROOT.glob("examples/plans/*.json"), *ROOT.glob("examples/bases/*.json")])
@@ -233,7 +233,7 @@ def test_the_registry_decorator_registers_the_step(monkeypatch):
 def test_a_checkpoint_of_another_format_is_refused_by_name(tmp_path):
     import numpy as np
 
-    from engine.checkpoint import STRUCTURE, load_checkpoint, save_checkpoint
+    from engine.outputs.checkpoint import STRUCTURE, load_checkpoint, save_checkpoint
 
     save_checkpoint(
         tmp_path, {"params": {"dense": {"kernel": np.ones((2, 3))}}}, {"task": "binary"}

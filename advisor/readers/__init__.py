@@ -25,8 +25,9 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from advisor.errors import InputError
-from advisor.inputs import checked_folder, read_bytes
+from advisor.contract.errors import InputError
+from advisor.contract.inputs import checked_folder, read_bytes
+from advisor.contract.schemas import History
 from advisor.readers import (
     fastai_table,
     hf,
@@ -41,7 +42,6 @@ from advisor.readers import (
     text_log,
 )
 from advisor.readers.table import Content
-from advisor.schemas import History
 
 # Detection order: the most specific signatures first.
 READERS = (
@@ -105,7 +105,7 @@ def load_history(source: History | dict[str, Any] | str | Path) -> History:
 
 def _content(path: Path) -> Content:
     """The bytes of a history file; InputError when missing, not a regular file,
-    unreadable or too large (``advisor.inputs``)."""
+    unreadable or too large (``advisor.contract.inputs``)."""
     if not isinstance(path, (str, Path)):
         raise InputError(f"history: got a {type(path).__name__}; expected a path to a history file")
     path = Path(path)

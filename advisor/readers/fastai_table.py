@@ -18,9 +18,9 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
+from advisor.contract.schemas import History
 from advisor.readers.names import normalise
 from advisor.readers.table import Content, HistoryBuilder, parse_number
-from advisor.schemas import History
 
 FORMAT = "fastai_table"
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import math
 
+from advisor.contract.schemas import History
 from advisor.readers.table import Content, HistoryBuilder
-from advisor.schemas import History
 
 FORMAT = "hf_trainer_state"
 _PER_STEP = {"loss", "grad_norm"}  # averaged over the steps of a point

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from advisor.errors import InputError
+from advisor.contract.errors import InputError
+from advisor.contract.schemas import History
 from advisor.readers import fastai_table, text_log
 from advisor.readers.table import Content
-from advisor.schemas import History
 
 FORMAT = "ipynb"
 

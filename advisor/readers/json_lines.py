@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 import math
 
+from advisor.contract.schemas import History
 from advisor.readers.table import Content, HistoryBuilder
-from advisor.schemas import History
 
 FORMAT = "json_lines"
 _STEP_KEYS = ("iteration", "global_step", "step", "iter")

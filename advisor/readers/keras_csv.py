@@ -5,8 +5,8 @@ and one row per epoch, epochs counted from 0.  Any per-epoch table without a
 
 from __future__ import annotations
 
+from advisor.contract.schemas import History
 from advisor.readers.table import Content, HistoryBuilder, csv_rows, parse_number, sniff_csv
-from advisor.schemas import History
 
 FORMAT = "keras_csv"
 

@@ -12,8 +12,8 @@ import ast
 import json
 import re
 
+from advisor.contract.schemas import History
 from advisor.readers.table import Content, HistoryBuilder
-from advisor.schemas import History
 
 FORMAT = "keras_json"
 _NUMPY_SCALAR = re.compile(r"\bnp\.(?:float|int)(?:16|32|64)\(([^()]*)\)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from advisor.contract.schemas import History
 from advisor.readers.names import normalise
 from advisor.readers.table import (
     Content,
@@ -19,7 +20,6 @@ from advisor.readers.table import (
     parse_number,
     sniff_csv,
 )
-from advisor.schemas import History
 
 FORMAT = "lightning_csv"
 

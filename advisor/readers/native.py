@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from advisor import versions
-from advisor.errors import InputError
-from advisor.io import describe_validation_error
+from advisor.contract import versions
+from advisor.contract.errors import InputError
+from advisor.contract.io import describe_validation_error
+from advisor.contract.schemas import History, HistorySource
 from advisor.readers.table import Content
-from advisor.schemas import History, HistorySource
 
 FORMAT = "native"
 

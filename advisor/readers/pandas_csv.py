@@ -14,8 +14,8 @@ import csv
 import math
 import re
 
+from advisor.contract.schemas import History
 from advisor.readers.table import Content, HistoryBuilder, csv_rows, parse_number
-from advisor.schemas import History
 
 FORMAT = "pandas_csv"
 

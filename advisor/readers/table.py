@@ -18,9 +18,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from advisor.errors import InputError
+from advisor.contract.errors import InputError
+from advisor.contract.schemas import History, HistorySource
 from advisor.readers.names import normalise
-from advisor.schemas import History, HistorySource
 
 _SPECIAL = {
     "nan": math.nan,

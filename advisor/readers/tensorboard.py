@@ -16,10 +16,10 @@ import bisect
 from collections import defaultdict
 from pathlib import Path
 
+from advisor.contract.schemas import History
 from advisor.readers.names import normalise
 from advisor.readers.table import Content, HistoryBuilder
 from advisor.readers.tfevents import is_events_file, records, scalars
-from advisor.schemas import History
 
 FORMAT = "tensorboard"
 _VAL_DIRS = {"validation", "val", "valid", "eval", "evaluation", "test"}

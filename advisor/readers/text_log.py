@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import re
 
-from advisor.errors import InputError
+from advisor.contract.errors import InputError
+from advisor.contract.schemas import History
 from advisor.readers.names import KNOWN_METRICS, PHASE_WORDS, normalise
 from advisor.readers.table import Content, HistoryBuilder, note_partial_epoch
-from advisor.schemas import History
 
 FORMAT = "text_log"
 

@@ -22,7 +22,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from advisor.tfrecord import masked_crc
+from advisor.contract.tfrecord import masked_crc
 
 
 def is_events_file(head: bytes) -> bool:

@@ -180,7 +180,7 @@ def run_case(case: Case, folder: Path, limit_s: float = 30.0) -> Outcome:
 
 
 def _run_cli(argv: list[str]) -> tuple[int | None, str, str]:
-    from advisor.cli import cli
+    from advisor.cli.commands import cli
 
     result = CliRunner().invoke(cli, argv, prog_name="advisor", catch_exceptions=True)
     exception = result.exception
@@ -193,7 +193,7 @@ def _run_cli(argv: list[str]) -> tuple[int | None, str, str]:
 
 
 def _run_api(call) -> tuple[int | None, str, str]:
-    from advisor.errors import AdvisorError
+    from advisor.contract.errors import AdvisorError
 
     try:
         call()

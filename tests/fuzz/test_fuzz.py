@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from advisor.errors import InputError
+from advisor.contract.errors import InputError
 from tests.fuzz.corpus import corpus, example, mutants
 from tests.fuzz.harness import BAD, run_case
 
@@ -128,7 +128,7 @@ def mutated(draw, document):
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(max_size=200) | st.binary(max_size=200).map(lambda b: b.decode("latin-1")))
 def test_any_text_parses_or_is_one_input_error(text):
-    from advisor.inputs import parse_json
+    from advisor.contract.inputs import parse_json
 
     try:
         parse_json(text, "x.json")
@@ -139,7 +139,7 @@ def test_any_text_parses_or_is_one_input_error(text):
 @settings(max_examples=150, deadline=None)
 @given(mutated(example("profiles/iris_tiny.json")))
 def test_a_mutated_profile_is_a_profile_or_one_input_error(doc):
-    from advisor.loading import load_profile
+    from advisor.contract.loading import load_profile
 
     try:
         profile = load_profile(doc)
@@ -152,7 +152,7 @@ def test_a_mutated_profile_is_a_profile_or_one_input_error(doc):
 @settings(max_examples=150, deadline=None)
 @given(mutated(example("plans/iris_tiny.json")))
 def test_a_mutated_plan_is_a_plan_or_one_input_error(doc):
-    from advisor.loading import load_plan
+    from advisor.contract.loading import load_plan
 
     try:
         plan = load_plan(doc)
@@ -167,7 +167,7 @@ def test_a_mutated_plan_is_a_plan_or_one_input_error(doc):
 @settings(max_examples=100, deadline=None)
 @given(mutated({"loss": [0.9, 0.6, 0.5, 0.45], "val_loss": [1.0, 0.8, 0.75, 0.8]}))
 def test_a_mutated_history_is_diagnosed_or_one_input_error(doc):
-    from advisor.diagnosis import diagnose
+    from advisor.diagnostics.diagnosis import diagnose
 
     try:
         diagnose(doc)
@@ -182,7 +182,7 @@ def test_a_mutated_history_is_diagnosed_or_one_input_error(doc):
 def test_recommend_on_a_mutated_profile_file_exits_0_or_2_with_one_line(tmp_path, doc):
     from click.testing import CliRunner
 
-    from advisor.cli import cli
+    from advisor.cli.commands import cli
 
     (tmp_path / "p.json").write_text(json.dumps(doc))
     (tmp_path / "plan.json").unlink(missing_ok=True)

@@ -332,8 +332,8 @@ HELD_OUT: dict[str, tuple[str, dict, list[str]]] = {
 def run_one(name: str, show: bool) -> dict:
     from diagnosis_support import example_plan
 
-    from advisor.errors import EngineError
-    from advisor.running import run
+    from advisor.contract.errors import EngineError
+    from advisor.workflows.running import run
 
     base, changes, labels = {**RUNS, **HELD_OUT}[name]
     plan = example_plan(base, changes)

@@ -1,0 +1,1 @@
+"""The contract: file formats, errors, checked input, names (the engine may import these)."""

@@ -1,0 +1,1 @@
+"""A training history's curves and the diagnosis rules over them."""

@@ -1,0 +1,1 @@
+"""The expert system: rules, inference, and recommend / explain / revise over them."""

@@ -1,0 +1,1 @@
+"""The library entry points that hand plans and data to the engine (run, search, use...)."""

@@ -1,0 +1,1 @@
+"""Where examples come from: sources, tables, the split, augmentation, checks."""

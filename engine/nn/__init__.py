@@ -1,0 +1,1 @@
+"""The networks: layers, models, the ResNet family and the detection grid."""

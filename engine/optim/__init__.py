@@ -1,0 +1,1 @@
+"""What training minimises and measures, and how: losses, metrics, optimizers, schedules."""

@@ -1,0 +1,1 @@
+"""The files a run writes: run folder, live logs, curves, checkpoints."""

@@ -1,0 +1,1 @@
+"""Pretrained bases: find, import, compare, and train a head on their features."""

@@ -1,0 +1,1 @@
+"""How and where the engine computes: registry, compiler, devices, sharding, signals."""

@@ -1,0 +1,1 @@
+"""Many plans trained and compared: search, populations, lr_find, workers."""

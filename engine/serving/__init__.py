@@ -1,0 +1,1 @@
+"""A trained run used on new data: predict, evaluate, export."""

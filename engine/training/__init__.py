@@ -1,0 +1,1 @@
+"""The compiled step, the host loop and the training phases (supervised, GAN)."""
