@@ -61,8 +61,9 @@ def main() -> None:
     from engine.datasets.data import load_data
     from engine.nn.models import build_model
     from engine.run import initial_variables
-    from engine.sharding import AXIS, Placement, placement_for
-    from engine.supervised import build_supervised
+    from engine.runtime.sharding import AXIS, Placement, placement_for
+    from engine.training.fit import fit
+    from engine.training.supervised import build_supervised
 
     print(
         f"jax {jax.__version__}; {len(jax.devices())} {jax.default_backend()} devices; "

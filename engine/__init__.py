@@ -13,14 +13,14 @@ from typing import Any
 _API = {
     "run_plan": "engine.run",
     "RunOptions": "engine.run",
-    "make_train_step": "engine.train",
-    "Registry": "engine.registry",
-    "LOSSES": "engine.losses",
-    "OPTIMIZERS": "engine.optimizers",
-    "SCHEDULES": "engine.schedules",
-    "MODELS": "engine.models",
-    "METRICS": "engine.metrics",
-    "AUGMENTATIONS": "engine.augment",
+    "make_train_step": "engine.training.train",
+    "Registry": "engine.runtime.registry",
+    "LOSSES": "engine.optim.losses",
+    "OPTIMIZERS": "engine.optim.optimizers",
+    "SCHEDULES": "engine.optim.schedules",
+    "MODELS": "engine.nn.models",
+    "METRICS": "engine.optim.metrics",
+    "AUGMENTATIONS": "engine.datasets.augment",
 }
 
 __all__ = sorted(_API)

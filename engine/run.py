@@ -1,10 +1,10 @@
 """Plan -> run directory: the engine's entry point (``advisor run`` calls it).
 
 ``run_plan(plan, RunOptions(...))`` checks the plan, picks the device, loads
-the data, builds the ``engine.fit.Trainer`` of the plan's path
+the data, builds the ``engine.training.fit.Trainer`` of the plan's path
 (``build_trainer``: supervised in memory or streamed, feature cache, GAN; the
 base from a checkpoint when ``model.base`` names one), trains it through
-``engine.fit`` and writes the run directory:
+``engine.training.fit`` and writes the run directory:
 
     plan.json        the plan as run (output_dir and device resolved)
     history.json     the History (format "native"), readable by ``advisor diagnose``
@@ -43,25 +43,25 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from advisor.errors import EngineError, InputError
-from advisor.io import load_model, write_atomic, write_model
-from advisor.loading import resolve_plan_paths
-from advisor.schemas import History, HistorySource, Plan, RunResult, ScalePlan
-from engine.checkpoint import save_checkpoint, transfer_base
-from engine.checks import CheckWarning, check_data, check_plan
-from engine.compile_cache import CompileClock, enable_compile_cache
-from engine.curves import plot_curves
-from engine.data import load_data
-from engine.device import describe_device, select_device
-from engine.fit import Diverged, FitResult, Interrupted, Trainer, fit
-from engine.live_log import LiveLogCallback
+from advisor.contract.errors import EngineError, InputError
+from advisor.contract.io import load_model, write_atomic, write_model
+from advisor.contract.loading import resolve_plan_paths
+from advisor.contract.schemas import History, HistorySource, Plan, RunResult, ScalePlan
+from engine.datasets.checks import CheckWarning, check_data, check_plan
+from engine.datasets.data import load_data
+from engine.nn.models import build_model, init_variables
+from engine.outputs.checkpoint import save_checkpoint, transfer_base
+from engine.outputs.curves import plot_curves
+from engine.outputs.live_log import LiveLogCallback
 from engine.outputs.progress import BarFactory, bar_factory
-from engine.models import build_model, init_variables
-from engine.predict import PREPROCESSING, Predictor, preprocessing_for
-from engine.resume import CheckpointCallback, load_resume
-from engine.run_folder import check_run_dir, start_run_dir
-from engine.signals import SignalGuard
-from engine.transfer import load_base
+from engine.outputs.run_folder import check_run_dir, start_run_dir
+from engine.pretrained.transfer import load_base
+from engine.runtime.compile_cache import CompileClock, enable_compile_cache
+from engine.runtime.device import describe_device, select_device
+from engine.runtime.signals import SignalGuard
+from engine.serving.predict import PREPROCESSING, Predictor, preprocessing_for
+from engine.training.fit import Diverged, FitResult, Interrupted, Trainer, fit
+from engine.training.resume import CheckpointCallback, load_resume
 
 # (run folder, history, plan) -> paths of diagnosis.json and next_plan.json
 Diagnose = Callable[[Path, History, Plan], tuple[str | None, str | None]]
@@ -127,7 +127,7 @@ class RunOptions:
     # the progress bar: True/False, None = only when stdout is a terminal, or the bar factory
     # to draw it with (engine.outputs.progress; the CLI passes rich's)
     progress: bool | None | BarFactory = None
-    # on_epoch_end(state, logs) -> stop? after each epoch (engine.callbacks)
+    # on_epoch_end(state, logs) -> stop? after each epoch (engine.training.callbacks)
     callbacks: tuple = ()
     resume: bool = False  # continue the run in out_dir from its newest complete checkpoint
     overwrite: bool = False  # a non-empty out_dir is allowed; its run files are removed first
@@ -157,25 +157,25 @@ def build_trainer(
     """
     impl = "cpu" if device.platform == "cpu" else "xla"
     if plan.task == "gan":
-        from engine.gan import build_gan
+        from engine.training.gan import build_gan
 
         return build_gan(plan, dataset, device, impl=impl, dtype=dtype)
     network = build_model(plan.model, plan.input_shape, plan.task, impl=impl, dtype=dtype)
     variables, base_structure = initial_variables(plan, network, base_dir, warnings)
     if plan.freeze.strategy == "feature_extractor":
-        from engine.features import build_feature_extractor
+        from engine.pretrained.features import build_feature_extractor
 
         trainer = build_feature_extractor(plan, network, dataset, device, variables)
     else:
-        from engine.sharding import placement_for
+        from engine.runtime.sharding import placement_for
 
         placement = placement_for((plan.scale or ScalePlan()).devices, device)
         if streamed:
-            from engine.streaming import build_streamed
+            from engine.training.streaming import build_streamed
 
             trainer = build_streamed(plan, network, dataset, device, variables, placement)
         else:
-            from engine.supervised import build_supervised
+            from engine.training.supervised import build_supervised
 
             trainer = build_supervised(
                 plan, network, dataset, device, variables, placement=placement
@@ -195,8 +195,8 @@ def run_plan(plan: Plan, options: RunOptions | None = None) -> RunResult:
         EngineError: no such device, or the loss diverged (history and last good weights
             written); ``engine.training.fit.Interrupted`` after SIGINT/SIGTERM (checkpoint written).
     """
-    from engine.address_space import limit_malloc
-    from engine.callbacks import as_callback
+    from engine.runtime.address_space import limit_malloc
+    from engine.training.callbacks import as_callback
 
     limit_malloc()  # under `ulimit -v`, before jax's threads make their arenas
     options = options or RunOptions()
@@ -210,7 +210,7 @@ def run_plan(plan: Plan, options: RunOptions | None = None) -> RunResult:
     with SignalGuard() as guard:
         warnings = check_plan(plan)
         chosen = select_device(options.device or plan.device)
-        from engine.streaming import load_streamed, wants_stream
+        from engine.training.streaming import load_streamed, wants_stream
 
         streamed = wants_stream(plan, base_dir)  # data above plan.scale's threshold: from disk
         dataset = load_streamed(plan, base_dir) if streamed else load_data(plan, base_dir)

@@ -79,11 +79,11 @@ def sequential(plan_json: str, counts: list[int], k: int) -> dict:
     """``k`` trials (learning rates apart) trained in sequential mode with ``count`` trial devices."""
     import jax
 
-    from advisor.schemas import Plan
-    from engine.data import load_data
-    from engine.population import Population
-    from engine.space import trial_plan
-    from engine.trials import train_trials
+    from advisor.contract.schemas import Plan
+    from engine.datasets.data import load_data
+    from engine.searching.population import Population
+    from engine.searching.space import trial_plan
+    from engine.searching.trials import train_trials
 
     base = Plan.model_validate_json(plan_json)
     plans = [trial_plan(base, {"optimizer.learning_rate": 0.005 * (i + 1)}) for i in range(k)]

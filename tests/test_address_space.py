@@ -1,4 +1,4 @@
-"""Under ``ulimit -v`` a run sets glibc's malloc to spend less address space (engine.address_space)."""
+"""Under ``ulimit -v`` a run sets glibc's malloc to spend less address space (engine.runtime.address_space)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 _PROBE = textwrap.dedent(
     """
     import threading
-    from engine.address_space import limit_malloc
+    from engine.runtime.address_space import limit_malloc
 
     did = limit_malloc()
 
@@ -48,7 +48,7 @@ _PROBE = textwrap.dedent(
 _HEAP = textwrap.dedent(
     """
     import ctypes, ctypes.util
-    from engine.address_space import limit_malloc
+    from engine.runtime.address_space import limit_malloc
 
     did = limit_malloc()
     libc = ctypes.CDLL(ctypes.util.find_library("c"))

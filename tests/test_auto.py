@@ -11,17 +11,9 @@ from pathlib import Path
 import pytest
 from diagnosis_support import example_plan
 
-from advisor.designing import (
-    _bound,
-    _Loop,
-    _stepped,
-    load_policy,
-    parse_duration,
-    plan_diff,
-)
-from advisor.errors import InputError
-from advisor.io import write_model
-from advisor.schemas import (
+from advisor.contract.errors import InputError
+from advisor.contract.io import write_model
+from advisor.contract.schemas import (
     AutoBudget,
     BuiltinData,
     Lineage,
@@ -33,6 +25,7 @@ from advisor.contract.vocabulary import PROBLEMS
 from advisor.workflows.designing import (
     _bound,
     _Loop,
+    _stepped,
     load_policy,
     parse_duration,
     plan_diff,

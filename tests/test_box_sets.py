@@ -117,7 +117,7 @@ def test_predict_says_grid_detections_are_not_listed_yet():
 
 
 def _grid_network(filters, input_shape):
-    from engine.models import build_model, init_variables
+    from engine.nn.models import build_model, init_variables
 
     model = PLAN.model.model_copy(update={"filters": filters})
     network = build_model(model, input_shape, "detection")
@@ -151,7 +151,7 @@ def test_the_grid_head_pools_any_feature_map_to_the_grid():
 
 
 def test_the_grid_head_refuses_a_sequence_in_one_line():
-    from engine.models import build_model
+    from engine.nn.models import build_model
 
     model = PLAN.model.model_copy(update={"filters": [16]})
     network = build_model(model, (32, 1), "detection")
@@ -160,7 +160,7 @@ def test_the_grid_head_refuses_a_sequence_in_one_line():
 
 
 def test_a_grid_detector_refuses_cached_features_in_one_line():
-    from engine.features import build_feature_extractor
+    from engine.pretrained.features import build_feature_extractor
 
     freeze = PLAN.freeze.model_copy(update={"strategy": "feature_extractor"})
     plan = PLAN.model_copy(update={"freeze": freeze})

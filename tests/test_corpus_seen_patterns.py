@@ -11,7 +11,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from advisor.diagnosis import diagnose
+from advisor.diagnostics.diagnosis import diagnose
 from advisor.readers import load_history
 
 ENTRIES = Path(__file__).parent / "corpus" / "entries"

@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from advisor.errors import InputError
-from engine.data import (
+from advisor.contract.errors import InputError
+from engine.datasets.data import (
     class_counts,
     encode_targets,
     epoch_batches,
@@ -16,7 +16,7 @@ from engine.data import (
     split_indices,
     split_rows,
 )
-from engine.sources import make_shapes, read_source
+from engine.datasets.sources import make_shapes, read_source
 from tests.engine_plans import DIGITS_CNN, make_plan
 
 

@@ -19,12 +19,12 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from advisor.diagnosis import diagnose, diagnosis_rules, write_diagnosis
-from advisor.schemas import Plan
-from engine.gan import GanPhase
-from engine.gan_quality import QualityProbe, frechet_distance
-from engine.optimizers import set_lr_scale
+from advisor.contract.schemas import Plan
+from advisor.diagnostics.diagnosis import diagnose, diagnosis_rules, write_diagnosis
+from engine.optim.optimizers import set_lr_scale
 from engine.run import RunOptions, run_plan
+from engine.training.gan import GanPhase
+from engine.training.gan_quality import QualityProbe, frechet_distance
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = json.loads((ROOT / "examples/plans/digits_gan.json").read_text())
@@ -112,7 +112,7 @@ def test_unscaled_pixels_collapse_the_samples(unscaled_run):
 @pytest.mark.slow
 def test_a_discriminator_far_ahead_of_the_generator_wins(tmp_path_factory, monkeypatch):
     # Planted imbalance: once the optimizers are built, the generator's rate multiplier (the
-    # engine's own, engine.optimizers.set_lr_scale) is cut to a hundredth, so the
+    # engine's own, engine.optim.optimizers.set_lr_scale) is cut to a hundredth, so the
     # discriminator learns 100 times faster and separates the barely moving samples.
     begin = GanPhase.begin
 

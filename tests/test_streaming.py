@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from advisor.errors import InputError
+from advisor.contract.errors import InputError
+from engine.datasets.sources import make_shapes
 from engine.run import RunOptions, run_plan
-from engine.sources import make_shapes
-from engine.streaming import RowFile, wants_stream
+from engine.training.streaming import RowFile, wants_stream
 from tests.engine_plans import DIGITS_CNN, make_plan
 
 

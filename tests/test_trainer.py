@@ -1,7 +1,7 @@
 """One training path: every kind of run is built as one ``Trainer`` from one ``TrainState.start``.
 
 ``engine.run.build_trainer`` picks the path (in-memory or streamed supervised,
-feature cache, GAN); each is trained here for one epoch through ``engine.fit``.
+feature cache, GAN); each is trained here for one epoch through ``engine.training.fit``.
 A population's trials start from the very state a lone run starts from.
 ``RunOptions`` is the one frozen value ``run_plan`` takes.
 """
@@ -17,16 +17,16 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_iris
 
-from advisor.schemas import Plan
-from engine.checkpoint import save_checkpoint
-from engine.data import load_data
-from engine.fit import Trainer, fit
-from engine.models import build_model, init_variables
-from engine.population import Population
+from advisor.contract.schemas import Plan
+from engine.datasets.data import load_data
+from engine.nn.models import build_model, init_variables
+from engine.outputs.checkpoint import save_checkpoint
 from engine.run import RunOptions, build_trainer
-from engine.streaming import load_streamed, wants_stream
-from engine.train import TrainState
-from engine.trials import train_trials
+from engine.searching.population import Population
+from engine.searching.trials import train_trials
+from engine.training.fit import Trainer, fit
+from engine.training.streaming import load_streamed, wants_stream
+from engine.training.train import TrainState
 from tests.engine_plans import make_plan
 from tests.test_freeze import MLP_BN, TRANSFER_FIELDS
 

@@ -683,7 +683,7 @@ class _Loop:
         return done
 
     def _run(self, plan: Plan, round_dir: Path) -> RunResult:
-        from advisor.diagnosis import write_diagnosis
+        from advisor.diagnostics.diagnosis import write_diagnosis
         from engine.run import RunOptions, run_plan
 
         options = RunOptions(

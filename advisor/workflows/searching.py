@@ -174,10 +174,10 @@ def score_best_trial(result: SearchResult, plan: Plan, device: str | None) -> Se
     has_test = plan.data.test is not None or plan.data.test_fraction > 0
     if result.best_trial is None or not has_test:
         return result
-    from advisor.diagnosis import write_diagnosis
+    from advisor.diagnostics.diagnosis import write_diagnosis
     from engine.run import RunOptions, run_plan
-    from engine.search import trial_dir
-    from engine.search_report import SUMMARY
+    from engine.searching.search import trial_dir
+    from engine.searching.search_report import SUMMARY
 
     out = Path(result.out_dir)
     best = load_plan(trial_dir(out, result.best_trial) / "plan.json")

@@ -200,7 +200,7 @@ class GridHead(nn.Module):
     The base's feature map is max-pooled to ``grid`` x ``grid`` cells; each of ``units``
     is a 3x3 convolution there (a cell sees its neighbours), and the output is a 1x1
     convolution of ``output_units / grid**2`` values a cell, flattened row by row as
-    ``engine.detection_grid.decode_grid`` reads them.  Sharing the head across cells
+    ``engine.nn.detection_grid.decode_grid`` reads them.  Sharing the head across cells
     lets every cell of every image train it, where a dense head learns each cell apart.
     """
 

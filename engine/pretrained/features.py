@@ -26,13 +26,13 @@ import flax.linen as nn
 import jax
 import numpy as np
 
-from advisor.errors import InputError
-from advisor.schemas import Plan
-from engine import compiler
-from engine.data import Dataset
-from engine.fit import Trainer
-from engine.models import Head, Network, decode_boxes
-from engine.train import choose_loop
+from advisor.contract.errors import InputError
+from advisor.contract.schemas import Plan
+from engine.datasets.data import Dataset
+from engine.nn.models import Head, Network, decode_boxes
+from engine.runtime import compiler
+from engine.training.fit import Trainer
+from engine.training.train import choose_loop
 
 # Examples per compiled forward call of the base while caching.
 FEATURE_CHUNK = 512

@@ -120,7 +120,7 @@ class Population:
         device: where to train.
         base_dir: folder that ``model.base`` is relative to.
         trial_devices: devices a vmapped population's trials are split over
-            (``engine.sharding.TrialPlacement``), or sequential trials run on one
+            (``engine.runtime.sharding.TrialPlacement``), or sequential trials run on one
             each (``lanes``): N devices train N trials at once.  None = ``device`` alone.
     """
 
@@ -296,7 +296,7 @@ class Population:
 
         Each lane holds its own copy of the data, initial weights and keys on its
         device and compiles its own programs, so a trial trained there runs on
-        that device alone (``engine.trials.train_trials``).  One device: this
+        that device alone (``engine.searching.trials.train_trials``).  One device: this
         population itself.
         """
         here = [d for d in self.trial_devices if d.process_index == jax.process_index()]

@@ -1,7 +1,7 @@
 """The host loop around a population's compiled epochs: one history per trial.
 
 ``train_trials(population, members, mode, on_epoch)`` trains the members of an
-``engine.population.Population`` vmapped together ("population") or one after
+``engine.searching.population.Population`` vmapped together ("population") or one after
 another through one compiled program ("sequential"; over several devices one
 trial per device at a time, ``Population.lanes``) and returns a
 ``TrialOutcome`` per member.  Between epochs each trial is looked after as

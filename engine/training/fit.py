@@ -53,17 +53,19 @@ class Phase(Protocol):
 class Trainer:
     """What every training builder returns and ``fit`` trains, whatever the path.
 
-    ``engine.supervised.build_supervised`` (and its streamed twin
-    ``engine.streaming.build_streamed``), ``engine.features.build_feature_extractor``
-    and ``engine.gan.build_gan`` each return one; their states are all
-    ``engine.train.TrainState``, made by ``TrainState.start``.
+    ``engine.training.supervised.build_supervised`` (and its streamed twin
+    ``engine.training.streaming.build_streamed``), ``engine.pretrained.features.build_feature_extractor``
+    and ``engine.training.gan.build_gan`` each return one; their states are all
+    ``engine.training.train.TrainState``, made by ``TrainState.start``.
     """
 
     phases: tuple[Phase, ...]  # in order; two_stage has two
     state: Any  # the initial TrainState, on the training device(s)
     variables_of: Callable[[Any], dict]  # a state -> the whole model's variables, as saved
     n_train: int  # training examples per epoch
-    placement: Any = None  # the engine.sharding.Placement batches are split over, if it shards
+    placement: Any = (
+        None  # the engine.runtime.sharding.Placement batches are split over, if it shards
+    )
     write_samples: Callable[[Any, Any], list[str]] | None = None  # (run dir, state) -> PNG paths
     base_from: dict | None = None  # the pretrained base's model.json, when model.base gave one
 

@@ -15,8 +15,8 @@ The history records ``d_loss`` and ``g_loss`` (train and ``val_``), with
 update diagnostics, and the samples' quality ``val_fd`` and ``val_diversity``
 (``engine.training.gan_quality``).  Samples at fixed noise are kept every
 ``ceil(epochs / GRIDS)`` epochs and written, with the final ones, as PNG grids
-at the end (``write_samples``).  ``build_gan`` returns the ``engine.fit.Trainer``;
-both players live in one ``engine.train.TrainState`` (params and opt_state keyed
+at the end (``write_samples``).  ``build_gan`` returns the ``engine.training.fit.Trainer``;
+both players live in one ``engine.training.train.TrainState`` (params and opt_state keyed
 ``generator`` and ``discriminator``).
 """
 
@@ -31,20 +31,26 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from advisor.errors import InputError
-from advisor.schemas import Plan
-from engine import compiler
-from engine.data import Dataset, steps_for
-from engine.fit import Trainer
-from engine.gan_quality import SAMPLES, QualityProbe, sample_grid
-from engine.layers import Conv, pool
-from engine.losses import GanLoss, build_loss, gradient_penalty
-from engine.models import ACTIVATIONS
-from engine.optimizers import build_optimizer, current_learning_rate, set_lr_scale
-from engine.schedules import build_schedule
-from engine.sharding import single
-from engine.supervised import DeviceData
-from engine.train import TrainState, choose_loop, dead_fraction, make_train_epoch, masked_mean
+from advisor.contract.errors import InputError
+from advisor.contract.schemas import Plan
+from engine.datasets.data import Dataset, steps_for
+from engine.nn.layers import Conv, pool
+from engine.nn.models import ACTIVATIONS
+from engine.optim.losses import GanLoss, build_loss, gradient_penalty
+from engine.optim.optimizers import build_optimizer, current_learning_rate, set_lr_scale
+from engine.optim.schedules import build_schedule
+from engine.runtime import compiler
+from engine.runtime.sharding import single
+from engine.training.fit import Trainer
+from engine.training.gan_quality import SAMPLES, QualityProbe, sample_grid
+from engine.training.supervised import DeviceData
+from engine.training.train import (
+    TrainState,
+    choose_loop,
+    dead_fraction,
+    make_train_epoch,
+    masked_mean,
+)
 
 # Critic updates per generator update for the Wasserstein objective (Gulrajani et al. 2017).
 N_CRITIC = 5

@@ -5,8 +5,8 @@ Chosen by ``plan.scale.data_path`` ("stream", or "auto" above
 folders and tables (.csv, .parquet). ``load_streamed`` decodes the source once,
 chunk by chunk, into a row file (``RowFile``: the .npy format, read with
 ``os.pread``, so neither a memory map nor the whole set ever enters the address
-space: it completes under ``ulimit -v``, with ``engine.address_space``), keeps
-only the targets in memory, splits them with ``engine.data.split_rows`` (as
+space: it completes under ``ulimit -v``, with ``engine.runtime.address_space``), keeps
+only the targets in memory, splits them with ``engine.datasets.data.split_rows`` (as
 ``load_data`` does) and fits the scaling in one chunked pass. Its ``Dataset``
 holds ``Rows`` views that read and scale the rows asked for. ``StreamedPhase``
 trains with the same step, batch order and epoch summary as the in-memory path
@@ -39,10 +39,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from advisor.errors import InputError
-from advisor.schemas import CsvData, ImageFolderData, Plan, ScalePlan
-from engine import compiler
-from engine.data import (
+from advisor.contract.errors import InputError
+from advisor.contract.schemas import CsvData, ImageFolderData, Plan, ScalePlan
+from engine.datasets.data import (
     Dataset,
     check_finite,
     check_targets,
@@ -545,10 +544,10 @@ def build_streamed(plan: Plan, network, dataset: Dataset, device, variables, pla
     ``build_supervised``'s, with ``StreamedPhase`` reading batches from the
     dataset's ``Rows`` instead of gathering them from device-resident arrays.
     """
-    from engine.fit import Trainer
-    from engine.freeze import stages_for
-    from engine.supervised import PROBE_SIZE, SupervisedPhase, initial_state
-    from engine.train import make_epoch_summary, make_train_step
+    from engine.optim.freeze import stages_for
+    from engine.training.fit import Trainer
+    from engine.training.supervised import PROBE_SIZE, SupervisedPhase, initial_state
+    from engine.training.train import make_epoch_summary, make_train_step
 
     class StreamedPhase(SupervisedPhase):
         """A freeze stage whose batches come from disk through a prefetching thread."""

@@ -2,9 +2,9 @@
 
 ``build_supervised(plan, network, dataset, device, variables)`` puts the data
 on the device, builds the loss, augmentation and metrics the plan names, and
-returns the ``engine.fit.Trainer``: one ``SupervisedPhase`` per freeze stage and
+returns the ``engine.training.fit.Trainer``: one ``SupervisedPhase`` per freeze stage and
 the initial ``TrainState``.  A
-phase builds its stage's optimizer (``engine.freeze``) and compiled epoch when
+phase builds its stage's optimizer (``engine.optim.freeze``) and compiled epoch when
 it begins, so a two_stage plan compiles twice and nothing else recompiles.
 """
 
@@ -15,17 +15,17 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from advisor.schemas import Plan
-from engine import compiler
-from engine.augment import make_augment
-from engine.data import Dataset, class_counts, steps_for
-from engine.fit import Trainer
-from engine.freeze import Stage, make_stage_optimizer, stages_for
-from engine.losses import build_loss
-from engine.models import ConvBlock, DenseBlock, Network
-from engine.optimizers import set_lr_scale
-from engine.sharding import Placement, single
-from engine.train import (
+from advisor.contract.schemas import Plan
+from engine.datasets.augment import make_augment
+from engine.datasets.data import Dataset, class_counts, steps_for
+from engine.nn.models import ConvBlock, DenseBlock, Network
+from engine.optim.freeze import Stage, make_stage_optimizer, stages_for
+from engine.optim.losses import build_loss
+from engine.optim.optimizers import set_lr_scale
+from engine.runtime import compiler
+from engine.runtime.sharding import Placement, single
+from engine.training.fit import Trainer
+from engine.training.train import (
     PROBE_SIZE,
     StepConfig,
     TrainState,
@@ -190,7 +190,7 @@ def initial_state(plan: Plan, variables: dict, placement: Placement):
     The in-memory, streamed and feature-cache paths start here, a population's
     trials from the same ``TrainState.start`` and ``run_keys`` (so each matches
     its lone run), a GAN from ``TrainState.start`` with keys drawn beside its
-    players' (``engine.gan.build_gan``).
+    players' (``engine.training.gan.build_gan``).
     """
     data_key, train_key = run_keys(plan.seed)
     return data_key, placement.put(TrainState.start(placement.put(variables), train_key))
