@@ -56,6 +56,28 @@ DIGITS_CNN = {
     "batch_size": 64,
 }
 
+# A small Wasserstein GAN on the 1,438 digits: an MLP generator (latent 8) and critic.
+DIGITS_GAN = {
+    **IRIS,
+    "task": "gan",
+    "modality": "image",
+    "input_shape": [8, 8, 1],
+    "n_classes": None,
+    "n_train": 1438,
+    "metrics": [],
+    "batch_size": 256,
+    "data": {**IRIS["data"], "source": {"kind": "builtin", "name": "digits"}},
+    "model": {
+        "arch": "mlp",
+        "hidden_layers": 1,
+        "units": 16,
+        "output_units": 64,
+        "latent_dim": 8,
+        "activation": "leaky_relu",
+    },
+    "loss": {"name": "wasserstein", "params": {"gradient_penalty": 10.0}},
+}
+
 
 def make_plan(base: dict | None = None, **changes: Any) -> Plan:
     """A validated Plan from ``base`` (default IRIS) with dotted-path changes."""

@@ -20,7 +20,7 @@ import pytest
 
 from advisor.workflows.running import run
 from engine.training.resume import latest_epoch
-from tests.engine_plans import make_plan
+from tests.engine_plans import DIGITS_GAN, make_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 EPOCHS = 16
@@ -136,29 +136,7 @@ def test_resume_refuses_a_finished_run_and_a_folder_without_a_plan(tmp_path):
 
 
 def _gan_plan():
-    return make_plan(
-        task="gan",
-        modality="image",
-        input_shape=[8, 8, 1],
-        n_classes=None,
-        n_train=1438,
-        epochs=4,
-        metrics=[],
-        batch_size=256,
-        checkpoint={"interval_seconds": 0},
-        **{
-            "data.source": {"kind": "builtin", "name": "digits"},
-            "model": {
-                "arch": "mlp",
-                "hidden_layers": 1,
-                "units": 16,
-                "output_units": 64,
-                "latent_dim": 8,
-                "activation": "leaky_relu",
-            },
-            "loss": {"name": "wasserstein", "params": {"gradient_penalty": 10.0}},
-        },
-    )
+    return make_plan(DIGITS_GAN, epochs=4, checkpoint={"interval_seconds": 0})
 
 
 @pytest.mark.slow

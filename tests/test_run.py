@@ -12,7 +12,7 @@ from advisor.contract.schemas import History, Plan
 from advisor.readers import load_history
 from advisor.workflows.running import run
 from engine.outputs.checkpoint import load_checkpoint
-from tests.engine_plans import IRIS, make_plan
+from tests.engine_plans import DIGITS_GAN, IRIS, make_plan
 from tests.test_train import diverging_plan
 
 RUN_FILES = {
@@ -133,28 +133,7 @@ def test_detection_and_gan_plans_run(tmp_path):
     )
     result = run(detection, out_dir=tmp_path / "det")
     assert 0.0 <= result.metrics["val_mean_iou"] <= 1.0
-    gan = make_plan(
-        task="gan",
-        modality="image",
-        input_shape=[8, 8, 1],
-        n_classes=None,
-        n_train=1438,
-        epochs=2,
-        metrics=[],
-        batch_size=256,
-        **{
-            "data.source": {"kind": "builtin", "name": "digits"},
-            "model": {
-                "arch": "mlp",
-                "hidden_layers": 1,
-                "units": 16,
-                "output_units": 64,
-                "latent_dim": 8,
-                "activation": "leaky_relu",
-            },
-            "loss": {"name": "wasserstein", "params": {"gradient_penalty": 10.0}},
-        },
-    )
+    gan = make_plan(DIGITS_GAN, epochs=2)
     result = run(gan, out_dir=tmp_path / "gan")
     history = History.model_validate_json((tmp_path / "gan" / "history.json").read_text())
     assert {"d_loss", "g_loss", "val_d_loss", "val_g_loss", "loss", "val_loss"} <= set(
