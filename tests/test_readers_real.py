@@ -310,6 +310,21 @@ def test_keras_output_in_a_notebook_cell():
     assert len(history.epochs) == 20
 
 
+def test_a_notebook_cell_printing_its_hyper_parameters_before_the_epochs():
+    """The cell prints a dict of hyper-parameters first and a stderr warning inside epoch 1."""
+    path = _entry("e_ipynb_breast_cancer_tuned_01")
+    outputs = json.loads(path.read_text())["cells"][0]["outputs"]
+    printed = "".join("".join(o.get("text", "")) for o in outputs)
+    assert printed.startswith("{'layer_1'")
+    history = load_history(path)
+    assert history.source.format == "ipynb"
+    assert history.series["loss"] == [float(v) for v in re.findall(r" - loss: (\S+)", printed)]
+    assert history.series["val_loss"] == [
+        float(v) for v in re.findall(r" - val_loss: (\S+)", printed)
+    ]
+    assert len(history.epochs) == len(re.findall(r"^Epoch \d+/100", printed, re.MULTILINE))
+
+
 def test_a_notebook_with_several_runs_gives_one_history_per_run():
     """Two fastai fine_tune tables (HTML) and a printed 5-step loop, from one notebook."""
     path = REAL / "fastai_pets_three_runs.ipynb"

@@ -84,7 +84,7 @@ def _runs_in(text: str, content: Content) -> list[tuple[str, History]]:
     found = []
     for part in text_log.split_runs(text):
         cell = Content(None, part.encode())
-        if text_log.sniff(cell):
+        if text_log.sniff_printed(part):
             history = _quiet(lambda c=cell: text_log.read(c))
             if history is not None:
                 found.append((text_log.FORMAT, history))

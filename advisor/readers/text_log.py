@@ -82,6 +82,17 @@ def sniff(content: Content) -> bool:
     text = content.text
     if not text or text.lstrip()[:1] in ("{", "["):
         return False
+    return _holds_log(text)
+
+
+def sniff_printed(text: str) -> bool:
+    """``sniff`` for what a program printed (a notebook cell's output), where a dict or
+    list printed before the epochs (the hyper-parameters) does not make it a JSON file."""
+    return bool(text) and _holds_log(text)
+
+
+def _holds_log(text: str) -> bool:
+    """An epoch (or step) marker with a loss or accuracy value after it."""
     head = text[:200_000]
     if sum(1 for line in head.splitlines()[:2000] if _TUTORIAL.match(line)) >= 2:
         return True
