@@ -90,10 +90,18 @@ def sniff(content: Content) -> bool:
         return False
     for line in _SPLIT.split(head[marker.start() :])[:2000]:
         for name, _ in _pairs(line, 0):
-            found = normalise(name)
-            if found is not None and found.series.endswith(("loss", "accuracy")):
+            if _is_loss_or_accuracy(name):
                 return True
     return False
+
+
+def _is_loss_or_accuracy(name: str) -> bool:
+    """A loss or an accuracy, also a loss head named after the word (GAN logs: ``Loss_D``,
+    ``Loss Discriminator``)."""
+    found = normalise(name)
+    if found is None:
+        return False
+    return found.series.endswith(("loss", "accuracy")) or "loss" in found.series.split("_")
 
 
 def _epochs(text: str) -> re.Pattern:
@@ -146,11 +154,33 @@ def _pairs(line: str, start: int) -> list[tuple[str, str]]:
         for name, value in zip(words, words[1:], strict=False):
             if _NAME.fullmatch(name) and _BARE_NUMBER.fullmatch(value) and _known(name):
                 found.append((name, value))
+    elif line.count("|") < 2:  # pipe-separated fields were read whole above
+        found.extend(_bare_losses(line[start:], found))
     phase = _PHASE_START.match(line, start)
     if phase is None:
         return found
     word = phase.group(1)
     return [(name if _has_phase(name) else f"{word} {name}", value) for name, value in found]
+
+
+def _bare_losses(text: str, found: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Bare ``loss 0.69`` pairs on a line whose other values are named ``name: x``
+    (``Epoch 1, loss 0.69, train accuracy: 54.67%``): a loss no other pair gave."""
+    have = {normalise(name) for name, _ in found}
+    words = text.replace(",", " ").split()
+    extra = []
+    for index, (name, value) in enumerate(zip(words, words[1:], strict=False)):
+        known = normalise(name) if _NAME.fullmatch(name) else None
+        if (
+            known is not None
+            and (index == 0 or words[index - 1].lower().strip(":") not in PHASE_WORDS)
+            and known.series.endswith("loss")
+            and known not in have
+            and _BARE_NUMBER.fullmatch(value)
+        ):
+            extra.append((name, value))
+            have.add(known)
+    return extra
 
 
 def _known(name: str) -> bool:
