@@ -78,3 +78,15 @@ def test_bare_loss_beside_named_pairs():
     assert history.series["val_accuracy"][0] == float(
         re.search(r"Validation accuracy: (\S+)%", text)[1]
     )
+
+
+def test_chinese_epoch_summary_gives_the_validation_loss():
+    """'Epoch 16 完成 | 训练损失: 4.6130 | 验证损失: 6.0073' after per-batch 'Loss:' lines."""
+    path = CORPUS / "e_key_value_text_transformer_ende_resumed_01" / "training_log.txt"
+    rows = re.findall(
+        r"Epoch (\d+) 完成 \| 训练损失: (\S+) \| 验证损失: (\S+) \|", path.read_text()
+    )
+    history = load_history(path)
+    assert history.epochs == [int(r[0]) for r in rows]
+    assert history.series["loss"] == [float(r[1]) for r in rows]
+    assert history.series["val_loss"] == [float(r[2]) for r in rows]

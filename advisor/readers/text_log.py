@@ -15,7 +15,8 @@ eval mode``, ``Validating...``) puts the evaluation phase on the names of the ne
 with values that carry no phase of their own (``epoch: 3,  loss is: 0.29``).  A log
 with step numbers but no epoch numbers gives one point per logging line, in order, and
 says so in ``source.notes``.  ``nan`` and
-``inf`` are values, never dropped.
+``inf`` are values, never dropped.  Chinese metric names (``训练损失``, ``验证损失``) are read
+as the English names they mean.
 """
 
 from __future__ import annotations
@@ -75,11 +76,32 @@ _PHASE_START = re.compile(
 _EVAL_ANNOUNCED = re.compile(r"(?i)^\W*(?:testing|evaluating|validating)\b\D*$")
 # "loss is: 0.29" (Paddle's example scripts): the verb is not part of the name.
 _NAME_VERB = re.compile(r"(?i)\s+(?:is|was)$")
+# Chinese metric names in hand-written loops ("训练损失: 4.61 | 验证损失: 6.01"): the longest
+# first, so "验证损失" is "val loss" before "损失" alone is "loss".
+_CJK_NAMES = {
+    "训练损失": " train loss",
+    "验证损失": " val loss",
+    "测试损失": " test loss",
+    "训练准确率": " train accuracy",
+    "验证准确率": " val accuracy",
+    "测试准确率": " test accuracy",
+    "学习率": " lr",
+    "损失": " loss",
+    "准确率": " accuracy",
+    "：": ":",  # full-width colon
+}
+_CJK = re.compile("|".join(map(re.escape, _CJK_NAMES)))
+
+
+def _text(content: Content) -> str | None:
+    """The log's text, with Chinese metric names spelled as the English ones they mean."""
+    text = content.text
+    return _CJK.sub(lambda m: _CJK_NAMES[m.group(0)], text) if text and _CJK.search(text) else text
 
 
 def sniff(content: Content) -> bool:
     """Text with an epoch (or step) marker and a loss or accuracy value after it."""
-    text = content.text
+    text = _text(content)
     if not text or text.lstrip()[:1] in ("{", "["):
         return False
     head = text[:200_000]
@@ -212,7 +234,7 @@ def read(content: Content) -> History:
 
 def read_all(content: Content) -> dict[str, History]:
     """One History per run: the log is cut where its epoch count starts again."""
-    text = content.text or ""
+    text = _text(content) or ""
     parts = split_runs(text)
     if len(parts) <= 1:
         return {content.path.name if content.path else "history": _read_text(text, content)}
