@@ -7,7 +7,8 @@ With an ``epoch`` key, rows are grouped by epoch (fractional epochs to the epoch
 they fall in; 0-based counts shifted to start at 1); a key logged several times
 in an epoch is averaged.  A ``"mode": "val"`` row is the validation of its epoch.
 Without epochs, each distinct ``iteration``/``step``/``iter`` value is one point
-(a note says so).  Lines that are not JSON objects are skipped and listed.
+(a note says so).  Lines that are not JSON objects are skipped and listed.  The same
+records saved as one JSON array (``json.dump(records, f)``) are read the same way.
 """
 
 from __future__ import annotations
@@ -38,10 +39,27 @@ def _objects(text: str, limit: int | None = None) -> list[tuple[int, dict | None
     return rows
 
 
+def _array_rows(data) -> list[tuple[int, dict | None]] | None:
+    """The records of a JSON array of per-epoch objects (``[{"epoch": 1, "loss": 0.5}, ...]``),
+    numbered from 1; None when the value is not such an array."""
+    if not isinstance(data, list) or len(data) < 1:
+        return None
+    objects = [row for row in data if isinstance(row, dict)]
+    if len(objects) < max(1, len(data) - 1) or not any(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("epoch", *_STEP_KEYS)
+        for row in objects[:20]
+        for k, v in row.items()
+    ):
+        return None
+    return [(n, row if isinstance(row, dict) else None) for n, row in enumerate(data, start=1)]
+
+
 def sniff(content: Content) -> bool:
-    """Several lines, each a JSON object holding a number."""
+    """Several lines, each a JSON object holding a number; or a JSON array of such objects."""
+    if isinstance(content.json, list):
+        return _array_rows(content.json) is not None
     text = content.text
-    if not text or text.lstrip()[:1] != "{" or isinstance(content.json, (dict, list)):
+    if not text or text.lstrip()[:1] != "{" or isinstance(content.json, dict):
         return False
     rows = _objects(text[:200_000], limit=20)
     objects = [row for _, row in rows if row is not None]
@@ -59,10 +77,12 @@ def sniff(content: Content) -> bool:
 def read(content: Content) -> History:
     """Group the rows by epoch (or step) and average what was logged several times."""
     builder = HistoryBuilder(FORMAT, content.path)
+    array = _array_rows(content.json)
     rows = []
-    for number, row in _objects(content.text or ""):
+    for number, row in array if array is not None else _objects(content.text or ""):
         if row is None:
-            builder.skip(f"line {number}: not a JSON object; left out")
+            what = f"record {number}" if array is not None else f"line {number}"
+            builder.skip(f"{what}: not a JSON object; left out")
         else:
             rows.append((number, row))
     with_epochs = [r for r in rows if _number(r[1].get("epoch")) is not None]

@@ -3,7 +3,10 @@
 Also accepted: the same table under a ``history`` key (a pickled-then-dumped
 History object), an ``epoch`` list (0-based, as Keras counts), and the table
 written as Python's ``repr`` (``str(history.history)``: single quotes, bare
-``nan``, ``np.float64(0.5)``), on its own or as one JSON string.
+``nan``, ``np.float64(0.5)``), on its own or as one JSON string.  Hand-written
+loops save the same table per split (``{"train": {"l2": [...]}, "valid": {...}}``:
+read as ``train_l2``, ``valid_l2``) or beside lists that are not series (per-episode
+records): those lists are left out and listed in ``source.skipped``.
 """
 
 from __future__ import annotations
@@ -49,11 +52,28 @@ def _python_dict(text: str) -> dict | None:
     return value if isinstance(value, dict) else None
 
 
+def _by_split(data: dict) -> dict:
+    """``{"train": {"l2": [...]}}`` -> ``{"train_l2": [...]}`` when every value is such a
+    table of lists (one level of nesting, as per-split history dicts are saved)."""
+    if data and all(
+        isinstance(inner, dict) and inner and all(isinstance(v, list) for v in inner.values())
+        for inner in data.values()
+    ):
+        return {f"{split}_{name}": v for split, inner in data.items() for name, v in inner.items()}
+    return data
+
+
+def _is_series(values: list) -> bool:
+    """A list of numbers (or number-like cells), not of records or nested lists."""
+    return all(isinstance(v, (int, float, str)) or v is None for v in values)
+
+
 def _table(data) -> dict | None:
     if isinstance(data, dict) and isinstance(data.get("history"), dict):
         data = data["history"]
     if not isinstance(data, dict) or not data:
         return None
+    data = _by_split(data)
     lists = {k: v for k, v in data.items() if isinstance(v, list)}
     if not lists or len(lists) < len(data) / 2:
         return None
@@ -65,8 +85,9 @@ def sniff(content: Content) -> bool:
     table = _table(_data(content))
     if table is None:
         return False
-    values = [v for series in table.values() for v in series[:3]]
-    return bool(values) and all(isinstance(v, (int, float, str)) or v is None for v in values)
+    series = [values for values in table.values() if _is_series(values[:3])]
+    values = [v for values in series for v in values[:3]]
+    return bool(values) and len(series) * 2 >= len(table)
 
 
 def read(content: Content) -> History:
@@ -77,6 +98,9 @@ def read(content: Content) -> History:
     if not isinstance(content.json, dict):
         builder.note("read from a Python repr of history.history, not JSON")
     epochs = table.pop("epoch", None)
+    for name in [name for name, series in table.items() if not _is_series(series)]:
+        builder.skip(f"{name}: a list of records or lists, not a series of numbers; left out")
+        del table[name]
     length = max(len(series) for series in table.values()) if table else 0
     if (
         isinstance(epochs, list)

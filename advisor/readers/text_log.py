@@ -15,7 +15,8 @@ eval mode``, ``Validating...``) puts the evaluation phase on the names of the ne
 with values that carry no phase of their own (``epoch: 3,  loss is: 0.29``).  A log
 with step numbers but no epoch numbers gives one point per logging line, in order, and
 says so in ``source.notes``.  ``nan`` and
-``inf`` are values, never dropped.
+``inf`` are values, never dropped.  Chinese metric names (``训练损失``, ``验证损失``) are read
+as the English names they mean.
 """
 
 from __future__ import annotations
@@ -75,11 +76,32 @@ _PHASE_START = re.compile(
 _EVAL_ANNOUNCED = re.compile(r"(?i)^\W*(?:testing|evaluating|validating)\b\D*$")
 # "loss is: 0.29" (Paddle's example scripts): the verb is not part of the name.
 _NAME_VERB = re.compile(r"(?i)\s+(?:is|was)$")
+# Chinese metric names in hand-written loops ("训练损失: 4.61 | 验证损失: 6.01"): the longest
+# first, so "验证损失" is "val loss" before "损失" alone is "loss".
+_CJK_NAMES = {
+    "训练损失": " train loss",
+    "验证损失": " val loss",
+    "测试损失": " test loss",
+    "训练准确率": " train accuracy",
+    "验证准确率": " val accuracy",
+    "测试准确率": " test accuracy",
+    "学习率": " lr",
+    "损失": " loss",
+    "准确率": " accuracy",
+    "：": ":",  # full-width colon
+}
+_CJK = re.compile("|".join(map(re.escape, _CJK_NAMES)))
+
+
+def _text(content: Content) -> str | None:
+    """The log's text, with Chinese metric names spelled as the English ones they mean."""
+    text = content.text
+    return _CJK.sub(lambda m: _CJK_NAMES[m.group(0)], text) if text and _CJK.search(text) else text
 
 
 def sniff(content: Content) -> bool:
     """Text with an epoch (or step) marker and a loss or accuracy value after it."""
-    text = content.text
+    text = _text(content)
     if not text or text.lstrip()[:1] in ("{", "["):
         return False
     return _holds_log(text)
@@ -101,10 +123,18 @@ def _holds_log(text: str) -> bool:
         return False
     for line in _SPLIT.split(head[marker.start() :])[:2000]:
         for name, _ in _pairs(line, 0):
-            found = normalise(name)
-            if found is not None and found.series.endswith(("loss", "accuracy")):
+            if _is_loss_or_accuracy(name):
                 return True
     return False
+
+
+def _is_loss_or_accuracy(name: str) -> bool:
+    """A loss or an accuracy, also a loss head named after the word (GAN logs: ``Loss_D``,
+    ``Loss Discriminator``)."""
+    found = normalise(name)
+    if found is None:
+        return False
+    return found.series.endswith(("loss", "accuracy")) or "loss" in found.series.split("_")
 
 
 def _epochs(text: str) -> re.Pattern:
@@ -157,11 +187,33 @@ def _pairs(line: str, start: int) -> list[tuple[str, str]]:
         for name, value in zip(words, words[1:], strict=False):
             if _NAME.fullmatch(name) and _BARE_NUMBER.fullmatch(value) and _known(name):
                 found.append((name, value))
+    elif line.count("|") < 2:  # pipe-separated fields were read whole above
+        found.extend(_bare_losses(line[start:], found))
     phase = _PHASE_START.match(line, start)
     if phase is None:
         return found
     word = phase.group(1)
     return [(name if _has_phase(name) else f"{word} {name}", value) for name, value in found]
+
+
+def _bare_losses(text: str, found: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Bare ``loss 0.69`` pairs on a line whose other values are named ``name: x``
+    (``Epoch 1, loss 0.69, train accuracy: 54.67%``): a loss no other pair gave."""
+    have = {normalise(name) for name, _ in found}
+    words = text.replace(",", " ").split()
+    extra = []
+    for index, (name, value) in enumerate(zip(words, words[1:], strict=False)):
+        known = normalise(name) if _NAME.fullmatch(name) else None
+        if (
+            known is not None
+            and (index == 0 or words[index - 1].lower().strip(":") not in PHASE_WORDS)
+            and known.series.endswith("loss")
+            and known not in have
+            and _BARE_NUMBER.fullmatch(value)
+        ):
+            extra.append((name, value))
+            have.add(known)
+    return extra
 
 
 def _known(name: str) -> bool:
@@ -193,7 +245,7 @@ def read(content: Content) -> History:
 
 def read_all(content: Content) -> dict[str, History]:
     """One History per run: the log is cut where its epoch count starts again."""
-    text = content.text or ""
+    text = _text(content) or ""
     parts = split_runs(text)
     if len(parts) <= 1:
         return {content.path.name if content.path else "history": _read_text(text, content)}
