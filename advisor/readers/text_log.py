@@ -60,6 +60,8 @@ _BARE_NUMBER = re.compile(r"(?i)" + _NUMBER)
 # Keras' progress bar: "237/422 [=====>....]": the steps done of the epoch's steps.
 _BAR = re.compile(r"^\s*(\d+)/(\d+)\s*(?:\[|-\s)")  # verbose=2 writes "422/422 - 13s - ..."
 _SPLIT = re.compile(r"[\r\x08]+|\n")
+# "[Losses: x 0.02, y 0.03, conf 0.75, cls 0.1, total 0.9]" (PyTorch-YOLOv3's old log).
+_LOSSES = re.compile(r"(?i)\blosses\s*:\s*([^\]]*)")
 # Pairs that count epochs rather than measure them ("epoch_end=3 train_loss=0.08 ...").
 _EPOCH_COUNTERS = {"epoch", "epochs", "epoch_end", "epoch_start", "epoch_idx", "epoch_num"}
 # Python logging's prefixes: "2021-03-02 10:11:12,345 - name - INFO - ", "INFO:root:".
@@ -80,7 +82,7 @@ _NAME_VERB = re.compile(r"(?i)\s+(?:is|was)$")
 def sniff(content: Content) -> bool:
     """Text with an epoch (or step) marker and a loss or accuracy value after it."""
     text = content.text
-    if not text or text.lstrip()[:1] in ("{", "["):
+    if not text or _json_like(content):
         return False
     head = text[:200_000]
     if sum(1 for line in head.splitlines()[:2000] if _TUTORIAL.match(line)) >= 2:
@@ -94,6 +96,13 @@ def sniff(content: Content) -> bool:
             if found is not None and found.series.endswith(("loss", "accuracy")):
                 return True
     return False
+
+
+def _json_like(content: Content) -> bool:
+    """JSON, or text that starts like it; a line opening with a bracketed time stamp or
+    marker (``[2021-07-14 02:09:40] Train epoch: 0``, ``[Epoch 0/30, Batch 3/13]``) is a log."""
+    first = content.text.lstrip()[:1] if content.text else ""
+    return first == "{" or (first == "[" and content.json is not None)
 
 
 def _epochs(text: str) -> re.Pattern:
@@ -142,6 +151,8 @@ def _pairs(line: str, start: int) -> list[tuple[str, str]]:
             if _NAME.fullmatch(name) and _BARE_NUMBER.fullmatch(value):
                 found.append((name, value))
     if not found:
+        found = _loss_group(line, start)
+    if not found:
         words = line[start:].replace(",", " ").split()
         for name, value in zip(words, words[1:], strict=False):
             if _NAME.fullmatch(name) and _BARE_NUMBER.fullmatch(value) and _known(name):
@@ -151,6 +162,17 @@ def _pairs(line: str, start: int) -> list[tuple[str, str]]:
         return found
     word = phase.group(1)
     return [(name if _has_phase(name) else f"{word} {name}", value) for name, value in found]
+
+
+def _loss_group(line: str, start: int) -> list[tuple[str, str]]:
+    """``[Losses: x 0.1, conf 0.75, total 0.9]``: every ``name value`` field after
+    ``Losses:`` is a loss head (``x_loss``), its ``total`` the loss."""
+    group = _LOSSES.search(line, start)
+    if group is None:
+        return []
+    fields = (field.strip(" []") for field in group.group(1).split(","))
+    matches = (_FIELD.fullmatch(field) for field in fields)
+    return [(f"{m.group(1)} loss", m.group(2)) for m in matches if m is not None]
 
 
 def _known(name: str) -> bool:
