@@ -6,8 +6,9 @@ project's ``history.json``, Hugging Face ``trainer_state.json``, Keras
 ``history.history`` or its Python repr, Jupyter notebooks, JSON Lines logs such
 as Detectron2's ``metrics.json``), CSV by its header
 (Lightning's has a ``step`` column or several rows per epoch, a pandas export an
-index column or script-style names such as ``train_loss``, Keras' CSVLogger
-neither), fastai's ``epoch train_loss valid_loss`` table, and plain-text logs by
+index column or script-style names such as ``train_loss``, TensorBoard scalars
+exported in long form ``tag``, ``step`` and ``value`` columns, Keras' CSVLogger
+none of these), fastai's ``epoch train_loss valid_loss`` table, and plain-text logs by
 their epoch (or step) markers followed by ``name: value``, ``name=value`` or
 ``| name value |`` pairs.  One module per format; each has ``FORMAT``,
 ``sniff(content)`` and ``read(content)``.
@@ -38,6 +39,7 @@ from advisor.readers import (
     lightning,
     native,
     pandas_csv,
+    scalars_csv,
     tensorboard,
     text_log,
 )
@@ -51,6 +53,7 @@ READERS = (
     keras_json,
     json_lines,
     tensorboard,
+    scalars_csv,
     lightning,
     pandas_csv,
     keras_csv,

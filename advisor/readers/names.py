@@ -36,6 +36,7 @@ _ALIASES = {
     "cost": "loss",
     "objective": "loss",
     "total_loss": "loss",
+    "tot_loss": "loss",
     "loss_total": "loss",
     "avg_loss": "loss",
     "average_loss": "loss",

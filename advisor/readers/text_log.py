@@ -61,6 +61,8 @@ _BARE_NUMBER = re.compile(r"(?i)" + _NUMBER)
 # Keras' progress bar: "237/422 [=====>....]": the steps done of the epoch's steps.
 _BAR = re.compile(r"^\s*(\d+)/(\d+)\s*(?:\[|-\s)")  # verbose=2 writes "422/422 - 13s - ..."
 _SPLIT = re.compile(r"[\r\x08]+|\n")
+# "[Losses: x 0.02, y 0.03, conf 0.75, cls 0.1, total 0.9]" (PyTorch-YOLOv3's old log).
+_LOSSES = re.compile(r"(?i)\blosses\s*:\s*([^\]]*)")
 # Pairs that count epochs rather than measure them ("epoch_end=3 train_loss=0.08 ...").
 _EPOCH_COUNTERS = {"epoch", "epochs", "epoch_end", "epoch_start", "epoch_idx", "epoch_num"}
 # Python logging's prefixes: "2021-03-02 10:11:12,345 - name - INFO - ", "INFO:root:".
@@ -102,7 +104,7 @@ def _text(content: Content) -> str | None:
 def sniff(content: Content) -> bool:
     """Text with an epoch (or step) marker and a loss or accuracy value after it."""
     text = _text(content)
-    if not text or text.lstrip()[:1] in ("{", "["):
+    if not text or _json_like(content):
         return False
     return _holds_log(text)
 
@@ -135,6 +137,13 @@ def _is_loss_or_accuracy(name: str) -> bool:
     if found is None:
         return False
     return found.series.endswith(("loss", "accuracy")) or "loss" in found.series.split("_")
+
+
+def _json_like(content: Content) -> bool:
+    """JSON, or text that starts like it; a line opening with a bracketed time stamp or
+    marker (``[2021-07-14 02:09:40] Train epoch: 0``, ``[Epoch 0/30, Batch 3/13]``) is a log."""
+    first = content.text.lstrip()[:1] if content.text else ""
+    return first == "{" or (first == "[" and content.json is not None)
 
 
 def _epochs(text: str) -> re.Pattern:
@@ -183,6 +192,8 @@ def _pairs(line: str, start: int) -> list[tuple[str, str]]:
             if _NAME.fullmatch(name) and _BARE_NUMBER.fullmatch(value):
                 found.append((name, value))
     if not found:
+        found = _loss_group(line, start)
+    if not found:
         words = line[start:].replace(",", " ").split()
         for name, value in zip(words, words[1:], strict=False):
             if _NAME.fullmatch(name) and _BARE_NUMBER.fullmatch(value) and _known(name):
@@ -214,6 +225,17 @@ def _bare_losses(text: str, found: list[tuple[str, str]]) -> list[tuple[str, str
             extra.append((name, value))
             have.add(known)
     return extra
+
+
+def _loss_group(line: str, start: int) -> list[tuple[str, str]]:
+    """``[Losses: x 0.1, conf 0.75, total 0.9]``: every ``name value`` field after
+    ``Losses:`` is a loss head (``x_loss``), its ``total`` the loss."""
+    group = _LOSSES.search(line, start)
+    if group is None:
+        return []
+    fields = (field.strip(" []") for field in group.group(1).split(","))
+    matches = (_FIELD.fullmatch(field) for field in fields)
+    return [(f"{m.group(1)} loss", m.group(2)) for m in matches if m is not None]
 
 
 def _known(name: str) -> bool:
