@@ -5,10 +5,11 @@
     python benchmarks/diagnosis.py --part holdout --json
     python benchmarks/diagnosis.py --part fresh     # gathered and labelled after calibration
     python benchmarks/diagnosis.py --part fresh2    # a second held-out set, gathered later
+    python benchmarks/diagnosis.py --part fresh3    # a third, gathered after the criteria were settled
 
 The corpus is tests/corpus/entries/<id>/ (history file + meta.toml, layout and labelling
-criteria in tests/corpus/CRITERIA.md).  An entry whose meta.toml says ``part = "fresh"``
-or ``part = "fresh2"`` was gathered and labelled after the thresholds were calibrated and
+criteria in tests/corpus/CRITERIA.md).  An entry whose meta.toml says ``part = "fresh"``,
+``"fresh2"`` or ``"fresh3"`` was gathered and labelled after the thresholds were calibrated and
 is in that part of its own, never in tune, holdout or the other held-out part.  Of the
 others, an entry is in the holdout part when ``int(sha256(id).hexdigest(), 16) % 3 == 0``,
 else in the tune part; ``--part tune`` never opens a holdout or held-out entry's history
@@ -36,13 +37,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT)]
 ENTRIES = ROOT / "tests" / "corpus" / "entries"
 MODES = ("with_task", "blind")
-PARTS = ("tune", "holdout", "fresh", "fresh2")
-HELD_OUT = ("fresh", "fresh2")  # parts named by meta.toml, in the order they were gathered
+PARTS = ("tune", "holdout", "fresh", "fresh2", "fresh3")
+HELD_OUT = ("fresh", "fresh2", "fresh3")  # parts named by meta.toml, in the order they were gathered
 SECOND_READING = ROOT / "tests" / "corpus" / "second_reading.toml"
 
 
 def part_of(entry_id: str, meta: dict | None = None) -> str:
-    """The held-out part meta.toml names ('fresh' or 'fresh2'); else 'holdout' for a third
+    """The held-out part meta.toml names (one of HELD_OUT); else 'holdout' for a third
     of the ids (by the id alone) and 'tune' for the rest."""
     named = (meta or {}).get("part")
     if named in HELD_OUT:
@@ -215,7 +216,7 @@ def render(part: str, results: dict[str, dict], seconds: float) -> list[str]:
     "--part",
     type=click.Choice([*PARTS, "all"]),
     default="all",
-    help="which part of the corpus (all = tune, holdout, fresh and fresh2, reported apart)",
+    help="which part of the corpus (all = every part, reported apart)",
 )
 @click.option("--json", "as_json", is_flag=True, help="print the scores and records as JSON")
 def main(part: str, as_json: bool) -> None:

@@ -25,9 +25,9 @@ ENTRIES = Path(__file__).parent / "corpus" / "entries"
 
 
 def is_tune(entry_id: str) -> bool:
-    """Tune = not a third of the ids by hash, and not gathered as a held-out (fresh, fresh2) entry."""
+    """Tune = not a third of the ids by hash, and not gathered as a held-out (fresh, fresh2, fresh3) entry."""
     meta_file = ENTRIES / entry_id / "meta.toml"
-    held_out = ("fresh", "fresh2")
+    held_out = ("fresh", "fresh2", "fresh3")
     if meta_file.is_file() and tomllib.loads(meta_file.read_text()).get("part") in held_out:
         return False
     return int(hashlib.sha256(entry_id.encode()).hexdigest(), 16) % 3 != 0

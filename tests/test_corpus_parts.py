@@ -1,9 +1,9 @@
-"""The corpus parts of benchmarks/diagnosis.py: tune, holdout, fresh and fresh2 never overlap.
+"""The corpus parts of benchmarks/diagnosis.py: tune, holdout and the held-out parts (fresh, fresh2, fresh3) never overlap.
 
-Held-out entries (``part = "fresh"`` or ``part = "fresh2"`` in meta.toml) were gathered and
+Held-out entries (``part = "fresh"``, ``"fresh2"`` or ``"fresh3"`` in meta.toml) were gathered and
 labelled after the thresholds were calibrated; they must never be scored, or tuned on, as
 tune, holdout or the other held-out part, and they come from sources no entry gathered
-before them used (fresh2 after fresh, fresh after tune and holdout).
+before them used (fresh3 after fresh2, fresh2 after fresh, fresh after tune and holdout).
 """
 
 from __future__ import annotations
