@@ -38,7 +38,11 @@ sys.path[:0] = [str(ROOT)]
 ENTRIES = ROOT / "tests" / "corpus" / "entries"
 MODES = ("with_task", "blind")
 PARTS = ("tune", "holdout", "fresh", "fresh2", "fresh3")
-HELD_OUT = ("fresh", "fresh2", "fresh3")  # parts named by meta.toml, in the order they were gathered
+HELD_OUT = (
+    "fresh",
+    "fresh2",
+    "fresh3",
+)  # parts named by meta.toml, in the order they were gathered
 SECOND_READING = ROOT / "tests" / "corpus" / "second_reading.toml"
 
 
