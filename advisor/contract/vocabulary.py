@@ -305,6 +305,12 @@ _LOSS_CURVE = {
     "late_max_rise": ("float", "max_rise over the moves after the run's first fifth"),
     "late_max_jump": ("float", "max_jump over the moves after the run's first fifth"),
     "median_move": ("float", "median |one-epoch change| / (value before + a tenth of the range)"),
+    "epochs": ("int", "epochs with a finite value (up to the first NaN or infinity)"),
+    "rounding_unit": ("float", "one unit of the last decimal the log printed (0 = full precision)"),
+    "still_rising": (
+        "bool",
+        "the last value is above the one before it and above the first value of the tail",
+    ),
 }
 _SCORE_CURVE = {
     "first": ("float", "value at the first epoch"),
@@ -331,6 +337,10 @@ _RUN_CURVE = {
         "how K was found: given, metric_names, accuracy_and_loss, flat_loss, flat_accuracy",
     ),
     "nonfinite_series": ("str", "the series that first became NaN or infinite"),
+    "never_computed": (
+        "str",
+        "series left out as never computed (NaN, empty or zero at every epoch), comma-separated",
+    ),
     "last_finite_epoch": ("int", "last epoch before the first NaN or infinity"),
     "window": ("int", "epochs in the recent window (a fifth of the run, at least 3)"),
     "window_start": ("int", "first epoch of the recent window"),
@@ -486,6 +496,9 @@ THRESHOLDS = {
     "healthy_chance_ratio": "loss / chance loss below which a run learned materially",
     "rise_share_high": "share of upward moves of the training loss that counts as oscillation",
     "move_high": "median relative epoch-to-epoch move that counts as large",
+    "rise_share_epochs": "fewest training-loss epochs on which the share of rises is judged",
+    "rounding_units": "units of the last printed decimal within which a change is rounding",
+    "noise_share": "share of a curve's first-minus-best range below which a change is noise",
     "slow_accuracy_gain": "largest one-epoch accuracy gain below which accuracy never moved",
     "satisfied_accuracy": "best accuracy below which a run that never moved learned nothing useful",
     "diverge_loss_level": "a classification loss this large has blown up",
@@ -536,5 +549,6 @@ ADVICE = {
     "log_validation": "log a validation loss every epoch: without it overfitting cannot be judged",
     "log_loss": "log the training and validation loss: accuracy alone cannot show the fit",
     "check_labels": "check that the labels match the inputs (shuffled apart, one class)",
+    "settle_slow_tail": "the watched curve still gains slowly: run longer or stop on patience",
 }
 FACTS.update(_diagnosis_facts())
