@@ -372,7 +372,10 @@ def _loss_features(
         return {}
     best = int(np.argmin(y))
     first, final = float(y[0]), tail_mean(y)
-    level = max(abs(float(y[best])), 0.01 * abs(first), 1e-12)
+    # a best near zero is measured against a hundredth of the start (the median of the first
+    # three values: a first epoch far above the rest, the average over the steps from the
+    # random init, must not set the scale for the whole run)
+    level = max(abs(float(y[best])), 0.01 * abs(float(np.median(y[:3]))), 1e-12)
     out: dict[str, Any] = {
         p + "first": first,
         p + "final": float(y[-1]),

@@ -1,0 +1,166 @@
+"""The six clauses of tests/corpus/CRITERIA.md settled on 2026-12-04 (never-computed series,
+rounding and noise, the 8-epoch rise share, 'still rising', poor fit needs an accuracy, the
+slow monitored tail), each on a real published history of tests/corpus/entries.
+
+Numbers asserted are read from the entry's own file here, never written down from a run.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from pathlib import Path
+
+import numpy as np
+
+from advisor.diagnostics.diagnosis import diagnose, render
+from advisor.readers import load_history
+
+ENTRIES = Path(__file__).parent / "corpus" / "entries"
+
+
+def history_of(entry_id: str):
+    """The entry's history, with the task its meta.toml states."""
+    folder = ENTRIES / entry_id
+    meta = tomllib.loads((folder / "meta.toml").read_text())
+    history = load_history(folder / meta["file"])
+    if meta.get("task") not in (None, "unknown"):
+        history = history.model_copy(
+            update={"task": meta["task"], "n_classes": meta.get("n_classes") or history.n_classes}
+        )
+    return history
+
+
+def names(diagnosis) -> set[str]:
+    return {p.name for p in diagnosis.problems}
+
+
+def finite(values) -> np.ndarray:
+    return np.asarray([v for v in values if v is not None and math.isfinite(v)])
+
+
+# ----------------------------------------------------------------------------- (a) never computed
+
+
+def test_a_validation_loss_nan_at_every_epoch_is_left_out_and_the_report_says_so():
+    """d_other_csv_yolo_val_nan_225ep_01: val box, cls and dfl losses NaN at all 225 epochs
+    (no validation was computed); the training loss falls normally."""
+    history = history_of("d_other_csv_yolo_val_nan_225ep_01")
+    assert all(v is None or math.isnan(v) for v in history.series["val_loss"])
+    d = diagnose(history)
+    assert "diverged" not in names(d) and d.features["curve.nonfinite"] is False
+    assert "val_loss" in d.features["curve.never_computed"].split(", ")
+    assert d.features["curve.has_val"] is False
+    assert any("never computed" in note and "val_loss" in note for note in d.history.notes)
+    assert any("left out" in line and "val_loss" in line for line in render(d))
+
+
+def test_one_infinite_value_in_a_computed_head_is_diverged_from_that_epoch():
+    """d_other_csv_yolo_dog_inf_epoch5_01: train/box_loss is inf at one epoch, finite around it."""
+    history = history_of("d_other_csv_yolo_dog_inf_epoch5_01")
+    box = history.series["box_loss"]
+    first_bad = next(
+        e for e, v in zip(history.epochs, box, strict=True) if v is not None and math.isinf(v)
+    )
+    assert any(v is not None and math.isfinite(v) for v in box[history.epochs.index(first_bad) :])
+    d = diagnose(history)
+    assert d.primary == "diverged"
+    assert d.features["curve.nonfinite_epoch"] == first_bad
+    assert "box_loss" not in d.features.get("curve.never_computed", "")
+
+
+def test_a_training_loss_nan_at_every_epoch_broke_down_and_was_not_left_out():
+    """a_keras_console_mnist_cnn_nan_4404: loss and val_loss NaN from the first epoch; the loss
+    the run minimises is computed at every step, so this is a breakdown, not an empty column."""
+    history = history_of("a_keras_console_mnist_cnn_nan_4404")
+    assert all(math.isnan(v) for v in history.series["loss"])
+    d = diagnose(history)
+    assert d.primary == "diverged"
+    assert d.features["curve.nonfinite_epoch"] == history.epochs[0]
+    assert "curve.never_computed" not in d.features
+
+
+# ----------------------------------------------------------------------------- (b) rounding, noise
+
+
+def test_a_change_of_one_printed_decimal_is_rounding_not_a_rise():
+    """a_keras_console_fractalnet_cifar_chance_01: a loss printed to 4 decimals that moves by
+    0.0001 at most; its one uptick is the log's rounding."""
+    history = history_of("a_keras_console_fractalnet_cifar_chance_01")
+    y = finite(history.series["loss"])
+    ups = np.diff(y)[np.diff(y) > 0]
+    assert len(ups) and np.all(ups <= 1e-4 + 1e-12)
+    d = diagnose(history)
+    assert d.features["curve.loss.rounding_unit"] == 1e-4
+    assert d.features["curve.loss.rise_share"] == 0
+    assert "lr_too_high" not in names(d) and d.primary == "underfitting"
+
+
+def test_rises_under_two_per_cent_of_the_range_are_noise_not_instability():
+    """c_hf_trainer_state_trocr_13ep_01: per-epoch L 0.86 -> 0.11 with four small upticks, each
+    under 2 % of the curve's first-minus-best range."""
+    history = history_of("c_hf_trainer_state_trocr_13ep_01")
+    y = finite(history.series["loss"])
+    diffs = np.diff(y)
+    assert np.mean(diffs > 0) >= 0.3  # counted raw, the rise share clause would hold
+    assert np.all(diffs[diffs > 0] < 0.02 * (y[0] - y.min()))
+    d = diagnose(history)
+    assert d.features["curve.loss.rise_share"] == 0 and d.features["curve.loss.max_rise"] == 0
+    assert "lr_too_high" not in names(d)
+
+
+def test_the_rise_share_is_judged_over_eight_epochs_and_poor_fit_needs_an_accuracy():
+    """d_lightning_csv_bce_noisy_5ep_01: 5 epochs, half the moves up by ~10 %; no accuracy
+    logged, a loss levelled off at 3/4 of the chance loss beside its validation loss."""
+    history = history_of("d_lightning_csv_bce_noisy_5ep_01")
+    assert "accuracy" not in history.series
+    d = diagnose(history)
+    f = d.features
+    assert f["curve.loss.rise_share"] >= 0.3 and f["curve.loss.median_move"] >= 0.04
+    assert f["curve.loss.epochs"] < 8
+    assert f["curve.loss.chance_ratio"] >= 0.3 and f["curve.gap.final"] <= 0.25
+    assert "lr_too_high" not in names(d) and "underfitting" not in names(d)
+
+
+# ----------------------------------------------------------------------------- (c) still rising
+
+
+def test_a_loss_twice_its_best_still_rising_at_the_end_is_diverged():
+    """a_keras_csv_docking_rmse_jump_01: L falls to its best, then ends at 2.1x it, the last
+    value above the one before and above the tail's first."""
+    history = history_of("a_keras_csv_docking_rmse_jump_01")
+    y = finite(history.series["loss"])
+    tail = max(3, math.ceil(len(y) / 5))
+    assert y[-1] > 2 * y.min() and y[-1] > y[-2] and y[-1] > y[-tail]
+    d = diagnose(history)
+    assert d.primary == "diverged"
+    assert d.problems[0].rule == "diagnose_diverged_ends_far_above_best"
+
+
+def test_a_loss_far_above_its_best_that_fell_at_the_end_is_unstable_not_diverged():
+    """d_keras_json_face_chaotic_20ep_01: L ends 5x its best, but its last value is below the
+    tail's first: chaotic, read by the lr_too_high rules."""
+    history = history_of("d_keras_json_face_chaotic_20ep_01")
+    y = finite(history.series["loss"])
+    tail = max(3, math.ceil(len(y) / 5))
+    assert y[-1] > 2 * y.min() and not (y[-1] > y[-2] and y[-1] > y[-tail])
+    d = diagnose(history)
+    assert d.features["curve.loss.still_rising"] is False
+    assert "diverged" not in names(d) and d.primary == "lr_too_high"
+
+
+# ----------------------------------------------------------------------------- (f) slow tail
+
+
+def test_a_monitored_tail_still_gaining_a_little_is_inconclusive_with_what_would_settle_it():
+    """c_other_json_plant_cnn_aug_01: V reaches a new best in its tail (well over 2 %), but
+    that is a sliver of the run's whole improvement: neither flattened nor cut short."""
+    history = history_of("c_other_json_plant_cnn_aug_01")
+    v = finite(history.series["val_loss"])
+    tail = max(3, math.ceil(len(v) / 5))
+    before, last = v[:-tail].min(), v[-tail:].min()
+    assert (before - last) / before >= 0.02 and (before - last) / (v[0] - v.min()) < 0.05
+    d = diagnose(history)
+    assert d.primary == "inconclusive" and "healthy" not in names(d)
+    assert d.problems[0].rule == "diagnose_inconclusive_slow_tail"
+    assert "settle_slow_tail" in {a.name for a in d.advice}
