@@ -164,3 +164,18 @@ def test_a_monitored_tail_still_gaining_a_little_is_inconclusive_with_what_would
     assert d.primary == "inconclusive" and "healthy" not in names(d)
     assert d.problems[0].rule == "diagnose_inconclusive_slow_tail"
     assert "settle_slow_tail" in {a.name for a in d.advice}
+
+
+# ----------------------------------------------------------------------------- (e) flattened on V
+
+
+def test_a_long_run_flat_on_validation_while_training_still_falls_is_healthy_not_a_plateau():
+    """d_other_csv_yolo_v8n_100ep_01 (healthy): YOLO losses over 100 epochs; the training loss
+    still gains over its tail, the validation loss (the monitored curve) does not; the
+    training loss rested for under a fifth of the run, then fell on by a fraction."""
+    d = diagnose(history_of("d_other_csv_yolo_v8n_100ep_01"))
+    f = d.features
+    assert f["curve.loss.tail_gain"] >= 0.02 > f["curve.val_loss.tail_gain"]
+    assert f["curve.loss.plateau_length"] < 0.2 * f["curve.n_epochs"]
+    assert f["curve.loss.drop_after_plateau"] < 0.5
+    assert "plateau" not in names(d) and d.primary == "healthy"

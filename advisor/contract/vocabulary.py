@@ -483,6 +483,8 @@ THRESHOLDS = {
     "plateau_epochs": "epochs of a flat stretch that count as a plateau",
     "plateau_share": "share of the run a flat stretch must last to count as a plateau",
     "plateau_drop": "fall after a flat stretch that shows it was a plateau, not the end",
+    "plateau_short_share": "share of the run a flat stretch needs when the run later fell by half",
+    "plateau_clear_drop": "fall after a shorter flat stretch that shows its level clearly above",
     "grad_spike": "largest / median gradient norm that counts as an explosion",
     "grad_growth": "growth of the gradient norm over the run that counts as an explosion",
     "grad_layer_ratio": "first / last layer gradient norm below which gradients vanish",
