@@ -12,6 +12,7 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from advisor.diagnostics.diagnosis import diagnose, render
 from advisor.readers import load_history
@@ -179,3 +180,27 @@ def test_a_long_run_flat_on_validation_while_training_still_falls_is_healthy_not
     assert f["curve.loss.plateau_length"] < 0.2 * f["curve.n_epochs"]
     assert f["curve.loss.drop_after_plateau"] < 0.5
     assert "plateau" not in names(d) and d.primary == "healthy"
+
+
+# ----------------------------------------------------------------------------- misses of the seen parts
+
+
+def test_a_train_loss_logged_twice_beside_a_validation_loss_every_epoch_is_judged_on_v():
+    """d_lightning_csv_random_labels_5ep_01 (underfitting): random 0/1 labels; train_loss
+    logged at two epochs only, val_loss at every epoch, ending near ln 2."""
+    history = history_of("d_lightning_csv_random_labels_5ep_01")
+    n_train = len(finite(history.series["loss"]))
+    v = finite(history.series["val_loss"])
+    assert n_train < 4 <= len(v) and abs(v[-3:].mean() / math.log(2) - 1) < 0.1
+    d = diagnose(history)
+    assert d.features["curve.main.first"] == pytest.approx(v[0], rel=1e-5)  # rounded to 6 digits
+    assert d.primary == "underfitting"
+
+
+def test_an_accuracy_gap_with_a_flattened_validation_loss_is_overfitting_not_healthy():
+    """d_keras_json_car_type_accgap_01 (overfitting): train accuracy 1.00, val accuracy 0.56
+    and no longer improving; V's tail improves its best by under 2 %."""
+    d = diagnose(history_of("d_keras_json_car_type_accgap_01"))
+    f = d.features
+    assert f["curve.gap.accuracy"] > 0.1 and f["curve.val_loss.tail_gain"] < 0.02
+    assert d.primary == "overfitting" and "healthy" not in names(d)

@@ -157,7 +157,7 @@ def curve_features(
         if name in history.series:
             x, y = _finite_prefix(epochs, history.series[name])
             out.update(_loss_features(name, x, y, window, chance, raised, thresholds))
-    main = "loss" if "curve.loss.first" in out else "val_loss"
+    main = _main_series(out)
     out.update(
         {
             "curve.main." + key.removeprefix(f"curve.{main}."): value
@@ -229,6 +229,17 @@ def _lr_moved_since_best(history: History) -> bool | None:
         return None
     at_best = min(pairs, key=lambda pair: pair[1])[0]
     return abs(pairs[-1][0] - at_best) > LR_RISE * abs(at_best)
+
+
+def _main_series(out: dict[str, Any]) -> str:
+    """The curve the run is judged on: the training loss, or the validation loss when there
+    is no training loss or it was logged at too few epochs to have a shape while the
+    validation loss has more (a train loss logged twice in a run validated every epoch)."""
+    n_train = out.get("curve.loss.epochs", 0)
+    n_val = out.get("curve.val_loss.epochs", 0)
+    if n_train == 0 or (n_train < MIN_EPOCHS_FOR_SHAPE and n_val > n_train):
+        return "val_loss"
+    return "loss"
 
 
 def drop_never_computed(history: History) -> tuple[History, list[str]]:
@@ -558,8 +569,7 @@ def _chance_features(
         result["curve.chance_loss"] = chance
         for name in (*LOSS_SERIES, "main"):
             if f"curve.{name}.best" in out:
-                series = "loss" if name == "main" and "curve.loss.best" in out else name
-                series = "val_loss" if series == "main" else series
+                series = _main_series(out) if name == "main" else name
                 x, y = _finite_prefix(np.asarray(history.epochs, float), history.series[series])
                 result[f"curve.{name}.chance_ratio"] = tail_mean(y) / chance
                 result[f"curve.{name}.peak_chance_ratio"] = float(y.max()) / chance
