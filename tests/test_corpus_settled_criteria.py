@@ -204,3 +204,15 @@ def test_an_accuracy_gap_with_a_flattened_validation_loss_is_overfitting_not_hea
     f = d.features
     assert f["curve.gap.accuracy"] > 0.1 and f["curve.val_loss.tail_gain"] < 0.02
     assert d.primary == "overfitting" and "healthy" not in names(d)
+
+
+def test_a_near_zero_loss_ending_many_times_its_best_and_rising_is_diverged():
+    """b_other_csv_baby_tiny_val_01 (diverged): L near zero in the tail, ending several times
+    its best and above the value before it; the 2x clause is relative to the best itself."""
+    history = history_of("b_other_csv_baby_tiny_val_01")
+    y = finite(history.series["loss"])
+    tail = max(3, math.ceil(len(y) / 5))
+    assert y[-1] > 2 * y.min() and y[-1] > y[-2] and y[-1] > y[-tail]
+    assert y[-1] < 0.01 * y[0]  # near zero against where the run started
+    d = diagnose(history)
+    assert d.features["curve.loss.end_over_best"] > 1 and d.primary == "diverged"

@@ -292,7 +292,8 @@ _LOSS_CURVE = {
     "last_finite": ("float", "last value before the first NaN or infinity of the run"),
     "tail_gain": ("float", "how far the last max(3, n/5) epochs fell below the best before them"),
     "tail_share": ("float", "that fall as a share of the whole run's improvement"),
-    "end_over_best": ("float", "last value / lowest value - 1"),
+    "end_over_best": ("float", "last value / lowest value - 1 (0 when within the log's rounding)"),
+    "end_rise_share": ("float", "(last value - lowest) / (first - lowest): the rise, vs the range"),
     "sustained_rise": (
         "float",
         "rise above the best held 2+ later epochs beyond the noise, / best",

@@ -387,19 +387,26 @@ def _loss_features(
     # three values: a first epoch far above the rest, the average over the steps from the
     # random init, must not set the scale for the whole run)
     level = max(abs(float(y[best])), 0.01 * abs(float(np.median(y[:3]))), 1e-12)
+    unit = rounding_unit(y)
+    low = float(y[best])
+    # how far the last value ends above the best, as a reader takes it: relative to the best
+    # itself, a move within the log's rounding being none (CRITERIA.md, notation)
+    excess = float(y[-1]) - low
+    excess = excess if excess > thresholds["threshold.rounding_units"] * unit * (1 + 1e-9) else 0.0
     out: dict[str, Any] = {
         p + "first": first,
         p + "final": float(y[-1]),
         p + "best": float(y[best]),
         p + "best_epoch": int(x[best]),
         p + "worst": float(y.max()),
-        p + "end_over_best": float(y[-1]) / level - 1.0 if float(y[best]) > 0 else None,
+        p + "end_over_best": excess / low if low > 0 else None,
+        p + "end_rise_share": excess / (first - low) if first > low else None,
         p + "epochs_since_best": int(x[-1] - x[best]),
         p + "rel_drop": (first - float(y[best])) / max(abs(first), 1e-12),
         p + "rise_from_best": (final - float(y[best])) / level,
         p + "final_over_first": final / first if first > 0 else None,
         p + "epochs": n,
-        p + "rounding_unit": rounding_unit(y),
+        p + "rounding_unit": unit,
         p + "still_rising": still_rising(y),
     }
     out.update({p + key: value for key, value in tail_progress(y).items()})
