@@ -216,3 +216,24 @@ def test_a_near_zero_loss_ending_many_times_its_best_and_rising_is_diverged():
     assert y[-1] < 0.01 * y[0]  # near zero against where the run started
     d = diagnose(history)
     assert d.features["curve.loss.end_over_best"] > 1 and d.primary == "diverged"
+
+
+def test_a_loss_ending_ten_per_cent_above_its_best_at_a_fixed_rate_is_lr_too_high():
+    """c_keras_csv_arrhythmia_tiny_01 (lr_too_high): no schedule; L falls to its best two epochs
+    before the end and ends more than 10 % above it (relative to the best itself)."""
+    history = history_of("c_keras_csv_arrhythmia_tiny_01")
+    y = finite(history.series["loss"])
+    assert "lr" not in history.series
+    assert y[-1] >= 1.1 * y.min() and len(y) - 1 - int(np.argmin(y)) >= 2
+    d = diagnose(history)
+    assert d.primary == "lr_too_high"
+
+
+def test_a_gap_grown_since_validations_best_with_v_above_it_again_is_overfitting():
+    """c_lightning_csv_lstm_35ep_01 (overfitting): V reached its best two epochs before the
+    end and rose since; the gap V - L ends above L and grew by half since V's best."""
+    d = diagnose(history_of("c_lightning_csv_lstm_35ep_01"))
+    f = d.features
+    assert f["curve.gap.over_train"] >= 0.5 and f["curve.gap.growth_since_best"] >= 0.2
+    assert f["curve.val_loss.epochs_since_best"] >= 2 and f["curve.val_loss.end_over_best"] > 0
+    assert d.primary == "overfitting"
