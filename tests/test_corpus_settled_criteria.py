@@ -237,3 +237,17 @@ def test_a_gap_grown_since_validations_best_with_v_above_it_again_is_overfitting
     assert f["curve.gap.over_train"] >= 0.5 and f["curve.gap.growth_since_best"] >= 0.2
     assert f["curve.val_loss.epochs_since_best"] >= 2 and f["curve.val_loss.end_over_best"] > 0
     assert d.primary == "overfitting"
+
+
+def test_a_validation_loss_logged_once_is_no_curve_to_watch():
+    """b_other_csv_yolo_drone_valonce_01 (not_converged): validation ran only at the last
+    epoch; the training loss, still gaining over its tail with a share of the run's
+    improvement, is the monitored curve."""
+    history = history_of("b_other_csv_yolo_drone_valonce_01")
+    assert len(finite(history.series["val_loss"])) == 1
+    d = diagnose(history)
+    f = d.features
+    assert f["curve.has_val"] is False
+    assert f["curve.loss.tail_gain"] >= 0.02 and f["curve.loss.tail_share"] >= 0.05
+    assert d.primary == "not_converged"
+    assert "log_validation" not in {a.name for a in d.advice}

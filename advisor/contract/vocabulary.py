@@ -329,7 +329,7 @@ _RUN_CURVE = {
     "n_epochs": ("int", "epochs in the history"),
     "first_epoch": ("int", "first epoch number"),
     "last_epoch": ("int", "last epoch number"),
-    "has_val": ("bool", "the history has a validation loss"),
+    "has_val": ("bool", "the history has a validation loss at enough epochs (4) to have a shape"),
     "has_loss": ("bool", "the history has a training or validation loss"),
     "loss_epochs": ("int", "epochs at which a training or validation loss was logged"),
     "classes": ("int", "K of the chance level, given or inferred from the history"),

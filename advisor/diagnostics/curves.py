@@ -123,7 +123,9 @@ def curve_features(
         "curve.n_epochs": len(history.epochs),
         "curve.first_epoch": int(history.epochs[0]) if history.epochs else None,
         "curve.last_epoch": int(history.epochs[-1]) if history.epochs else None,
-        "curve.has_val": "val_loss" in history.series,
+        # a validation loss logged at fewer epochs than a shape needs (once, at the end of a
+        # run validated only then) is no curve to watch: the run is judged on the training loss
+        "curve.has_val": len(_values(history, "val_loss")) >= MIN_EPOCHS_FOR_SHAPE,
         "curve.has_loss": any(name in history.series for name in LOSS_SERIES),
         "curve.loss_epochs": _loss_epochs(history),
     }
