@@ -140,7 +140,7 @@ def _note_never_computed(history: History, features: dict[str, Any]) -> History:
     if not dropped:
         return history
     note = f"left out {dropped}: NaN, empty or zero at every epoch (never computed)"
-    source = history.source.model_copy(update={"notes": [*history.source.notes, note]})
+    source = history.source.model_copy(update={"notes": [note, *history.source.notes]})
     return history.model_copy(update={"source": source})
 
 
