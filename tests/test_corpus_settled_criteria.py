@@ -251,3 +251,26 @@ def test_a_validation_loss_logged_once_is_no_curve_to_watch():
     assert f["curve.loss.tail_gain"] >= 0.02 and f["curve.loss.tail_share"] >= 0.05
     assert d.primary == "not_converged"
     assert "log_validation" not in {a.name for a in d.advice}
+
+
+def test_a_wide_gap_that_did_not_grow_since_validations_best_does_not_stop_healthy():
+    """c_other_csv_dsc_se_lightnet_01: V ends at its best, flattened; the gap V - L is wide
+    but has not grown since V's best, so the gap clause of rule 5 does not hold (rule 9 as
+    settled: 'no growing gap' means that clause)."""
+    d = diagnose(history_of("c_other_csv_dsc_se_lightnet_01"))
+    f = d.features
+    assert f["curve.gap.over_train"] >= 0.5 and f["curve.gap.growth_since_best"] < 0.2
+    assert f["curve.val_loss.tail_gain"] < 0.02
+    assert d.primary == "healthy"
+
+
+def test_a_noisy_near_zero_training_loss_does_not_oscillate_by_its_noise():
+    """c_pandas_csv_foody_sentiment_01: L 0.17 -> 0.003 with upticks all under 2 % of its
+    range; V rises from epoch 1 while L falls: overfitting, not a rate too high."""
+    history = history_of("c_pandas_csv_foody_sentiment_01")
+    y = finite(history.series["loss"])
+    diffs = np.diff(y)
+    assert np.all(diffs[diffs > 0] < 0.02 * (y[0] - y.min()))
+    d = diagnose(history)
+    assert d.features["curve.loss.backtrack"] == 0
+    assert d.primary == "overfitting" and "lr_too_high" not in names(d)

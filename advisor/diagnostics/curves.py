@@ -443,9 +443,7 @@ def _loss_features(
             p + "noise": noise(z),
             p + "wobble": noise(np.log(y + damping) if is_log else y),
             p + "oscillation": sign_changes(diffs, level),
-            p + "backtrack": float(diffs[own].clip(min=0).sum() / moves.sum())
-            if moves.sum() > 0
-            else 0.0,
+            p + "backtrack": float(up[own].sum() / moves.sum()) if moves.sum() > 0 else 0.0,
             p + "max_jump": float(jumps.max()) if len(jumps) else 0.0,
             p + "rise_share": float(np.mean(up[own] > 0)) if own.any() else 0.0,
             p + "max_rise": float(rises[own].max()) if own.any() else 0.0,
