@@ -274,3 +274,15 @@ def test_a_noisy_near_zero_training_loss_does_not_oscillate_by_its_noise():
     d = diagnose(history)
     assert d.features["curve.loss.backtrack"] == 0
     assert d.primary == "overfitting" and "lr_too_high" not in names(d)
+
+
+def test_training_loss_falling_on_after_validations_best_is_read_to_its_last_value():
+    """c_other_json_plant_cnn_noaug_01 (overfitting): V above its best by over 5 % on most
+    epochs after it; L at V's best epoch against L's last value fell by over 5 %."""
+    history = history_of("c_other_json_plant_cnn_noaug_01")
+    t, v = finite(history.series["loss"]), finite(history.series["val_loss"])
+    best = int(np.argmin(v))
+    assert (t[-1] - t[best]) / t[best] <= -0.05
+    d = diagnose(history)
+    assert d.features["curve.loss.change_after_val_best"] <= -0.05
+    assert d.primary == "overfitting"

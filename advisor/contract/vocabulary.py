@@ -366,7 +366,7 @@ _RUN_CURVE = {
     "gap.accuracy": ("float", "training accuracy - validation accuracy at the end"),
     "loss.change_after_val_best": (
         "float",
-        "relative change of the training loss after the best val epoch",
+        "relative change of the training loss from the best val epoch to the last epoch",
     ),
     "chance_loss": ("float", "cross-entropy of guessing: log K (log 2 for binary)"),
     "chance_accuracy": ("float", "accuracy of guessing: 1 / K"),

@@ -524,10 +524,9 @@ def _gap_features(history: History, epochs: np.ndarray, out: dict, window: int) 
         "curve.gap.growth": (final_gap - middle_gap) / level,
     }
     if best < len(t) - 1:
+        # how far L went on falling after V's best, to its last value (CRITERIA.md, rule 5)
         t_best = max(abs(float(t[best])), 1e-12)
-        result["curve.loss.change_after_val_best"] = (
-            float(np.mean(t[-3:])) - float(t[best])
-        ) / t_best
+        result["curve.loss.change_after_val_best"] = (float(t[-1]) - float(t[best])) / t_best
     # The gap as a reader takes it off the last epoch: (V - L) / L, and its growth since
     # V's best epoch relative to the gap there.
     end_gap = float(gap[-1])
