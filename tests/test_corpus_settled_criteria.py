@@ -286,3 +286,14 @@ def test_training_loss_falling_on_after_validations_best_is_read_to_its_last_val
     d = diagnose(history)
     assert d.features["curve.loss.change_after_val_best"] <= -0.05
     assert d.primary == "overfitting"
+
+
+def test_a_wide_gap_that_barely_grew_since_validations_best_is_not_overfitting():
+    """c_keras_csv_blood_group_fp_01 (inconclusive): V noisy with a dip to its best four epochs
+    before the end; the gap is wide but grew by under a fifth since that best, and L ends
+    above its value at V's best: neither overfitting clause holds."""
+    d = diagnose(history_of("c_keras_csv_blood_group_fp_01"))
+    f = d.features
+    assert f["curve.gap.over_train"] >= 0.5 and f["curve.gap.growth_since_best"] < 0.2
+    assert f["curve.loss.change_after_val_best"] > -0.05
+    assert "overfitting" not in names(d)
