@@ -86,12 +86,16 @@ def test_a_loss_above_chance_to_the_end_beside_a_fitted_accuracy_is_a_penalised_
     assert "lr_too_high" not in names(d) and d.primary == "overfitting"
 
 
-def test_a_first_epoch_thousands_of_times_the_rest_hides_no_later_jump():
+def test_a_first_epoch_thousands_of_times_the_rest_hides_no_end_above_the_best():
     """c_other_json_wheeze_exploding_01 (lr_too_high): loss 3.7e6 at epoch 1, then 133 -> 2005
-    (+1403 %) at epoch 3 and more such jumps."""
+    (+1403 %) at epoch 3 and more such jumps, ending near 7x its best.  Under the settled
+    criteria those jumps are under 2 % of the first-minus-best range (noise), but the loss
+    ends far above its best at a rate never decayed: the first epoch sets no scale for that."""
     d = seen("c_other_json_wheeze_exploding_01")
-    assert d.features["curve.loss.max_rise"] > 0.25
+    assert d.features["curve.loss.end_over_best"] > 0.1
     assert d.primary == "lr_too_high"
+    high = [p.rule for p in d.problems if p.name == "lr_too_high"]
+    assert high == ["diagnose_lr_too_high_ends_above_best"]
 
 
 def test_no_seen_history_gets_contradictory_findings():

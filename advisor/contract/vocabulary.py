@@ -292,7 +292,8 @@ _LOSS_CURVE = {
     "last_finite": ("float", "last value before the first NaN or infinity of the run"),
     "tail_gain": ("float", "how far the last max(3, n/5) epochs fell below the best before them"),
     "tail_share": ("float", "that fall as a share of the whole run's improvement"),
-    "end_over_best": ("float", "last value / lowest value - 1"),
+    "end_over_best": ("float", "last value / lowest value - 1 (0 when within the log's rounding)"),
+    "end_rise_share": ("float", "(last value - lowest) / (first - lowest): the rise, vs the range"),
     "sustained_rise": (
         "float",
         "rise above the best held 2+ later epochs beyond the noise, / best",
@@ -305,6 +306,12 @@ _LOSS_CURVE = {
     "late_max_rise": ("float", "max_rise over the moves after the run's first fifth"),
     "late_max_jump": ("float", "max_jump over the moves after the run's first fifth"),
     "median_move": ("float", "median |one-epoch change| / (value before + a tenth of the range)"),
+    "epochs": ("int", "epochs with a finite value (up to the first NaN or infinity)"),
+    "rounding_unit": ("float", "one unit of the last decimal the log printed (0 = full precision)"),
+    "still_rising": (
+        "bool",
+        "the last value is above the one before it and above the first value of the tail",
+    ),
 }
 _SCORE_CURVE = {
     "first": ("float", "value at the first epoch"),
@@ -322,7 +329,7 @@ _RUN_CURVE = {
     "n_epochs": ("int", "epochs in the history"),
     "first_epoch": ("int", "first epoch number"),
     "last_epoch": ("int", "last epoch number"),
-    "has_val": ("bool", "the history has a validation loss"),
+    "has_val": ("bool", "the history has a validation loss at enough epochs (4) to have a shape"),
     "has_loss": ("bool", "the history has a training or validation loss"),
     "loss_epochs": ("int", "epochs at which a training or validation loss was logged"),
     "classes": ("int", "K of the chance level, given or inferred from the history"),
@@ -331,6 +338,10 @@ _RUN_CURVE = {
         "how K was found: given, metric_names, accuracy_and_loss, flat_loss, flat_accuracy",
     ),
     "nonfinite_series": ("str", "the series that first became NaN or infinite"),
+    "never_computed": (
+        "str",
+        "series left out as never computed (NaN, empty or zero at every epoch), comma-separated",
+    ),
     "last_finite_epoch": ("int", "last epoch before the first NaN or infinity"),
     "window": ("int", "epochs in the recent window (a fifth of the run, at least 3)"),
     "window_start": ("int", "first epoch of the recent window"),
@@ -355,7 +366,7 @@ _RUN_CURVE = {
     "gap.accuracy": ("float", "training accuracy - validation accuracy at the end"),
     "loss.change_after_val_best": (
         "float",
-        "relative change of the training loss after the best val epoch",
+        "relative change of the training loss from the best val epoch to the last epoch",
     ),
     "chance_loss": ("float", "cross-entropy of guessing: log K (log 2 for binary)"),
     "chance_accuracy": ("float", "accuracy of guessing: 1 / K"),
@@ -473,6 +484,8 @@ THRESHOLDS = {
     "plateau_epochs": "epochs of a flat stretch that count as a plateau",
     "plateau_share": "share of the run a flat stretch must last to count as a plateau",
     "plateau_drop": "fall after a flat stretch that shows it was a plateau, not the end",
+    "plateau_short_share": "share of the run a flat stretch needs when the run later fell by half",
+    "plateau_clear_drop": "fall after a shorter flat stretch that shows its level clearly above",
     "grad_spike": "largest / median gradient norm that counts as an explosion",
     "grad_growth": "growth of the gradient norm over the run that counts as an explosion",
     "grad_layer_ratio": "first / last layer gradient norm below which gradients vanish",
@@ -486,6 +499,9 @@ THRESHOLDS = {
     "healthy_chance_ratio": "loss / chance loss below which a run learned materially",
     "rise_share_high": "share of upward moves of the training loss that counts as oscillation",
     "move_high": "median relative epoch-to-epoch move that counts as large",
+    "rise_share_epochs": "fewest training-loss epochs on which the share of rises is judged",
+    "rounding_units": "units of the last printed decimal within which a change is rounding",
+    "noise_share": "share of a curve's first-minus-best range below which a change is noise",
     "slow_accuracy_gain": "largest one-epoch accuracy gain below which accuracy never moved",
     "satisfied_accuracy": "best accuracy below which a run that never moved learned nothing useful",
     "diverge_loss_level": "a classification loss this large has blown up",
@@ -536,5 +552,6 @@ ADVICE = {
     "log_validation": "log a validation loss every epoch: without it overfitting cannot be judged",
     "log_loss": "log the training and validation loss: accuracy alone cannot show the fit",
     "check_labels": "check that the labels match the inputs (shuffled apart, one class)",
+    "settle_slow_tail": "the watched curve still gains slowly: run longer or stop on patience",
 }
 FACTS.update(_diagnosis_facts())

@@ -86,6 +86,31 @@ def tail_progress(y: np.ndarray, share: float = 0.2, least: int = 3) -> dict[str
     return out
 
 
+def rounding_unit(y: np.ndarray, most: int = 12) -> float:
+    """One unit of the last decimal the log printed, read off the values: 1e-4 for a loss
+    printed as 0.0054, 0 for values written at full float precision (no decimal count up to
+    ``most`` fits them all).  A change this small is the log's rounding, not a move."""
+    y = np.asarray(y, dtype=float)
+    if not len(y):
+        return 0.0
+    for digits in range(most + 1):
+        scaled = y * 10.0**digits
+        # float64 keeps ~16 significant digits: the slack grows with the scaled value
+        if np.all(np.abs(scaled - np.round(scaled)) <= 1e-6 + 1e-14 * np.abs(scaled)):
+            return float(10.0**-digits)
+    return 0.0
+
+
+def still_rising(y: np.ndarray, share: float = 0.2, least: int = 3) -> bool | None:
+    """Whether the curve is still rising at the end: its last value above the one before it
+    and above the first value of the tail (the last max(3, ceil(n/5)) values)."""
+    n = len(y)
+    k = max(least, math.ceil(share * n))
+    if n <= k or n < 2:
+        return None
+    return bool(y[-1] > y[-2] and y[-1] > y[-k])
+
+
 def sustained_rise(y: np.ndarray) -> float:
     """How far above its best the curve stayed for at least two epochs after it: the second
     largest rise, relative to the best, among the later epochs whose rise exceeds the curve's

@@ -16,6 +16,7 @@ Trends are read from a local linear smoothing; noise from second differences.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -32,17 +33,20 @@ from advisor.diagnostics.curve_measures import (
     recent,
     rise,
     rise_from_min,
+    rounding_unit,
     scheduled_moves,
     share,
     sign_changes,
     smooth,
     spike,
     stall,
+    still_rising,
     sustained_rise,
     tail_mean,
     tail_progress,
 )
 from advisor.diagnostics.gan_curves import gan_features
+from advisor.diagnostics.measure_thresholds import built_in_thresholds
 
 WINDOW_FRACTION = 0.2  # "recent" = the last fifth of the run, at least MIN_WINDOW epochs
 MIN_WINDOW = 3
@@ -80,6 +84,11 @@ FLAT_CHANCE_MATCH = 0.03
 # is a metric the logger could not compute, not the model breaking down (CRITERIA.md, diverged:
 # "any loss value ... is NaN or infinite").
 BREAKDOWN_MARKERS = ("loss", "grad_norm", "update_ratio")
+# The loss a run minimises: training computes it at every step, so it is never a column left
+# unfilled (a validation loss, a head or a metric can be).
+MINIMISED = ("loss",)
+# Series for which zero at every epoch is a measurement, not an empty column: no dead units.
+ZERO_IS_A_VALUE = ("dead_fraction",)
 
 
 def curve_features(
@@ -90,6 +99,7 @@ def curve_features(
     loss_name: str | None = None,
     planned_epochs: int | None = None,
     hidden_width: int | None = None,
+    thresholds: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """All features of a history, as flat ``curve.*`` facts (absent when not measurable).
 
@@ -100,19 +110,27 @@ def curve_features(
         planned_epochs: the plan's epochs, to tell an early stop from a full run.
         hidden_width: the narrowest hidden layer of the model (an MLP's units), from the
             plan: a curve of a net too narrow for its classes looks like a slow one.
+        thresholds: ``threshold.*`` values of the rules in use (the built-in ones when
+            None), for the measures that need one while they count (rounding, noise).
     """
     task = history.task or task
     n_classes = history.n_classes or n_classes
+    thresholds = built_in_thresholds() if thresholds is None else thresholds
+    history, dropped = drop_never_computed(history)
     history = _accuracy_as_fraction(history)
     epochs = np.asarray(history.epochs, dtype=float)
     out: dict[str, Any] = {
         "curve.n_epochs": len(history.epochs),
         "curve.first_epoch": int(history.epochs[0]) if history.epochs else None,
         "curve.last_epoch": int(history.epochs[-1]) if history.epochs else None,
-        "curve.has_val": "val_loss" in history.series,
+        # a validation loss logged at fewer epochs than a shape needs (once, at the end of a
+        # run validated only then) is no curve to watch: the run is judged on the training loss
+        "curve.has_val": len(_values(history, "val_loss")) >= MIN_EPOCHS_FOR_SHAPE,
         "curve.has_loss": any(name in history.series for name in LOSS_SERIES),
         "curve.loss_epochs": _loss_epochs(history),
     }
+    if dropped:
+        out["curve.never_computed"] = ", ".join(dropped)
     window = max(MIN_WINDOW, round(WINDOW_FRACTION * len(history.epochs)))
     out["curve.window"] = window
     if len(history.epochs) > window:
@@ -140,8 +158,8 @@ def curve_features(
     for name in LOSS_SERIES:
         if name in history.series:
             x, y = _finite_prefix(epochs, history.series[name])
-            out.update(_loss_features(name, x, y, window, chance, raised))
-    main = "loss" if "curve.loss.first" in out else "val_loss"
+            out.update(_loss_features(name, x, y, window, chance, raised, thresholds))
+    main = _main_series(out)
     out.update(
         {
             "curve.main." + key.removeprefix(f"curve.{main}."): value
@@ -213,6 +231,48 @@ def _lr_moved_since_best(history: History) -> bool | None:
         return None
     at_best = min(pairs, key=lambda pair: pair[1])[0]
     return abs(pairs[-1][0] - at_best) > LR_RISE * abs(at_best)
+
+
+def _main_series(out: dict[str, Any]) -> str:
+    """The curve the run is judged on: the training loss, or the validation loss when there
+    is no training loss or it was logged at too few epochs to have a shape while the
+    validation loss has more (a train loss logged twice in a run validated every epoch)."""
+    n_train = out.get("curve.loss.epochs", 0)
+    n_val = out.get("curve.val_loss.epochs", 0)
+    if n_train == 0 or (n_train < MIN_EPOCHS_FOR_SHAPE and n_val > n_train):
+        return "val_loss"
+    return "loss"
+
+
+def drop_never_computed(history: History) -> tuple[History, list[str]]:
+    """The history without its never-computed series, and their names: a series NaN,
+    infinite, empty or exactly zero at every epoch (a validation column of a run without a
+    validation set) was not logged, so it is left out rather than read as a breakdown
+    (CRITERIA.md, notation).  Not when the loss the run minimises is itself non-finite at
+    every epoch: training computes it at every step, so the run broke down in its first
+    epoch (the engine stops there), and its other NaN columns are that breakdown too."""
+    broke = any(
+        any(v is not None and not math.isfinite(v) for v in values)
+        and all(v is None or not math.isfinite(v) for v in values)
+        for name, values in history.series.items()
+        if name in MINIMISED
+    )
+    dropped = [
+        name
+        for name, values in history.series.items()
+        if all(v is None or (v == 0.0 and name not in ZERO_IS_A_VALUE) for v in values)
+        or (
+            not broke
+            and all(
+                v is None or not math.isfinite(v) or (v == 0.0 and name not in ZERO_IS_A_VALUE)
+                for v in values
+            )
+        )
+    ]
+    if not dropped:
+        return history, []
+    series = {name: values for name, values in history.series.items() if name not in dropped}
+    return history.model_copy(update={"series": series}), dropped
 
 
 def _values(history: History, name: str) -> list[float]:
@@ -305,6 +365,7 @@ def _loss_features(
     window: int,
     chance: float | None,
     raised: frozenset[int] = frozenset(),
+    thresholds: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """Level, best, trends, noise, jumps and plateaus of a curve where lower is better.
 
@@ -313,25 +374,42 @@ def _loss_features(
     are the epochs at which the schedule raised the learning rate: the moves it made
     there are left out of the jumps and backtracking, and the rise from the lowest level
     counts from the last of them, so a warm restart is not read as instability.
+    A move no larger than the log's rounding (``threshold.rounding_units`` units of its last
+    printed decimal) or under ``threshold.noise_share`` of the curve's first-minus-best range
+    is neither a rise nor a jump (CRITERIA.md, notation and lr_too_high).
     """
+    thresholds = built_in_thresholds() if thresholds is None else thresholds
     p = f"curve.{name}."
     n = len(y)
     if n == 0:
         return {}
     best = int(np.argmin(y))
     first, final = float(y[0]), tail_mean(y)
-    level = max(abs(float(y[best])), 0.01 * abs(first), 1e-12)
+    # a best near zero is measured against a hundredth of the start (the median of the first
+    # three values: a first epoch far above the rest, the average over the steps from the
+    # random init, must not set the scale for the whole run)
+    level = max(abs(float(y[best])), 0.01 * abs(float(np.median(y[:3]))), 1e-12)
+    unit = rounding_unit(y)
+    low = float(y[best])
+    # how far the last value ends above the best, as a reader takes it: relative to the best
+    # itself, a move within the log's rounding being none (CRITERIA.md, notation)
+    excess = float(y[-1]) - low
+    excess = excess if excess > thresholds["threshold.rounding_units"] * unit * (1 + 1e-9) else 0.0
     out: dict[str, Any] = {
         p + "first": first,
         p + "final": float(y[-1]),
         p + "best": float(y[best]),
         p + "best_epoch": int(x[best]),
         p + "worst": float(y.max()),
-        p + "end_over_best": float(y[-1]) / level - 1.0 if float(y[best]) > 0 else None,
+        p + "end_over_best": excess / low if low > 0 else None,
+        p + "end_rise_share": excess / (first - low) if first > low else None,
         p + "epochs_since_best": int(x[-1] - x[best]),
         p + "rel_drop": (first - float(y[best])) / max(abs(first), 1e-12),
         p + "rise_from_best": (final - float(y[best])) / level,
         p + "final_over_first": final / first if first > 0 else None,
+        p + "epochs": n,
+        p + "rounding_unit": unit,
+        p + "still_rising": still_rising(y),
     }
     out.update({p + key: value for key, value in tail_progress(y).items()})
     out[p + "sustained_rise"] = sustained_rise(y)
@@ -344,9 +422,15 @@ def _loss_features(
     diffs = np.diff(y)
     own = ~scheduled_moves(x, raised)  # the moves the optimiser made, not the schedule
     moves = np.abs(diffs[own])
+    # rises beyond the log's rounding and the curve's noise: the only ones counted as rises
+    least = max(
+        thresholds["threshold.rounding_units"] * out[p + "rounding_unit"] * (1 + 1e-9),
+        thresholds["threshold.noise_share"] * max(first - float(y[best]), 0.0),
+    )
+    up = np.where(diffs > least, diffs, 0.0)
     damping = FLOOR_SHARE * max(float(np.ptp(y)), chance or 0.0)
-    jumps = diffs[own] / (np.abs(y[:-1][own]) + damping + 1e-12)
-    rises = diffs / (np.abs(y[:-1]) + JUMP_FLOOR * float(np.ptp(y[1:])) + 1e-12)
+    jumps = up[own] / (np.abs(y[:-1][own]) + damping + 1e-12)
+    rises = up / (np.abs(y[:-1]) + JUMP_FLOOR * float(np.ptp(y[1:])) + 1e-12)
     # moves into an epoch after the run's first fifth: the early phase, where a large step
     # can throw the loss up once before the curvature adapts (the catapult), is left out
     late = own & (np.arange(1, n) >= math.ceil(EARLY_FRACTION * n))
@@ -359,16 +443,12 @@ def _loss_features(
             p + "noise": noise(z),
             p + "wobble": noise(np.log(y + damping) if is_log else y),
             p + "oscillation": sign_changes(diffs, level),
-            p + "backtrack": float(diffs[own].clip(min=0).sum() / moves.sum())
-            if moves.sum() > 0
-            else 0.0,
+            p + "backtrack": float(up[own].sum() / moves.sum()) if moves.sum() > 0 else 0.0,
             p + "max_jump": float(jumps.max()) if len(jumps) else 0.0,
-            p + "rise_share": float(np.mean(diffs[own] > 0)) if own.any() else 0.0,
+            p + "rise_share": float(np.mean(up[own] > 0)) if own.any() else 0.0,
             p + "max_rise": float(rises[own].max()) if own.any() else 0.0,
             p + "late_max_rise": float(rises[late].max()) if late.any() else 0.0,
-            p + "late_max_jump": float(
-                (diffs[late] / (np.abs(y[:-1][late]) + damping + 1e-12)).max()
-            )
+            p + "late_max_jump": float((up[late] / (np.abs(y[:-1][late]) + damping + 1e-12)).max())
             if late.any()
             else 0.0,
             # relative to the value plus FLOOR_SHARE of the curve's own range (not of the chance
@@ -444,10 +524,9 @@ def _gap_features(history: History, epochs: np.ndarray, out: dict, window: int) 
         "curve.gap.growth": (final_gap - middle_gap) / level,
     }
     if best < len(t) - 1:
+        # how far L went on falling after V's best, to its last value (CRITERIA.md, rule 5)
         t_best = max(abs(float(t[best])), 1e-12)
-        result["curve.loss.change_after_val_best"] = (
-            float(np.mean(t[-3:])) - float(t[best])
-        ) / t_best
+        result["curve.loss.change_after_val_best"] = (float(t[-1]) - float(t[best])) / t_best
     # The gap as a reader takes it off the last epoch: (V - L) / L, and its growth since
     # V's best epoch relative to the gap there.
     end_gap = float(gap[-1])
@@ -496,8 +575,7 @@ def _chance_features(
         result["curve.chance_loss"] = chance
         for name in (*LOSS_SERIES, "main"):
             if f"curve.{name}.best" in out:
-                series = "loss" if name == "main" and "curve.loss.best" in out else name
-                series = "val_loss" if series == "main" else series
+                series = _main_series(out) if name == "main" else name
                 x, y = _finite_prefix(np.asarray(history.epochs, float), history.series[series])
                 result[f"curve.{name}.chance_ratio"] = tail_mean(y) / chance
                 result[f"curve.{name}.peak_chance_ratio"] = float(y.max()) / chance

@@ -12,6 +12,7 @@ few lines (``advisor.cli`` prints them and holds the ``advisor diagnose`` body).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from advisor.contract.plan_paths import flatten, is_plan_path
 from advisor.contract.schemas import Diagnosis, History, Plan
 from advisor.contract.vocabulary import FACTS, PROBLEMS
 from advisor.diagnostics.curves import curve_features
+from advisor.diagnostics.measure_thresholds import thresholds_of
 from advisor.expert.inference import infer
 from advisor.expert.revision import (
     advice_from,
@@ -88,9 +90,10 @@ def _run(history, plan, rules_dirs) -> tuple[Diagnosis, Plan | None]:
 
     history = load_history(history)
     plan = load_plan(plan) if plan is not None else None
-    features = features_of(history, plan)
-    facts = dict(features)
     rules = diagnosis_rules(tuple(str(d) for d in rules_dirs or ()))
+    features = features_of(history, plan, thresholds_of(rules))
+    history = _note_never_computed(history, features)
+    facts = dict(features)
     if plan is not None:
         facts.update(plan_facts(plan))
     else:
@@ -110,11 +113,14 @@ def _run(history, plan, rules_dirs) -> tuple[Diagnosis, Plan | None]:
     return diagnosis, next_plan
 
 
-def features_of(history: History, plan: Plan | None) -> dict[str, Any]:
+def features_of(
+    history: History, plan: Plan | None, thresholds: Mapping[str, float] | None = None
+) -> dict[str, Any]:
     """Curve features, with the task, classes, loss, planned epochs and (for an MLP with
-    hidden layers) the hidden width taken from the plan."""
+    hidden layers) the hidden width taken from the plan; ``thresholds`` are the rules'
+    threshold values (the built-in ones when None)."""
     if plan is None:
-        return curve_features(history)
+        return curve_features(history, thresholds=thresholds)
     model = plan.model
     mlp_width = model.units if model.arch == "mlp" and model.hidden_layers else None
     return curve_features(
@@ -124,7 +130,18 @@ def features_of(history: History, plan: Plan | None) -> dict[str, Any]:
         loss_name=plan.loss.name,
         planned_epochs=plan.epochs,
         hidden_width=mlp_width,
+        thresholds=thresholds,
     )
+
+
+def _note_never_computed(history: History, features: dict[str, Any]) -> History:
+    """The history with a note naming the series left out as never computed."""
+    dropped = features.get("curve.never_computed")
+    if not dropped:
+        return history
+    note = f"left out {dropped}: NaN, empty or zero at every epoch (never computed)"
+    source = history.source.model_copy(update={"notes": [note, *history.source.notes]})
+    return history.model_copy(update={"source": source})
 
 
 def plan_facts(plan: Plan) -> dict[str, Any]:
