@@ -4,7 +4,7 @@ import csv
 
 import pytest
 
-from advisor.readers import tfevents
+from advisor.readers.tensorboard import tfevents
 from engine.outputs.live_log import CsvLog, EventWriter
 
 

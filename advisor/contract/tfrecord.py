@@ -1,6 +1,6 @@
 """The TFRecord checksum: CRC-32C and its masked form, as TensorBoard event files store them.
 
-Shared by the reader (``advisor.readers.tfevents``) and the engine's live log
+Shared by the reader (``advisor.readers.tensorboard.tfevents``) and the engine's live log
 writer (``engine.outputs.live_log``); pure Python, no TensorFlow.
 """
 

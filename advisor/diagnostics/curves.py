@@ -248,7 +248,7 @@ def drop_never_computed(history: History) -> tuple[History, list[str]]:
     """The history without its never-computed series, and their names: a series NaN,
     infinite, empty or exactly zero at every epoch (a validation column of a run without a
     validation set) was not logged, so it is left out rather than read as a breakdown
-    (CRITERIA.md, notation).  Not when the loss the run minimises is itself non-finite at
+    (tests/corpus/CRITERIA.md, notation).  Not when the loss the run minimises is itself non-finite at
     every epoch: training computes it at every step, so the run broke down in its first
     epoch (the engine stops there), and its other NaN columns are that breakdown too."""
     broke = any(
@@ -376,7 +376,7 @@ def _loss_features(
     counts from the last of them, so a warm restart is not read as instability.
     A move no larger than the log's rounding (``threshold.rounding_units`` units of its last
     printed decimal) or under ``threshold.noise_share`` of the curve's first-minus-best range
-    is neither a rise nor a jump (CRITERIA.md, notation and lr_too_high).
+    is neither a rise nor a jump (tests/corpus/CRITERIA.md, notation and lr_too_high).
     """
     thresholds = built_in_thresholds() if thresholds is None else thresholds
     p = f"curve.{name}."

@@ -39,11 +39,10 @@ from advisor.readers import (
     lightning,
     native,
     pandas_csv,
-    scalars_csv,
-    tensorboard,
     text_log,
 )
 from advisor.readers.table import Content
+from advisor.readers.tensorboard import event_files, scalars_csv
 
 # Detection order: the most specific signatures first.
 READERS = (
@@ -52,7 +51,7 @@ READERS = (
     ipynb,
     keras_json,
     json_lines,
-    tensorboard,
+    event_files,
     scalars_csv,
     lightning,
     pandas_csv,
@@ -235,12 +234,12 @@ def find_runs(root: Path) -> dict[str, _Run]:
     the sub-folders PyTorch's ``add_scalars`` writes beside the run's own event file.
     """
     runs: dict[Path, _Run] = {}
-    event_files = tensorboard.find_event_files(root)
-    event_folders = {path.parent for path in event_files}
-    for events_file in event_files:
+    found = event_files.find_event_files(root)
+    event_folders = {path.parent for path in found}
+    for events_file in found:
         folder = events_file.parent
         while folder != root and (
-            folder.name.lower() in tensorboard.PHASE_DIRS or folder.parent in event_folders
+            folder.name.lower() in event_files.PHASE_DIRS or folder.parent in event_folders
         ):
             folder = folder.parent
         runs.setdefault(folder, _Run(folder)).events.append(events_file)
@@ -288,7 +287,7 @@ def _read_run(root: Path, run: _Run) -> History:
     """TensorBoard event files when the run has them, else its most specific history file."""
     if run.events:
         try:
-            return tensorboard.read_folder(run.folder, run.events)
+            return event_files.read_folder(run.folder, run.events)
         except OSError as err:
             raise InputError(
                 f"{run.folder}: an event file cannot be read ({(err.strerror or 'error').lower()})"

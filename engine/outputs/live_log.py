@@ -3,7 +3,7 @@
 Both files are appended to after each epoch and flushed (``LiveLogCallback``), so ``tail -f`` and
 ``tensorboard --logdir`` can follow a run while it trains.  The event file is
 written without TensorFlow, in the TFRecord framing that
-``advisor.readers.tfevents`` reads (length, masked CRC-32C of the length,
+``advisor.readers.tensorboard.tfevents`` reads (length, masked CRC-32C of the length,
 serialized ``Event``, masked CRC-32C of the data); each scalar is an ``Event``
 with ``wall_time``, ``step`` and one ``Summary.Value`` holding ``tag`` and
 ``simple_value``.

@@ -1,5 +1,5 @@
 """TensorBoard scalars -> History, without TensorFlow (the records are decoded in
-``advisor.readers.tfevents``).
+``advisor.readers.tensorboard.tfevents``).
 
 A file or a folder of event files (Keras writes ``train/`` and ``validation/``
 sub-folders with tags ``epoch_loss``; PyTorch ``Loss/train``; Lightning
@@ -19,7 +19,7 @@ from pathlib import Path
 from advisor.contract.schemas import History
 from advisor.readers.names import normalise
 from advisor.readers.table import Content, HistoryBuilder
-from advisor.readers.tfevents import is_events_file, records, scalars
+from advisor.readers.tensorboard.tfevents import is_events_file, records, scalars
 
 FORMAT = "tensorboard"
 _VAL_DIRS = {"validation", "val", "valid", "eval", "evaluation", "test"}
