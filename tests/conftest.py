@@ -18,8 +18,6 @@ _HERE = str(Path(__file__).resolve().parent)
 if getattr(_tests_package, "__file__", None) and _HERE not in _tests_package.__path__:
     _tests_package.__path__.insert(0, _HERE)  # a regular package from elsewhere, not this folder
 
-from tests.xla_env import use_test_xla_flags  # noqa: E402 - after this folder is first in tests
-
 # Tests run on the CPU with deterministic reductions; set before jax is imported anywhere.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
@@ -30,9 +28,6 @@ _JAX_CACHE = tempfile.mkdtemp(prefix="advisor-tests-jax-cache-")
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _JAX_CACHE)
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
-
-# LLVM -O0 for XLA:CPU (tests/xla_env.py): compiles are most of the suite's time.
-use_test_xla_flags()
 
 
 def pytest_unconfigure(config):

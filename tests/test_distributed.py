@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 
 from tests.engine_plans import IRIS, make_plan
-from tests.xla_env import TEST_XLA_FLAGS
 
 
 def _free_port() -> int:
@@ -30,7 +29,7 @@ def _single_and_pair(tmp_path, plan):
     plan_file = tmp_path / "plan.json"
     plan_file.write_text(plan.model_dump_json())
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    env["XLA_FLAGS"] = TEST_XLA_FLAGS  # one CPU device per process (no forced device count)
+    env.pop("XLA_FLAGS", None)  # one CPU device per process
     single = subprocess.run(
         _advisor(str(plan_file), "--out", str(tmp_path / "single")),
         env=env,

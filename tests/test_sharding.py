@@ -10,14 +10,10 @@ import sys
 import numpy as np
 
 from tests.engine_plans import DIGITS_CNN, make_plan
-from tests.xla_env import TEST_XLA_FLAGS
 
 
 def _run(plan, counts, device_count=8, command=("curves",)):
-    env = {
-        **os.environ,
-        "XLA_FLAGS": f"{TEST_XLA_FLAGS} --xla_force_host_platform_device_count={device_count}",
-    }
+    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={device_count}"}
     done = subprocess.run(
         [sys.executable, "-m", "tests.scale_support", *command, *map(str, counts)],
         input=plan.model_dump_json(),
@@ -55,7 +51,7 @@ def test_eight_devices_train_the_one_device_curve():
 
 def test_asking_for_more_devices_than_there_are_names_the_field():
     plan = make_plan(**{"scale.devices": 16})
-    env = {**os.environ, "XLA_FLAGS": f"{TEST_XLA_FLAGS} --xla_force_host_platform_device_count=8"}
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
     done = subprocess.run(
         [sys.executable, "-m", "tests.scale_support", "curves", "16"],
         input=plan.model_dump_json(),
