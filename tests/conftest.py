@@ -35,19 +35,7 @@ def pytest_unconfigure(config):
     shutil.rmtree(_JAX_CACHE, ignore_errors=True)
 
 
-def _slow_files_first(items):
-    """Run the files holding ``slow`` tests first, each file's tests in their own order.
-
-    pytest-xdist hands tests out in this order, so the long trainings start early and the
-    workers finish together on the many short tests, rather than one waiting on the other's
-    last long test.  A file stays whole, so its module-scoped fixtures are built once.
-    """
-    slow = {item.path for item in items if "slow" in item.keywords}
-    items.sort(key=lambda item: item.path not in slow)  # stable: the order within kept
-
-
 def pytest_collection_modifyitems(config, items):
-    _slow_files_first(items)
     if os.environ.get("ADVISOR_GPU_TESTS") == "1":
         return
     skip = pytest.mark.skip(reason="needs a GPU (set ADVISOR_GPU_TESTS=1 on a GPU machine)")

@@ -10,7 +10,6 @@ import sys
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from tests.engine_plans import IRIS, make_plan
 
@@ -81,13 +80,11 @@ def _assert_agree(one, pair):
             np.testing.assert_allclose(both[name], series[name], rtol=1e-5, err_msg=name)
 
 
-@pytest.mark.slow
 def test_two_processes_agree_with_one(tmp_path):
     plan = make_plan(IRIS, epochs=3, batch_size=30)  # 30 rows a step: 15 on each process
     _assert_agree(*_single_and_pair(tmp_path, plan))
 
 
-@pytest.mark.slow
 def test_two_processes_each_read_their_rows_of_a_streamed_table(tmp_path):
     rng = np.random.default_rng(0)
     frame = pd.DataFrame(rng.normal(size=(150, 4)), columns=list("abcd"))

@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 from tests.engine_plans import DIGITS_CNN, make_plan
 
@@ -27,7 +26,6 @@ def _run(plan, counts, device_count=8, command=("curves",)):
     return json.loads(done.stdout.splitlines()[-1])
 
 
-@pytest.mark.slow
 def test_eight_devices_train_the_one_device_curve():
     # a CNN with batch norm, whose statistics are over the global batch; 20 is not divisible
     # by 8.  Plain SGD: under Adam the conv biases before batch norm (gradient zero up to
@@ -66,7 +64,6 @@ def test_asking_for_more_devices_than_there_are_names_the_field():
     assert "devices: the plan asks for 16 cpu devices but JAX sees 8" in done.stderr
 
 
-@pytest.mark.slow
 def test_eight_trials_train_one_per_device_as_on_one_device():
     plan = make_plan(epochs=2)  # the iris MLP
     out = _run(plan, [1, 8], command=("population", "8"))
@@ -78,7 +75,6 @@ def test_eight_trials_train_one_per_device_as_on_one_device():
     assert len({round(losses[-1], 6) for losses in one["losses"]}) == 8  # eight different trials
 
 
-@pytest.mark.slow
 def test_sequential_trials_run_one_per_device_as_on_one_device():
     plan = make_plan(epochs=2)  # the iris MLP
     out = _run(plan, [1, 4], device_count=4, command=("sequential", "4"))
