@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import tempfile
@@ -54,10 +55,21 @@ def strict_jax():
 
 @pytest.fixture(scope="session")
 def digits_base(tmp_path_factory):
-    """The example base (a CNN on digits 0-4, examples/bases/digits_0to4.json), built once per session."""
-    from pathlib import Path
+    """The example base (a CNN on digits 0-4, examples/bases/digits_0to4.json), built once per session.
 
+    Under pytest-xdist the workers share one build: the first to ask trains it in the
+    session's common temporary folder while holding a lock, the others wait and read it.
+    """
     from advisor.workflows.running import run
 
     plan = Path(__file__).resolve().parent.parent / "examples" / "bases" / "digits_0to4.json"
-    return Path(run(plan, out_dir=tmp_path_factory.mktemp("bases") / "digits_0to4").run_dir)
+    basetemp = tmp_path_factory.getbasetemp()
+    # xdist gives each worker basetemp/../popen-gwN; the parent is this session's alone
+    shared = basetemp.parent if os.environ.get("PYTEST_XDIST_WORKER") else basetemp
+    built = shared / "digits_0to4.run_dir"
+    with open(shared / "digits_0to4.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not built.exists():
+            run_dir = run(plan, out_dir=shared / "bases" / "digits_0to4").run_dir
+            built.write_text(str(run_dir))
+    return Path(built.read_text())

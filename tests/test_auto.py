@@ -4,8 +4,6 @@ on a bundled dataset whose first plan has a learning rate far too high."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -243,29 +241,29 @@ def test_plan_diff_names_the_training_fields_that_changed():
     }
 
 
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "advisor.cli.commands", "auto", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=120,
-    )
+def _cli(*args: str):
+    """``advisor auto ARGS`` in this process (the bad-input checks need no process of their own)."""
+    from click.testing import CliRunner
+
+    from advisor.cli.commands import cli
+
+    return CliRunner().invoke(cli, ["auto", *args], prog_name="advisor")
 
 
-def test_cli_refuses_bad_input_in_one_line(tmp_path):
-    bad_budget = _cli("builtin:iris", "--budget", "20", "--out", "a", cwd=tmp_path)
-    assert bad_budget.returncode == 2
+def test_cli_refuses_bad_input_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    bad_budget = _cli("builtin:iris", "--budget", "20", "--out", "a")
+    assert bad_budget.exit_code == 2
     assert bad_budget.stderr.count("\n") == 1 and "--budget" in bad_budget.stderr
 
-    nothing = _cli("builtin:iris", "--resume", "--runs", "2", "--out", "a", cwd=tmp_path)
-    assert nothing.returncode == 2 and "--resume" in nothing.stderr
+    nothing = _cli("builtin:iris", "--resume", "--runs", "2", "--out", "a")
+    assert nothing.exit_code == 2 and "--resume" in nothing.stderr
     assert nothing.stderr.count("\n") == 1
 
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "lineage.json").write_text("{}")
-    taken = _cli("builtin:iris", "--runs", "2", "--out", "b", cwd=tmp_path)
-    assert taken.returncode == 2 and "--resume" in taken.stderr
+    taken = _cli("builtin:iris", "--runs", "2", "--out", "b")
+    assert taken.exit_code == 2 and "--resume" in taken.stderr
     assert not (tmp_path / "b" / "round-01").exists()
 
 
