@@ -14,7 +14,14 @@ import math
 
 from advisor.contract.schemas import History
 from advisor.readers.names import normalise
-from advisor.readers.table import Content, HistoryBuilder, csv_rows, parse_number, sniff_csv
+from advisor.readers.table import (
+    Content,
+    HistoryBuilder,
+    csv_rows,
+    last_run,
+    parse_number,
+    sniff_csv,
+)
 
 FORMAT = "keras_csv"
 _BARE_NAMES = ("loss", "val_loss")
@@ -97,15 +104,7 @@ def _numbers(cells: list[str]) -> bool:
 def read(content: Content) -> History:
     """The file's run (its last, with a note, when CSVLogger appended several runs)."""
     runs = read_all(content)
-    history = list(runs.values())[-1]
-    if len(runs) > 1:
-        note = (
-            f"the file holds {len(runs)} training runs (its epoch column starts again at "
-            "0); read the last; advisor diagnose (or load_histories) gives each"
-        )
-        source = history.source.model_copy(update={"notes": [*history.source.notes, note]})
-        history = history.model_copy(update={"source": source})
-    return history
+    return last_run(runs, "the file holds {n} training runs (its epoch column starts again at 0)")
 
 
 def read_all(content: Content) -> dict[str, History]:

@@ -305,6 +305,17 @@ def _mean(values: list[float | None]) -> float:
 # ----------------------------------------------------------------------------- CSV
 
 
+def last_run(runs: dict[str, History], holds: str) -> History:
+    """The last of a file's runs; when there are several, a note says so (``holds`` says what
+    the file holds and how the runs were told apart) and that each can be read alone."""
+    history = list(runs.values())[-1]
+    if len(runs) == 1:
+        return history
+    note = f"{holds.format(n=len(runs))}; read the last; advisor diagnose (or load_histories) gives each"
+    source = history.source.model_copy(update={"notes": [*history.source.notes, note]})
+    return history.model_copy(update={"source": source})
+
+
 def sniff_csv(text: str | None) -> tuple[str, list[str]] | None:
     """(delimiter, header) when the text is a table with a header of names and numeric rows."""
     if not text:

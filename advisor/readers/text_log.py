@@ -26,7 +26,7 @@ import re
 from advisor.contract.errors import InputError
 from advisor.contract.schemas import History
 from advisor.readers.names import KNOWN_METRICS, PHASE_WORDS, normalise
-from advisor.readers.table import Content, HistoryBuilder, note_partial_epoch
+from advisor.readers.table import Content, HistoryBuilder, last_run, note_partial_epoch
 
 FORMAT = "text_log"
 
@@ -254,15 +254,7 @@ def _has_phase(name: str) -> bool:
 def read(content: Content) -> History:
     """The log's run (its last run, with a note, when the epoch count started again)."""
     runs = read_all(content)
-    history = list(runs.values())[-1]
-    if len(runs) > 1:
-        note = (
-            f"the log holds {len(runs)} training runs (its epoch count starts again); read the "
-            "last; advisor diagnose (or load_histories) gives each"
-        )
-        source = history.source.model_copy(update={"notes": [*history.source.notes, note]})
-        history = history.model_copy(update={"source": source})
-    return history
+    return last_run(runs, "the log holds {n} training runs (its epoch count starts again)")
 
 
 def read_all(content: Content) -> dict[str, History]:

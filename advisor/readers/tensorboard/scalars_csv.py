@@ -11,7 +11,14 @@ say so.  A row written twice (same tag, step and value) counts once.  A run colu
 from __future__ import annotations
 
 from advisor.contract.schemas import History
-from advisor.readers.table import Content, HistoryBuilder, csv_rows, parse_number, sniff_csv
+from advisor.readers.table import (
+    Content,
+    HistoryBuilder,
+    csv_rows,
+    last_run,
+    parse_number,
+    sniff_csv,
+)
 
 FORMAT = "tensorboard"
 
@@ -40,15 +47,7 @@ def sniff(content: Content) -> bool:
 def read(content: Content) -> History:
     """The file's run (its last, with a note, when the run column names several)."""
     runs = read_all(content)
-    history = list(runs.values())[-1]
-    if len(runs) > 1:
-        note = (
-            f"the file holds {len(runs)} runs (its run column); read the last; "
-            "advisor diagnose (or load_histories) gives each"
-        )
-        source = history.source.model_copy(update={"notes": [*history.source.notes, note]})
-        history = history.model_copy(update={"source": source})
-    return history
+    return last_run(runs, "the file holds {n} runs (its run column)")
 
 
 def read_all(content: Content) -> dict[str, History]:
