@@ -496,6 +496,7 @@ def make_streamed_evaluate(
 ):
     """``evaluate(variables, x_rows, y_host, y_device)``: ``make_evaluate``'s values, from disk."""
     from engine.datasets.data import encode_targets
+    from engine.training.train import make_pooled_metrics
 
     # no larger than a training batch: a convolution's temporaries grow with the rows it sees
     chunk = min(n, chunk_rows(tuple(row_shape)), batch_size)
@@ -506,12 +507,7 @@ def make_streamed_evaluate(
         targets = encode_targets(y, config.task, config.loss_name, config.n_classes)
         return outputs, loss_fn(outputs, targets) * (jnp.arange(chunk) < valid)
 
-    @compiler.jit
-    def finish(outputs, losses, y):
-        scores = metrics_fn(jnp.concatenate(outputs)[:n], y)
-        out = {"val_loss": jnp.sum(jnp.concatenate(losses)) / n}
-        out.update({f"val_{name}": value for name, value in scores.items()})
-        return out
+    finish = make_pooled_metrics(metrics_fn, n)
 
     def evaluate(variables, x_rows: Rows, y_host: np.ndarray, y_device: jax.Array) -> dict:
         parts = []

@@ -373,6 +373,20 @@ def make_train_epoch(
     return stepped_epoch
 
 
+def make_pooled_metrics(metrics_fn: Callable, n: int) -> Callable:
+    """``finish(outputs, losses, y)``: one jitted call joining a set's chunked outputs and
+    masked per-example losses into its ``val_loss`` and ``val_<metric>`` values."""
+
+    @compiler.jit
+    def finish(outputs, losses, y):
+        scores = metrics_fn(jnp.concatenate(outputs)[:n], y)
+        out = {"val_loss": jnp.sum(jnp.concatenate(losses)) / n}
+        out.update({f"val_{name}": value for name, value in scores.items()})
+        return out
+
+    return finish
+
+
 def make_evaluate(
     network: nn.Module, loss_fn: Callable, config: StepConfig, metrics_fn: Callable, n: int
 ) -> Callable:
@@ -393,12 +407,7 @@ def make_evaluate(
         targets = encode_targets(y[index], config.task, config.loss_name, config.n_classes)
         return outputs, loss_fn(outputs, targets) * (position < n).astype(jnp.float32)
 
-    @compiler.jit
-    def finish(outputs, losses, y):
-        scores = metrics_fn(jnp.concatenate(outputs)[:n], y)
-        out = {"val_loss": jnp.sum(jnp.concatenate(losses)) / n}
-        out.update({f"val_{name}": value for name, value in scores.items()})
-        return out
+    finish = make_pooled_metrics(metrics_fn, n)
 
     def evaluate(variables: dict, x: jax.Array, y: jax.Array) -> dict:
         parts = [forward(variables, x, y, np.int32(start)) for start in range(0, n, chunk)]
