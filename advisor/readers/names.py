@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from advisor.contract.vocabulary import DIAGNOSTIC_SERIES
+
 # Phase words -> the prefix the contract uses ("" = training).
 _PHASES = {
     "train": "",
@@ -105,15 +107,7 @@ KNOWN_METRICS = frozenset(_ALIASES.values()) | {"dice", "perplexity", "ppl", "er
 PHASE_WORDS = frozenset(_PHASES)
 
 # Series that describe the optimiser or the run, never a validation split.
-_RUN_SERIES = {
-    "lr",
-    "grad_norm",
-    "grad_norm_first",
-    "grad_norm_last",
-    "update_ratio",
-    "dead_fraction",
-    "epoch_time",
-}
+_RUN_SERIES = frozenset(DIAGNOSTIC_SERIES)
 
 # Columns that count things rather than measure the model.
 _BOOKKEEPING = {
