@@ -58,10 +58,15 @@ def _betas(opt_plan: OptimizerPlan) -> dict[str, float]:
 
 
 def _momentum(opt_plan: OptimizerPlan):
-    """The momentum to build with: None for none or 0; an array (a per-trial value) as it is."""
+    """The momentum to build with: None for none or 0; an array (a per-trial value) as it is.
+    Nesterov momentum without a momentum is refused."""
     momentum = opt_plan.momentum
     if momentum is None or (isinstance(momentum, (int, float)) and momentum == 0):
-        return None
+        momentum = None
+    if opt_plan.nesterov and momentum is None:
+        raise InputError(
+            "optimizer.nesterov: Nesterov momentum needs optimizer.momentum > 0, e.g. 0.9"
+        )
     return momentum
 
 
@@ -81,10 +86,6 @@ def make_gd(opt_plan: OptimizerPlan, learning_rate: LearningRate) -> optax.Gradi
 def make_sgd(opt_plan: OptimizerPlan, learning_rate: LearningRate) -> optax.GradientTransformation:
     """Stochastic gradient descent with optional (Nesterov) momentum."""
     momentum = _momentum(opt_plan)
-    if opt_plan.nesterov and momentum is None:
-        raise InputError(
-            "optimizer.nesterov: Nesterov momentum needs optimizer.momentum > 0, e.g. 0.9"
-        )
     return optax.sgd(learning_rate, momentum=momentum, nesterov=opt_plan.nesterov)
 
 
@@ -103,10 +104,6 @@ def make_rmsprop(
 ) -> optax.GradientTransformation:
     """Rates scaled by a moving average of squared gradients, with optional (Nesterov) momentum."""
     momentum = _momentum(opt_plan)
-    if opt_plan.nesterov and momentum is None:
-        raise InputError(
-            "optimizer.nesterov: Nesterov momentum needs optimizer.momentum > 0, e.g. 0.9"
-        )
     return optax.rmsprop(learning_rate, momentum=momentum, nesterov=opt_plan.nesterov)
 
 
