@@ -364,8 +364,8 @@ def _loss_features(
     y: np.ndarray,
     window: int,
     chance: float | None,
-    raised: frozenset[int] = frozenset(),
-    thresholds: Mapping[str, float] | None = None,
+    raised: frozenset[int],
+    thresholds: Mapping[str, float],
 ) -> dict[str, Any]:
     """Level, best, trends, noise, jumps and plateaus of a curve where lower is better.
 
@@ -378,7 +378,6 @@ def _loss_features(
     printed decimal) or under ``threshold.noise_share`` of the curve's first-minus-best range
     is neither a rise nor a jump (tests/corpus/CRITERIA.md, notation and lr_too_high).
     """
-    thresholds = built_in_thresholds() if thresholds is None else thresholds
     p = f"curve.{name}."
     n = len(y)
     if n == 0:
@@ -390,11 +389,12 @@ def _loss_features(
     # random init, must not set the scale for the whole run)
     level = max(abs(float(y[best])), 0.01 * abs(float(np.median(y[:3]))), 1e-12)
     unit = rounding_unit(y)
+    rounding = thresholds["threshold.rounding_units"] * unit * (1 + 1e-9)
     low = float(y[best])
     # how far the last value ends above the best, as a reader takes it: relative to the best
     # itself, a move within the log's rounding being none (CRITERIA.md, notation)
     excess = float(y[-1]) - low
-    excess = excess if excess > thresholds["threshold.rounding_units"] * unit * (1 + 1e-9) else 0.0
+    excess = excess if excess > rounding else 0.0
     out: dict[str, Any] = {
         p + "first": first,
         p + "final": float(y[-1]),
@@ -423,10 +423,7 @@ def _loss_features(
     own = ~scheduled_moves(x, raised)  # the moves the optimiser made, not the schedule
     moves = np.abs(diffs[own])
     # rises beyond the log's rounding and the curve's noise: the only ones counted as rises
-    least = max(
-        thresholds["threshold.rounding_units"] * out[p + "rounding_unit"] * (1 + 1e-9),
-        thresholds["threshold.noise_share"] * max(first - float(y[best]), 0.0),
-    )
+    least = max(rounding, thresholds["threshold.noise_share"] * max(first - low, 0.0))
     up = np.where(diffs > least, diffs, 0.0)
     damping = FLOOR_SHARE * max(float(np.ptp(y)), chance or 0.0)
     jumps = up[own] / (np.abs(y[:-1][own]) + damping + 1e-12)
